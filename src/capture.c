@@ -1,0 +1,2 @@
+/* capture: (to be written) */
+#include "config.h"

@@ -1,0 +1,3 @@
+#ifndef MTLSDIAG_CAPTURE_H
+#define MTLSDIAG_CAPTURE_H
+#endif

@@ -1,0 +1,2 @@
+/* chain: (to be written) */
+#include "config.h"

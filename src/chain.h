@@ -1,0 +1,3 @@
+#ifndef MTLSDIAG_CHAIN_H
+#define MTLSDIAG_CHAIN_H
+#endif

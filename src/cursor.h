@@ -1,0 +1,54 @@
+/* cursor: the one bounds-checked view over untrusted bytes.
+ *
+ * Every decoder in mtlsdiag (capture headers, IP/TCP, TLS records and
+ * handshake messages, plaintext preambles) reads through this type and does
+ * no pointer arithmetic of its own.  A cursor owns nothing.  Each getter
+ * returns 1 on success and 0 on failure and moves the cursor only on
+ * success; a length-prefixed field is read into a sub-cursor so nested TLS
+ * vectors are parsed inside their own bounds. */
+#ifndef MTLSDIAG_CURSOR_H
+#define MTLSDIAG_CURSOR_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+struct cursor {
+	const uint8_t *data;
+	size_t len;
+};
+
+#define CURSOR_WUR __attribute__((warn_unused_result))
+
+static inline void cursor_init(struct cursor *c, const uint8_t *data, size_t len)
+{
+	c->data = data;
+	c->len = len;
+}
+
+static inline size_t cursor_len(const struct cursor *c) { return c->len; }
+static inline const uint8_t *cursor_data(const struct cursor *c) { return c->data; }
+
+int cursor_skip(struct cursor *c, size_t n) CURSOR_WUR;
+int cursor_get_u8(struct cursor *c, uint8_t *out) CURSOR_WUR;
+int cursor_get_u16(struct cursor *c, uint16_t *out) CURSOR_WUR;
+int cursor_get_u24(struct cursor *c, uint32_t *out) CURSOR_WUR;
+int cursor_get_u32(struct cursor *c, uint32_t *out) CURSOR_WUR;
+int cursor_get_u16le(struct cursor *c, uint16_t *out) CURSOR_WUR;
+int cursor_get_u32le(struct cursor *c, uint32_t *out) CURSOR_WUR;
+/* Splits the next n bytes off into *out. */
+int cursor_get_bytes(struct cursor *c, struct cursor *out, size_t n) CURSOR_WUR;
+int cursor_copy_bytes(struct cursor *c, uint8_t *out, size_t n) CURSOR_WUR;
+/* Length-prefixed vectors (TLS "opaque x<a..2^k-1>"). */
+int cursor_get_u8_prefixed(struct cursor *c, struct cursor *out) CURSOR_WUR;
+int cursor_get_u16_prefixed(struct cursor *c, struct cursor *out) CURSOR_WUR;
+int cursor_get_u24_prefixed(struct cursor *c, struct cursor *out) CURSOR_WUR;
+/* Looks without consuming. */
+int cursor_peek_u8(const struct cursor *c, size_t at, uint8_t *out) CURSOR_WUR;
+int cursor_peek_u16(const struct cursor *c, size_t at, uint16_t *out) CURSOR_WUR;
+/* Finds the first occurrence of needle; sets *at to its offset. */
+int cursor_find(const struct cursor *c, const void *needle, size_t needle_len, size_t *at) CURSOR_WUR;
+/* 1 if the cursor starts with the given bytes (compared case-insensitively
+ * for ASCII letters when nocase is set). */
+int cursor_starts_with(const struct cursor *c, const void *prefix, size_t n, int nocase);
+
+#endif

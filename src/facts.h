@@ -1,0 +1,189 @@
+/* facts: the data model of one observed connection.
+ *
+ * Decoders fill these plain structs, the verdict rules read them, reporters
+ * print them.  Nothing here points into packet buffers: every field is owned
+ * by the struct so a connection's facts outlive the bytes they came from. */
+#ifndef MTLSDIAG_FACTS_H
+#define MTLSDIAG_FACTS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/time.h>
+
+#define FACTS_MAX_CIPHERS 128
+#define FACTS_MAX_EXTS 64
+#define FACTS_MAX_SIGALGS 64
+#define FACTS_MAX_ALPN 8
+#define FACTS_MAX_CA_NAMES 32
+#define FACTS_MAX_CHAIN 8
+#define FACTS_MAX_ALERTS 8
+#define FACTS_MAX_EVIDENCE 12
+#define FACTS_MAX_ENC_RECORDS 12
+
+/* TLS version numbers as on the wire (0x0300 SSL 3.0 .. 0x0304 TLS 1.3);
+ * 0x0002 marks an SSLv2-format ClientHello. */
+#define TLS_V_SSL2 0x0002
+#define TLS_V_SSL3 0x0300
+#define TLS_V_1_0 0x0301
+#define TLS_V_1_1 0x0302
+#define TLS_V_1_2 0x0303
+#define TLS_V_1_3 0x0304
+
+enum side { SIDE_CLIENT = 0, SIDE_SERVER = 1 };
+
+struct endpoint {
+	char ip[48]; /* textual, IPv4 or IPv6 */
+	uint16_t port;
+};
+
+struct client_hello {
+	bool seen;
+	bool sslv2;                   /* SSLv2-compatible record format */
+	uint16_t legacy_version;
+	uint16_t max_supported;       /* highest in supported_versions, GREASE ignored; 0 if absent */
+	uint8_t random[32];
+	uint8_t session_id_len;
+	char sni[256];
+	char alpn[FACTS_MAX_ALPN][64];
+	size_t n_alpn;
+	uint16_t ciphers[FACTS_MAX_CIPHERS]; /* in order, GREASE included */
+	size_t n_ciphers;
+	uint16_t exts[FACTS_MAX_EXTS];  /* in order, GREASE included */
+	size_t n_exts;
+	uint16_t sigalgs[FACTS_MAX_SIGALGS];
+	size_t n_sigalgs;
+	bool post_handshake_auth;
+	bool has_psk;                  /* pre_shared_key offered (resumption attempt) */
+	bool has_session_ticket;       /* non-empty SessionTicket extension */
+	bool early_data;
+	char ja4[40];
+};
+
+struct server_hello {
+	bool seen;
+	bool hello_retry;               /* the last ServerHello seen was an HRR */
+	unsigned n_hrr;
+	uint16_t legacy_version;
+	uint16_t selected_version;      /* supported_versions, or legacy_version */
+	uint16_t cipher;
+	uint8_t session_id_len;
+	bool session_id_echoed;         /* equals the client's non-empty one: 1.2 resumption */
+	bool psk_selected;              /* 1.3 pre_shared_key: resumption */
+};
+
+struct cert_info {
+	char subject[256];
+	char issuer[256];
+	char serial[80];
+	char not_before[32];            /* RFC 3339 */
+	char not_after[32];
+	time_t not_before_t, not_after_t;
+	char sha256[65];
+	char key[32];                   /* "RSA-2048", "EC-P-256", ... */
+	char eku[96];                   /* "clientAuth,serverAuth"; empty if no EKU */
+	bool has_eku, eku_client_auth;
+	bool has_key_usage, ku_digital_signature;
+	bool self_issued, self_signed;
+	bool is_ca;
+	bool parse_failed;
+};
+
+struct cert_chain {
+	struct cert_info certs[FACTS_MAX_CHAIN];
+	size_t n;                       /* summaries kept (at most FACTS_MAX_CHAIN) */
+	size_t n_on_wire;               /* certificates in the message */
+	size_t wire_len;                /* certificate_list length in bytes */
+};
+
+struct cert_request {
+	bool seen;
+	bool post_handshake;            /* 1.3 request after the handshake */
+	uint8_t types[16];
+	size_t n_types;
+	uint16_t sigalgs[FACTS_MAX_SIGALGS];
+	size_t n_sigalgs;
+	char ca_names[FACTS_MAX_CA_NAMES][256];
+	size_t n_ca_names;
+	size_t n_ca_names_on_wire;
+};
+
+struct alert {
+	enum side from;
+	int level;                      /* 1 warning, 2 fatal, -1 unknown (encrypted) */
+	int description;                /* -1 when encrypted */
+	bool encrypted;
+	uint32_t seq;                   /* position in the connection's event order */
+};
+
+/* An encrypted record seen on the wire: for TLS 1.3 without keys the sizes
+ * are what the verdict is inferred from. */
+struct enc_record {
+	uint8_t content_type;           /* outer type */
+	uint16_t len;                   /* record length field (no 5-byte header) */
+	uint32_t seq;
+};
+
+enum close_kind { CLOSE_NONE = 0, CLOSE_FIN, CLOSE_RST, CLOSE_TIMEOUT, CLOSE_EOF };
+
+struct direction_facts {
+	uint64_t bytes;                 /* TCP payload bytes seen */
+	uint64_t records;
+	bool ccs_seen;
+	uint32_t ccs_seq;
+	bool finished_seen;             /* plaintext (1.2 is encrypted after CCS: inferred from the first record after CCS) */
+	struct enc_record enc[FACTS_MAX_ENC_RECORDS]; /* first encrypted records */
+	size_t n_enc;
+	uint64_t n_enc_total;
+	uint64_t enc_handshake_after_done; /* 1.2: encrypted handshake records after the handshake: renegotiation */
+	uint64_t app_records;
+	enum close_kind closed;
+	uint32_t close_seq;
+	struct timeval close_ts;
+	uint64_t gap_bytes;             /* bytes lost to capture gaps */
+	bool desync;                    /* record framing lost */
+};
+
+enum preamble_kind {
+	PREAMBLE_NONE = 0,
+	PREAMBLE_HTTP_CONNECT,
+	PREAMBLE_SMTP,
+	PREAMBLE_IMAP,
+	PREAMBLE_POP3,
+	PREAMBLE_FTP,
+	PREAMBLE_XMPP,
+	PREAMBLE_POSTGRES,
+	PREAMBLE_MYSQL,
+	PREAMBLE_LDAP,
+};
+
+struct conn_facts {
+	struct endpoint client, server;
+	struct timeval first_ts, last_ts;
+	bool roles_swapped;             /* the TLS client was the tap's responder */
+	bool saw_syn;                   /* connection start observed */
+	bool is_tls;
+	bool not_tls;
+	enum preamble_kind preamble;
+	char connect_target[300];       /* CONNECT host:port */
+	struct client_hello ch;
+	struct server_hello sh;
+	struct cert_chain server_chain;
+	bool server_cert_seen;
+	bool server_hello_done;
+	struct cert_request cr;
+	bool client_cert_seen;          /* plaintext client Certificate message */
+	bool client_cert_empty;
+	struct cert_chain client_chain;
+	bool client_cert_verify_seen;
+	bool new_session_ticket_seen;
+	struct alert alerts[FACTS_MAX_ALERTS];
+	size_t n_alerts;
+	struct direction_facts dir[2];
+	uint32_t seq;                   /* event counter */
+	int http_status;                /* 0 if unknown */
+	char decode_error[160];         /* first decode error, if any */
+	bool truncated;                 /* capture ended mid-connection */
+};
+
+#endif

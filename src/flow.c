@@ -1,0 +1,2 @@
+/* flow: (to be written) */
+#include "config.h"

@@ -1,0 +1,3 @@
+#ifndef MTLSDIAG_FLOW_H
+#define MTLSDIAG_FLOW_H
+#endif

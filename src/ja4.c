@@ -1,0 +1,2 @@
+/* ja4: (to be written) */
+#include "config.h"

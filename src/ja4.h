@@ -1,0 +1,3 @@
+#ifndef MTLSDIAG_JA4_H
+#define MTLSDIAG_JA4_H
+#endif

@@ -1,0 +1,2 @@
+/* observer: (to be written) */
+#include "config.h"

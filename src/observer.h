@@ -1,0 +1,66 @@
+/* observer: one connection's analysis, fed bytes and closes by a front end.
+ *
+ * The observer does no I/O.  A front end (capture reader, proxy, probe)
+ * creates one per TCP connection, feeds each side's payload in order with
+ * the time it was seen, reports closes, and calls obs_conn_finish exactly
+ * once from its single teardown path.  The same sequence of calls gives the
+ * same verdict whichever front end makes them. */
+#ifndef MTLSDIAG_OBSERVER_H
+#define MTLSDIAG_OBSERVER_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/time.h>
+
+#include "facts.h"
+#include "verdict.h"
+
+struct x509_store_st;
+
+struct observer_config {
+	bool at_set;             /* --at: validity checks use `at` instead of the connection's time */
+	time_t at;
+	struct x509_store_st *ca_bundle; /* --ca-bundle: the server's client-CA bundle, or NULL */
+};
+
+struct obs_conn;
+
+/* `initiator` is the side that opened the TCP connection when known
+ * (saw_syn), else the sender of the first packet seen.  The observer works
+ * out which side is the TLS client from the ClientHello. */
+struct obs_conn *obs_conn_new(const struct observer_config *cfg,
+			      const struct endpoint *initiator,
+			      const struct endpoint *responder,
+			      const struct timeval *ts, bool saw_syn)
+	__attribute__((warn_unused_result));
+
+/* Payload from `from` (SIDE_CLIENT = initiator), in stream order. */
+void obs_conn_feed(struct obs_conn *c, enum side from, const uint8_t *data,
+		   size_t len, const struct timeval *ts) __attribute__((nonnull(1, 5)));
+
+/* `n` bytes of `from`'s stream are missing (capture loss). */
+void obs_conn_gap(struct obs_conn *c, enum side from, size_t n, const struct timeval *ts);
+
+/* `from` closed its side (FIN), or reset the connection. */
+void obs_conn_close(struct obs_conn *c, enum side from, enum close_kind how,
+		    const struct timeval *ts);
+
+/* False once further payload can no longer change the verdict: the front
+ * end may then skip payload bytes (closes still matter). */
+bool obs_conn_wants_bytes(const struct obs_conn *c);
+
+/* A verdict that no later event can change, if there already is one (the
+ * proxy logs it the moment it is known).  NULL otherwise. */
+const struct verdict *obs_conn_early_verdict(struct obs_conn *c);
+
+/* Ends the connection: decides the verdict and frees decoding state.  Call
+ * once; `truncated` when the input stopped before the connection ended. */
+const struct verdict *obs_conn_finish(struct obs_conn *c, bool truncated,
+				      const struct timeval *ts);
+
+const struct conn_facts *obs_conn_facts(const struct obs_conn *c);
+
+void obs_conn_free(struct obs_conn *c);
+
+#endif

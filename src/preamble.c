@@ -1,0 +1,2 @@
+/* preamble: (to be written) */
+#include "config.h"

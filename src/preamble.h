@@ -1,0 +1,3 @@
+#ifndef MTLSDIAG_PREAMBLE_H
+#define MTLSDIAG_PREAMBLE_H
+#endif

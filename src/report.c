@@ -1,0 +1,2 @@
+/* report: (to be written) */
+#include "config.h"

@@ -1,0 +1,3 @@
+#ifndef MTLSDIAG_REPORT_H
+#define MTLSDIAG_REPORT_H
+#endif

@@ -1,0 +1,3 @@
+#ifndef MTLSDIAG_TLS_H
+#define MTLSDIAG_TLS_H
+#endif

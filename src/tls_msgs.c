@@ -1,0 +1,2 @@
+/* tls_msgs: (to be written) */
+#include "config.h"

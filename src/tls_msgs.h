@@ -1,0 +1,3 @@
+#ifndef MTLSDIAG_TLS_MSGS_H
+#define MTLSDIAG_TLS_MSGS_H
+#endif

@@ -1,0 +1,2 @@
+/* verdict: (to be written) */
+#include "config.h"

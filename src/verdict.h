@@ -1,0 +1,27 @@
+/* verdict: the rules that turn a connection's facts into a verdict.
+ * Pure functions over struct conn_facts; no I/O, no decoding. */
+#ifndef MTLSDIAG_VERDICT_H
+#define MTLSDIAG_VERDICT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "codes.h"
+#include "facts.h"
+
+#define VERDICT_EVIDENCE_LEN 256
+
+enum tristate { TRI_UNKNOWN = -1, TRI_NO = 0, TRI_YES = 1 };
+
+struct verdict {
+	enum verdict_code code;
+	enum reason_code reason;
+	enum fault fault;
+	enum basis basis;
+	enum tristate cert_requested;
+	enum tristate client_cert_sent;
+	char evidence[FACTS_MAX_EVIDENCE][VERDICT_EVIDENCE_LEN];
+	size_t n_evidence;
+};
+
+#endif

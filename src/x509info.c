@@ -1,0 +1,2 @@
+/* x509info: (to be written) */
+#include "config.h"

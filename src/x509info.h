@@ -1,0 +1,3 @@
+#ifndef MTLSDIAG_X509INFO_H
+#define MTLSDIAG_X509INFO_H
+#endif

@@ -1,0 +1,18 @@
+/* testutil: helpers shared by the criterion suites: locating and loading
+ * fixture files, and hex decoding. */
+#ifndef MTLSDIAG_TESTUTIL_H
+#define MTLSDIAG_TESTUTIL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* Path of a file under the source tree (MTLSDIAG_SRCDIR, or "."); static buffer. */
+const char *test_path(const char *rel);
+/* Reads a whole file; aborts the test on failure. Caller frees. */
+uint8_t *test_load(const char *rel, size_t *len);
+/* Reads a file if it exists; returns NULL otherwise. */
+uint8_t *test_try_load(const char *path, size_t *len);
+/* Decodes hex (whitespace ignored); aborts on bad input. Caller frees. */
+uint8_t *test_unhex(const char *hex, size_t *len);
+
+#endif
