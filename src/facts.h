@@ -11,8 +11,8 @@
 #include <stdint.h>
 #include <sys/time.h>
 
-#define FACTS_MAX_CIPHERS 128
-#define FACTS_MAX_EXTS 64
+#define FACTS_MAX_CIPHERS 256
+#define FACTS_MAX_EXTS 96
 #define FACTS_MAX_SIGALGS 64
 #define FACTS_MAX_ALPN 8
 #define FACTS_MAX_CA_NAMES 32
