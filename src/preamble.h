@@ -1,3 +1,46 @@
+/* preamble: finds where TLS starts on a connection that may begin in
+ * plaintext: an HTTP CONNECT exchange (explicit proxies, web gateways),
+ * STARTTLS in SMTP, IMAP, POP3, FTP (AUTH TLS) and XMPP, PostgreSQL's
+ * SSLRequest, MySQL's SSL request.  Direct TLS is the trivial case. */
 #ifndef MTLSDIAG_PREAMBLE_H
 #define MTLSDIAG_PREAMBLE_H
+
+#include <stddef.h>
+
+#include "cursor.h"
+#include "facts.h"
+
+/* Bytes of one side examined before the connection is declared not TLS. */
+#define PREAMBLE_MAX 16384
+
+enum preamble_status {
+	PREAMBLE_MORE,     /* cannot tell yet: call again with more bytes */
+	PREAMBLE_TLS,      /* this side's TLS starts at *tls_start */
+	PREAMBLE_NOT_TLS,  /* this connection is not TLS, or not one we can follow */
+};
+
+struct preamble {
+	enum preamble_kind kind;   /* what was recognised so far */
+	char target[300];          /* CONNECT host:port, when kind is HTTP_CONNECT */
+	/* private to preamble.c */
+	int state;
+	size_t start[2];
+	unsigned char started[2];
+};
+
+void preamble_init(struct preamble *p);
+
+/* Examines one side's stream.  `stream` is everything `from` has sent since
+ * the connection opened (the caller accumulates it, at most PREAMBLE_MAX
+ * bytes); SIDE_CLIENT is the side that opened the TCP connection.  Called
+ * again each time that side sends more, for either side in any order
+ * (the answer for one side may depend on what the other side has said,
+ * e.g. the server's TLS starts after its reply to STARTTLS).
+ * PREAMBLE_TLS: this side's first TLS byte is at *tls_start. */
+enum preamble_status preamble_scan(struct preamble *p, enum side from,
+				   const struct cursor *stream, size_t *tls_start);
+
+/* Short name for reports: "HTTP CONNECT", "SMTP STARTTLS", ... or NULL. */
+const char *preamble_kind_name(enum preamble_kind k);
+
 #endif
