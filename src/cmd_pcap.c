@@ -1,4 +1,249 @@
-/* cmd_pcap: (to be written) */
+/* cmd_pcap: `mtlsdiag pcap`, the capture-file front end: drives the
+ * observer from capture.c's reassembled streams and prints one verdict per
+ * connection. */
 #include "config.h"
+
+#include <errno.h>
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <openssl/err.h>
+#include <openssl/x509.h>
+#include <openssl/x509_vfy.h>
+
+#include "capture.h"
 #include "cmds.h"
-int cmd_pcap(int argc, char **argv) { (void)argc; (void)argv; return 2; }
+#include "observer.h"
+#include "report.h"
+#include "x509info.h"
+
+struct pcap_run {
+	struct observer_config cfg;
+	FILE *text;             /* human lines, or NULL */
+	FILE *json;             /* JSON Lines, or NULL */
+	struct report_tally tally;
+	bool quiet;
+};
+
+static void *sink_open(void *ctx, const struct endpoint *initiator, const struct endpoint *responder,
+		       const struct timeval *ts, bool saw_syn)
+{
+	struct pcap_run *run = ctx;
+
+	return obs_conn_new(&run->cfg, initiator, responder, ts, saw_syn);
+}
+
+static void sink_data(void *ctx, void *flow, enum side from, const uint8_t *p, size_t n,
+		      const struct timeval *ts)
+{
+	(void)ctx;
+	obs_conn_feed(flow, from, p, n, ts);
+}
+
+static void sink_gap(void *ctx, void *flow, enum side from, size_t n, const struct timeval *ts)
+{
+	(void)ctx;
+	obs_conn_gap(flow, from, n, ts);
+}
+
+static void sink_close(void *ctx, void *flow, enum side from, enum close_kind how,
+		       const struct timeval *ts)
+{
+	(void)ctx;
+	obs_conn_close(flow, from, how, ts);
+}
+
+static bool sink_wants(void *ctx, void *flow)
+{
+	(void)ctx;
+	return obs_conn_wants_bytes(flow);
+}
+
+/* The one teardown of a capture flow: decide, print, free. */
+static void sink_finish(void *ctx, void *flow, bool truncated, const struct timeval *ts)
+{
+	struct pcap_run *run = ctx;
+	const struct verdict *v = obs_conn_finish(flow, truncated, ts);
+	const struct conn_facts *f = obs_conn_facts(flow);
+
+	report_tally_add(&run->tally, v);
+	if (run->text && !run->quiet) {
+		char line[2048];
+
+		report_line(line, sizeof(line), f, v);
+		fprintf(run->text, "%s\n", line);
+	}
+	if (run->json)
+		report_json(run->json, f, v);
+	obs_conn_free(flow);
+}
+
+static void usage(FILE *out)
+{
+	fprintf(out,
+		"usage: mtlsdiag pcap [OPTIONS] FILE...\n"
+		"\n"
+		"Analyses capture files (pcap or pcapng; - reads standard input) and prints one\n"
+		"verdict per TCP connection: did the client send its certificate, did the server\n"
+		"refuse it, and who must act.\n"
+		"\n"
+		"options:\n"
+		"  --json FILE       also write JSON Lines to FILE (- for standard output; the\n"
+		"                    human lines then go to standard error)\n"
+		"  --at TIME         judge certificate validity at TIME (2026-11-23T12:00:00Z,\n"
+		"                    2026-11-23, or @EPOCH) instead of the capture's timestamps\n"
+		"  --ca-bundle FILE  the server's client-CA bundle (PEM): verify client chains\n"
+		"                    fully, as the server would\n"
+		"  -f, --filter EXPR only packets matching this BPF expression ('port 443')\n"
+		"  -q, --quiet       print only the closing summary\n"
+		"  -h, --help        this help\n"
+		"\n"
+		"Exit status: 0 analysed, 2 usage or input error.\n");
+}
+
+static int parse_time(const char *s, time_t *out)
+{
+	static const char *const formats[] = {
+		"%Y-%m-%dT%H:%M:%SZ", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d %H:%M:%S", "%Y-%m-%d",
+	};
+	struct tm tm;
+	size_t i;
+
+	if (s[0] == '@') {
+		char *end;
+		long long v;
+
+		errno = 0;
+		v = strtoll(s + 1, &end, 10);
+		if (errno || *end || end == s + 1)
+			return 0;
+		*out = (time_t)v;
+		return 1;
+	}
+	for (i = 0; i < sizeof(formats) / sizeof(formats[0]); i++) {
+		const char *end;
+
+		memset(&tm, 0, sizeof(tm));
+		end = strptime(s, formats[i], &tm);
+		if (end && *end == '\0') {
+			*out = timegm(&tm);
+			return 1;
+		}
+	}
+	return 0;
+}
+
+static X509_STORE *load_bundle(const char *path)
+{
+	X509_STORE *store = X509_STORE_new();
+
+	if (!store)
+		return NULL;
+	if (X509_STORE_load_file(store, path) != 1) {
+		unsigned long e = ERR_peek_last_error();
+
+		fprintf(stderr, "mtlsdiag: %s: cannot load CA bundle: %s\n", path,
+			e ? ERR_reason_error_string(e) : "no certificates");
+		X509_STORE_free(store);
+		return NULL;
+	}
+	return store;
+}
+
+int cmd_pcap(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "json", required_argument, NULL, 'j' },
+		{ "at", required_argument, NULL, 'a' },
+		{ "ca-bundle", required_argument, NULL, 'b' },
+		{ "filter", required_argument, NULL, 'f' },
+		{ "quiet", no_argument, NULL, 'q' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	struct pcap_run run = { .text = stdout };
+	struct capture_opts copts = { 0 };
+	const char *json_path = NULL, *bundle_path = NULL;
+	bool json_owned = false, any_truncated = false;
+	int ret = 2, opt, i;
+
+	while ((opt = getopt_long(argc, argv, "+f:qh", opts, NULL)) != -1) {
+		switch (opt) {
+		case 'j': json_path = optarg; break;
+		case 'a':
+			if (!parse_time(optarg, &run.cfg.at)) {
+				fprintf(stderr, "mtlsdiag pcap: --at: cannot read time '%s' (use 2026-11-23T12:00:00Z, 2026-11-23 or @EPOCH)\n", optarg);
+				return 2;
+			}
+			run.cfg.at_set = true;
+			break;
+		case 'b': bundle_path = optarg; break;
+		case 'f': copts.filter = optarg; break;
+		case 'q': run.quiet = true; break;
+		case 'h': usage(stdout); return 0;
+		default: usage(stderr); return 2;
+		}
+	}
+	if (optind >= argc) {
+		fprintf(stderr, "mtlsdiag pcap: no capture file given (try 'mtlsdiag pcap --help')\n");
+		return 2;
+	}
+	if (bundle_path && !(run.cfg.ca_bundle = load_bundle(bundle_path)))
+		return 2;
+	if (json_path) {
+		if (strcmp(json_path, "-") == 0) {
+			run.json = stdout;
+			run.text = stderr;
+		} else if (!(run.json = fopen(json_path, "w"))) {
+			fprintf(stderr, "mtlsdiag pcap: --json %s: %s\n", json_path, strerror(errno));
+			goto Exit;
+		} else {
+			json_owned = true;
+		}
+	}
+	run.cfg.certs = cert_cache_new(4096);
+	if (!run.cfg.certs) {
+		fprintf(stderr, "mtlsdiag pcap: out of memory\n");
+		goto Exit;
+	}
+	ret = 0;
+	for (i = optind; i < argc; i++) {
+		struct flow_sink sink = {
+			.ctx = &run, .open = sink_open, .data = sink_data, .gap = sink_gap,
+			.close = sink_close, .wants_bytes = sink_wants, .finish = sink_finish,
+		};
+		struct capture_stats stats = { 0 };
+		char err[512] = "";
+
+		if (capture_read_file(argv[i], &copts, &sink, &stats, err, sizeof(err)) != 0) {
+			fprintf(stderr, "%s\n", err[0] ? err : "mtlsdiag pcap: cannot read capture");
+			ret = 2;
+			continue;
+		}
+		if (stats.file_truncated) {
+			fprintf(stderr, "mtlsdiag pcap: %s: warning: the file is truncated (cut inside a packet record); analysed the %llu packets before the cut\n",
+				argv[i], (unsigned long long)stats.packets);
+			any_truncated = true;
+		}
+		if (stats.truncated)
+			fprintf(stderr, "mtlsdiag pcap: %s: warning: %llu packet%s cut short by the capture's snap length\n",
+				argv[i], (unsigned long long)stats.truncated, stats.truncated == 1 ? " was" : "s were");
+	}
+	if (run.text)
+		report_summary_text(run.text, &run.tally);
+	if (run.json)
+		report_summary_json(run.json, &run.tally, any_truncated ? "\"file_truncated\":true" : NULL);
+	if (any_truncated && ret == 0)
+		ret = 2;
+Exit:
+	if (json_owned && run.json && fclose(run.json) != 0) {
+		fprintf(stderr, "mtlsdiag pcap: --json %s: %s\n", json_path, strerror(errno));
+		ret = 2;
+	}
+	cert_cache_free(run.cfg.certs);
+	X509_STORE_free(run.cfg.ca_bundle);
+	return ret;
+}

@@ -43,6 +43,7 @@ struct client_hello {
 	uint16_t legacy_version;
 	uint16_t max_supported;       /* highest in supported_versions, GREASE ignored; 0 if absent */
 	uint8_t random[32];
+	uint8_t session_id[32];
 	uint8_t session_id_len;
 	char sni[256];
 	char alpn[FACTS_MAX_ALPN][64];
@@ -70,6 +71,7 @@ struct server_hello {
 	uint8_t session_id_len;
 	bool session_id_echoed;         /* equals the client's non-empty one: 1.2 resumption */
 	bool psk_selected;              /* 1.3 pre_shared_key: resumption */
+	uint32_t seq;
 };
 
 struct cert_info {
@@ -106,6 +108,7 @@ struct cert_request {
 	char ca_names[FACTS_MAX_CA_NAMES][256];
 	size_t n_ca_names;
 	size_t n_ca_names_on_wire;
+	uint32_t seq;
 };
 
 struct alert {
@@ -167,6 +170,7 @@ struct conn_facts {
 	enum preamble_kind preamble;
 	char connect_target[300];       /* CONNECT host:port */
 	struct client_hello ch;
+	unsigned n_client_hellos;
 	struct server_hello sh;
 	struct cert_chain server_chain;
 	bool server_cert_seen;
@@ -174,6 +178,7 @@ struct conn_facts {
 	struct cert_request cr;
 	bool client_cert_seen;          /* plaintext client Certificate message */
 	bool client_cert_empty;
+	uint32_t client_cert_seq;
 	struct cert_chain client_chain;
 	bool client_cert_verify_seen;
 	bool new_session_ticket_seen;

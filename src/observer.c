@@ -1,2 +1,580 @@
-/* observer: (to be written) */
+/* observer: one connection's state machine, from stream bytes to facts,
+ * and the single place its verdict is decided (obs_conn_finish). */
 #include "config.h"
+
+#include "observer.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <openssl/x509.h>
+
+#include "chain.h"
+#include "cursor.h"
+#include "preamble.h"
+#include "tls.h"
+#include "tls_msgs.h"
+#include "x509info.h"
+
+/* How far into a capture that started mid-connection we look for a record
+ * boundary before giving up on a side. */
+#define RESYNC_MAX 65536
+
+enum side_state {
+	SS_PREAMBLE,   /* plaintext before TLS, or not yet known */
+	SS_RESYNC,     /* joined mid-stream: looking for a record boundary */
+	SS_TLS,        /* framing TLS records */
+	SS_IDLE,       /* nothing more to learn from this side's bytes */
+};
+
+struct obs_conn {
+	struct conn_facts f;
+	struct observer_config cfg;
+	enum side_state st[2];      /* by tap side: SIDE_CLIENT is the initiator */
+	struct tls_dir tls[2];      /* by tap side */
+	struct preamble pre;
+	uint8_t *held[2];           /* preamble or resync bytes, by tap side */
+	size_t held_len[2];
+	size_t resync_seen[2];
+	bool swapped;               /* the initiator is the TLS server */
+	bool roles_known;
+	X509_NAME *ca_names[FACTS_MAX_CA_NAMES];
+	size_t n_ca;
+	struct chain_report chain;
+	bool chain_checked;
+	struct verdict verdict;
+	bool finished;
+};
+
+struct tls_cb {
+	struct obs_conn *c;
+	enum side tap;
+};
+
+static enum side role_of(const struct obs_conn *c, enum side tap)
+{
+	return c->swapped ? (enum side)!tap : tap;
+}
+
+static time_t check_time(const struct obs_conn *c, const struct timeval *ts)
+{
+	return c->cfg.at_set ? c->cfg.at : ts->tv_sec;
+}
+
+static void __attribute__((format(printf, 2, 3)))
+note_error(struct obs_conn *c, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (c->f.decode_error[0])
+		return;
+	va_start(ap, fmt);
+	vsnprintf(c->f.decode_error, sizeof(c->f.decode_error), fmt, ap);
+	va_end(ap);
+}
+
+struct obs_conn *obs_conn_new(const struct observer_config *cfg,
+			      const struct endpoint *initiator,
+			      const struct endpoint *responder,
+			      const struct timeval *ts, bool saw_syn)
+{
+	struct obs_conn *c = calloc(1, sizeof(*c));
+
+	if (!c)
+		return NULL;
+	c->cfg = *cfg;
+	c->f.client = *initiator;
+	c->f.server = *responder;
+	c->f.first_ts = c->f.last_ts = *ts;
+	c->f.saw_syn = saw_syn;
+	tls_dir_init(&c->tls[0]);
+	tls_dir_init(&c->tls[1]);
+	preamble_init(&c->pre);
+	c->st[0] = c->st[1] = saw_syn ? SS_PREAMBLE : SS_RESYNC;
+	return c;
+}
+
+/* The side that sent the first ClientHello is the TLS client. */
+static void set_roles(struct obs_conn *c, enum side tls_client_tap)
+{
+	if (c->roles_known)
+		return;
+	c->roles_known = true;
+	if (tls_client_tap == SIDE_SERVER) {
+		struct endpoint e = c->f.client;
+		struct direction_facts d = c->f.dir[0];
+
+		c->swapped = true;
+		c->f.roles_swapped = true;
+		c->f.client = c->f.server;
+		c->f.server = e;
+		c->f.dir[0] = c->f.dir[1];
+		c->f.dir[1] = d;
+	}
+}
+
+static void summarize_chain(struct obs_conn *c, const struct cert_list *list,
+			    struct cert_chain *out, X509 **keep)
+{
+	size_t i;
+
+	out->n = 0;
+	out->n_on_wire = list->n_total;
+	out->wire_len = list->list_len;
+	for (i = 0; i < list->n; i++) {
+		const struct cached_cert *cc =
+			cert_cache_get(c->cfg.certs, cursor_data(&list->der[i]), cursor_len(&list->der[i]));
+
+		if (!cc) {
+			keep[i] = NULL;
+			out->certs[out->n++].parse_failed = true;
+			continue;
+		}
+		out->certs[out->n++] = cc->info;
+		keep[i] = cc->x509;
+		if (keep[i])
+			X509_up_ref(keep[i]);
+	}
+}
+
+static void on_certificate(struct obs_conn *c, enum side role, const struct cursor *body,
+			   const struct timeval *ts)
+{
+	struct cert_list list;
+	X509 *certs[FACTS_MAX_CHAIN] = { 0 };
+	bool tls13 = c->f.sh.selected_version == TLS_V_1_3;
+	size_t i;
+
+	if (!tls_parse_certificate(body, tls13, &list)) {
+		note_error(c, "malformed %s Certificate message", role == SIDE_CLIENT ? "client" : "server");
+		return;
+	}
+	if (role == SIDE_SERVER) {
+		if (c->f.server_cert_seen)
+			return;
+		c->f.server_cert_seen = true;
+		summarize_chain(c, &list, &c->f.server_chain, certs);
+	} else {
+		if (c->f.client_cert_seen)
+			return;   /* renegotiation: the first answer is the one that matters */
+		c->f.client_cert_seen = true;
+		c->f.client_cert_empty = list.n_total == 0;
+		c->f.client_cert_seq = c->f.seq;
+		summarize_chain(c, &list, &c->f.client_chain, certs);
+		if (list.n > 0) {
+			chain_check(certs, list.n, c->ca_names, c->n_ca, check_time(c, ts),
+				    c->cfg.ca_bundle, &c->chain);
+			c->chain_checked = true;
+		}
+	}
+	for (i = 0; i < list.n; i++)
+		X509_free(certs[i]);
+}
+
+static void on_cert_request(struct obs_conn *c, const struct cursor *body)
+{
+	struct cert_request_wire wire;
+	bool tls13 = c->f.sh.selected_version == TLS_V_1_3;
+	size_t i;
+
+	if (c->f.cr.seen) {
+		if (tls13 && c->f.dir[SIDE_CLIENT].finished_seen)
+			c->f.cr.post_handshake = true;
+		return;
+	}
+	if (!tls_parse_cert_request(body, tls13 ? TLS_V_1_3 : c->f.sh.selected_version, &c->f.cr, &wire)) {
+		note_error(c, "malformed %s", "CertificateRequest");
+		return;
+	}
+	c->f.cr.seen = true;
+	c->f.cr.seq = c->f.seq;
+	c->f.cr.n_ca_names_on_wire = wire.n_ca_total;
+	for (i = 0; i < wire.n_ca; i++) {
+		X509_NAME *n = x509info_parse_name(cursor_data(&wire.ca_der[i]), cursor_len(&wire.ca_der[i]));
+
+		if (!n) {
+			snprintf(c->f.cr.ca_names[c->f.cr.n_ca_names++], sizeof(c->f.cr.ca_names[0]),
+				 "(malformed name)");
+			continue;
+		}
+		x509info_name(n, c->f.cr.ca_names[c->f.cr.n_ca_names++], sizeof(c->f.cr.ca_names[0]));
+		c->ca_names[c->n_ca++] = n;
+	}
+}
+
+static void on_handshake(struct obs_conn *c, enum side tap, const struct tls_event *ev,
+			 const struct timeval *ts)
+{
+	enum side role;
+
+	if (ev->hs_type == TLS_HS_CLIENT_HELLO) {
+		set_roles(c, tap);
+		if (role_of(c, tap) != SIDE_CLIENT || c->f.ch.seen) {
+			c->f.n_client_hellos++;
+			return;
+		}
+		c->f.n_client_hellos++;
+		if (!tls_parse_client_hello(&ev->body, &c->f.ch))
+			note_error(c, "malformed %s", "ClientHello");
+		return;
+	}
+	if (!c->roles_known)
+		set_roles(c, ev->hs_type == TLS_HS_SERVER_HELLO ? (enum side)!tap : tap);
+	role = role_of(c, tap);
+	switch (ev->hs_type) {
+	case TLS_HS_SERVER_HELLO:
+		if (role != SIDE_SERVER)
+			break;
+		if (c->f.sh.seen && !c->f.sh.hello_retry)
+			break;   /* renegotiation */
+		if (!tls_parse_server_hello(&ev->body, &c->f.ch, &c->f.sh)) {
+			note_error(c, "malformed %s", "ServerHello");
+			break;
+		}
+		c->f.sh.seq = c->f.seq;
+		if (c->f.sh.selected_version == TLS_V_1_3 && !c->f.sh.hello_retry)
+			c->tls[0].tls13 = c->tls[1].tls13 = true;
+		break;
+	case TLS_HS_CERTIFICATE:
+		on_certificate(c, role, &ev->body, ts);
+		break;
+	case TLS_HS_CERTIFICATE_REQUEST:
+		if (role == SIDE_SERVER)
+			on_cert_request(c, &ev->body);
+		break;
+	case TLS_HS_SERVER_HELLO_DONE:
+		if (role == SIDE_SERVER)
+			c->f.server_hello_done = true;
+		break;
+	case TLS_HS_CERTIFICATE_VERIFY:
+		if (role == SIDE_CLIENT)
+			c->f.client_cert_verify_seen = true;
+		break;
+	case TLS_HS_NEW_SESSION_TICKET:
+		if (role == SIDE_SERVER)
+			c->f.new_session_ticket_seen = true;
+		break;
+	case TLS_HS_FINISHED:
+		c->f.dir[role].finished_seen = true;
+		break;
+	default:
+		break;
+	}
+}
+
+static void on_tls_event(void *ctx, const struct tls_event *ev)
+{
+	struct tls_cb *cb = ctx;
+	struct obs_conn *c = cb->c;
+	const struct timeval *ts = &c->f.last_ts;
+	struct direction_facts *d;
+	enum side role;
+
+	c->f.seq++;
+	c->f.is_tls = true;
+	switch (ev->kind) {
+	case TLS_EV_HANDSHAKE:
+		on_handshake(c, cb->tap, ev, ts);
+		return;
+	case TLS_EV_SSL2_CLIENT_HELLO:
+		set_roles(c, cb->tap);
+		c->f.n_client_hellos++;
+		if (!c->f.ch.seen && !tls_parse_sslv2_client_hello(&ev->body, &c->f.ch))
+			note_error(c, "malformed %s", "SSLv2 ClientHello");
+		return;
+	case TLS_EV_SKIPPED:
+		note_error(c, "handshake message type %u of %u bytes skipped: too large to analyse", ev->hs_type, ev->hs_len);
+		return;
+	default:
+		break;
+	}
+	role = role_of(c, cb->tap);
+	d = &c->f.dir[role];
+	switch (ev->kind) {
+	case TLS_EV_ALERT:
+		if (c->f.n_alerts < FACTS_MAX_ALERTS) {
+			struct alert *a = &c->f.alerts[c->f.n_alerts++];
+
+			a->from = role;
+			a->encrypted = ev->encrypted;
+			a->level = ev->encrypted ? -1 : ev->alert_level;
+			a->description = ev->encrypted ? -1 : ev->alert_desc;
+			a->seq = c->f.seq;
+		}
+		break;
+	case TLS_EV_CCS:
+		if (!d->ccs_seen) {
+			d->ccs_seen = true;
+			d->ccs_seq = c->f.seq;
+		}
+		break;
+	case TLS_EV_ENCRYPTED:
+		if (d->n_enc < FACTS_MAX_ENC_RECORDS) {
+			struct enc_record *r = &d->enc[d->n_enc++];
+
+			r->content_type = ev->content_type;
+			r->len = ev->record_len;
+			r->seq = c->f.seq;
+		}
+		d->n_enc_total++;
+		if (ev->content_type == TLS_CT_APPLICATION_DATA)
+			d->app_records++;
+		else if (ev->content_type == TLS_CT_HANDSHAKE && d->n_enc_total > 1)
+			d->enc_handshake_after_done++;   /* below 1.3: the first is Finished */
+		break;
+	default:
+		break;
+	}
+}
+
+static bool enough_seen(const struct obs_conn *c)
+{
+	return c->f.dir[0].n_enc >= FACTS_MAX_ENC_RECORDS &&
+	       c->f.dir[1].n_enc >= FACTS_MAX_ENC_RECORDS;
+}
+
+static void idle_side(struct obs_conn *c, enum side tap)
+{
+	c->st[tap] = SS_IDLE;
+	free(c->held[tap]);
+	c->held[tap] = NULL;
+	c->held_len[tap] = 0;
+	tls_dir_free(&c->tls[tap]);
+}
+
+static void feed_tls(struct obs_conn *c, enum side tap, const uint8_t *data, size_t len)
+{
+	struct tls_cb cb = { c, tap };
+
+	if (!tls_dir_feed(&c->tls[tap], data, len, on_tls_event, &cb)) {
+		c->f.dir[role_of(c, tap)].desync = true;
+		if (!c->f.is_tls)
+			c->f.not_tls = true;
+		else
+			note_error(c, "TLS framing lost: %s", c->tls[tap].error);
+		idle_side(c, tap);
+	}
+}
+
+static int hold(struct obs_conn *c, enum side tap, const uint8_t *data, size_t len, size_t max)
+{
+	uint8_t *grown;
+	struct cursor src;
+
+	if (c->held_len[tap] + len > max)
+		len = max - c->held_len[tap];
+	grown = realloc(c->held[tap], c->held_len[tap] + len + 1);
+	if (!grown)
+		return 0;
+	c->held[tap] = grown;
+	cursor_init(&src, data, len);
+	if (!cursor_copy_bytes(&src, &grown[c->held_len[tap]], len))
+		return 0;
+	c->held_len[tap] += len;
+	return 1;
+}
+
+/* Feeds what follows offset `start` of `bytes` to the TLS decoder. */
+static void start_tls_at(struct obs_conn *c, enum side tap, const struct cursor *bytes, size_t start)
+{
+	struct cursor rest = *bytes;
+
+	c->st[tap] = SS_TLS;
+	if (cursor_skip(&rest, start) && cursor_len(&rest))
+		feed_tls(c, tap, cursor_data(&rest), cursor_len(&rest));
+}
+
+static void feed_preamble(struct obs_conn *c, enum side tap, const uint8_t *data, size_t len)
+{
+	struct cursor view;
+	enum preamble_status st;
+	size_t start = 0;
+	bool direct = c->held_len[tap] == 0;
+
+	if (direct) {
+		cursor_init(&view, data, len);
+	} else {
+		if (!hold(c, tap, data, len, PREAMBLE_MAX))
+			goto not_tls;
+		cursor_init(&view, c->held[tap], c->held_len[tap]);
+	}
+	st = preamble_scan(&c->pre, tap, &view, &start);
+	if (st == PREAMBLE_TLS) {
+		c->f.preamble = c->pre.kind;
+		if (c->pre.target[0])
+			snprintf(c->f.connect_target, sizeof(c->f.connect_target), "%s", c->pre.target);
+		start_tls_at(c, tap, &view, start);
+		if (!direct) {
+			free(c->held[tap]);
+			c->held[tap] = NULL;
+			c->held_len[tap] = 0;
+		}
+		return;
+	}
+	if (st == PREAMBLE_MORE && cursor_len(&view) < PREAMBLE_MAX) {
+		if (direct && !hold(c, tap, data, len, PREAMBLE_MAX))
+			goto not_tls;
+		return;
+	}
+not_tls:
+	c->f.not_tls = true;
+	c->f.preamble = c->pre.kind;
+	idle_side(c, SIDE_CLIENT);
+	idle_side(c, SIDE_SERVER);
+}
+
+/* Joined mid-stream: find an offset where one record header follows
+ * another (or the data ends exactly at the second). */
+static void feed_resync(struct obs_conn *c, enum side tap, const uint8_t *data, size_t len)
+{
+	struct cursor view;
+	size_t off;
+
+	if (!hold(c, tap, data, len, RESYNC_MAX)) {
+		idle_side(c, tap);
+		return;
+	}
+	cursor_init(&view, c->held[tap], c->held_len[tap]);
+	for (off = 0; off + 5 <= cursor_len(&view); off++) {
+		struct cursor at = view, next;
+		uint16_t rlen;
+
+		if (!cursor_skip(&at, off) || !tls_looks_like_record(&at) || !cursor_peek_u16(&at, 3, &rlen))
+			continue;
+		next = at;
+		if (!cursor_skip(&next, 5 + (size_t)rlen)) {
+			if (off > 0)
+				continue;   /* only trust an unconfirmed header at the very start */
+		} else if (cursor_len(&next) >= 5 && !tls_looks_like_record(&next)) {
+			continue;
+		} else if (cursor_len(&next) > 0 && cursor_len(&next) < 5) {
+			continue;
+		}
+		{
+			uint8_t *held = c->held[tap];
+
+			c->held[tap] = NULL;
+			c->held_len[tap] = 0;
+			start_tls_at(c, tap, &view, off);
+			free(held);
+		}
+		return;
+	}
+	if (c->held_len[tap] >= RESYNC_MAX)
+		idle_side(c, tap);
+}
+
+void obs_conn_feed(struct obs_conn *c, enum side tap, const uint8_t *data, size_t len,
+		   const struct timeval *ts)
+{
+	if (c->finished || len == 0)
+		return;
+	c->f.last_ts = *ts;
+	c->f.dir[role_of(c, tap)].bytes += len;
+	switch (c->st[tap]) {
+	case SS_PREAMBLE:
+		feed_preamble(c, tap, data, len);
+		break;
+	case SS_RESYNC:
+		feed_resync(c, tap, data, len);
+		break;
+	case SS_TLS:
+		feed_tls(c, tap, data, len);
+		break;
+	case SS_IDLE:
+		break;
+	}
+	if (c->f.is_tls && enough_seen(c)) {
+		idle_side(c, SIDE_CLIENT);
+		idle_side(c, SIDE_SERVER);
+	}
+}
+
+void obs_conn_gap(struct obs_conn *c, enum side tap, size_t n, const struct timeval *ts)
+{
+	if (c->finished)
+		return;
+	c->f.last_ts = *ts;
+	c->f.dir[role_of(c, tap)].gap_bytes += n;
+	if (c->st[tap] == SS_TLS) {
+		/* record framing cannot survive a hole; rejoin at the next record */
+		tls_dir_free(&c->tls[tap]);
+		tls_dir_init(&c->tls[tap]);
+		c->tls[tap].tls13 = c->f.sh.selected_version == TLS_V_1_3 && !c->f.sh.hello_retry;
+		c->tls[tap].encrypted = c->f.dir[role_of(c, tap)].ccs_seen && !c->tls[tap].tls13;
+		c->tls[tap].started = true;
+		c->st[tap] = SS_RESYNC;
+	} else if (c->st[tap] == SS_PREAMBLE) {
+		idle_side(c, tap);
+	}
+}
+
+void obs_conn_close(struct obs_conn *c, enum side tap, enum close_kind how,
+		    const struct timeval *ts)
+{
+	struct direction_facts *d;
+
+	if (c->finished)
+		return;
+	c->f.last_ts = *ts;
+	c->f.seq++;
+	d = &c->f.dir[role_of(c, tap)];
+	if (d->closed == CLOSE_NONE || how == CLOSE_RST) {
+		if (d->closed == CLOSE_NONE)
+			d->close_seq = c->f.seq;
+		d->closed = how;
+		d->close_ts = *ts;
+	}
+}
+
+bool obs_conn_wants_bytes(const struct obs_conn *c)
+{
+	return !c->finished && (c->st[0] != SS_IDLE || c->st[1] != SS_IDLE);
+}
+
+const struct verdict *obs_conn_early_verdict(struct obs_conn *c)
+{
+	(void)c;
+	return NULL;
+}
+
+static void free_decoding_state(struct obs_conn *c)
+{
+	size_t i;
+
+	idle_side(c, SIDE_CLIENT);
+	idle_side(c, SIDE_SERVER);
+	for (i = 0; i < c->n_ca; i++)
+		X509_NAME_free(c->ca_names[i]);
+	c->n_ca = 0;
+}
+
+const struct verdict *obs_conn_finish(struct obs_conn *c, bool truncated, const struct timeval *ts)
+{
+	if (c->finished)
+		return &c->verdict;
+	c->finished = true;
+	if (ts && timercmp(ts, &c->f.last_ts, >))
+		c->f.last_ts = *ts;
+	c->f.truncated = truncated;
+	if (!c->roles_known && !c->f.saw_syn && c->f.client.port < c->f.server.port)
+		set_roles(c, SIDE_SERVER);   /* no handshake seen: the lower port is likely the server */
+	free_decoding_state(c);
+	verdict_decide(&c->f, c->chain_checked ? &c->chain : NULL, &c->verdict);
+	return &c->verdict;
+}
+
+const struct conn_facts *obs_conn_facts(const struct obs_conn *c)
+{
+	return &c->f;
+}
+
+void obs_conn_free(struct obs_conn *c)
+{
+	if (!c)
+		return;
+	free_decoding_state(c);
+	free(c);
+}

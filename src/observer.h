@@ -17,11 +17,13 @@
 #include "verdict.h"
 
 struct x509_store_st;
+struct cert_cache;
 
 struct observer_config {
 	bool at_set;             /* --at: validity checks use `at` instead of the connection's time */
 	time_t at;
 	struct x509_store_st *ca_bundle; /* --ca-bundle: the server's client-CA bundle, or NULL */
+	struct cert_cache *certs;        /* parsed-certificate cache (one per thread), required */
 };
 
 struct obs_conn;

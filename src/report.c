@@ -1,2 +1,341 @@
-/* report: (to be written) */
+/* report: human lines and JSON Lines for verdicts (see report.h). */
 #include "config.h"
+
+#include "report.h"
+
+#include <stdbool.h>
+#include <string.h>
+#include <time.h>
+
+#include "preamble.h"
+#include "tls_msgs.h"
+
+void report_time(char *buf, size_t len, const struct timeval *tv, int digits)
+{
+	struct tm tm;
+	time_t t = tv->tv_sec;
+	char base[32];
+
+	gmtime_r(&t, &tm);
+	strftime(base, sizeof(base), "%Y-%m-%dT%H:%M:%S", &tm);
+	if (digits == 6)
+		snprintf(buf, len, "%s.%06ldZ", base, (long)tv->tv_usec);
+	else
+		snprintf(buf, len, "%s.%03ldZ", base, (long)tv->tv_usec / 1000);
+}
+
+static void endpoint_label(char *buf, size_t len, const char *host, uint16_t port)
+{
+	if (strchr(host, ':'))
+		snprintf(buf, len, "[%s]:%u", host, port);
+	else
+		snprintf(buf, len, "%s:%u", host, port);
+}
+
+/* The one fact that best explains the verdict, for the human line. */
+static void headline(char *buf, size_t len, const struct conn_facts *f, const struct verdict *v)
+{
+	size_t i;
+
+	buf[0] = '\0';
+	switch (v->code) {
+	case V_CLIENT_SENT_NO_CERT:
+	case V_NO_CERT_ACCEPTED:
+		if (f->cr.seen) {
+			size_t used = (size_t)snprintf(buf, len, "server asked for CAs [");
+			for (i = 0; i < f->cr.n_ca_names && used < len; i++)
+				used += (size_t)snprintf(buf + used, len - used, "%s%s", i ? "; " : "", f->cr.ca_names[i]);
+			if (used < len)
+				snprintf(buf + used, len - used, "]");
+			return;
+		}
+		break;
+	case V_SERVER_REJECTED_CHAIN:
+	case V_CLIENT_REJECTED_SERVER_CERT:
+	case V_HANDSHAKE_FAILED:
+		/* the last evidence lines carry the cause (chain finding or alert) */
+		for (i = v->n_evidence; i-- > 0;) {
+			if (strstr(v->evidence[i], "alert") || strstr(v->evidence[i], "certificate ") ||
+			    strstr(v->evidence[i], "chain") || strstr(v->evidence[i], "issuer")) {
+				snprintf(buf, len, "%s", v->evidence[i]);
+				return;
+			}
+		}
+		break;
+	case V_CLIENT_CERT_ACCEPTED:
+		if (f->client_chain.n) {
+			snprintf(buf, len, "client cert %s issued by %s", f->client_chain.certs[0].subject,
+				 f->client_chain.certs[0].issuer);
+			return;
+		}
+		break;
+	default:
+		break;
+	}
+	if (v->n_evidence)
+		snprintf(buf, len, "%s", v->evidence[v->n_evidence - 1]);
+}
+
+void report_line(char *buf, size_t len, const struct conn_facts *f, const struct verdict *v)
+{
+	char ts[40], client[80], server[300], head[VERDICT_EVIDENCE_LEN + 64];
+	const char *reason = reason_code_name(v->reason);
+
+	report_time(ts, sizeof(ts), &f->first_ts, 3);
+	endpoint_label(client, sizeof(client), f->client.ip, f->client.port);
+	endpoint_label(server, sizeof(server), f->ch.sni[0] ? f->ch.sni : f->server.ip, f->server.port);
+	headline(head, sizeof(head), f, v);
+	snprintf(buf, len, "%s %s -> %s %s %s%s%s (fault: %s; %s)%s%s", ts, client, server,
+		 verdict_tls_label(f), verdict_code_text(v->code), reason ? ": " : "", reason ? reason : "",
+		 fault_name(v->fault), basis_name(v->basis), head[0] ? " " : "", head);
+}
+
+/* ---- JSON ---- */
+
+/* Length of the valid UTF-8 sequence at p (2..4), or 0. */
+static size_t utf8_len(const unsigned char *p)
+{
+	size_t n, i;
+
+	if (p[0] >= 0xc2 && p[0] <= 0xdf)
+		n = 2;
+	else if (p[0] >= 0xe0 && p[0] <= 0xef)
+		n = 3;
+	else if (p[0] >= 0xf0 && p[0] <= 0xf4)
+		n = 4;
+	else
+		return 0;
+	for (i = 1; i < n; i++)
+		if ((p[i] & 0xc0) != 0x80)
+			return 0;
+	return n;
+}
+
+static void json_str(FILE *out, const char *s)
+{
+	const unsigned char *p = (const unsigned char *)s;
+
+	if (!s) {
+		fputs("null", out);
+		return;
+	}
+	putc('"', out);
+	for (; *p; p++) {
+		size_t u = *p >= 0x80 ? utf8_len(p) : 0;
+
+		if (u) {
+			fwrite(p, 1, u, out);
+			p += u - 1;
+			continue;
+		}
+		switch (*p) {
+		case '"': fputs("\\\"", out); break;
+		case '\\': fputs("\\\\", out); break;
+		case '\n': fputs("\\n", out); break;
+		case '\r': fputs("\\r", out); break;
+		case '\t': fputs("\\t", out); break;
+		default:
+			if (*p < 0x20 || *p == 0x7f)
+				fprintf(out, "\\u%04x", *p);
+			else if (*p >= 0x80)
+				fputs("\\ufffd", out);
+			else
+				putc(*p, out);
+		}
+	}
+	putc('"', out);
+}
+
+static void json_tristate(FILE *out, enum tristate t)
+{
+	fputs(t == TRI_YES ? "true" : t == TRI_NO ? "false" : "null", out);
+}
+
+static void json_endpoint(FILE *out, const struct endpoint *e)
+{
+	fputs("{\"ip\":", out);
+	json_str(out, e->ip);
+	fprintf(out, ",\"port\":%u}", e->port);
+}
+
+static void json_cert(FILE *out, const struct cert_info *c)
+{
+	char eku[sizeof(c->eku)];
+	char *tok, *save = NULL;
+	bool first = true;
+
+	if (c->parse_failed) {
+		fputs("{\"parse_error\":true,\"sha256\":", out);
+		json_str(out, c->sha256);
+		putc('}', out);
+		return;
+	}
+	fputs("{\"subject\":", out);
+	json_str(out, c->subject);
+	fputs(",\"issuer\":", out);
+	json_str(out, c->issuer);
+	fputs(",\"serial\":", out);
+	json_str(out, c->serial);
+	fputs(",\"not_before\":", out);
+	json_str(out, c->not_before);
+	fputs(",\"not_after\":", out);
+	json_str(out, c->not_after);
+	fputs(",\"sha256\":", out);
+	json_str(out, c->sha256);
+	fputs(",\"key\":", out);
+	json_str(out, c->key);
+	fputs(",\"eku\":[", out);
+	snprintf(eku, sizeof(eku), "%s", c->eku);
+	for (tok = strtok_r(eku, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
+		if (!first)
+			putc(',', out);
+		json_str(out, tok);
+		first = false;
+	}
+	fputs("]}", out);
+}
+
+static void json_chain(FILE *out, const struct cert_chain *ch)
+{
+	size_t i;
+
+	putc('[', out);
+	for (i = 0; i < ch->n; i++) {
+		if (i)
+			putc(',', out);
+		json_cert(out, &ch->certs[i]);
+	}
+	putc(']', out);
+}
+
+void report_json(FILE *out, const struct conn_facts *f, const struct verdict *v)
+{
+	char ts[40], line[1024];
+	size_t i;
+
+	report_time(ts, sizeof(ts), &f->first_ts, 6);
+	fputs("{\"type\":\"connection\",\"ts\":", out);
+	json_str(out, ts);
+	fputs(",\"client\":", out);
+	json_endpoint(out, &f->client);
+	fputs(",\"server\":", out);
+	json_endpoint(out, &f->server);
+	fputs(",\"sni\":", out);
+	json_str(out, f->ch.sni[0] ? f->ch.sni : NULL);
+	fputs(",\"alpn\":", out);
+	if (!f->ch.seen) {
+		fputs("null", out);
+	} else {
+		putc('[', out);
+		for (i = 0; i < f->ch.n_alpn; i++) {
+			if (i)
+				putc(',', out);
+			json_str(out, f->ch.alpn[i]);
+		}
+		putc(']', out);
+	}
+	fputs(",\"tls_version\":", out);
+	json_str(out, f->sh.seen && !f->sh.hello_retry ? tls_version_name(f->sh.selected_version) : NULL);
+	fputs(",\"ja4\":", out);
+	json_str(out, f->ch.seen && f->ch.ja4[0] ? f->ch.ja4 : NULL);
+	fputs(",\"cert_requested\":", out);
+	json_tristate(out, v->cert_requested);
+	fputs(",\"acceptable_cas\":[", out);
+	for (i = 0; i < f->cr.n_ca_names; i++) {
+		if (i)
+			putc(',', out);
+		json_str(out, f->cr.ca_names[i]);
+	}
+	fputs("],\"client_cert_sent\":", out);
+	json_tristate(out, v->client_cert_sent);
+	fputs(",\"client_chain\":", out);
+	json_chain(out, &f->client_chain);
+	fputs(",\"server_chain\":", out);
+	json_chain(out, &f->server_chain);
+	fputs(",\"alerts\":[", out);
+	for (i = 0; i < f->n_alerts; i++) {
+		const struct alert *a = &f->alerts[i];
+
+		fprintf(out, "%s{\"from\":\"%s\",\"level\":", i ? "," : "",
+			a->from == SIDE_CLIENT ? "client" : "server");
+		json_str(out, a->encrypted ? NULL : a->level == 2 ? "fatal" : a->level == 1 ? "warning" : "unknown");
+		fputs(",\"description\":", out);
+		json_str(out, a->encrypted ? NULL : tls_alert_name(a->description));
+		fprintf(out, ",\"encrypted\":%s}", a->encrypted ? "true" : "false");
+	}
+	fputs("],\"http_status\":", out);
+	if (f->http_status)
+		fprintf(out, "%d", f->http_status);
+	else
+		fputs("null", out);
+	fputs(",\"verdict\":", out);
+	json_str(out, verdict_code_name(v->code));
+	fputs(",\"reason\":", out);
+	json_str(out, reason_code_name(v->reason));
+	fputs(",\"fault\":", out);
+	json_str(out, fault_name(v->fault));
+	fputs(",\"basis\":", out);
+	json_str(out, basis_name(v->basis));
+	fputs(",\"evidence\":[", out);
+	for (i = 0; i < v->n_evidence; i++) {
+		if (i)
+			putc(',', out);
+		json_str(out, v->evidence[i]);
+	}
+	fputs("],\"summary\":", out);
+	report_line(line, sizeof(line), f, v);
+	json_str(out, line);
+	/* additions to the contract */
+	fputs(",\"preamble\":", out);
+	json_str(out, f->preamble ? preamble_kind_name(f->preamble) : NULL);
+	fputs(",\"connect_target\":", out);
+	json_str(out, f->connect_target[0] ? f->connect_target : NULL);
+	fprintf(out, ",\"bytes\":{\"client\":%llu,\"server\":%llu}",
+		(unsigned long long)f->dir[SIDE_CLIENT].bytes, (unsigned long long)f->dir[SIDE_SERVER].bytes);
+	fprintf(out, ",\"truncated\":%s", f->truncated ? "true" : "false");
+	fputs(",\"decode_error\":", out);
+	json_str(out, f->decode_error[0] ? f->decode_error : NULL);
+	fputs("}\n", out);
+}
+
+void report_tally_add(struct report_tally *t, const struct verdict *v)
+{
+	t->connections++;
+	if ((unsigned)v->code < V_COUNT)
+		t->by_verdict[v->code]++;
+}
+
+void report_summary_text(FILE *out, const struct report_tally *t)
+{
+	int i;
+	bool first = true;
+
+	fprintf(out, "%llu connection%s", (unsigned long long)t->connections, t->connections == 1 ? "" : "s");
+	for (i = 0; i < V_COUNT; i++) {
+		if (!t->by_verdict[i])
+			continue;
+		fprintf(out, "%s %llu %s", first ? ":" : ",", (unsigned long long)t->by_verdict[i],
+			verdict_code_name((enum verdict_code)i));
+		first = false;
+	}
+	fputc('\n', out);
+}
+
+void report_summary_json(FILE *out, const struct report_tally *t, const char *extra)
+{
+	int i;
+	bool first = true;
+
+	fprintf(out, "{\"type\":\"summary\",\"connections\":%llu,\"verdicts\":{", (unsigned long long)t->connections);
+	for (i = 0; i < V_COUNT; i++) {
+		if (!t->by_verdict[i])
+			continue;
+		fprintf(out, "%s\"%s\":%llu", first ? "" : ",", verdict_code_name((enum verdict_code)i),
+			(unsigned long long)t->by_verdict[i]);
+		first = false;
+	}
+	putc('}', out);
+	if (extra && *extra)
+		fprintf(out, ",%s", extra);
+	fputs("}\n", out);
+}

@@ -1,2 +1,289 @@
-/* tls: (to be written) */
+/* tls: the incremental record layer of one direction (see tls.h). */
 #include "config.h"
+
+#include "tls.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* Internal record type for the SSLv2-format ClientHello (RFC 5246 E.2). */
+#define REC_SSL2 0x80
+
+void tls_dir_init(struct tls_dir *d)
+{
+	memset(d, 0, sizeof(*d));
+}
+
+void tls_dir_free(struct tls_dir *d)
+{
+	free(d->hs);
+	d->hs = NULL;
+	d->hs_len = d->hs_cap = 0;
+}
+
+static int header_ok(uint8_t type, uint16_t version, uint16_t len)
+{
+	if (type < TLS_CT_CHANGE_CIPHER_SPEC || type > TLS_CT_HEARTBEAT)
+		return 0;
+	if ((version >> 8) != 3 || (version & 0xff) > 4)
+		return 0;
+	return len <= TLS_MAX_RECORD;
+}
+
+int tls_looks_like_record(const struct cursor *c)
+{
+	struct cursor h = *c;
+	uint8_t type;
+	uint16_t version, len;
+
+	if (!cursor_get_u8(&h, &type) || !cursor_get_u16(&h, &version) ||
+	    !cursor_get_u16(&h, &len))
+		return 0;
+	return header_ok(type, version, len);
+}
+
+static int fail(struct tls_dir *d, const char *what)
+{
+	d->failed = true;
+	snprintf(d->error, sizeof(d->error), "%s at stream offset %llu", what,
+		 (unsigned long long)d->offset);
+	return 0;
+}
+
+static int hs_append(struct tls_dir *d, const struct cursor *bytes)
+{
+	size_t n = cursor_len(bytes);
+	struct cursor src = *bytes;
+
+	if (d->hs_len + n > d->hs_cap) {
+		size_t cap = d->hs_cap ? d->hs_cap : 4096;
+		uint8_t *grown;
+
+		while (cap < d->hs_len + n)
+			cap *= 2;
+		grown = realloc(d->hs, cap);
+		if (!grown)
+			return 0;
+		d->hs = grown;
+		d->hs_cap = cap;
+	}
+	/* the destination is inside our own buffer; the source is read through its cursor */
+	return cursor_copy_bytes(&src, d->hs + d->hs_len, n) && (d->hs_len += n, 1);
+}
+
+/* Drops the first n bytes of the handshake buffer. */
+static void hs_consume(struct tls_dir *d, size_t n)
+{
+	struct cursor rest;
+
+	cursor_init(&rest, d->hs, d->hs_len);
+	if (!cursor_skip(&rest, n)) {
+		d->hs_len = 0;
+		return;
+	}
+	memmove(d->hs, cursor_data(&rest), cursor_len(&rest));
+	d->hs_len = cursor_len(&rest);
+}
+
+/* Emits every complete handshake message in the buffer. */
+static void hs_drain(struct tls_dir *d, tls_event_fn fn, void *ctx)
+{
+	for (;;) {
+		struct tls_event ev = { .kind = TLS_EV_HANDSHAKE };
+		struct cursor c;
+		uint8_t type;
+		uint32_t len;
+
+		cursor_init(&c, d->hs, d->hs_len);
+		if (!cursor_get_u8(&c, &type) || !cursor_get_u24(&c, &len))
+			return;
+		ev.content_type = TLS_CT_HANDSHAKE;
+		ev.record_version = d->rec_version;
+		ev.record_len = d->rec_len;
+		ev.hs_type = type;
+		ev.hs_len = len;
+		if (len > TLS_MAX_HANDSHAKE) {
+			ev.kind = TLS_EV_SKIPPED;
+			fn(ctx, &ev);
+			d->hs_skip = len - cursor_len(&c);
+			d->hs_len = 0;
+			return;
+		}
+		if (!cursor_get_bytes(&c, &ev.body, len))
+			return;
+		fn(ctx, &ev);
+		hs_consume(d, 4 + (size_t)len);
+	}
+}
+
+static void emit_simple(struct tls_dir *d, enum tls_event_kind kind, tls_event_fn fn, void *ctx)
+{
+	struct tls_event ev = { .kind = kind };
+
+	ev.content_type = d->rec_type;
+	ev.record_version = d->rec_version;
+	ev.record_len = d->rec_len;
+	ev.encrypted = d->encrypted;
+	fn(ctx, &ev);
+}
+
+/* A record header is complete: decide how its body will be handled. */
+static int record_start(struct tls_dir *d, tls_event_fn fn, void *ctx)
+{
+	struct cursor h;
+	uint8_t b0 = d->hdr[0], b2 = d->hdr[2], b3 = d->hdr[3];
+
+	if (!d->started && (b0 & 0x80) && b2 == TLS_HS_CLIENT_HELLO && (b3 == 0 || b3 == 3)) {
+		/* SSLv2 two-byte header; the three bytes after it start the body */
+		size_t len = ((size_t)(b0 & 0x7f) << 8) | d->hdr[1];
+		struct cursor first;
+
+		if (len < 3)
+			return fail(d, "SSLv2 ClientHello too short");
+		d->started = d->sslv2 = true;
+		d->rec_type = REC_SSL2;
+		d->rec_len = (uint16_t)len;
+		d->rec_left = len - 3;
+		cursor_init(&first, d->hdr + 2, 3);
+		if (!hs_append(d, &first))
+			return fail(d, "out of memory");
+		return 1;
+	}
+	cursor_init(&h, d->hdr, sizeof(d->hdr));
+	if (!cursor_get_u8(&h, &d->rec_type) || !cursor_get_u16(&h, &d->rec_version) ||
+	    !cursor_get_u16(&h, &d->rec_len))
+		return fail(d, "short record header");
+	if (!header_ok(d->rec_type, d->rec_version, d->rec_len))
+		return fail(d, "not a TLS record header");
+	d->started = true;
+	d->rec_left = d->rec_len;
+	d->alert_have = 0;
+	d->rec_plain_hs = false;
+
+	switch (d->rec_type) {
+	case TLS_CT_HANDSHAKE:
+		if (d->encrypted)
+			emit_simple(d, TLS_EV_ENCRYPTED, fn, ctx);
+		else
+			d->rec_plain_hs = true;
+		break;
+	case TLS_CT_ALERT:
+		if (d->encrypted)
+			emit_simple(d, TLS_EV_ALERT, fn, ctx);
+		break;
+	case TLS_CT_CHANGE_CIPHER_SPEC:
+		emit_simple(d, TLS_EV_CCS, fn, ctx);
+		/* Below TLS 1.3 everything this side sends next is protected;
+		 * in 1.3 the CCS is a middlebox-compatibility dummy (RFC 8446 D.4). */
+		if (!d->tls13)
+			d->encrypted = true;
+		d->hs_len = 0;
+		break;
+	default:
+		emit_simple(d, TLS_EV_ENCRYPTED, fn, ctx);
+		break;
+	}
+	return 1;
+}
+
+/* Handles `body`, the next bytes of the current record's body. */
+static int record_body(struct tls_dir *d, const struct cursor *body, tls_event_fn fn, void *ctx)
+{
+	struct cursor c = *body;
+
+	if (d->rec_type == REC_SSL2) {
+		if (!hs_append(d, &c))
+			return fail(d, "out of memory");
+		if (d->rec_left == cursor_len(&c)) {
+			struct tls_event ev = { .kind = TLS_EV_SSL2_CLIENT_HELLO };
+			ev.record_len = d->rec_len;
+			ev.hs_type = TLS_HS_CLIENT_HELLO;
+			cursor_init(&ev.body, d->hs, d->hs_len);
+			/* skip the message type byte: the body starts at the version */
+			if (!cursor_skip(&ev.body, 1))
+				return fail(d, "SSLv2 ClientHello too short");
+			fn(ctx, &ev);
+			d->hs_len = 0;
+		}
+		return 1;
+	}
+	if (d->rec_plain_hs) {
+		if (d->hs_skip) {
+			size_t n = cursor_len(&c) < d->hs_skip ? cursor_len(&c) : d->hs_skip;
+
+			d->hs_skip -= n;
+			if (!cursor_skip(&c, n))
+				return fail(d, "internal skip error");
+		}
+		if (cursor_len(&c)) {
+			if (!hs_append(d, &c))
+				return fail(d, "out of memory");
+			hs_drain(d, fn, ctx);
+		}
+		return 1;
+	}
+	if (d->rec_type == TLS_CT_ALERT && !d->encrypted) {
+		uint8_t b;
+
+		while (cursor_get_u8(&c, &b)) {
+			d->alert[d->alert_have++] = b;
+			if (d->alert_have == 2) {
+				struct tls_event ev = { .kind = TLS_EV_ALERT };
+				ev.content_type = TLS_CT_ALERT;
+				ev.record_version = d->rec_version;
+				ev.record_len = d->rec_len;
+				ev.alert_level = d->alert[0];
+				ev.alert_desc = d->alert[1];
+				fn(ctx, &ev);
+				d->alert_have = 0;
+			}
+		}
+	}
+	/* everything else (encrypted records, application data) is skipped */
+	return 1;
+}
+
+int tls_dir_feed(struct tls_dir *d, const uint8_t *data, size_t len,
+		 tls_event_fn fn, void *ctx)
+{
+	struct cursor in;
+
+	if (d->failed)
+		return 0;
+	cursor_init(&in, data, len);
+	while (cursor_len(&in) > 0) {
+		struct cursor part;
+		size_t take;
+
+		if (d->rec_left == 0 && d->hdr_have < sizeof(d->hdr)) {
+			take = sizeof(d->hdr) - d->hdr_have;
+			if (take > cursor_len(&in))
+				take = cursor_len(&in);
+			if (!cursor_copy_bytes(&in, d->hdr + d->hdr_have, take))
+				return fail(d, "internal read error");
+			d->hdr_have += take;
+			d->offset += take;
+			if (d->hdr_have < sizeof(d->hdr))
+				return 1;
+			d->hdr_have = 0;
+			if (!record_start(d, fn, ctx))
+				return 0;
+			if (d->rec_left == 0 && d->rec_type == REC_SSL2) {
+				struct cursor none;
+				cursor_init(&none, d->hdr, 0);
+				if (!record_body(d, &none, fn, ctx))
+					return 0;
+			}
+			continue;
+		}
+		take = d->rec_left < cursor_len(&in) ? d->rec_left : cursor_len(&in);
+		if (!cursor_get_bytes(&in, &part, take))
+			return fail(d, "internal read error");
+		if (!record_body(d, &part, fn, ctx))
+			return 0;
+		d->rec_left -= take;
+		d->offset += take;
+	}
+	return 1;
+}

@@ -1,2 +1,584 @@
-/* verdict: (to be written) */
+/* verdict: the rules from a connection's facts to its verdict, fault,
+ * basis and evidence (../VERDICTS.md).  Pure: no I/O, no decoding. */
 #include "config.h"
+
+#include "verdict.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "chain.h"
+#include "tls_msgs.h"
+
+/* How the server answered the client's flight. */
+enum answer {
+	ANS_UNSEEN,     /* the capture has nothing after the client's flight */
+	ANS_ALERT,      /* a fatal alert (plaintext, or an encrypted alert-sized record) */
+	ANS_CLOSED,     /* closed or reset without finishing the handshake */
+	ANS_CONTINUED,  /* finished the handshake / went on sending */
+};
+
+struct server_answer {
+	enum answer kind;
+	const struct alert *alert;   /* plaintext alert, when kind is ANS_ALERT */
+	bool encrypted;
+};
+
+static void __attribute__((format(printf, 2, 3)))
+evidence(struct verdict *v, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (v->n_evidence >= FACTS_MAX_EVIDENCE)
+		return;
+	va_start(ap, fmt);
+	vsnprintf(v->evidence[v->n_evidence++], VERDICT_EVIDENCE_LEN, fmt, ap);
+	va_end(ap);
+}
+
+static void set(struct verdict *v, enum verdict_code code, enum reason_code reason,
+		enum fault fault, enum basis basis)
+{
+	v->code = code;
+	v->reason = reason;
+	v->fault = fault;
+	v->basis = basis;
+}
+
+const char *verdict_tls_label(const struct conn_facts *f)
+{
+	uint16_t ver = f->sh.seen ? f->sh.selected_version : 0;
+
+	switch (ver) {
+	case TLS_V_SSL3: return "SSL3";
+	case TLS_V_1_0: return "TLS1.0";
+	case TLS_V_1_1: return "TLS1.1";
+	case TLS_V_1_2: return "TLS1.2";
+	case TLS_V_1_3: return "TLS1.3";
+	}
+	return "TLS?";
+}
+
+/* Joins the CertificateRequest's CA names as "[CN=a, O=b; CN=c]". */
+static const char *ca_list(const struct conn_facts *f, char *buf, size_t len)
+{
+	size_t i, used = 0;
+
+	if (f->cr.n_ca_names == 0)
+		return "[] (the server named no CAs)";
+	used += (size_t)snprintf(buf, len, "[");
+	for (i = 0; i < f->cr.n_ca_names && used < len; i++)
+		used += (size_t)snprintf(buf + used, len - used, "%s%s", i ? "; " : "", f->cr.ca_names[i]);
+	if (f->cr.n_ca_names_on_wire > f->cr.n_ca_names && used < len)
+		used += (size_t)snprintf(buf + used, len - used, "; +%zu more",
+					 f->cr.n_ca_names_on_wire - f->cr.n_ca_names);
+	if (used < len)
+		snprintf(buf + used, len - used, "]");
+	return buf;
+}
+
+static const char *alert_label(const struct alert *a, char *buf, size_t len)
+{
+	const char *name = tls_alert_name(a->description);
+
+	if (a->encrypted)
+		snprintf(buf, len, "an encrypted alert");
+	else if (name)
+		snprintf(buf, len, "%s alert %s (%d)", a->level == 2 ? "fatal" : "warning", name, a->description);
+	else
+		snprintf(buf, len, "alert %d", a->description);
+	return buf;
+}
+
+static const struct alert *first_fatal(const struct conn_facts *f, enum side from, uint32_t after)
+{
+	size_t i;
+
+	for (i = 0; i < f->n_alerts; i++) {
+		const struct alert *a = &f->alerts[i];
+
+		if (a->from != from || a->seq <= after)
+			continue;
+		if (a->encrypted || a->level == 2)
+			return a;
+		if (a->description != 0 && a->description != 41 && a->description != 100)
+			return a;   /* a warning that still ends the handshake */
+	}
+	return NULL;
+}
+
+/* The reason a server's alert stands for (OpenSSL's verify-error mapping). */
+static enum reason_code alert_reason(int description)
+{
+	switch (description) {
+	case 45: return R_EXPIRED;
+	case 48: return R_UNKNOWN_ISSUER;
+	case 43: return R_BAD_EKU;
+	case 44: return R_REVOKED;
+	case 51: return R_BAD_SIGNATURE;
+	}
+	return R_UNKNOWN;
+}
+
+static enum fault reason_fault(enum reason_code r)
+{
+	switch (r) {
+	case R_DEPTH_EXCEEDED: return F_SERVER;
+	case R_UNKNOWN: case R_NONE: return F_UNKNOWN;
+	default: return F_CLIENT;
+	}
+}
+
+static bool server_closed_first(const struct conn_facts *f)
+{
+	const struct direction_facts *s = &f->dir[SIDE_SERVER], *c = &f->dir[SIDE_CLIENT];
+
+	return s->closed != CLOSE_NONE && (c->closed == CLOSE_NONE || s->close_seq < c->close_seq);
+}
+
+static const char *close_label(enum close_kind k)
+{
+	switch (k) {
+	case CLOSE_FIN: return "closed the connection (FIN)";
+	case CLOSE_RST: return "reset the connection (RST)";
+	case CLOSE_TIMEOUT: return "went idle";
+	default: break;
+	}
+	return "stopped";
+}
+
+/* ---- TLS 1.3 without keys: reasoning from record sizes ---- */
+
+struct flight13 {
+	size_t tag, fin, empty, alert;  /* expected record lengths for this suite */
+	enum { CF_UNKNOWN, CF_FINISHED_ONLY, CF_EMPTY_CERT, CF_CHAIN, CF_ALERT } kind;
+	size_t first, last;             /* indexes into the client's enc[] */
+	uint32_t last_seq;
+	size_t chain_record_len;
+};
+
+static void suite_sizes(uint16_t cipher, struct flight13 *fl)
+{
+	size_t hash = cipher == 0x1302 ? 48 : 32;   /* TLS_AES_256_GCM_SHA384 */
+
+	fl->tag = cipher == 0x1305 ? 8 : 16;         /* TLS_AES_128_CCM_8_SHA256 */
+	fl->fin = 4 + hash + 1 + fl->tag;            /* Finished + inner type + tag */
+	fl->empty = 4 + 1 + 3 + 1 + fl->tag;         /* empty 1.3 Certificate */
+	fl->alert = 2 + 1 + fl->tag;
+}
+
+static void classify_client_flight(const struct conn_facts *f, struct flight13 *fl)
+{
+	const struct direction_facts *d = &f->dir[SIDE_CLIENT];
+	size_t i = 0, n;
+
+	suite_sizes(f->sh.cipher, fl);
+	fl->kind = CF_UNKNOWN;
+	/* records sent before the ServerHello are 0-RTT data, not the flight */
+	while (i < d->n_enc && d->enc[i].seq < f->sh.seq)
+		i++;
+	n = d->n_enc - i;
+	fl->first = i;
+	if (n == 0)
+		return;
+	if (d->enc[i].len == fl->alert) {
+		fl->kind = CF_ALERT;
+		fl->last = i;
+	} else if (d->enc[i].len == fl->fin) {
+		fl->kind = CF_FINISHED_ONLY;
+		fl->last = i;
+	} else if (d->enc[i].len == fl->empty && n >= 2 && d->enc[i + 1].len == fl->fin) {
+		fl->kind = CF_EMPTY_CERT;
+		fl->last = i + 1;
+	} else if (d->enc[i].len == fl->empty + fl->fin - 1 - fl->tag) {
+		fl->kind = CF_EMPTY_CERT;   /* Certificate and Finished coalesced in one record */
+		fl->last = i;
+	} else if (d->enc[i].len > fl->fin + 100 && n >= 3 && d->enc[i + 2].len == fl->fin) {
+		fl->kind = CF_CHAIN;        /* Certificate, CertificateVerify, Finished */
+		fl->last = i + 2;
+		fl->chain_record_len = d->enc[i].len;
+	}
+	if (fl->kind != CF_UNKNOWN)
+		fl->last_seq = d->enc[fl->last].seq;
+}
+
+static void answer13(const struct conn_facts *f, const struct flight13 *fl, struct server_answer *ans)
+{
+	const struct direction_facts *s = &f->dir[SIDE_SERVER];
+	size_t i, after = 0, first = s->n_enc;
+
+	memset(ans, 0, sizeof(*ans));
+	for (i = 0; i < s->n_enc; i++) {
+		if (s->enc[i].seq > fl->last_seq) {
+			if (first == s->n_enc)
+				first = i;
+			after++;
+		}
+	}
+	if (after == 1 && s->enc[first].len == fl->alert &&
+	    (s->closed != CLOSE_NONE || s->n_enc_total == s->n_enc)) {
+		ans->kind = ANS_ALERT;
+		ans->encrypted = true;
+		return;
+	}
+	if (after > 0) {
+		ans->kind = ANS_CONTINUED;
+		return;
+	}
+	if (s->closed != CLOSE_NONE && s->close_seq > fl->last_seq)
+		ans->kind = ANS_CLOSED;
+}
+
+/* ---- TLS 1.2 and older: the handshake is plaintext ---- */
+
+static void answer12(const struct conn_facts *f, uint32_t after, struct server_answer *ans)
+{
+	const struct direction_facts *s = &f->dir[SIDE_SERVER];
+
+	memset(ans, 0, sizeof(*ans));
+	ans->alert = first_fatal(f, SIDE_SERVER, after);
+	if (ans->alert) {
+		ans->kind = ANS_ALERT;
+		ans->encrypted = ans->alert->encrypted;
+		return;
+	}
+	if (s->ccs_seen && s->ccs_seq > after) {
+		ans->kind = ANS_CONTINUED;
+		return;
+	}
+	if (s->closed != CLOSE_NONE && s->close_seq > after)
+		ans->kind = ANS_CLOSED;
+}
+
+/* ---- shared conclusions ---- */
+
+static void describe_answer(const struct conn_facts *f, const struct server_answer *ans, struct verdict *v)
+{
+	char buf[96];
+
+	switch (ans->kind) {
+	case ANS_ALERT:
+		if (ans->alert)
+			evidence(v, "the server answered with %s", alert_label(ans->alert, buf, sizeof(buf)));
+		else
+			evidence(v, "the server answered with one alert-sized encrypted record and %s",
+				 close_label(f->dir[SIDE_SERVER].closed));
+		break;
+	case ANS_CLOSED:
+		evidence(v, "the server %s without finishing the handshake",
+			 close_label(f->dir[SIDE_SERVER].closed));
+		break;
+	case ANS_CONTINUED:
+		evidence(v, "the server completed the handshake");
+		break;
+	case ANS_UNSEEN:
+		evidence(v, "the server's answer is not in the capture");
+		break;
+	}
+}
+
+/* The server asked and the client sent no certificate. */
+static void conclude_no_cert(const struct conn_facts *f, const struct server_answer *ans,
+			     enum basis basis, struct verdict *v)
+{
+	describe_answer(f, ans, v);
+	if (ans->kind != ANS_CONTINUED) {
+		set(v, V_CLIENT_SENT_NO_CERT, R_NONE, F_CLIENT, basis);
+		return;
+	}
+	if (f->http_status >= 400) {
+		set(v, V_CLIENT_SENT_NO_CERT, R_NONE, F_CLIENT, basis);
+		evidence(v, "the server answered HTTP %d", f->http_status);
+		return;
+	}
+	if (f->http_status > 0) {
+		set(v, V_NO_CERT_ACCEPTED, R_NONE, F_NONE, basis);
+		evidence(v, "the server answered HTTP %d", f->http_status);
+		return;
+	}
+	if (server_closed_first(f) && f->dir[SIDE_CLIENT].app_records <= 1) {
+		/* nginx finishes the handshake, answers 400 "No required SSL
+		 * certificate was sent" and closes: the request is refused */
+		set(v, V_CLIENT_SENT_NO_CERT, R_NONE, F_CLIENT, B_INFERRED);
+		evidence(v, "the server closed the connection after its first response, as nginx does after answering 400 \"No required SSL certificate was sent\"");
+		return;
+	}
+	set(v, V_NO_CERT_ACCEPTED, R_NONE, F_NONE, basis == B_OBSERVED ? B_OBSERVED : basis);
+	evidence(v, "the session went on without a client certificate (optional client authentication)");
+}
+
+static void chain_evidence(const struct chain_report *chain, struct verdict *v)
+{
+	size_t i;
+
+	for (i = 0; chain && i < chain->n; i++)
+		evidence(v, "%s", chain->findings[i].text);
+}
+
+/* The client sent a chain; the server answered `ans`. */
+static void conclude_chain(const struct conn_facts *f, const struct chain_report *chain,
+			   const struct server_answer *ans, enum basis basis, struct verdict *v)
+{
+	enum reason_code predicted = chain && chain->n ? chain->findings[0].reason : R_NONE;
+	enum reason_code reason;
+
+	describe_answer(f, ans, v);
+	switch (ans->kind) {
+	case ANS_ALERT:
+	case ANS_CLOSED:
+		reason = predicted != R_NONE ? predicted
+			 : ans->alert ? alert_reason(ans->alert->description) : R_UNKNOWN;
+		set(v, V_SERVER_REJECTED_CHAIN, reason, reason_fault(reason), basis);
+		chain_evidence(chain, v);
+		if (predicted == R_NONE && chain && chain->checked)
+			evidence(v, "nothing on the wire explains the refusal: check the server's CA bundle and verify depth");
+		return;
+	case ANS_CONTINUED:
+		if (f->http_status >= 400 || predicted != R_NONE) {
+			reason = predicted != R_NONE ? predicted : R_UNKNOWN;
+			set(v, V_SERVER_REJECTED_CHAIN, reason, reason_fault(reason),
+			    f->http_status ? basis : B_INFERRED);
+			if (f->http_status)
+				evidence(v, "the server answered HTTP %d", f->http_status);
+			else
+				evidence(v, "a verifying server must refuse this chain (nginx completes the handshake and answers HTTP 400)");
+			chain_evidence(chain, v);
+			return;
+		}
+		set(v, V_CLIENT_CERT_ACCEPTED, R_NONE, F_NONE, basis);
+		return;
+	case ANS_UNSEEN:
+		if (predicted != R_NONE) {
+			set(v, V_SERVER_REJECTED_CHAIN, predicted, reason_fault(predicted), B_INFERRED);
+			evidence(v, "a verifying server must refuse this chain");
+			chain_evidence(chain, v);
+			return;
+		}
+		set(v, V_INCOMPLETE, R_NONE, F_UNKNOWN, basis);
+		return;
+	}
+}
+
+static void describe_chain_sent(const struct conn_facts *f, struct verdict *v)
+{
+	const struct cert_chain *ch = &f->client_chain;
+
+	if (ch->n > 0)
+		evidence(v, "the client sent %zu certificate%s: %s (issuer %s, valid %s to %s)",
+			 ch->n_on_wire, ch->n_on_wire == 1 ? "" : "s", ch->certs[0].subject,
+			 ch->certs[0].issuer, ch->certs[0].not_before, ch->certs[0].not_after);
+}
+
+static void decide12(const struct conn_facts *f, const struct chain_report *chain, struct verdict *v)
+{
+	const struct alert *client_alert = first_fatal(f, SIDE_CLIENT, f->sh.seq);
+	struct server_answer ans;
+	char buf[512];
+
+	v->cert_requested = f->cr.seen ? TRI_YES : (f->server_hello_done ? TRI_NO : TRI_UNKNOWN);
+	if (client_alert && (!f->client_cert_seen || client_alert->seq < f->client_cert_seq) &&
+	    !f->dir[SIDE_CLIENT].ccs_seen) {
+		set(v, V_CLIENT_REJECTED_SERVER_CERT, R_NONE, F_SERVER, B_OBSERVED);
+		evidence(v, "the client aborted the handshake with %s after the server's certificate",
+			 alert_label(client_alert, buf, sizeof(buf)));
+		if (f->server_chain.n)
+			evidence(v, "server certificate %s issued by %s", f->server_chain.certs[0].subject,
+				 f->server_chain.certs[0].issuer);
+		if (client_alert->description != 42 && client_alert->description != 43 &&
+		    client_alert->description != 45 && client_alert->description != 46 &&
+		    client_alert->description != 48 && client_alert->description != 44 &&
+		    client_alert->description != 116)
+			v->code = V_HANDSHAKE_FAILED, v->fault = F_UNKNOWN;
+		return;
+	}
+	if (!f->cr.seen) {
+		if (!f->server_hello_done && !f->dir[SIDE_CLIENT].ccs_seen) {
+			const struct alert *a = first_fatal(f, SIDE_SERVER, f->sh.seq);
+
+			if (a) {
+				set(v, V_HANDSHAKE_FAILED, R_NONE, F_UNKNOWN, B_OBSERVED);
+				evidence(v, "the server sent %s before asking for a certificate", alert_label(a, buf, sizeof(buf)));
+				return;
+			}
+			set(v, V_INCOMPLETE, R_NONE, F_UNKNOWN, B_OBSERVED);
+			evidence(v, "the server's handshake flight is not complete in the capture");
+			return;
+		}
+		if (f->dir[SIDE_SERVER].enc_handshake_after_done || f->dir[SIDE_CLIENT].enc_handshake_after_done) {
+			set(v, V_UNDETERMINED, R_NONE, F_UNKNOWN, B_INFERRED);
+			evidence(v, "no CertificateRequest in the initial handshake, but the connection renegotiated afterwards (encrypted): a request for a certificate may be inside");
+			return;
+		}
+		set(v, V_CERT_NOT_REQUESTED, R_NONE, F_NONE, B_OBSERVED);
+		evidence(v, "the server's flight ended (ServerHelloDone) without a CertificateRequest");
+		return;
+	}
+	evidence(v, "the server asked for a client certificate from CAs %s", ca_list(f, buf, sizeof(buf)));
+	if (!f->client_cert_seen) {
+		const struct alert *noc = NULL;
+		size_t i;
+
+		for (i = 0; i < f->n_alerts; i++)
+			if (f->alerts[i].from == SIDE_CLIENT && f->alerts[i].description == 41)
+				noc = &f->alerts[i];
+		if (noc || f->dir[SIDE_CLIENT].ccs_seen) {
+			v->client_cert_sent = TRI_NO;
+			evidence(v, noc ? "the client answered with a no_certificate alert (SSL 3.0)"
+				       : "the client sent no Certificate message");
+			answer12(f, noc ? noc->seq : f->dir[SIDE_CLIENT].ccs_seq, &ans);
+			conclude_no_cert(f, &ans, B_OBSERVED, v);
+			return;
+		}
+		set(v, V_INCOMPLETE, R_NONE, F_UNKNOWN, B_OBSERVED);
+		evidence(v, "the client's answer is not in the capture");
+		return;
+	}
+	answer12(f, f->client_cert_seq, &ans);
+	if (f->client_cert_empty) {
+		v->client_cert_sent = TRI_NO;
+		evidence(v, "the client's Certificate message was empty");
+		conclude_no_cert(f, &ans, B_OBSERVED, v);
+		return;
+	}
+	v->client_cert_sent = TRI_YES;
+	describe_chain_sent(f, v);
+	conclude_chain(f, chain, &ans, B_OBSERVED, v);
+}
+
+static void decide13(const struct conn_facts *f, const struct chain_report *chain, struct verdict *v)
+{
+	struct flight13 fl;
+	struct server_answer ans;
+	char buf[128];
+
+	if (f->cr.seen || f->client_cert_seen) {
+		/* the handshake was decrypted: reason as for 1.2 on what was read */
+		decide12(f, chain, v);
+		return;
+	}
+	classify_client_flight(f, &fl);
+	switch (fl.kind) {
+	case CF_UNKNOWN:
+		if (f->dir[SIDE_CLIENT].n_enc == 0) {
+			const struct alert *a = first_fatal(f, SIDE_SERVER, f->sh.seq);
+			if (a) {
+				set(v, V_HANDSHAKE_FAILED, R_NONE, F_UNKNOWN, B_OBSERVED);
+				evidence(v, "the server sent %s", alert_label(a, buf, sizeof(buf)));
+				return;
+			}
+			set(v, V_INCOMPLETE, R_NONE, F_UNKNOWN, B_INFERRED);
+			evidence(v, "the client's encrypted flight is not in the capture");
+			return;
+		}
+		set(v, V_UNDETERMINED, R_NONE, F_UNKNOWN, B_INFERRED);
+		evidence(v, "TLS 1.3 without a key log: the client's first encrypted record is %u bytes, which matches no unpadded flight (Finished %zu, empty Certificate %zu)",
+			 f->dir[SIDE_CLIENT].enc[fl.first].len, fl.fin, fl.empty);
+		return;
+	case CF_ALERT:
+		set(v, V_CLIENT_REJECTED_SERVER_CERT, R_NONE, F_SERVER, B_INFERRED);
+		evidence(v, "the client answered the server's flight with an alert-sized encrypted record (%zu bytes) instead of its Finished",
+			 fl.alert);
+		if (f->server_chain.n)
+			evidence(v, "server certificate %s issued by %s", f->server_chain.certs[0].subject,
+				 f->server_chain.certs[0].issuer);
+		return;
+	case CF_FINISHED_ONLY:
+		v->cert_requested = TRI_NO;
+		answer13(f, &fl, &ans);
+		if (ans.kind == ANS_ALERT) {
+			set(v, V_HANDSHAKE_FAILED, R_NONE, F_UNKNOWN, B_INFERRED);
+			evidence(v, "the client sent only its Finished (%zu bytes) and the server answered with an alert-sized record", fl.fin);
+			return;
+		}
+		set(v, V_CERT_NOT_REQUESTED, R_NONE, F_NONE, B_INFERRED);
+		evidence(v, "the client's encrypted flight is a lone Finished (%zu-byte record): it was not asked for a certificate", fl.fin);
+		if (f->ch.post_handshake_auth)
+			evidence(v, "the client offered post-handshake authentication: a later request would be encrypted");
+		return;
+	case CF_EMPTY_CERT:
+		v->cert_requested = TRI_YES;
+		v->client_cert_sent = TRI_NO;
+		evidence(v, "the server asked for a client certificate (the client answered with a Certificate message)");
+		evidence(v, "the client's encrypted flight is an empty Certificate (%zu-byte record) and Finished (%zu): no certificate sent",
+			 fl.empty, fl.fin);
+		answer13(f, &fl, &ans);
+		conclude_no_cert(f, &ans, B_INFERRED, v);
+		if (v->code == V_NO_CERT_ACCEPTED && !f->http_status) {
+			set(v, V_UNDETERMINED, R_NONE, F_UNKNOWN, B_INFERRED);
+			evidence(v, "the server's answer is encrypted: whether it refused the request (HTTP 400) needs a key log");
+		}
+		return;
+	case CF_CHAIN:
+		v->cert_requested = TRI_YES;
+		v->client_cert_sent = TRI_YES;
+		evidence(v, "the server asked for a client certificate; the client sent one (a %zu-byte Certificate record, a CertificateVerify and Finished)",
+			 fl.chain_record_len);
+		answer13(f, &fl, &ans);
+		conclude_chain(f, chain, &ans, B_INFERRED, v);
+		if (v->code == V_CLIENT_CERT_ACCEPTED && server_closed_first(f) && !f->http_status) {
+			set(v, V_UNDETERMINED, R_NONE, F_UNKNOWN, B_INFERRED);
+			evidence(v, "the server closed the connection after its first response; without a key log its answer (nginx refuses a chain with HTTP 400) cannot be read");
+		}
+		return;
+	}
+}
+
+void verdict_decide(const struct conn_facts *f, const struct chain_report *chain, struct verdict *v)
+{
+	char buf[96];
+
+	memset(v, 0, sizeof(*v));
+	v->cert_requested = TRI_UNKNOWN;
+	v->client_cert_sent = TRI_UNKNOWN;
+	if (f->not_tls) {
+		set(v, V_NOT_TLS, R_NONE, F_NONE, B_OBSERVED);
+		evidence(v, f->preamble ? "the plaintext exchange never switched to TLS"
+					: "the bytes are not TLS records");
+		return;
+	}
+	if (!f->is_tls) {
+		set(v, V_INCOMPLETE, R_NONE, F_UNKNOWN, B_OBSERVED);
+		evidence(v, f->dir[0].bytes + f->dir[1].bytes ? "no TLS record could be framed"
+							      : "the connection carried no payload");
+		return;
+	}
+	if (!f->ch.seen) {
+		set(v, V_INCOMPLETE, R_NONE, F_UNKNOWN, B_OBSERVED);
+		evidence(v, f->saw_syn ? "no ClientHello in the capture"
+				       : "the capture started mid-connection: the handshake is not in it");
+		return;
+	}
+	if (!f->sh.seen || f->sh.hello_retry) {
+		const struct alert *a = first_fatal(f, SIDE_SERVER, 0);
+
+		if (a) {
+			set(v, V_HANDSHAKE_FAILED, R_NONE, F_UNKNOWN, B_OBSERVED);
+			evidence(v, "the server refused the ClientHello with %s", alert_label(a, buf, sizeof(buf)));
+			return;
+		}
+		set(v, V_INCOMPLETE, R_NONE, F_UNKNOWN, B_OBSERVED);
+		evidence(v, "no ServerHello in the capture");
+		return;
+	}
+	if (f->sh.n_hrr)
+		evidence(v, "the server sent a HelloRetryRequest; the client's second ClientHello was answered");
+	if (f->sh.selected_version == TLS_V_1_3) {
+		if (f->sh.psk_selected) {
+			set(v, V_RESUMED, R_NONE, F_NONE, B_OBSERVED);
+			evidence(v, "the server accepted a pre-shared key: resumption, no certificates exchanged");
+			return;
+		}
+		decide13(f, chain, v);
+	} else {
+		if (f->sh.session_id_echoed ||
+		    (!f->server_cert_seen && !f->server_hello_done && f->dir[SIDE_SERVER].ccs_seen)) {
+			set(v, V_RESUMED, R_NONE, F_NONE, B_OBSERVED);
+			evidence(v, "abbreviated handshake: the server resumed a session, no certificates exchanged");
+			return;
+		}
+		decide12(f, chain, v);
+	}
+	if (f->truncated && v->code == V_INCOMPLETE)
+		evidence(v, "the capture ended before the connection did");
+}

@@ -24,4 +24,14 @@ struct verdict {
 	size_t n_evidence;
 };
 
+struct chain_report;
+
+/* Decides the verdict for a finished connection.  chain: the client chain
+ * checks, or NULL when no client chain was seen. */
+void verdict_decide(const struct conn_facts *f, const struct chain_report *chain,
+		    struct verdict *out);
+
+/* "TLS1.3", "TLS1.2", "SSL3" ... or "TLS?" when unknown. */
+const char *verdict_tls_label(const struct conn_facts *f);
+
 #endif
