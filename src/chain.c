@@ -1,2 +1,568 @@
-/* chain: (to be written) */
+/* chain: predicts whether a verifying server accepts a client's certificate
+ * chain, from the certificates on the wire, the CertificateRequest's CA
+ * names and, when given, the server's CA bundle.  Each finding is one
+ * evidence line naming the certificate and the dates or names involved. */
 #include "config.h"
+
+#include "chain.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+#include <openssl/err.h>
+#include <openssl/sha.h>
+#include <openssl/x509_vfy.h>
+#include <openssl/x509v3.h>
+
+#include "x509info.h"
+
+/* Sent certificates looked at when walking up from the leaf; a Certificate
+ * message holds a handful, and this bounds the work on hostile input. */
+#define CHAIN_SCAN_MAX 32
+
+/* Order of the findings, most decisive first: what is wrong with the leaf
+ * itself settles the question before which CA issued it does. */
+enum rank {
+	RANK_LEAF_TIME,
+	RANK_CA_TIME,
+	RANK_SELF_SIGNED,
+	RANK_EKU,
+	RANK_KEY_USAGE,
+	RANK_ISSUER,
+	RANK_SIGNATURE,
+	RANK_BUNDLE,
+};
+
+struct ctx {
+	struct chain_report *out;
+	enum rank ranks[CHAIN_MAX_FINDINGS];
+	char at_str[32];
+	X509_NAME *const *ca_names;
+	size_t n_ca;
+};
+
+static void add_finding(struct ctx *c, enum rank rank, enum reason_code reason,
+			const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+
+/* Inserts after the findings of the same or a more decisive rank; when the
+ * report is full the least decisive finding is the one dropped. */
+static void add_finding(struct ctx *c, enum rank rank, enum reason_code reason,
+			const char *fmt, ...)
+{
+	struct chain_report *out = c->out;
+	char line[1024];
+	size_t pos = 0, i;
+	va_list ap;
+	int len;
+
+	while (pos < out->n && c->ranks[pos] <= rank)
+		pos++;
+	if (pos == CHAIN_MAX_FINDINGS)
+		return;
+	if (out->n == CHAIN_MAX_FINDINGS)
+		out->n--;
+	for (i = out->n; i > pos; i--) {
+		out->findings[i] = out->findings[i - 1];
+		c->ranks[i] = c->ranks[i - 1];
+	}
+	va_start(ap, fmt);
+	len = vsnprintf(line, sizeof(line), fmt, ap);
+	va_end(ap);
+	if (len < 0)
+		line[0] = '\0';
+	out->findings[pos].reason = reason;
+	x509info_copy_utf8(line, strlen(line), out->findings[pos].text,
+			   sizeof(out->findings[pos].text));
+	c->ranks[pos] = rank;
+	out->n++;
+}
+
+static void label(const X509_NAME *n, char out[256])
+{
+	x509info_label(n, out, 256);
+	if (out[0] == '\0')
+		snprintf(out, 256, "(empty name)");
+}
+
+static bool name_is_named(const struct ctx *c, const X509_NAME *n)
+{
+	size_t i;
+
+	for (i = 0; i < c->n_ca; i++)
+		if (c->ca_names[i] != NULL && X509_NAME_cmp(c->ca_names[i], n) == 0)
+			return true;
+	return false;
+}
+
+/* "[CN=A, O=B; CN=C]" with as many whole names as fit in outlen. */
+static void ca_list(const struct ctx *c, char *out, size_t outlen)
+{
+	char name[256], more[32];
+	size_t i, o, shown = 0, len;
+
+	snprintf(out, outlen, "[");
+	for (i = 0; i < c->n_ca; i++) {
+		if (c->ca_names[i] == NULL)
+			continue;
+		x509info_name(c->ca_names[i], name, sizeof(name));
+		o = strlen(out);
+		len = strlen(name);
+		/* keep room for "; +NN more]" */
+		if (o + 2 + len + sizeof(more) >= outlen)
+			break;
+		snprintf(out + o, outlen - o, "%s%s", shown ? "; " : "", name);
+		shown++;
+	}
+	o = strlen(out);
+	more[0] = '\0';
+	if (i < c->n_ca)
+		snprintf(more, sizeof(more), "%s+%zu more", shown ? "; " : "", c->n_ca - i);
+	snprintf(out + o, outlen - o, "%s]", more);
+}
+
+/* Whether some O of `issuer` is the O of a named CA or of a certificate in
+ * the bundle: then the issuer is probably an intermediate of a known PKI
+ * that was not sent, rather than a foreign CA. */
+static bool shares_org(const struct ctx *c, const X509_NAME *issuer, X509_STORE *bundle)
+{
+	STACK_OF(X509_OBJECT) *objs = NULL;
+	int i = -1, j;
+	bool found = false, locked = false;
+
+	/* the bundle may be shared by threads whose lookups add to it */
+	if (bundle != NULL && X509_STORE_lock(bundle)) {
+		locked = true;
+		objs = X509_STORE_get0_objects(bundle);
+	}
+
+	while (!found && (i = X509_NAME_get_index_by_NID(issuer, NID_organizationName, i)) >= 0) {
+		const ASN1_STRING *org = X509_NAME_ENTRY_get_data(X509_NAME_get_entry(issuer, i));
+		size_t m, total = c->n_ca + (size_t)(objs ? sk_X509_OBJECT_num(objs) : 0);
+
+		for (m = 0; !found && m < total; m++) {
+			const X509_NAME *cand = NULL;
+
+			if (m < c->n_ca) {
+				cand = c->ca_names[m];
+			} else {
+				X509_OBJECT *o = sk_X509_OBJECT_value(objs, (int)(m - c->n_ca));
+				X509 *x = X509_OBJECT_get_type(o) == X509_LU_X509 ? X509_OBJECT_get0_X509(o) : NULL;
+				cand = x ? X509_get_subject_name(x) : NULL;
+			}
+			if (cand == NULL)
+				continue;
+			for (j = -1; !found && (j = X509_NAME_get_index_by_NID(cand, NID_organizationName, j)) >= 0;) {
+				const ASN1_STRING *o2 = X509_NAME_ENTRY_get_data(X509_NAME_get_entry(cand, j));
+				unsigned char *a = NULL, *b = NULL;
+				int la = ASN1_STRING_to_UTF8(&a, org), lb = ASN1_STRING_to_UTF8(&b, o2);
+
+				found = la >= 0 && la == lb && memcmp(a, b, (size_t)la) == 0;
+				OPENSSL_free(a);
+				OPENSSL_free(b);
+			}
+		}
+	}
+	if (locked)
+		X509_STORE_unlock(bundle);
+	ERR_clear_error();
+	return found;
+}
+
+/* A signature check costs ~45 us (RSA-2048, OpenSSL 3.0) and the capture
+ * analyser meets the same few chains on every connection, so outcomes are
+ * remembered per thread.  The key is both certificates' SHA-1 over their
+ * whole DER (signature included), which OpenSSL keeps in the X509: the
+ * outcome is a function of those bytes alone, and colliding a certificate
+ * already signed by someone else would take a second preimage. */
+#define SIG_MEMO_SLOTS 256
+
+enum sig_state { SIG_UNKNOWN = 0, SIG_GOOD, SIG_BAD };
+
+struct sig_memo {
+	unsigned char key[2 * SHA_DIGEST_LENGTH];
+	unsigned char state;
+};
+
+static _Thread_local struct sig_memo sig_memo[SIG_MEMO_SLOTS];
+
+/* Whether issuer's key verifies x's signature (issuer == x: self-signed). */
+static bool signed_by(X509 *x, X509 *issuer)
+{
+	unsigned char key[2 * SHA_DIGEST_LENGTH];
+	unsigned int l1 = 0, l2 = 0;
+	struct sig_memo *slot = NULL;
+	EVP_PKEY *pk;
+	bool ok;
+
+	if (X509_digest(x, EVP_sha1(), key, &l1) && l1 == SHA_DIGEST_LENGTH &&
+	    X509_digest(issuer, EVP_sha1(), key + SHA_DIGEST_LENGTH, &l2) && l2 == SHA_DIGEST_LENGTH) {
+		unsigned idx = ((unsigned)key[0] | (unsigned)key[1] << 8) ^
+			((unsigned)key[SHA_DIGEST_LENGTH] | (unsigned)key[SHA_DIGEST_LENGTH + 1] << 8) * 0x9e37u;
+
+		idx %= SIG_MEMO_SLOTS;
+
+		slot = &sig_memo[idx];
+		if (slot->state != SIG_UNKNOWN && memcmp(slot->key, key, sizeof(key)) == 0)
+			return slot->state == SIG_GOOD;
+	}
+	pk = X509_get0_pubkey(issuer);
+	ok = pk != NULL && X509_verify(x, pk) == 1;
+	ERR_clear_error();
+	if (slot != NULL) {
+		memcpy(slot->key, key, sizeof(key));
+		slot->state = ok ? SIG_GOOD : SIG_BAD;
+	}
+	return ok;
+}
+
+static void check_time(struct ctx *c, X509 *x, size_t idx, size_t n, time_t at)
+{
+	time_t nb, na;
+	char who[256], when[32];
+	bool nb_ok = x509info_asn1_time(X509_get0_notBefore(x), &nb);
+	bool na_ok = x509info_asn1_time(X509_get0_notAfter(x), &na);
+
+	/* as OpenSSL's x509_check_cert_time: valid while notBefore <= at < notAfter */
+	if (na_ok && na <= at) {
+		label(X509_get_subject_name(x), who);
+		x509info_time_str(na, when, sizeof(when));
+		if (idx == 0)
+			add_finding(c, RANK_LEAF_TIME, R_EXPIRED,
+				    "client certificate %s expired %s (the connection was at %s)",
+				    who, when, c->at_str);
+		else
+			add_finding(c, RANK_CA_TIME, R_EXPIRED,
+				    "issuing certificate %s (certificate %zu of %zu sent) expired %s (the connection was at %s)",
+				    who, idx + 1, n, when, c->at_str);
+	}
+	if (nb_ok && nb > at) {
+		label(X509_get_subject_name(x), who);
+		x509info_time_str(nb, when, sizeof(when));
+		if (idx == 0)
+			add_finding(c, RANK_LEAF_TIME, R_NOT_YET_VALID,
+				    "client certificate %s is not valid until %s (the connection was at %s)",
+				    who, when, c->at_str);
+		else
+			add_finding(c, RANK_CA_TIME, R_NOT_YET_VALID,
+				    "issuing certificate %s (certificate %zu of %zu sent) is not valid until %s (the connection was at %s)",
+				    who, idx + 1, n, when, c->at_str);
+	}
+}
+
+static void ku_names(uint32_t ku, char *out, size_t outlen)
+{
+	static const struct { uint32_t bit; const char *name; } kus[] = {
+		{ KU_DIGITAL_SIGNATURE, "digitalSignature" },
+		{ KU_NON_REPUDIATION, "nonRepudiation" },
+		{ KU_KEY_ENCIPHERMENT, "keyEncipherment" },
+		{ KU_DATA_ENCIPHERMENT, "dataEncipherment" },
+		{ KU_KEY_AGREEMENT, "keyAgreement" },
+		{ KU_KEY_CERT_SIGN, "keyCertSign" },
+		{ KU_CRL_SIGN, "cRLSign" },
+		{ KU_ENCIPHER_ONLY, "encipherOnly" },
+		{ KU_DECIPHER_ONLY, "decipherOnly" },
+	};
+	size_t i, o = 0;
+
+	out[0] = '\0';
+	for (i = 0; i < sizeof(kus) / sizeof(kus[0]); i++) {
+		if (!(ku & kus[i].bit) || o >= outlen)
+			continue;
+		o += (size_t)snprintf(out + o, outlen - o, "%s%s", o ? "," : "", kus[i].name);
+	}
+	if (out[0] == '\0')
+		snprintf(out, outlen, "(none)");
+}
+
+static void check_leaf_usage(struct ctx *c, X509 *leaf)
+{
+	char who[256], eku[128], ku[160];
+	bool client_auth;
+	uint32_t flags = X509_get_extension_flags(leaf);
+	/* OpenSSL's ssl_client purpose wants clientAuth itself: an EKU of
+	 * anyExtendedKeyUsage alone fails with 26:unsuitable certificate
+	 * purpose in nginx, HAProxy and Apache, whatever RFC 5280 allows */
+	bool eku_refused = (flags & EXFLAG_XKUSAGE)
+		? !(X509_get_extended_key_usage(leaf) & XKU_SSL_CLIENT)
+		: X509_get_ext_by_NID(leaf, NID_ext_key_usage, -1) >= 0;  /* present, undecodable */
+
+	if (eku_refused) {
+		label(X509_get_subject_name(leaf), who);
+		x509info_eku(leaf, eku, sizeof(eku), &client_auth);
+		if (client_auth)
+			add_finding(c, RANK_EKU, R_BAD_EKU,
+				    "client certificate %s has extended key usage %s without clientAuth; OpenSSL-based servers (nginx, HAProxy, Apache) refuse anyExtendedKeyUsage alone for client authentication",
+				    who, eku);
+		else
+			add_finding(c, RANK_EKU, R_BAD_EKU,
+				    "client certificate %s has extended key usage %s without clientAuth, so a verifying server refuses it for client authentication",
+				    who, eku[0] ? eku : "(unreadable)");
+	}
+	if ((flags & EXFLAG_KUSAGE) && !(X509_get_key_usage(leaf) & KU_DIGITAL_SIGNATURE)) {
+		label(X509_get_subject_name(leaf), who);
+		ku_names(X509_get_key_usage(leaf), ku, sizeof(ku));
+		add_finding(c, RANK_KEY_USAGE, R_BAD_KEY_USAGE,
+			    "client certificate %s has key usage %s without digitalSignature, so it may not sign the handshake (CertificateVerify)",
+			    who, ku);
+	}
+	ERR_clear_error();
+}
+
+/* Walks up from the leaf through the sent certificates (in any order, as
+ * servers do); path[0] is the leaf.  Returns the path length. */
+static size_t walk(X509 *const *certs, size_t n, size_t path[CHAIN_SCAN_MAX])
+{
+	bool used[CHAIN_SCAN_MAX] = { false };
+	size_t np = 1, j, scan = n < CHAIN_SCAN_MAX ? n : CHAIN_SCAN_MAX;
+	X509 *x;
+
+	path[0] = 0;
+	used[0] = true;
+	while (np < CHAIN_SCAN_MAX) {
+		x = certs[path[np - 1]];
+		if (X509_NAME_cmp(X509_get_subject_name(x), X509_get_issuer_name(x)) == 0)
+			break;  /* a root: nothing above it */
+		for (j = 1; j < scan; j++) {
+			int rc;
+
+			if (used[j] || certs[j] == NULL)
+				continue;
+			rc = X509_check_issued(certs[j], x);
+			/* names (and key identifiers) match; an issuer lacking
+			 * keyCertSign is still the one that was meant */
+			if (rc == X509_V_OK || rc == X509_V_ERR_KEYUSAGE_NO_CERTSIGN)
+				break;
+		}
+		if (j == scan)
+			break;
+		used[j] = true;
+		path[np++] = j;
+	}
+	ERR_clear_error();
+	return np;
+}
+
+static void check_issuer(struct ctx *c, X509 *const *certs, const size_t *path, size_t np,
+			 bool leaf_self_signed_reported)
+{
+	X509 *top = certs[path[np - 1]];
+	const X509_NAME *top_issuer = X509_get_issuer_name(top);
+	char who[256], iss[256], cas[VERDICT_EVIDENCE_LEN], lead[512];
+	size_t k, room;
+
+	for (k = 0; k < np; k++) {
+		X509 *x = certs[path[k]];
+		if (name_is_named(c, X509_get_subject_name(x)) || name_is_named(c, X509_get_issuer_name(x))) {
+			c->out->issuer_named = true;
+			return;
+		}
+	}
+	/* a self-signed leaf is already reported, and it is its own "chain end" */
+	if (leaf_self_signed_reported && np == 1)
+		return;
+	label(top_issuer, iss);
+	if (X509_NAME_cmp(X509_get_subject_name(top), top_issuer) != 0 &&
+	    shares_org(c, top_issuer, NULL)) {
+		if (np == 1) {
+			add_finding(c, RANK_ISSUER, R_MISSING_INTERMEDIATE,
+				    "the leaf's issuer %s is neither sent nor among the CAs the server named; an intermediate is probably missing",
+				    iss);
+		} else {
+			label(X509_get_subject_name(top), who);
+			add_finding(c, RANK_ISSUER, R_MISSING_INTERMEDIATE,
+				    "the issuer of %s (last of the sent chain), %s, is neither sent nor among the CAs the server named; an intermediate is probably missing",
+				    who, iss);
+		}
+		return;
+	}
+	/* the list gets the room the rest of the line leaves, so it is cut
+	 * between names and keeps its "]" */
+	snprintf(lead, sizeof(lead), "the chain ends at %s, which is not among the CAs the server named: ", iss);
+	room = strlen(lead) + 48 < VERDICT_EVIDENCE_LEN ? VERDICT_EVIDENCE_LEN - strlen(lead) : 48;
+	ca_list(c, cas, room < sizeof(cas) ? room : sizeof(cas));
+	add_finding(c, RANK_ISSUER, R_UNKNOWN_ISSUER, "%s%s", lead, cas);
+}
+
+static void check_signatures(struct ctx *c, X509 *const *certs, const size_t *path, size_t np)
+{
+	char who[256], iss[256];
+	size_t k;
+
+	for (k = 0; k + 1 < np; k++) {
+		X509 *x = certs[path[k]], *issuer = certs[path[k + 1]];
+
+		if (signed_by(x, issuer))
+			continue;
+		label(X509_get_subject_name(x), who);
+		label(X509_get_subject_name(issuer), iss);
+		add_finding(c, RANK_SIGNATURE, R_BAD_SIGNATURE,
+			    "the signature of %s does not verify with the key of its issuer %s (certificate %zu sent)",
+			    who, iss, path[k + 1] + 1);
+	}
+	ERR_clear_error();
+}
+
+static enum reason_code map_verify_error(const struct ctx *c, int err, X509 *cur, X509_STORE *bundle)
+{
+	uint32_t flags;
+
+	switch (err) {
+	case X509_V_ERR_CERT_HAS_EXPIRED:
+		return R_EXPIRED;
+	case X509_V_ERR_CERT_NOT_YET_VALID:
+		return R_NOT_YET_VALID;
+	case X509_V_ERR_UNABLE_TO_GET_ISSUER_CERT:
+	case X509_V_ERR_UNABLE_TO_GET_ISSUER_CERT_LOCALLY:
+	case X509_V_ERR_UNABLE_TO_VERIFY_LEAF_SIGNATURE:
+		return cur != NULL && shares_org(c, X509_get_issuer_name(cur), bundle)
+			? R_MISSING_INTERMEDIATE : R_UNKNOWN_ISSUER;
+	case X509_V_ERR_DEPTH_ZERO_SELF_SIGNED_CERT:
+	case X509_V_ERR_SELF_SIGNED_CERT_IN_CHAIN:
+		return R_SELF_SIGNED;
+	case X509_V_ERR_CERT_UNTRUSTED:
+		return R_UNKNOWN_ISSUER;
+	case X509_V_ERR_CERT_CHAIN_TOO_LONG:
+	case X509_V_ERR_PATH_LENGTH_EXCEEDED:
+		return R_DEPTH_EXCEEDED;
+	case X509_V_ERR_INVALID_PURPOSE:
+		/* the ssl_client purpose refuses a wrong EKU, and a key usage
+		 * with neither digitalSignature nor keyAgreement */
+		if (cur == NULL)
+			return R_BAD_EKU;
+		flags = X509_get_extension_flags(cur);
+		if (!((flags & EXFLAG_XKUSAGE) && !(X509_get_extended_key_usage(cur) & XKU_SSL_CLIENT)) &&
+		    (flags & EXFLAG_KUSAGE) &&
+		    !(X509_get_key_usage(cur) & (KU_DIGITAL_SIGNATURE | KU_KEY_AGREEMENT)))
+			return R_BAD_KEY_USAGE;
+		return R_BAD_EKU;
+	case X509_V_ERR_KEYUSAGE_NO_DIGITAL_SIGNATURE:
+		return R_BAD_KEY_USAGE;
+	case X509_V_ERR_CERT_REVOKED:
+		return R_REVOKED;
+	case X509_V_ERR_CERT_SIGNATURE_FAILURE:
+		return R_BAD_SIGNATURE;
+	default:
+		return R_UNKNOWN;
+	}
+}
+
+/* X509_verify_cert as an OpenSSL server verifies a client ("ssl_client"
+ * purpose and trust), at the connection's time. */
+static void check_bundle(struct ctx *c, X509 *const *certs, size_t n, time_t at, X509_STORE *bundle)
+{
+	X509_STORE_CTX *vctx = X509_STORE_CTX_new();
+	STACK_OF(X509) *untrusted = sk_X509_new_null();
+	X509 *cur;
+	char who[256];
+	size_t i;
+	int rc, err, depth;
+
+	if (vctx == NULL || untrusted == NULL)
+		goto Fail;
+	for (i = 1; i < n; i++)
+		if (certs[i] != NULL && !sk_X509_push(untrusted, certs[i]))
+			goto Fail;
+	if (!X509_STORE_CTX_init(vctx, bundle, certs[0], untrusted) ||
+	    !X509_STORE_CTX_set_default(vctx, "ssl_client"))
+		goto Fail;
+	X509_VERIFY_PARAM_set_time(X509_STORE_CTX_get0_param(vctx), at);
+	rc = X509_verify_cert(vctx);
+	if (rc == 1) {
+		c->out->bundle_verified = true;
+		goto Exit;
+	}
+	err = X509_STORE_CTX_get_error(vctx);
+	if (err == X509_V_OK)
+		goto Fail;
+	depth = X509_STORE_CTX_get_error_depth(vctx);
+	cur = X509_STORE_CTX_get_current_cert(vctx);
+	if (cur != NULL)
+		label(X509_get_subject_name(cur), who);
+	else
+		snprintf(who, sizeof(who), "no certificate");
+	/* nginx logs "client SSL certificate verify error: (20:unable to get
+	 * local issuer certificate)": the same number and text */
+	add_finding(c, RANK_BUNDLE, map_verify_error(c, err, cur, bundle),
+		    "the CA bundle refuses the chain as nginx logs it: %d:%s (at depth %d, %s)",
+		    err, X509_verify_cert_error_string(err), depth, who);
+	goto Exit;
+Fail:
+	add_finding(c, RANK_BUNDLE, R_UNKNOWN,
+		    "verification against the CA bundle could not run (OpenSSL error)");
+Exit:
+	X509_STORE_CTX_free(vctx);
+	sk_X509_free(untrusted);  /* borrowed certificates: free the stack only */
+	ERR_clear_error();
+}
+
+/* A verification that passed settles the questions it asks itself: trust
+ * anchor, issuers, signatures, validity, purpose.  Key usage stays: the
+ * ssl_client purpose accepts keyAgreement where a TLS 1.3 client must sign. */
+static void drop_settled(struct ctx *c)
+{
+	struct chain_report *out = c->out;
+	size_t i, k = 0;
+
+	for (i = 0; i < out->n; i++) {
+		if (out->findings[i].reason != R_BAD_KEY_USAGE)
+			continue;
+		if (k != i) {
+			out->findings[k] = out->findings[i];
+			c->ranks[k] = c->ranks[i];
+		}
+		k++;
+	}
+	out->n = k;
+}
+
+void chain_check(X509 *const *certs, size_t n, X509_NAME *const *ca_names,
+		 size_t n_ca, time_t at, X509_STORE *bundle,
+		 struct chain_report *out)
+{
+	struct ctx c;
+	size_t path[CHAIN_SCAN_MAX], np, k;
+	X509 *leaf;
+	bool self_issued, leaf_self_signed = false;
+
+	memset(out, 0, sizeof(*out));
+	if (certs == NULL || n == 0 || certs[0] == NULL)
+		return;
+	leaf = certs[0];
+	out->checked = true;
+	memset(&c, 0, sizeof(c));
+	c.out = out;
+	c.ca_names = ca_names;
+	c.n_ca = ca_names != NULL ? n_ca : 0;
+	x509info_time_str(at, c.at_str, sizeof(c.at_str));
+
+	np = walk(certs, n, path);
+	for (k = 0; k < np; k++)
+		check_time(&c, certs[path[k]], path[k], n, at);
+
+	self_issued = X509_NAME_cmp(X509_get_subject_name(leaf), X509_get_issuer_name(leaf)) == 0;
+	if (self_issued && signed_by(leaf, leaf) && !name_is_named(&c, X509_get_subject_name(leaf))) {
+		char who[256];
+
+		label(X509_get_subject_name(leaf), who);
+		leaf_self_signed = true;
+		if (c.n_ca > 0)
+			add_finding(&c, RANK_SELF_SIGNED, R_SELF_SIGNED,
+				    "client certificate %s is self-signed and is not among the CAs the server named; only a server that trusts this very certificate accepts it",
+				    who);
+		else
+			add_finding(&c, RANK_SELF_SIGNED, R_SELF_SIGNED,
+				    "client certificate %s is self-signed (issued by itself); only a server that trusts this very certificate accepts it",
+				    who);
+	}
+	check_leaf_usage(&c, leaf);
+	if (c.n_ca > 0)
+		check_issuer(&c, certs, path, np, leaf_self_signed);
+	check_signatures(&c, certs, path, np);
+	if (bundle != NULL) {
+		check_bundle(&c, certs, n, at, bundle);
+		if (out->bundle_verified)
+			drop_settled(&c);
+	}
+	ERR_clear_error();
+}

@@ -4,8 +4,10 @@
 #ifndef MTLSDIAG_X509INFO_H
 #define MTLSDIAG_X509INFO_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <time.h>
 
 #include <openssl/x509.h>
 
@@ -21,6 +23,31 @@ void x509info_name(const X509_NAME *n, char *out, size_t outlen);
 /* Parses one DER DistinguishedName (a CertificateRequest CA name); NULL if
  * it is not one. Caller frees with X509_NAME_free. */
 X509_NAME *x509info_parse_name(const uint8_t *der, size_t len);
+
+/* How evidence lines name a certificate: "CN=good-client" (the most specific
+ * CN alone), or the whole name when it has no CN.  Always NUL-terminates. */
+void x509info_label(const X509_NAME *n, char *out, size_t outlen);
+
+/* An ASN1 UTCTime/GeneralizedTime as time_t (UTC); 1 on success, 0 if it
+ * does not parse. */
+int x509info_asn1_time(const ASN1_TIME *t, time_t *out);
+
+/* RFC 3339 UTC, "2021-01-01T00:00:00Z"; out needs 21 bytes (32 is safe). */
+void x509info_time_str(time_t t, char *out, size_t outlen);
+
+/* Extended key usage: 1 if the extension is present, 0 if not.  out gets
+ * the short names comma-separated ("clientAuth,serverAuth", whole names
+ * only, empty when absent); *client_auth whether clientAuth or
+ * anyExtendedKeyUsage is among them. */
+int x509info_eku(X509 *x, char *out, size_t outlen, bool *client_auth);
+
+/* 1 if the certificate is self-signed: subject equals issuer
+ * (*self_issued) and its own key verifies its signature. */
+int x509info_self_signed(X509 *x, bool *self_issued);
+
+/* Copies at most outlen - 1 bytes of src[0..srclen), never ending inside a
+ * UTF-8 sequence; always NUL-terminates (outlen > 0). */
+void x509info_copy_utf8(const char *src, size_t srclen, char *out, size_t outlen);
 
 /* A bounded cache of parsed certificates keyed by their DER bytes.  Not
  * thread-safe: one cache per thread. */

@@ -1,1 +1,251 @@
+/* Tests for the verdict rules on hand-set facts: the TLS 1.3 record-size
+ * reasoning (RFC 8446 sizes), and the rules' refusal to guess. */
+#include "config.h"
+
 #include <criterion/criterion.h>
+#include <string.h>
+
+#include "chain.h"
+#include "codes.h"
+#include "verdict.h"
+
+static uint32_t seq;
+
+static void base13(struct conn_facts *f, uint16_t cipher)
+{
+	memset(f, 0, sizeof(*f));
+	seq = 0;
+	f->is_tls = f->saw_syn = true;
+	f->ch.seen = true;
+	f->sh.seen = true;
+	f->sh.selected_version = 0x0304;
+	f->sh.cipher = cipher;
+	f->sh.seq = ++seq;
+}
+
+static void rec(struct conn_facts *f, enum side from, uint16_t len)
+{
+	struct direction_facts *d = &f->dir[from];
+
+	d->enc[d->n_enc].content_type = 23;
+	d->enc[d->n_enc].len = len;
+	d->enc[d->n_enc].seq = ++seq;
+	d->n_enc++;
+	d->n_enc_total++;
+}
+
+static void closes(struct conn_facts *f, enum side from)
+{
+	f->dir[from].closed = CLOSE_FIN;
+	f->dir[from].close_seq = ++seq;
+}
+
+/* server flight: EncryptedExtensions, CertificateRequest, Certificate, CertificateVerify, Finished */
+static void server_flight(struct conn_facts *f)
+{
+	rec(f, SIDE_SERVER, 23);
+	rec(f, SIDE_SERVER, 120);
+	rec(f, SIDE_SERVER, 1100);
+	rec(f, SIDE_SERVER, 281);
+	rec(f, SIDE_SERVER, 69);
+}
+
+Test(verdict13, empty_certificate_then_encrypted_alert_is_client_sent_no_cert)
+{
+	struct conn_facts f;
+	struct verdict v;
+
+	base13(&f, 0x1302);          /* SHA-384: Finished record 4+48+1+16 = 69 */
+	server_flight(&f);
+	rec(&f, SIDE_CLIENT, 25);    /* empty Certificate: 8+1+16 */
+	rec(&f, SIDE_CLIENT, 69);
+	rec(&f, SIDE_SERVER, 19);    /* alert: 2+1+16 */
+	closes(&f, SIDE_SERVER);
+	verdict_decide(&f, NULL, &v);
+	cr_assert_eq(v.code, V_CLIENT_SENT_NO_CERT, "got %s", verdict_code_name(v.code));
+	cr_assert_eq(v.fault, F_CLIENT);
+	cr_assert_eq(v.basis, B_INFERRED);
+	cr_assert_eq(v.cert_requested, TRI_YES);
+	cr_assert_eq(v.client_cert_sent, TRI_NO);
+}
+
+Test(verdict13, coalesced_empty_certificate_and_finished_sha256)
+{
+	struct conn_facts f;
+	struct verdict v;
+
+	base13(&f, 0x1301);          /* SHA-256 */
+	server_flight(&f);
+	rec(&f, SIDE_CLIENT, 61);    /* 8 + 36 + 1 + 16: one record */
+	rec(&f, SIDE_SERVER, 19);
+	closes(&f, SIDE_SERVER);
+	verdict_decide(&f, NULL, &v);
+	cr_assert_eq(v.code, V_CLIENT_SENT_NO_CERT, "got %s", verdict_code_name(v.code));
+}
+
+Test(verdict13, lone_finished_means_not_requested)
+{
+	struct conn_facts f;
+	struct verdict v;
+
+	base13(&f, 0x1301);
+	rec(&f, SIDE_SERVER, 23);
+	rec(&f, SIDE_SERVER, 1100);
+	rec(&f, SIDE_SERVER, 281);
+	rec(&f, SIDE_SERVER, 53);
+	rec(&f, SIDE_CLIENT, 53);    /* Finished: 4+32+1+16 */
+	rec(&f, SIDE_CLIENT, 100);   /* request */
+	rec(&f, SIDE_SERVER, 300);
+	verdict_decide(&f, NULL, &v);
+	cr_assert_eq(v.code, V_CERT_NOT_REQUESTED, "got %s", verdict_code_name(v.code));
+	cr_assert_eq(v.cert_requested, TRI_NO);
+	cr_assert_eq(v.basis, B_INFERRED);
+}
+
+Test(verdict13, chain_then_alert_is_rejected_chain)
+{
+	struct conn_facts f;
+	struct verdict v;
+
+	base13(&f, 0x1302);
+	server_flight(&f);
+	rec(&f, SIDE_CLIENT, 1900);  /* Certificate with a chain */
+	rec(&f, SIDE_CLIENT, 281);   /* CertificateVerify */
+	rec(&f, SIDE_CLIENT, 69);    /* Finished */
+	rec(&f, SIDE_SERVER, 19);
+	closes(&f, SIDE_SERVER);
+	verdict_decide(&f, NULL, &v);
+	cr_assert_eq(v.code, V_SERVER_REJECTED_CHAIN, "got %s", verdict_code_name(v.code));
+	cr_assert_eq(v.client_cert_sent, TRI_YES);
+	cr_assert_eq(v.basis, B_INFERRED);
+}
+
+Test(verdict13, chain_and_session_goes_on_is_accepted)
+{
+	struct conn_facts f;
+	struct verdict v;
+
+	base13(&f, 0x1302);
+	server_flight(&f);
+	rec(&f, SIDE_CLIENT, 1900);
+	rec(&f, SIDE_CLIENT, 281);
+	rec(&f, SIDE_CLIENT, 69);
+	rec(&f, SIDE_CLIENT, 100);
+	rec(&f, SIDE_SERVER, 250);   /* NewSessionTicket */
+	rec(&f, SIDE_SERVER, 400);   /* response */
+	closes(&f, SIDE_CLIENT);
+	closes(&f, SIDE_SERVER);
+	verdict_decide(&f, NULL, &v);
+	cr_assert_eq(v.code, V_CLIENT_CERT_ACCEPTED, "got %s", verdict_code_name(v.code));
+	cr_assert_eq(v.fault, F_NONE);
+}
+
+Test(verdict13, padded_records_are_undetermined_not_guessed)
+{
+	struct conn_facts f;
+	struct verdict v;
+
+	base13(&f, 0x1301);
+	server_flight(&f);
+	rec(&f, SIDE_CLIENT, 256);   /* padded to a block: matches nothing */
+	rec(&f, SIDE_SERVER, 19);
+	closes(&f, SIDE_SERVER);
+	verdict_decide(&f, NULL, &v);
+	cr_assert_eq(v.code, V_UNDETERMINED, "got %s", verdict_code_name(v.code));
+	cr_assert_eq(v.fault, F_UNKNOWN);
+}
+
+Test(verdict13, client_alert_instead_of_finished_rejects_server_cert)
+{
+	struct conn_facts f;
+	struct verdict v;
+
+	base13(&f, 0x1301);
+	server_flight(&f);
+	rec(&f, SIDE_CLIENT, 19);
+	closes(&f, SIDE_CLIENT);
+	verdict_decide(&f, NULL, &v);
+	cr_assert_eq(v.code, V_CLIENT_REJECTED_SERVER_CERT, "got %s", verdict_code_name(v.code));
+	cr_assert_eq(v.fault, F_SERVER);
+}
+
+Test(verdict13, ccm8_sizes_follow_the_shorter_tag)
+{
+	struct conn_facts f;
+	struct verdict v;
+
+	base13(&f, 0x1305);          /* TLS_AES_128_CCM_8_SHA256: 8-byte tag */
+	server_flight(&f);
+	rec(&f, SIDE_CLIENT, 17);    /* 8+1+8 */
+	rec(&f, SIDE_CLIENT, 45);    /* 4+32+1+8 */
+	rec(&f, SIDE_SERVER, 11);    /* 2+1+8 */
+	closes(&f, SIDE_SERVER);
+	verdict_decide(&f, NULL, &v);
+	cr_assert_eq(v.code, V_CLIENT_SENT_NO_CERT, "got %s", verdict_code_name(v.code));
+}
+
+Test(verdict13, psk_resumption_is_resumed)
+{
+	struct conn_facts f;
+	struct verdict v;
+
+	base13(&f, 0x1301);
+	f.sh.psk_selected = true;
+	rec(&f, SIDE_SERVER, 23);
+	rec(&f, SIDE_SERVER, 53);
+	rec(&f, SIDE_CLIENT, 53);
+	verdict_decide(&f, NULL, &v);
+	cr_assert_eq(v.code, V_RESUMED);
+}
+
+Test(verdict, mid_connection_capture_is_incomplete)
+{
+	struct conn_facts f;
+	struct verdict v;
+
+	memset(&f, 0, sizeof(f));
+	f.is_tls = true;
+	f.saw_syn = false;
+	verdict_decide(&f, NULL, &v);
+	cr_assert_eq(v.code, V_INCOMPLETE);
+	cr_assert(strstr(v.evidence[0], "mid-connection"));
+}
+
+Test(verdict, not_tls)
+{
+	struct conn_facts f;
+	struct verdict v;
+
+	memset(&f, 0, sizeof(f));
+	f.not_tls = true;
+	verdict_decide(&f, NULL, &v);
+	cr_assert_eq(v.code, V_NOT_TLS);
+	cr_assert_str_eq(verdict_code_text(v.code), "not TLS");
+}
+
+Test(verdict12, empty_certificate_and_fatal_alert_observed)
+{
+	struct conn_facts f;
+	struct verdict v;
+
+	memset(&f, 0, sizeof(f));
+	seq = 0;
+	f.is_tls = f.saw_syn = f.ch.seen = f.sh.seen = true;
+	f.sh.selected_version = 0x0303;
+	f.sh.seq = ++seq;
+	f.server_cert_seen = true;
+	f.cr.seen = true;
+	f.cr.seq = ++seq;
+	f.cr.n_ca_names = 1;
+	strcpy(f.cr.ca_names[0], "CN=Lab Client Root CA, O=mtlsdiag Lab");
+	f.server_hello_done = true;
+	f.client_cert_seen = f.client_cert_empty = true;
+	f.client_cert_seq = ++seq;
+	f.alerts[0] = (struct alert){ .from = SIDE_SERVER, .level = 2, .description = 40, .seq = ++seq };
+	f.n_alerts = 1;
+	verdict_decide(&f, NULL, &v);
+	cr_assert_eq(v.code, V_CLIENT_SENT_NO_CERT);
+	cr_assert_eq(v.basis, B_OBSERVED);
+	cr_assert_eq(v.fault, F_CLIENT);
+	cr_assert(strstr(v.evidence[0], "CN=Lab Client Root CA"), "evidence: %s", v.evidence[0]);
+}

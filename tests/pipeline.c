@@ -1,0 +1,89 @@
+/* pipeline: the analyser end to end, in-process, for tests. */
+#include "config.h"
+
+#include "pipeline.h"
+
+#include <criterion/criterion.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "observer.h"
+#include "x509info.h"
+
+struct collect {
+	struct observer_config cfg;
+	struct pipeline_result *out;
+	size_t cap;
+};
+
+static void *p_open(void *ctx, const struct endpoint *a, const struct endpoint *b,
+		    const struct timeval *ts, bool syn)
+{
+	struct collect *c = ctx;
+
+	return obs_conn_new(&c->cfg, a, b, ts, syn);
+}
+
+static void p_data(void *ctx, void *flow, enum side from, const uint8_t *p, size_t n,
+		   const struct timeval *ts)
+{
+	obs_conn_feed(flow, from, p, n, ts);
+}
+
+static void p_gap(void *ctx, void *flow, enum side from, size_t n, const struct timeval *ts)
+{
+	obs_conn_gap(flow, from, n, ts);
+}
+
+static void p_close(void *ctx, void *flow, enum side from, enum close_kind how, const struct timeval *ts)
+{
+	obs_conn_close(flow, from, how, ts);
+}
+
+static bool p_wants(void *ctx, void *flow)
+{
+	return obs_conn_wants_bytes(flow);
+}
+
+static void p_finish(void *ctx, void *flow, bool truncated, const struct timeval *ts)
+{
+	struct collect *c = ctx;
+	const struct verdict *v = obs_conn_finish(flow, truncated, ts);
+
+	if (c->out->n == c->cap) {
+		c->cap = c->cap ? c->cap * 2 : 16;
+		c->out->conns = realloc(c->out->conns, c->cap * sizeof(*c->out->conns));
+		cr_assert_not_null(c->out->conns);
+	}
+	c->out->conns[c->out->n].facts = *obs_conn_facts(flow);
+	c->out->conns[c->out->n].verdict = *v;
+	c->out->n++;
+	obs_conn_free(flow);
+}
+
+void pipeline_run(const char *path, time_t at, struct pipeline_result *out)
+{
+	struct collect c = { .out = out };
+	struct flow_sink sink = {
+		.ctx = &c, .open = p_open, .data = p_data, .gap = p_gap, .close = p_close,
+		.wants_bytes = p_wants, .finish = p_finish,
+	};
+	struct capture_opts opts = { 0 };
+
+	memset(out, 0, sizeof(*out));
+	c.cfg.certs = cert_cache_new(256);
+	cr_assert_not_null(c.cfg.certs);
+	if (at) {
+		c.cfg.at_set = true;
+		c.cfg.at = at;
+	}
+	out->status = capture_read_file(path, &opts, &sink, &out->stats, out->err, sizeof(out->err));
+	cert_cache_free(c.cfg.certs);
+}
+
+void pipeline_free(struct pipeline_result *r)
+{
+	free(r->conns);
+	r->conns = NULL;
+	r->n = 0;
+}

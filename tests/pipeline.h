@@ -1,0 +1,32 @@
+/* pipeline: runs a capture file through the whole analyser in-process
+ * (capture -> observer -> verdict) and collects each connection's result,
+ * for the end-to-end suites. */
+#ifndef MTLSDIAG_TEST_PIPELINE_H
+#define MTLSDIAG_TEST_PIPELINE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <time.h>
+
+#include "capture.h"
+#include "facts.h"
+#include "verdict.h"
+
+struct pipeline_conn {
+	struct conn_facts facts;
+	struct verdict verdict;
+};
+
+struct pipeline_result {
+	struct pipeline_conn *conns;
+	size_t n;
+	struct capture_stats stats;
+	int status;          /* capture_read_file's return */
+	char err[256];
+};
+
+/* at: 0 to judge validity at the capture's own time. */
+void pipeline_run(const char *path, time_t at, struct pipeline_result *out);
+void pipeline_free(struct pipeline_result *r);
+
+#endif
