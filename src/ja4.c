@@ -1,2 +1,200 @@
-/* ja4: (to be written) */
+/* ja4: the JA4 TLS client fingerprint, following FoxIO's
+ * technical_details/JA4.md.  See ja4.h for the layout. */
 #include "config.h"
+
+#include "ja4.h"
+
+#include <openssl/evp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define EXT_SERVER_NAME 0x0000
+#define EXT_ALPN 0x0010
+
+/* A hash part is 12 hex digits; the empty-list placeholder is all zeros. */
+#define JA4_HASH_DIGITS 12
+static const char ja4_zero_hash[] = "000000000000";
+
+static const char hexdig[] = "0123456789abcdef";
+
+bool ja4_is_grease(uint16_t v)
+{
+	return (v & 0x0f0f) == 0x0a0a && (v >> 8) == (v & 0xff);
+}
+
+/* The two-character version: supported_versions' highest value when the
+ * extension was present, else the ClientHello's protocol version. */
+static const char *ja4_version(const struct client_hello *ch)
+{
+	uint16_t v = ch->max_supported;
+
+	if (v == 0 || ja4_is_grease(v))
+		v = ch->legacy_version;
+	if (v == 0 && ch->sslv2)
+		v = TLS_V_SSL2;
+	switch (v) {
+	case TLS_V_1_3: return "13";
+	case TLS_V_1_2: return "12";
+	case TLS_V_1_1: return "11";
+	case TLS_V_1_0: return "10";
+	case TLS_V_SSL3: return "s3";
+	case TLS_V_SSL2: return "s2";
+	case 0xfeff: return "d1"; /* DTLS 1.0 */
+	case 0xfefd: return "d2"; /* DTLS 1.2 */
+	case 0xfefc: return "d3"; /* DTLS 1.3 */
+	default: return "00";
+	}
+}
+
+static bool ja4_ascii_alnum(unsigned char c)
+{
+	return (c >= '0' && c <= '9') || (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z');
+}
+
+/* RFC 8701 section 3 reserves the two-byte ALPN identifiers {0x?A, 0x?A}. */
+static bool ja4_alpn_is_grease(const unsigned char *p, size_t len)
+{
+	return len == 2 && p[0] == p[1] && (p[0] & 0x0f) == 0x0a;
+}
+
+/* First and last character of the first ALPN value; "00" when there is
+ * none or it is empty.  When either end byte is not an ASCII letter or
+ * digit, the first and last characters of the value's hex form instead. */
+static void ja4_alpn(const struct client_hello *ch, char out[3])
+{
+	size_t n = ch->n_alpn < FACTS_MAX_ALPN ? ch->n_alpn : FACTS_MAX_ALPN;
+	const unsigned char *p = NULL;
+	size_t len = 0;
+
+	out[0] = out[1] = '0';
+	out[2] = '\0';
+	for (size_t i = 0; i < n; i++) {
+		p = (const unsigned char *)ch->alpn[i];
+		len = strnlen(ch->alpn[i], sizeof(ch->alpn[i]));
+		if (!ja4_alpn_is_grease(p, len))
+			break;
+		p = NULL;
+	}
+	if (!p || len == 0)
+		return;
+	if (ja4_ascii_alnum(p[0]) && ja4_ascii_alnum(p[len - 1])) {
+		out[0] = (char)p[0];
+		out[1] = (char)p[len - 1];
+	} else {
+		out[0] = hexdig[p[0] >> 4];
+		out[1] = hexdig[p[len - 1] & 0x0f];
+	}
+}
+
+static int ja4_cmp_u16(const void *a, const void *b)
+{
+	uint16_t x = *(const uint16_t *)a, y = *(const uint16_t *)b;
+
+	return (x > y) - (x < y);
+}
+
+/* Appends v as ",xxxx" (no comma when at the start) to buf of size cap. */
+static size_t ja4_append_hex(char *buf, size_t cap, size_t pos, uint16_t v, bool first)
+{
+	if (pos + 6 > cap)
+		return pos;
+	if (!first)
+		buf[pos++] = ',';
+	buf[pos++] = hexdig[(v >> 12) & 0xf];
+	buf[pos++] = hexdig[(v >> 8) & 0xf];
+	buf[pos++] = hexdig[(v >> 4) & 0xf];
+	buf[pos++] = hexdig[v & 0xf];
+	buf[pos] = '\0';
+	return pos;
+}
+
+/* First 12 lower-case hex digits of sha256(text). */
+static bool ja4_hash12(const char *text, size_t len, char out[JA4_HASH_DIGITS + 1])
+{
+	unsigned char md[EVP_MAX_MD_SIZE];
+	unsigned int mdlen = 0;
+
+	if (!EVP_Digest(text, len, md, &mdlen, EVP_sha256(), NULL) || mdlen < JA4_HASH_DIGITS / 2)
+		return false;
+	for (size_t i = 0; i < JA4_HASH_DIGITS / 2; i++) {
+		out[2 * i] = hexdig[md[i] >> 4];
+		out[2 * i + 1] = hexdig[md[i] & 0x0f];
+	}
+	out[JA4_HASH_DIGITS] = '\0';
+	return true;
+}
+
+void ja4_compute(const struct client_hello *ch, char transport, char out[JA4_LEN])
+{
+	uint16_t ciphers[FACTS_MAX_CIPHERS], exts[FACTS_MAX_EXTS];
+	/* 5 bytes per value, the '_' and the terminator */
+	char text[(FACTS_MAX_CIPHERS > FACTS_MAX_EXTS + FACTS_MAX_SIGALGS
+			   ? FACTS_MAX_CIPHERS : FACTS_MAX_EXTS + FACTS_MAX_SIGALGS) * 5 + 2];
+	char part_b[JA4_HASH_DIGITS + 1], part_c[JA4_HASH_DIGITS + 1], alpn[3];
+	size_t n_total = ch->n_ciphers < FACTS_MAX_CIPHERS ? ch->n_ciphers : FACTS_MAX_CIPHERS;
+	size_t n_ciphers = 0, n_exts = 0, n_hashed_exts = 0, pos;
+	bool sni = ch->sni[0] != '\0';
+
+	out[0] = '\0';
+	if (transport != 'q' && transport != 'd')
+		transport = 't';
+
+	for (size_t i = 0; i < n_total; i++)
+		if (!ja4_is_grease(ch->ciphers[i]))
+			ciphers[n_ciphers++] = ch->ciphers[i];
+
+	n_total = ch->n_exts < FACTS_MAX_EXTS ? ch->n_exts : FACTS_MAX_EXTS;
+	for (size_t i = 0; i < n_total; i++) {
+		uint16_t e = ch->exts[i];
+		if (ja4_is_grease(e))
+			continue;
+		n_exts++;
+		if (e == EXT_SERVER_NAME)
+			sni = true;
+		else if (e != EXT_ALPN)
+			exts[n_hashed_exts++] = e;
+	}
+
+	ja4_alpn(ch, alpn);
+
+	/* b: sorted ciphers */
+	if (n_ciphers == 0) {
+		memcpy(part_b, ja4_zero_hash, sizeof(part_b));
+	} else {
+		qsort(ciphers, n_ciphers, sizeof(ciphers[0]), ja4_cmp_u16);
+		pos = 0;
+		for (size_t i = 0; i < n_ciphers; i++)
+			pos = ja4_append_hex(text, sizeof(text), pos, ciphers[i], i == 0);
+		if (!ja4_hash12(text, pos, part_b))
+			return;
+	}
+
+	/* c: sorted extensions without SNI and ALPN, then the signature
+	 * algorithms in wire order after an underscore (if there are any) */
+	if (n_hashed_exts == 0) {
+		memcpy(part_c, ja4_zero_hash, sizeof(part_c));
+	} else {
+		size_t n_sig = ch->n_sigalgs < FACTS_MAX_SIGALGS ? ch->n_sigalgs : FACTS_MAX_SIGALGS;
+		bool first_sig = true;
+
+		qsort(exts, n_hashed_exts, sizeof(exts[0]), ja4_cmp_u16);
+		pos = 0;
+		for (size_t i = 0; i < n_hashed_exts; i++)
+			pos = ja4_append_hex(text, sizeof(text), pos, exts[i], i == 0);
+		for (size_t i = 0; i < n_sig; i++) {
+			if (ja4_is_grease(ch->sigalgs[i]))
+				continue;
+			if (first_sig)
+				text[pos++] = '_';
+			pos = ja4_append_hex(text, sizeof(text), pos, ch->sigalgs[i], first_sig);
+			first_sig = false;
+		}
+		if (!ja4_hash12(text, pos, part_c))
+			return;
+	}
+
+	snprintf(out, JA4_LEN, "%c%s%c%02u%02u%s_%s_%s", transport, ja4_version(ch),
+		 sni ? 'd' : 'i', (unsigned)(n_ciphers > 99 ? 99 : n_ciphers),
+		 (unsigned)(n_exts > 99 ? 99 : n_exts), alpn, part_b, part_c);
+}
