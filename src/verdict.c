@@ -130,11 +130,39 @@ static enum fault reason_fault(enum reason_code r)
 	}
 }
 
-static bool server_closed_first(const struct conn_facts *f)
+/* Where a side first signalled the end of the session: its close_notify
+ * (an encrypted alert record below 1.3; in 1.3 an alert-sized record after
+ * its application data), else its FIN or RST.  0 if it never did. */
+static uint32_t end_seq(const struct conn_facts *f, enum side side, size_t alert_len)
 {
-	const struct direction_facts *s = &f->dir[SIDE_SERVER], *c = &f->dir[SIDE_CLIENT];
+	const struct direction_facts *d = &f->dir[side];
+	uint32_t end = d->closed != CLOSE_NONE ? d->close_seq : 0;
+	size_t i;
 
-	return s->closed != CLOSE_NONE && (c->closed == CLOSE_NONE || s->close_seq < c->close_seq);
+	for (i = 0; i < f->n_alerts; i++)
+		if (f->alerts[i].from == side && f->alerts[i].encrypted &&
+		    f->alerts[i].seq > d->ccs_seq && (!end || f->alerts[i].seq < end))
+			end = f->alerts[i].seq;
+	if (alert_len) {
+		/* 1.3: skip the handshake flight; an alert-sized record after data */
+		for (i = 1; i < d->n_enc; i++)
+			if (d->enc[i].len == alert_len && d->enc[i].seq > f->sh.seq &&
+			    (!end || d->enc[i].seq < end)) {
+				end = d->enc[i].seq;
+				break;
+			}
+	}
+	return end;
+}
+
+/* The server ended the session before the client did (nginx does after
+ * answering a refused client certificate with HTTP 400; so do servers that
+ * close after every response). */
+static bool server_ended_first(const struct conn_facts *f, size_t alert_len)
+{
+	uint32_t s = end_seq(f, SIDE_SERVER, alert_len), c = end_seq(f, SIDE_CLIENT, alert_len);
+
+	return s && (!c || s < c);
 }
 
 static const char *close_label(enum close_kind k)
@@ -216,7 +244,8 @@ static void answer13(const struct conn_facts *f, const struct flight13 *fl, stru
 			after++;
 		}
 	}
-	if (after == 1 && s->enc[first].len == fl->alert &&
+	if (after >= 1 && after <= 2 && s->enc[first].len == fl->alert &&
+	    s->enc[s->n_enc - 1].len == fl->alert &&
 	    (s->closed != CLOSE_NONE || s->n_enc_total == s->n_enc)) {
 		ans->kind = ANS_ALERT;
 		ans->encrypted = true;
@@ -238,13 +267,14 @@ static void answer12(const struct conn_facts *f, uint32_t after, struct server_a
 
 	memset(ans, 0, sizeof(*ans));
 	ans->alert = first_fatal(f, SIDE_SERVER, after);
+	if (s->ccs_seen && s->ccs_seq > after && (!ans->alert || ans->alert->seq > s->ccs_seq)) {
+		ans->alert = NULL;   /* alerts after the server's Finished end the session, not the handshake */
+		ans->kind = ANS_CONTINUED;
+		return;
+	}
 	if (ans->alert) {
 		ans->kind = ANS_ALERT;
 		ans->encrypted = ans->alert->encrypted;
-		return;
-	}
-	if (s->ccs_seen && s->ccs_seq > after) {
-		ans->kind = ANS_CONTINUED;
 		return;
 	}
 	if (s->closed != CLOSE_NONE && s->close_seq > after)
@@ -280,7 +310,7 @@ static void describe_answer(const struct conn_facts *f, const struct server_answ
 
 /* The server asked and the client sent no certificate. */
 static void conclude_no_cert(const struct conn_facts *f, const struct server_answer *ans,
-			     enum basis basis, struct verdict *v)
+			     enum basis basis, size_t alert_len, struct verdict *v)
 {
 	describe_answer(f, ans, v);
 	if (ans->kind != ANS_CONTINUED) {
@@ -297,11 +327,11 @@ static void conclude_no_cert(const struct conn_facts *f, const struct server_ans
 		evidence(v, "the server answered HTTP %d", f->http_status);
 		return;
 	}
-	if (server_closed_first(f) && f->dir[SIDE_CLIENT].app_records <= 1) {
+	if (server_ended_first(f, alert_len)) {
 		/* nginx finishes the handshake, answers 400 "No required SSL
 		 * certificate was sent" and closes: the request is refused */
 		set(v, V_CLIENT_SENT_NO_CERT, R_NONE, F_CLIENT, B_INFERRED);
-		evidence(v, "the server closed the connection after its first response, as nginx does after answering 400 \"No required SSL certificate was sent\"");
+		evidence(v, "the server ended the session first, as nginx does after answering 400 \"No required SSL certificate was sent\"");
 		return;
 	}
 	set(v, V_NO_CERT_ACCEPTED, R_NONE, F_NONE, basis == B_OBSERVED ? B_OBSERVED : basis);
@@ -318,7 +348,8 @@ static void chain_evidence(const struct chain_report *chain, struct verdict *v)
 
 /* The client sent a chain; the server answered `ans`. */
 static void conclude_chain(const struct conn_facts *f, const struct chain_report *chain,
-			   const struct server_answer *ans, enum basis basis, struct verdict *v)
+			   const struct server_answer *ans, enum basis basis, size_t alert_len,
+			   struct verdict *v)
 {
 	enum reason_code predicted = chain && chain->n ? chain->findings[0].reason : R_NONE;
 	enum reason_code reason;
@@ -329,9 +360,16 @@ static void conclude_chain(const struct conn_facts *f, const struct chain_report
 	case ANS_CLOSED:
 		reason = predicted != R_NONE ? predicted
 			 : ans->alert ? alert_reason(ans->alert->description) : R_UNKNOWN;
+		if (predicted == R_NONE && reason == R_UNKNOWN_ISSUER && chain && chain->issuer_named) {
+			/* unknown_ca for a complete, valid chain that reaches a CA the
+			 * server itself named: the server gave up building the path */
+			reason = R_DEPTH_EXCEEDED;
+			evidence(v, "the %zu-certificate chain reaches a CA the server named and passes every check, yet the server answered unknown_ca: its verify depth is too small for this chain",
+				 f->client_chain.n_on_wire);
+		}
 		set(v, V_SERVER_REJECTED_CHAIN, reason, reason_fault(reason), basis);
 		chain_evidence(chain, v);
-		if (predicted == R_NONE && chain && chain->checked)
+		if (predicted == R_NONE && reason != R_DEPTH_EXCEEDED && chain && chain->checked)
 			evidence(v, "nothing on the wire explains the refusal: check the server's CA bundle and verify depth");
 		return;
 	case ANS_CONTINUED:
@@ -346,7 +384,15 @@ static void conclude_chain(const struct conn_facts *f, const struct chain_report
 			chain_evidence(chain, v);
 			return;
 		}
+		if (!f->client_chain.n && server_ended_first(f, alert_len)) {
+			/* 1.3 without keys: the chain is as invisible as the answer */
+			set(v, V_UNDETERMINED, R_NONE, F_UNKNOWN, B_INFERRED);
+			evidence(v, "the server completed the handshake and then ended the session first: nginx does that after refusing a certificate with HTTP 400 inside the encrypted stream; a key log shows which happened");
+			return;
+		}
 		set(v, V_CLIENT_CERT_ACCEPTED, R_NONE, F_NONE, basis);
+		if (!f->http_status)
+			evidence(v, "the TLS handshake accepted the certificate; a refusal at the HTTP level (nginx answers 400 \"The SSL certificate error\", e.g. for a too small ssl_verify_depth) would only show inside the encrypted stream");
 		return;
 	case ANS_UNSEEN:
 		if (predicted != R_NONE) {
@@ -427,7 +473,7 @@ static void decide12(const struct conn_facts *f, const struct chain_report *chai
 			evidence(v, noc ? "the client answered with a no_certificate alert (SSL 3.0)"
 				       : "the client sent no Certificate message");
 			answer12(f, noc ? noc->seq : f->dir[SIDE_CLIENT].ccs_seq, &ans);
-			conclude_no_cert(f, &ans, B_OBSERVED, v);
+			conclude_no_cert(f, &ans, B_OBSERVED, 0, v);
 			return;
 		}
 		set(v, V_INCOMPLETE, R_NONE, F_UNKNOWN, B_OBSERVED);
@@ -438,12 +484,12 @@ static void decide12(const struct conn_facts *f, const struct chain_report *chai
 	if (f->client_cert_empty) {
 		v->client_cert_sent = TRI_NO;
 		evidence(v, "the client's Certificate message was empty");
-		conclude_no_cert(f, &ans, B_OBSERVED, v);
+		conclude_no_cert(f, &ans, B_OBSERVED, 0, v);
 		return;
 	}
 	v->client_cert_sent = TRI_YES;
 	describe_chain_sent(f, v);
-	conclude_chain(f, chain, &ans, B_OBSERVED, v);
+	conclude_chain(f, chain, &ans, B_OBSERVED, 0, v);
 }
 
 static void decide13(const struct conn_facts *f, const struct chain_report *chain, struct verdict *v)
@@ -503,11 +549,7 @@ static void decide13(const struct conn_facts *f, const struct chain_report *chai
 		evidence(v, "the client's encrypted flight is an empty Certificate (%zu-byte record) and Finished (%zu): no certificate sent",
 			 fl.empty, fl.fin);
 		answer13(f, &fl, &ans);
-		conclude_no_cert(f, &ans, B_INFERRED, v);
-		if (v->code == V_NO_CERT_ACCEPTED && !f->http_status) {
-			set(v, V_UNDETERMINED, R_NONE, F_UNKNOWN, B_INFERRED);
-			evidence(v, "the server's answer is encrypted: whether it refused the request (HTTP 400) needs a key log");
-		}
+		conclude_no_cert(f, &ans, B_INFERRED, fl.alert, v);
 		return;
 	case CF_CHAIN:
 		v->cert_requested = TRI_YES;
@@ -515,11 +557,7 @@ static void decide13(const struct conn_facts *f, const struct chain_report *chai
 		evidence(v, "the server asked for a client certificate; the client sent one (a %zu-byte Certificate record, a CertificateVerify and Finished)",
 			 fl.chain_record_len);
 		answer13(f, &fl, &ans);
-		conclude_chain(f, chain, &ans, B_INFERRED, v);
-		if (v->code == V_CLIENT_CERT_ACCEPTED && server_closed_first(f) && !f->http_status) {
-			set(v, V_UNDETERMINED, R_NONE, F_UNKNOWN, B_INFERRED);
-			evidence(v, "the server closed the connection after its first response; without a key log its answer (nginx refuses a chain with HTTP 400) cannot be read");
-		}
+		conclude_chain(f, chain, &ans, B_INFERRED, fl.alert, v);
 		return;
 	}
 }
