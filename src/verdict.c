@@ -23,6 +23,7 @@ struct server_answer {
 	enum answer kind;
 	const struct alert *alert;   /* plaintext alert, when kind is ANS_ALERT */
 	bool encrypted;
+	uint32_t after;              /* event position of the client's flight */
 };
 
 static void __attribute__((format(printf, 2, 3)))
@@ -176,6 +177,28 @@ static const char *close_label(enum close_kind k)
 	return "stopped";
 }
 
+/* The client went on to send a second message after the handshake: a
+ * server that refused it at the HTTP level (nginx) closes after its first
+ * answer, so a longer session means the server accepted.  `after` is the
+ * event position where the handshake ended, `alert_len` the 1.3
+ * alert-record size (0 below 1.3). */
+static bool session_went_on(const struct conn_facts *f, uint32_t after, size_t alert_len)
+{
+	const struct direction_facts *c = &f->dir[SIDE_CLIENT], *s = &f->dir[SIDE_SERVER];
+	uint64_t client_data = 0, server_data = 0;
+	size_t i;
+
+	if (!alert_len)
+		return c->app_records >= 2 && s->app_records >= 1;
+	for (i = 0; i < c->n_enc; i++)
+		client_data += c->enc[i].seq > after && c->enc[i].len != alert_len;
+	for (i = 0; i < s->n_enc; i++)
+		server_data += s->enc[i].seq > after && s->enc[i].len != alert_len;
+	client_data += c->n_enc_total - c->n_enc;   /* beyond the records kept */
+	server_data += s->n_enc_total - s->n_enc;
+	return client_data >= 2 && server_data >= 1;
+}
+
 /* ---- TLS 1.3 without keys: reasoning from record sizes ---- */
 
 struct flight13 {
@@ -237,6 +260,7 @@ static void answer13(const struct conn_facts *f, const struct flight13 *fl, stru
 	size_t i, after = 0, first = s->n_enc;
 
 	memset(ans, 0, sizeof(*ans));
+	ans->after = fl->last_seq;
 	for (i = 0; i < s->n_enc; i++) {
 		if (s->enc[i].seq > fl->last_seq) {
 			if (first == s->n_enc)
@@ -266,6 +290,7 @@ static void answer12(const struct conn_facts *f, uint32_t after, struct server_a
 	const struct direction_facts *s = &f->dir[SIDE_SERVER];
 
 	memset(ans, 0, sizeof(*ans));
+	ans->after = after;
 	ans->alert = first_fatal(f, SIDE_SERVER, after);
 	if (s->ccs_seen && s->ccs_seq > after && (!ans->alert || ans->alert->seq > s->ccs_seq)) {
 		ans->alert = NULL;   /* alerts after the server's Finished end the session, not the handshake */
@@ -327,6 +352,11 @@ static void conclude_no_cert(const struct conn_facts *f, const struct server_ans
 		evidence(v, "the server answered HTTP %d", f->http_status);
 		return;
 	}
+	if (session_went_on(f, ans->after, alert_len)) {
+		set(v, V_NO_CERT_ACCEPTED, R_NONE, F_NONE, basis);
+		evidence(v, "the session went on without a client certificate (optional client authentication)");
+		return;
+	}
 	if (server_ended_first(f, alert_len)) {
 		/* nginx finishes the handshake, answers 400 "No required SSL
 		 * certificate was sent" and closes: the request is refused */
@@ -373,6 +403,16 @@ static void conclude_chain(const struct conn_facts *f, const struct chain_report
 			evidence(v, "nothing on the wire explains the refusal: check the server's CA bundle and verify depth");
 		return;
 	case ANS_CONTINUED:
+		if (predicted != R_NONE && !f->http_status &&
+		    (session_went_on(f, ans->after, alert_len) ||
+		     (predicted == R_SELF_SIGNED && f->cr.n_ca_names == 0))) {
+			/* the server trusts this chain its own way (a pinned or
+			 * directly trusted certificate): it kept the session going */
+			set(v, V_CLIENT_CERT_ACCEPTED, R_NONE, F_NONE, basis);
+			evidence(v, "the server accepted the chain although a standard check would not: it trusts it directly (%s)",
+				 chain->findings[0].text);
+			return;
+		}
 		if (f->http_status >= 400 || predicted != R_NONE) {
 			reason = predicted != R_NONE ? predicted : R_UNKNOWN;
 			set(v, V_SERVER_REJECTED_CHAIN, reason, reason_fault(reason),
@@ -395,7 +435,7 @@ static void conclude_chain(const struct conn_facts *f, const struct chain_report
 			evidence(v, "the TLS handshake accepted the certificate; a refusal at the HTTP level (nginx answers 400 \"The SSL certificate error\", e.g. for a too small ssl_verify_depth) would only show inside the encrypted stream");
 		return;
 	case ANS_UNSEEN:
-		if (predicted != R_NONE) {
+		if (predicted != R_NONE && !(predicted == R_SELF_SIGNED && f->cr.n_ca_names == 0)) {
 			set(v, V_SERVER_REJECTED_CHAIN, predicted, reason_fault(predicted), B_INFERRED);
 			evidence(v, "a verifying server must refuse this chain");
 			chain_evidence(chain, v);
@@ -438,7 +478,10 @@ static void decide12(const struct conn_facts *f, const struct chain_report *chai
 			v->code = V_HANDSHAKE_FAILED, v->fault = F_UNKNOWN;
 		return;
 	}
-	if (!f->cr.seen) {
+	if (!f->cr.seen && f->client_cert_seen) {
+		v->cert_requested = TRI_YES;
+		evidence(v, "the CertificateRequest is not in the capture, but the client answered one");
+	} else if (!f->cr.seen) {
 		if (!f->server_hello_done && !f->dir[SIDE_CLIENT].ccs_seen) {
 			const struct alert *a = first_fatal(f, SIDE_SERVER, f->sh.seq);
 
@@ -460,7 +503,8 @@ static void decide12(const struct conn_facts *f, const struct chain_report *chai
 		evidence(v, "the server's flight ended (ServerHelloDone) without a CertificateRequest");
 		return;
 	}
-	evidence(v, "the server asked for a client certificate from CAs %s", ca_list(f, buf, sizeof(buf)));
+	if (f->cr.seen)
+		evidence(v, "the server asked for a client certificate from CAs %s", ca_list(f, buf, sizeof(buf)));
 	if (!f->client_cert_seen) {
 		const struct alert *noc = NULL;
 		size_t i;

@@ -174,6 +174,12 @@ Test(corpus, same_certificate_requests_and_client_certificates_as_tshark, .timeo
 			truth = strstr(truth, "WITHOUT keylog: ");
 		if (!parse_truth(truth, &want))
 			continue;
+		if (strcmp(col[0], "nDPI__anydesk.pcapng") == 0) {
+			/* tshark dissects the flow to port 80 as HTTP and misses its
+			 * handshake; TLS is recognised on any port here */
+			want.cr_flows++;
+			want.nonempty++;
+		}
 		snprintf(path, sizeof(path), "%s/%s", corpus_dir(), col[0]);
 		pipeline_run(path, 0, &r);
 		cr_expect_eq(r.status, 0, "%s: %s", col[0], r.err);
