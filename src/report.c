@@ -41,7 +41,14 @@ static void headline(char *buf, size_t len, const struct conn_facts *f, const st
 	switch (v->code) {
 	case V_CLIENT_SENT_NO_CERT:
 	case V_NO_CERT_ACCEPTED:
-		if (f->cr.seen) {
+		if (!f->cr.seen) {
+			/* TLS 1.3 without keys: the empty Certificate is the finding */
+			for (i = 0; i < v->n_evidence; i++)
+				if (strstr(v->evidence[i], "empty Certificate")) {
+					snprintf(buf, len, "%s", v->evidence[i]);
+					return;
+				}
+		} else {
 			size_t used = (size_t)snprintf(buf, len, "server asked for CAs [");
 			for (i = 0; i < f->cr.n_ca_names && used < len; i++)
 				used += (size_t)snprintf(buf + used, len - used, "%s%s", i ? "; " : "", f->cr.ca_names[i]);
