@@ -69,6 +69,13 @@ static void headline(char *buf, size_t len, const struct conn_facts *f, const st
 			}
 		}
 		break;
+	case V_CERT_NOT_REQUESTED:
+	case V_RESUMED:
+		if (v->n_evidence) {
+			snprintf(buf, len, "%s", v->evidence[0]);
+			return;
+		}
+		break;
 	case V_CLIENT_CERT_ACCEPTED:
 		if (f->client_chain.n) {
 			snprintf(buf, len, "client cert %s issued by %s", f->client_chain.certs[0].subject,

@@ -360,7 +360,7 @@ static void conclude_no_cert(const struct conn_facts *f, const struct server_ans
 	if (server_ended_first(f, alert_len)) {
 		/* nginx finishes the handshake, answers 400 "No required SSL
 		 * certificate was sent" and closes: the request is refused */
-		set(v, V_CLIENT_SENT_NO_CERT, R_NONE, F_CLIENT, B_INFERRED);
+		set(v, V_CLIENT_SENT_NO_CERT, R_NONE, F_CLIENT, basis);
 		evidence(v, "the server ended the session first, as nginx does after answering 400 \"No required SSL certificate was sent\"");
 		return;
 	}
