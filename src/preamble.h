@@ -26,6 +26,22 @@ struct preamble {
 	int state;
 	size_t start[2];
 	unsigned char started[2];
+	size_t pos[2];             /* bytes of each side parsed so far */
+	unsigned units[2];         /* requests the client sent, answers the server gave */
+	unsigned upgrade;          /* index of the request asking for TLS */
+	size_t upgrade_end;        /* client offset just after that request */
+	unsigned char waiting;     /* the client waits for the answer to `upgrade` */
+	unsigned char accepted;    /* the server agreed to start TLS */
+	unsigned char greeted;     /* the server's greeting has been read */
+	unsigned char in_message[2]; /* HTTP: inside a header block */
+	unsigned code;             /* code of the multi-line reply being read */
+	unsigned long long flags;  /* bit i: request i has a multi-line answer (POP3)
+				      or is a GSSENCRequest (PostgreSQL) */
+	int http_status;           /* status of the HTTP response being read */
+	unsigned char http_close;  /* that response ends the connection */
+	unsigned char http_length_known;
+	size_t http_length;        /* its Content-Length */
+	size_t http_skip;          /* body bytes of a refused CONNECT still to pass */
 };
 
 void preamble_init(struct preamble *p);
