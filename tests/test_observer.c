@@ -1,0 +1,113 @@
+/* Tests for the observer fed the way a front end feeds it: real plaintext
+ * preambles (tests/data/preamble) segment by segment, in capture order. */
+#include "config.h"
+
+#include <criterion/criterion.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "observer.h"
+#include "preamble.h"
+#include "testutil.h"
+#include "x509info.h"
+
+struct fed {
+	struct conn_facts facts;
+	struct verdict verdict;
+};
+
+static void feed_fixture(const char *name, struct fed *out)
+{
+	char rel[256], side;
+	size_t clen, slen, n, at[2] = { 0, 0 };
+	uint8_t *c, *s;
+	FILE *chunks;
+	struct observer_config cfg = { 0 };
+	struct endpoint a = { "127.0.0.1", 40000 }, b = { "127.0.0.1", 5432 };
+	struct timeval ts = { 1700000000, 0 };
+	struct obs_conn *conn;
+
+	snprintf(rel, sizeof(rel), "tests/data/preamble/%s/client.bin", name);
+	c = test_load(rel, &clen);
+	snprintf(rel, sizeof(rel), "tests/data/preamble/%s/server.bin", name);
+	s = test_load(rel, &slen);
+	snprintf(rel, sizeof(rel), "tests/data/preamble/%s/chunks", name);
+	chunks = fopen(test_path(rel), "r");
+	cr_assert_not_null(chunks, "%s: no chunks file", name);
+	cfg.certs = cert_cache_new(16);
+	conn = obs_conn_new(&cfg, &a, &b, &ts, true);
+	cr_assert_not_null(conn);
+	while (fscanf(chunks, " %c %zu", &side, &n) == 2) {
+		enum side from = side == 'c' ? SIDE_CLIENT : SIDE_SERVER;
+		size_t have = from == SIDE_CLIENT ? clen : slen;
+
+		if (at[from] + n > have)
+			n = have - at[from];   /* the fixtures are cut after the handshake starts */
+		ts.tv_usec += 100;
+		obs_conn_feed(conn, from, (from == SIDE_CLIENT ? c : s) + at[from], n, &ts);
+		at[from] += n;
+	}
+	fclose(chunks);
+	out->verdict = *obs_conn_finish(conn, true, &ts);
+	out->facts = *obs_conn_facts(conn);
+	obs_conn_free(conn);
+	cert_cache_free(cfg.certs);
+	free(c);
+	free(s);
+}
+
+/* hellos: the fixture holds the whole ClientHello and ServerHello (some are
+ * cut about 300 bytes into TLS, inside a 512-byte ClientHello record) */
+static void expect_tls(const char *name, enum preamble_kind kind, bool hellos)
+{
+	struct fed r;
+
+	feed_fixture(name, &r);
+	cr_assert(r.facts.is_tls, "%s: TLS not found after the preamble", name);
+	cr_assert_not(r.facts.not_tls, "%s", name);
+	cr_assert_eq(r.facts.preamble, kind, "%s: preamble %d", name, r.facts.preamble);
+	cr_assert_not(r.facts.dir[SIDE_CLIENT].desync || r.facts.dir[SIDE_SERVER].desync,
+		      "%s: record framing lost", name);
+	if (hellos) {
+		cr_assert(r.facts.ch.seen, "%s: ClientHello not decoded", name);
+		cr_assert(r.facts.sh.seen, "%s: ServerHello not decoded", name);
+	}
+	cr_assert_str_empty(r.facts.decode_error, "%s: %s", name, r.facts.decode_error);
+}
+
+Test(observer, tls_after_every_real_preamble)
+{
+	expect_tls("postgres", PREAMBLE_POSTGRES, true);
+	expect_tls("mysql", PREAMBLE_MYSQL, false);
+	expect_tls("smtp", PREAMBLE_SMTP, false);
+	expect_tls("imap", PREAMBLE_IMAP, true);
+	expect_tls("pop3", PREAMBLE_POP3, true);
+	expect_tls("ftp", PREAMBLE_FTP, false);
+	expect_tls("xmpp", PREAMBLE_XMPP, true);
+	expect_tls("xmpp-s2s", PREAMBLE_XMPP, true);
+	expect_tls("connect", PREAMBLE_HTTP_CONNECT, false);
+	expect_tls("connect-auth", PREAMBLE_HTTP_CONNECT, false);
+}
+
+Test(observer, connect_target_is_kept)
+{
+	struct fed r;
+
+	feed_fixture("connect", &r);
+	cr_assert_str_eq(r.facts.connect_target, "127.0.0.1:54433");
+}
+
+Test(observer, plaintext_sessions_are_not_tls)
+{
+	static const char *const plain[] = { "postgres-no-ssl", "mysql-no-ssl", "smtp-plain", "connect-407-close" };
+	size_t i;
+
+	for (i = 0; i < sizeof(plain) / sizeof(plain[0]); i++) {
+		struct fed r;
+
+		feed_fixture(plain[i], &r);
+		cr_assert(r.facts.not_tls, "%s: should be not TLS", plain[i]);
+		cr_assert_eq(r.verdict.code, V_NOT_TLS, "%s", plain[i]);
+	}
+}
