@@ -91,8 +91,10 @@ struct cert_info {
 	bool parse_failed;
 };
 
+/* The certificates of a Certificate message.  `certs` is allocated by the
+ * observer (exactly n entries) and lives as long as the connection. */
 struct cert_chain {
-	struct cert_info certs[FACTS_MAX_CHAIN];
+	struct cert_info *certs;
 	size_t n;                       /* summaries kept (at most FACTS_MAX_CHAIN) */
 	size_t n_on_wire;               /* certificates in the message */
 	size_t wire_len;                /* certificate_list length in bytes */
@@ -105,7 +107,9 @@ struct cert_request {
 	size_t n_types;
 	uint16_t sigalgs[FACTS_MAX_SIGALGS];
 	size_t n_sigalgs;
-	char ca_names[FACTS_MAX_CA_NAMES][256];
+	/* The CA names, formatted; they point into a list shared by every
+	 * connection that saw the same request, held as long as the connection. */
+	const char (*ca_names)[256];
 	size_t n_ca_names;
 	size_t n_ca_names_on_wire;
 	uint32_t seq;

@@ -5,6 +5,7 @@
 #include "ja4.h"
 
 #include <openssl/evp.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -109,13 +110,24 @@ static size_t ja4_append_hex(char *buf, size_t cap, size_t pos, uint16_t v, bool
 	return pos;
 }
 
+/* OpenSSL 3 looks an implicit EVP_sha256() up again on every digest;
+ * fetch it once for the process. */
+static EVP_MD *sha256_md;
+static pthread_once_t sha256_once = PTHREAD_ONCE_INIT;
+
+static void sha256_fetch(void)
+{
+	sha256_md = EVP_MD_fetch(NULL, "SHA256", NULL);
+}
+
 /* First 12 lower-case hex digits of sha256(text). */
 static bool ja4_hash12(const char *text, size_t len, char out[JA4_HASH_DIGITS + 1])
 {
 	unsigned char md[EVP_MAX_MD_SIZE];
 	unsigned int mdlen = 0;
 
-	if (!EVP_Digest(text, len, md, &mdlen, EVP_sha256(), NULL) || mdlen < JA4_HASH_DIGITS / 2)
+	pthread_once(&sha256_once, sha256_fetch);
+	if (!sha256_md || !EVP_Digest(text, len, md, &mdlen, sha256_md, NULL) || mdlen < JA4_HASH_DIGITS / 2)
 		return false;
 	for (size_t i = 0; i < JA4_HASH_DIGITS / 2; i++) {
 		out[2 * i] = hexdig[md[i] >> 4];

@@ -40,8 +40,7 @@ struct obs_conn {
 	size_t resync_seen[2];
 	bool swapped;               /* the initiator is the TLS server */
 	bool roles_known;
-	X509_NAME *ca_names[FACTS_MAX_CA_NAMES];
-	size_t n_ca;
+	struct ca_list *ca;         /* the CertificateRequest's CA names, shared */
 	struct chain_report chain;
 	bool chain_checked;
 	struct verdict verdict;
@@ -123,6 +122,12 @@ static void summarize_chain(struct obs_conn *c, const struct cert_list *list,
 	out->n = 0;
 	out->n_on_wire = list->n_total;
 	out->wire_len = list->list_len;
+	out->certs = list->n ? calloc(list->n, sizeof(*out->certs)) : NULL;
+	if (!out->certs) {
+		for (i = 0; i < list->n; i++)
+			keep[i] = NULL;
+		return;
+	}
 	for (i = 0; i < list->n; i++) {
 		const struct cached_cert *cc =
 			cert_cache_get(c->cfg.certs, cursor_data(&list->der[i]), cursor_len(&list->der[i]));
@@ -164,8 +169,13 @@ static void on_certificate(struct obs_conn *c, enum side role, const struct curs
 		c->f.client_cert_seq = c->f.seq;
 		summarize_chain(c, &list, &c->f.client_chain, certs);
 		if (list.n > 0) {
-			chain_check(certs, list.n, c->ca_names, c->n_ca, check_time(c, ts),
-				    c->cfg.ca_bundle, &c->chain);
+			X509_NAME *names[FACTS_MAX_CA_NAMES];
+			size_t n = 0;
+
+			for (i = 0; c->ca && i < c->ca->n; i++)
+				if (c->ca->names[i])
+					names[n++] = c->ca->names[i];
+			chain_check(certs, list.n, names, n, check_time(c, ts), c->cfg.ca_bundle, &c->chain);
 			c->chain_checked = true;
 		}
 	}
@@ -177,7 +187,6 @@ static void on_cert_request(struct obs_conn *c, const struct cursor *body)
 {
 	struct cert_request_wire wire;
 	bool tls13 = c->f.sh.selected_version == TLS_V_1_3;
-	size_t i;
 
 	if (c->f.cr.seen) {
 		if (tls13 && c->f.dir[SIDE_CLIENT].finished_seen)
@@ -191,16 +200,13 @@ static void on_cert_request(struct obs_conn *c, const struct cursor *body)
 	c->f.cr.seen = true;
 	c->f.cr.seq = c->f.seq;
 	c->f.cr.n_ca_names_on_wire = wire.n_ca_total;
-	for (i = 0; i < wire.n_ca; i++) {
-		X509_NAME *n = x509info_parse_name(cursor_data(&wire.ca_der[i]), cursor_len(&wire.ca_der[i]));
-
-		if (!n) {
-			snprintf(c->f.cr.ca_names[c->f.cr.n_ca_names++], sizeof(c->f.cr.ca_names[0]),
-				 "(malformed name)");
-			continue;
-		}
-		x509info_name(n, c->f.cr.ca_names[c->f.cr.n_ca_names++], sizeof(c->f.cr.ca_names[0]));
-		c->ca_names[c->n_ca++] = n;
+	if (wire.n_ca == 0)
+		return;
+	c->ca = cert_cache_ca_list(c->cfg.certs, cursor_data(&wire.ca_vector), cursor_len(&wire.ca_vector),
+				   wire.ca_der, wire.n_ca);
+	if (c->ca) {
+		c->f.cr.ca_names = (const char (*)[256])c->ca->text;
+		c->f.cr.n_ca_names = c->ca->n;
 	}
 }
 
@@ -542,13 +548,8 @@ const struct verdict *obs_conn_early_verdict(struct obs_conn *c)
 
 static void free_decoding_state(struct obs_conn *c)
 {
-	size_t i;
-
 	idle_side(c, SIDE_CLIENT);
 	idle_side(c, SIDE_SERVER);
-	for (i = 0; i < c->n_ca; i++)
-		X509_NAME_free(c->ca_names[i]);
-	c->n_ca = 0;
 }
 
 const struct verdict *obs_conn_finish(struct obs_conn *c, bool truncated, const struct timeval *ts)
@@ -576,5 +577,8 @@ void obs_conn_free(struct obs_conn *c)
 	if (!c)
 		return;
 	free_decoding_state(c);
+	ca_list_release(c->ca);
+	free(c->f.client_chain.certs);
+	free(c->f.server_chain.certs);
 	free(c);
 }

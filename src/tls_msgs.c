@@ -250,6 +250,8 @@ static int parse_ca_names(struct cursor list, struct cert_request_wire *names)
 {
 	struct cursor dn;
 
+	names->ca_vector = list;
+
 	while (cursor_len(&list)) {
 		if (!cursor_get_u16_prefixed(&list, &dn))
 			return 0;

@@ -52,6 +52,7 @@ int tls_parse_certificate(const struct cursor *body, bool tls13, struct cert_lis
 /* CertificateRequest (RFC 5246 7.4.4 / RFC 8446 4.3.2); CA names are left
  * as DER cursors into body for the caller to turn into X509_NAMEs. */
 struct cert_request_wire {
+	struct cursor ca_vector;   /* the whole certificate_authorities vector */
 	struct cursor ca_der[FACTS_MAX_CA_NAMES];
 	size_t n_ca;            /* kept */
 	size_t n_ca_total;

@@ -351,12 +351,22 @@ struct cache_entry {
 	bool referenced;            /* CLOCK bit: hit since the hand last passed */
 };
 
+#define CA_SLOTS 64
+
+struct ca_slot {
+	struct ca_list *list;       /* the cache's own reference */
+	uint8_t *der;
+	size_t len;
+	uint64_t hash;
+};
+
 struct cert_cache {
 	struct cache_entry *entries;
 	size_t max, n_used, hand;
 	struct cache_entry **buckets;
 	size_t mask;
 	uint64_t seed;              /* random: chains cannot be lengthened on purpose */
+	struct ca_slot ca[CA_SLOTS];  /* CertificateRequest CA lists, direct-mapped */
 };
 
 static uint64_t mix64(uint64_t h)
@@ -434,6 +444,10 @@ void cert_cache_free(struct cert_cache *cache)
 
 	if (cache == NULL)
 		return;
+	for (i = 0; i < CA_SLOTS; i++) {
+		ca_list_release(cache->ca[i].list);
+		free(cache->ca[i].der);
+	}
 	for (i = 0; cache->entries != NULL && i < cache->n_used; i++)
 		entry_clear(&cache->entries[i]);
 	free(cache->entries);
@@ -531,4 +545,71 @@ const struct cached_cert *cert_cache_get(struct cert_cache *cache,
 	e->next = cache->buckets[h & cache->mask];
 	cache->buckets[h & cache->mask] = e;
 	return &e->cc;
+}
+
+/* ---- CertificateRequest CA lists ------------------------------------ */
+
+void ca_list_release(struct ca_list *list)
+{
+	size_t i;
+
+	if (list == NULL || --list->refs > 0)
+		return;
+	for (i = 0; i < list->n; i++)
+		X509_NAME_free(list->names[i]);
+	free(list);
+}
+
+static struct ca_list *ca_list_parse(const struct cursor *dns, size_t n)
+{
+	struct ca_list *list = calloc(1, sizeof(*list));
+	size_t i;
+
+	if (list == NULL)
+		return NULL;
+	list->refs = 1;
+	for (i = 0; i < n && i < FACTS_MAX_CA_NAMES; i++) {
+		list->names[i] = x509info_parse_name(cursor_data(&dns[i]), cursor_len(&dns[i]));
+		if (list->names[i])
+			x509info_name(list->names[i], list->text[i], sizeof(list->text[i]));
+		else
+			snprintf(list->text[i], sizeof(list->text[i]), "(malformed name)");
+	}
+	list->n = i;
+	ERR_clear_error();
+	return list;
+}
+
+struct ca_list *cert_cache_ca_list(struct cert_cache *cache, const uint8_t *vector,
+				   size_t vector_len, const struct cursor *dns, size_t n)
+{
+	struct ca_slot *slot;
+	struct ca_list *list;
+	uint64_t h;
+
+	if (cache == NULL)
+		return ca_list_parse(dns, n);
+	h = der_hash(cache->seed, vector, vector_len);
+	slot = &cache->ca[h % CA_SLOTS];
+	if (slot->list && slot->hash == h && slot->len == vector_len &&
+	    (vector_len == 0 || memcmp(slot->der, vector, vector_len) == 0)) {
+		slot->list->refs++;
+		return slot->list;
+	}
+	list = ca_list_parse(dns, n);
+	if (list == NULL)
+		return NULL;
+	ca_list_release(slot->list);
+	free(slot->der);
+	slot->list = NULL;
+	slot->der = malloc(vector_len ? vector_len : 1);
+	if (slot->der == NULL)
+		return list;   /* not cached, still usable */
+	if (vector_len)
+		memcpy(slot->der, vector, vector_len);
+	slot->len = vector_len;
+	slot->hash = h;
+	slot->list = list;
+	list->refs++;
+	return list;
 }

@@ -11,6 +11,7 @@
 
 #include <openssl/x509.h>
 
+#include "cursor.h"
 #include "facts.h"
 
 /* Fills *out from a parsed certificate. */
@@ -66,5 +67,22 @@ void cert_cache_free(struct cert_cache *cache);
  * except on allocation failure. */
 const struct cached_cert *cert_cache_get(struct cert_cache *cache,
 					 const uint8_t *der, size_t len);
+
+/* The CA names of a CertificateRequest, parsed and formatted once per
+ * distinct list (a server sends the same list on every connection) and
+ * shared, reference counted, by the connections that saw it. */
+struct ca_list {
+	unsigned refs;
+	size_t n;
+	X509_NAME *names[FACTS_MAX_CA_NAMES];   /* NULL where a name did not parse */
+	char text[FACTS_MAX_CA_NAMES][256];     /* x509info_name, or "(malformed name)" */
+};
+
+/* `vector` is the whole certificate_authorities vector (the cache key),
+ * `dns` its first n DistinguishedNames.  Returns a reference for the caller
+ * to release, or NULL on allocation failure. */
+struct ca_list *cert_cache_ca_list(struct cert_cache *cache, const uint8_t *vector,
+				   size_t vector_len, const struct cursor *dns, size_t n);
+void ca_list_release(struct ca_list *list);
 
 #endif

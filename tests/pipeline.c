@@ -55,10 +55,10 @@ static void p_finish(void *ctx, void *flow, bool truncated, const struct timeval
 		c->out->conns = realloc(c->out->conns, c->cap * sizeof(*c->out->conns));
 		cr_assert_not_null(c->out->conns);
 	}
-	c->out->conns[c->out->n].facts = *obs_conn_facts(flow);
-	c->out->conns[c->out->n].verdict = *v;
+	c->out->conns[c->out->n].obs = flow;
+	c->out->conns[c->out->n].facts = obs_conn_facts(flow);
+	c->out->conns[c->out->n].verdict = v;
 	c->out->n++;
-	obs_conn_free(flow);
 }
 
 void pipeline_run(const char *path, time_t at, struct pipeline_result *out)
@@ -78,11 +78,16 @@ void pipeline_run(const char *path, time_t at, struct pipeline_result *out)
 		c.cfg.at = at;
 	}
 	out->status = capture_read_file(path, &opts, &sink, &out->stats, out->err, sizeof(out->err));
-	cert_cache_free(c.cfg.certs);
+	out->certs = c.cfg.certs;
 }
 
 void pipeline_free(struct pipeline_result *r)
 {
+	size_t i;
+
+	for (i = 0; i < r->n; i++)
+		obs_conn_free(r->conns[i].obs);
+	cert_cache_free(r->certs);
 	free(r->conns);
 	r->conns = NULL;
 	r->n = 0;

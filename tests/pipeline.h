@@ -12,9 +12,14 @@
 #include "facts.h"
 #include "verdict.h"
 
+struct obs_conn;
+
+/* facts and verdict point into the connection's observer, which lives until
+ * pipeline_free. */
 struct pipeline_conn {
-	struct conn_facts facts;
-	struct verdict verdict;
+	struct obs_conn *obs;
+	const struct conn_facts *facts;
+	const struct verdict *verdict;
 };
 
 struct pipeline_result {
@@ -22,6 +27,7 @@ struct pipeline_result {
 	size_t n;
 	struct capture_stats stats;
 	int status;          /* capture_read_file's return */
+	struct cert_cache *certs;
 	char err[256];
 };
 

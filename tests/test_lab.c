@@ -74,34 +74,34 @@ Test(lab, every_capture_gets_its_ground_truth, .timeout = 120)
 		pipeline_run(test_path(rel), 0, &r);
 		cr_assert_eq(r.status, 0, "%s: %s", col[c_name], r.err);
 		cr_assert_eq(r.n, 1, "%s: expected one connection, got %zu", col[c_name], r.n);
-		got_verdict = verdict_code_name(r.conns[0].verdict.code);
-		got_reason = reason_code_name(r.conns[0].verdict.reason);
+		got_verdict = verdict_code_name(r.conns[0].verdict->code);
+		got_reason = reason_code_name(r.conns[0].verdict->reason);
 		if (!got_reason)
 			got_reason = "";
 		want_reason = strcmp(col[c_reason], "-") == 0 ? "" : col[c_reason];
 		ok = strcmp(got_verdict, col[c_verdict]) == 0 &&
 		     strcmp(got_reason, want_reason) == 0 &&
-		     strcmp(fault_name(r.conns[0].verdict.fault), col[c_fault]) == 0;
+		     strcmp(fault_name(r.conns[0].verdict->fault), col[c_fault]) == 0;
 		if (!ok && strcmp(col[c_keyless], "-") != 0) {
 			/* the wire alone shows something else (see the note): nginx's
 			 * HTTP-level refusals, gnutls-serv's lenient EKU check */
 			char got[160];
 
 			snprintf(got, sizeof(got), "%s/%s/%s", got_verdict, got_reason[0] ? got_reason : "-",
-				 fault_name(r.conns[0].verdict.fault));
+				 fault_name(r.conns[0].verdict->fault));
 			ok = strcmp(got, col[c_keyless]) == 0;
 		}
-		if (!ok && strcmp(col[c_undet], "1") == 0 && r.conns[0].verdict.code == V_UNDETERMINED)
+		if (!ok && strcmp(col[c_undet], "1") == 0 && r.conns[0].verdict->code == V_UNDETERMINED)
 			ok = true;   /* honest: the wire cannot show the answer without a key log */
 		if (!ok && strcmp(col[c_tls], "1.3") == 0 && strcmp(got_verdict, col[c_verdict]) == 0 &&
-		    r.conns[0].verdict.reason == R_UNKNOWN && r.conns[0].verdict.fault == F_UNKNOWN &&
-		    r.conns[0].verdict.basis == B_INFERRED)
+		    r.conns[0].verdict->reason == R_UNKNOWN && r.conns[0].verdict->fault == F_UNKNOWN &&
+		    r.conns[0].verdict->basis == B_INFERRED)
 			ok = true;   /* honest: TLS 1.3 encrypts the chain and the alert; the reason needs a key log */
 		if (!ok) {
 			wrong++;
 			cr_log_error("%s: expected %s/%s/%s, got %s/%s/%s", col[c_name], col[c_verdict],
 				     col[c_reason], col[c_fault], got_verdict, got_reason,
-				     fault_name(r.conns[0].verdict.fault));
+				     fault_name(r.conns[0].verdict->fault));
 		}
 		checked++;
 		pipeline_free(&r);
@@ -184,7 +184,7 @@ Test(corpus, same_certificate_requests_and_client_certificates_as_tshark, .timeo
 		pipeline_run(path, 0, &r);
 		cr_expect_eq(r.status, 0, "%s: %s", col[0], r.err);
 		for (i = 0; i < r.n; i++) {
-			const struct conn_facts *cf = &r.conns[i].facts;
+			const struct conn_facts *cf = r.conns[i].facts;
 
 			got.cr_flows += cf->cr.seen;
 			if (cf->client_cert_seen) {

@@ -236,8 +236,10 @@ Test(verdict12, empty_certificate_and_fatal_alert_observed)
 	f.server_cert_seen = true;
 	f.cr.seen = true;
 	f.cr.seq = ++seq;
+	static const char names[1][256] = { "CN=Lab Client Root CA, O=mtlsdiag Lab" };
+
 	f.cr.n_ca_names = 1;
-	strcpy(f.cr.ca_names[0], "CN=Lab Client Root CA, O=mtlsdiag Lab");
+	f.cr.ca_names = names;
 	f.server_hello_done = true;
 	f.client_cert_seen = f.client_cert_empty = true;
 	f.client_cert_seq = ++seq;
