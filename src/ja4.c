@@ -88,13 +88,6 @@ static void ja4_alpn(const struct client_hello *ch, char out[3])
 	}
 }
 
-static int ja4_cmp_u16(const void *a, const void *b)
-{
-	uint16_t x = *(const uint16_t *)a, y = *(const uint16_t *)b;
-
-	return (x > y) - (x < y);
-}
-
 /* Appends v as ",xxxx" (no comma when at the start) to buf of size cap. */
 static size_t ja4_append_hex(char *buf, size_t cap, size_t pos, uint16_t v, bool first)
 {
@@ -120,8 +113,50 @@ static void sha256_fetch(void)
 	sha256_md = EVP_MD_fetch(NULL, "SHA256", NULL);
 }
 
+/* A client sends the same lists on every connection: each thread keeps the
+ * recent texts it hashed (confirmed by comparing the whole text). */
+#define JA4_MEMO_SLOTS 64
+#define JA4_MEMO_TEXT 1400
+
+struct ja4_memo {
+	size_t len;                     /* 0: empty */
+	char text[JA4_MEMO_TEXT];
+	char hash[JA4_HASH_DIGITS + 1];
+};
+
+static _Thread_local struct ja4_memo ja4_memo[JA4_MEMO_SLOTS];
+
+static struct ja4_memo *ja4_memo_slot(const char *text, size_t len)
+{
+	uint64_t h = 0xcbf29ce484222325ULL;
+
+	for (size_t i = 0; i < len; i++)
+		h = (h ^ (unsigned char)text[i]) * 0x100000001b3ULL;
+	return &ja4_memo[h % JA4_MEMO_SLOTS];
+}
+
+static bool ja4_hash12_uncached(const char *text, size_t len, char out[JA4_HASH_DIGITS + 1]);
+
 /* First 12 lower-case hex digits of sha256(text). */
 static bool ja4_hash12(const char *text, size_t len, char out[JA4_HASH_DIGITS + 1])
+{
+	struct ja4_memo *m = ja4_memo_slot(text, len);
+
+	if (len < JA4_MEMO_TEXT && m->len == len && memcmp(m->text, text, len) == 0) {
+		memcpy(out, m->hash, sizeof(m->hash));
+		return true;
+	}
+	if (!ja4_hash12_uncached(text, len, out))
+		return false;
+	if (len > 0 && len < JA4_MEMO_TEXT) {
+		memcpy(m->text, text, len);
+		m->len = len;
+		memcpy(m->hash, out, sizeof(m->hash));
+	}
+	return true;
+}
+
+static bool ja4_hash12_uncached(const char *text, size_t len, char out[JA4_HASH_DIGITS + 1])
 {
 	unsigned char md[EVP_MAX_MD_SIZE];
 	unsigned int mdlen = 0;
@@ -137,7 +172,82 @@ static bool ja4_hash12(const char *text, size_t len, char out[JA4_HASH_DIGITS + 
 	return true;
 }
 
+/* Insertion sort: the lists are a few dozen values, often nearly sorted. */
+static void sort_u16(uint16_t *v, size_t n)
+{
+	for (size_t i = 1; i < n; i++) {
+		uint16_t x = v[i];
+		size_t j = i;
+
+		while (j > 0 && v[j - 1] > x) {
+			v[j] = v[j - 1];
+			j--;
+		}
+		v[j] = x;
+	}
+}
+
+static void ja4_compute_uncached(const struct client_hello *ch, char transport, char out[JA4_LEN]);
+
+/* Whole fingerprints, keyed by every input they depend on. */
+#define JA4_FP_SLOTS 64
+#define JA4_FP_KEY ((FACTS_MAX_CIPHERS + FACTS_MAX_EXTS + FACTS_MAX_SIGALGS + 8) * 2 + 80)
+
+struct ja4_fp_memo {
+	size_t len;
+	unsigned char key[JA4_FP_KEY];
+	char fp[JA4_LEN];
+};
+
+static _Thread_local struct ja4_fp_memo ja4_fp_memo[JA4_FP_SLOTS];
+
+static size_t key_u16s(unsigned char *k, size_t at, const uint16_t *v, size_t n, size_t max)
+{
+	if (n > max)
+		n = max;
+	k[at++] = (unsigned char)(n >> 8);
+	k[at++] = (unsigned char)n;
+	memcpy(k + at, v, n * sizeof(*v));
+	return at + n * sizeof(*v);
+}
+
 void ja4_compute(const struct client_hello *ch, char transport, char out[JA4_LEN])
+{
+	unsigned char key[JA4_FP_KEY];
+	char alpn[3];
+	size_t len = 0;
+	uint64_t h = 0xcbf29ce484222325ULL;
+	struct ja4_fp_memo *m;
+
+	key[len++] = (unsigned char)transport;
+	key[len++] = (unsigned char)(ch->legacy_version >> 8);
+	key[len++] = (unsigned char)ch->legacy_version;
+	key[len++] = (unsigned char)(ch->max_supported >> 8);
+	key[len++] = (unsigned char)ch->max_supported;
+	key[len++] = ch->sslv2;
+	key[len++] = ch->sni[0] != '\0';
+	ja4_alpn(ch, alpn);
+	key[len++] = (unsigned char)alpn[0];
+	key[len++] = (unsigned char)alpn[1];
+	len = key_u16s(key, len, ch->ciphers, ch->n_ciphers, FACTS_MAX_CIPHERS);
+	len = key_u16s(key, len, ch->exts, ch->n_exts, FACTS_MAX_EXTS);
+	len = key_u16s(key, len, ch->sigalgs, ch->n_sigalgs, FACTS_MAX_SIGALGS);
+	for (size_t i = 0; i < len; i++)
+		h = (h ^ key[i]) * 0x100000001b3ULL;
+	m = &ja4_fp_memo[h % JA4_FP_SLOTS];
+	if (m->len == len && memcmp(m->key, key, len) == 0) {
+		memcpy(out, m->fp, JA4_LEN);
+		return;
+	}
+	ja4_compute_uncached(ch, transport, out);
+	if (out[0]) {
+		memcpy(m->key, key, len);
+		m->len = len;
+		memcpy(m->fp, out, JA4_LEN);
+	}
+}
+
+static void ja4_compute_uncached(const struct client_hello *ch, char transport, char out[JA4_LEN])
 {
 	uint16_t ciphers[FACTS_MAX_CIPHERS], exts[FACTS_MAX_EXTS];
 	/* 5 bytes per value, the '_' and the terminator */
@@ -174,7 +284,7 @@ void ja4_compute(const struct client_hello *ch, char transport, char out[JA4_LEN
 	if (n_ciphers == 0) {
 		memcpy(part_b, ja4_zero_hash, sizeof(part_b));
 	} else {
-		qsort(ciphers, n_ciphers, sizeof(ciphers[0]), ja4_cmp_u16);
+		sort_u16(ciphers, n_ciphers);
 		pos = 0;
 		for (size_t i = 0; i < n_ciphers; i++)
 			pos = ja4_append_hex(text, sizeof(text), pos, ciphers[i], i == 0);
@@ -190,7 +300,7 @@ void ja4_compute(const struct client_hello *ch, char transport, char out[JA4_LEN
 		size_t n_sig = ch->n_sigalgs < FACTS_MAX_SIGALGS ? ch->n_sigalgs : FACTS_MAX_SIGALGS;
 		bool first_sig = true;
 
-		qsort(exts, n_hashed_exts, sizeof(exts[0]), ja4_cmp_u16);
+		sort_u16(exts, n_hashed_exts);
 		pos = 0;
 		for (size_t i = 0; i < n_hashed_exts; i++)
 			pos = ja4_append_hex(text, sizeof(text), pos, exts[i], i == 0);

@@ -5,6 +5,7 @@
 #include "observer.h"
 
 #include <stdarg.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -41,10 +42,10 @@ struct obs_conn {
 	bool swapped;               /* the initiator is the TLS server */
 	bool roles_known;
 	struct ca_list *ca;         /* the CertificateRequest's CA names, shared */
-	struct chain_report chain;
-	bool chain_checked;
-	struct verdict verdict;
+	struct chain_report *chain; /* the client chain's checks, when it sent one */
 	bool finished;
+	/* last: not zeroed at creation, verdict_decide fills it */
+	struct verdict verdict;
 };
 
 struct tls_cb {
@@ -79,10 +80,13 @@ struct obs_conn *obs_conn_new(const struct observer_config *cfg,
 			      const struct endpoint *responder,
 			      const struct timeval *ts, bool saw_syn)
 {
-	struct obs_conn *c = calloc(1, sizeof(*c));
+	struct obs_conn *c = malloc(sizeof(*c));
 
 	if (!c)
 		return NULL;
+	memset(c, 0, offsetof(struct obs_conn, verdict));
+	c->verdict.code = V_INCOMPLETE;
+	c->verdict.n_evidence = 0;
 	c->cfg = *cfg;
 	c->f.client = *initiator;
 	c->f.server = *responder;
@@ -175,8 +179,10 @@ static void on_certificate(struct obs_conn *c, enum side role, const struct curs
 			for (i = 0; c->ca && i < c->ca->n; i++)
 				if (c->ca->names[i])
 					names[n++] = c->ca->names[i];
-			chain_check(certs, list.n, names, n, check_time(c, ts), c->cfg.ca_bundle, &c->chain);
-			c->chain_checked = true;
+			if (!c->chain)
+				c->chain = malloc(sizeof(*c->chain));
+			if (c->chain)
+				chain_check(certs, list.n, names, n, check_time(c, ts), c->cfg.ca_bundle, c->chain);
 		}
 	}
 	for (i = 0; i < list.n; i++)
@@ -563,7 +569,7 @@ const struct verdict *obs_conn_finish(struct obs_conn *c, bool truncated, const 
 	if (!c->roles_known && !c->f.saw_syn && c->f.client.port < c->f.server.port)
 		set_roles(c, SIDE_SERVER);   /* no handshake seen: the lower port is likely the server */
 	free_decoding_state(c);
-	verdict_decide(&c->f, c->chain_checked ? &c->chain : NULL, &c->verdict);
+	verdict_decide(&c->f, c->chain, &c->verdict);
 	return &c->verdict;
 }
 
@@ -578,6 +584,7 @@ void obs_conn_free(struct obs_conn *c)
 		return;
 	free_decoding_state(c);
 	ca_list_release(c->ca);
+	free(c->chain);
 	free(c->f.client_chain.certs);
 	free(c->f.server_chain.certs);
 	free(c);

@@ -66,7 +66,75 @@ void x509info_copy_utf8(const char *src, size_t srclen, char *out, size_t outlen
 	out[n] = '\0';
 }
 
+/* Formatting a name goes through a BIO and costs more than the rest of a
+ * connection's analysis; the same few names (issuers, CA names) recur on
+ * every connection, so each thread remembers its recent ones by their DER. */
+#define NAME_MEMO_SLOTS 256
+#define NAME_MEMO_DER 512
+
+struct name_memo {
+	size_t len;                     /* 0: empty slot */
+	bool label;
+	unsigned char der[NAME_MEMO_DER];
+	char text[256];
+};
+
+static _Thread_local struct name_memo name_memo[NAME_MEMO_SLOTS];
+
+static struct name_memo *memo_slot(const X509_NAME *n, bool label, const unsigned char **der, size_t *len)
+{
+	uint64_t h = 0xcbf29ce484222325ULL;
+	size_t i;
+
+	if (X509_NAME_get0_der(n, der, len) != 1 || *len == 0 || *len > NAME_MEMO_DER)
+		return NULL;
+	for (i = 0; i < *len; i++)
+		h = (h ^ (*der)[i]) * 0x100000001b3ULL;
+	return &name_memo[(h ^ label) % NAME_MEMO_SLOTS];
+}
+
+static bool memo_find(struct name_memo *m, bool label, const unsigned char *der, size_t len,
+		      char *out, size_t outlen)
+{
+	if (m == NULL || m->len != len || m->label != label || memcmp(m->der, der, len) != 0)
+		return false;
+	x509info_copy_utf8(m->text, strlen(m->text), out, outlen);
+	return true;
+}
+
+static void memo_store(struct name_memo *m, bool label, const unsigned char *der, size_t len,
+		       const char *text)
+{
+	if (m == NULL)
+		return;
+	memcpy(m->der, der, len);
+	m->len = len;
+	m->label = label;
+	x509info_copy_utf8(text, strlen(text), m->text, sizeof(m->text));
+}
+
+static void name_format(const X509_NAME *n, char *out, size_t outlen);
+
 void x509info_name(const X509_NAME *n, char *out, size_t outlen)
+{
+	const unsigned char *der = NULL;
+	size_t len = 0;
+	struct name_memo *m;
+
+	if (outlen == 0)
+		return;
+	out[0] = '\0';
+	if (n == NULL)
+		return;
+	m = memo_slot(n, false, &der, &len);
+	if (memo_find(m, false, der, len, out, outlen))
+		return;
+	name_format(n, out, outlen);
+	if (outlen >= sizeof(m->text))
+		memo_store(m, false, der, len, out);
+}
+
+static void name_format(const X509_NAME *n, char *out, size_t outlen)
 {
 	BIO *bio = NULL;
 	char *data;
@@ -90,16 +158,32 @@ Exit:
 	ERR_clear_error();
 }
 
+static void label_format(const X509_NAME *n, char *out, size_t outlen);
+
 void x509info_label(const X509_NAME *n, char *out, size_t outlen)
 {
-	X509_NAME *cn_only = NULL;
-	int i, last = -1;
+	const unsigned char *der = NULL;
+	size_t len = 0;
+	struct name_memo *m;
 
 	if (outlen == 0)
 		return;
 	out[0] = '\0';
 	if (n == NULL)
 		return;
+	m = memo_slot(n, true, &der, &len);
+	if (memo_find(m, true, der, len, out, outlen))
+		return;
+	label_format(n, out, outlen);
+	if (outlen >= sizeof(m->text))
+		memo_store(m, true, der, len, out);
+}
+
+static void label_format(const X509_NAME *n, char *out, size_t outlen)
+{
+	X509_NAME *cn_only = NULL;
+	int i, last = -1;
+
 	/* the last CN in DER order is the most specific one */
 	for (i = -1; (i = X509_NAME_get_index_by_NID(n, NID_commonName, i)) >= 0;)
 		last = i;
