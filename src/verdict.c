@@ -424,10 +424,10 @@ static void conclude_chain(const struct conn_facts *f, const struct chain_report
 			chain_evidence(chain, v);
 			return;
 		}
-		if (!f->client_chain.n && server_ended_first(f, alert_len)) {
+		if (!f->client_chain.n && !f->http_status && !session_went_on(f, ans->after, alert_len)) {
 			/* 1.3 without keys: the chain is as invisible as the answer */
 			set(v, V_UNDETERMINED, R_NONE, F_UNKNOWN, B_INFERRED);
-			evidence(v, "the server completed the handshake and then ended the session first: nginx does that after refusing a certificate with HTTP 400 inside the encrypted stream; a key log shows which happened");
+			evidence(v, "the server completed the handshake without an alert: servers that refuse with an alert (HAProxy, Apache, OpenSSL, GnuTLS) accepted the certificate, but nginx refuses with HTTP 400 inside the encrypted stream; a key log shows which happened");
 			return;
 		}
 		set(v, V_CLIENT_CERT_ACCEPTED, R_NONE, F_NONE, basis);

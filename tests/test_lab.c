@@ -45,14 +45,32 @@ static int col_index(char **hdr, size_t n, const char *name)
 	return -1;
 }
 
+/* The committed lab, or a fresh one (MTLSDIAG_LAB_DIR, which scripts/test
+ * sets after running scripts/lab capture against this machine's servers). */
+static const char *lab_path(const char *rel)
+{
+	static char buf[4096];
+	const char *dir = getenv("MTLSDIAG_LAB_DIR");
+
+	char committed[512];
+
+	if (dir && *dir) {
+		snprintf(buf, sizeof(buf), "%s/%s", dir, rel);
+	} else {
+		snprintf(committed, sizeof(committed), "tests/data/lab/%s", rel);
+		snprintf(buf, sizeof(buf), "%s", test_path(committed));
+	}
+	return buf;
+}
+
 Test(lab, every_capture_gets_its_ground_truth, .timeout = 120)
 {
-	FILE *f = fopen(test_path("tests/data/lab/truth.tsv"), "r");
+	FILE *f = fopen(lab_path("truth.tsv"), "r");
 	char header[1024], line[4096], *hdr[MAX_COLS], *col[MAX_COLS];
 	size_t nh, checked = 0, wrong = 0;
 	int c_name, c_verdict, c_reason, c_fault, c_undet, c_tls, c_keyless;
 
-	cr_assert_not_null(f, "tests/data/lab/truth.tsv is missing (scripts/lab capture makes it)");
+	cr_assert_not_null(f, "%s is missing (scripts/lab capture makes it)", lab_path("truth.tsv"));
 	cr_assert_not_null(fgets(header, sizeof(header), f));
 	nh = split_tsv(header, hdr, MAX_COLS);
 	c_name = col_index(hdr, nh, "name");
@@ -70,8 +88,8 @@ Test(lab, every_capture_gets_its_ground_truth, .timeout = 120)
 
 		if (split_tsv(line, col, MAX_COLS) < nh)
 			continue;
-		snprintf(rel, sizeof(rel), "tests/data/lab/captures/%s.pcap", col[c_name]);
-		pipeline_run(test_path(rel), 0, &r);
+		snprintf(rel, sizeof(rel), "captures/%s.pcap", col[c_name]);
+		pipeline_run(lab_path(rel), 0, &r);
 		cr_assert_eq(r.status, 0, "%s: %s", col[c_name], r.err);
 		cr_assert_eq(r.n, 1, "%s: expected one connection, got %zu", col[c_name], r.n);
 		got_verdict = verdict_code_name(r.conns[0].verdict->code);
