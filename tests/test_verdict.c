@@ -130,14 +130,40 @@ Test(verdict13, chain_and_session_goes_on_is_accepted)
 	rec(&f, SIDE_CLIENT, 1900);
 	rec(&f, SIDE_CLIENT, 281);
 	rec(&f, SIDE_CLIENT, 69);
-	rec(&f, SIDE_CLIENT, 100);
+	rec(&f, SIDE_CLIENT, 100);   /* first request */
 	rec(&f, SIDE_SERVER, 250);   /* NewSessionTicket */
 	rec(&f, SIDE_SERVER, 400);   /* response */
+	rec(&f, SIDE_CLIENT, 100);   /* a second request: the session went on */
+	rec(&f, SIDE_SERVER, 400);
 	closes(&f, SIDE_CLIENT);
 	closes(&f, SIDE_SERVER);
 	verdict_decide(&f, NULL, &v);
 	cr_assert_eq(v.code, V_CLIENT_CERT_ACCEPTED, "got %s", verdict_code_name(v.code));
 	cr_assert_eq(v.fault, F_NONE);
+}
+
+Test(verdict13, chain_then_one_answer_is_undetermined_without_keys)
+{
+	struct conn_facts f;
+	struct verdict v;
+
+	/* nginx refuses inside the encrypted stream: one request, one answer
+	 * looks the same whether it was 200 or 400 */
+	base13(&f, 0x1302);
+	server_flight(&f);
+	rec(&f, SIDE_CLIENT, 1900);
+	rec(&f, SIDE_CLIENT, 281);
+	rec(&f, SIDE_CLIENT, 69);
+	rec(&f, SIDE_SERVER, 74);
+	rec(&f, SIDE_SERVER, 74);
+	rec(&f, SIDE_CLIENT, 96);
+	rec(&f, SIDE_SERVER, 384);
+	rec(&f, SIDE_CLIENT, 19);
+	closes(&f, SIDE_CLIENT);
+	rec(&f, SIDE_SERVER, 19);
+	verdict_decide(&f, NULL, &v);
+	cr_assert_eq(v.code, V_UNDETERMINED, "got %s", verdict_code_name(v.code));
+	cr_assert_eq(v.client_cert_sent, TRI_YES);
 }
 
 Test(verdict13, padded_records_are_undetermined_not_guessed)
