@@ -1,2 +1,563 @@
-/* capture: (to be written) */
+/* capture: packets in, TCP segments out (see capture.h).
+ *
+ * libpcap reads the file (pcap or pcapng) and applies the BPF filter; this
+ * file decodes the link layer, IPv4/IPv6 and the TCP header through the
+ * cursor and hands each segment to the flow table (flow.c).  Statistics
+ * accumulate in the caller's struct capture_stats across files. */
 #include "config.h"
+
+#include "capture.h"
+
+#include <errno.h>
+#include <pcap/pcap.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cursor.h"
+#include "flow.h"
+
+/* Link-layer type values as libpcap reports them.  LINKTYPE_RAW (101) in
+ * a file becomes DLT_RAW, which is 12 on most systems and 14 on OpenBSD;
+ * 12 is DLT_LOOP on OpenBSD, so a file written there with DLT 12 is told
+ * apart by its first byte.  Files from old libpcaps may carry 14 or 101
+ * as they are. */
+#define LT_NULL 0
+#define LT_EN10MB 1
+#define LT_RAW_12 12
+#define LT_RAW_14 14
+#define LT_RAW_101 101
+#define LT_LOOP 108
+#define LT_LINUX_SLL 113
+#define LT_IPV4 228
+#define LT_IPV6 229
+#define LT_LINUX_SLL2 276
+
+#define ETH_IPV4 0x0800
+#define ETH_IPV6 0x86dd
+#define ETH_8021Q 0x8100
+#define ETH_8021AD 0x88a8
+#define ETH_QINQ_OLD1 0x9100 /* pre-802.1ad QinQ */
+#define ETH_QINQ_OLD2 0x9200
+#define MAX_VLAN_TAGS 8
+
+#define IPPROTO_TCP_ 6
+#define READ_BUFFER (1 << 20)
+
+struct capture {
+	struct flow_table *flows;
+	struct capture_stats *stats;
+};
+
+/* Outcome of decoding one layer. */
+enum dec {
+	DEC_OK,
+	DEC_NOT_IP,
+	DEC_NOT_TCP,
+	DEC_BAD,   /* malformed header */
+	DEC_CUT,   /* header cut off by the snap length: counted as truncated */
+	DEC_FRAG,  /* a non-first IP fragment: counted, skipped */
+};
+
+/* A read failed: malformed, unless the snap length cut the packet. */
+static inline enum dec short_read(bool cut)
+{
+	return cut ? DEC_CUT : DEC_BAD;
+}
+
+/* ---- link layer ---- */
+
+/* After an Ethernet type field: VLAN tags (802.1Q, 802.1ad and the older
+ * QinQ values), then IPv4 or IPv6.  *ipver is 4 or 6. */
+static enum dec ethertype_payload(struct cursor *c, uint16_t type, bool cut, int *ipver)
+{
+	int tags;
+
+	for (tags = 0; type == ETH_8021Q || type == ETH_8021AD || type == ETH_QINQ_OLD1 ||
+		       type == ETH_QINQ_OLD2; tags++) {
+		if (tags == MAX_VLAN_TAGS)
+			return DEC_BAD;
+		if (!cursor_skip(c, 2) || !cursor_get_u16(c, &type)) /* TCI, then the inner type */
+			return short_read(cut);
+	}
+	switch (type) {
+	case ETH_IPV4:
+		*ipver = 4;
+		return DEC_OK;
+	case ETH_IPV6:
+		*ipver = 6;
+		return DEC_OK;
+	default:
+		return DEC_NOT_IP;
+	}
+}
+
+/* The IP version from the first nibble (raw IP link types). */
+static enum dec raw_ip(const struct cursor *c, bool cut, int want, int *ipver)
+{
+	uint8_t b;
+
+	if (!cursor_peek_u8(c, 0, &b))
+		return short_read(cut);
+	*ipver = b >> 4;
+	if (*ipver != 4 && *ipver != 6)
+		return DEC_NOT_IP;
+	if (want && *ipver != want)
+		return DEC_BAD;
+	return DEC_OK;
+}
+
+/* BSD loopback: a 4-byte address family, in the capturing host's byte
+ * order (DLT_NULL) or network order (DLT_LOOP); families are small, so the
+ * order shows.  AF_INET is 2 everywhere; AF_INET6 is 24 (NetBSD, OpenBSD,
+ * BSD/OS), 28 (FreeBSD, DragonFly), 30 (macOS, iOS), 10 (Linux) or 23
+ * (Windows). */
+static enum dec bsd_loopback(struct cursor *c, bool cut, int *ipver)
+{
+	struct cursor probe = *c;
+	uint32_t af;
+
+	if (!cursor_get_u32(c, &af))
+		return short_read(cut);
+	if (af > 0xffff && !cursor_get_u32le(&probe, &af))
+		return short_read(cut);
+	switch (af) {
+	case 2:
+		*ipver = 4;
+		return DEC_OK;
+	case 10:
+	case 23:
+	case 24:
+	case 28:
+	case 30:
+		*ipver = 6;
+		return DEC_OK;
+	default:
+		return DEC_NOT_IP;
+	}
+}
+
+static enum dec link_layer(struct cursor *c, int linktype, bool cut, int *ipver)
+{
+	uint16_t type;
+	uint8_t first;
+
+	switch (linktype) {
+	case LT_EN10MB:
+		/* destination and source MAC, then the type */
+		if (!cursor_skip(c, 12) || !cursor_get_u16(c, &type))
+			return short_read(cut);
+		return ethertype_payload(c, type, cut, ipver);
+	case LT_LINUX_SLL:
+		/* packet type, ARPHRD type, address length, 8 address bytes, protocol */
+		if (!cursor_skip(c, 14) || !cursor_get_u16(c, &type))
+			return short_read(cut);
+		return ethertype_payload(c, type, cut, ipver);
+	case LT_LINUX_SLL2:
+		/* protocol, reserved, interface index, ARPHRD type, packet
+		 * type, address length, 8 address bytes */
+		if (!cursor_get_u16(c, &type) || !cursor_skip(c, 18))
+			return short_read(cut);
+		return ethertype_payload(c, type, cut, ipver);
+	case LT_NULL:
+	case LT_LOOP:
+		return bsd_loopback(c, cut, ipver);
+	case LT_RAW_12:
+		/* DLT_RAW here, DLT_LOOP on OpenBSD: a loopback header starts
+		 * with a zero byte, an IP header never does. */
+		if (cursor_peek_u8(c, 0, &first) && first == 0)
+			return bsd_loopback(c, cut, ipver);
+		return raw_ip(c, cut, 0, ipver);
+	case LT_RAW_14:
+	case LT_RAW_101:
+		return raw_ip(c, cut, 0, ipver);
+	case LT_IPV4:
+		return raw_ip(c, cut, 4, ipver);
+	case LT_IPV6:
+		return raw_ip(c, cut, 6, ipver);
+	default:
+		return DEC_NOT_IP;
+	}
+}
+
+int capture_linktype_supported(int linktype)
+{
+	switch (linktype) {
+	case LT_EN10MB:
+	case LT_LINUX_SLL:
+	case LT_LINUX_SLL2:
+	case LT_NULL:
+	case LT_LOOP:
+	case LT_RAW_12:
+	case LT_RAW_14:
+	case LT_RAW_101:
+	case LT_IPV4:
+	case LT_IPV6:
+		return 1;
+	default:
+		return 0;
+	}
+}
+
+/* ---- network layer ---- */
+
+/* The IP payload: `l4len` bytes on the wire, of which the cursor holds
+ * what was captured (Ethernet padding dropped); *missing gets the rest. */
+static enum dec bound_payload(struct cursor *c, uint32_t l4len, bool cut, uint32_t *missing)
+{
+	struct cursor body;
+
+	if (cursor_len(c) >= l4len) {
+		if (!cursor_get_bytes(c, &body, l4len))
+			return DEC_BAD;
+		*c = body;
+		*missing = 0;
+		return DEC_OK;
+	}
+	if (!cut)
+		return DEC_BAD; /* the IP length runs past a complete frame */
+	*missing = l4len - (uint32_t)cursor_len(c);
+	return DEC_OK;
+}
+
+/* IPv4 (RFC 791): options skipped by the header length; fragments other
+ * than the first are counted and skipped, the first is used as far as it
+ * goes.  Checksums are not checked (capture hosts offload them). */
+static enum dec ipv4(struct capture *cap, struct cursor *c, bool cut, struct tcp_segment *s)
+{
+	uint32_t w0, w1, w2, ihl, l4len;
+	uint16_t total, frag;
+	uint8_t proto;
+	enum dec r;
+
+	/* Read a word at a time: version/IHL, TOS, total length | ident,
+	 * flags/fragment offset | TTL, protocol, checksum. */
+	if (!cursor_get_u32(c, &w0))
+		return short_read(cut);
+	ihl = ((w0 >> 24) & 0x0f) * 4;
+	if (w0 >> 28 != 4 || ihl < 20)
+		return DEC_BAD;
+	if (!cursor_get_u32(c, &w1) || !cursor_get_u32(c, &w2) ||
+	    !cursor_copy_bytes(c, s->src, 4) || !cursor_copy_bytes(c, s->dst, 4) ||
+	    !cursor_skip(c, ihl - 20))
+		return short_read(cut);
+	total = (uint16_t)w0;
+	frag = (uint16_t)w1;
+	proto = (uint8_t)(w2 >> 16);
+	if (frag & 0x3fff) {
+		cap->stats->ip_fragments++;
+		if (frag & 0x1fff)
+			return DEC_FRAG;
+	}
+	if (proto != IPPROTO_TCP_)
+		return DEC_NOT_TCP;
+	if (total == 0) {
+		l4len = (uint32_t)cursor_len(c); /* segmentation offload: length left 0 */
+	} else {
+		if (total < ihl)
+			return DEC_BAD;
+		l4len = total - ihl;
+	}
+	if ((r = bound_payload(c, l4len, cut, &s->missing)) != DEC_OK)
+		return r;
+	s->is_v6 = false;
+	return DEC_OK;
+}
+
+/* IPv6 (RFC 8200) with its extension headers (RFC 8200 section 4, RFC
+ * 4302 for AH).  A fragment header with a non-zero offset ends the walk. */
+static enum dec ipv6(struct capture *cap, struct cursor *c, bool cut, struct tcp_segment *s)
+{
+	uint32_t vtf, l4len;
+	uint16_t plen;
+	uint8_t next;
+	enum dec r;
+	int hops;
+
+	if (!cursor_get_u32(c, &vtf))
+		return short_read(cut);
+	if (vtf >> 28 != 6)
+		return DEC_BAD;
+	if (!cursor_get_u16(c, &plen) || !cursor_get_u8(c, &next) || !cursor_skip(c, 1) ||
+	    !cursor_copy_bytes(c, s->src, 16) || !cursor_copy_bytes(c, s->dst, 16))
+		return short_read(cut);
+	/* 0: a jumbogram or segmentation offload; take what is there */
+	l4len = plen ? plen : (uint32_t)cursor_len(c);
+	if ((r = bound_payload(c, l4len, cut, &s->missing)) != DEC_OK)
+		return r;
+	for (hops = 0; next != IPPROTO_TCP_; hops++) {
+		uint8_t hlen;
+		uint16_t off;
+
+		if (hops == 16)
+			return DEC_BAD;
+		switch (next) {
+		case 0:   /* hop-by-hop options */
+		case 43:  /* routing */
+		case 60:  /* destination options */
+		case 135: /* mobility */
+		case 139: /* HIP */
+		case 140: /* shim6 */
+			if (!cursor_get_u8(c, &next) || !cursor_get_u8(c, &hlen) ||
+			    !cursor_skip(c, (size_t)hlen * 8 + 6))
+				return short_read(cut);
+			break;
+		case 51: /* authentication header: length in 4-byte units, minus 2 */
+			if (!cursor_get_u8(c, &next) || !cursor_get_u8(c, &hlen) ||
+			    !cursor_skip(c, (size_t)hlen * 4 + 6))
+				return short_read(cut);
+			break;
+		case 44: /* fragment */
+			if (!cursor_get_u8(c, &next) || !cursor_skip(c, 1) ||
+			    !cursor_get_u16(c, &off) || !cursor_skip(c, 4))
+				return short_read(cut);
+			if (off & 0xfff9) {
+				cap->stats->ip_fragments++;
+				if (off & 0xfff8)
+					return DEC_FRAG;
+			}
+			break;
+		default: /* 59 no next header, ESP, ICMPv6, UDP, ... */
+			return DEC_NOT_TCP;
+		}
+	}
+	s->is_v6 = true;
+	return DEC_OK;
+}
+
+/* ---- transport layer ---- */
+
+/* TCP (RFC 9293): options are skipped by the data offset. */
+static enum dec tcp(struct cursor *c, bool cut, struct tcp_segment *s)
+{
+	uint32_t wire = (uint32_t)cursor_len(c) + s->missing;
+	uint32_t ports, offflags, doff;
+
+	if (!cursor_get_u32(c, &ports) || !cursor_get_u32(c, &s->seq) ||
+	    !cursor_get_u32(c, &s->ack) || !cursor_get_u32(c, &offflags)) /* | window */
+		return short_read(cut);
+	doff = (offflags >> 28) * 4;
+	if (doff < 20 || doff > wire)
+		return DEC_BAD;
+	if (!cursor_skip(c, doff - 16)) /* checksum, urgent pointer, options */
+		return short_read(cut);
+	s->sport = (uint16_t)(ports >> 16);
+	s->dport = (uint16_t)ports;
+	s->flags = (uint8_t)(offflags >> 16);
+	s->payload = *c;
+	return DEC_OK;
+}
+
+/* ---- packets ---- */
+
+void capture_packet(struct capture *cap, int linktype, const struct timeval *ts,
+		    const uint8_t *bytes, uint32_t caplen, uint32_t len)
+{
+	struct capture_stats *st = cap->stats;
+	bool cut = caplen < len;
+	struct tcp_segment seg;
+	struct cursor c;
+	int ipver = 0;
+	enum dec r;
+
+	st->packets++;
+	st->bytes += caplen;
+	if (cut)
+		st->truncated++;
+	cursor_init(&c, bytes, bytes ? caplen : 0);
+	/* IPv4 addresses use 4 of the 16 bytes, and the key reads all 16 */
+	memset(seg.src, 0, sizeof(seg.src));
+	memset(seg.dst, 0, sizeof(seg.dst));
+	seg.missing = 0;
+	r = link_layer(&c, linktype, cut, &ipver);
+	if (r == DEC_OK)
+		r = ipver == 4 ? ipv4(cap, &c, cut, &seg) : ipv6(cap, &c, cut, &seg);
+	if (r == DEC_OK)
+		r = tcp(&c, cut, &seg);
+	switch (r) {
+	case DEC_OK:
+		flow_table_segment(cap->flows, &seg, ts);
+		break;
+	case DEC_NOT_IP:
+		st->not_ip++;
+		break;
+	case DEC_NOT_TCP:
+		st->not_tcp++;
+		break;
+	case DEC_BAD:
+		st->bad_headers++;
+		break;
+	case DEC_CUT:
+	case DEC_FRAG:
+		break;
+	}
+}
+
+struct capture *capture_new(const struct capture_opts *opts, const struct flow_sink *sink,
+			    struct capture_stats *stats)
+{
+	struct capture *cap = calloc(1, sizeof(*cap));
+
+	if (!cap)
+		return NULL;
+	cap->stats = stats;
+	cap->flows = flow_table_new(opts, sink, stats);
+	if (!cap->flows) {
+		free(cap);
+		return NULL;
+	}
+	return cap;
+}
+
+void capture_tick(struct capture *cap, const struct timeval *now)
+{
+	flow_table_tick(cap->flows, now);
+}
+
+void capture_end(struct capture *cap)
+{
+	flow_table_finish_all(cap->flows);
+}
+
+void capture_free(struct capture *cap)
+{
+	if (!cap)
+		return;
+	flow_table_free(cap->flows);
+	free(cap);
+}
+
+/* ---- files ---- */
+
+/* One line into err: "mtlsdiag: <name>: <reason>", newlines flattened. */
+static void set_err(char *err, size_t errlen, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
+static void set_err(char *err, size_t errlen, const char *fmt, ...)
+{
+	va_list ap;
+	char *p;
+
+	if (!err || !errlen)
+		return;
+	va_start(ap, fmt);
+	vsnprintf(err, errlen, fmt, ap);
+	va_end(ap);
+	for (p = err; (p = strpbrk(p, "\r\n")) != NULL;)
+		*p = ' ';
+}
+
+static void close_stream(FILE *f)
+{
+	if (f != stdin)
+		fclose(f);
+}
+
+int capture_read_stream(FILE *f, const char *name, const struct capture_opts *opts,
+			const struct flow_sink *sink, struct capture_stats *stats,
+			char *err, size_t errlen)
+{
+	char ebuf[PCAP_ERRBUF_SIZE] = "";
+	struct bpf_program prog;
+	struct capture *cap = NULL;
+	struct pcap_pkthdr *h;
+	const u_char *data;
+	pcap_t *p = NULL;
+	int ch, rc, dlt, ret = -1;
+
+	/* An empty input gets its own word: libpcap's would be "truncated". */
+	ch = getc(f);
+	if (ch == EOF) {
+		if (ferror(f))
+			set_err(err, errlen, "mtlsdiag: %s: %s", name, strerror(errno));
+		else
+			set_err(err, errlen, "mtlsdiag: %s: empty file, not a pcap or pcapng file", name);
+		close_stream(f);
+		goto Exit;
+	}
+	if (ungetc(ch, f) == EOF) {
+		set_err(err, errlen, "mtlsdiag: %s: cannot read", name);
+		close_stream(f);
+		goto Exit;
+	}
+	p = pcap_fopen_offline_with_tstamp_precision(f, PCAP_TSTAMP_PRECISION_MICRO, ebuf);
+	if (!p) {
+		/* libpcap leaves the stream to us when it fails */
+		if (strstr(ebuf, "unknown file format"))
+			set_err(err, errlen, "mtlsdiag: %s: not a pcap or pcapng file", name);
+		else
+			set_err(err, errlen, "mtlsdiag: %s: not a readable pcap or pcapng file (%s)",
+				name, ebuf);
+		close_stream(f);
+		goto Exit;
+	}
+	dlt = pcap_datalink(p);
+	stats->linktype = dlt;
+	if (!capture_linktype_supported(dlt)) {
+		const char *dname = pcap_datalink_val_to_name(dlt);
+		set_err(err, errlen, "mtlsdiag: %s: unsupported link-layer type %s (%d)", name,
+			dname ? dname : "unknown", dlt);
+		goto Exit;
+	}
+	if (opts && opts->filter && *opts->filter) {
+		if (pcap_compile(p, &prog, opts->filter, 1, PCAP_NETMASK_UNKNOWN) != 0) {
+			set_err(err, errlen, "mtlsdiag: bad filter expression \"%s\": %s",
+				opts->filter, pcap_geterr(p));
+			goto Exit;
+		}
+		rc = pcap_setfilter(p, &prog);
+		pcap_freecode(&prog);
+		if (rc != 0) {
+			set_err(err, errlen, "mtlsdiag: %s: cannot apply filter: %s", name,
+				pcap_geterr(p));
+			goto Exit;
+		}
+	}
+	cap = capture_new(opts, sink, stats);
+	if (!cap) {
+		set_err(err, errlen, "mtlsdiag: %s: out of memory", name);
+		goto Exit;
+	}
+	while ((rc = pcap_next_ex(p, &h, &data)) == 1)
+		capture_packet(cap, dlt, &h->ts, data, h->caplen, h->len);
+	if (rc == PCAP_ERROR) {
+		/* Cut inside a record (or corrupt from there on): keep what was
+		 * read, say why it stopped. */
+		stats->file_truncated = true;
+		set_err(err, errlen, "mtlsdiag: %s: %s", name, pcap_geterr(p));
+	}
+	capture_end(cap);
+	ret = 0;
+Exit:
+	capture_free(cap);
+	if (p)
+		pcap_close(p); /* closes the stream, except stdin */
+	return ret;
+}
+
+int capture_read_file(const char *path, const struct capture_opts *opts,
+		      const struct flow_sink *sink, struct capture_stats *stats,
+		      char *err, size_t errlen)
+{
+	bool use_stdin = strcmp(path, "-") == 0;
+	const char *name = use_stdin ? "standard input" : path;
+	FILE *f = use_stdin ? stdin : fopen(path, "rb");
+	char *buf = NULL;
+	int ret;
+
+	if (!f) {
+		set_err(err, errlen, "mtlsdiag: %s: %s", name, strerror(errno));
+		return -1;
+	}
+	/* Records are small: a large stdio buffer turns a read() every few
+	 * packets into one every few hundred.  It must outlive the stream,
+	 * which capture_read_stream closes. */
+	if (!use_stdin && (buf = malloc(READ_BUFFER)) != NULL &&
+	    setvbuf(f, buf, _IOFBF, READ_BUFFER) != 0) {
+		free(buf);
+		buf = NULL;
+	}
+	ret = capture_read_stream(f, name, opts, sink, stats, err, errlen);
+	free(buf);
+	return ret;
+}

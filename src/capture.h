@@ -12,6 +12,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <sys/time.h>
 
 #include "facts.h"
@@ -32,6 +33,7 @@ struct capture_stats {
 	uint64_t gap_bytes;
 	bool file_truncated;     /* the file ended inside a packet record */
 	int linktype;            /* DLT_ of the last file read */
+	uint64_t evicted;        /* flows finished early (as idle) to stay under max_flows */
 };
 
 /* The consumer of reassembled streams (the observer, or a test). */
@@ -65,6 +67,8 @@ struct capture_opts {
 	const char *filter;        /* BPF expression, or NULL */
 	unsigned idle_timeout_s;   /* capture-time idle timeout; 0: default (300 s) */
 	size_t reasm_limit;        /* out-of-order bytes held per direction; 0: default (256 KiB) */
+	size_t max_flows;          /* open flows at most; the least recently active is finished
+				    * as if idle to make room; 0: default (131072) */
 };
 
 /* Reads one capture file, pcap or pcapng ("-" reads standard input).
@@ -76,5 +80,52 @@ struct capture_opts {
 int capture_read_file(const char *path, const struct capture_opts *opts,
 		      const struct flow_sink *sink, struct capture_stats *stats,
 		      char *err, size_t errlen) __attribute__((nonnull(1, 3, 4)));
+
+/* As capture_read_file, from a stream already open (standard input, or a
+ * fmemopen buffer for the fuzzer).  The stream is taken over: it is closed
+ * before returning, except stdin.  `name` names it in messages. */
+int capture_read_stream(FILE *f, const char *name, const struct capture_opts *opts,
+			const struct flow_sink *sink, struct capture_stats *stats,
+			char *err, size_t errlen) __attribute__((nonnull(1, 2, 4, 5)));
+
+/* Notes on the contract above, as implemented:
+ * - A flow is opened by a SYN, a SYN-ACK or a segment with payload; bare
+ *   ACKs, FINs and RSTs of unknown connections open nothing, and neither
+ *   does anything but a new SYN on the port pair of a flow that finished
+ *   less than idle_timeout_s ago (its tombstone).
+ * - close(FIN) comes once per side, after all of that side's data; after
+ *   a FIN a side may still be reported closed by RST.  An idle timeout
+ *   reports close(CLOSE_TIMEOUT) for each side still open, then
+ *   finish(truncated = false).
+ * - When capture_read_file/_stream return 0 with stats->file_truncated
+ *   set, err (if given) holds libpcap's reason, one line.
+ * - At the end of the input the open flows are finished in the order they
+ *   were first seen. */
+
+/* Packet at a time, for a front end that runs libpcap itself (live
+ * capture) or makes its own packets. */
+struct capture;
+
+struct capture *capture_new(const struct capture_opts *opts, const struct flow_sink *sink,
+			    struct capture_stats *stats)
+	__attribute__((nonnull(2, 3), warn_unused_result));
+
+/* 1 if packets of this link-layer type (a DLT_ value, as pcap_datalink
+ * returns) can be decoded. */
+int capture_linktype_supported(int linktype);
+
+/* One packet: caplen bytes captured of a packet len bytes long. */
+void capture_packet(struct capture *c, int linktype, const struct timeval *ts,
+		    const uint8_t *bytes, uint32_t caplen, uint32_t len)
+	__attribute__((nonnull(1, 3)));
+
+/* Capture time has reached `now` with no packet: idle flows are finished. */
+void capture_tick(struct capture *c, const struct timeval *now) __attribute__((nonnull));
+
+/* End of input: every flow still open is finished (truncated = true unless
+ * both sides had closed). */
+void capture_end(struct capture *c) __attribute__((nonnull));
+
+void capture_free(struct capture *c);
 
 #endif
