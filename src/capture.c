@@ -39,6 +39,7 @@
 #define ETH_8021AD 0x88a8
 #define ETH_QINQ_OLD1 0x9100 /* pre-802.1ad QinQ */
 #define ETH_QINQ_OLD2 0x9200
+#define ETH_CISCO_CMD 0x8909 /* Cisco MetaData: version, length, option, SGT, then a type */
 #define MAX_VLAN_TAGS 8
 
 #define IPPROTO_TCP_ 6
@@ -74,10 +75,14 @@ static enum dec ethertype_payload(struct cursor *c, uint16_t type, bool cut, int
 	int tags;
 
 	for (tags = 0; type == ETH_8021Q || type == ETH_8021AD || type == ETH_QINQ_OLD1 ||
-		       type == ETH_QINQ_OLD2; tags++) {
+		       type == ETH_QINQ_OLD2 || type == ETH_CISCO_CMD; tags++) {
+		/* a VLAN tag is a 2-byte TCI; Cisco MetaData (TrustSec SGT) is
+		 * version, length, a 2-byte option header and the 2-byte SGT */
+		size_t skip = type == ETH_CISCO_CMD ? 6 : 2;
+
 		if (tags == MAX_VLAN_TAGS)
 			return DEC_BAD;
-		if (!cursor_skip(c, 2) || !cursor_get_u16(c, &type)) /* TCI, then the inner type */
+		if (!cursor_skip(c, skip) || !cursor_get_u16(c, &type))
 			return short_read(cut);
 	}
 	switch (type) {
