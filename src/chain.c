@@ -165,7 +165,7 @@ static bool shares_org(const struct ctx *c, const X509_NAME *issuer, X509_STORE 
 	}
 	if (locked)
 		X509_STORE_unlock(bundle);
-	ERR_clear_error();
+	x509info_err_clear();
 	return found;
 }
 
@@ -208,7 +208,7 @@ static bool signed_by(X509 *x, X509 *issuer)
 	}
 	pk = X509_get0_pubkey(issuer);
 	ok = pk != NULL && X509_verify(x, pk) == 1;
-	ERR_clear_error();
+	x509info_err_clear();
 	if (slot != NULL) {
 		memcpy(slot->key, key, sizeof(key));
 		slot->state = ok ? SIG_GOOD : SIG_BAD;
@@ -306,7 +306,7 @@ static void check_leaf_usage(struct ctx *c, X509 *leaf)
 			    "client certificate %s has key usage %s without digitalSignature, so it may not sign the handshake (CertificateVerify)",
 			    who, ku);
 	}
-	ERR_clear_error();
+	x509info_err_clear();
 }
 
 /* Walks up from the leaf through the sent certificates (in any order, as
@@ -339,7 +339,7 @@ static size_t walk(X509 *const *certs, size_t n, size_t path[CHAIN_SCAN_MAX])
 		used[j] = true;
 		path[np++] = j;
 	}
-	ERR_clear_error();
+	x509info_err_clear();
 	return np;
 }
 
@@ -400,7 +400,7 @@ static void check_signatures(struct ctx *c, X509 *const *certs, const size_t *pa
 			    "the signature of %s does not verify with the key of its issuer %s (certificate %zu sent)",
 			    who, iss, path[k + 1] + 1);
 	}
-	ERR_clear_error();
+	x509info_err_clear();
 }
 
 static enum reason_code map_verify_error(const struct ctx *c, int err, X509 *cur, X509_STORE *bundle)
@@ -493,7 +493,7 @@ Fail:
 Exit:
 	X509_STORE_CTX_free(vctx);
 	sk_X509_free(untrusted);  /* borrowed certificates: free the stack only */
-	ERR_clear_error();
+	x509info_err_clear();
 }
 
 /* A verification that passed settles the questions it asks itself: trust
@@ -564,5 +564,5 @@ void chain_check(X509 *const *certs, size_t n, X509_NAME *const *ca_names,
 		if (out->bundle_verified)
 			drop_settled(&c);
 	}
-	ERR_clear_error();
+	x509info_err_clear();
 }

@@ -6,15 +6,6 @@
 #include <string.h>
 #include <strings.h>
 
-int cursor_skip(struct cursor *c, size_t n)
-{
-	if (c->len < n)
-		return 0;
-	c->data += n;
-	c->len -= n;
-	return 1;
-}
-
 static int get_be(struct cursor *c, size_t n, uint32_t *out)
 {
 	uint32_t v = 0;
@@ -28,28 +19,6 @@ static int get_be(struct cursor *c, size_t n, uint32_t *out)
 	return cursor_skip(c, n);
 }
 
-int cursor_get_u8(struct cursor *c, uint8_t *out)
-{
-	uint32_t v;
-
-	if (!get_be(c, 1, &v))
-		return 0;
-	*out = (uint8_t)v;
-	return 1;
-}
-
-int cursor_get_u16(struct cursor *c, uint16_t *out)
-{
-	uint32_t v;
-
-	if (!get_be(c, 2, &v))
-		return 0;
-	*out = (uint16_t)v;
-	return 1;
-}
-
-int cursor_get_u24(struct cursor *c, uint32_t *out) { return get_be(c, 3, out); }
-int cursor_get_u32(struct cursor *c, uint32_t *out) { return get_be(c, 4, out); }
 
 int cursor_get_u16le(struct cursor *c, uint16_t *out)
 {
@@ -66,14 +35,6 @@ int cursor_get_u32le(struct cursor *c, uint32_t *out)
 	*out = (uint32_t)c->data[0] | ((uint32_t)c->data[1] << 8) |
 	       ((uint32_t)c->data[2] << 16) | ((uint32_t)c->data[3] << 24);
 	return cursor_skip(c, 4);
-}
-
-int cursor_get_bytes(struct cursor *c, struct cursor *out, size_t n)
-{
-	if (c->len < n)
-		return 0;
-	cursor_init(out, c->data, n);
-	return cursor_skip(c, n);
 }
 
 int cursor_copy_bytes(struct cursor *c, uint8_t *out, size_t n)

@@ -28,15 +28,60 @@ static inline void cursor_init(struct cursor *c, const uint8_t *data, size_t len
 static inline size_t cursor_len(const struct cursor *c) { return c->len; }
 static inline const uint8_t *cursor_data(const struct cursor *c) { return c->data; }
 
-int cursor_skip(struct cursor *c, size_t n) CURSOR_WUR;
-int cursor_get_u8(struct cursor *c, uint8_t *out) CURSOR_WUR;
-int cursor_get_u16(struct cursor *c, uint16_t *out) CURSOR_WUR;
-int cursor_get_u24(struct cursor *c, uint32_t *out) CURSOR_WUR;
-int cursor_get_u32(struct cursor *c, uint32_t *out) CURSOR_WUR;
+/* The getters are small and on every hot path: defined here to be inlined. */
+static inline CURSOR_WUR int cursor_skip(struct cursor *c, size_t n)
+{
+	if (c->len < n)
+		return 0;
+	c->data += n;
+	c->len -= n;
+	return 1;
+}
+
+static inline CURSOR_WUR int cursor_get_u8(struct cursor *c, uint8_t *out)
+{
+	if (c->len < 1)
+		return 0;
+	*out = c->data[0];
+	return cursor_skip(c, 1);
+}
+
+static inline CURSOR_WUR int cursor_get_u16(struct cursor *c, uint16_t *out)
+{
+	if (c->len < 2)
+		return 0;
+	*out = (uint16_t)((c->data[0] << 8) | c->data[1]);
+	return cursor_skip(c, 2);
+}
+
+static inline CURSOR_WUR int cursor_get_u24(struct cursor *c, uint32_t *out)
+{
+	if (c->len < 3)
+		return 0;
+	*out = ((uint32_t)c->data[0] << 16) | ((uint32_t)c->data[1] << 8) | c->data[2];
+	return cursor_skip(c, 3);
+}
+
+static inline CURSOR_WUR int cursor_get_u32(struct cursor *c, uint32_t *out)
+{
+	if (c->len < 4)
+		return 0;
+	*out = ((uint32_t)c->data[0] << 24) | ((uint32_t)c->data[1] << 16) |
+	       ((uint32_t)c->data[2] << 8) | c->data[3];
+	return cursor_skip(c, 4);
+}
+
+/* Splits the next n bytes off into *out. */
+static inline CURSOR_WUR int cursor_get_bytes(struct cursor *c, struct cursor *out, size_t n)
+{
+	if (c->len < n)
+		return 0;
+	cursor_init(out, c->data, n);
+	return cursor_skip(c, n);
+}
+
 int cursor_get_u16le(struct cursor *c, uint16_t *out) CURSOR_WUR;
 int cursor_get_u32le(struct cursor *c, uint32_t *out) CURSOR_WUR;
-/* Splits the next n bytes off into *out. */
-int cursor_get_bytes(struct cursor *c, struct cursor *out, size_t n) CURSOR_WUR;
 int cursor_copy_bytes(struct cursor *c, uint8_t *out, size_t n) CURSOR_WUR;
 /* Length-prefixed vectors (TLS "opaque x<a..2^k-1>"). */
 int cursor_get_u8_prefixed(struct cursor *c, struct cursor *out) CURSOR_WUR;

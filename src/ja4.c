@@ -234,11 +234,16 @@ void ja4_compute(const struct client_hello *ch, char transport, char out[JA4_LEN
 	len = key_u16s(key, len, ch->sigalgs, ch->n_sigalgs, FACTS_MAX_SIGALGS);
 	for (size_t i = 0; i < len; i++)
 		h = (h ^ key[i]) * 0x100000001b3ULL;
-	m = &ja4_fp_memo[h % JA4_FP_SLOTS];
-	if (m->len == len && memcmp(m->key, key, len) == 0) {
-		memcpy(out, m->fp, JA4_LEN);
-		return;
+	/* two ways: two clients whose keys share a slot do not evict each other */
+	m = &ja4_fp_memo[(h % (JA4_FP_SLOTS / 2)) * 2];
+	for (int way = 0; way < 2; way++) {
+		if (m[way].len == len && memcmp(m[way].key, key, len) == 0) {
+			memcpy(out, m[way].fp, JA4_LEN);
+			return;
+		}
 	}
+	if (m[0].len)
+		m[1] = m[0];   /* the older entry moves to the second way */
 	ja4_compute_uncached(ch, transport, out);
 	if (out[0]) {
 		memcpy(m->key, key, len);

@@ -155,7 +155,7 @@ static void name_format(const X509_NAME *n, char *out, size_t outlen)
 		x509info_copy_utf8(data, (size_t)len, out, outlen);
 Exit:
 	BIO_free(bio);
-	ERR_clear_error();
+	x509info_err_clear();
 }
 
 static void label_format(const X509_NAME *n, char *out, size_t outlen);
@@ -198,7 +198,7 @@ static void label_format(const X509_NAME *n, char *out, size_t outlen)
 	return;
 Whole:
 	X509_NAME_free(cn_only);
-	ERR_clear_error();
+	x509info_err_clear();
 	x509info_name(n, out, outlen);
 }
 
@@ -215,31 +215,81 @@ X509_NAME *x509info_parse_name(const uint8_t *der, size_t len)
 		X509_NAME_free(name);
 		name = NULL;
 	}
-	ERR_clear_error();
+	x509info_err_clear();
 	return name;
 }
+
+/* The same validity dates recur on every connection: each thread keeps the
+ * recent conversions (keyed by the time's text, confirmed by comparing it). */
+#define TIME_MEMO_SLOTS 64
+
+struct time_memo {
+	int type;                      /* V_ASN1_UTCTIME or V_ASN1_GENERALIZEDTIME; 0 empty */
+	unsigned char text[24];
+	int len;
+	time_t when;
+};
+
+static _Thread_local struct time_memo time_memo[TIME_MEMO_SLOTS];
 
 int x509info_asn1_time(const ASN1_TIME *t, time_t *out)
 {
 	struct tm tm;
+	struct time_memo *m = NULL;
+	const unsigned char *text;
+	int len;
 
-	memset(&tm, 0, sizeof(tm));
 	/* ASN1_TIME_to_tm(NULL) would mean "now": never what we want */
-	if (t == NULL || !ASN1_TIME_to_tm(t, &tm))
+	if (t == NULL)
+		return 0;
+	text = ASN1_STRING_get0_data(t);
+	len = ASN1_STRING_length(t);
+	if (text && len > 0 && len <= (int)sizeof(m->text)) {
+		uint64_t h = 0xcbf29ce484222325ULL;
+
+		for (int i = 0; i < len; i++)
+			h = (h ^ text[i]) * 0x100000001b3ULL;
+		m = &time_memo[h % TIME_MEMO_SLOTS];
+		if (m->type == ASN1_STRING_type(t) && m->len == len && memcmp(m->text, text, (size_t)len) == 0) {
+			*out = m->when;
+			return 1;
+		}
+	}
+	memset(&tm, 0, sizeof(tm));
+	if (!ASN1_TIME_to_tm(t, &tm))
 		return 0;
 	*out = timegm(&tm);
+	if (m) {
+		m->type = ASN1_STRING_type(t);
+		m->len = len;
+		memcpy(m->text, text, (size_t)len);
+		m->when = *out;
+	}
 	return 1;
 }
 
 void x509info_time_str(time_t t, char *out, size_t outlen)
 {
+	static _Thread_local struct { time_t t; char s[24]; bool set; } memo[16];
+	size_t slot = (size_t)((uint64_t)t % 16);
 	struct tm tm;
 
 	if (outlen == 0)
 		return;
+	if (memo[slot].set && memo[slot].t == t) {
+		x509info_copy_utf8(memo[slot].s, strlen(memo[slot].s), out, outlen);
+		return;
+	}
 	if (gmtime_r(&t, &tm) == NULL ||
-	    strftime(out, outlen, "%Y-%m-%dT%H:%M:%SZ", &tm) == 0)
+	    strftime(out, outlen, "%Y-%m-%dT%H:%M:%SZ", &tm) == 0) {
 		out[0] = '\0';
+		return;
+	}
+	if (strlen(out) < sizeof(memo[slot].s)) {
+		memcpy(memo[slot].s, out, strlen(out) + 1);
+		memo[slot].t = t;
+		memo[slot].set = true;
+	}
 }
 
 static void time_field(const ASN1_TIME *t, char *out, size_t outlen, time_t *when)
@@ -302,7 +352,7 @@ static void key_field(X509 *x, char *out, size_t outlen)
 		/* an algorithm OpenSSL cannot decode: name its OID */
 		if (X509_PUBKEY_get0_param(&alg, NULL, NULL, NULL, X509_get_X509_PUBKEY(x)) && alg)
 			OBJ_obj2txt(out, (int)outlen, alg, 0);
-		ERR_clear_error();
+		x509info_err_clear();
 		if (out[0] == '\0')
 			snprintf(out, outlen, "unknown");
 		return;
@@ -337,7 +387,7 @@ static void key_field(X509 *x, char *out, size_t outlen)
 		break;
 	}
 	}
-	ERR_clear_error();
+	x509info_err_clear();
 }
 
 int x509info_eku(X509 *x, char *out, size_t outlen, bool *client_auth)
@@ -376,7 +426,7 @@ int x509info_eku(X509 *x, char *out, size_t outlen, bool *client_auth)
 		o += len;
 	}
 	EXTENDED_KEY_USAGE_free(eku);
-	ERR_clear_error();
+	x509info_err_clear();
 	return 1;
 }
 
@@ -390,7 +440,7 @@ int x509info_self_signed(X509 *x, bool *self_issued)
 		return 0;
 	pk = X509_get0_pubkey(x);
 	ok = pk != NULL && X509_verify(x, pk) == 1;
-	ERR_clear_error();
+	x509info_err_clear();
 	return ok;
 }
 
@@ -420,7 +470,7 @@ void x509info_summarize(X509 *x, struct cert_info *out)
 		(X509_get_key_usage(x) & KU_DIGITAL_SIGNATURE) != 0;
 	out->is_ca = (flags & EXFLAG_BCONS) && (flags & EXFLAG_CA);
 	out->self_signed = x509info_self_signed(x, &out->self_issued);
-	ERR_clear_error();
+	x509info_err_clear();
 }
 
 /* ---- cache ---------------------------------------------------------- */
@@ -468,7 +518,19 @@ static uint64_t mix64(uint64_t h)
 static uint64_t der_hash(uint64_t seed, const uint8_t *p, size_t len)
 {
 	uint64_t h = seed ^ (len * 0x9e3779b97f4a7c15ULL), w;
+	uint64_t lane[4] = { h, h ^ 0x243f6a8885a308d3ULL, h ^ 0x13198a2e03707344ULL, h ^ 0xa4093822299f31d0ULL };
 
+	/* four independent lanes of 8 bytes: the multiplies overlap */
+	while (len >= 32) {
+		for (int i = 0; i < 4; i++) {
+			memcpy(&w, p + 8 * i, 8);
+			lane[i] = (lane[i] ^ w) * 0x9e3779b97f4a7c15ULL;
+			lane[i] ^= lane[i] >> 29;
+		}
+		p += 32;
+		len -= 32;
+	}
+	h = mix64(lane[0]) ^ mix64(lane[1] + 1) ^ mix64(lane[2] + 2) ^ mix64(lane[3] + 3);
 	while (len >= 8) {
 		memcpy(&w, p, 8);
 		h = (h ^ mix64(w)) * 0x9e3779b97f4a7c15ULL;
@@ -506,7 +568,7 @@ struct cert_cache *cert_cache_new(size_t max_entries)
 	c->max = max_entries;
 	c->mask = nb - 1;
 	if (RAND_bytes((unsigned char *)&c->seed, sizeof(c->seed)) != 1) {
-		ERR_clear_error();
+		x509info_err_clear();
 		c->seed = (uint64_t)(uintptr_t)c ^ 0x2545f4914f6cdd1dULL;
 	}
 	return c;
@@ -589,13 +651,13 @@ static void fill_entry(struct cache_entry *e)
 			x = NULL;
 		}
 	}
-	ERR_clear_error();
+	x509info_err_clear();
 	e->cc.x509 = x;
 	x509info_summarize(x, &e->cc.info);
 	/* the fingerprint of the bytes as sent, parsed or not */
 	if (x == NULL && EVP_Digest(e->der, e->len, md, NULL, EVP_sha256(), NULL))
 		hex_lower(md, sizeof(md), e->cc.info.sha256);
-	ERR_clear_error();
+	x509info_err_clear();
 }
 
 const struct cached_cert *cert_cache_get(struct cert_cache *cache,
@@ -660,7 +722,7 @@ static struct ca_list *ca_list_parse(const struct cursor *dns, size_t n)
 			snprintf(list->text[i], sizeof(list->text[i]), "(malformed name)");
 	}
 	list->n = i;
-	ERR_clear_error();
+	x509info_err_clear();
 	return list;
 }
 
