@@ -175,44 +175,59 @@ static bool shares_org(const struct ctx *c, const X509_NAME *issuer, X509_STORE 
  * whole DER (signature included), which OpenSSL keeps in the X509: the
  * outcome is a function of those bytes alone, and colliding a certificate
  * already signed by someone else would take a second preimage. */
-#define SIG_MEMO_SLOTS 256
+#define SIG_MEMO_SLOTS 64
+#define SIG_MEMO_SIG 512
 
-enum sig_state { SIG_UNKNOWN = 0, SIG_GOOD, SIG_BAD };
-
+/* Whether x's signature verifies with issuer's key, remembered per thread.
+ * The key is x's signature value and the issuer's public key (both
+ * compared whole): a signature value belongs to one certificate. */
 struct sig_memo {
-	unsigned char key[2 * SHA_DIGEST_LENGTH];
+	size_t sig_len, key_len;
+	unsigned char sig[SIG_MEMO_SIG];
+	unsigned char key[SIG_MEMO_SIG];
 	unsigned char state;
 };
 
+enum { SIG_UNKNOWN, SIG_GOOD, SIG_BAD };
+
 static _Thread_local struct sig_memo sig_memo[SIG_MEMO_SLOTS];
 
-/* Whether issuer's key verifies x's signature (issuer == x: self-signed). */
 static bool signed_by(X509 *x, X509 *issuer)
 {
-	unsigned char key[2 * SHA_DIGEST_LENGTH];
-	unsigned int l1 = 0, l2 = 0;
+	const ASN1_BIT_STRING *sig = NULL;
+	const ASN1_BIT_STRING *pubkey = X509_get0_pubkey_bitstr(issuer);
 	struct sig_memo *slot = NULL;
 	EVP_PKEY *pk;
 	bool ok;
 
-	if (X509_digest(x, EVP_sha1(), key, &l1) && l1 == SHA_DIGEST_LENGTH &&
-	    X509_digest(issuer, EVP_sha1(), key + SHA_DIGEST_LENGTH, &l2) && l2 == SHA_DIGEST_LENGTH) {
-		unsigned idx = ((unsigned)key[0] | (unsigned)key[1] << 8) ^
-			((unsigned)key[SHA_DIGEST_LENGTH] | (unsigned)key[SHA_DIGEST_LENGTH + 1] << 8) * 0x9e37u;
+	X509_get0_signature(&sig, NULL, x);
+	if (sig && pubkey) {
+		const unsigned char *sb = ASN1_STRING_get0_data(sig), *kb = ASN1_STRING_get0_data(pubkey);
+		size_t sl = (size_t)ASN1_STRING_length(sig), kl = (size_t)ASN1_STRING_length(pubkey);
 
-		idx %= SIG_MEMO_SLOTS;
+		if (sb && kb && sl > 0 && kl > 0 && sl <= SIG_MEMO_SIG && kl <= SIG_MEMO_SIG) {
+			unsigned idx = 2166136261u;
 
-		slot = &sig_memo[idx];
-		if (slot->state != SIG_UNKNOWN && memcmp(slot->key, key, sizeof(key)) == 0)
-			return slot->state == SIG_GOOD;
+			for (size_t i = 0; i < 16 && i < sl; i++)
+				idx = (idx ^ sb[sl - 1 - i]) * 16777619u;
+			slot = &sig_memo[idx % SIG_MEMO_SLOTS];
+			if (slot->state != SIG_UNKNOWN && slot->sig_len == sl && slot->key_len == kl &&
+			    memcmp(slot->sig, sb, sl) == 0 && memcmp(slot->key, kb, kl) == 0)
+				return slot->state == SIG_GOOD;
+			pk = X509_get0_pubkey(issuer);
+			ok = pk != NULL && X509_verify(x, pk) == 1;
+			x509info_err_clear();
+			memcpy(slot->sig, sb, sl);
+			memcpy(slot->key, kb, kl);
+			slot->sig_len = sl;
+			slot->key_len = kl;
+			slot->state = ok ? SIG_GOOD : SIG_BAD;
+			return ok;
+		}
 	}
 	pk = X509_get0_pubkey(issuer);
 	ok = pk != NULL && X509_verify(x, pk) == 1;
 	x509info_err_clear();
-	if (slot != NULL) {
-		memcpy(slot->key, key, sizeof(key));
-		slot->state = ok ? SIG_GOOD : SIG_BAD;
-	}
 	return ok;
 }
 

@@ -33,6 +33,16 @@ evidence(struct verdict *v, const char *fmt, ...)
 
 	if (v->n_evidence >= FACTS_MAX_EVIDENCE)
 		return;
+	if (!strchr(fmt, '%')) {
+		/* a constant line: copied, not formatted */
+		size_t n = strlen(fmt);
+
+		if (n >= VERDICT_EVIDENCE_LEN)
+			n = VERDICT_EVIDENCE_LEN - 1;
+		memcpy(v->evidence[v->n_evidence], fmt, n);
+		v->evidence[v->n_evidence++][n] = '\0';
+		return;
+	}
 	va_start(ap, fmt);
 	vsnprintf(v->evidence[v->n_evidence++], VERDICT_EVIDENCE_LEN, fmt, ap);
 	va_end(ap);

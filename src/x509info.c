@@ -668,7 +668,13 @@ const struct cached_cert *cert_cache_get(struct cert_cache *cache,
 
 	if (cache == NULL || (der == NULL && len > 0))
 		return NULL;
-	h = der_hash(cache->seed, der, len);
+	/* The head (serial, names) and the tail (signature) tell certificates
+	 * apart; every hit is confirmed by comparing the whole DER, so crafted
+	 * look-alikes only lengthen one bucket of a bounded cache. */
+	if (len > 512)
+		h = der_hash(cache->seed, der, 256) ^ mix64(der_hash(cache->seed ^ len, der + len - 256, 256));
+	else
+		h = der_hash(cache->seed, der, len);
 	for (e = cache->buckets[h & cache->mask]; e != NULL; e = e->next) {
 		if (e->hash == h && e->len == len && (len == 0 || memcmp(e->der, der, len) == 0)) {
 			e->referenced = true;
