@@ -130,44 +130,44 @@ static void json_str(FILE *out, const char *s)
 	const unsigned char *p = (const unsigned char *)s;
 
 	if (!s) {
-		fputs("null", out);
+		fputs_unlocked("null", out);
 		return;
 	}
-	putc('"', out);
+	putc_unlocked('"', out);
 	for (; *p; p++) {
 		size_t u = *p >= 0x80 ? utf8_len(p) : 0;
 
 		if (u) {
-			fwrite(p, 1, u, out);
+			fwrite_unlocked(p, 1, u, out);
 			p += u - 1;
 			continue;
 		}
 		switch (*p) {
-		case '"': fputs("\\\"", out); break;
-		case '\\': fputs("\\\\", out); break;
-		case '\n': fputs("\\n", out); break;
-		case '\r': fputs("\\r", out); break;
-		case '\t': fputs("\\t", out); break;
+		case '"': fputs_unlocked("\\\"", out); break;
+		case '\\': fputs_unlocked("\\\\", out); break;
+		case '\n': fputs_unlocked("\\n", out); break;
+		case '\r': fputs_unlocked("\\r", out); break;
+		case '\t': fputs_unlocked("\\t", out); break;
 		default:
 			if (*p < 0x20 || *p == 0x7f)
 				fprintf(out, "\\u%04x", *p);
 			else if (*p >= 0x80)
-				fputs("\\ufffd", out);
+				fputs_unlocked("\\ufffd", out);
 			else
-				putc(*p, out);
+				putc_unlocked(*p, out);
 		}
 	}
-	putc('"', out);
+	putc_unlocked('"', out);
 }
 
 static void json_tristate(FILE *out, enum tristate t)
 {
-	fputs(t == TRI_YES ? "true" : t == TRI_NO ? "false" : "null", out);
+	fputs_unlocked(t == TRI_YES ? "true" : t == TRI_NO ? "false" : "null", out);
 }
 
 static void json_endpoint(FILE *out, const struct endpoint *e)
 {
-	fputs("{\"ip\":", out);
+	fputs_unlocked("{\"ip\":", out);
 	json_str(out, e->ip);
 	fprintf(out, ",\"port\":%u}", e->port);
 }
@@ -179,47 +179,47 @@ static void json_cert(FILE *out, const struct cert_info *c)
 	bool first = true;
 
 	if (c->parse_failed) {
-		fputs("{\"parse_error\":true,\"sha256\":", out);
+		fputs_unlocked("{\"parse_error\":true,\"sha256\":", out);
 		json_str(out, c->sha256);
-		putc('}', out);
+		putc_unlocked('}', out);
 		return;
 	}
-	fputs("{\"subject\":", out);
+	fputs_unlocked("{\"subject\":", out);
 	json_str(out, c->subject);
-	fputs(",\"issuer\":", out);
+	fputs_unlocked(",\"issuer\":", out);
 	json_str(out, c->issuer);
-	fputs(",\"serial\":", out);
+	fputs_unlocked(",\"serial\":", out);
 	json_str(out, c->serial);
-	fputs(",\"not_before\":", out);
+	fputs_unlocked(",\"not_before\":", out);
 	json_str(out, c->not_before);
-	fputs(",\"not_after\":", out);
+	fputs_unlocked(",\"not_after\":", out);
 	json_str(out, c->not_after);
-	fputs(",\"sha256\":", out);
+	fputs_unlocked(",\"sha256\":", out);
 	json_str(out, c->sha256);
-	fputs(",\"key\":", out);
+	fputs_unlocked(",\"key\":", out);
 	json_str(out, c->key);
-	fputs(",\"eku\":[", out);
+	fputs_unlocked(",\"eku\":[", out);
 	snprintf(eku, sizeof(eku), "%s", c->eku);
 	for (tok = strtok_r(eku, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
 		if (!first)
-			putc(',', out);
+			putc_unlocked(',', out);
 		json_str(out, tok);
 		first = false;
 	}
-	fputs("]}", out);
+	fputs_unlocked("]}", out);
 }
 
 static void json_chain(FILE *out, const struct cert_chain *ch)
 {
 	size_t i;
 
-	putc('[', out);
+	putc_unlocked('[', out);
 	for (i = 0; i < ch->n; i++) {
 		if (i)
-			putc(',', out);
+			putc_unlocked(',', out);
 		json_cert(out, &ch->certs[i]);
 	}
-	putc(']', out);
+	putc_unlocked(']', out);
 }
 
 void report_json(FILE *out, const struct conn_facts *f, const struct verdict *v)
@@ -227,89 +227,94 @@ void report_json(FILE *out, const struct conn_facts *f, const struct verdict *v)
 	char ts[40], line[1024];
 	size_t i;
 
+	/* one record is written by one thread: take the stream's lock once and
+	 * use the unlocked writers inside */
+	flockfile(out);
+
 	report_time(ts, sizeof(ts), &f->first_ts, 6);
-	fputs("{\"type\":\"connection\",\"ts\":", out);
+	fputs_unlocked("{\"type\":\"connection\",\"ts\":", out);
 	json_str(out, ts);
-	fputs(",\"client\":", out);
+	fputs_unlocked(",\"client\":", out);
 	json_endpoint(out, &f->client);
-	fputs(",\"server\":", out);
+	fputs_unlocked(",\"server\":", out);
 	json_endpoint(out, &f->server);
-	fputs(",\"sni\":", out);
+	fputs_unlocked(",\"sni\":", out);
 	json_str(out, f->ch.sni[0] ? f->ch.sni : NULL);
-	fputs(",\"alpn\":", out);
+	fputs_unlocked(",\"alpn\":", out);
 	if (!f->ch.seen) {
-		fputs("null", out);
+		fputs_unlocked("null", out);
 	} else {
-		putc('[', out);
+		putc_unlocked('[', out);
 		for (i = 0; i < f->ch.n_alpn; i++) {
 			if (i)
-				putc(',', out);
+				putc_unlocked(',', out);
 			json_str(out, f->ch.alpn[i]);
 		}
-		putc(']', out);
+		putc_unlocked(']', out);
 	}
-	fputs(",\"tls_version\":", out);
+	fputs_unlocked(",\"tls_version\":", out);
 	json_str(out, f->sh.seen && !f->sh.hello_retry ? tls_version_name(f->sh.selected_version) : NULL);
-	fputs(",\"ja4\":", out);
+	fputs_unlocked(",\"ja4\":", out);
 	json_str(out, f->ch.seen && f->ch.ja4[0] ? f->ch.ja4 : NULL);
-	fputs(",\"cert_requested\":", out);
+	fputs_unlocked(",\"cert_requested\":", out);
 	json_tristate(out, v->cert_requested);
-	fputs(",\"acceptable_cas\":[", out);
+	fputs_unlocked(",\"acceptable_cas\":[", out);
 	for (i = 0; i < f->cr.n_ca_names; i++) {
 		if (i)
-			putc(',', out);
+			putc_unlocked(',', out);
 		json_str(out, f->cr.ca_names[i]);
 	}
-	fputs("],\"client_cert_sent\":", out);
+	fputs_unlocked("],\"client_cert_sent\":", out);
 	json_tristate(out, v->client_cert_sent);
-	fputs(",\"client_chain\":", out);
+	fputs_unlocked(",\"client_chain\":", out);
 	json_chain(out, &f->client_chain);
-	fputs(",\"server_chain\":", out);
+	fputs_unlocked(",\"server_chain\":", out);
 	json_chain(out, &f->server_chain);
-	fputs(",\"alerts\":[", out);
+	fputs_unlocked(",\"alerts\":[", out);
 	for (i = 0; i < f->n_alerts; i++) {
 		const struct alert *a = &f->alerts[i];
 
 		fprintf(out, "%s{\"from\":\"%s\",\"level\":", i ? "," : "",
 			a->from == SIDE_CLIENT ? "client" : "server");
 		json_str(out, a->encrypted ? NULL : a->level == 2 ? "fatal" : a->level == 1 ? "warning" : "unknown");
-		fputs(",\"description\":", out);
+		fputs_unlocked(",\"description\":", out);
 		json_str(out, a->encrypted ? NULL : tls_alert_name(a->description));
 		fprintf(out, ",\"encrypted\":%s}", a->encrypted ? "true" : "false");
 	}
-	fputs("],\"http_status\":", out);
+	fputs_unlocked("],\"http_status\":", out);
 	if (f->http_status)
 		fprintf(out, "%d", f->http_status);
 	else
-		fputs("null", out);
-	fputs(",\"verdict\":", out);
+		fputs_unlocked("null", out);
+	fputs_unlocked(",\"verdict\":", out);
 	json_str(out, verdict_code_name(v->code));
-	fputs(",\"reason\":", out);
+	fputs_unlocked(",\"reason\":", out);
 	json_str(out, reason_code_name(v->reason));
-	fputs(",\"fault\":", out);
+	fputs_unlocked(",\"fault\":", out);
 	json_str(out, fault_name(v->fault));
-	fputs(",\"basis\":", out);
+	fputs_unlocked(",\"basis\":", out);
 	json_str(out, basis_name(v->basis));
-	fputs(",\"evidence\":[", out);
+	fputs_unlocked(",\"evidence\":[", out);
 	for (i = 0; i < v->n_evidence; i++) {
 		if (i)
-			putc(',', out);
+			putc_unlocked(',', out);
 		json_str(out, v->evidence[i]);
 	}
-	fputs("],\"summary\":", out);
+	fputs_unlocked("],\"summary\":", out);
 	report_line(line, sizeof(line), f, v);
 	json_str(out, line);
 	/* additions to the contract */
-	fputs(",\"preamble\":", out);
+	fputs_unlocked(",\"preamble\":", out);
 	json_str(out, f->preamble ? preamble_kind_name(f->preamble) : NULL);
-	fputs(",\"connect_target\":", out);
+	fputs_unlocked(",\"connect_target\":", out);
 	json_str(out, f->connect_target[0] ? f->connect_target : NULL);
 	fprintf(out, ",\"bytes\":{\"client\":%llu,\"server\":%llu}",
 		(unsigned long long)f->dir[SIDE_CLIENT].bytes, (unsigned long long)f->dir[SIDE_SERVER].bytes);
 	fprintf(out, ",\"truncated\":%s", f->truncated ? "true" : "false");
-	fputs(",\"decode_error\":", out);
+	fputs_unlocked(",\"decode_error\":", out);
 	json_str(out, f->decode_error[0] ? f->decode_error : NULL);
-	fputs("}\n", out);
+	fputs_unlocked("}\n", out);
+	funlockfile(out);
 }
 
 void report_tally_add(struct report_tally *t, const struct verdict *v)
@@ -332,7 +337,7 @@ void report_summary_text(FILE *out, const struct report_tally *t)
 			verdict_code_name((enum verdict_code)i));
 		first = false;
 	}
-	fputc('\n', out);
+	fputc_unlocked('\n', out);
 }
 
 void report_summary_json(FILE *out, const struct report_tally *t, const char *extra)
@@ -348,8 +353,8 @@ void report_summary_json(FILE *out, const struct report_tally *t, const char *ex
 			(unsigned long long)t->by_verdict[i]);
 		first = false;
 	}
-	putc('}', out);
+	putc_unlocked('}', out);
 	if (extra && *extra)
 		fprintf(out, ",%s", extra);
-	fputs("}\n", out);
+	fputs_unlocked("}\n", out);
 }
