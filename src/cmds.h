@@ -4,5 +4,6 @@
 #define MTLSDIAG_CMDS_H
 
 int cmd_pcap(int argc, char **argv);
+int cmd_proxy(int argc, char **argv);
 
 #endif

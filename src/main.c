@@ -15,6 +15,7 @@ static void usage(FILE *out)
 		"\n"
 		"commands:\n"
 		"  pcap FILE...   analyse capture files (pcap or pcapng; - for standard input)\n"
+		"  proxy          relay connections to a server and analyse them inline\n"
 		"\n"
 		"'mtlsdiag COMMAND --help' shows a command's options.\n");
 }
@@ -35,6 +36,8 @@ int main(int argc, char **argv)
 	}
 	if (strcmp(argv[1], "pcap") == 0)
 		return cmd_pcap(argc - 1, argv + 1);
+	if (strcmp(argv[1], "proxy") == 0)
+		return cmd_proxy(argc - 1, argv + 1);
 	fprintf(stderr, "mtlsdiag: unknown command '%s' (try 'mtlsdiag --help')\n", argv[1]);
 	return 2;
 }

@@ -44,6 +44,7 @@ struct obs_conn {
 	struct ca_list *ca;         /* the CertificateRequest's CA names, shared */
 	struct chain_report *chain; /* the client chain's checks, when it sent one */
 	bool finished;
+	bool early_decided;         /* obs_conn_early_verdict has decided */
 	/* last: not zeroed at creation, verdict_decide fills it */
 	struct verdict verdict;
 };
@@ -546,10 +547,34 @@ bool obs_conn_wants_bytes(const struct obs_conn *c)
 	return !c->finished && (c->st[0] != SS_IDLE || c->st[1] != SS_IDLE);
 }
 
+/* Final before the close when nothing later can change the outcome: the
+ * bytes are not TLS, or a plaintext fatal alert ended the handshake (a
+ * fatal alert closes the connection, RFC 8446 6.2 / RFC 5246 7.2.2).
+ * Successful handshakes wait for the close: with TLS 1.3 and nginx the
+ * outcome shows only in how the session goes on. */
+static bool outcome_settled(const struct obs_conn *c)
+{
+	size_t i;
+
+	if (c->f.not_tls)
+		return true;
+	for (i = 0; i < c->f.n_alerts; i++)
+		if (!c->f.alerts[i].encrypted && c->f.alerts[i].level == 2)
+			return true;
+	return false;
+}
+
 const struct verdict *obs_conn_early_verdict(struct obs_conn *c)
 {
-	(void)c;
-	return NULL;
+	if (c->finished)
+		return &c->verdict;
+	if (!c->early_decided) {
+		if (!outcome_settled(c))
+			return NULL;
+		c->early_decided = true;
+		verdict_decide(&c->f, c->chain, &c->verdict);
+	}
+	return &c->verdict;
 }
 
 static void free_decoding_state(struct obs_conn *c)
