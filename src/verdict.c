@@ -466,6 +466,23 @@ static void describe_chain_sent(const struct conn_facts *f, struct verdict *v)
 			 ch->certs[0].issuer, ch->certs[0].not_before, ch->certs[0].not_after);
 }
 
+/* Before the client's answer: a server alert failed the handshake, else
+ * the capture simply stops early. */
+static void failed_or_incomplete(const struct conn_facts *f, enum basis basis, const char *missing,
+				 struct verdict *v)
+{
+	const struct alert *a = first_fatal(f, SIDE_SERVER, f->sh.seq);
+	char buf[96];
+
+	if (a) {
+		set(v, V_HANDSHAKE_FAILED, R_NONE, F_UNKNOWN, B_OBSERVED);
+		evidence(v, "the server sent %s before the client's answer", alert_label(a, buf, sizeof(buf)));
+		return;
+	}
+	set(v, V_INCOMPLETE, R_NONE, F_UNKNOWN, basis);
+	evidence(v, "%s", missing);
+}
+
 static void decide12(const struct conn_facts *f, const struct chain_report *chain, struct verdict *v)
 {
 	const struct alert *client_alert = first_fatal(f, SIDE_CLIENT, f->sh.seq);
@@ -493,15 +510,7 @@ static void decide12(const struct conn_facts *f, const struct chain_report *chai
 		evidence(v, "the CertificateRequest is not in the capture, but the client answered one");
 	} else if (!f->cr.seen) {
 		if (!f->server_hello_done && !f->dir[SIDE_CLIENT].ccs_seen) {
-			const struct alert *a = first_fatal(f, SIDE_SERVER, f->sh.seq);
-
-			if (a) {
-				set(v, V_HANDSHAKE_FAILED, R_NONE, F_UNKNOWN, B_OBSERVED);
-				evidence(v, "the server sent %s before asking for a certificate", alert_label(a, buf, sizeof(buf)));
-				return;
-			}
-			set(v, V_INCOMPLETE, R_NONE, F_UNKNOWN, B_OBSERVED);
-			evidence(v, "the server's handshake flight is not complete in the capture");
+			failed_or_incomplete(f, B_OBSERVED, "the server's handshake flight is not complete in the capture", v);
 			return;
 		}
 		if (f->dir[SIDE_SERVER].enc_handshake_after_done || f->dir[SIDE_CLIENT].enc_handshake_after_done) {
@@ -550,7 +559,6 @@ static void decide13(const struct conn_facts *f, const struct chain_report *chai
 {
 	struct flight13 fl;
 	struct server_answer ans;
-	char buf[128];
 
 	if (f->cr.seen || f->client_cert_seen) {
 		/* the handshake was decrypted: reason as for 1.2 on what was read */
@@ -561,14 +569,7 @@ static void decide13(const struct conn_facts *f, const struct chain_report *chai
 	switch (fl.kind) {
 	case CF_UNKNOWN:
 		if (f->dir[SIDE_CLIENT].n_enc == 0) {
-			const struct alert *a = first_fatal(f, SIDE_SERVER, f->sh.seq);
-			if (a) {
-				set(v, V_HANDSHAKE_FAILED, R_NONE, F_UNKNOWN, B_OBSERVED);
-				evidence(v, "the server sent %s", alert_label(a, buf, sizeof(buf)));
-				return;
-			}
-			set(v, V_INCOMPLETE, R_NONE, F_UNKNOWN, B_INFERRED);
-			evidence(v, "the client's encrypted flight is not in the capture");
+			failed_or_incomplete(f, B_INFERRED, "the client's encrypted flight is not in the capture", v);
 			return;
 		}
 		set(v, V_UNDETERMINED, R_NONE, F_UNKNOWN, B_INFERRED);

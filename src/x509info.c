@@ -114,8 +114,10 @@ static void memo_store(struct name_memo *m, bool label, const unsigned char *der
 }
 
 static void name_format(const X509_NAME *n, char *out, size_t outlen);
+static void label_format(const X509_NAME *n, char *out, size_t outlen);
 
-void x509info_name(const X509_NAME *n, char *out, size_t outlen)
+/* x509info_name and x509info_label: formatted once per thread and name. */
+static void memo_format(const X509_NAME *n, bool label, char *out, size_t outlen)
 {
 	const unsigned char *der = NULL;
 	size_t len = 0;
@@ -126,12 +128,20 @@ void x509info_name(const X509_NAME *n, char *out, size_t outlen)
 	out[0] = '\0';
 	if (n == NULL)
 		return;
-	m = memo_slot(n, false, &der, &len);
-	if (memo_find(m, false, der, len, out, outlen))
+	m = memo_slot(n, label, &der, &len);
+	if (memo_find(m, label, der, len, out, outlen))
 		return;
-	name_format(n, out, outlen);
+	if (label)
+		label_format(n, out, outlen);
+	else
+		name_format(n, out, outlen);
 	if (outlen >= sizeof(m->text))
-		memo_store(m, false, der, len, out);
+		memo_store(m, label, der, len, out);
+}
+
+void x509info_name(const X509_NAME *n, char *out, size_t outlen)
+{
+	memo_format(n, false, out, outlen);
 }
 
 static void name_format(const X509_NAME *n, char *out, size_t outlen)
@@ -158,25 +168,9 @@ Exit:
 	x509info_err_clear();
 }
 
-static void label_format(const X509_NAME *n, char *out, size_t outlen);
-
 void x509info_label(const X509_NAME *n, char *out, size_t outlen)
 {
-	const unsigned char *der = NULL;
-	size_t len = 0;
-	struct name_memo *m;
-
-	if (outlen == 0)
-		return;
-	out[0] = '\0';
-	if (n == NULL)
-		return;
-	m = memo_slot(n, true, &der, &len);
-	if (memo_find(m, true, der, len, out, outlen))
-		return;
-	label_format(n, out, outlen);
-	if (outlen >= sizeof(m->text))
-		memo_store(m, true, der, len, out);
+	memo_format(n, true, out, outlen);
 }
 
 static void label_format(const X509_NAME *n, char *out, size_t outlen)
