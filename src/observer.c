@@ -6,6 +6,7 @@
 
 #include <stdarg.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -38,7 +39,8 @@ struct obs_conn {
 	struct preamble pre;
 	uint8_t *held[2];           /* preamble or resync bytes, by tap side */
 	size_t held_len[2];
-	size_t resync_seen[2];
+	size_t resync_seen[2];      /* where the next resync scan starts */
+	size_t resync_need[2];      /* held bytes needed to decide the candidate at resync_seen */
 	bool swapped;               /* the initiator is the TLS server */
 	bool roles_known;
 	struct ca_list *ca;         /* the CertificateRequest's CA names, shared */
@@ -439,7 +441,9 @@ not_tls:
 }
 
 /* Joined mid-stream: find an offset where one record header follows
- * another (or the data ends exactly at the second). */
+ * another.  Each offset is examined once: a candidate whose successor has
+ * not arrived yet is remembered with the length that decides it, and the
+ * scan resumes there only when that much has been held. */
 static void feed_resync(struct obs_conn *c, enum side tap, const uint8_t *data, size_t len)
 {
 	struct cursor view;
@@ -449,22 +453,31 @@ static void feed_resync(struct obs_conn *c, enum side tap, const uint8_t *data, 
 		idle_side(c, tap);
 		return;
 	}
+	if (c->held_len[tap] < c->resync_need[tap]) {
+		if (c->held_len[tap] >= RESYNC_MAX)
+			idle_side(c, tap);
+		return;
+	}
 	cursor_init(&view, c->held[tap], c->held_len[tap]);
-	for (off = 0; off + 5 <= cursor_len(&view); off++) {
+	for (off = c->resync_seen[tap]; off + 5 <= cursor_len(&view); off++) {
 		struct cursor at = view, next;
 		uint16_t rlen;
 
 		if (!cursor_skip(&at, off) || !tls_looks_like_record(&at) || !cursor_peek_u16(&at, 3, &rlen))
 			continue;
 		next = at;
-		if (!cursor_skip(&next, 5 + (size_t)rlen)) {
-			if (off > 0)
-				continue;   /* only trust an unconfirmed header at the very start */
-		} else if (cursor_len(&next) >= 5 && !tls_looks_like_record(&next)) {
-			continue;
-		} else if (cursor_len(&next) > 0 && cursor_len(&next) < 5) {
-			continue;
+		/* the very first byte of the capture needs no second header */
+		if (off > 0 && (!cursor_skip(&next, 5 + (size_t)rlen) || cursor_len(&next) < 5)) {
+			c->resync_seen[tap] = off;
+			c->resync_need[tap] = off + 5 + (size_t)rlen + 5;
+			if (c->resync_need[tap] > RESYNC_MAX)
+				c->resync_need[tap] = RESYNC_MAX;
+			if (c->held_len[tap] >= RESYNC_MAX)
+				idle_side(c, tap);
+			return;
 		}
+		if (off > 0 && !tls_looks_like_record(&next))
+			continue;
 		{
 			uint8_t *held = c->held[tap];
 
@@ -475,6 +488,8 @@ static void feed_resync(struct obs_conn *c, enum side tap, const uint8_t *data, 
 		}
 		return;
 	}
+	c->resync_seen[tap] = off;
+	c->resync_need[tap] = 0;
 	if (c->held_len[tap] >= RESYNC_MAX)
 		idle_side(c, tap);
 }
@@ -519,6 +534,7 @@ void obs_conn_gap(struct obs_conn *c, enum side tap, size_t n, const struct time
 		c->tls[tap].encrypted = c->f.dir[role_of(c, tap)].ccs_seen && !c->tls[tap].tls13;
 		c->tls[tap].started = true;
 		c->st[tap] = SS_RESYNC;
+		c->resync_seen[tap] = c->resync_need[tap] = 0;
 	} else if (c->st[tap] == SS_PREAMBLE) {
 		idle_side(c, tap);
 	}

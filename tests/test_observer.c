@@ -12,6 +12,8 @@
 #include "testutil.h"
 #include "x509info.h"
 
+#define RESYNC_TEST_BYTES 65536
+
 struct fed {
 	struct conn_facts facts;
 	struct verdict verdict;
@@ -110,4 +112,56 @@ Test(observer, plaintext_sessions_are_not_tls)
 		cr_assert(r.facts.not_tls, "%s: should be not TLS", plain[i]);
 		cr_assert_eq(r.verdict.code, V_NOT_TLS, "%s", plain[i]);
 	}
+}
+
+/* ---- joining a connection mid-stream ---- */
+
+static struct obs_conn *midstream_conn(struct observer_config *cfg)
+{
+	struct endpoint a = { "127.0.0.1", 40000 }, b = { "127.0.0.1", 443 };
+	struct timeval ts = { 1700000000, 0 };
+
+	cfg->certs = cert_cache_new(16);
+	return obs_conn_new(cfg, &a, &b, &ts, false);
+}
+
+Test(observer, midstream_resync_byte_by_byte)
+{
+	size_t len, i;
+	uint8_t *client = test_load("tests/data/msgs/streams/nginx-on_good_tls12/client.bin", &len);
+	struct observer_config cfg = { 0 };
+	struct obs_conn *c = midstream_conn(&cfg);
+	struct timeval ts = { 1700000000, 0 };
+	const struct conn_facts *f;
+
+	/* start three bytes into the first record: the first header is lost */
+	for (i = 3; i < len; i++)
+		obs_conn_feed(c, SIDE_CLIENT, client + i, 1, &ts);
+	obs_conn_finish(c, true, &ts);
+	f = obs_conn_facts(c);
+	cr_assert(f->is_tls, "the record boundary was not found again");
+	cr_assert(f->dir[SIDE_CLIENT].ccs_seen || f->dir[SIDE_CLIENT].n_enc > 0,
+		  "records after the resync point were not decoded");
+	obs_conn_free(c);
+	cert_cache_free(cfg.certs);
+	free(client);
+}
+
+Test(observer, crafted_headers_cannot_make_resync_quadratic, .timeout = 10)
+{
+	/* every offset looks like a header whose successor has not arrived */
+	static uint8_t junk[RESYNC_TEST_BYTES];
+	struct observer_config cfg = { 0 };
+	struct obs_conn *c = midstream_conn(&cfg);
+	struct timeval ts = { 1700000000, 0 };
+	size_t i;
+
+	for (i = 0; i < sizeof(junk); i++)
+		junk[i] = "\x16\x03\x03\x40\x00"[i % 5];
+	for (i = 0; i < sizeof(junk); i++)
+		obs_conn_feed(c, SIDE_CLIENT, junk + i, 1, &ts);
+	obs_conn_finish(c, true, &ts);
+	cr_assert_not(obs_conn_facts(c)->ch.seen);
+	obs_conn_free(c);
+	cert_cache_free(cfg.certs);
 }
