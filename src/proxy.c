@@ -121,14 +121,6 @@ emit_fmt(FILE *out, const char *fmt, ...)
 	emit_line(out, line);
 }
 
-static void endpoint_label(char *buf, size_t len, const char *host, uint16_t port)
-{
-	if (strchr(host, ':'))
-		snprintf(buf, len, "[%s]:%u", host, port);
-	else
-		snprintf(buf, len, "%s:%u", host, port);
-}
-
 static const char *closer_name(enum closer c)
 {
 	switch (c) {
@@ -474,8 +466,8 @@ static void upstream_failed(struct pconn *c, const char *why)
 	char ts[40], client[80], up[300];
 
 	report_time(ts, sizeof(ts), &c->start, 3);
-	endpoint_label(client, sizeof(client), c->client.ip, c->client.port);
-	endpoint_label(up, sizeof(up), px->up_host, px->up_port);
+	report_endpoint(client, sizeof(client), c->client.ip, c->client.port);
+	report_endpoint(up, sizeof(up), px->up_host, px->up_port);
 	emit_fmt(px->cfg->log, "%s %s -> %s upstream unreachable: %s (client connection closed)",
 		 ts, client, up, why);
 	if (px->cfg->json) {
@@ -888,7 +880,7 @@ int proxy_run(const struct proxy_config *cfg)
 		fprintf(stderr, "mtlsdiag proxy: cannot install signal handlers\n");
 		goto Exit;
 	}
-	endpoint_label(up, sizeof(up), px.up_host, px.up_port);
+	report_endpoint(up, sizeof(up), px.up_host, px.up_port);
 	emit_fmt(cfg->log, "mtlsdiag proxy: listening on %s, relaying to %s (%u worker%s)",
 		 cfg->listen, up, px.n_workers, px.n_workers == 1 ? "" : "s");
 	/* signals are taken by worker 0's loop, on this thread */

@@ -24,7 +24,7 @@ void report_time(char *buf, size_t len, const struct timeval *tv, int digits)
 		snprintf(buf, len, "%s.%03ldZ", base, (long)tv->tv_usec / 1000);
 }
 
-static void endpoint_label(char *buf, size_t len, const char *host, uint16_t port)
+void report_endpoint(char *buf, size_t len, const char *host, uint16_t port)
 {
 	if (strchr(host, ':'))
 		snprintf(buf, len, "[%s]:%u", host, port);
@@ -96,8 +96,8 @@ void report_line(char *buf, size_t len, const struct conn_facts *f, const struct
 	const char *reason = reason_code_name(v->reason);
 
 	report_time(ts, sizeof(ts), &f->first_ts, 3);
-	endpoint_label(client, sizeof(client), f->client.ip, f->client.port);
-	endpoint_label(server, sizeof(server), f->ch.sni[0] ? f->ch.sni : f->server.ip, f->server.port);
+	report_endpoint(client, sizeof(client), f->client.ip, f->client.port);
+	report_endpoint(server, sizeof(server), f->ch.sni[0] ? f->ch.sni : f->server.ip, f->server.port);
 	headline(head, sizeof(head), f, v);
 	snprintf(buf, len, "%s %s -> %s %s %s%s%s (fault: %s; %s)%s%s", ts, client, server,
 		 verdict_tls_label(f), verdict_code_text(v->code), reason ? ": " : "", reason ? reason : "",

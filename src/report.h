@@ -29,6 +29,9 @@ void report_summary_text(FILE *out, const struct report_tally *t);
  * NULL (already formatted JSON members, without a leading comma). */
 void report_summary_json(FILE *out, const struct report_tally *t, const char *extra);
 
+/* "host:port", or "[v6]:port" for an IPv6 address. */
+void report_endpoint(char *buf, size_t len, const char *host, uint16_t port);
+
 /* Formats seconds+microseconds as RFC 3339 UTC with milliseconds ("...Z"). */
 void report_time(char *buf, size_t len, const struct timeval *tv, int digits);
 
