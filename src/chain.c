@@ -231,38 +231,35 @@ static bool signed_by(X509 *x, X509 *issuer)
 	return ok;
 }
 
+/* One validity finding: "expired <date>" or "is not valid until <date>",
+ * for the leaf or for certificate idx+1 of the n sent. */
+static void time_finding(struct ctx *c, X509 *x, size_t idx, size_t n, enum reason_code reason,
+			 const char *verb, time_t t)
+{
+	char who[256], when[32];
+
+	label(X509_get_subject_name(x), who);
+	x509info_time_str(t, when, sizeof(when));
+	if (idx == 0)
+		add_finding(c, RANK_LEAF_TIME, reason, "client certificate %s %s %s (the connection was at %s)",
+			    who, verb, when, c->at_str);
+	else
+		add_finding(c, RANK_CA_TIME, reason,
+			    "issuing certificate %s (certificate %zu of %zu sent) %s %s (the connection was at %s)",
+			    who, idx + 1, n, verb, when, c->at_str);
+}
+
 static void check_time(struct ctx *c, X509 *x, size_t idx, size_t n, time_t at)
 {
 	time_t nb, na;
-	char who[256], when[32];
 	bool nb_ok = x509info_asn1_time(X509_get0_notBefore(x), &nb);
 	bool na_ok = x509info_asn1_time(X509_get0_notAfter(x), &na);
 
 	/* as OpenSSL's x509_check_cert_time: valid while notBefore <= at < notAfter */
-	if (na_ok && na <= at) {
-		label(X509_get_subject_name(x), who);
-		x509info_time_str(na, when, sizeof(when));
-		if (idx == 0)
-			add_finding(c, RANK_LEAF_TIME, R_EXPIRED,
-				    "client certificate %s expired %s (the connection was at %s)",
-				    who, when, c->at_str);
-		else
-			add_finding(c, RANK_CA_TIME, R_EXPIRED,
-				    "issuing certificate %s (certificate %zu of %zu sent) expired %s (the connection was at %s)",
-				    who, idx + 1, n, when, c->at_str);
-	}
-	if (nb_ok && nb > at) {
-		label(X509_get_subject_name(x), who);
-		x509info_time_str(nb, when, sizeof(when));
-		if (idx == 0)
-			add_finding(c, RANK_LEAF_TIME, R_NOT_YET_VALID,
-				    "client certificate %s is not valid until %s (the connection was at %s)",
-				    who, when, c->at_str);
-		else
-			add_finding(c, RANK_CA_TIME, R_NOT_YET_VALID,
-				    "issuing certificate %s (certificate %zu of %zu sent) is not valid until %s (the connection was at %s)",
-				    who, idx + 1, n, when, c->at_str);
-	}
+	if (na_ok && na <= at)
+		time_finding(c, x, idx, n, R_EXPIRED, "expired", na);
+	if (nb_ok && nb > at)
+		time_finding(c, x, idx, n, R_NOT_YET_VALID, "is not valid until", nb);
 }
 
 static void ku_names(uint32_t ku, char *out, size_t outlen)
