@@ -81,13 +81,7 @@ static void rec_data(void *ctx, void *flow, enum side from, const uint8_t *p, si
 	if (s->fin)
 		s->data_after_fin++;
 	f->data_calls++;
-	if (s->len + n > s->cap) {
-		s->cap = (s->len + n) * 2;
-		s->data = realloc(s->data, s->cap);
-		cr_assert_not_null(s->data);
-	}
-	memcpy(s->data + s->len, p, n);
-	s->len += n;
+	test_append(&s->data, &s->len, &s->cap, p, n);
 }
 
 static void rec_gap(void *ctx, void *flow, enum side from, size_t n, const struct timeval *ts)

@@ -72,3 +72,15 @@ uint8_t *test_unhex(const char *hex, size_t *len)
 	*len = n;
 	return out;
 }
+
+void test_append(uint8_t **data, size_t *len, size_t *cap, const uint8_t *p, size_t n)
+{
+	if (*len + n > *cap) {
+		*cap = (*len + n) * 2;
+		*data = realloc(*data, *cap);
+		cr_assert_not_null(*data);
+	}
+	if (n)
+		memcpy(*data + *len, p, n);
+	*len += n;
+}

@@ -15,4 +15,7 @@ uint8_t *test_try_load(const char *path, size_t *len);
 /* Decodes hex (whitespace ignored); aborts on bad input. Caller frees. */
 uint8_t *test_unhex(const char *hex, size_t *len);
 
+/* Appends n bytes to a growing buffer (a recording sink's stream). */
+void test_append(uint8_t **data, size_t *len, size_t *cap, const uint8_t *p, size_t n);
+
 #endif
