@@ -160,6 +160,13 @@ static void json_str(FILE *out, const char *s)
 	putc_unlocked('"', out);
 }
 
+/* `lead` (punctuation and the member's name), then the value as a string. */
+static void json_field(FILE *out, const char *lead, const char *value)
+{
+	fputs_unlocked(lead, out);
+	json_str(out, value);
+}
+
 static void json_tristate(FILE *out, enum tristate t)
 {
 	fputs_unlocked(t == TRI_YES ? "true" : t == TRI_NO ? "false" : "null", out);
@@ -167,8 +174,7 @@ static void json_tristate(FILE *out, enum tristate t)
 
 static void json_endpoint(FILE *out, const struct endpoint *e)
 {
-	fputs_unlocked("{\"ip\":", out);
-	json_str(out, e->ip);
+	json_field(out, "{\"ip\":", e->ip);
 	fprintf(out, ",\"port\":%u}", e->port);
 }
 
@@ -184,20 +190,13 @@ static void json_cert(FILE *out, const struct cert_info *c)
 		putc_unlocked('}', out);
 		return;
 	}
-	fputs_unlocked("{\"subject\":", out);
-	json_str(out, c->subject);
-	fputs_unlocked(",\"issuer\":", out);
-	json_str(out, c->issuer);
-	fputs_unlocked(",\"serial\":", out);
-	json_str(out, c->serial);
-	fputs_unlocked(",\"not_before\":", out);
-	json_str(out, c->not_before);
-	fputs_unlocked(",\"not_after\":", out);
-	json_str(out, c->not_after);
-	fputs_unlocked(",\"sha256\":", out);
-	json_str(out, c->sha256);
-	fputs_unlocked(",\"key\":", out);
-	json_str(out, c->key);
+	json_field(out, "{\"subject\":", c->subject);
+	json_field(out, ",\"issuer\":", c->issuer);
+	json_field(out, ",\"serial\":", c->serial);
+	json_field(out, ",\"not_before\":", c->not_before);
+	json_field(out, ",\"not_after\":", c->not_after);
+	json_field(out, ",\"sha256\":", c->sha256);
+	json_field(out, ",\"key\":", c->key);
 	fputs_unlocked(",\"eku\":[", out);
 	snprintf(eku, sizeof(eku), "%s", c->eku);
 	for (tok = strtok_r(eku, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
@@ -232,14 +231,12 @@ void report_json(FILE *out, const struct conn_facts *f, const struct verdict *v)
 	flockfile(out);
 
 	report_time(ts, sizeof(ts), &f->first_ts, 6);
-	fputs_unlocked("{\"type\":\"connection\",\"ts\":", out);
-	json_str(out, ts);
+	json_field(out, "{\"type\":\"connection\",\"ts\":", ts);
 	fputs_unlocked(",\"client\":", out);
 	json_endpoint(out, &f->client);
 	fputs_unlocked(",\"server\":", out);
 	json_endpoint(out, &f->server);
-	fputs_unlocked(",\"sni\":", out);
-	json_str(out, f->ch.sni[0] ? f->ch.sni : NULL);
+	json_field(out, ",\"sni\":", f->ch.sni[0] ? f->ch.sni : NULL);
 	fputs_unlocked(",\"alpn\":", out);
 	if (!f->ch.seen) {
 		fputs_unlocked("null", out);
@@ -252,10 +249,8 @@ void report_json(FILE *out, const struct conn_facts *f, const struct verdict *v)
 		}
 		putc_unlocked(']', out);
 	}
-	fputs_unlocked(",\"tls_version\":", out);
-	json_str(out, f->sh.seen && !f->sh.hello_retry ? tls_version_name(f->sh.selected_version) : NULL);
-	fputs_unlocked(",\"ja4\":", out);
-	json_str(out, f->ch.seen && f->ch.ja4[0] ? f->ch.ja4 : NULL);
+	json_field(out, ",\"tls_version\":", f->sh.seen && !f->sh.hello_retry ? tls_version_name(f->sh.selected_version) : NULL);
+	json_field(out, ",\"ja4\":", f->ch.seen && f->ch.ja4[0] ? f->ch.ja4 : NULL);
 	fputs_unlocked(",\"cert_requested\":", out);
 	json_tristate(out, v->cert_requested);
 	fputs_unlocked(",\"acceptable_cas\":[", out);
@@ -286,14 +281,10 @@ void report_json(FILE *out, const struct conn_facts *f, const struct verdict *v)
 		fprintf(out, "%d", f->http_status);
 	else
 		fputs_unlocked("null", out);
-	fputs_unlocked(",\"verdict\":", out);
-	json_str(out, verdict_code_name(v->code));
-	fputs_unlocked(",\"reason\":", out);
-	json_str(out, reason_code_name(v->reason));
-	fputs_unlocked(",\"fault\":", out);
-	json_str(out, fault_name(v->fault));
-	fputs_unlocked(",\"basis\":", out);
-	json_str(out, basis_name(v->basis));
+	json_field(out, ",\"verdict\":", verdict_code_name(v->code));
+	json_field(out, ",\"reason\":", reason_code_name(v->reason));
+	json_field(out, ",\"fault\":", fault_name(v->fault));
+	json_field(out, ",\"basis\":", basis_name(v->basis));
 	fputs_unlocked(",\"evidence\":[", out);
 	for (i = 0; i < v->n_evidence; i++) {
 		if (i)
@@ -304,15 +295,12 @@ void report_json(FILE *out, const struct conn_facts *f, const struct verdict *v)
 	report_line(line, sizeof(line), f, v);
 	json_str(out, line);
 	/* additions to the contract */
-	fputs_unlocked(",\"preamble\":", out);
-	json_str(out, f->preamble ? preamble_kind_name(f->preamble) : NULL);
-	fputs_unlocked(",\"connect_target\":", out);
-	json_str(out, f->connect_target[0] ? f->connect_target : NULL);
+	json_field(out, ",\"preamble\":", f->preamble ? preamble_kind_name(f->preamble) : NULL);
+	json_field(out, ",\"connect_target\":", f->connect_target[0] ? f->connect_target : NULL);
 	fprintf(out, ",\"bytes\":{\"client\":%llu,\"server\":%llu}",
 		(unsigned long long)f->dir[SIDE_CLIENT].bytes, (unsigned long long)f->dir[SIDE_SERVER].bytes);
 	fprintf(out, ",\"truncated\":%s", f->truncated ? "true" : "false");
-	fputs_unlocked(",\"decode_error\":", out);
-	json_str(out, f->decode_error[0] ? f->decode_error : NULL);
+	json_field(out, ",\"decode_error\":", f->decode_error[0] ? f->decode_error : NULL);
 	fputs_unlocked("}\n", out);
 	funlockfile(out);
 }
