@@ -104,54 +104,6 @@ static void usage(FILE *out)
 		"Exit status: 0 analysed, 2 usage or input error.\n");
 }
 
-static int parse_time(const char *s, time_t *out)
-{
-	static const char *const formats[] = {
-		"%Y-%m-%dT%H:%M:%SZ", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d %H:%M:%S", "%Y-%m-%d",
-	};
-	struct tm tm;
-	size_t i;
-
-	if (s[0] == '@') {
-		char *end;
-		long long v;
-
-		errno = 0;
-		v = strtoll(s + 1, &end, 10);
-		if (errno || *end || end == s + 1)
-			return 0;
-		*out = (time_t)v;
-		return 1;
-	}
-	for (i = 0; i < sizeof(formats) / sizeof(formats[0]); i++) {
-		const char *end;
-
-		memset(&tm, 0, sizeof(tm));
-		end = strptime(s, formats[i], &tm);
-		if (end && *end == '\0') {
-			*out = timegm(&tm);
-			return 1;
-		}
-	}
-	return 0;
-}
-
-static X509_STORE *load_bundle(const char *path)
-{
-	X509_STORE *store = X509_STORE_new();
-
-	if (!store)
-		return NULL;
-	if (X509_STORE_load_file(store, path) != 1) {
-		unsigned long e = ERR_peek_last_error();
-
-		fprintf(stderr, "mtlsdiag: %s: cannot load CA bundle: %s\n", path,
-			e ? ERR_reason_error_string(e) : "no certificates");
-		X509_STORE_free(store);
-		return NULL;
-	}
-	return store;
-}
 
 int cmd_pcap(int argc, char **argv)
 {
@@ -174,7 +126,7 @@ int cmd_pcap(int argc, char **argv)
 		switch (opt) {
 		case 'j': json_path = optarg; break;
 		case 'a':
-			if (!parse_time(optarg, &run.cfg.at)) {
+			if (!cmd_parse_time(optarg, &run.cfg.at)) {
 				fprintf(stderr, "mtlsdiag pcap: --at: cannot read time '%s' (use 2026-11-23T12:00:00Z, 2026-11-23 or @EPOCH)\n", optarg);
 				return 2;
 			}
@@ -191,7 +143,7 @@ int cmd_pcap(int argc, char **argv)
 		fprintf(stderr, "mtlsdiag pcap: no capture file given (try 'mtlsdiag pcap --help')\n");
 		return 2;
 	}
-	if (bundle_path && !(run.cfg.ca_bundle = load_bundle(bundle_path)))
+	if (bundle_path && !(run.cfg.ca_bundle = cmd_load_bundle(bundle_path)))
 		return 2;
 	if (json_path) {
 		if (strcmp(json_path, "-") == 0) {

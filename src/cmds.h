@@ -3,7 +3,18 @@
 #ifndef MTLSDIAG_CMDS_H
 #define MTLSDIAG_CMDS_H
 
+#include <time.h>
+
+struct x509_store_st;
+
 int cmd_pcap(int argc, char **argv);
 int cmd_proxy(int argc, char **argv);
+
+/* --at TIME: "2026-11-23T12:00:00Z", "2026-11-23 12:00:00", "2026-11-23"
+ * (UTC) or "@EPOCH".  1 on success. */
+int cmd_parse_time(const char *s, time_t *out);
+
+/* --ca-bundle FILE: a PEM bundle as a store; NULL after printing why. */
+struct x509_store_st *cmd_load_bundle(const char *path);
 
 #endif

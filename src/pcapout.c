@@ -257,6 +257,12 @@ void pcapout_data(struct pcapout_conn *c, enum side from, const uint8_t *p, size
 	}
 }
 
+void pcapout_skip(struct pcapout_conn *c, enum side from, uint64_t n)
+{
+	if (c && !c->fin[from] && !c->rst[from])
+		c->next_seq[from] += (uint32_t)n;   /* sequence space wraps mod 2^32 */
+}
+
 void pcapout_close(struct pcapout_conn *c, enum side from, enum close_kind how,
 		   const struct timeval *ts)
 {

@@ -42,6 +42,11 @@ struct pcapout_conn *pcapout_conn_new(struct pcapout *po, const struct endpoint 
 void pcapout_data(struct pcapout_conn *c, enum side from, const uint8_t *p, size_t n,
 		  const struct timeval *ts);
 
+/* n bytes sent by one side that are not written: the sequence numbers move
+ * on, so a reader sees a hole ("previous segment not captured") where they
+ * were.  Ignored after that side closed. */
+void pcapout_skip(struct pcapout_conn *c, enum side from, uint64_t n);
+
 /* One side closes: CLOSE_RST writes a reset, any other kind a FIN.  At most
  * one FIN per side; a reset may follow a FIN.  Nothing is written for a
  * side after its reset. */

@@ -627,11 +627,28 @@ static void pop3_server(struct preamble *p, struct cursor *in, size_t total)
 
 /* ---- HTTP CONNECT (RFC 9110 9.3.6) ---- */
 
-static void connect_client(struct preamble *p, struct cursor *in, size_t total)
+/* "CONNECT host:port HTTP/1.x": the target, NUL-terminated, into target
+ * (size 300).  0 when the line is not such a request. */
+static int connect_request_line(struct cursor *line, char *target, size_t size)
 {
-	struct cursor look, line, method, target, version;
+	struct cursor method, t, version;
 	size_t i;
 	uint8_t b;
+
+	if (!take_word(line, &method) || !cursor_starts_with(&method, "CONNECT", 7, 0) ||
+	    cursor_len(&method) != 7 || !take_word(line, &t) || !take_word(line, &version) ||
+	    !cursor_starts_with(&version, "HTTP/1.", 7, 0) || cursor_len(&t) >= size)
+		return 0;
+	for (i = 0; cursor_peek_u8(&t, i, &b); i++)
+		if (b < 0x21 || b == 0x7f)
+			return 0;
+	memset(target, 0, size);
+	return cursor_copy_bytes(&t, (uint8_t *)target, cursor_len(&t));
+}
+
+static void connect_client(struct preamble *p, struct cursor *in, size_t total)
+{
+	struct cursor look, line;
 
 	while (!p->waiting && p->state != P_NOT_TLS) {
 		look = *in;
@@ -649,22 +666,8 @@ static void connect_client(struct preamble *p, struct cursor *in, size_t total)
 			}
 			continue;
 		}
-		if (p->units[SIDE_CLIENT] >= MAX_REQUESTS || !take_word(&line, &method) ||
-		    !cursor_starts_with(&method, "CONNECT", 7, 0) || cursor_len(&method) != 7 ||
-		    !take_word(&line, &target) || !take_word(&line, &version) ||
-		    !cursor_starts_with(&version, "HTTP/1.", 7, 0) ||
-		    cursor_len(&target) >= sizeof(p->target)) {
-			fail(p);
-			return;
-		}
-		for (i = 0; cursor_peek_u8(&target, i, &b); i++) {
-			if (b < 0x21 || b == 0x7f) {
-				fail(p);
-				return;
-			}
-		}
-		memset(p->target, 0, sizeof(p->target));
-		if (!cursor_copy_bytes(&target, (uint8_t *)p->target, cursor_len(&target))) {
+		if (p->units[SIDE_CLIENT] >= MAX_REQUESTS ||
+		    !connect_request_line(&line, p->target, sizeof(p->target))) {
 			fail(p);
 			return;
 		}
@@ -672,6 +675,37 @@ static void connect_client(struct preamble *p, struct cursor *in, size_t total)
 		*in = look;
 		consumed(p, SIDE_CLIENT, in, total);
 	}
+}
+
+enum connect_parse preamble_parse_connect(const struct cursor *in, struct connect_request *req)
+{
+	struct cursor look = *in, line;
+	size_t start = cursor_len(in);
+
+	memset(req, 0, sizeof(*req));
+	if (!take_line(&look, &line)) {
+		if (cursor_len(in) < CONNECT_HEAD_MAX)
+			return CONNECT_MORE;
+		req->error = "request line longer than 8192 bytes";
+		return CONNECT_BAD;
+	}
+	if (!connect_request_line(&line, req->target, sizeof(req->target))) {
+		req->error = "not a CONNECT request (expected 'CONNECT host:port HTTP/1.1')";
+		return CONNECT_BAD;
+	}
+	for (;;) {
+		if (!take_line(&look, &line)) {
+			if (cursor_len(in) >= CONNECT_HEAD_MAX) {
+				req->error = "request header block longer than 8192 bytes";
+				return CONNECT_BAD;
+			}
+			return CONNECT_MORE;
+		}
+		if (cursor_len(&line) == 0)
+			break;
+	}
+	req->head_len = start - cursor_len(&look);
+	return CONNECT_OK;
 }
 
 static void connect_header(struct preamble *p, struct cursor *line)

@@ -56,6 +56,26 @@ void preamble_init(struct preamble *p);
 enum preamble_status preamble_scan(struct preamble *p, enum side from,
 				   const struct cursor *stream, size_t *tls_start);
 
+/* An HTTP proxy's view of a CONNECT request (RFC 9110 9.3.6), for the
+ * proxy's --connect mode: the request line and the header block. */
+#define CONNECT_HEAD_MAX 8192
+
+enum connect_parse {
+	CONNECT_MORE,   /* the header block is not complete yet */
+	CONNECT_OK,     /* complete: the tunnel starts at head_len */
+	CONNECT_BAD,    /* not a CONNECT request, or too long: error says what */
+};
+
+struct connect_request {
+	char target[300];     /* as the client wrote it: host:port or [v6]:port */
+	size_t head_len;      /* bytes of the request, up to its blank line */
+	const char *error;    /* CONNECT_BAD: why */
+};
+
+/* Parses the start of what a client sent to an HTTP proxy. */
+enum connect_parse preamble_parse_connect(const struct cursor *in, struct connect_request *req)
+	__attribute__((nonnull));
+
 /* Short name for reports: "HTTP CONNECT", "SMTP STARTTLS", ... or NULL. */
 const char *preamble_kind_name(enum preamble_kind k);
 

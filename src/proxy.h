@@ -1,10 +1,18 @@
-/* proxy: the relay behind `mtlsdiag proxy` (static mode): accepts TCP
- * connections, connects each to one upstream, copies bytes both ways
- * unchanged and feeds them to an observer (observer.h), one per connection.
+/* proxy: the relay behind `mtlsdiag proxy`: accepts TCP connections,
+ * connects each to its server, copies bytes both ways unchanged and feeds
+ * them to an observer (observer.h), one per connection.
+ *
+ * Three kinds of listener, several at once:
+ *   static       every connection goes to one upstream (--upstream);
+ *   connect      an HTTP proxy: the client asks for "CONNECT host:port",
+ *                answered by the proxy itself or, with --via, passed on to a
+ *                further HTTP proxy (a web gateway) verbatim;
+ *   transparent  connections redirected by iptables/nftables REDIRECT go
+ *                where the client meant them to (SO_ORIGINAL_DST).
  *
  * libevent 2.1: one event base per worker thread, each with its own
- * listener (SO_REUSEPORT when there are several), its own evdns base and
- * its own certificate cache.  No blocking call on a worker's loop. */
+ * listeners (SO_REUSEPORT when there are several workers), its own evdns
+ * base and its own certificate cache.  No blocking call on a worker's loop. */
 #ifndef MTLSDIAG_PROXY_H
 #define MTLSDIAG_PROXY_H
 
@@ -16,17 +24,35 @@
 
 struct x509_store_st;
 
-struct proxy_config {
+enum proxy_mode { PROXY_STATIC, PROXY_CONNECT, PROXY_TRANSPARENT };
+
+struct proxy_listen_config {
 	const char *listen;          /* "ADDR:PORT", numeric address ("[::1]:8443") */
-	const char *upstream;        /* "HOST:PORT"; HOST a name or a numeric address */
+	enum proxy_mode mode;
+	const char *upstream;        /* static: "HOST:PORT", a name or a numeric address */
+	const char *via;             /* connect: a further HTTP proxy "HOST:PORT", or NULL */
+	const char *const *allow;    /* connect: destinations allowed, "HOST:PORT" patterns */
+	size_t n_allow;              /* 0: any destination (loopback listeners only) */
+};
+
+struct proxy_config {
+	const struct proxy_listen_config *listeners;
+	size_t n_listeners;
 	unsigned workers;            /* event loops (threads); 0: 1 */
-	unsigned connect_timeout_s;  /* resolve + connect to the upstream; 0: 10 */
+	unsigned connect_timeout_s;  /* resolve + connect (and a CONNECT request); 0: 10 */
 	unsigned idle_timeout_s;     /* no byte either way; 0: 300 */
 	unsigned drain_timeout_s;    /* after SIGTERM/SIGINT; 0: 10 */
+	unsigned max_conns;          /* open connections before accepting pauses;
+				      * 0: as many as the descriptor limit allows */
 	size_t buffer_limit;         /* bytes queued towards one side before the other
 				      * side stops being read; 0: 256 KiB */
 	FILE *log;                   /* human lines (required) */
+	const char *log_path;        /* reopened on SIGHUP; NULL: not a file of ours */
 	FILE *json;                  /* JSON Lines, or NULL */
+	const char *json_path;       /* reopened on SIGHUP */
+	const char *pcap_out;        /* write the relayed connections here, or NULL */
+	bool pcap_full;              /* whole connections, not only up to the verdict */
+	const char *user;            /* drop privileges to this user after binding */
 	bool at_set;                 /* observer options, as for `mtlsdiag pcap` */
 	time_t at;
 	struct x509_store_st *ca_bundle;
@@ -37,11 +63,21 @@ struct proxy_config {
 int proxy_split_hostport(const char *s, char *host, size_t hostlen, uint16_t *port)
 	__attribute__((nonnull, warn_unused_result));
 
+/* Whether an --allow pattern ("HOST:PORT", HOST with * and ? wildcards,
+ * matched without regard to case; PORT a number or *) admits host:port. */
+bool proxy_allow_match(const char *pattern, const char *host, uint16_t port)
+	__attribute__((nonnull));
+
+/* Checks a pattern's form; 0 with a reason in err when it is unusable. */
+int proxy_allow_valid(const char *pattern, char *err, size_t errlen)
+	__attribute__((nonnull));
+
 /* Binds, then relays until SIGTERM or SIGINT; then stops accepting and
  * returns once the open connections have ended (or the drain deadline has
- * passed, closing the rest).  Returns the exit status: 0 after a normal
- * stop, 2 when the configuration is unusable (bad address, port in use);
- * the reason is printed on stderr as one line. */
+ * passed, closing the rest).  SIGHUP reopens the log files.  Returns the
+ * exit status: 0 after a normal stop, 2 when the configuration is unusable
+ * (bad address, port in use, unknown user); the reason is printed on
+ * stderr as one line. */
 int proxy_run(const struct proxy_config *cfg) __attribute__((nonnull));
 
 #endif

@@ -658,3 +658,48 @@ Test(preamble, kind_names)
 	cr_assert_str_eq(preamble_kind_name(PREAMBLE_SMTP), "SMTP STARTTLS");
 	cr_assert_not_null(preamble_kind_name(PREAMBLE_MYSQL));
 }
+
+/* The proxy's own reading of a CONNECT request (--connect). */
+static enum connect_parse parse_connect(const char *text, struct connect_request *req)
+{
+	struct cursor c;
+
+	cursor_init(&c, (const uint8_t *)text, strlen(text));
+	return preamble_parse_connect(&c, req);
+}
+
+Test(preamble, connect_request_as_a_proxy_reads_it)
+{
+	static const char full[] = "CONNECT server.example:443 HTTP/1.1\r\nHost: server.example:443\r\n"
+				   "Proxy-Authorization: Basic dTpw\r\n\r\n\x16\x03\x01";
+	struct connect_request req;
+	char big[CONNECT_HEAD_MAX + 64];
+	size_t i;
+
+	cr_assert_eq(parse_connect(full, &req), CONNECT_OK);
+	cr_assert_str_eq(req.target, "server.example:443");
+	cr_assert_eq(req.head_len, strlen(full) - 3, "the tunnel starts after the blank line");
+	/* a bare LF ends lines too */
+	cr_assert_eq(parse_connect("CONNECT [2001:db8::1]:8443 HTTP/1.0\n\n", &req), CONNECT_OK);
+	cr_assert_str_eq(req.target, "[2001:db8::1]:8443");
+	/* every proper prefix wants more */
+	for (i = 0; i < strlen(full) - 3; i++) {
+		char part[sizeof(full)];
+
+		memcpy(part, full, i);
+		part[i] = '\0';
+		cr_assert_eq(parse_connect(part, &req), CONNECT_MORE, "prefix of %zu bytes", i);
+	}
+	cr_assert_eq(parse_connect("GET / HTTP/1.1\r\n\r\n", &req), CONNECT_BAD);
+	cr_assert_not_null(strstr(req.error, "not a CONNECT request"));
+	cr_assert_eq(parse_connect("CONNECT host:443\r\n\r\n", &req), CONNECT_BAD, "no HTTP version");
+	cr_assert_eq(parse_connect("CONNECT ho\x01st:443 HTTP/1.1\r\n\r\n", &req), CONNECT_BAD, "control byte");
+	/* a request line or header block that never ends is refused at 8 KiB */
+	memset(big, 'a', sizeof(big) - 1);
+	big[sizeof(big) - 1] = '\0';
+	cr_assert_eq(parse_connect(big, &req), CONNECT_BAD);
+	cr_assert_not_null(strstr(req.error, "8192"));
+	memcpy(big, "CONNECT h:1 HTTP/1.1\r\nX: ", 25);
+	cr_assert_eq(parse_connect(big, &req), CONNECT_BAD);
+	cr_assert_not_null(strstr(req.error, "8192"));
+}

@@ -1,0 +1,402 @@
+/* proxyutil: see proxyutil.h. */
+#include "config.h"
+
+#include "proxyutil.h"
+
+#include <criterion/criterion.h>
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "testutil.h"
+
+#define MAX_ARGS 64
+
+static char tmpdir[256];
+
+long long px_now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+void px_setup(void)
+{
+	snprintf(tmpdir, sizeof(tmpdir), "/tmp/mtlsdiag-proxy-test.XXXXXX");
+	cr_assert_not_null(mkdtemp(tmpdir));
+	signal(SIGPIPE, SIG_IGN);
+	/* the hang guard: criterion's .timeout leaks in its runner (2.4.1)
+	 * when timed tests overlap, which fails the sanitizer build */
+	alarm(60);
+}
+
+void px_teardown(void)
+{
+	char cmd[300];
+
+	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", tmpdir);
+	if (system(cmd) != 0)
+		fprintf(stderr, "cannot remove %s\n", tmpdir);
+}
+
+const char *px_tmp(const char *name)
+{
+	/* one buffer per name, so the pointers stay valid for the whole test
+	 * (criterion runs each test in a process of its own) */
+	static char paths[64][400];
+	static char names[64][64];
+	static size_t n;
+	size_t i;
+
+	for (i = 0; i < n; i++)
+		if (strcmp(names[i], name) == 0)
+			return paths[i];
+	cr_assert(n < 64, "px_tmp: more than 64 names in one test");
+	snprintf(names[n], sizeof(names[n]), "%s", name);
+	snprintf(paths[n], sizeof(paths[n]), "%s/%s", tmpdir, name);
+	return paths[n++];
+}
+
+static socklen_t loopback(int family, uint16_t port, struct sockaddr_storage *ss)
+{
+	memset(ss, 0, sizeof(*ss));
+	if (family == AF_INET) {
+		struct sockaddr_in *sin = (struct sockaddr_in *)ss;
+
+		sin->sin_family = AF_INET;
+		sin->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+		sin->sin_port = htons(port);
+		return sizeof(*sin);
+	}
+	{
+		struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)ss;
+
+		sin6->sin6_family = AF_INET6;
+		sin6->sin6_addr = in6addr_loopback;
+		sin6->sin6_port = htons(port);
+		return sizeof(*sin6);
+	}
+}
+
+int px_listen_any(int family, uint16_t *port)
+{
+	struct sockaddr_storage ss;
+	socklen_t len = loopback(family, 0, &ss);
+	int fd = socket(family, SOCK_STREAM, 0), one = 1;
+
+	cr_assert(fd >= 0);
+	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+	cr_assert(bind(fd, (struct sockaddr *)&ss, len) == 0, "bind: %s", strerror(errno));
+	cr_assert(listen(fd, 512) == 0);
+	len = sizeof(ss);
+	getsockname(fd, (struct sockaddr *)&ss, &len);
+	*port = ntohs(family == AF_INET ? ((struct sockaddr_in *)&ss)->sin_port
+					: ((struct sockaddr_in6 *)&ss)->sin6_port);
+	return fd;
+}
+
+uint16_t px_free_port(void)
+{
+	uint16_t port;
+	int fd = px_listen_any(AF_INET, &port);
+
+	close(fd);
+	return port;
+}
+
+int px_connect_to(int family, uint16_t port)
+{
+	struct sockaddr_storage ss;
+	socklen_t len = loopback(family, port, &ss);
+	int fd = socket(family, SOCK_STREAM, 0);
+
+	if (fd >= 0 && connect(fd, (struct sockaddr *)&ss, len) != 0) {
+		close(fd);
+		return -1;
+	}
+	return fd;
+}
+
+void px_child_guard(unsigned seconds)
+{
+	prctl(PR_SET_PDEATHSIG, SIGKILL);
+	alarm(seconds);
+}
+
+void px_stop_child(pid_t pid)
+{
+	if (pid <= 0)
+		return;
+	kill(pid, SIGKILL);
+	waitpid(pid, NULL, 0);
+}
+
+bool px_file_contains(const char *path, const char *needle)
+{
+	size_t len;
+	uint8_t *data = test_try_load(path, &len);
+	bool found;
+
+	if (!data)
+		return false;
+	data = realloc(data, len + 1);
+	data[len] = '\0';
+	found = strstr((char *)data, needle) != NULL;
+	free(data);
+	return found;
+}
+
+bool px_wait_contains(const char *path, const char *needle, int timeout_ms)
+{
+	long long end = px_now_ms() + timeout_ms;
+
+	while (px_now_ms() < end) {
+		if (px_file_contains(path, needle))
+			return true;
+		usleep(20000);
+	}
+	return false;
+}
+
+size_t px_count_lines(const char *path)
+{
+	FILE *f = fopen(path, "r");
+	size_t n = 0;
+	int ch;
+
+	if (!f)
+		return 0;
+	while ((ch = getc(f)) != EOF)
+		n += ch == '\n';
+	fclose(f);
+	return n;
+}
+
+const char *px_nth_line(const char *path, size_t i)
+{
+	static char line[65536];
+	FILE *f = fopen(path, "r");
+	size_t n = 0;
+
+	line[0] = '\0';
+	if (!f)
+		return line;
+	while (fgets(line, sizeof(line), f)) {
+		if (n++ == i)
+			break;
+		line[0] = '\0';
+	}
+	fclose(f);
+	return line;
+}
+
+const char *px_find_line(const char *path, const char *needle)
+{
+	static char line[65536];
+	FILE *f = fopen(path, "r");
+
+	if (!f)
+		return NULL;
+	while (fgets(line, sizeof(line), f)) {
+		if (strstr(line, needle)) {
+			fclose(f);
+			return line;
+		}
+	}
+	fclose(f);
+	return NULL;
+}
+
+bool px_wait_lines(const char *path, size_t n, int timeout_ms)
+{
+	long long end = px_now_ms() + timeout_ms;
+
+	while (px_now_ms() < end) {
+		if (px_count_lines(path) >= n)
+			return true;
+		usleep(20000);
+	}
+	return false;
+}
+
+pid_t px_start_argv(const char *prefix, const char *log, const char *const *args)
+{
+	const char *bin = getenv("MTLSDIAG_BIN");
+	const char *argv[MAX_ARGS];
+	char pre[256] = "";
+	size_t n = 0, i;
+	pid_t pid;
+
+	cr_assert_not_null(bin, "MTLSDIAG_BIN is not set (run through make check)");
+	if (prefix) {   /* split on blanks: the prefixes used here have no quoting */
+		char *save = NULL, *tok;
+
+		snprintf(pre, sizeof(pre), "%s", prefix);
+		for (tok = strtok_r(pre, " ", &save); tok && n < MAX_ARGS - 8; tok = strtok_r(NULL, " ", &save))
+			argv[n++] = tok;
+	}
+	argv[n++] = bin;
+	argv[n++] = "proxy";
+	for (i = 0; args[i] && n < MAX_ARGS - 3; i++)
+		argv[n++] = args[i];
+	argv[n++] = "--log";
+	argv[n++] = log;
+	argv[n] = NULL;
+	pid = fork();
+	cr_assert(pid >= 0);
+	if (pid == 0) {
+		int devnull = open("/dev/null", O_RDWR);
+		const char *asan = getenv("ASAN_OPTIONS");
+		char opts[512];
+
+		px_child_guard(90);
+		dup2(devnull, 0);
+		dup2(devnull, 1);
+		/* under ASan, freed buffers sit in quarantine and would count as
+		 * memory held: keep it small */
+		snprintf(opts, sizeof(opts), "%s%squarantine_size_mb=1", asan ? asan : "", asan && *asan ? ":" : "");
+		setenv("ASAN_OPTIONS", opts, 1);
+		execvp(argv[0], (char *const *)argv);
+		_exit(127);
+	}
+	if (!px_wait_contains(log, "listening on", 5000)) {
+		px_stop_child(pid);
+		cr_assert_fail("the proxy did not start: %s", px_nth_line(log, 0));
+	}
+	return pid;
+}
+
+pid_t px_start(const char *log, ...)
+{
+	const char *args[MAX_ARGS];
+	size_t n = 0;
+	va_list ap;
+
+	va_start(ap, log);
+	while (n < MAX_ARGS - 1 && (args[n] = va_arg(ap, const char *)))
+		n++;
+	va_end(ap);
+	args[n] = NULL;
+	return px_start_argv(NULL, log, args);
+}
+
+int px_stop(pid_t pid)
+{
+	long long end = px_now_ms() + 12000;
+	int status;
+
+	kill(pid, SIGTERM);
+	while (px_now_ms() < end) {
+		pid_t r = waitpid(pid, &status, WNOHANG);
+
+		if (r == pid)
+			return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+		usleep(20000);
+	}
+	kill(pid, SIGKILL);
+	waitpid(pid, NULL, 0);
+	return -1;
+}
+
+pid_t px_start_s_server(uint16_t port)
+{
+	return px_start_s_server_in(NULL, "127.0.0.1", port);
+}
+
+pid_t px_start_s_server_in(const char *prefix, const char *addr, uint16_t port)
+{
+	const char *argv[MAX_ARGS];
+	char accept[80], pre[256] = "", *save = NULL, *tok;
+	size_t n = 0;
+	pid_t pid;
+	long long end;
+
+	/* "0.0.0.0": any address, IPv4 and IPv6 (s_server takes a bare port) */
+	if (strcmp(addr, "0.0.0.0") == 0)
+		snprintf(accept, sizeof(accept), "%u", port);
+	else
+		snprintf(accept, sizeof(accept), "%s:%u", addr, port);
+	if (prefix) {
+		snprintf(pre, sizeof(pre), "%s", prefix);
+		for (tok = strtok_r(pre, " ", &save); tok && n < MAX_ARGS - 24; tok = strtok_r(NULL, " ", &save))
+			argv[n++] = tok;
+	}
+	{
+		static const char *const tail[] = {
+			"openssl", "s_server", "-accept", NULL, "-cert", PKI "server.pem", "-key", PKI "server.key",
+			"-CAfile", PKI "client-root.pem", "-Verify", "1", "-verify_return_error", "-www",
+		};
+		size_t i;
+
+		for (i = 0; i < sizeof(tail) / sizeof(tail[0]); i++)
+			argv[n++] = tail[i] ? tail[i] : accept;
+	}
+	argv[n] = NULL;
+	pid = fork();
+	cr_assert(pid >= 0);
+	if (pid == 0) {
+		int devnull = open("/dev/null", O_RDWR);
+
+		px_child_guard(90);
+		dup2(devnull, 0);
+		dup2(devnull, 1);
+		dup2(devnull, 2);
+		if (chdir(test_path("")) != 0)
+			_exit(126);
+		execvp(argv[0], (char *const *)argv);
+		_exit(127);
+	}
+	if (prefix) {   /* in another namespace: no port to probe from here */
+		usleep(500000);
+		return pid;
+	}
+	end = px_now_ms() + 5000;
+	while (px_now_ms() < end) {
+		int fd = px_connect_to(AF_INET, port);
+
+		if (fd >= 0) {
+			close(fd);
+			return pid;
+		}
+		usleep(20000);
+	}
+	px_stop_child(pid);
+	cr_assert_fail("openssl s_server did not start");
+	return -1;
+}
+
+struct px_curl px_run_curl(uint16_t port, const char *tls, const char *cert_case, const char *extra)
+{
+	char cmd[2048], cert[512] = "";
+	struct px_curl r = { -1, "" };
+	FILE *p;
+	int status;
+
+	if (cert_case)
+		snprintf(cert, sizeof(cert), "--cert '%s%s-chain.pem' --key '%s%s.key'",
+			 test_path(PKI), cert_case, test_path(PKI), cert_case);
+	snprintf(cmd, sizeof(cmd),
+		 "curl -s -o /dev/null -w '%%{http_code}' --max-time 5 --cacert '%sserver-root.pem' "
+		 "--resolve localhost:%u:127.0.0.1 --tlsv%s --tls-max %s %s %s 'https://localhost:%u/'",
+		 test_path(PKI), port, tls, tls, cert, extra ? extra : "", port);
+	p = popen(cmd, "r");
+	cr_assert_not_null(p);
+	if (!fgets(r.http_code, sizeof(r.http_code), p))
+		r.http_code[0] = '\0';
+	status = pclose(p);
+	r.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+	return r;
+}
