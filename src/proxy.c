@@ -876,33 +876,19 @@ static void refuse_connect(struct pconn *c, int status, const char *phrase, cons
 	answer_and_close(c, status, phrase, text);
 }
 
-static void on_connected(struct pconn *c)
+/* The observer (and the capture), once the server's address is known, or
+ * for a connection that ended before the upstream answered. */
+static void start_observer(struct pconn *c, const struct endpoint *server, const struct timeval *now)
 {
 	struct proxy *px = c->w->px;
 	struct pconn_side *up = &c->side[SIDE_SERVER];
-	evutil_socket_t fd = bufferevent_getfd(up->bev);
-	struct sockaddr_storage ss;
-	socklen_t sslen = sizeof(ss);
-	struct endpoint server;
-	struct evbuffer *pending = bufferevent_get_output(up->bev);
-	struct timeval now, idle = { px->idle_timeout_s, 0 };
 
-	c->phase = PH_RELAY;
-	now_of(c, &now);
-	c->last_activity = now;
-	set_nodelay(fd);
-
-	if (getpeername(fd, (struct sockaddr *)&ss, &sslen) == 0) {
-		sockaddr_endpoint((struct sockaddr *)&ss, &server);
-	} else {
-		memset(&server, 0, sizeof(server));
-		snprintf(server.ip, sizeof(server.ip), "%s", c->up_host);
-		server.port = c->up_port;
-	}
-	c->obs = obs_conn_new(&c->w->ocfg, &c->client, &server, &c->start, true);
-	if (c->obs && px->pcap) {
+	c->obs = obs_conn_new(&c->w->ocfg, &c->client, server, &c->start, true);
+	if (!c->obs)
+		return;
+	if (px->pcap) {
 		pthread_mutex_lock(&px->pcap_lock);
-		c->pcap = pcapout_conn_new(px->pcap, &c->client, &server, &c->start);
+		c->pcap = pcapout_conn_new(px->pcap, &c->client, server, &c->start);
 		pthread_mutex_unlock(&px->pcap_lock);
 	}
 	if (c->request) {
@@ -911,16 +897,47 @@ static void on_connected(struct pconn *c)
 		tap_buffer(c, SIDE_CLIENT, c->request, &c->start);
 		evbuffer_free(c->request);
 		c->request = NULL;
-		bufferevent_write(c->side[SIDE_CLIENT].bev, CONNECT_OK_ANSWER, sizeof(CONNECT_OK_ANSWER) - 1);
-		if (c->obs)
-			tap_bytes(c, SIDE_SERVER, (const uint8_t *)CONNECT_OK_ANSWER,
-				  sizeof(CONNECT_OK_ANSWER) - 1, &now);
+		if (c->phase == PH_RELAY) {
+			bufferevent_write(c->side[SIDE_CLIENT].bev, CONNECT_OK_ANSWER, sizeof(CONNECT_OK_ANSWER) - 1);
+			tap_bytes(c, SIDE_SERVER, (const uint8_t *)CONNECT_OK_ANSWER, sizeof(CONNECT_OK_ANSWER) - 1, now);
+		}
 	}
-	tap_buffer(c, SIDE_CLIENT, pending, &now);
+	/* What the client sent while we connected waits, unsent, in the
+	 * upstream's output: libevent writes nothing before the connection. */
+	if (up->bev)
+		tap_buffer(c, SIDE_CLIENT, bufferevent_get_output(up->bev), now);
 	if (c->side[SIDE_CLIENT].read_done)   /* the client left while we connected */
 		tap_close(c, SIDE_CLIENT, c->side[SIDE_CLIENT].dead ? CLOSE_RST : CLOSE_FIN);
+}
+
+static void configured_upstream(const struct pconn *c, struct endpoint *server)
+{
+	memset(server, 0, sizeof(*server));
+	snprintf(server->ip, sizeof(server->ip), "%s", c->up_host);
+	server->port = c->up_port;
+}
+
+static void on_connected(struct pconn *c)
+{
+	struct proxy *px = c->w->px;
+	struct pconn_side *up = &c->side[SIDE_SERVER];
+	evutil_socket_t fd = bufferevent_getfd(up->bev);
+	struct sockaddr_storage ss;
+	socklen_t sslen = sizeof(ss);
+	struct endpoint server;
+	struct timeval now, idle = { px->idle_timeout_s, 0 };
+
+	c->phase = PH_RELAY;
+	now_of(c, &now);
+	c->last_activity = now;
+	set_nodelay(fd);
+	if (getpeername(fd, (struct sockaddr *)&ss, &sslen) == 0)
+		sockaddr_endpoint((struct sockaddr *)&ss, &server);
+	else
+		configured_upstream(c, &server);
+	start_observer(c, &server, &now);
 	evtimer_add(c->timer, &idle);
-	if (up->shut_pending && evbuffer_get_length(pending) == 0)
+	if (up->shut_pending && evbuffer_get_length(bufferevent_get_output(up->bev)) == 0)
 		shut_side(c, SIDE_SERVER);
 	check_early(c);
 	maybe_done(c);
@@ -1010,6 +1027,17 @@ static void pconn_teardown(struct pconn *c)
 		return;
 	c->torn_down = true;
 	now_of(c, &now);
+	if (!c->obs && c->phase == PH_CONNECTING && c->closed_by != CLOSER_NONE &&
+	    c->end != END_UPSTREAM_ERROR) {
+		/* It ended before the upstream connected (a client that reset at
+		 * once, a stop while connecting): it still gets its one record,
+		 * with the upstream as configured for the server.  An upstream
+		 * error has written its own. */
+		struct endpoint server;
+
+		configured_upstream(c, &server);
+		start_observer(c, &server, &now);
+	}
 	if (c->obs) {
 		const struct verdict *v;
 		const struct conn_facts *f;
@@ -1455,7 +1483,10 @@ static int worker_init(struct worker *w, size_t *failed_listener)
 
 		wl->w = w;
 		wl->l = &px->ls[i];
-		wl->ev = evconnlistener_new_bind(w->base, accept_cb, wl, flags, -1,
+		/* libevent's default backlog (128) overflows under a burst, and
+		 * each SYN dropped is retried only a second later: take what the
+		 * kernel allows (net.core.somaxconn caps it) */
+		wl->ev = evconnlistener_new_bind(w->base, accept_cb, wl, flags, SOMAXCONN,
 						 (const struct sockaddr *)&px->ls[i].ss, (int)px->ls[i].sslen);
 		if (!wl->ev) {
 			*failed_listener = i;

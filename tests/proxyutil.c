@@ -14,24 +14,20 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
+#include "e2e.h"
 #include "testutil.h"
 
 #define MAX_ARGS 64
 
 static char tmpdir[256];
 
-long long px_now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
+unsigned long px_soft_nofile;
 
 void px_setup(void)
 {
@@ -108,15 +104,6 @@ int px_listen_any(int family, uint16_t *port)
 	return fd;
 }
 
-uint16_t px_free_port(void)
-{
-	uint16_t port;
-	int fd = px_listen_any(AF_INET, &port);
-
-	close(fd);
-	return port;
-}
-
 int px_connect_to(int family, uint16_t port)
 {
 	struct sockaddr_storage ss;
@@ -142,47 +129,6 @@ void px_stop_child(pid_t pid)
 		return;
 	kill(pid, SIGKILL);
 	waitpid(pid, NULL, 0);
-}
-
-bool px_file_contains(const char *path, const char *needle)
-{
-	size_t len;
-	uint8_t *data = test_try_load(path, &len);
-	bool found;
-
-	if (!data)
-		return false;
-	data = realloc(data, len + 1);
-	data[len] = '\0';
-	found = strstr((char *)data, needle) != NULL;
-	free(data);
-	return found;
-}
-
-bool px_wait_contains(const char *path, const char *needle, int timeout_ms)
-{
-	long long end = px_now_ms() + timeout_ms;
-
-	while (px_now_ms() < end) {
-		if (px_file_contains(path, needle))
-			return true;
-		usleep(20000);
-	}
-	return false;
-}
-
-size_t px_count_lines(const char *path)
-{
-	FILE *f = fopen(path, "r");
-	size_t n = 0;
-	int ch;
-
-	if (!f)
-		return 0;
-	while ((ch = getc(f)) != EOF)
-		n += ch == '\n';
-	fclose(f);
-	return n;
 }
 
 const char *px_nth_line(const char *path, size_t i)
@@ -218,18 +164,6 @@ const char *px_find_line(const char *path, const char *needle)
 	}
 	fclose(f);
 	return NULL;
-}
-
-bool px_wait_lines(const char *path, size_t n, int timeout_ms)
-{
-	long long end = px_now_ms() + timeout_ms;
-
-	while (px_now_ms() < end) {
-		if (px_count_lines(path) >= n)
-			return true;
-		usleep(20000);
-	}
-	return false;
 }
 
 pid_t px_start_argv(const char *prefix, const char *log, const char *const *args)
@@ -269,10 +203,18 @@ pid_t px_start_argv(const char *prefix, const char *log, const char *const *args
 		 * memory held: keep it small */
 		snprintf(opts, sizeof(opts), "%s%squarantine_size_mb=1", asan ? asan : "", asan && *asan ? ":" : "");
 		setenv("ASAN_OPTIONS", opts, 1);
+		if (px_soft_nofile) {
+			struct rlimit rl;
+
+			if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_max >= px_soft_nofile) {
+				rl.rlim_cur = px_soft_nofile;
+				(void)setrlimit(RLIMIT_NOFILE, &rl);
+			}
+		}
 		execvp(argv[0], (char *const *)argv);
 		_exit(127);
 	}
-	if (!px_wait_contains(log, "listening on", 5000)) {
+	if (!e2e_wait_contains(log, "listening on", 5000)) {
 		px_stop_child(pid);
 		cr_assert_fail("the proxy did not start: %s", px_nth_line(log, 0));
 	}
@@ -291,24 +233,6 @@ pid_t px_start(const char *log, ...)
 	va_end(ap);
 	args[n] = NULL;
 	return px_start_argv(NULL, log, args);
-}
-
-int px_stop(pid_t pid)
-{
-	long long end = px_now_ms() + 12000;
-	int status;
-
-	kill(pid, SIGTERM);
-	while (px_now_ms() < end) {
-		pid_t r = waitpid(pid, &status, WNOHANG);
-
-		if (r == pid)
-			return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-		usleep(20000);
-	}
-	kill(pid, SIGKILL);
-	waitpid(pid, NULL, 0);
-	return -1;
 }
 
 pid_t px_start_s_server(uint16_t port)
@@ -363,8 +287,8 @@ pid_t px_start_s_server_in(const char *prefix, const char *addr, uint16_t port)
 		usleep(500000);
 		return pid;
 	}
-	end = px_now_ms() + 5000;
-	while (px_now_ms() < end) {
+	end = e2e_now_ms() + 5000;
+	while (e2e_now_ms() < end) {
 		int fd = px_connect_to(AF_INET, port);
 
 		if (fd >= 0) {
@@ -399,4 +323,46 @@ struct px_curl px_run_curl(uint16_t port, const char *tls, const char *cert_case
 	status = pclose(p);
 	r.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
 	return r;
+}
+
+const char *px_json_field(const char *rec, const char *name)
+{
+	static char val[256];
+	char key[64];
+	const char *p;
+	size_t n;
+
+	snprintf(key, sizeof(key), "\"%s\":", name);
+	if (!(p = strstr(rec, key)))
+		return "(absent)";
+	p += strlen(key);
+	if (*p == '"')
+		n = strcspn(++p, "\"");
+	else
+		n = strcspn(p, ",}]");
+	if (n >= sizeof(val))
+		n = sizeof(val) - 1;
+	memcpy(val, p, n);
+	val[n] = '\0';
+	return val;
+}
+
+long px_proc_status(pid_t pid, const char *key)
+{
+	char path[64], line[256];
+	size_t klen = strlen(key);
+	FILE *f;
+	long v = -1;
+
+	snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
+	if (!(f = fopen(path, "r")))
+		return -1;
+	while (fgets(line, sizeof(line), f)) {
+		if (strncmp(line, key, klen) == 0 && line[klen] == ':') {
+			v = strtol(line + klen + 1, NULL, 10);
+			break;
+		}
+	}
+	fclose(f);
+	return v;
 }

@@ -1,4 +1,5 @@
-/* proxyutil: what the proxy suites share: a scratch directory per test,
+/* proxyutil: what the proxy suites share, on top of e2e.h (processes,
+ * ports, files): a scratch directory per test,
  * loopback sockets, child processes with deadlines (the proxy itself,
  * openssl s_server, curl) and waiting on the files the proxy writes. */
 #ifndef MTLSDIAG_PROXYUTIL_H
@@ -9,6 +10,8 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+#include "e2e.h"
+
 #define PKI "tests/data/lab/pki/"
 
 /* Criterion .init/.fini: a fresh scratch directory, a hang guard. */
@@ -18,12 +21,9 @@ void px_teardown(void);
 /* A path inside the scratch directory; the same pointer for the same name. */
 const char *px_tmp(const char *name);
 
-long long px_now_ms(void);
 
 /* A listening socket on a free loopback port (AF_INET or AF_INET6). */
 int px_listen_any(int family, uint16_t *port);
-/* A port nothing listens on (bound, then released). */
-uint16_t px_free_port(void);
 /* A connected socket to loopback:port, or -1. */
 int px_connect_to(int family, uint16_t port);
 
@@ -31,22 +31,28 @@ int px_connect_to(int family, uint16_t port);
 void px_child_guard(unsigned seconds);
 void px_stop_child(pid_t pid);
 
-bool px_file_contains(const char *path, const char *needle);
-bool px_wait_contains(const char *path, const char *needle, int timeout_ms);
-size_t px_count_lines(const char *path);
 /* Line i (0-based) of a file, in a static buffer ("" past the end). */
 const char *px_nth_line(const char *path, size_t i);
-bool px_wait_lines(const char *path, size_t n, int timeout_ms);
 /* The first line containing needle, in a static buffer, or NULL. */
 const char *px_find_line(const char *path, const char *needle);
+
+/* When not 0, the proxy starts with this soft RLIMIT_NOFILE (the common
+ * default, where the test process's own limit was raised). */
+extern unsigned long px_soft_nofile;
 
 /* Runs `mtlsdiag proxy ARGS... --log LOG` ($MTLSDIAG_BIN), NULL-terminated
  * arguments; returns once LOG says it listens. */
 pid_t px_start(const char *log, ...) __attribute__((sentinel));
 /* The same, run under `prefix` (e.g. "ip netns exec NS"; NULL: none). */
 pid_t px_start_argv(const char *prefix, const char *log, const char *const *args);
-/* SIGTERM, then the exit status (-1 if it had to be killed). */
-int px_stop(pid_t pid);
+
+/* A member of a one-line JSON record: a string's text, or the literal
+ * (number, true, null); "(absent)" when missing.  Static buffer. */
+const char *px_json_field(const char *rec, const char *name);
+
+/* A number from /proc/PID/status ("VmRSS", "Uid": the first number after
+ * the key), or -1. */
+long px_proc_status(pid_t pid, const char *key);
 
 /* openssl s_server -www on 127.0.0.1:port with the lab PKI, asking for a
  * client certificate (-Verify 1, -verify_return_error). */

@@ -12,119 +12,45 @@
 #include <string.h>
 
 #include "codes.h"
+#include "labtruth.h"
 #include "pipeline.h"
 #include "testutil.h"
 
 #define MAX_COLS 16
 
-/* Splits a TSV line in place. */
-static size_t split_tsv(char *line, char **cols, size_t max)
-{
-	size_t n = 0;
-	char *p = line;
-
-	line[strcspn(line, "\r\n")] = '\0';
-	while (n < max) {
-		cols[n++] = p;
-		p = strchr(p, '\t');
-		if (!p)
-			break;
-		*p++ = '\0';
-	}
-	return n;
-}
-
-static int col_index(char **hdr, size_t n, const char *name)
-{
-	size_t i;
-
-	for (i = 0; i < n; i++)
-		if (strcmp(hdr[i], name) == 0)
-			return (int)i;
-	cr_assert_fail("truth.tsv has no column %s", name);
-	return -1;
-}
-
-/* The committed lab, or a fresh one (MTLSDIAG_LAB_DIR, which scripts/test
- * sets after running scripts/lab capture against this machine's servers). */
-static const char *lab_path(const char *rel)
-{
-	static char buf[4096];
-	const char *dir = getenv("MTLSDIAG_LAB_DIR");
-
-	char committed[512];
-
-	if (dir && *dir) {
-		snprintf(buf, sizeof(buf), "%s/%s", dir, rel);
-	} else {
-		snprintf(committed, sizeof(committed), "tests/data/lab/%s", rel);
-		snprintf(buf, sizeof(buf), "%s", test_path(committed));
-	}
-	return buf;
-}
-
 Test(lab, every_capture_gets_its_ground_truth, .timeout = 120)
 {
-	FILE *f = fopen(lab_path("truth.tsv"), "r");
-	char header[1024], line[4096], *hdr[MAX_COLS], *col[MAX_COLS];
-	size_t nh, checked = 0, wrong = 0;
-	int c_name, c_verdict, c_reason, c_fault, c_undet, c_tls, c_keyless;
+	struct lab_truth truth;
+	char err[512];
+	size_t i, checked = 0, wrong = 0;
 
-	cr_assert_not_null(f, "%s is missing (scripts/lab capture makes it)", lab_path("truth.tsv"));
-	cr_assert_not_null(fgets(header, sizeof(header), f));
-	nh = split_tsv(header, hdr, MAX_COLS);
-	c_name = col_index(hdr, nh, "name");
-	c_verdict = col_index(hdr, nh, "verdict");
-	c_reason = col_index(hdr, nh, "reason");
-	c_fault = col_index(hdr, nh, "fault");
-	c_undet = col_index(hdr, nh, "undetermined_ok");
-	c_tls = col_index(hdr, nh, "tls");
-	c_keyless = col_index(hdr, nh, "keyless");
-	while (fgets(line, sizeof(line), f)) {
+	cr_assert(lab_truth_load(&truth, lab_truth_path("truth.tsv"), err, sizeof(err)), "%s", err);
+	for (i = 0; i < truth.n; i++) {
+		const struct lab_case *c = &truth.cases[i];
 		struct pipeline_result r;
-		char rel[512];
-		const char *got_verdict, *got_reason, *want_reason;
-		bool ok;
+		struct lab_got got;
+		char rel[512], shown[160];
 
-		if (split_tsv(line, col, MAX_COLS) < nh)
-			continue;
-		snprintf(rel, sizeof(rel), "captures/%s.pcap", col[c_name]);
-		pipeline_run(lab_path(rel), 0, &r);
-		cr_assert_eq(r.status, 0, "%s: %s", col[c_name], r.err);
-		cr_assert_eq(r.n, 1, "%s: expected one connection, got %zu", col[c_name], r.n);
-		got_verdict = verdict_code_name(r.conns[0].verdict->code);
-		got_reason = reason_code_name(r.conns[0].verdict->reason);
-		if (!got_reason)
-			got_reason = "";
-		want_reason = strcmp(col[c_reason], "-") == 0 ? "" : col[c_reason];
-		ok = strcmp(got_verdict, col[c_verdict]) == 0 &&
-		     strcmp(got_reason, want_reason) == 0 &&
-		     strcmp(fault_name(r.conns[0].verdict->fault), col[c_fault]) == 0;
-		if (!ok && strcmp(col[c_keyless], "-") != 0) {
-			/* the wire alone shows something else (see the note): nginx's
-			 * HTTP-level refusals, gnutls-serv's lenient EKU check */
-			char got[160];
-
-			snprintf(got, sizeof(got), "%s/%s/%s", got_verdict, got_reason[0] ? got_reason : "-",
-				 fault_name(r.conns[0].verdict->fault));
-			ok = strcmp(got, col[c_keyless]) == 0;
-		}
-		if (!ok && strcmp(col[c_undet], "1") == 0 && r.conns[0].verdict->code == V_UNDETERMINED)
-			ok = true;   /* honest: the wire cannot show the answer without a key log */
-		if (!ok && strcmp(col[c_tls], "1.3") == 0 && strcmp(got_verdict, col[c_verdict]) == 0 &&
-		    r.conns[0].verdict->reason == R_UNKNOWN && r.conns[0].verdict->fault == F_UNKNOWN &&
-		    r.conns[0].verdict->basis == B_INFERRED)
-			ok = true;   /* honest: TLS 1.3 encrypts the chain and the alert; the reason needs a key log */
-		if (!ok) {
+		snprintf(rel, sizeof(rel), "captures/%s.pcap", c->name);
+		pipeline_run(lab_truth_path(rel), 0, &r);
+		cr_assert_eq(r.status, 0, "%s: %s", c->name, r.err);
+		cr_assert_eq(r.n, 1, "%s: expected one connection, got %zu", c->name, r.n);
+		got.verdict = verdict_code_name(r.conns[0].verdict->code);
+		got.reason = reason_code_name(r.conns[0].verdict->reason);
+		if (!got.reason)
+			got.reason = "";
+		got.fault = fault_name(r.conns[0].verdict->fault);
+		got.basis = basis_name(r.conns[0].verdict->basis);
+		if (!lab_truth_accepts(c, &got)) {
 			wrong++;
-			cr_log_error("%s: expected %s/%s/%s, got %s/%s/%s", col[c_name], col[c_verdict],
-				     col[c_reason], col[c_fault], got_verdict, got_reason,
-				     fault_name(r.conns[0].verdict->fault));
+			lab_got_format(shown, sizeof(shown), &got);
+			cr_log_error("%s: expected %s/%s/%s, got %s", c->name, c->verdict,
+				     c->reason[0] ? c->reason : "-", c->fault, shown);
 		}
 		checked++;
 		pipeline_free(&r);
 	}
-	fclose(f);
+	lab_truth_free(&truth);
 	cr_assert_gt(checked, 40, "too few lab captures checked: %zu", checked);
 	cr_assert_eq(wrong, 0, "%zu of %zu lab captures got the wrong verdict", wrong, checked);
 }
@@ -177,7 +103,7 @@ Test(corpus, same_certificate_requests_and_client_certificates_as_tshark, .timeo
 	while (fgets(line, sizeof(line), f)) {
 		struct corpus_counts want, got = { 0 };
 		struct pipeline_result r;
-		size_t n = split_tsv(line, col, MAX_COLS), i;
+		size_t n = lab_split_tsv(line, col, MAX_COLS), i;
 		const char *truth;
 
 		if (n < 7)

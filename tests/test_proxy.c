@@ -6,15 +6,18 @@
 
 #include <criterion/criterion.h>
 #include <arpa/inet.h>
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/time.h>
@@ -23,124 +26,10 @@
 #include <unistd.h>
 
 #include <openssl/evp.h>
+#include <openssl/ssl.h>
 
+#include "proxyutil.h"
 #include "testutil.h"
-
-#define PKI "tests/data/lab/pki/"
-
-static char tmpdir[256];
-
-static long long now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static void setup(void)
-{
-	snprintf(tmpdir, sizeof(tmpdir), "/tmp/mtlsdiag-proxy-test.XXXXXX");
-	cr_assert_not_null(mkdtemp(tmpdir));
-	signal(SIGPIPE, SIG_IGN);
-	/* the hang guard: criterion's .timeout leaks in its runner (2.4.1)
-	 * when timed tests overlap, which fails the sanitizer build */
-	alarm(45);
-}
-
-static void teardown(void)
-{
-	char cmd[300];
-
-	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", tmpdir);
-	if (system(cmd) != 0)
-		fprintf(stderr, "cannot remove %s\n", tmpdir);
-}
-
-static const char *tmp_file(const char *name)
-{
-	static char buf[4][400];
-	static int next;
-	char *p = buf[next++ % 4];
-
-	snprintf(p, sizeof(buf[0]), "%s/%s", tmpdir, name);
-	return p;
-}
-
-/* A listening socket on a free loopback port (IPv4 or IPv6). */
-static int listen_any(int family, uint16_t *port)
-{
-	struct sockaddr_storage ss = { 0 };
-	socklen_t len;
-	int fd = socket(family, SOCK_STREAM, 0), one = 1;
-
-	cr_assert(fd >= 0);
-	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-	if (family == AF_INET) {
-		struct sockaddr_in *sin = (struct sockaddr_in *)&ss;
-
-		sin->sin_family = AF_INET;
-		sin->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-		len = sizeof(*sin);
-	} else {
-		struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)&ss;
-
-		sin6->sin6_family = AF_INET6;
-		sin6->sin6_addr = in6addr_loopback;
-		len = sizeof(*sin6);
-	}
-	cr_assert(bind(fd, (struct sockaddr *)&ss, len) == 0, "bind: %s", strerror(errno));
-	cr_assert(listen(fd, 64) == 0);
-	len = sizeof(ss);
-	getsockname(fd, (struct sockaddr *)&ss, &len);
-	*port = ntohs(family == AF_INET ? ((struct sockaddr_in *)&ss)->sin_port
-					: ((struct sockaddr_in6 *)&ss)->sin6_port);
-	return fd;
-}
-
-/* A port nothing listens on (bound, then released). */
-static uint16_t free_port(void)
-{
-	uint16_t port;
-	int fd = listen_any(AF_INET, &port);
-
-	close(fd);
-	return port;
-}
-
-static int connect_to(int family, uint16_t port)
-{
-	struct sockaddr_storage ss = { 0 };
-	socklen_t len;
-	int fd = socket(family, SOCK_STREAM, 0);
-
-	if (family == AF_INET) {
-		struct sockaddr_in *sin = (struct sockaddr_in *)&ss;
-
-		sin->sin_family = AF_INET;
-		sin->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-		sin->sin_port = htons(port);
-		len = sizeof(*sin);
-	} else {
-		struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)&ss;
-
-		sin6->sin6_family = AF_INET6;
-		sin6->sin6_addr = in6addr_loopback;
-		sin6->sin6_port = htons(port);
-		len = sizeof(*sin6);
-	}
-	if (fd >= 0 && connect(fd, (struct sockaddr *)&ss, len) != 0) {
-		close(fd);
-		return -1;
-	}
-	return fd;
-}
-
-static void child_guard(unsigned seconds)
-{
-	prctl(PR_SET_PDEATHSIG, SIGKILL);
-	alarm(seconds);
-}
 
 static void sha256_hex(EVP_MD_CTX *md, char out[65])
 {
@@ -164,7 +53,7 @@ static pid_t start_echo(int lfd, int report_fd)
 		close(lfd);
 		return pid;
 	}
-	child_guard(60);
+	px_child_guard(60);
 	for (;;) {
 		int fd = accept(lfd, NULL, NULL);
 		EVP_MD_CTX *md = EVP_MD_CTX_new();
@@ -195,163 +84,22 @@ static pid_t start_echo(int lfd, int report_fd)
 	}
 }
 
-static void stop_child(pid_t pid)
-{
-	if (pid <= 0)
-		return;
-	kill(pid, SIGKILL);
-	waitpid(pid, NULL, 0);
-}
-
-static bool file_contains(const char *path, const char *needle)
-{
-	size_t len;
-	uint8_t *data = test_try_load(path, &len);
-	bool found;
-
-	if (!data)
-		return false;
-	data = realloc(data, len + 1);
-	data[len] = '\0';
-	found = strstr((char *)data, needle) != NULL;
-	free(data);
-	return found;
-}
-
-static bool wait_contains(const char *path, const char *needle, int timeout_ms)
-{
-	long long end = now_ms() + timeout_ms;
-
-	while (now_ms() < end) {
-		if (file_contains(path, needle))
-			return true;
-		usleep(20000);
-	}
-	return false;
-}
-
-static size_t count_lines(const char *path)
-{
-	FILE *f = fopen(path, "r");
-	size_t n = 0;
-	int ch;
-
-	if (!f)
-		return 0;
-	while ((ch = getc(f)) != EOF)
-		n += ch == '\n';
-	fclose(f);
-	return n;
-}
-
-/* Line `i` (0-based) of a file, in a static buffer. */
-static const char *nth_line(const char *path, size_t i)
-{
-	static char line[65536];
-	FILE *f = fopen(path, "r");
-	size_t n = 0;
-
-	line[0] = '\0';
-	if (!f)
-		return line;
-	while (fgets(line, sizeof(line), f)) {
-		if (n++ == i)
-			break;
-		line[0] = '\0';
-	}
-	fclose(f);
-	return line;
-}
-
-static bool wait_lines(const char *path, size_t n, int timeout_ms)
-{
-	long long end = now_ms() + timeout_ms;
-
-	while (now_ms() < end) {
-		if (count_lines(path) >= n)
-			return true;
-		usleep(20000);
-	}
-	return false;
-}
-
-/* Runs the proxy; returns once it says it listens. */
+/* Runs the proxy in static mode in front of `upstream`, logging to the
+ * scratch directory's proxy.log and proxy.json. */
 static pid_t start_proxy(const char *listen_at, const char *upstream)
 {
-	const char *bin = getenv("MTLSDIAG_BIN");
-	const char *log = tmp_file("proxy.log");
-	pid_t pid;
-
-	cr_assert_not_null(bin, "MTLSDIAG_BIN is not set (run through make check)");
-	pid = fork();
-	cr_assert(pid >= 0);
-	if (pid == 0) {
-		int devnull = open("/dev/null", O_RDWR);
-
-		child_guard(60);
-		dup2(devnull, 0);
-		dup2(devnull, 1);
-		{
-			/* under ASan, freed buffers sit in quarantine and would count as
-			 * memory held: keep it small so the backpressure check holds */
-			const char *asan = getenv("ASAN_OPTIONS");
-			char opts[512];
-
-			snprintf(opts, sizeof(opts), "%s%squarantine_size_mb=1", asan ? asan : "", asan && *asan ? ":" : "");
-			setenv("ASAN_OPTIONS", opts, 1);
-		}
-		execl(bin, bin, "proxy", "--listen", listen_at, "--upstream", upstream,
-		      "--log", log, "--json", tmp_file("proxy.json"), "--connect-timeout", "3",
-		      (char *)NULL);
-		_exit(127);
-	}
-	cr_assert(wait_contains(log, "listening on", 5000), "the proxy did not start: %s", nth_line(log, 0));
-	return pid;
-}
-
-/* SIGTERM, then the exit status (-1 if it had to be killed). */
-static int stop_proxy(pid_t pid)
-{
-	long long end = now_ms() + 12000;
-	int status;
-
-	kill(pid, SIGTERM);
-	while (now_ms() < end) {
-		pid_t r = waitpid(pid, &status, WNOHANG);
-
-		if (r == pid)
-			return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-		usleep(20000);
-	}
-	kill(pid, SIGKILL);
-	waitpid(pid, NULL, 0);
-	return -1;
-}
-
-static long rss_kb(pid_t pid)
-{
-	char path[64], line[256];
-	FILE *f;
-	long kb = -1;
-
-	snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
-	if (!(f = fopen(path, "r")))
-		return -1;
-	while (fgets(line, sizeof(line), f))
-		if (sscanf(line, "VmRSS: %ld kB", &kb) == 1)
-			break;
-	fclose(f);
-	return kb;
+	return px_start(px_tmp("proxy.log"), "--listen", listen_at, "--upstream", upstream,
+			"--json", px_tmp("proxy.json"), "--connect-timeout", "3", (char *)NULL);
 }
 
 /* ---- byte-exactness and backpressure ---- */
 
 #define PAYLOAD (32u << 20)
 
-Test(proxy, relays_bytes_exactly_with_backpressure, .init = setup, .fini = teardown)
+Test(proxy, relays_bytes_exactly_with_backpressure, .init = px_setup, .fini = px_teardown)
 {
-	uint16_t up_port, px_port = free_port();
-	int pipefd[2], lfd = listen_any(AF_INET, &up_port), fd, small = 65536;
+	uint16_t up_port, px_port = e2e_free_port();
+	int pipefd[2], lfd = px_listen_any(AF_INET, &up_port), fd, small = 65536;
 	pid_t echo, proxy;
 	char listen_at[64], upstream[64], server_hash[80] = "", sent_hex[65], got_hex[65];
 	EVP_MD_CTX *sent_md = EVP_MD_CTX_new(), *got_md = EVP_MD_CTX_new();
@@ -377,20 +125,20 @@ Test(proxy, relays_bytes_exactly_with_backpressure, .init = setup, .fini = teard
 	snprintf(listen_at, sizeof(listen_at), "[::1]:%u", px_port);
 	snprintf(upstream, sizeof(upstream), "127.0.0.1:%u", up_port);
 	proxy = start_proxy(listen_at, upstream);
-	base_rss = rss_kb(proxy);
+	base_rss = px_proc_status(proxy, "VmRSS");
 
-	fd = connect_to(AF_INET6, px_port);
+	fd = px_connect_to(AF_INET6, px_port);
 	cr_assert(fd >= 0, "connect to the proxy: %s", strerror(errno));
 	/* a small receive buffer so the stalled reader is felt at once */
 	setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &small, sizeof(small));
 	fcntl(fd, F_SETFL, O_NONBLOCK);
 	EVP_DigestInit_ex(sent_md, EVP_sha256(), NULL);
 	EVP_DigestInit_ex(got_md, EVP_sha256(), NULL);
-	start = now_ms();
+	start = e2e_now_ms();
 	deadline = start + 30000;
-	while (now_ms() < deadline) {
+	while (e2e_now_ms() < deadline) {
 		/* the first second nothing is read; then slowly, then at full speed */
-		long long t = now_ms() - start;
+		long long t = e2e_now_ms() - start;
 		bool reading = t > 1000;
 		struct pollfd p = { fd, (short)((sent < PAYLOAD ? POLLOUT : 0) | (reading ? POLLIN : 0)), 0 };
 		long r;
@@ -399,7 +147,7 @@ Test(proxy, relays_bytes_exactly_with_backpressure, .init = setup, .fini = teard
 			shutdown(fd, SHUT_WR);   /* half-close: the echo must still come back */
 			shut = true;
 		}
-		if ((r = rss_kb(proxy)) > max_rss)
+		if ((r = px_proc_status(proxy, "VmRSS")) > max_rss)
 			max_rss = r;
 		if (poll(&p, 1, 50) < 0)
 			break;
@@ -429,9 +177,9 @@ Test(proxy, relays_bytes_exactly_with_backpressure, .init = setup, .fini = teard
 	server_hash[n > 0 ? n : 0] = '\0';
 	server_hash[strcspn(server_hash, "\n")] = '\0';
 
-	cr_assert(wait_lines(tmp_file("proxy.json"), 1, 5000), "no final record");
-	cr_expect_eq(stop_proxy(proxy), 0, "the proxy did not exit 0 after SIGTERM");
-	stop_child(echo);
+	cr_assert(e2e_wait_lines(px_tmp("proxy.json"), 1, 5000), "no final record");
+	cr_expect_eq(e2e_stop(proxy, 12000), 0, "the proxy did not exit 0 after SIGTERM");
+	px_stop_child(echo);
 
 	cr_assert_eq(sent, PAYLOAD, "the client could only send %zu of %u bytes", sent, PAYLOAD);
 	cr_assert_eq(got, PAYLOAD, "the client got %zu of %u bytes back", got, PAYLOAD);
@@ -442,7 +190,7 @@ Test(proxy, relays_bytes_exactly_with_backpressure, .init = setup, .fini = teard
 	cr_expect_lt(max_rss - base_rss, 6 * 1024, "the proxy grew by %ld kB while the client was stalled",
 		     max_rss - base_rss);
 	{
-		const char *rec = nth_line(tmp_file("proxy.json"), 0);
+		const char *rec = px_nth_line(px_tmp("proxy.json"), 0);
 		char want[128];
 
 		cr_expect(strstr(rec, "\"verdict\":\"not_tls\""), "%s", rec);
@@ -458,75 +206,7 @@ Test(proxy, relays_bytes_exactly_with_backpressure, .init = setup, .fini = teard
 
 /* ---- mutual TLS through the proxy, against openssl s_server ---- */
 
-static pid_t start_s_server(uint16_t port)
-{
-	char accept[32];
-	pid_t pid;
-	long long end;
-
-	snprintf(accept, sizeof(accept), "127.0.0.1:%u", port);
-	pid = fork();
-	cr_assert(pid >= 0);
-	if (pid == 0) {
-		int devnull = open("/dev/null", O_RDWR);
-
-		child_guard(60);
-		dup2(devnull, 0);
-		dup2(devnull, 1);
-		dup2(devnull, 2);
-		if (chdir(test_path("")) != 0)
-			_exit(126);
-		execlp("openssl", "openssl", "s_server", "-accept", accept,
-		       "-cert", PKI "server.pem", "-key", PKI "server.key",
-		       "-CAfile", PKI "client-root.pem", "-Verify", "1", "-verify_return_error",
-		       "-www", (char *)NULL);
-		_exit(127);
-	}
-	end = now_ms() + 5000;
-	while (now_ms() < end) {
-		int fd = connect_to(AF_INET, port);
-
-		if (fd >= 0) {
-			close(fd);
-			return pid;
-		}
-		usleep(20000);
-	}
-	stop_child(pid);
-	cr_assert_fail("openssl s_server did not start");
-	return -1;
-}
-
-struct curl_result {
-	int exit_code;
-	char http_code[8];
-};
-
-/* curl https://127.0.0.1:port/ with a client certificate case. */
-static struct curl_result run_curl(uint16_t port, const char *tls, const char *cert_case)
-{
-	char cmd[2048], url[64], cert[512] = "";
-	struct curl_result r = { -1, "" };
-	FILE *p;
-	int status;
-
-	snprintf(url, sizeof(url), "https://127.0.0.1:%u/", port);
-	if (cert_case)
-		snprintf(cert, sizeof(cert), "--cert '%s%s-chain.pem' --key '%s%s.key'",
-			 test_path(PKI), cert_case, test_path(PKI), cert_case);
-	snprintf(cmd, sizeof(cmd),
-		 "curl -s -o /dev/null -w '%%{http_code}' --max-time 5 --cacert '%sserver-root.pem' --tlsv%s --tls-max %s %s '%s'",
-		 test_path(PKI), tls, tls, cert, url);
-	p = popen(cmd, "r");
-	cr_assert_not_null(p);
-	if (!fgets(r.http_code, sizeof(r.http_code), p))
-		r.http_code[0] = '\0';
-	status = pclose(p);
-	r.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-	return r;
-}
-
-Test(proxy, mutual_tls_verdicts_match_the_lab, .init = setup, .fini = teardown)
+Test(proxy, mutual_tls_verdicts_match_the_lab, .init = px_setup, .fini = px_teardown)
 {
 	static const struct {
 		const char *tls, *cert_case, *verdict[2], *reason;
@@ -539,28 +219,28 @@ Test(proxy, mutual_tls_verdicts_match_the_lab, .init = setup, .fini = teardown)
 		{ "1.3", "good", { "client_cert_accepted", "undetermined" }, NULL },
 		{ "1.3", "expired", { "server_rejected_chain" }, NULL },
 	};
-	uint16_t srv_port = free_port(), px_port = free_port();
+	uint16_t srv_port = e2e_free_port(), px_port = e2e_free_port();
 	char listen_at[64], upstream[64];
 	pid_t srv, proxy;
 	size_t i;
 
 	if (system("command -v curl >/dev/null 2>&1") != 0)
 		cr_skip_test("curl is not installed");
-	srv = start_s_server(srv_port);
+	srv = px_start_s_server(srv_port);
 	snprintf(listen_at, sizeof(listen_at), "127.0.0.1:%u", px_port);
 	snprintf(upstream, sizeof(upstream), "127.0.0.1:%u", srv_port);
 	proxy = start_proxy(listen_at, upstream);
 	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
-		struct curl_result direct = run_curl(srv_port, cases[i].tls, cases[i].cert_case);
-		struct curl_result via = run_curl(px_port, cases[i].tls, cases[i].cert_case);
+		struct px_curl direct = px_run_curl(srv_port, cases[i].tls, cases[i].cert_case, NULL);
+		struct px_curl via = px_run_curl(px_port, cases[i].tls, cases[i].cert_case, NULL);
 		const char *rec, *label = cases[i].cert_case ? cases[i].cert_case : "no cert";
 		char want[96];
 
 		cr_expect_eq(via.exit_code, direct.exit_code, "TLS %s %s: curl exit %d through the proxy, %d direct",
 			     cases[i].tls, label, via.exit_code, direct.exit_code);
 		cr_expect_str_eq(via.http_code, direct.http_code, "TLS %s %s: HTTP status", cases[i].tls, label);
-		cr_assert(wait_lines(tmp_file("proxy.json"), i + 1, 5000), "TLS %s %s: no final record", cases[i].tls, label);
-		rec = nth_line(tmp_file("proxy.json"), i);
+		cr_assert(e2e_wait_lines(px_tmp("proxy.json"), i + 1, 5000), "TLS %s %s: no final record", cases[i].tls, label);
+		rec = px_nth_line(px_tmp("proxy.json"), i);
 		snprintf(want, sizeof(want), "\"verdict\":\"%s\"", cases[i].verdict[0]);
 		if (!strstr(rec, want) && cases[i].verdict[1])
 			snprintf(want, sizeof(want), "\"verdict\":\"%s\"", cases[i].verdict[1]);
@@ -573,17 +253,17 @@ Test(proxy, mutual_tls_verdicts_match_the_lab, .init = setup, .fini = teardown)
 		cr_expect(strstr(rec, want), "TLS %s %s: %s", cases[i].tls, label, rec);
 		cr_expect(strstr(rec, "\"duration_ms\":"), "%s", rec);
 	}
-	cr_expect_eq(stop_proxy(proxy), 0);
-	stop_child(srv);
+	cr_expect_eq(e2e_stop(proxy, 12000), 0);
+	px_stop_child(srv);
 	/* the server's fatal alert made the verdict final before the close:
 	 * it was logged then, without the close summary */
 	{
-		const char *log = tmp_file("proxy.log");
-		size_t n = count_lines(log), k;
+		const char *log = px_tmp("proxy.log");
+		size_t n = e2e_count_lines(log), k;
 		bool early = false;
 
 		for (k = 0; k < n && !early; k++) {
-			const char *l = nth_line(log, k);
+			const char *l = px_nth_line(log, k);
 
 			early = strstr(l, "TLS1.2 server rejected chain: expired") && !strstr(l, "[closed by");
 		}
@@ -593,32 +273,53 @@ Test(proxy, mutual_tls_verdicts_match_the_lab, .init = setup, .fini = teardown)
 
 /* ---- faults ---- */
 
-/* Reads until EOF or reset; true if the connection ended within the time. */
-static bool closed_within(int fd, int timeout_ms)
+/* How a connection ended, as one end sees it. */
+enum peer_end { PEER_OPEN, PEER_EOF, PEER_RESET };
+
+static const char *peer_end_name(enum peer_end e)
 {
-	long long end = now_ms() + timeout_ms;
+	return e == PEER_EOF ? "eof" : e == PEER_RESET ? "rst" : "open";
+}
+
+/* Reads until EOF or reset, at most timeout_ms; counts what arrived. */
+static enum peer_end read_to_end(int fd, int timeout_ms, size_t *got)
+{
+	long long end = e2e_now_ms() + timeout_ms;
 	char buf[4096];
 
-	while (now_ms() < end) {
+	*got = 0;
+	while (e2e_now_ms() < end) {
 		struct pollfd p = { fd, POLLIN, 0 };
 		ssize_t n;
 
 		if (poll(&p, 1, 50) <= 0)
 			continue;
 		n = read(fd, buf, sizeof(buf));
-		if (n <= 0)
-			return true;
+		if (n > 0)
+			*got += (size_t)n;
+		else if (n == 0)
+			return PEER_EOF;
+		else if (errno != EINTR && errno != EAGAIN)
+			return PEER_RESET;
 	}
-	return false;
+	return PEER_OPEN;
+}
+
+/* True if the connection ended within the time. */
+static bool closed_within(int fd, int timeout_ms)
+{
+	size_t got;
+
+	return read_to_end(fd, timeout_ms, &got) != PEER_OPEN;
 }
 
 /* One round trip through the proxy to an echo upstream. */
 static bool echo_round_trip(uint16_t px_port, const char *msg)
 {
-	int fd = connect_to(AF_INET, px_port);
+	int fd = px_connect_to(AF_INET, px_port);
 	char buf[256];
 	size_t got = 0, len = strlen(msg);
-	long long end = now_ms() + 3000;
+	long long end = e2e_now_ms() + 3000;
 	bool ok;
 
 	if (fd < 0)
@@ -627,7 +328,7 @@ static bool echo_round_trip(uint16_t px_port, const char *msg)
 		close(fd);
 		return false;
 	}
-	while (got < len && now_ms() < end) {
+	while (got < len && e2e_now_ms() < end) {
 		struct pollfd p = { fd, POLLIN, 0 };
 		ssize_t n;
 
@@ -643,9 +344,9 @@ static bool echo_round_trip(uint16_t px_port, const char *msg)
 	return ok;
 }
 
-Test(proxy, upstream_down_is_logged_and_the_proxy_keeps_serving, .init = setup, .fini = teardown)
+Test(proxy, upstream_down_is_logged_and_the_proxy_keeps_serving, .init = px_setup, .fini = px_teardown)
 {
-	uint16_t up_port = free_port(), px_port = free_port();
+	uint16_t up_port = e2e_free_port(), px_port = e2e_free_port();
 	char listen_at[64], upstream[64], want[96];
 	pid_t proxy, echo;
 	int fd, lfd;
@@ -656,14 +357,14 @@ Test(proxy, upstream_down_is_logged_and_the_proxy_keeps_serving, .init = setup, 
 	snprintf(upstream, sizeof(upstream), "127.0.0.1:%u", up_port);
 	proxy = start_proxy(listen_at, upstream);
 
-	fd = connect_to(AF_INET, px_port);
+	fd = px_connect_to(AF_INET, px_port);
 	cr_assert(fd >= 0);
 	cr_expect(write(fd, "hello", 5) == 5);
 	cr_expect(closed_within(fd, 5000), "the client's connection stayed open");
 	close(fd);
 	snprintf(want, sizeof(want), "-> %s upstream unreachable: connect: Connection refused", upstream);
-	cr_expect(wait_contains(tmp_file("proxy.log"), want, 3000), "log: %s", nth_line(tmp_file("proxy.log"), 1));
-	cr_expect(file_contains(tmp_file("proxy.json"), "\"type\":\"upstream_error\""));
+	cr_expect(e2e_wait_contains(px_tmp("proxy.log"), want, 3000), "log: %s", px_nth_line(px_tmp("proxy.log"), 1));
+	cr_expect(e2e_wait_contains(px_tmp("proxy.json"), "\"type\":\"upstream_error\"", 0));
 
 	/* the upstream comes back: the same proxy relays again */
 	lfd = socket(AF_INET, SOCK_STREAM, 0);
@@ -673,15 +374,15 @@ Test(proxy, upstream_down_is_logged_and_the_proxy_keeps_serving, .init = setup, 
 	cr_assert(listen(lfd, 16) == 0);
 	echo = start_echo(lfd, -1);
 	cr_expect(echo_round_trip(px_port, "still serving\n"), "no echo through the proxy after the failure");
-	cr_expect_eq(stop_proxy(proxy), 0);
-	stop_child(echo);
+	cr_expect_eq(e2e_stop(proxy, 12000), 0);
+	px_stop_child(echo);
 }
 
-Test(proxy, garbage_is_relayed_unchanged_and_logged_not_tls, .init = setup, .fini = teardown)
+Test(proxy, garbage_is_relayed_unchanged_and_logged_not_tls, .init = px_setup, .fini = px_teardown)
 {
 	static const char garbage[] = "\x01\x02 this is not TLS at all \xff\xfe\r\n\x16\x03";
-	uint16_t up_port, px_port = free_port();
-	int lfd = listen_any(AF_INET, &up_port), fd;
+	uint16_t up_port, px_port = e2e_free_port();
+	int lfd = px_listen_any(AF_INET, &up_port), fd;
 	char listen_at[64], upstream[64], buf[256];
 	size_t got = 0, len = sizeof(garbage) - 1;
 	pid_t echo, proxy;
@@ -692,12 +393,12 @@ Test(proxy, garbage_is_relayed_unchanged_and_logged_not_tls, .init = setup, .fin
 	snprintf(listen_at, sizeof(listen_at), "127.0.0.1:%u", px_port);
 	snprintf(upstream, sizeof(upstream), "127.0.0.1:%u", up_port);
 	proxy = start_proxy(listen_at, upstream);
-	fd = connect_to(AF_INET, px_port);
+	fd = px_connect_to(AF_INET, px_port);
 	cr_assert(fd >= 0);
 	cr_assert(write(fd, garbage, len) == (ssize_t)len);
 	shutdown(fd, SHUT_WR);
-	end = now_ms() + 5000;
-	while (now_ms() < end) {
+	end = e2e_now_ms() + 5000;
+	while (e2e_now_ms() < end) {
 		struct pollfd p = { fd, POLLIN, 0 };
 		ssize_t n;
 
@@ -711,14 +412,648 @@ Test(proxy, garbage_is_relayed_unchanged_and_logged_not_tls, .init = setup, .fin
 	close(fd);
 	cr_expect_eq(got, len);
 	cr_expect(memcmp(buf, garbage, len) == 0, "the garbage came back changed");
-	cr_assert(wait_lines(tmp_file("proxy.json"), 1, 5000), "no final record");
-	rec = nth_line(tmp_file("proxy.json"), 0);
+	cr_assert(e2e_wait_lines(px_tmp("proxy.json"), 1, 5000), "no final record");
+	rec = px_nth_line(px_tmp("proxy.json"), 0);
 	cr_expect(strstr(rec, "\"verdict\":\"not_tls\""), "%s", rec);
 	cr_expect(strstr(rec, "\"relayed\":{\"client\":"), "%s", rec);
-	cr_expect(file_contains(tmp_file("proxy.log"), "not TLS"));
+	cr_expect(e2e_wait_contains(px_tmp("proxy.log"), "not TLS", 0));
 	cr_expect(echo_round_trip(px_port, "next connection\n"));
-	cr_expect_eq(stop_proxy(proxy), 0);
-	stop_child(echo);
+	cr_expect_eq(e2e_stop(proxy, 12000), 0);
+	px_stop_child(echo);
+}
+
+/* ---- faults: peers that reset, abort, trickle or crowd ---- */
+
+/* The first record of a real client's stream: curl's TLS 1.3 ClientHello
+ * from the lab capture nginx-on_none_tls13.  Returns the whole stream;
+ * `len` is the length of that first record. */
+static uint8_t *load_client_hello(size_t *len)
+{
+	size_t n;
+	uint8_t *data = test_load("tests/data/msgs/streams/nginx-on_none_tls13/client.bin", &n);
+
+	cr_assert(n > 5 && data[0] == 0x16 && data[5] == 0x01, "the stream does not start with a ClientHello");
+	*len = 5 + ((size_t)data[3] << 8 | data[4]);
+	cr_assert_leq(*len, n);
+	return data;
+}
+
+/* close() then sends a reset instead of a FIN. */
+static void set_linger0(int fd)
+{
+	struct linger lg = { 1, 0 };
+
+	cr_assert(setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg)) == 0);
+}
+
+enum upstream_script {
+	UP_RESET_AFTER_HELLO,   /* read `hello_len` bytes, then close with a reset */
+	UP_READ_TO_END,         /* read until EOF or reset, never answer, then close */
+};
+
+/* An upstream that plays `script` on `n` connections, one after the other,
+ * then exits; for each it writes "<bytes read> <eof|rst|open>" to
+ * report_fd.  The caller keeps lfd open, to serve later connections. */
+static pid_t start_scripted_upstream(int lfd, enum upstream_script script, int n, size_t hello_len,
+				     int report_fd)
+{
+	pid_t pid = fork();
+	int i;
+
+	cr_assert(pid >= 0);
+	if (pid > 0)
+		return pid;
+	px_child_guard(60);
+	for (i = 0; i < n; i++) {
+		int fd = accept(lfd, NULL, NULL);
+		enum peer_end end = PEER_OPEN;
+		size_t got = 0;
+		char line[64], buf[4096];
+
+		if (fd < 0)
+			_exit(1);
+		if (script == UP_RESET_AFTER_HELLO) {
+			while (got < hello_len) {
+				ssize_t r = read(fd, buf, hello_len - got < sizeof(buf) ? hello_len - got : sizeof(buf));
+
+				if (r <= 0) {
+					end = r == 0 ? PEER_EOF : PEER_RESET;
+					break;
+				}
+				got += (size_t)r;
+			}
+			set_linger0(fd);
+		} else {
+			end = read_to_end(fd, 20000, &got);
+		}
+		close(fd);
+		snprintf(line, sizeof(line), "%zu %s\n", got, peer_end_name(end));
+		if (write(report_fd, line, strlen(line)) < 0)
+			_exit(1);
+	}
+	_exit(0);
+}
+
+/* One line from a child's report pipe, without its newline. */
+static bool read_report(int fd, char *line, size_t len, int timeout_ms)
+{
+	long long end = e2e_now_ms() + timeout_ms;
+	size_t used = 0;
+
+	line[0] = '\0';
+	while (used + 1 < len && e2e_now_ms() < end) {
+		struct pollfd p = { fd, POLLIN, 0 };
+		char ch;
+
+		if (poll(&p, 1, 50) <= 0)
+			continue;
+		if (read(fd, &ch, 1) != 1)
+			break;
+		if (ch == '\n')
+			return true;
+		line[used++] = ch;
+		line[used] = '\0';
+	}
+	return false;
+}
+
+/* Reaps a child that should exit by itself; kills it after the time. */
+static bool wait_exit(pid_t pid, int timeout_ms)
+{
+	long long end = e2e_now_ms() + timeout_ms;
+
+	while (e2e_now_ms() < end) {
+		if (waitpid(pid, NULL, WNOHANG) == pid)
+			return true;
+		usleep(20000);
+	}
+	px_stop_child(pid);
+	return false;
+}
+
+Test(proxy, upstream_reset_mid_handshake_is_passed_on_and_logged, .init = px_setup, .fini = px_teardown)
+{
+	uint16_t up_port, px_port = e2e_free_port();
+	int lfd = px_listen_any(AF_INET, &up_port), pipefd[2], fd;
+	size_t hello_len, got;
+	uint8_t *hello = load_client_hello(&hello_len);
+	char listen_at[64], upstream[64], report[64], want[96];
+	const char *json = px_tmp("proxy.json"), *rec;
+	pid_t up, echo, proxy;
+	enum peer_end end;
+	long long took;
+
+	cr_assert(pipe(pipefd) == 0);
+	up = start_scripted_upstream(lfd, UP_RESET_AFTER_HELLO, 1, hello_len, pipefd[1]);
+	close(pipefd[1]);
+	snprintf(listen_at, sizeof(listen_at), "127.0.0.1:%u", px_port);
+	snprintf(upstream, sizeof(upstream), "127.0.0.1:%u", up_port);
+	proxy = start_proxy(listen_at, upstream);
+
+	fd = px_connect_to(AF_INET, px_port);
+	cr_assert(fd >= 0);
+	cr_assert(write(fd, hello, hello_len) == (ssize_t)hello_len);
+	took = e2e_now_ms();
+	end = read_to_end(fd, 5000, &got);
+	took = e2e_now_ms() - took;
+	close(fd);
+	/* nothing came from the server, so the proxy passes its reset on */
+	cr_expect_eq(end, PEER_RESET, "the client's side ended with %s, not the upstream's reset", peer_end_name(end));
+	cr_expect_lt(took, 2000, "the client's side ended only after %lld ms", took);
+	cr_expect_eq(got, 0, "the client got %zu bytes", got);
+	cr_expect(read_report(pipefd[0], report, sizeof(report), 3000), "the upstream did not report");
+	snprintf(want, sizeof(want), "%zu ", hello_len);
+	cr_expect(strncmp(report, want, strlen(want)) == 0, "the upstream read '%s', not the %zu-byte ClientHello",
+		  report, hello_len);
+
+	cr_assert(e2e_wait_lines(json, 1, 5000), "no final record");
+	rec = px_nth_line(json, 0);
+	cr_expect_str_eq(px_json_field(rec, "closed_by"), "server", "%s", rec);
+	cr_expect_str_eq(px_json_field(rec, "close"), "rst", "%s", rec);
+	/* a ClientHello and no ServerHello: the connection ended before any
+	 * verdict about certificates (VERDICTS.md: incomplete) */
+	cr_expect_str_eq(px_json_field(rec, "verdict"), "incomplete", "%s", rec);
+	cr_expect_str_eq(px_json_field(rec, "reason"), "null", "%s", rec);
+	cr_expect_str_eq(px_json_field(rec, "fault"), "unknown", "%s", rec);
+	cr_expect_str_eq(px_json_field(rec, "basis"), "observed", "%s", rec);
+	cr_expect(strstr(rec, "\"evidence\":[\"no ServerHello"), "%s", rec);
+	cr_expect(strstr(rec, "\"sni\":\"localhost\""), "the ClientHello was not decoded: %s", rec);
+	snprintf(want, sizeof(want), "\"relayed\":{\"client\":%zu,\"server\":0}", hello_len);
+	cr_expect(strstr(rec, want), "%s", rec);
+	cr_expect(e2e_wait_contains(px_tmp("proxy.log"), "incomplete (fault: unknown; observed)", 0));
+	cr_expect(e2e_wait_contains(px_tmp("proxy.log"), "[closed by server: rst; ", 0));
+
+	/* the upstream served its one connection; an echo takes its port over */
+	cr_expect(wait_exit(up, 3000), "the scripted upstream did not finish");
+	echo = start_echo(lfd, -1);
+	cr_expect(echo_round_trip(px_port, "after the reset\n"), "no echo through the proxy after the reset");
+	cr_expect(e2e_wait_lines(json, 2, 3000), "no record for the echo connection");
+	cr_expect_eq(e2e_stop(proxy, 12000), 0);
+	px_stop_child(echo);
+	close(pipefd[0]);
+	free(hello);
+}
+
+Test(proxy, client_aborts_reach_the_upstream_with_one_record_each, .init = px_setup, .fini = px_teardown)
+{
+	static const struct {
+		const char *what;
+		bool hello, reset;
+	} cases[] = {
+		{ "ClientHello, then a reset", true, true },
+		{ "connect, then close at once", false, false },
+		{ "connect, then reset at once", false, true },
+	};
+	const size_t n_cases = sizeof(cases) / sizeof(cases[0]);
+	uint16_t up_port, px_port = e2e_free_port();
+	int lfd = px_listen_any(AF_INET, &up_port), pipefd[2];
+	size_t hello_len, i;
+	uint8_t *hello = load_client_hello(&hello_len);
+	char listen_at[64], upstream[64];
+	const char *json = px_tmp("proxy.json");
+	pid_t up, echo, proxy;
+
+	cr_assert(pipe(pipefd) == 0);
+	up = start_scripted_upstream(lfd, UP_READ_TO_END, (int)n_cases, 0, pipefd[1]);
+	close(pipefd[1]);
+	snprintf(listen_at, sizeof(listen_at), "127.0.0.1:%u", px_port);
+	snprintf(upstream, sizeof(upstream), "127.0.0.1:%u", up_port);
+	proxy = start_proxy(listen_at, upstream);
+
+	for (i = 0; i < n_cases; i++) {
+		int fd = px_connect_to(AF_INET, px_port);
+		size_t sent = cases[i].hello ? hello_len : 0, up_got = 0;
+		char report[64], up_end[16] = "", want[96];
+		const char *rec;
+
+		cr_assert(fd >= 0);
+		if (cases[i].hello)
+			cr_assert(write(fd, hello, hello_len) == (ssize_t)hello_len);
+		if (cases[i].reset)
+			set_linger0(fd);
+		close(fd);
+
+		cr_expect(read_report(pipefd[0], report, sizeof(report), 3000),
+			  "%s: the upstream did not see the connection end ('%s')", cases[i].what, report);
+		cr_expect(sscanf(report, "%zu %15s", &up_got, up_end) == 2, "%s: '%s'", cases[i].what, report);
+		cr_expect(strcmp(up_end, "eof") == 0 || strcmp(up_end, "rst") == 0, "%s: the upstream saw '%s'",
+			  cases[i].what, report);
+		/* what reached the proxy before the reset is delivered */
+		cr_expect_eq(up_got, sent, "%s: the upstream read %zu of %zu bytes", cases[i].what, up_got, sent);
+
+		cr_assert(e2e_wait_lines(json, i + 1, 3000), "%s: no final record", cases[i].what);
+		rec = px_nth_line(json, i);
+		cr_expect_str_eq(px_json_field(rec, "type"), "connection", "%s: %s", cases[i].what, rec);
+		cr_expect_str_eq(px_json_field(rec, "closed_by"), "client", "%s: %s", cases[i].what, rec);
+		cr_expect_str_eq(px_json_field(rec, "close"), cases[i].reset ? "rst" : "fin", "%s: %s", cases[i].what, rec);
+		cr_expect_str_eq(px_json_field(rec, "verdict"), "incomplete", "%s: %s", cases[i].what, rec);
+		snprintf(want, sizeof(want), "\"relayed\":{\"client\":%zu,\"server\":0}", sent);
+		cr_expect(strstr(rec, want), "%s: %s", cases[i].what, rec);
+	}
+	/* one record per connection, no more */
+	usleep(200000);
+	cr_expect_eq(e2e_count_lines(json), n_cases, "%zu records for %zu connections", e2e_count_lines(json), n_cases);
+
+	cr_expect(wait_exit(up, 3000), "the scripted upstream did not finish");
+	echo = start_echo(lfd, -1);
+	cr_expect(echo_round_trip(px_port, "after the aborts\n"), "no echo through the proxy after the aborts");
+	cr_expect_eq(e2e_stop(proxy, 12000), 0);
+	px_stop_child(echo);
+	close(pipefd[0]);
+	free(hello);
+}
+
+/* ---- a client that trickles its ClientHello ---- */
+
+/* Sends what the TLS engine wrote; with `gap_us`, one byte per write. */
+static bool flush_tls(int fd, BIO *wbio, unsigned gap_us)
+{
+	char buf[16384];
+	int n;
+
+	while ((n = BIO_read(wbio, buf, sizeof(buf))) > 0) {
+		size_t off = 0, step = gap_us ? 1 : (size_t)n;
+
+		while (off < (size_t)n) {
+			ssize_t w = write(fd, buf + off, step < (size_t)n - off ? step : (size_t)n - off);
+
+			if (w <= 0)
+				return false;
+			off += (size_t)w;
+			if (gap_us)
+				usleep(gap_us);
+		}
+	}
+	return true;
+}
+
+/* Hands the TLS engine what the socket has; false on EOF, error or time out. */
+static bool fill_tls(int fd, BIO *rbio, long long deadline)
+{
+	char buf[16384];
+	struct pollfd p = { fd, POLLIN, 0 };
+	ssize_t n;
+
+	while (poll(&p, 1, 50) == 0)
+		if (e2e_now_ms() > deadline)
+			return false;
+	n = read(fd, buf, sizeof(buf));
+	return n > 0 && BIO_write(rbio, buf, (int)n) == (int)n;
+}
+
+struct tls_outcome {
+	bool handshake_ok;   /* SSL_do_handshake succeeded */
+	bool answered;       /* the HTTP answer came back */
+};
+
+/* A TLS client (OpenSSL over memory BIOs, so the test decides how its bytes
+ * reach the socket): handshake with `tls` ("1.2", "1.3") and an optional
+ * client certificate case, one HTTP request, the answer, then close.  With
+ * `gap_us`, the first flight (the ClientHello) goes out a byte at a time. */
+static struct tls_outcome tls_client(uint16_t port, const char *tls, const char *cert_case, unsigned gap_us)
+{
+	int version = strcmp(tls, "1.3") == 0 ? TLS1_3_VERSION : TLS1_2_VERSION;
+	SSL_CTX *ctx = SSL_CTX_new(TLS_client_method());
+	struct tls_outcome out = { false, false };
+	long long deadline = e2e_now_ms() + 8000;
+	BIO *rbio = BIO_new(BIO_s_mem()), *wbio = BIO_new(BIO_s_mem());
+	static const char request[] = "GET / HTTP/1.0\r\n\r\n";
+	char path[512], buf[4096];
+	bool first = true;
+	SSL *ssl;
+	int fd, one = 1, r;
+
+	cr_assert(ctx && rbio && wbio);
+	SSL_CTX_set_min_proto_version(ctx, version);
+	SSL_CTX_set_max_proto_version(ctx, version);
+	cr_assert(SSL_CTX_load_verify_locations(ctx, test_path(PKI "server-root.pem"), NULL) == 1);
+	SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, NULL);
+	if (cert_case) {
+		snprintf(path, sizeof(path), "%s%s-chain.pem", test_path(PKI), cert_case);
+		cr_assert(SSL_CTX_use_certificate_chain_file(ctx, path) == 1, "%s", path);
+		snprintf(path, sizeof(path), "%s%s.key", test_path(PKI), cert_case);
+		cr_assert(SSL_CTX_use_PrivateKey_file(ctx, path, SSL_FILETYPE_PEM) == 1, "%s", path);
+	}
+	cr_assert_not_null(ssl = SSL_new(ctx));
+	SSL_set_bio(ssl, rbio, wbio);
+	SSL_set_connect_state(ssl);
+	fd = px_connect_to(AF_INET, port);
+	cr_assert(fd >= 0);
+	/* one segment per byte, not coalesced by Nagle */
+	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+
+	for (;;) {
+		r = SSL_do_handshake(ssl);
+		if (!flush_tls(fd, wbio, first ? gap_us : 0))
+			break;
+		first = false;
+		if (r == 1) {
+			out.handshake_ok = true;
+			break;
+		}
+		if (SSL_get_error(ssl, r) != SSL_ERROR_WANT_READ || !fill_tls(fd, rbio, deadline))
+			break;
+	}
+	if (out.handshake_ok && SSL_write(ssl, request, (int)strlen(request)) > 0 && flush_tls(fd, wbio, 0)) {
+		/* s_server -www answers and closes */
+		for (;;) {
+			r = SSL_read(ssl, buf, sizeof(buf));
+			if (r > 0) {
+				out.answered |= r >= 8 && memcmp(buf, "HTTP/1.", 7) == 0;
+				continue;
+			}
+			flush_tls(fd, wbio, 0);   /* e.g. a key update's answer */
+			if (SSL_get_error(ssl, r) != SSL_ERROR_WANT_READ || !fill_tls(fd, rbio, deadline))
+				break;
+		}
+	}
+	close(fd);
+	SSL_free(ssl);
+	SSL_CTX_free(ctx);
+	return out;
+}
+
+Test(proxy, trickled_client_hello_gets_the_same_verdict, .init = px_setup, .fini = px_teardown)
+{
+	static const struct {
+		const char *tls, *cert_case;
+		bool handshake_ok, answered;
+		const char *verdict[2];
+	} cases[] = {
+		/* s_server -Verify 1 -verify_return_error: a certificate is required */
+		{ "1.2", "good", true, true, { "client_cert_accepted" } },
+		{ "1.2", NULL, false, false, { "client_sent_no_cert" } },
+		/* 1.3: the client's chain is encrypted (see the lab test) */
+		{ "1.3", "good", true, true, { "client_cert_accepted", "undetermined" } },
+		/* 1.3: the client's handshake ends before the server refuses */
+		{ "1.3", NULL, true, false, { "client_sent_no_cert" } },
+	};
+	uint16_t srv_port = e2e_free_port(), px_port = e2e_free_port();
+	const char *json = px_tmp("proxy.json");
+	char listen_at[64], upstream[64];
+	pid_t srv, proxy;
+	size_t i, line = 0;
+
+	srv = px_start_s_server(srv_port);
+	snprintf(listen_at, sizeof(listen_at), "127.0.0.1:%u", px_port);
+	snprintf(upstream, sizeof(upstream), "127.0.0.1:%u", srv_port);
+	proxy = start_proxy(listen_at, upstream);
+	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		const char *label = cases[i].cert_case ? cases[i].cert_case : "no cert";
+		char verdict[2][64], ja4[2][64], ver[2][16];
+		int k;
+
+		for (k = 0; k < 2; k++) {   /* at once, then a byte every 2 ms */
+			struct tls_outcome o = tls_client(px_port, cases[i].tls, cases[i].cert_case, k ? 2000 : 0);
+			const char *rec;
+
+			cr_expect_eq(o.handshake_ok, cases[i].handshake_ok, "TLS %s %s%s: handshake %s", cases[i].tls,
+				     label, k ? " trickled" : "", o.handshake_ok ? "succeeded" : "failed");
+			cr_expect_eq(o.answered, cases[i].answered, "TLS %s %s%s: HTTP answer", cases[i].tls, label,
+				     k ? " trickled" : "");
+			cr_assert(e2e_wait_lines(json, line + 1, 5000), "TLS %s %s: no final record", cases[i].tls, label);
+			rec = px_nth_line(json, line++);
+			snprintf(verdict[k], sizeof(verdict[k]), "%s", px_json_field(rec, "verdict"));
+			snprintf(ja4[k], sizeof(ja4[k]), "%s", px_json_field(rec, "ja4"));
+			snprintf(ver[k], sizeof(ver[k]), "%s", px_json_field(rec, "tls_version"));
+		}
+		cr_expect(strcmp(verdict[0], cases[i].verdict[0]) == 0 ||
+			  (cases[i].verdict[1] && strcmp(verdict[0], cases[i].verdict[1]) == 0),
+			  "TLS %s %s: verdict %s", cases[i].tls, label, verdict[0]);
+		cr_expect_str_eq(verdict[1], verdict[0], "TLS %s %s: trickled %s, at once %s", cases[i].tls, label,
+				 verdict[1], verdict[0]);
+		cr_expect_str_eq(ja4[1], ja4[0], "TLS %s %s: JA4", cases[i].tls, label);
+		cr_expect_str_eq(ver[1], cases[i].tls, "TLS %s %s: version", cases[i].tls, label);
+	}
+	cr_expect_eq(e2e_stop(proxy, 12000), 0);
+	px_stop_child(srv);
+}
+
+/* ---- a thousand connections at once ---- */
+
+#define CROWD 1000
+
+/* An echo server for many connections at once (poll): echoes what each
+ * sends and closes it at the client's FIN. */
+static pid_t start_echo_many(int lfd, size_t max_conns)
+{
+	pid_t pid = fork();
+	struct pollfd *p;
+	size_t n = 1, i;
+
+	cr_assert(pid >= 0);
+	if (pid > 0) {
+		close(lfd);
+		return pid;
+	}
+	px_child_guard(60);
+	if (!(p = calloc(max_conns + 1, sizeof(*p))))
+		_exit(1);
+	fcntl(lfd, F_SETFL, O_NONBLOCK);
+	p[0].fd = lfd;
+	for (;;) {
+		p[0].events = n <= max_conns ? POLLIN : 0;
+		if (poll(p, n, -1) < 0)
+			continue;
+		if (p[0].revents & POLLIN) {
+			int fd;
+
+			while (n <= max_conns && (fd = accept(lfd, NULL, NULL)) >= 0) {
+				p[n].fd = fd;   /* blocking: the echoes are small */
+				p[n].events = POLLIN;
+				p[n++].revents = 0;
+			}
+		}
+		for (i = n - 1; i >= 1; i--) {
+			char buf[4096];
+			ssize_t r, off = 0;
+
+			if (!p[i].revents)
+				continue;
+			r = read(p[i].fd, buf, sizeof(buf));
+			while (r > 0 && off < r) {
+				ssize_t w = write(p[i].fd, buf + off, (size_t)(r - off));
+
+				if (w <= 0)
+					break;
+				off += w;
+			}
+			if (r <= 0 && !(r < 0 && (errno == EINTR || errno == EAGAIN))) {
+				close(p[i].fd);
+				p[i] = p[--n];
+			}
+		}
+	}
+}
+
+/* px_connect_to for IPv4 loopback, giving up after the time (a full backlog
+ * drops SYNs, and a blocking connect would wait for minutes). */
+static int connect_within(uint16_t port, long long timeout_ms)
+{
+	struct sockaddr_in sin = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK),
+				   .sin_port = htons(port) };
+	struct timeval tv = { 0, 0 };
+	int fd = socket(AF_INET, SOCK_STREAM, 0);
+
+	if (fd < 0)
+		return -1;
+	if (timeout_ms < 1)
+		timeout_ms = 1;
+	tv.tv_sec = timeout_ms / 1000;
+	tv.tv_usec = (timeout_ms % 1000) * 1000;
+	/* Linux applies the send timeout to connect() */
+	setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+	if (connect(fd, (struct sockaddr *)&sin, sizeof(sin)) != 0) {
+		int err = errno;
+
+		close(fd);
+		errno = err;
+		return -1;
+	}
+	tv.tv_sec = tv.tv_usec = 0;
+	setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+	return fd;
+}
+
+static size_t count_fds(pid_t pid)
+{
+	char path[64];
+	DIR *d;
+	struct dirent *de;
+	size_t n = 0;
+
+	snprintf(path, sizeof(path), "/proc/%d/fd", (int)pid);
+	if (!(d = opendir(path)))
+		return 0;
+	while ((de = readdir(d)))
+		n += de->d_name[0] != '.';
+	closedir(d);
+	return n;
+}
+
+static size_t count_matching_lines(const char *path, const char *needle)
+{
+	FILE *f = fopen(path, "r");
+	char *line = NULL;
+	size_t cap = 0, n = 0;
+
+	if (!f)
+		return 0;
+	while (getline(&line, &cap, f) > 0)
+		n += strstr(line, needle) != NULL;
+	free(line);
+	fclose(f);
+	return n;
+}
+
+Test(proxy, a_thousand_concurrent_connections_are_relayed_and_logged, .init = px_setup, .fini = px_teardown)
+{
+	uint16_t up_port, px_port = e2e_free_port();
+	int lfd = px_listen_any(AF_INET, &up_port), *fds = calloc(CROWD, sizeof(int));
+	char (*msg)[48] = calloc(CROWD, sizeof(*msg)), (*got)[48] = calloc(CROWD, sizeof(*got));
+	size_t *got_len = calloc(CROWD, sizeof(size_t)), i, open_fds, done = 0, bad = 0, n_fin;
+	char listen_at[64], upstream[64];
+	const char *json = px_tmp("proxy.json");
+	long long start, deadline;
+	struct rlimit rl;
+	pid_t echo, proxy;
+
+	cr_assert(fds && msg && got && got_len);
+	/* this process, the echo and the proxy each hold about 1,000 to 2,000
+	 * descriptors: raise the soft limit as far as the hard one allows */
+	cr_assert(getrlimit(RLIMIT_NOFILE, &rl) == 0);
+	if (rl.rlim_max != RLIM_INFINITY && rl.rlim_max < 2 * CROWD + 100)
+		cr_skip_test("RLIMIT_NOFILE hard limit %llu is below %d", (unsigned long long)rl.rlim_max, 2 * CROWD + 100);
+	rl.rlim_cur = rl.rlim_max == RLIM_INFINITY ? 65536 : rl.rlim_max;
+	cr_assert(setrlimit(RLIMIT_NOFILE, &rl) == 0, "setrlimit: %s", strerror(errno));
+	/* the proxy starts with the usual default and must raise its own */
+	px_soft_nofile = 1024;
+
+	/* the proxy connects a thousand times at once: room in the backlog, so
+	 * no SYN is dropped and retried after a second */
+	cr_assert(listen(lfd, CROWD + 24) == 0);
+	echo = start_echo_many(lfd, CROWD + 16);
+	snprintf(listen_at, sizeof(listen_at), "127.0.0.1:%u", px_port);
+	snprintf(upstream, sizeof(upstream), "127.0.0.1:%u", up_port);
+	proxy = start_proxy(listen_at, upstream);
+	open_fds = count_fds(proxy);
+
+	start = e2e_now_ms();
+	for (i = 0; i < CROWD; i++) {
+		fds[i] = connect_within(px_port, start + 8000 - e2e_now_ms());
+		cr_assert(fds[i] >= 0, "connection %zu: %s (the proxy log says: %s)", i, strerror(errno),
+			  px_nth_line(px_tmp("proxy.log"), 1));
+	}
+	/* a SYN dropped by a full accept queue is retried only after a second */
+	cr_expect_lt(e2e_now_ms() - start, 1500, "opening %d connections took %lld ms: the proxy's accept queue overflowed",
+		     CROWD, e2e_now_ms() - start);
+	for (i = 0; i < CROWD; i++) {
+		size_t len = (size_t)snprintf(msg[i], sizeof(msg[i]), "connection %04zu of %d says %08x\n", i, CROWD,
+					     (unsigned)(i * 2654435761u));
+
+		cr_assert(write(fds[i], msg[i], len) == (ssize_t)len, "write %zu: %s", i, strerror(errno));
+	}
+	/* every echo back, with all thousand open */
+	deadline = e2e_now_ms() + 8000;
+	while (done < CROWD && e2e_now_ms() < deadline) {
+		struct pollfd *p = calloc(CROWD, sizeof(*p));
+		size_t *idx = calloc(CROWD, sizeof(size_t)), n = 0, k;
+
+		cr_assert(p && idx);
+		for (i = 0; i < CROWD; i++)
+			if (got_len[i] < strlen(msg[i])) {
+				p[n].fd = fds[i];
+				p[n].events = POLLIN;
+				idx[n++] = i;
+			}
+		if (poll(p, (nfds_t)n, 100) > 0) {
+			for (k = 0; k < n; k++) {
+				ssize_t r;
+
+				if (!p[k].revents)
+					continue;
+				i = idx[k];
+				r = read(fds[i], got[i] + got_len[i], sizeof(got[i]) - got_len[i]);
+				if (r <= 0) {   /* ended early: counted as bad below */
+					got_len[i] = sizeof(got[i]);
+					done++;
+					continue;
+				}
+				got_len[i] += (size_t)r;
+				done += got_len[i] >= strlen(msg[i]);
+			}
+		}
+		free(p);
+		free(idx);
+	}
+	for (i = 0; i < CROWD; i++)
+		bad += got_len[i] != strlen(msg[i]) || memcmp(got[i], msg[i], got_len[i]) != 0;
+	cr_expect_eq(done, CROWD, "%zu of %d echoes came back in time", done, CROWD);
+	cr_expect_eq(bad, 0, "%zu of %d echoes are wrong or missing", bad, CROWD);
+	cr_log_info("%d connections relayed in %lld ms", CROWD, e2e_now_ms() - start);
+
+	for (i = 0; i < CROWD; i++)
+		close(fds[i]);
+	cr_expect(e2e_wait_lines(json, CROWD, 10000), "%zu final records for %d connections", e2e_count_lines(json), CROWD);
+	n_fin = count_matching_lines(json, "\"closed_by\":\"client\",\"close\":\"fin\"");
+	cr_expect_eq(n_fin, CROWD, "%zu of %zu records closed by the client's FIN", n_fin, e2e_count_lines(json));
+	cr_expect_eq(count_matching_lines(json, "\"verdict\":\"not_tls\""), CROWD);
+	cr_expect_eq(count_matching_lines(px_tmp("proxy.log"), "accept:"), 0, "the proxy ran out of descriptors");
+	/* every descriptor is given back */
+	deadline = e2e_now_ms() + 3000;
+	while (count_fds(proxy) > open_fds && e2e_now_ms() < deadline)
+		usleep(20000);
+	cr_expect_eq(count_fds(proxy), open_fds, "the proxy holds %zu descriptors, %zu before", count_fds(proxy),
+		     open_fds);
+
+	cr_expect(echo_round_trip(px_port, "after the crowd\n"), "no echo through the proxy after the crowd");
+	cr_expect(e2e_wait_lines(json, CROWD + 1, 3000));
+	cr_expect_eq(e2e_stop(proxy, 12000), 0);
+	px_stop_child(echo);
+	free(fds);
+	free(msg);
+	free(got);
+	free(got_len);
 }
 
 /* ---- usage errors: one line, exit 2 ---- */
@@ -733,23 +1068,23 @@ static int run_status(const char *args, const char *out)
 	return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
 }
 
-Test(proxy, bad_addresses_and_busy_ports_exit_2, .init = setup, .fini = teardown)
+Test(proxy, bad_addresses_and_busy_ports_exit_2, .init = px_setup, .fini = px_teardown)
 {
 	uint16_t busy;
-	int lfd = listen_any(AF_INET, &busy);
+	int lfd = px_listen_any(AF_INET, &busy);
 	char args[256];
-	const char *out = tmp_file("out");
+	const char *out = px_tmp("out");
 
 	cr_assert_not_null(getenv("MTLSDIAG_BIN"));
 	cr_expect_eq(run_status("--listen nowhere:99999 --upstream 127.0.0.1:1", out), 2);
-	cr_expect(file_contains(out, "--listen 'nowhere:99999'"));
-	cr_expect_eq(count_lines(out), 1);
+	cr_expect(e2e_wait_contains(out, "--listen 'nowhere:99999'", 0));
+	cr_expect_eq(e2e_count_lines(out), 1);
 	cr_expect_eq(run_status("--listen 127.0.0.1:8443 --upstream 'host:0'", out), 2);
-	cr_expect(file_contains(out, "--upstream 'host:0'"));
+	cr_expect(e2e_wait_contains(out, "--upstream 'host:0'", 0));
 	cr_expect_eq(run_status("--listen 127.0.0.1:8443 --upstream '::1:443'", out), 2);
 	snprintf(args, sizeof(args), "--listen 127.0.0.1:%u --upstream 127.0.0.1:1", busy);
 	cr_expect_eq(run_status(args, out), 2);
-	cr_expect(file_contains(out, "Address already in use"), "%s", nth_line(out, 0));
-	cr_expect_eq(count_lines(out), 1);
+	cr_expect(e2e_wait_contains(out, "Address already in use", 0), "%s", px_nth_line(out, 0));
+	cr_expect_eq(e2e_count_lines(out), 1);
 	close(lfd);
 }

@@ -22,25 +22,6 @@
 #include "proxyutil.h"
 #include "testutil.h"
 
-static const char *json_str(const char *rec, const char *key, char *out, size_t len)
-{
-	char pat[64];
-	const char *p, *end;
-
-	snprintf(pat, sizeof(pat), "\"%s\":\"", key);
-	p = strstr(rec, pat);
-	out[0] = '\0';
-	if (!p)
-		return out;
-	p += strlen(pat);
-	end = strchr(p, '"');
-	if (!end || (size_t)(end - p) >= len)
-		return out;
-	memcpy(out, p, (size_t)(end - p));
-	out[end - p] = '\0';
-	return out;
-}
-
 /* The final record of the connection from client port `port`. */
 static const char *record_of_port(const char *json, unsigned port)
 {
@@ -56,11 +37,11 @@ static const char *raw_exchange(uint16_t port, const char *send, char *buf, size
 {
 	int fd = px_connect_to(AF_INET, port);
 	size_t got = 0;
-	long long end = px_now_ms() + 5000;
+	long long end = e2e_now_ms() + 5000;
 
 	cr_assert(fd >= 0);
 	cr_assert(write(fd, send, strlen(send)) == (ssize_t)strlen(send));
-	while (got + 1 < len && px_now_ms() < end) {
+	while (got + 1 < len && e2e_now_ms() < end) {
 		struct pollfd pfd = { fd, POLLIN, 0 };
 		ssize_t n;
 
@@ -107,9 +88,9 @@ static const struct {
 
 Test(proxy_modes, connect_mode_relays_to_the_asked_server, .init = px_setup, .fini = px_teardown)
 {
-	uint16_t srv_port = px_free_port(), px_port = px_free_port();
+	uint16_t srv_port = e2e_free_port(), px_port = e2e_free_port();
 	const char *json = px_tmp("proxy.json");
-	char listen_at[64], extra[128], target[64], buf[128];
+	char listen_at[64], extra[128], target[64];
 	pid_t srv, proxy;
 	size_t i;
 
@@ -127,23 +108,23 @@ Test(proxy_modes, connect_mode_relays_to_the_asked_server, .init = px_setup, .fi
 		cr_expect_eq(via.exit_code, direct.exit_code, "%s: curl exit %d through the proxy, %d direct",
 			     label, via.exit_code, direct.exit_code);
 		cr_expect_str_eq(via.http_code, direct.http_code, "%s: HTTP status", label);
-		cr_assert(px_wait_lines(json, i + 1, 5000), "%s: no final record", label);
+		cr_assert(e2e_wait_lines(json, i + 1, 5000), "%s: no final record", label);
 		rec = px_nth_line(json, i);
-		cr_expect_str_eq(json_str(rec, "verdict", buf, sizeof(buf)), tls12_cases[i].verdict, "%s: %s", label, rec);
+		cr_expect_str_eq(px_json_field(rec, "verdict"), tls12_cases[i].verdict, "%s: %s", label, rec);
 		if (tls12_cases[i].reason)
-			cr_expect_str_eq(json_str(rec, "reason", buf, sizeof(buf)), tls12_cases[i].reason, "%s: %s", label, rec);
-		cr_expect_str_eq(json_str(rec, "mode", buf, sizeof(buf)), "connect", "%s", rec);
-		cr_expect_str_eq(json_str(rec, "preamble", buf, sizeof(buf)), "HTTP CONNECT", "%s", rec);
-		cr_expect_str_eq(json_str(rec, "connect_target", buf, sizeof(buf)), target, "%s", rec);
+			cr_expect_str_eq(px_json_field(rec, "reason"), tls12_cases[i].reason, "%s: %s", label, rec);
+		cr_expect_str_eq(px_json_field(rec, "mode"), "connect", "%s", rec);
+		cr_expect_str_eq(px_json_field(rec, "preamble"), "HTTP CONNECT", "%s", rec);
+		cr_expect_str_eq(px_json_field(rec, "connect_target"), target, "%s", rec);
 		cr_expect(strstr(rec, "\"server\":{\"ip\":\"127.0.0.1\""), "the server is the target: %s", rec);
 	}
-	cr_expect_eq(px_stop(proxy), 0);
+	cr_expect_eq(e2e_stop(proxy, 12000), 0);
 	px_stop_child(srv);
 }
 
 Test(proxy_modes, connect_mode_refuses_bad_requests_and_unlisted_destinations, .init = px_setup, .fini = px_teardown)
 {
-	uint16_t srv_port = px_free_port(), px_port = px_free_port(), dead_port = px_free_port();
+	uint16_t srv_port = e2e_free_port(), px_port = e2e_free_port(), dead_port = e2e_free_port();
 	const char *json = px_tmp("proxy.json"), *log = px_tmp("proxy.log");
 	char listen_at[64], allow1[64], allow2[64], req[256], buf[4096], extra[128];
 	struct px_curl r;
@@ -160,7 +141,7 @@ Test(proxy_modes, connect_mode_refuses_bad_requests_and_unlisted_destinations, .
 	/* not a CONNECT request: 400, logged */
 	raw_exchange(px_port, "GET / HTTP/1.1\r\nHost: example\r\n\r\n", buf, sizeof(buf));
 	cr_expect(strncmp(buf, "HTTP/1.1 400 ", 13) == 0, "answer to GET: %s", buf);
-	cr_expect(px_wait_contains(log, "refused with 400 Bad Request", 3000), "%s", px_nth_line(log, 2));
+	cr_expect(e2e_wait_contains(log, "refused with 400 Bad Request", 3000), "%s", px_nth_line(log, 2));
 	/* a destination not on the list: 403 */
 	snprintf(req, sizeof(req), "CONNECT localhost:%u HTTP/1.1\r\nHost: localhost:%u\r\n\r\n", dead_port, dead_port);
 	raw_exchange(px_port, req, buf, sizeof(buf));
@@ -182,10 +163,10 @@ Test(proxy_modes, connect_mode_refuses_bad_requests_and_unlisted_destinations, .
 	r = px_run_curl(srv_port, "1.2", "good", extra);
 	cr_expect_eq(r.exit_code, 0);
 	cr_expect_str_eq(r.http_code, "200");
-	cr_assert(px_wait_contains(json, "client_cert_accepted", 5000));
-	cr_expect(px_file_contains(json, "\"type\":\"connect_refused\""));
-	cr_expect(px_file_contains(json, "\"type\":\"upstream_error\""));
-	cr_expect_eq(px_stop(proxy), 0);
+	cr_assert(e2e_wait_contains(json, "client_cert_accepted", 5000));
+	cr_expect(e2e_wait_contains(json, "\"type\":\"connect_refused\"", 0));
+	cr_expect(e2e_wait_contains(json, "\"type\":\"upstream_error\"", 0));
+	cr_expect_eq(e2e_stop(proxy, 12000), 0);
 	px_stop_child(srv);
 
 	/* a CONNECT proxy open to the network needs an allow-list */
@@ -193,14 +174,14 @@ Test(proxy_modes, connect_mode_refuses_bad_requests_and_unlisted_destinations, .
 		 px_port, px_tmp("open.err"));
 	status = system(req);
 	cr_expect(WIFEXITED(status) && WEXITSTATUS(status) == 2, "an open relay must not start");
-	cr_expect(px_file_contains(px_tmp("open.err"), "needs --allow"), "%s", px_nth_line(px_tmp("open.err"), 0));
+	cr_expect(e2e_wait_contains(px_tmp("open.err"), "needs --allow", 0), "%s", px_nth_line(px_tmp("open.err"), 0));
 }
 
 Test(proxy_modes, via_passes_connect_on_to_a_further_proxy, .init = px_setup, .fini = px_teardown)
 {
-	uint16_t srv_port = px_free_port(), gw_port = px_free_port(), px_port = px_free_port();
+	uint16_t srv_port = e2e_free_port(), gw_port = e2e_free_port(), px_port = e2e_free_port();
 	const char *json = px_tmp("proxy.json");
-	char gw_at[64], listen_at[64], via[64], extra[128], buf[128], gw_ep[64], allow[64];
+	char gw_at[64], listen_at[64], via[64], extra[128], gw_ep[64], allow[64];
 	const char *rec;
 	struct px_curl r, direct;
 	pid_t srv, gw, proxy;
@@ -219,21 +200,21 @@ Test(proxy_modes, via_passes_connect_on_to_a_further_proxy, .init = px_setup, .f
 	r = px_run_curl(srv_port, "1.2", NULL, extra);
 	cr_expect_eq(r.exit_code, direct.exit_code, "curl exit %d through both proxies, %d direct", r.exit_code,
 		     direct.exit_code);
-	cr_assert(px_wait_lines(json, 1, 5000));
+	cr_assert(e2e_wait_lines(json, 1, 5000));
 	rec = px_nth_line(json, 0);
-	cr_expect_str_eq(json_str(rec, "verdict", buf, sizeof(buf)), "client_sent_no_cert", "%s", rec);
-	cr_expect_str_eq(json_str(rec, "preamble", buf, sizeof(buf)), "HTTP CONNECT", "%s", rec);
+	cr_expect_str_eq(px_json_field(rec, "verdict"), "client_sent_no_cert", "%s", rec);
+	cr_expect_str_eq(px_json_field(rec, "preamble"), "HTTP CONNECT", "%s", rec);
 	snprintf(gw_ep, sizeof(gw_ep), "127.0.0.1:%u", gw_port);
-	cr_expect_str_eq(json_str(rec, "upstream", buf, sizeof(buf)), gw_ep, "the upstream is the gateway: %s", rec);
-	cr_expect(px_wait_contains(px_tmp("gw.log"), "client did not send cert", 3000),
+	cr_expect_str_eq(px_json_field(rec, "upstream"), gw_ep, "the upstream is the gateway: %s", rec);
+	cr_expect(e2e_wait_contains(px_tmp("gw.log"), "client did not send cert", 3000),
 		  "the gateway relayed it too");
 
 	/* the gateway's own refusal reaches the client unchanged */
-	r = px_run_curl(px_free_port(), "1.2", NULL, extra);
+	r = px_run_curl(e2e_free_port(), "1.2", NULL, extra);
 	cr_expect_eq(r.exit_code, 56, "curl exit %d", r.exit_code);
-	cr_expect(px_wait_contains(px_tmp("gw.log"), "refused with 403", 3000));
-	cr_expect_eq(px_stop(proxy), 0);
-	cr_expect_eq(px_stop(gw), 0);
+	cr_expect(e2e_wait_contains(px_tmp("gw.log"), "refused with 403", 3000));
+	cr_expect_eq(e2e_stop(proxy, 12000), 0);
+	cr_expect_eq(e2e_stop(gw, 12000), 0);
 	px_stop_child(srv);
 }
 
@@ -245,7 +226,7 @@ static void check_pcap_round_trip(bool full)
 		{ "1.2", NULL }, { "1.2", "good" }, { "1.2", "expired" },
 		{ "1.3", NULL }, { "1.3", "good" }, { "1.3", "expired" },
 	};
-	uint16_t srv_port = px_free_port(), px_port = px_free_port();
+	uint16_t srv_port = e2e_free_port(), px_port = e2e_free_port();
 	const char *json = px_tmp("proxy.json"), *pcap = px_tmp("relayed.pcap"), *replay = px_tmp("replay.json");
 	char listen_at[64], upstream[64], cmd[1024];
 	pid_t srv, proxy;
@@ -262,19 +243,21 @@ static void check_pcap_round_trip(bool full)
 				 "--pcap-out", pcap, (char *)NULL);
 	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++)
 		px_run_curl(px_port, cases[i].tls, cases[i].cert_case, NULL);
-	cr_assert(px_wait_lines(json, 6, 5000));
-	cr_expect_eq(px_stop(proxy), 0);
+	cr_assert(e2e_wait_lines(json, 6, 5000));
+	cr_expect_eq(e2e_stop(proxy, 12000), 0);
 	px_stop_child(srv);
 
 	snprintf(cmd, sizeof(cmd), "'%s' pcap --json '%s' '%s' >/dev/null 2>'%s'", getenv("MTLSDIAG_BIN"), replay, pcap,
 		 px_tmp("replay.err"));
 	cr_assert(system(cmd) != -1);
-	n = px_count_lines(json);
+	n = e2e_count_lines(json);
 	cr_expect_eq(n, 6);
 	for (i = 0; i < n; i++) {
-		char rec[65536], port_s[16], want[128], got[128];
+		static const char *const keys[] = { "verdict", "reason", "fault", "basis" };
+		char rec[65536], port_s[16], want[256];
 		const char *p, *other;
 		unsigned port;
+		size_t k;
 
 		snprintf(rec, sizeof(rec), "%s", px_nth_line(json, i));
 		p = strstr(rec, "\"client\":{\"ip\":\"127.0.0.1\",\"port\":");
@@ -286,21 +269,17 @@ static void check_pcap_round_trip(bool full)
 				   px_nth_line(px_tmp("replay.err"), 0));
 		if (!other)
 			continue;
-		json_str(rec, "verdict", want, sizeof(want));
-		cr_expect_str_eq(json_str(other, "verdict", got, sizeof(got)), want, "port %s: proxy %s, capture %s",
-				 port_s, rec, other);
-		json_str(rec, "reason", want, sizeof(want));
-		cr_expect_str_eq(json_str(other, "reason", got, sizeof(got)), want, "port %s reason", port_s);
-		json_str(rec, "fault", want, sizeof(want));
-		cr_expect_str_eq(json_str(other, "fault", got, sizeof(got)), want, "port %s fault", port_s);
-		json_str(rec, "basis", want, sizeof(want));
-		cr_expect_str_eq(json_str(other, "basis", got, sizeof(got)), want, "port %s basis", port_s);
+		for (k = 0; k < sizeof(keys) / sizeof(keys[0]); k++) {
+			snprintf(want, sizeof(want), "%s", px_json_field(rec, keys[k]));
+			cr_expect_str_eq(px_json_field(other, keys[k]), want, "port %s %s: proxy %s, capture %s",
+					 port_s, keys[k], rec, other);
+		}
 	}
 	if (system("command -v tshark >/dev/null 2>&1") == 0) {
 		snprintf(cmd, sizeof(cmd), "tshark -r '%s' -d tcp.port==%u,tls -Y 'tls.handshake.type == 1' "
 			 "-T fields -e tcp.srcport 2>/dev/null | wc -l >'%s'", pcap, srv_port, px_tmp("tshark.out"));
 		cr_assert(system(cmd) != -1);
-		cr_expect(px_file_contains(px_tmp("tshark.out"), "6"), "tshark sees 6 ClientHellos: %s",
+		cr_expect(e2e_wait_contains(px_tmp("tshark.out"), "6", 0), "tshark sees 6 ClientHellos: %s",
 			  px_nth_line(px_tmp("tshark.out"), 0));
 	}
 }
@@ -351,9 +330,9 @@ static bool arrives(int fd, const char *msg, int timeout_ms)
 {
 	char buf[256];
 	size_t got = 0, len = strlen(msg);
-	long long end = px_now_ms() + timeout_ms;
+	long long end = e2e_now_ms() + timeout_ms;
 
-	while (got < len && px_now_ms() < end) {
+	while (got < len && e2e_now_ms() < end) {
 		struct pollfd pfd = { fd, POLLIN, 0 };
 		ssize_t n;
 
@@ -375,7 +354,7 @@ static bool echoes(int fd, const char *msg, int timeout_ms)
 
 Test(proxy_modes, max_conns_pauses_accepting_instead_of_refusing, .init = px_setup, .fini = px_teardown)
 {
-	uint16_t echo_port, px_port = px_free_port();
+	uint16_t echo_port, px_port = e2e_free_port();
 	int lfd = px_listen_any(AF_INET, &echo_port), c1, c2, c3;
 	const char *log = px_tmp("proxy.log");
 	char listen_at[64], upstream[64];
@@ -390,7 +369,7 @@ Test(proxy_modes, max_conns_pauses_accepting_instead_of_refusing, .init = px_set
 	cr_assert(c1 >= 0 && c2 >= 0);
 	cr_expect(echoes(c1, "one", 3000));
 	cr_expect(echoes(c2, "two", 3000));
-	cr_expect(px_wait_contains(log, "accepting paused", 2000), "no pause logged");
+	cr_expect(e2e_wait_contains(log, "accepting paused", 2000), "no pause logged");
 	/* the third waits in the kernel's queue: connected, not served */
 	c3 = px_connect_to(AF_INET, px_port);
 	cr_assert(c3 >= 0, "the third connection was refused: %s", strerror(errno));
@@ -398,16 +377,16 @@ Test(proxy_modes, max_conns_pauses_accepting_instead_of_refusing, .init = px_set
 	cr_expect(!arrives(c3, "three", 700), "served beyond --max-conns");
 	close(c1);
 	cr_expect(arrives(c3, "three", 3000), "not served once a connection closed");
-	cr_expect(px_wait_contains(log, "accepting again", 2000));
+	cr_expect(e2e_wait_contains(log, "accepting again", 2000));
 	close(c2);
 	close(c3);
-	cr_expect_eq(px_stop(proxy), 0);
+	cr_expect_eq(e2e_stop(proxy, 12000), 0);
 	px_stop_child(echo);
 }
 
 Test(proxy_modes, sighup_reopens_the_log_files, .init = px_setup, .fini = px_teardown)
 {
-	uint16_t echo_port, px_port = px_free_port();
+	uint16_t echo_port, px_port = e2e_free_port();
 	int lfd = px_listen_any(AF_INET, &echo_port), fd;
 	const char *log = px_tmp("proxy.log"), *json = px_tmp("proxy.json");
 	char listen_at[64], upstream[64], moved_log[400], moved_json[400];
@@ -422,38 +401,22 @@ Test(proxy_modes, sighup_reopens_the_log_files, .init = px_setup, .fini = px_tea
 	cr_assert(rename(log, moved_log) == 0);
 	cr_assert(rename(px_tmp("proxy.json"), moved_json) == 0);
 	kill(proxy, SIGHUP);
-	cr_assert(px_wait_contains(log, "reopened", 3000), "no new log after SIGHUP");
+	cr_assert(e2e_wait_contains(log, "reopened", 3000), "no new log after SIGHUP");
 	fd = px_connect_to(AF_INET, px_port);
 	cr_assert(fd >= 0);
 	cr_expect(echoes(fd, "after the rotation", 3000));
 	close(fd);
-	cr_expect(px_wait_contains(log, "not_tls", 3000) || px_wait_contains(log, "not TLS", 3000),
+	cr_expect(e2e_wait_contains(log, "not_tls", 3000) || e2e_wait_contains(log, "not TLS", 3000),
 		  "the connection's line went to the new log: %s", px_nth_line(log, 1));
-	cr_expect(px_wait_lines(json, 1, 3000), "the record went to the new JSON file");
-	cr_expect(!px_file_contains(moved_log, "[closed by"), "the old log got the line");
-	cr_expect_eq(px_stop(proxy), 0);
+	cr_expect(e2e_wait_lines(json, 1, 3000), "the record went to the new JSON file");
+	cr_expect(!e2e_wait_contains(moved_log, "[closed by", 0), "the old log got the line");
+	cr_expect_eq(e2e_stop(proxy, 12000), 0);
 	px_stop_child(echo);
-}
-
-static long proc_uid(pid_t pid)
-{
-	char path[64], line[256];
-	FILE *f;
-	long uid = -1;
-
-	snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
-	if (!(f = fopen(path, "r")))
-		return -1;
-	while (fgets(line, sizeof(line), f))
-		if (sscanf(line, "Uid: %*d %ld", &uid) == 1)
-			break;
-	fclose(f);
-	return uid;
 }
 
 Test(proxy_modes, user_drops_privileges_after_binding, .init = px_setup, .fini = px_teardown)
 {
-	uint16_t echo_port, px_port = px_free_port();
+	uint16_t echo_port, px_port = e2e_free_port();
 	int lfd = px_listen_any(AF_INET, &echo_port), fd, status;
 	char listen_at[64], upstream[64], cmd[512];
 	pid_t echo, proxy;
@@ -466,19 +429,19 @@ Test(proxy_modes, user_drops_privileges_after_binding, .init = px_setup, .fini =
 	/* the log is opened before the switch: it may sit where nobody writes */
 	proxy = px_start(px_tmp("proxy.log"), "--listen", listen_at, "--upstream", upstream, "--user", "nobody",
 			 (char *)NULL);
-	cr_expect_eq(proc_uid(proxy), 65534, "the proxy still runs as uid %ld", proc_uid(proxy));
+	cr_expect_eq(px_proc_status(proxy, "Uid"), 65534, "the proxy still runs as uid %ld", px_proc_status(proxy, "Uid"));
 	fd = px_connect_to(AF_INET, px_port);
 	cr_assert(fd >= 0);
 	cr_expect(echoes(fd, "as nobody", 3000));
 	close(fd);
-	cr_expect_eq(px_stop(proxy), 0);
+	cr_expect_eq(e2e_stop(proxy, 12000), 0);
 	px_stop_child(echo);
 
 	snprintf(cmd, sizeof(cmd), "'%s' proxy --listen 127.0.0.1:%u --upstream %s --user no-such-user-here 2>'%s'",
-		 getenv("MTLSDIAG_BIN"), px_free_port(), upstream, px_tmp("user.err"));
+		 getenv("MTLSDIAG_BIN"), e2e_free_port(), upstream, px_tmp("user.err"));
 	status = system(cmd);
 	cr_expect(WIFEXITED(status) && WEXITSTATUS(status) == 2);
-	cr_expect(px_file_contains(px_tmp("user.err"), "no-such-user-here: no such user"));
+	cr_expect(e2e_wait_contains(px_tmp("user.err"), "no-such-user-here: no such user", 0));
 }
 
 /* ---- transparent mode ---- */
@@ -543,7 +506,6 @@ Test(proxy_modes, transparent_mode_follows_the_redirect, .init = px_setup, .fini
 	const uint16_t srv_port = 18951, px_port = 18952;
 	const char *json = px_tmp("proxy.json"), *log = px_tmp("proxy.log");
 	const char *args[] = { "--listen", "[::]:18952", "--transparent", "--json", NULL, NULL };
-	char buf[128];
 	const char *rec;
 	pid_t srv, proxy;
 
@@ -559,15 +521,15 @@ Test(proxy_modes, transparent_mode_follows_the_redirect, .init = px_setup, .fini
 	cr_expect_eq(ns_curl("127.0.0.1", srv_port, "good"), 0, "the client reaches its server through the proxy");
 	cr_expect_eq(ns_curl("::1", srv_port, NULL), ns_curl_as(false, "::1", srv_port, NULL),
 		     "no certificate: the same answer as direct");
-	cr_assert(px_wait_lines(json, 2, 5000), "%s", px_nth_line(log, 2));
+	cr_assert(e2e_wait_lines(json, 2, 5000), "%s", px_nth_line(log, 2));
 	rec = px_nth_line(json, 0);
-	cr_expect_str_eq(json_str(rec, "verdict", buf, sizeof(buf)), "client_cert_accepted", "%s", rec);
-	cr_expect_str_eq(json_str(rec, "mode", buf, sizeof(buf)), "transparent", "%s", rec);
+	cr_expect_str_eq(px_json_field(rec, "verdict"), "client_cert_accepted", "%s", rec);
+	cr_expect_str_eq(px_json_field(rec, "mode"), "transparent", "%s", rec);
 	cr_expect(strstr(rec, "\"server\":{\"ip\":\"127.0.0.1\",\"port\":18951}"), "the original destination: %s", rec);
 	rec = px_nth_line(json, 1);
-	cr_expect_str_eq(json_str(rec, "verdict", buf, sizeof(buf)), "client_sent_no_cert", "%s", rec);
+	cr_expect_str_eq(px_json_field(rec, "verdict"), "client_sent_no_cert", "%s", rec);
 	cr_expect(strstr(rec, "\"server\":{\"ip\":\"::1\",\"port\":18951}"), "IPv6 original destination: %s", rec);
-	cr_expect_eq(px_stop(proxy), 0);
+	cr_expect_eq(e2e_stop(proxy, 12000), 0);
 
 	/* run as the very user the rule redirects: its own upstream connection
 	 * comes back to it, and it says so instead of looping */
@@ -576,11 +538,11 @@ Test(proxy_modes, transparent_mode_follows_the_redirect, .init = px_setup, .fini
 
 		proxy = px_start_argv("ip netns exec " NS, px_tmp("loop.log"), args2);
 		cr_expect_neq(ns_curl("127.0.0.1", srv_port, "good"), 0);
-		cr_expect(px_wait_contains(px_tmp("loop.log"), "redirect loop", 3000), "%s",
+		cr_expect(e2e_wait_contains(px_tmp("loop.log"), "redirect loop", 3000), "%s",
 			  px_nth_line(px_tmp("loop.log"), 2));
-		cr_expect(px_count_lines(px_tmp("loop.log")) < 10, "it looped: %zu lines",
-			  px_count_lines(px_tmp("loop.log")));
-		cr_expect_eq(px_stop(proxy), 0);
+		cr_expect(e2e_count_lines(px_tmp("loop.log")) < 10, "it looped: %zu lines",
+			  e2e_count_lines(px_tmp("loop.log")));
+		cr_expect_eq(e2e_stop(proxy, 12000), 0);
 	}
 	px_stop_child(srv);
 	(void)sh("ip netns del " NS);
