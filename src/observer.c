@@ -565,9 +565,13 @@ bool obs_conn_wants_bytes(const struct obs_conn *c)
 
 /* Final before the close when nothing later can change the outcome: the
  * bytes are not TLS, or a plaintext fatal alert ended the handshake (a
- * fatal alert closes the connection, RFC 8446 6.2 / RFC 5246 7.2.2).
- * Successful handshakes wait for the close: with TLS 1.3 and nginx the
- * outcome shows only in how the session goes on. */
+ * fatal alert closes the connection, RFC 8446 6.2 / RFC 5246 7.2.2), or
+ * the decoder has seen all it keeps of both sides.  A successful handshake
+ * is final once the session went on (verdict.settled): nginx refuses at the
+ * HTTP level and closes after its first answer, so until then the outcome
+ * shows only in how the session goes on. */
+static void free_decoding_state(struct obs_conn *c);
+
 static bool outcome_settled(const struct obs_conn *c)
 {
 	size_t i;
@@ -577,7 +581,21 @@ static bool outcome_settled(const struct obs_conn *c)
 	for (i = 0; i < c->f.n_alerts; i++)
 		if (!c->f.alerts[i].encrypted && c->f.alerts[i].level == 2)
 			return true;
-	return false;
+	return c->f.is_tls && c->st[0] == SS_IDLE && c->st[1] == SS_IDLE && enough_seen(c);
+}
+
+/* Cheap test before the rules run: both sides sent records after the
+ * handshake, the least a session that went on shows. */
+static bool may_have_gone_on(const struct obs_conn *c)
+{
+	const struct direction_facts *cl = &c->f.dir[SIDE_CLIENT];
+	const struct direction_facts *sv = &c->f.dir[SIDE_SERVER];
+
+	if (!c->f.sh.seen || c->f.dir[0].desync || c->f.dir[1].desync)
+		return false;
+	if (c->f.sh.selected_version == TLS_V_1_3)
+		return cl->n_enc_total >= 3 && sv->n_enc_total >= 1;
+	return cl->app_records >= 2 && sv->app_records >= 1;
 }
 
 const struct verdict *obs_conn_early_verdict(struct obs_conn *c)
@@ -585,10 +603,18 @@ const struct verdict *obs_conn_early_verdict(struct obs_conn *c)
 	if (c->finished)
 		return &c->verdict;
 	if (!c->early_decided) {
-		if (!outcome_settled(c))
-			return NULL;
+		if (outcome_settled(c)) {
+			verdict_decide(&c->f, c->chain, &c->verdict);
+		} else {
+			if (!may_have_gone_on(c))
+				return NULL;
+			verdict_decide(&c->f, c->chain, &c->verdict);
+			if (!c->verdict.settled)
+				return NULL;
+			/* what follows cannot change it: stop decoding */
+			free_decoding_state(c);
+		}
 		c->early_decided = true;
-		verdict_decide(&c->f, c->chain, &c->verdict);
 	}
 	return &c->verdict;
 }

@@ -9,7 +9,16 @@
  * connecting to the server; what the client sends meanwhile waits in the
  * server side's output, which libevent does not write before the connect
  * completes) and RELAY; or ANSWERED, when the proxy itself answers a
- * CONNECT request with an error and closes. */
+ * CONNECT request with an error and closes.
+ *
+ * In RELAY a connection is first copied through libevent bufferevents,
+ * each chunk shown to the observer.  Once the observer wants no more bytes
+ * (its verdict is settled) and nothing waits in a buffer, it is spliced:
+ * the bufferevents are let go and splice(2) moves each side's bytes to the
+ * other socket through the worker's one pipe without copying them into
+ * the process; what a socket does not take at once is read back out of
+ * the pipe into a small per-side spill buffer, so the pipe is empty
+ * between callbacks and no connection holds one of its own. */
 #include "config.h"
 
 #include "proxy.h"
@@ -32,6 +41,7 @@
 #include <string.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 #include <event2/buffer.h>
@@ -55,6 +65,7 @@
 #define DEFAULT_BUFFER_LIMIT (256 * 1024)
 #define MAX_SINGLE_READ 65536
 #define ACCEPT_RETRY_S 1
+#define SPLICE_PIPE_SIZE (1024 * 1024) /* asked for; the kernel may give less (fs.pipe-max-size) */
 #define FDS_RESERVED 64          /* descriptors kept for files, DNS, listeners */
 
 static const char CONNECT_OK_ANSWER[] = "HTTP/1.1 200 Connection established\r\n\r\n";
@@ -81,6 +92,10 @@ struct pconn_side {
 	bool tap_closed;     /* its close was reported to the observer and capture */
 	uint64_t bytes;      /* read from this side */
 	uint64_t unrecorded; /* relayed after the capture stopped recording */
+	/* spliced (bev is NULL then) */
+	evutil_socket_t fd;
+	struct event *readable, *writable;
+	struct evbuffer *spill; /* bytes for this side that its socket did not take yet */
 };
 
 struct pconn {
@@ -100,6 +115,7 @@ struct pconn {
 	uint16_t own_port;           /* transparent: local port of the upstream socket */
 	struct timeval start, last_activity;
 	bool early_logged;
+	bool spliced;
 	bool torn_down;
 	enum closer closed_by;
 	enum end_kind end;
@@ -154,6 +170,8 @@ struct worker {
 	bool draining;
 	bool full;                   /* accepts paused at the connection limit */
 	bool backing_off;            /* accepts paused after accept() failed */
+	int pipe[2];                 /* for splice(2), empty between callbacks; -1: no splicing */
+	size_t pipe_size;
 };
 
 /* ---- output ---- */
@@ -226,7 +244,7 @@ static uint64_t ms_between(const struct timeval *a, const struct timeval *b)
 
 /* The final record: report.c's JSON object with the relay's own members
  * appended (mode, upstream, closed_by, close, duration_ms, relayed bytes
- * each way). */
+ * each way, and whether the rest was spliced once the verdict settled). */
 static void emit_json(FILE *out, const struct pconn *c, const struct conn_facts *f,
 		      const struct verdict *v, uint64_t duration_ms)
 {
@@ -246,11 +264,11 @@ static void emit_json(FILE *out, const struct pconn *c, const struct conn_facts 
 	fwrite(buf, 1, len - 2, out);
 	/* up_host is a validated name or a numeric address: nothing to escape */
 	fprintf(out, ",\"mode\":\"%s\",\"upstream\":\"%s\",\"closed_by\":\"%s\",\"close\":\"%s\","
-		"\"duration_ms\":%llu,\"relayed\":{\"client\":%llu,\"server\":%llu}}\n",
+		"\"duration_ms\":%llu,\"relayed\":{\"client\":%llu,\"server\":%llu},\"spliced\":%s}\n",
 		mode_name(c->wl->l->cfg->mode), up, closer_name(c->closed_by), end_name(c->end),
 		(unsigned long long)duration_ms,
 		(unsigned long long)c->side[SIDE_CLIENT].bytes,
-		(unsigned long long)c->side[SIDE_SERVER].bytes);
+		(unsigned long long)c->side[SIDE_SERVER].bytes, c->spliced ? "true" : "false");
 	fflush(out);
 	funlockfile(out);
 	free(buf);
@@ -551,12 +569,34 @@ static enum side other(enum side s)
 
 static size_t output_len(const struct pconn *c, enum side s)
 {
-	return c->side[s].bev ? evbuffer_get_length(bufferevent_get_output(c->side[s].bev)) : 0;
+	if (c->side[s].bev)
+		return evbuffer_get_length(bufferevent_get_output(c->side[s].bev));
+	return c->side[s].spill ? evbuffer_get_length(c->side[s].spill) : 0;
+}
+
+static evutil_socket_t side_fd(const struct pconn *c, enum side s)
+{
+	return c->side[s].bev ? bufferevent_getfd(c->side[s].bev) : c->side[s].fd;
 }
 
 static void now_of(const struct pconn *c, struct timeval *tv)
 {
 	event_base_gettimeofday_cached(c->w->base, tv);
+}
+
+/* Stops watching side s for what (EV_READ, EV_WRITE), relayed either way. */
+static void side_stop(struct pconn *c, enum side s, short what)
+{
+	struct pconn_side *sd = &c->side[s];
+
+	if (sd->bev) {
+		bufferevent_disable(sd->bev, what);
+		return;
+	}
+	if ((what & EV_READ) && sd->readable)
+		event_del(sd->readable);
+	if ((what & EV_WRITE) && sd->writable)
+		event_del(sd->writable);
 }
 
 static void note_end(struct pconn *c, enum closer who, enum end_kind how)
@@ -680,7 +720,7 @@ static void maybe_done(struct pconn *c)
 
 static void shut_side(struct pconn *c, enum side s)
 {
-	evutil_socket_t fd = c->side[s].bev ? bufferevent_getfd(c->side[s].bev) : -1;
+	evutil_socket_t fd = side_fd(c, s);
 
 	c->side[s].shut_pending = false;
 	c->side[s].write_done = true;
@@ -703,6 +743,10 @@ static void relay_input(struct pconn *c, enum side s)
 		return;
 	}
 	out = bufferevent_get_output(c->side[o].bev);
+	if (c->phase == PH_RELAY && evbuffer_get_length(out) == 0)
+		/* what the socket takes now is written now, a pass through the
+		 * loop sooner; a failure shows on the bufferevent's next write */
+		(void)evbuffer_write(in, bufferevent_getfd(c->side[o].bev));
 	evbuffer_add_buffer(out, in);
 	if (evbuffer_get_length(out) >= c->w->px->buffer_limit) {
 		bufferevent_disable(c->side[s].bev, EV_READ);
@@ -711,6 +755,8 @@ static void relay_input(struct pconn *c, enum side s)
 }
 
 static void handle_connect_request(struct pconn *c);
+static bool splice_ready(const struct pconn *c);
+static void splice_start(struct pconn *c);
 
 static void read_cb(struct bufferevent *bev, void *arg)
 {
@@ -730,6 +776,8 @@ static void read_cb(struct bufferevent *bev, void *arg)
 	tap_buffer(c, s, in, &c->last_activity);
 	relay_input(c, s);
 	check_early(c);
+	if (splice_ready(c))
+		splice_start(c);
 }
 
 /* Side s's output has drained to the low watermark (or to nothing). */
@@ -749,6 +797,10 @@ static void write_cb(struct bufferevent *bev, void *arg)
 			shut_side(c, s);
 		else if (c->side[o].dead)
 			shut_side(c, s);   /* what the dead side had sent is delivered: end this one */
+	}
+	if (splice_ready(c)) {
+		splice_start(c);
+		return;
 	}
 	maybe_done(c);
 }
@@ -793,13 +845,12 @@ static void on_error(struct pconn *c, enum side s)
 		return;
 	}
 	dead->dead = dead->read_done = dead->write_done = true;
-	bufferevent_disable(dead->bev, EV_READ | EV_WRITE);
+	side_stop(c, s, EV_READ | EV_WRITE);
 	note_end(c, (enum closer)s, END_RST);
 	tap_close(c, s, CLOSE_RST);
 	/* nothing the peer sends can be delivered any more */
 	peer->read_done = true;
-	if (peer->bev)
-		bufferevent_disable(peer->bev, EV_READ);
+	side_stop(c, o, EV_READ);
 	if (!peer->write_done && output_len(c, o) == 0) {
 		peer->write_done = true;
 		peer->rst_on_close = true;   /* pass the reset on */
@@ -807,19 +858,231 @@ static void on_error(struct pconn *c, enum side s)
 	maybe_done(c);
 }
 
+/* ---- spliced relaying ---- */
+
+static void spliced_readable(evutil_socket_t fd, short what, void *arg);
+static void spliced_writable(evutil_socket_t fd, short what, void *arg);
+
+/* Whether c can be spliced now: the observer wants no more bytes, the
+ * capture records no more payload, and both directions are open. */
+static bool splice_ready(const struct pconn *c)
+{
+	int s;
+
+	if (c->spliced || c->phase != PH_RELAY || c->w->pipe[0] < 0 || !c->obs ||
+	    obs_conn_wants_bytes(c->obs) || (c->pcap && c->w->px->cfg->pcap_full))
+		return false;
+	for (s = 0; s < 2; s++) {
+		const struct pconn_side *sd = &c->side[s];
+
+		if (!sd->bev || sd->read_done || sd->write_done || sd->shut_pending || sd->dead ||
+		    evbuffer_get_length(bufferevent_get_input(sd->bev)))
+			return false;
+	}
+	return true;
+}
+
+/* From bufferevents to splicing: what waits in a side's output becomes its
+ * spill buffer, written before anything spliced after it, and the other
+ * side is read only once that is out. */
+static void splice_start(struct pconn *c)
+{
+	bool lost = false;
+	int s;
+
+	c->spliced = true;
+	for (s = 0; s < 2; s++) {
+		struct pconn_side *sd = &c->side[s];
+		struct evbuffer *out = bufferevent_get_output(sd->bev);
+
+		if (evbuffer_get_length(out)) {
+			if ((sd->spill = evbuffer_new()))
+				evbuffer_add_buffer(sd->spill, out);
+			else
+				lost = true;
+		}
+		sd->fd = bufferevent_getfd(sd->bev);
+		bufferevent_setfd(sd->bev, -1);   /* let it go without closing the socket */
+		bufferevent_free(sd->bev);
+		sd->bev = NULL;
+		sd->readable = event_new(c->w->base, sd->fd, EV_READ | EV_PERSIST, spliced_readable, c);
+		sd->writable = event_new(c->w->base, sd->fd, EV_WRITE | EV_PERSIST, spliced_writable, c);
+	}
+	for (s = 0; s < 2; s++) {
+		if (lost || !c->side[s].readable || !c->side[s].writable) {
+			emit_fmt(c->w->px->cfg->log, "mtlsdiag proxy: out of memory: connection from %s closed",
+				 c->client.ip);
+			note_end(c, CLOSER_PROXY, END_SHUTDOWN);
+			pconn_teardown(c);
+			return;
+		}
+	}
+	for (s = 0; s < 2; s++) {
+		struct pconn_side *sd = &c->side[s], *to = &c->side[other((enum side)s)];
+
+		sd->paused = to->spill && evbuffer_get_length(to->spill);
+		if (!sd->paused)
+			event_add(sd->readable, NULL);
+		if (sd->spill && evbuffer_get_length(sd->spill))
+			event_add(sd->writable, NULL);
+	}
+}
+
+static enum side side_of_fd(const struct pconn *c, evutil_socket_t fd)
+{
+	return c->side[SIDE_SERVER].fd == fd ? SIDE_SERVER : SIDE_CLIENT;
+}
+
+/* Empties the worker's pipe of `left` bytes that side `to` could not take,
+ * into its spill buffer (or, out of memory, nowhere).  0 if the pipe could
+ * not be emptied, which leaves the worker unable to splice. */
+static int unpipe(struct pconn *c, struct pconn_side *to, size_t left)
+{
+	struct worker *w = c->w;
+	char scrap[4096];
+
+	if (!to->spill)
+		to->spill = evbuffer_new();
+	while (left > 0 && to->spill) {
+		int r = evbuffer_read(to->spill, w->pipe[0], (int)left);
+
+		if (r <= 0)
+			break;
+		left -= (size_t)r;
+	}
+	while (left > 0) {
+		ssize_t r = read(w->pipe[0], scrap, left < sizeof(scrap) ? left : sizeof(scrap));
+
+		if (r <= 0)
+			return 0;
+		left -= (size_t)r;
+	}
+	return 1;
+}
+
+/* Side s is readable: its bytes go to the other side through the pipe. */
+static void splice_move(struct pconn *c, enum side s)
+{
+	struct worker *w = c->w;
+	enum side o = other(s);
+	struct pconn_side *from = &c->side[s], *to = &c->side[o];
+	ssize_t n, m = 0;
+	size_t left;
+	bool to_failed;
+
+	n = splice(from->fd, NULL, w->pipe[1], NULL, w->pipe_size, SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
+	if (n < 0 && (errno == EAGAIN || errno == EINTR))
+		return;
+	if (n < 0) {
+		on_error(c, s);
+		return;
+	}
+	if (n == 0) {
+		side_stop(c, s, EV_READ);
+		on_eof(c, s);
+		return;
+	}
+	now_of(c, &c->last_activity);
+	from->bytes += (uint64_t)n;
+	if (c->pcap)
+		from->unrecorded += (uint64_t)n;
+	for (left = (size_t)n; left > 0; left -= (size_t)m) {
+		m = splice(w->pipe[0], NULL, to->fd, NULL, left, SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
+		if (m < 0 && errno == EINTR)
+			m = 0;
+		else if (m <= 0)
+			break;
+	}
+	if (left == 0)
+		return;
+	/* the socket took less: the rest waits in its spill buffer, and side s
+	 * is not read until that is written (backpressure) */
+	to_failed = !(m < 0 && errno == EAGAIN);
+	if (!unpipe(c, to, left)) {
+		emit_fmt(w->px->cfg->log, "mtlsdiag proxy: cannot empty the splice pipe: %s; no more splicing",
+			 strerror(errno));
+		close(w->pipe[0]);
+		close(w->pipe[1]);
+		w->pipe[0] = w->pipe[1] = -1;
+	}
+	if (to_failed) {
+		on_error(c, o);
+		return;
+	}
+	side_stop(c, s, EV_READ);
+	from->paused = true;
+	event_add(to->writable, NULL);
+}
+
+static void spliced_readable(evutil_socket_t fd, short what, void *arg)
+{
+	struct pconn *c = arg;
+
+	(void)what;
+	if (c->w->pipe[0] < 0) {   /* the pipe broke: this connection cannot go on */
+		note_end(c, CLOSER_PROXY, END_SHUTDOWN);
+		pconn_teardown(c);
+		return;
+	}
+	splice_move(c, side_of_fd(c, fd));
+}
+
+/* Side o is writable again: its spill buffer goes out, then the other
+ * side is read again. */
+static void spliced_writable(evutil_socket_t fd, short what, void *arg)
+{
+	struct pconn *c = arg;
+	enum side o = side_of_fd(c, fd), s = other(o);
+	struct pconn_side *to = &c->side[o], *from = &c->side[s];
+
+	(void)what;
+	if (to->spill && evbuffer_get_length(to->spill)) {
+		int r = evbuffer_write(to->spill, to->fd);
+
+		if (r < 0 && errno != EAGAIN && errno != EINTR) {
+			on_error(c, o);
+			return;
+		}
+		if (r > 0)
+			now_of(c, &c->last_activity);
+		if (evbuffer_get_length(to->spill))
+			return;
+	}
+	side_stop(c, o, EV_WRITE);
+	if (from->paused && !from->read_done) {
+		from->paused = false;
+		event_add(from->readable, NULL);
+	}
+	if (!to->write_done && (to->shut_pending || from->dead))
+		shut_side(c, o);
+	maybe_done(c);
+}
+
 static void close_side(struct pconn_side *side)
 {
-	if (!side->bev)
-		return;
-	if (side->rst_on_close) {
-		struct linger lg = { 1, 0 };
-		evutil_socket_t fd = bufferevent_getfd(side->bev);
+	evutil_socket_t fd = side->bev ? bufferevent_getfd(side->bev) : side->fd;
 
-		if (fd >= 0)
-			(void)setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
+	if (side->rst_on_close && fd >= 0) {
+		struct linger lg = { 1, 0 };
+
+		(void)setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
 	}
-	bufferevent_free(side->bev);
-	side->bev = NULL;
+	if (side->bev) {
+		bufferevent_free(side->bev);
+		side->bev = NULL;
+		return;
+	}
+	if (side->readable)
+		event_free(side->readable);
+	if (side->writable)
+		event_free(side->writable);
+	if (side->spill)
+		evbuffer_free(side->spill);
+	side->readable = side->writable = NULL;
+	side->spill = NULL;
+	if (fd >= 0)
+		evutil_closesocket(fd);
+	side->fd = -1;
 }
 
 /* Connect mode: the connection ends with an HTTP answer from the proxy
@@ -1235,6 +1498,7 @@ static void accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct socka
 	}
 	c->w = w;
 	c->wl = wl;
+	c->side[SIDE_CLIENT].fd = c->side[SIDE_SERVER].fd = -1;
 	c->closed_by = CLOSER_NONE;
 	event_base_gettimeofday_cached(w->base, &c->start);
 	c->last_activity = c->start;
@@ -1458,8 +1722,25 @@ static int worker_init(struct worker *w, size_t *failed_listener)
 	unsigned flags = LEV_OPT_CLOSE_ON_FREE | LEV_OPT_REUSEABLE | LEV_OPT_CLOSE_ON_EXEC;
 	size_t i;
 
-	if (!(w->base = event_base_new()))
+	struct event_config *ec = event_config_new();
+
+	if (!ec)
 		return 0;
+	/* add/del pairs within one pass of the loop cost no epoll_ctl */
+	event_config_set_flag(ec, EVENT_BASE_FLAG_EPOLL_USE_CHANGELIST);
+	w->base = event_base_new_with_config(ec);
+	event_config_free(ec);
+	if (!w->base)
+		return 0;
+	if (pipe2(w->pipe, O_NONBLOCK | O_CLOEXEC) == 0) {
+		int got;
+
+		(void)fcntl(w->pipe[0], F_SETPIPE_SZ, SPLICE_PIPE_SIZE);
+		got = fcntl(w->pipe[0], F_GETPIPE_SZ);
+		w->pipe_size = got > 0 ? (size_t)got : 65536;
+	} else {
+		w->pipe[0] = w->pipe[1] = -1;   /* relayed through buffers only */
+	}
 	w->dns = evdns_base_new(w->base, EVDNS_BASE_INITIALIZE_NAMESERVERS | EVDNS_BASE_DISABLE_WHEN_INACTIVE);
 	if (!w->dns) {   /* no usable resolv.conf: names from /etc/hosts only */
 		w->dns = evdns_base_new(w->base, EVDNS_BASE_DISABLE_WHEN_INACTIVE);
@@ -1517,6 +1798,10 @@ static void worker_free(struct worker *w)
 		event_free(w->retry_ev);
 	if (w->dns)
 		evdns_base_free(w->dns, 0);
+	if (w->pipe[0] >= 0) {
+		close(w->pipe[0]);
+		close(w->pipe[1]);
+	}
 	cert_cache_free(w->ocfg.certs);
 	if (w->base)
 		event_base_free(w->base);
@@ -1678,6 +1963,8 @@ int proxy_run(const struct proxy_config *cfg)
 		fprintf(stderr, "mtlsdiag proxy: out of memory\n");
 		goto Exit;
 	}
+	for (i = 0; i < px.n_workers; i++)
+		px.workers[i].pipe[0] = px.workers[i].pipe[1] = -1;
 	for (i = 0; i < px.n_workers; i++) {
 		px.workers[i].px = &px;
 		px.workers[i].id = (unsigned)i;

@@ -329,6 +329,7 @@ static void conclude_no_cert(const struct conn_facts *f, const struct server_ans
 	}
 	if (session_went_on(f, ans->after, alert_len)) {
 		set(v, V_NO_CERT_ACCEPTED, R_NONE, F_NONE, basis);
+		v->settled = true;
 		evidence(v, "the session went on without a client certificate (optional client authentication)");
 		return;
 	}
@@ -381,6 +382,7 @@ static void conclude_chain(const struct conn_facts *f, const struct chain_report
 			/* the server trusts this chain its own way (a pinned or
 			 * directly trusted certificate): it kept the session going */
 			set(v, V_CLIENT_CERT_ACCEPTED, R_NONE, F_NONE, basis);
+			v->settled = session_went_on(f, ans->after, alert_len);
 			evidence(v, "the server accepted the chain although a standard check would not: it trusts it directly (%s)",
 				 chain->findings[0].text);
 			return;
@@ -403,6 +405,7 @@ static void conclude_chain(const struct conn_facts *f, const struct chain_report
 			return;
 		}
 		set(v, V_CLIENT_CERT_ACCEPTED, R_NONE, F_NONE, basis);
+		v->settled = session_went_on(f, ans->after, alert_len);
 		if (!f->http_status)
 			evidence(v, "the TLS handshake accepted the certificate; a refusal at the HTTP level (nginx answers 400 \"The SSL certificate error\", e.g. for a too small ssl_verify_depth) would only show inside the encrypted stream");
 		return;

@@ -197,6 +197,8 @@ Test(proxy, relays_bytes_exactly_with_backpressure, .init = px_setup, .fini = px
 		snprintf(want, sizeof(want), "\"relayed\":{\"client\":%u,\"server\":%u}", PAYLOAD, PAYLOAD);
 		cr_expect(strstr(rec, want), "%s", rec);
 		cr_expect(strstr(rec, "\"closed_by\":\"client\",\"close\":\"fin\""), "%s", rec);
+		/* not TLS is settled at the first bytes: the rest was spliced */
+		cr_expect(strstr(rec, "\"spliced\":true"), "%s", rec);
 		cr_expect(strstr(rec, "\"client\":{\"ip\":\"::1\""), "%s", rec);
 	}
 	EVP_MD_CTX_free(sent_md);
@@ -269,6 +271,183 @@ Test(proxy, mutual_tls_verdicts_match_the_lab, .init = px_setup, .fini = px_tear
 		}
 		cr_expect(early, "no early verdict line for the expired TLS 1.2 chain");
 	}
+}
+
+/* ---- a session that goes on: settled early, then spliced ---- */
+
+/* A TLS 1.2 echo server on lfd (OpenSSL, the lab's server certificate,
+ * a client certificate required): one connection, echoed until the
+ * client's close_notify, then the SHA-256 of what it received on
+ * report_fd. */
+static pid_t start_tls_echo(int lfd, int report_fd)
+{
+	pid_t pid = fork();
+	SSL_CTX *ctx;
+	SSL *ssl;
+	EVP_MD_CTX *md;
+	char buf[16384], hex[65], line[80];
+	int fd, n;
+
+	cr_assert(pid >= 0);
+	if (pid > 0) {
+		close(lfd);
+		return pid;
+	}
+	px_child_guard(60);
+	ctx = SSL_CTX_new(TLS_server_method());
+	if (!ctx || SSL_CTX_use_certificate_chain_file(ctx, PKI "server.pem") != 1 ||
+	    SSL_CTX_use_PrivateKey_file(ctx, PKI "server.key", SSL_FILETYPE_PEM) != 1 ||
+	    SSL_CTX_load_verify_locations(ctx, PKI "client-root.pem", NULL) != 1)
+		_exit(1);
+	SSL_CTX_set_max_proto_version(ctx, TLS1_2_VERSION);
+	SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER | SSL_VERIFY_FAIL_IF_NO_PEER_CERT, NULL);
+	fd = accept(lfd, NULL, NULL);
+	ssl = SSL_new(ctx);
+	if (fd < 0 || !ssl || !SSL_set_fd(ssl, fd) || SSL_accept(ssl) != 1)
+		_exit(1);
+	md = EVP_MD_CTX_new();
+	EVP_DigestInit_ex(md, EVP_sha256(), NULL);
+	while ((n = SSL_read(ssl, buf, sizeof(buf))) > 0) {
+		EVP_DigestUpdate(md, buf, (size_t)n);
+		if (SSL_write(ssl, buf, n) != n)
+			_exit(1);
+	}
+	SSL_shutdown(ssl);
+	sha256_hex(md, hex);
+	snprintf(line, sizeof(line), "%s\n", hex);
+	if (write(report_fd, line, strlen(line)) < 0)
+		_exit(1);
+	_exit(0);
+}
+
+/* Writes len bytes and reads the same number back (the echo). */
+static bool tls_round_trip(SSL *ssl, const uint8_t *out, size_t len, uint8_t *in)
+{
+	size_t got = 0;
+
+	if (SSL_write(ssl, out, (int)len) != (int)len)
+		return false;
+	while (got < len) {
+		int n = SSL_read(ssl, in + got, (int)(len - got));
+
+		if (n <= 0)
+			return false;
+		got += (size_t)n;
+	}
+	return true;
+}
+
+#define SPLICED_PAYLOAD (8u << 20)
+#define SPLICED_CHUNK 16384
+
+Test(proxy, a_session_that_went_on_is_logged_then_spliced, .init = px_setup, .fini = px_teardown)
+{
+	uint16_t up_port, px_port = e2e_free_port();
+	int pipefd[2], lfd = px_listen_any(AF_INET, &up_port), fd = -1, i;
+	char listen_at[64], upstream[64], server_hash[80] = "", sent_hex[65], got_hex[65], all_hex[65];
+	EVP_MD_CTX *sent_md = EVP_MD_CTX_new(), *got_md = EVP_MD_CTX_new(), *all_md = EVP_MD_CTX_new();
+	uint8_t *payload = malloc(SPLICED_PAYLOAD), back[SPLICED_CHUNK];
+	const char *log = px_tmp("proxy.log"), *rec, *early = NULL;
+	uint64_t x = 0x2545f4914f6cdd1dull;
+	long long deadline;
+	SSL_CTX *ctx = SSL_CTX_new(TLS_client_method());
+	SSL *ssl;
+	pid_t echo, proxy;
+	size_t off, k;
+	ssize_t n;
+	char want[128];
+
+	cr_assert(payload && ctx);
+	for (off = 0; off < SPLICED_PAYLOAD; off++) {
+		x ^= x << 13;
+		x ^= x >> 7;
+		x ^= x << 17;
+		payload[off] = (uint8_t)(x >> 24);
+	}
+	cr_assert(pipe(pipefd) == 0);
+	echo = start_tls_echo(lfd, pipefd[1]);
+	close(pipefd[1]);
+	snprintf(listen_at, sizeof(listen_at), "127.0.0.1:%u", px_port);
+	snprintf(upstream, sizeof(upstream), "127.0.0.1:%u", up_port);
+	proxy = start_proxy(listen_at, upstream);
+
+	cr_assert(SSL_CTX_use_certificate_chain_file(ctx, PKI "good-chain.pem") == 1);
+	cr_assert(SSL_CTX_use_PrivateKey_file(ctx, PKI "good.key", SSL_FILETYPE_PEM) == 1);
+	cr_assert(SSL_CTX_load_verify_locations(ctx, PKI "server-root.pem", NULL) == 1);
+	SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, NULL);
+	fd = px_connect_to(AF_INET, px_port);
+	cr_assert(fd >= 0);
+	ssl = SSL_new(ctx);
+	cr_assert(ssl && SSL_set_fd(ssl, fd));
+	SSL_set_tlsext_host_name(ssl, "localhost");
+	cr_assert_eq(SSL_connect(ssl), 1, "the mutual-TLS handshake through the proxy failed");
+
+	/* a few requests and answers: the session visibly goes on (the
+	 * server's hash covers them too) */
+	EVP_DigestInit_ex(all_md, EVP_sha256(), NULL);
+	for (i = 0; i < 3; i++) {
+		char ping[32];
+		int len = snprintf(ping, sizeof(ping), "request %d\n", i);
+
+		cr_assert(tls_round_trip(ssl, (const uint8_t *)ping, (size_t)len, back), "round trip %d", i);
+		cr_assert(memcmp(back, ping, (size_t)len) == 0);
+		EVP_DigestUpdate(all_md, ping, (size_t)len);
+	}
+	/* ... so the verdict is logged while the connection is still open */
+	deadline = e2e_now_ms() + 5000;
+	while (!early && e2e_now_ms() < deadline) {
+		early = px_find_line(log, "TLS1.2 client cert accepted");
+		if (!early)
+			usleep(20000);
+	}
+	cr_assert(early, "no verdict logged while the session was open: %s", e2e_tail(log, 400));
+	cr_expect(!strstr(early, "[closed by"), "the accepted verdict came only at the close: %s", early);
+
+	/* and what follows is relayed without decoding, byte for byte */
+	EVP_DigestInit_ex(sent_md, EVP_sha256(), NULL);
+	EVP_DigestInit_ex(got_md, EVP_sha256(), NULL);
+	for (off = 0; off < SPLICED_PAYLOAD; off += SPLICED_CHUNK) {
+		cr_assert(tls_round_trip(ssl, payload + off, SPLICED_CHUNK, back), "echo at offset %zu", off);
+		EVP_DigestUpdate(sent_md, payload + off, SPLICED_CHUNK);
+		EVP_DigestUpdate(all_md, payload + off, SPLICED_CHUNK);
+		EVP_DigestUpdate(got_md, back, SPLICED_CHUNK);
+	}
+	SSL_shutdown(ssl);
+	SSL_free(ssl);
+	close(fd);
+	SSL_CTX_free(ctx);
+	sha256_hex(sent_md, sent_hex);
+	sha256_hex(got_md, got_hex);
+	sha256_hex(all_md, all_hex);
+	n = read(pipefd[0], server_hash, sizeof(server_hash) - 1);
+	server_hash[n > 0 ? n : 0] = '\0';
+	server_hash[strcspn(server_hash, "\n")] = '\0';
+	cr_expect_str_eq(server_hash, all_hex, "client -> server plaintext differs");
+	cr_expect_str_eq(got_hex, sent_hex, "server -> client plaintext differs");
+
+	cr_assert(e2e_wait_lines(px_tmp("proxy.json"), 1, 5000), "no final record");
+	rec = px_nth_line(px_tmp("proxy.json"), 0);
+	cr_expect(strstr(rec, "\"verdict\":\"client_cert_accepted\""), "%s", rec);
+	cr_expect(strstr(rec, "\"spliced\":true"), "%s", rec);
+	for (k = 0; k < 2; k++) {
+		unsigned long long relayed = 0;
+		const char *at;
+
+		snprintf(want, sizeof(want), "\"relayed\":{\"client\":");
+		at = strstr(rec, want);
+		cr_assert(at, "%s", rec);
+		if (k == 0)
+			relayed = strtoull(at + strlen(want), NULL, 10);
+		else if ((at = strstr(at, "\"server\":")))
+			relayed = strtoull(at + 9, NULL, 10);
+		cr_expect_gt(relayed, SPLICED_PAYLOAD, "%s relayed %llu bytes: %s", k ? "server" : "client", relayed, rec);
+	}
+	cr_expect_eq(e2e_stop(proxy, 12000), 0);
+	px_stop_child(echo);
+	EVP_MD_CTX_free(sent_md);
+	EVP_MD_CTX_free(got_md);
+	EVP_MD_CTX_free(all_md);
+	free(payload);
 }
 
 /* ---- faults ---- */
