@@ -775,13 +775,17 @@ Test(proxy, upstream_reset_mid_handshake_is_passed_on_and_logged, .init = px_set
 
 Test(proxy, client_aborts_reach_the_upstream_with_one_record_each, .init = px_setup, .fini = px_teardown)
 {
+	static const char garbage[] = "SSH-2.0-OpenSSH_9.2p1 Debian-2+deb12u3\r\n";
 	static const struct {
 		const char *what;
 		bool hello, reset;
+		const char *data, *verdict, *spliced;
 	} cases[] = {
-		{ "ClientHello, then a reset", true, true },
-		{ "connect, then close at once", false, false },
-		{ "connect, then reset at once", false, true },
+		{ "ClientHello, then a reset", true, true, NULL, "incomplete", "false" },
+		{ "connect, then close at once", false, false, NULL, "incomplete", "false" },
+		{ "connect, then reset at once", false, true, NULL, "incomplete", "false" },
+		/* not TLS: settled at the first bytes and spliced, then the reset */
+		{ "not TLS, then a reset", false, true, garbage, "not_tls", "true" },
 	};
 	const size_t n_cases = sizeof(cases) / sizeof(cases[0]);
 	uint16_t up_port, px_port = e2e_free_port();
@@ -801,13 +805,17 @@ Test(proxy, client_aborts_reach_the_upstream_with_one_record_each, .init = px_se
 
 	for (i = 0; i < n_cases; i++) {
 		int fd = px_connect_to(AF_INET, px_port);
-		size_t sent = cases[i].hello ? hello_len : 0, up_got = 0;
+		size_t sent = cases[i].hello ? hello_len : cases[i].data ? strlen(cases[i].data) : 0, up_got = 0;
 		char report[64], up_end[16] = "", want[96];
 		const char *rec;
 
 		cr_assert(fd >= 0);
 		if (cases[i].hello)
 			cr_assert(write(fd, hello, hello_len) == (ssize_t)hello_len);
+		if (cases[i].data) {
+			cr_assert(write(fd, cases[i].data, sent) == (ssize_t)sent);
+			usleep(100000);   /* relayed, and the connection spliced, before the reset */
+		}
 		if (cases[i].reset)
 			set_linger0(fd);
 		close(fd);
@@ -817,6 +825,8 @@ Test(proxy, client_aborts_reach_the_upstream_with_one_record_each, .init = px_se
 		cr_expect(sscanf(report, "%zu %15s", &up_got, up_end) == 2, "%s: '%s'", cases[i].what, report);
 		cr_expect(strcmp(up_end, "eof") == 0 || strcmp(up_end, "rst") == 0, "%s: the upstream saw '%s'",
 			  cases[i].what, report);
+		if (cases[i].data)   /* an established relay passes the reset on as a reset */
+			cr_expect_str_eq(up_end, "rst", "%s: the upstream saw '%s'", cases[i].what, report);
 		/* what reached the proxy before the reset is delivered */
 		cr_expect_eq(up_got, sent, "%s: the upstream read %zu of %zu bytes", cases[i].what, up_got, sent);
 
@@ -825,7 +835,8 @@ Test(proxy, client_aborts_reach_the_upstream_with_one_record_each, .init = px_se
 		cr_expect_str_eq(px_json_field(rec, "type"), "connection", "%s: %s", cases[i].what, rec);
 		cr_expect_str_eq(px_json_field(rec, "closed_by"), "client", "%s: %s", cases[i].what, rec);
 		cr_expect_str_eq(px_json_field(rec, "close"), cases[i].reset ? "rst" : "fin", "%s: %s", cases[i].what, rec);
-		cr_expect_str_eq(px_json_field(rec, "verdict"), "incomplete", "%s: %s", cases[i].what, rec);
+		cr_expect_str_eq(px_json_field(rec, "verdict"), cases[i].verdict, "%s: %s", cases[i].what, rec);
+		cr_expect_str_eq(px_json_field(rec, "spliced"), cases[i].spliced, "%s: %s", cases[i].what, rec);
 		snprintf(want, sizeof(want), "\"relayed\":{\"client\":%zu,\"server\":0}", sent);
 		cr_expect(strstr(rec, want), "%s: %s", cases[i].what, rec);
 	}
