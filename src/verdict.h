@@ -22,6 +22,7 @@ struct verdict {
 	enum tristate client_cert_sent;
 	char evidence[FACTS_MAX_EVIDENCE][VERDICT_EVIDENCE_LEN];
 	size_t n_evidence;
+	int keylog_evidence;            /* index of the key log's line in evidence, -1 if none */
 };
 
 struct chain_report;
