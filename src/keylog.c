@@ -332,14 +332,15 @@ static int parse_line(struct keylog *kl, struct kl_file *f, const char *name, un
 		malformed(kl, f, name, lineno, "more than three fields");
 		return 0;
 	}
-	if (!unhex(&random_hex, random, sizeof(random), &n_random) || n_random != 32) {
-		malformed(kl, f, name, lineno, "the client random is not 64 hex digits");
-		return 0;
-	}
 	known = label_known(&label);
 	if (!known) {
-		/* EXPORTER_SECRET, CLIENT_EARLY_TRAFFIC_SECRET, ECH_*: well
-		 * formed, not needed here (the old "RSA" form is also skipped) */
+		/* EXPORTER_SECRET, CLIENT_EARLY_TRAFFIC_SECRET, ECH_*, and "RSA"
+		 * (encrypted pre-master prefix, pre-master secret): well formed,
+		 * not needed here */
+		return 0;
+	}
+	if (!unhex(&random_hex, random, sizeof(random), &n_random) || n_random != 32) {
+		malformed(kl, f, name, lineno, "the client random is not 64 hex digits");
 		return 0;
 	}
 	if (!unhex(&secret_hex, secret, sizeof(secret), &n_secret)) {

@@ -47,7 +47,6 @@ static const struct tlscrypt_suite suites[] = {
 	{ 0xc0ae, "TLS_ECDHE_ECDSA_WITH_AES_128_CCM_8", false, TC_AES_128_CCM, 16, 4, 8, NULL, 0, "SHA256" },
 	{ 0xc0af, "TLS_ECDHE_ECDSA_WITH_AES_256_CCM_8", false, TC_AES_256_CCM, 32, 4, 8, NULL, 0, "SHA256" },
 	/* CBC with HMAC (RFC 5246 6.2.3.2, RFC 4492, RFC 5289) */
-	{ 0x000a, "TLS_RSA_WITH_3DES_EDE_CBC_SHA", false, TC_3DES_CBC, 24, 8, 0, "SHA1", 20, "SHA256" },
 	{ 0x002f, "TLS_RSA_WITH_AES_128_CBC_SHA", false, TC_AES_128_CBC, 16, 16, 0, "SHA1", 20, "SHA256" },
 	{ 0x0033, "TLS_DHE_RSA_WITH_AES_128_CBC_SHA", false, TC_AES_128_CBC, 16, 16, 0, "SHA1", 20, "SHA256" },
 	{ 0x0035, "TLS_RSA_WITH_AES_256_CBC_SHA", false, TC_AES_256_CBC, 32, 16, 0, "SHA1", 20, "SHA256" },
@@ -58,7 +57,6 @@ static const struct tlscrypt_suite suites[] = {
 	{ 0x006b, "TLS_DHE_RSA_WITH_AES_256_CBC_SHA256", false, TC_AES_256_CBC, 32, 16, 0, "SHA256", 32, "SHA256" },
 	{ 0xc009, "TLS_ECDHE_ECDSA_WITH_AES_128_CBC_SHA", false, TC_AES_128_CBC, 16, 16, 0, "SHA1", 20, "SHA256" },
 	{ 0xc00a, "TLS_ECDHE_ECDSA_WITH_AES_256_CBC_SHA", false, TC_AES_256_CBC, 32, 16, 0, "SHA1", 20, "SHA256" },
-	{ 0xc012, "TLS_ECDHE_RSA_WITH_3DES_EDE_CBC_SHA", false, TC_3DES_CBC, 24, 8, 0, "SHA1", 20, "SHA256" },
 	{ 0xc013, "TLS_ECDHE_RSA_WITH_AES_128_CBC_SHA", false, TC_AES_128_CBC, 16, 16, 0, "SHA1", 20, "SHA256" },
 	{ 0xc014, "TLS_ECDHE_RSA_WITH_AES_256_CBC_SHA", false, TC_AES_256_CBC, 32, 16, 0, "SHA1", 20, "SHA256" },
 	{ 0xc023, "TLS_ECDHE_ECDSA_WITH_AES_128_CBC_SHA256", false, TC_AES_128_CBC, 16, 16, 0, "SHA256", 32, "SHA256" },
@@ -97,7 +95,6 @@ static const EVP_CIPHER *evp_cipher(enum tlscrypt_cipher c)
 	case TC_AES_256_CCM: return EVP_aes_256_ccm();
 	case TC_AES_128_CBC: return EVP_aes_128_cbc();
 	case TC_AES_256_CBC: return EVP_aes_256_cbc();
-	case TC_3DES_CBC: return EVP_des_ede3_cbc();
 	}
 	return NULL;
 }

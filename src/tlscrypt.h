@@ -33,7 +33,6 @@ enum tlscrypt_cipher {
 	TC_AES_256_CCM,
 	TC_AES_128_CBC,
 	TC_AES_256_CBC,
-	TC_3DES_CBC,
 };
 
 struct tlscrypt_suite {
