@@ -306,8 +306,6 @@ enum keylog_use decrypt_outcome(const struct decrypt *d, char *note, size_t note
 		return KEYLOG_UNSUPPORTED;
 	}
 	if (!keylog_knows(d->kl, d->client_random)) {
-		if (c->missed + s->missed == 0)
-			return KEYLOG_UNUSED;
 		snprintf(note, notelen, "key log has no entry for this client random (%s...)", hex);
 		return KEYLOG_NO_ENTRY;
 	}

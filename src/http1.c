@@ -122,7 +122,8 @@ enum http1_result http1_response(const struct cursor *head, bool complete, struc
 	for (;;) {
 		bool in_headers = true;
 
-		if (cursor_len(&c) < 8 && !cursor_starts_with(&c, "HTTP/1.", cursor_len(&c), 0))
+		/* what has arrived must start like a status line */
+		if (!cursor_starts_with(&c, "HTTP/1.", cursor_len(&c) < 7 ? cursor_len(&c) : 7, 0))
 			return HTTP1_NOT_HTTP;
 		r = take_line(&c, &line);
 		if (r == HTTP1_MORE)

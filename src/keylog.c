@@ -289,6 +289,23 @@ static bool label_known(const struct cursor *label)
 	       label_generation(label, "SERVER_TRAFFIC_SECRET_", &gen);
 }
 
+/* Labels of the format that carry nothing needed here: early data and
+ * exporter secrets, ECH, and the old "RSA <encrypted pre-master prefix>
+ * <pre-master secret>" form. */
+static bool label_ignored(const struct cursor *label)
+{
+	static const char *const ignored[] = {
+		"CLIENT_EARLY_TRAFFIC_SECRET", "EARLY_EXPORTER_SECRET", "EXPORTER_SECRET",
+		"ECH_SECRET", "ECH_CONFIG", "RSA",
+	};
+	size_t i;
+
+	for (i = 0; i < sizeof(ignored) / sizeof(ignored[0]); i++)
+		if (label_is(label, ignored[i]))
+			return true;
+	return false;
+}
+
 static void malformed(struct keylog *kl, struct kl_file *f, const char *name, unsigned long line,
 		      const char *why)
 {
@@ -334,9 +351,9 @@ static int parse_line(struct keylog *kl, struct kl_file *f, const char *name, un
 	}
 	known = label_known(&label);
 	if (!known) {
-		/* EXPORTER_SECRET, CLIENT_EARLY_TRAFFIC_SECRET, ECH_*, and "RSA"
-		 * (encrypted pre-master prefix, pre-master secret): well formed,
-		 * not needed here */
+		if (label_ignored(&label))
+			return 0;
+		malformed(kl, f, name, lineno, "unknown label");
 		return 0;
 	}
 	if (!unhex(&random_hex, random, sizeof(random), &n_random) || n_random != 32) {

@@ -281,9 +281,10 @@ static void not_opened(struct obs_conn *c, enum side tap, uint8_t type, uint16_t
 	struct tls_cb cb = { c, tap };
 	struct tls_event ev = { .kind = TLS_EV_ALERT };
 
-	c->f.dir[role_of(c, tap)].undecrypted++;
-	if (type != TLS_CT_ALERT)
+	if (type != TLS_CT_ALERT) {
+		c->f.dir[role_of(c, tap)].undecrypted++;
 		return;
+	}
 	ev.content_type = type;
 	ev.record_version = version;
 	ev.record_len = len;
@@ -565,6 +566,8 @@ static void on_tls_event(void *ctx, const struct tls_event *ev)
 	d = &c->f.dir[role];
 	switch (ev->kind) {
 	case TLS_EV_ALERT:
+		if (c->dec && ev->encrypted && !ev->decrypted)
+			d->undecrypted++;
 		if (c->f.n_alerts < FACTS_MAX_ALERTS) {
 			struct alert *a = &c->f.alerts[c->f.n_alerts++];
 
@@ -590,6 +593,9 @@ static void on_tls_event(void *ctx, const struct tls_event *ev)
 		on_appdata(c, role, &ev->body);
 		break;
 	case TLS_EV_ENCRYPTED:
+		/* with a key log: a record the record layer will not hand over */
+		if (c->dec && !c->tls[cb->tap].rec_protected)
+			d->undecrypted++;
 		if (d->n_enc < FACTS_MAX_ENC_RECORDS) {
 			struct enc_record *r = &d->enc[d->n_enc++];
 
