@@ -16,6 +16,7 @@
 
 #include "capture.h"
 #include "cmds.h"
+#include "keylog.h"
 #include "observer.h"
 #include "report.h"
 #include "x509info.h"
@@ -81,6 +82,12 @@ static void sink_finish(void *ctx, void *flow, bool truncated, const struct time
 	obs_conn_free(flow);
 }
 
+static void keylog_warning(void *ctx, const char *line)
+{
+	(void)ctx;
+	fprintf(stderr, "mtlsdiag pcap: warning: %s\n", line);
+}
+
 static void usage(FILE *out)
 {
 	fprintf(out,
@@ -97,6 +104,9 @@ static void usage(FILE *out)
 		"                    2026-11-23, or @EPOCH) instead of the capture's timestamps\n"
 		"  --ca-bundle FILE  the server's client-CA bundle (PEM): verify client chains\n"
 		"                    fully, as the server would\n"
+		"  --keylog FILE     an NSS key log (what SSLKEYLOGFILE makes curl, browsers and\n"
+		"                    Python write): decrypt TLS 1.3 handshakes and the HTTP\n"
+		"                    answer; repeatable\n"
 		"  -f, --filter EXPR only packets matching this BPF expression ('port 443')\n"
 		"  -q, --quiet       print only the closing summary\n"
 		"  -h, --help        this help\n"
@@ -111,6 +121,7 @@ int cmd_pcap(int argc, char **argv)
 		{ "json", required_argument, NULL, 'j' },
 		{ "at", required_argument, NULL, 'a' },
 		{ "ca-bundle", required_argument, NULL, 'b' },
+		{ "keylog", required_argument, NULL, 'k' },
 		{ "filter", required_argument, NULL, 'f' },
 		{ "quiet", no_argument, NULL, 'q' },
 		{ "help", no_argument, NULL, 'h' },
@@ -119,6 +130,8 @@ int cmd_pcap(int argc, char **argv)
 	struct pcap_run run = { .text = stdout };
 	struct capture_opts copts = { 0 };
 	const char *json_path = NULL, *bundle_path = NULL;
+	const char **keylogs = NULL;
+	size_t n_keylogs = 0, k;
 	bool json_owned = false, any_truncated = false;
 	int ret = 2, opt, i;
 
@@ -128,23 +141,51 @@ int cmd_pcap(int argc, char **argv)
 		case 'a':
 			if (!cmd_parse_time(optarg, &run.cfg.at)) {
 				fprintf(stderr, "mtlsdiag pcap: --at: cannot read time '%s' (use 2026-11-23T12:00:00Z, 2026-11-23 or @EPOCH)\n", optarg);
-				return 2;
+				goto Exit;
 			}
 			run.cfg.at_set = true;
 			break;
 		case 'b': bundle_path = optarg; break;
+		case 'k': {
+			const char **grown = realloc(keylogs, (n_keylogs + 1) * sizeof(*keylogs));
+
+			if (!grown) {
+				fprintf(stderr, "mtlsdiag pcap: out of memory\n");
+				goto Exit;
+			}
+			keylogs = grown;
+			keylogs[n_keylogs++] = optarg;
+			break;
+		}
 		case 'f': copts.filter = optarg; break;
 		case 'q': run.quiet = true; break;
-		case 'h': usage(stdout); return 0;
-		default: usage(stderr); return 2;
+		case 'h': usage(stdout); ret = 0; goto Exit;
+		default: usage(stderr); goto Exit;
 		}
 	}
 	if (optind >= argc) {
 		fprintf(stderr, "mtlsdiag pcap: no capture file given (try 'mtlsdiag pcap --help')\n");
-		return 2;
+		goto Exit;
 	}
 	if (bundle_path && !(run.cfg.ca_bundle = cmd_load_bundle(bundle_path)))
-		return 2;
+		goto Exit;
+	if (n_keylogs) {
+		run.cfg.keylog = keylog_new(keylog_warning, NULL);
+		if (!run.cfg.keylog) {
+			fprintf(stderr, "mtlsdiag pcap: out of memory\n");
+			goto Exit;
+		}
+		for (k = 0; k < n_keylogs; k++) {
+			char err[512];
+
+			if (!keylog_add_file(run.cfg.keylog, keylogs[k], false, err, sizeof(err))) {
+				fprintf(stderr, "mtlsdiag pcap: --keylog %s\n", err);
+				goto Exit;
+			}
+		}
+		if (keylog_entries(run.cfg.keylog) == 0)
+			fprintf(stderr, "mtlsdiag pcap: warning: the key log has no usable secrets\n");
+	}
 	if (json_path) {
 		if (strcmp(json_path, "-") == 0) {
 			run.json = stdout;
@@ -197,5 +238,7 @@ Exit:
 	}
 	cert_cache_free(run.cfg.certs);
 	X509_STORE_free(run.cfg.ca_bundle);
+	keylog_free(run.cfg.keylog);
+	free(keylogs);
 	return ret;
 }

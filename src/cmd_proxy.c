@@ -16,10 +16,18 @@
 #include <openssl/x509_vfy.h>
 
 #include "cmds.h"
+#include "keylog.h"
 #include "proxy.h"
 
 #define MAX_LISTENERS 32
 #define MAX_ALLOW 256
+#define MAX_KEYLOGS 16
+
+static void keylog_warning(void *ctx, const char *line)
+{
+	(void)ctx;
+	fprintf(stderr, "mtlsdiag proxy: warning: %s\n", line);
+}
 
 static void usage(FILE *out)
 {
@@ -56,6 +64,8 @@ static void usage(FILE *out)
 		"  --ca-bundle FILE       the server's client-CA bundle (PEM): verify client chains\n"
 		"                         as the server would\n"
 		"  --at TIME              judge certificate validity at TIME instead of now\n"
+		"  --keylog FILE          the clients' NSS key log (SSLKEYLOGFILE), read as they\n"
+		"                         write it: decrypt TLS 1.3 and the HTTP answer; repeatable\n"
 		"  --workers N            event loops, one thread each (default 1)\n"
 		"  --max-conns N          open connections before accepting pauses (default: as\n"
 		"                         many as the descriptor limit allows)\n"
@@ -176,7 +186,7 @@ int cmd_proxy(int argc, char **argv)
 {
 	enum { O_LISTEN = 256, O_UPSTREAM, O_CONNECT, O_VIA, O_ALLOW, O_TRANSPARENT, O_JSON, O_LOG,
 	       O_PCAP_OUT, O_PCAP_FULL, O_CA_BUNDLE, O_AT, O_WORKERS, O_MAX_CONNS, O_CONNECT_TIMEOUT,
-	       O_IDLE_TIMEOUT, O_USER };
+	       O_IDLE_TIMEOUT, O_USER, O_KEYLOG };
 	static const struct option opts[] = {
 		{ "listen", required_argument, NULL, O_LISTEN },
 		{ "upstream", required_argument, NULL, O_UPSTREAM },
@@ -195,12 +205,15 @@ int cmd_proxy(int argc, char **argv)
 		{ "connect-timeout", required_argument, NULL, O_CONNECT_TIMEOUT },
 		{ "idle-timeout", required_argument, NULL, O_IDLE_TIMEOUT },
 		{ "user", required_argument, NULL, O_USER },
+		{ "keylog", required_argument, NULL, O_KEYLOG },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
 	static struct listen_set ls;
 	struct proxy_config cfg = { .log = stderr };
 	const char *bundle_path = NULL;
+	const char *keylogs[MAX_KEYLOGS];
+	size_t n_keylogs = 0, k;
 	struct proxy_listen_config *l;
 	char err[200];
 	size_t i;
@@ -272,6 +285,13 @@ int cmd_proxy(int argc, char **argv)
 				return 2;
 			break;
 		case O_USER: cfg.user = optarg; break;
+		case O_KEYLOG:
+			if (n_keylogs == MAX_KEYLOGS) {
+				fprintf(stderr, "mtlsdiag proxy: at most %d --keylog files\n", MAX_KEYLOGS);
+				return 2;
+			}
+			keylogs[n_keylogs++] = optarg;
+			break;
 		case 'h': usage(stdout); return 0;
 		default: usage(stderr); return 2;
 		}
@@ -290,6 +310,19 @@ int cmd_proxy(int argc, char **argv)
 	cfg.n_listeners = ls.n;
 	if (bundle_path && !(cfg.ca_bundle = cmd_load_bundle(bundle_path)))
 		return 2;
+	for (k = 0; k < n_keylogs; k++) {
+		char why[512];
+
+		if (!cfg.keylog && !(cfg.keylog = keylog_new(keylog_warning, NULL))) {
+			fprintf(stderr, "mtlsdiag proxy: out of memory\n");
+			goto Exit;
+		}
+		/* followed: read again whenever a connection needs a secret not yet there */
+		if (!keylog_add_file(cfg.keylog, keylogs[k], true, why, sizeof(why))) {
+			fprintf(stderr, "mtlsdiag proxy: --keylog %s\n", why);
+			goto Exit;
+		}
+	}
 	if (cfg.log_path && !(cfg.log = open_out("--log", cfg.log_path)))
 		goto Exit;
 	if (cfg.json_path && !(cfg.json = open_out("--json", cfg.json_path)))
@@ -307,5 +340,6 @@ Exit:
 	if (cfg.log && cfg.log != stderr && cfg.log != stdout)
 		fclose(cfg.log);
 	X509_STORE_free(cfg.ca_bundle);
+	keylog_free(cfg.keylog);
 	return ret;
 }

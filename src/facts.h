@@ -71,6 +71,8 @@ struct server_hello {
 	uint8_t session_id_len;
 	bool session_id_echoed;         /* equals the client's non-empty one: 1.2 resumption */
 	bool psk_selected;              /* 1.3 pre_shared_key: resumption */
+	bool encrypt_then_mac;          /* RFC 7366 extension echoed */
+	uint8_t random[32];
 	uint32_t seq;
 };
 
@@ -118,8 +120,9 @@ struct cert_request {
 struct alert {
 	enum side from;
 	int level;                      /* 1 warning, 2 fatal, -1 unknown (encrypted) */
-	int description;                /* -1 when encrypted */
+	int description;                /* -1 when encrypted (and not decrypted) */
 	bool encrypted;
+	bool decrypted;                 /* encrypted on the wire, read with the key log */
 	uint32_t seq;                   /* position in the connection's event order */
 };
 
@@ -138,7 +141,8 @@ struct direction_facts {
 	uint64_t records;
 	bool ccs_seen;
 	uint32_t ccs_seq;
-	bool finished_seen;             /* plaintext (1.2 is encrypted after CCS: inferred from the first record after CCS) */
+	bool finished_seen;             /* plaintext, or decrypted with a key log */
+	uint32_t finished_seq;          /* the last Finished */
 	struct enc_record enc[FACTS_MAX_ENC_RECORDS]; /* first encrypted records */
 	size_t n_enc;
 	uint64_t n_enc_total;
@@ -149,6 +153,22 @@ struct direction_facts {
 	struct timeval close_ts;
 	uint64_t gap_bytes;             /* bytes lost to capture gaps */
 	bool desync;                    /* record framing lost */
+	/* with a key log */
+	uint64_t decrypted;             /* protected records opened */
+	uint64_t undecrypted;           /* protected records that could not be */
+	uint32_t first_app_seq;         /* first decrypted application data (0: none) */
+	uint32_t nst_seq;               /* first NewSessionTicket (0: none) */
+	uint32_t key_updates;           /* TLS 1.3 KeyUpdate messages */
+};
+
+/* What the key log did for a connection. */
+enum keylog_use {
+	KEYLOG_UNUSED = 0,              /* no key log given, or nothing protected to open */
+	KEYLOG_DECRYPTED,               /* records were decrypted */
+	KEYLOG_NO_ENTRY,                /* no line for this client random */
+	KEYLOG_MISSING_SECRET,          /* an entry, but not the secret a record needed */
+	KEYLOG_BAD_KEY,                 /* the secret does not decrypt the records */
+	KEYLOG_UNSUPPORTED,             /* a cipher suite or version we cannot decrypt */
 };
 
 enum preamble_kind {
@@ -191,6 +211,11 @@ struct conn_facts {
 	struct direction_facts dir[2];
 	uint32_t seq;                   /* event counter */
 	int http_status;                /* 0 if unknown */
+	char http_request[256];         /* the client's request line (decrypted), "" if unknown */
+	char http_reason[64];           /* the status line's reason phrase */
+	char http_title[128];           /* <title> of an error page (status >= 400) */
+	enum keylog_use keylog;
+	char keylog_note[160];          /* why the key log did not help, for the evidence */
 	char decode_error[160];         /* first decode error, if any */
 	bool truncated;                 /* capture ended mid-connection */
 };

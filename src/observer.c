@@ -15,6 +15,9 @@
 
 #include "chain.h"
 #include "cursor.h"
+#include "decrypt.h"
+#include "http1.h"
+#include "keylog.h"
 #include "preamble.h"
 #include "tls.h"
 #include "tls_msgs.h"
@@ -23,6 +26,24 @@
 /* How far into a capture that started mid-connection we look for a record
  * boundary before giving up on a side. */
 #define RESYNC_MAX 65536
+/* With a key log: the first decrypted bytes each way that are read for
+ * the HTTP request line and the answer's status and title. */
+#define HTTP_HEAD_CLIENT 2048
+#define HTTP_HEAD_SERVER 8192
+/* Protected records held while a followed key log lacks their secret. */
+#define PENDING_MAX (256 * 1024)
+/* With a key log, records read at most (both ways) waiting for the answer. */
+#define DECRYPT_RECORDS_MAX 128
+
+/* A protected record held until its secret is in the key log. */
+struct pending_rec {
+	struct pending_rec *next;
+	enum side tap;
+	uint8_t type;
+	uint16_t version;
+	uint16_t len;
+	uint8_t body[];
+};
 
 enum side_state {
 	SS_PREAMBLE,   /* plaintext before TLS, or not yet known */
@@ -45,6 +66,12 @@ struct obs_conn {
 	bool roles_known;
 	struct ca_list *ca;         /* the CertificateRequest's CA names, shared */
 	struct chain_report *chain; /* the client chain's checks, when it sent one */
+	struct decrypt *dec;        /* with a key log, from the ServerHello on */
+	struct pending_rec *pend, **pend_tail;
+	size_t pend_bytes;
+	uint8_t *http[2];           /* by role: the first decrypted bytes, until read */
+	size_t http_len[2];
+	bool http_done[2];
 	bool finished;
 	bool early_decided;         /* obs_conn_early_verdict has decided */
 	/* last: not zeroed at creation, verdict_decide fills it */
@@ -202,6 +229,10 @@ static void on_cert_request(struct obs_conn *c, const struct cursor *body)
 			c->f.cr.post_handshake = true;
 		return;
 	}
+	/* 1.3 post-handshake authentication (RFC 8446 4.6.2): a request
+	 * after the client's Finished, readable only with a key log */
+	if (tls13 && c->f.dir[SIDE_CLIENT].finished_seen)
+		c->f.cr.post_handshake = true;
 	if (!tls_parse_cert_request(body, tls13 ? TLS_V_1_3 : c->f.sh.selected_version, &c->f.cr, &wire)) {
 		note_error(c, "malformed %s", "CertificateRequest");
 		return;
@@ -217,6 +248,216 @@ static void on_cert_request(struct obs_conn *c, const struct cursor *body)
 		c->f.cr.ca_names = (const char (*)[256])c->ca->text;
 		c->f.cr.n_ca_names = c->ca->n;
 	}
+}
+
+/* ---- with a key log ---- */
+
+static void set_keep_protected(struct obs_conn *c)
+{
+	enum side tap;
+
+	for (tap = SIDE_CLIENT; tap <= SIDE_SERVER; tap++) {
+		enum side role = role_of(c, tap);
+
+		c->tls[tap].keep_protected = c->dec && decrypt_live(c->dec, role) &&
+					     (!decrypt_waiting(c->dec, role) || c->cfg.keylog_wait);
+	}
+}
+
+static void start_decrypt(struct obs_conn *c)
+{
+	if (!c->cfg.keylog || c->dec)
+		return;
+	c->dec = decrypt_new(c->cfg.keylog, &c->f.ch, &c->f.sh);
+	set_keep_protected(c);
+}
+
+static void on_tls_event(void *ctx, const struct tls_event *ev);
+
+/* A protected record that will not be opened still counts as it would
+ * without a key log: below 1.3 an alert record is an encrypted alert. */
+static void not_opened(struct obs_conn *c, enum side tap, uint8_t type, uint16_t version, uint16_t len)
+{
+	struct tls_cb cb = { c, tap };
+	struct tls_event ev = { .kind = TLS_EV_ALERT };
+
+	if (type != TLS_CT_ALERT) {
+		c->f.dir[role_of(c, tap)].undecrypted++;
+		return;
+	}
+	ev.content_type = type;
+	ev.record_version = version;
+	ev.record_len = len;
+	ev.encrypted = true;
+	on_tls_event(&cb, &ev);
+}
+
+static void hold_protected(struct obs_conn *c, enum side tap, const struct tls_event *ev)
+{
+	struct pending_rec *p = malloc(sizeof(*p) + cursor_len(&ev->body));
+	struct cursor body = ev->body;
+
+	if (!p || !cursor_copy_bytes(&body, p->body, cursor_len(&ev->body))) {
+		free(p);
+		not_opened(c, tap, ev->content_type, ev->record_version, ev->record_len);
+		return;
+	}
+	p->next = NULL;
+	p->tap = tap;
+	p->type = ev->content_type;
+	p->version = ev->record_version;
+	p->len = (uint16_t)cursor_len(&ev->body);
+	if (!c->pend_tail)
+		c->pend_tail = &c->pend;
+	*c->pend_tail = p;
+	c->pend_tail = &p->next;
+	c->pend_bytes += p->len;
+}
+
+/* Opens one protected record and feeds its plaintext back to the record
+ * layer.  Returns false when it must wait for its secret. */
+static bool open_record(struct obs_conn *c, enum side tap, uint8_t type, uint16_t version,
+			const struct cursor *body, bool may_wait)
+{
+	enum side role = role_of(c, tap);
+	struct tls_cb cb = { c, tap };
+	struct cursor plain;
+	uint8_t inner = 0;
+
+	switch (decrypt_open(c->dec, role, type, version, body, &plain, &inner)) {
+	case DR_OK:
+		c->f.dir[role].decrypted++;
+		if (!tls_dir_plaintext(&c->tls[tap], inner, &plain, on_tls_event, &cb))
+			note_error(c, "TLS framing lost: %s", c->tls[tap].error);
+		return true;
+	case DR_NO_KEY:
+		if (may_wait && c->cfg.keylog_wait && c->pend_bytes < PENDING_MAX)
+			return false;
+		break;
+	case DR_BAD:
+	case DR_OFF:
+		break;
+	}
+	not_opened(c, tap, type, version, (uint16_t)cursor_len(body));
+	set_keep_protected(c);
+	return true;
+}
+
+/* Opens the held records, in the order they came, as far as the key log
+ * now allows; `last`: no secret will come any more. */
+static void drain_pending(struct obs_conn *c, bool last)
+{
+	if (!c->pend)
+		return;
+	decrypt_retry(c->dec);
+	while (c->pend) {
+		struct pending_rec *p = c->pend;
+		struct cursor body;
+
+		cursor_init(&body, p->body, p->len);
+		if (!open_record(c, p->tap, p->type, p->version, &body, !last))
+			return;
+		c->pend = p->next;
+		if (!c->pend)
+			c->pend_tail = &c->pend;
+		c->pend_bytes -= p->len;
+		free(p);
+	}
+	set_keep_protected(c);
+}
+
+static void on_protected(struct obs_conn *c, enum side tap, const struct tls_event *ev)
+{
+	if (!c->dec) {
+		not_opened(c, tap, ev->content_type, ev->record_version, ev->record_len);
+		return;
+	}
+	/* behind records still waiting: keep the order */
+	if (c->pend || !open_record(c, tap, ev->content_type, ev->record_version, &ev->body, true))
+		hold_protected(c, tap, ev);
+}
+
+static void http_read(struct obs_conn *c, enum side role, bool complete)
+{
+	struct cursor head;
+	enum http1_result r;
+
+	cursor_init(&head, c->http[role], c->http_len[role]);
+	if (role == SIDE_CLIENT) {
+		r = http1_request_line(&head, c->f.http_request, sizeof(c->f.http_request));
+		if (r == HTTP1_NOT_HTTP)
+			c->f.http_request[0] = '\0';
+	} else {
+		struct http1_response resp;
+
+		r = http1_response(&head, complete, &resp);
+		if (r == HTTP1_DONE) {
+			c->f.http_status = resp.status;
+			snprintf(c->f.http_reason, sizeof(c->f.http_reason), "%s", resp.reason);
+			snprintf(c->f.http_title, sizeof(c->f.http_title), "%s", resp.title);
+		}
+	}
+	if (r == HTTP1_MORE && !complete)
+		return;
+	/* read: only the fields above are kept, never the bytes */
+	c->http_done[role] = true;
+	free(c->http[role]);
+	c->http[role] = NULL;
+	c->http_len[role] = 0;
+}
+
+/* Decrypted application data: its first bytes are read for HTTP. */
+static void on_appdata(struct obs_conn *c, enum side role, const struct cursor *data)
+{
+	size_t cap = role == SIDE_CLIENT ? HTTP_HEAD_CLIENT : HTTP_HEAD_SERVER, take;
+	struct cursor src = *data;
+
+	if (!c->f.dir[role].first_app_seq)
+		c->f.dir[role].first_app_seq = c->f.seq;
+	if (c->http_done[role] || cursor_len(data) == 0)
+		return;
+	if (!c->http[role] && !(c->http[role] = malloc(cap))) {
+		c->http_done[role] = true;
+		return;
+	}
+	take = cap - c->http_len[role] < cursor_len(data) ? cap - c->http_len[role] : cursor_len(data);
+	if (!cursor_copy_bytes(&src, &c->http[role][c->http_len[role]], take))
+		return;
+	c->http_len[role] += take;
+	http_read(c, role, c->http_len[role] == cap);
+}
+
+static bool http_settled(const struct obs_conn *c)
+{
+	return c->http_done[SIDE_SERVER] || !decrypt_live(c->dec, SIDE_SERVER);
+}
+
+static void free_keylog_state(struct obs_conn *c)
+{
+	int i;
+
+	while (c->pend) {
+		struct pending_rec *p = c->pend;
+
+		c->pend = p->next;
+		free(p);
+	}
+	c->pend_tail = NULL;
+	c->pend_bytes = 0;
+	for (i = 0; i < 2; i++) {
+		free(c->http[i]);
+		c->http[i] = NULL;
+		c->http_len[i] = 0;
+	}
+	decrypt_free(c->dec);
+	c->dec = NULL;
+}
+
+/* The key log's outcome for the facts, before a verdict is decided. */
+static void settle_keylog(struct obs_conn *c)
+{
+	if (c->dec)
+		c->f.keylog = decrypt_outcome(c->dec, c->f.keylog_note, sizeof(c->f.keylog_note));
 }
 
 static void on_handshake(struct obs_conn *c, enum side tap, const struct tls_event *ev,
@@ -251,6 +492,8 @@ static void on_handshake(struct obs_conn *c, enum side tap, const struct tls_eve
 		c->f.sh.seq = c->f.seq;
 		if (c->f.sh.selected_version == TLS_V_1_3 && !c->f.sh.hello_retry)
 			c->tls[0].tls13 = c->tls[1].tls13 = true;
+		if (!c->f.sh.hello_retry)
+			start_decrypt(c);
 		break;
 	case TLS_HS_CERTIFICATE:
 		on_certificate(c, role, &ev->body, ts);
@@ -268,15 +511,25 @@ static void on_handshake(struct obs_conn *c, enum side tap, const struct tls_eve
 			c->f.client_cert_verify_seen = true;
 		break;
 	case TLS_HS_NEW_SESSION_TICKET:
-		if (role == SIDE_SERVER)
+		if (role == SIDE_SERVER) {
 			c->f.new_session_ticket_seen = true;
+			if (!c->f.dir[role].nst_seq)
+				c->f.dir[role].nst_seq = c->f.seq;
+		}
 		break;
 	case TLS_HS_FINISHED:
 		c->f.dir[role].finished_seen = true;
+		c->f.dir[role].finished_seq = c->f.seq;
+		break;
+	case TLS_HS_KEY_UPDATE:
+		c->f.dir[role].key_updates++;
 		break;
 	default:
 		break;
 	}
+	/* TLS 1.3 key changes follow the sender's Finished and KeyUpdate */
+	if (c->dec && ev->decrypted)
+		decrypt_handshake(c->dec, role, ev->hs_type);
 }
 
 static void on_tls_event(void *ctx, const struct tls_event *ev)
@@ -302,6 +555,10 @@ static void on_tls_event(void *ctx, const struct tls_event *ev)
 	case TLS_EV_SKIPPED:
 		note_error(c, "handshake message type %u of %u bytes skipped: too large to analyse", ev->hs_type, ev->hs_len);
 		return;
+	case TLS_EV_PROTECTED:
+		c->f.seq--;   /* not an event of its own: its content is */
+		on_protected(c, cb->tap, ev);
+		return;
 	default:
 		break;
 	}
@@ -309,13 +566,16 @@ static void on_tls_event(void *ctx, const struct tls_event *ev)
 	d = &c->f.dir[role];
 	switch (ev->kind) {
 	case TLS_EV_ALERT:
+		if (c->dec && ev->encrypted && !ev->decrypted)
+			d->undecrypted++;
 		if (c->f.n_alerts < FACTS_MAX_ALERTS) {
 			struct alert *a = &c->f.alerts[c->f.n_alerts++];
 
 			a->from = role;
 			a->encrypted = ev->encrypted;
-			a->level = ev->encrypted ? -1 : ev->alert_level;
-			a->description = ev->encrypted ? -1 : ev->alert_desc;
+			a->decrypted = ev->decrypted;
+			a->level = ev->encrypted && !ev->decrypted ? -1 : ev->alert_level;
+			a->description = ev->encrypted && !ev->decrypted ? -1 : ev->alert_desc;
 			a->seq = c->f.seq;
 		}
 		break;
@@ -324,8 +584,18 @@ static void on_tls_event(void *ctx, const struct tls_event *ev)
 			d->ccs_seen = true;
 			d->ccs_seq = c->f.seq;
 		}
+		if (c->dec) {
+			decrypt_ccs(c->dec, role);
+			set_keep_protected(c);
+		}
+		break;
+	case TLS_EV_APPDATA:
+		on_appdata(c, role, &ev->body);
 		break;
 	case TLS_EV_ENCRYPTED:
+		/* with a key log: a record the record layer will not hand over */
+		if (c->dec && !c->tls[cb->tap].rec_protected)
+			d->undecrypted++;
 		if (d->n_enc < FACTS_MAX_ENC_RECORDS) {
 			struct enc_record *r = &d->enc[d->n_enc++];
 
@@ -346,8 +616,11 @@ static void on_tls_event(void *ctx, const struct tls_event *ev)
 
 static bool enough_seen(const struct obs_conn *c)
 {
-	return c->f.dir[0].n_enc >= FACTS_MAX_ENC_RECORDS &&
-	       c->f.dir[1].n_enc >= FACTS_MAX_ENC_RECORDS;
+	if (c->f.dir[0].n_enc < FACTS_MAX_ENC_RECORDS || c->f.dir[1].n_enc < FACTS_MAX_ENC_RECORDS)
+		return false;
+	/* decrypting: on until the server's answer has been read */
+	return !c->dec || (!c->pend && http_settled(c)) ||
+	       c->f.dir[0].n_enc_total + c->f.dir[1].n_enc_total >= DECRYPT_RECORDS_MAX;
 }
 
 static void idle_side(struct obs_conn *c, enum side tap)
@@ -501,6 +774,8 @@ void obs_conn_feed(struct obs_conn *c, enum side tap, const uint8_t *data, size_
 		return;
 	c->f.last_ts = *ts;
 	c->f.dir[role_of(c, tap)].bytes += len;
+	if (c->pend)
+		drain_pending(c, false);
 	switch (c->st[tap]) {
 	case SS_PREAMBLE:
 		feed_preamble(c, tap, data, len);
@@ -533,6 +808,10 @@ void obs_conn_gap(struct obs_conn *c, enum side tap, size_t n, const struct time
 		c->tls[tap].tls13 = c->f.sh.selected_version == TLS_V_1_3 && !c->f.sh.hello_retry;
 		c->tls[tap].encrypted = c->f.dir[role_of(c, tap)].ccs_seen && !c->tls[tap].tls13;
 		c->tls[tap].started = true;
+		if (c->dec) {
+			decrypt_stop(c->dec, role_of(c, tap));
+			set_keep_protected(c);
+		}
 		c->st[tap] = SS_RESYNC;
 		c->resync_seen[tap] = c->resync_need[tap] = 0;
 	} else if (c->st[tap] == SS_PREAMBLE) {
@@ -558,6 +837,22 @@ void obs_conn_close(struct obs_conn *c, enum side tap, enum close_kind how,
 	}
 }
 
+bool obs_conn_awaiting_keys(const struct obs_conn *c)
+{
+	return !c->finished && c->dec && c->cfg.keylog_wait &&
+	       (c->pend || decrypt_waiting(c->dec, SIDE_CLIENT) || decrypt_waiting(c->dec, SIDE_SERVER));
+}
+
+void obs_conn_retry_keys(struct obs_conn *c)
+{
+	if (c->finished || !c->dec)
+		return;
+	if (c->pend)
+		drain_pending(c, false);
+	else if (decrypt_retry(c->dec))
+		set_keep_protected(c);
+}
+
 bool obs_conn_wants_bytes(const struct obs_conn *c)
 {
 	return !c->finished && (c->st[0] != SS_IDLE || c->st[1] != SS_IDLE);
@@ -579,7 +874,7 @@ static bool outcome_settled(const struct obs_conn *c)
 	if (c->f.not_tls)
 		return true;
 	for (i = 0; i < c->f.n_alerts; i++)
-		if (!c->f.alerts[i].encrypted && c->f.alerts[i].level == 2)
+		if ((!c->f.alerts[i].encrypted || c->f.alerts[i].decrypted) && c->f.alerts[i].level == 2)
 			return true;
 	return c->f.is_tls && c->st[0] == SS_IDLE && c->st[1] == SS_IDLE && enough_seen(c);
 }
@@ -604,10 +899,13 @@ const struct verdict *obs_conn_early_verdict(struct obs_conn *c)
 		return &c->verdict;
 	if (!c->early_decided) {
 		if (outcome_settled(c)) {
+			settle_keylog(c);
 			verdict_decide(&c->f, c->chain, &c->verdict);
 		} else {
-			if (!may_have_gone_on(c))
+			/* with a key log, the server's HTTP answer is waited for */
+			if (!may_have_gone_on(c) || (c->dec && !http_settled(c)))
 				return NULL;
+			settle_keylog(c);
 			verdict_decide(&c->f, c->chain, &c->verdict);
 			if (!c->verdict.settled)
 				return NULL;
@@ -623,6 +921,7 @@ static void free_decoding_state(struct obs_conn *c)
 {
 	idle_side(c, SIDE_CLIENT);
 	idle_side(c, SIDE_SERVER);
+	free_keylog_state(c);
 }
 
 const struct verdict *obs_conn_finish(struct obs_conn *c, bool truncated, const struct timeval *ts)
@@ -635,6 +934,14 @@ const struct verdict *obs_conn_finish(struct obs_conn *c, bool truncated, const 
 	c->f.truncated = truncated;
 	if (!c->roles_known && !c->f.saw_syn && c->f.client.port < c->f.server.port)
 		set_roles(c, SIDE_SERVER);   /* no handshake seen: the lower port is likely the server */
+	if (c->dec) {
+		drain_pending(c, true);
+		if (!c->http_done[SIDE_CLIENT] && c->http[SIDE_CLIENT])
+			http_read(c, SIDE_CLIENT, true);
+		if (!c->http_done[SIDE_SERVER] && c->http[SIDE_SERVER])
+			http_read(c, SIDE_SERVER, true);
+		settle_keylog(c);
+	}
 	free_decoding_state(c);
 	verdict_decide(&c->f, c->chain, &c->verdict);
 	return &c->verdict;

@@ -18,12 +18,18 @@
 
 struct x509_store_st;
 struct cert_cache;
+struct keylog;
 
 struct observer_config {
 	bool at_set;             /* --at: validity checks use `at` instead of the connection's time */
 	time_t at;
 	struct x509_store_st *ca_bundle; /* --ca-bundle: the server's client-CA bundle, or NULL */
 	struct cert_cache *certs;        /* parsed-certificate cache (one per thread), required */
+	struct keylog *keylog;           /* --keylog: decrypt with these secrets, or NULL */
+	/* The key log is still being written (the proxy): protected records
+	 * whose secret is not there yet are held (up to a bound) until the
+	 * front end has refreshed the key log; see obs_conn_awaiting_keys. */
+	bool keylog_wait;
 };
 
 struct obs_conn;
@@ -51,6 +57,12 @@ void obs_conn_close(struct obs_conn *c, enum side from, enum close_kind how,
 /* False once further payload can no longer change the verdict: the front
  * end may then skip payload bytes (closes still matter). */
 bool obs_conn_wants_bytes(const struct obs_conn *c);
+
+/* With keylog_wait: records are held for secrets the key log does not
+ * have yet.  The front end refreshes the key log (keylog_refresh) and the
+ * held records are opened at the next feed, or by obs_conn_retry_keys. */
+bool obs_conn_awaiting_keys(const struct obs_conn *c);
+void obs_conn_retry_keys(struct obs_conn *c);
 
 /* A verdict that no later event can change, if there already is one (the
  * proxy logs it the moment it is known).  NULL otherwise. */

@@ -53,6 +53,7 @@
 #include <event2/util.h>
 
 #include "cursor.h"
+#include "keylog.h"
 #include "observer.h"
 #include "pcapout.h"
 #include "preamble.h"
@@ -646,6 +647,9 @@ static void tap_bytes(struct pconn *c, enum side from, const uint8_t *p, size_t 
 {
 	bool wanted = obs_conn_wants_bytes(c->obs);
 
+	/* a secret the client has not written yet may be there by now */
+	if (wanted && c->w->ocfg.keylog && obs_conn_awaiting_keys(c->obs))
+		keylog_refresh(c->w->ocfg.keylog);
 	if (wanted)
 		obs_conn_feed(c->obs, from, p, n, now);
 	if (!c->pcap)
@@ -1333,6 +1337,11 @@ static void pconn_teardown(struct pconn *c)
 		char line[2048];
 		size_t used;
 
+		/* the client has written its secrets by the time it closes */
+		if (c->w->ocfg.keylog && obs_conn_awaiting_keys(c->obs)) {
+			keylog_refresh(c->w->ocfg.keylog);
+			obs_conn_retry_keys(c->obs);
+		}
 		/* sides the proxy closed itself did not close: nothing to report */
 		v = obs_conn_finish(c->obs, false, &now);
 		f = obs_conn_facts(c->obs);
@@ -1776,6 +1785,9 @@ static int worker_init(struct worker *w, size_t *failed_listener)
 	w->ocfg.at = px->cfg->at;
 	w->ocfg.ca_bundle = px->cfg->ca_bundle;
 	w->ocfg.certs = cert_cache_new(4096);
+	/* the clients write their key logs while their connections run */
+	w->ocfg.keylog = px->cfg->keylog;
+	w->ocfg.keylog_wait = px->cfg->keylog != NULL;
 	w->stop_ev = event_new(w->base, -1, 0, stop_cb, w);
 	w->deadline_ev = evtimer_new(w->base, deadline_cb, w);
 	w->retry_ev = evtimer_new(w->base, retry_accept_cb, w);

@@ -35,6 +35,8 @@ struct proxy_listen_config {
 	size_t n_allow;              /* 0: any destination (loopback listeners only) */
 };
 
+struct keylog;
+
 struct proxy_config {
 	const struct proxy_listen_config *listeners;
 	size_t n_listeners;
@@ -56,6 +58,7 @@ struct proxy_config {
 	bool at_set;                 /* observer options, as for `mtlsdiag pcap` */
 	time_t at;
 	struct x509_store_st *ca_bundle;
+	struct keylog *keylog;       /* --keylog: followed key logs (clients still writing them), or NULL */
 };
 
 /* Splits "HOST:PORT" or "[V6]:PORT".  1 on success (port 1-65535, host not

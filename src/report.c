@@ -32,11 +32,19 @@ void report_endpoint(char *buf, size_t len, const char *host, uint16_t port)
 		snprintf(buf, len, "%s:%u", host, port);
 }
 
-/* The one fact that best explains the verdict, for the human line. */
-static void headline(char *buf, size_t len, const struct conn_facts *f, const struct verdict *v)
+/* The one fact that best explains the verdict, for the human line (the
+ * key log's own lines at the end are not candidates). */
+static void headline(char *buf, size_t len, const struct conn_facts *f, const struct verdict *full)
 {
+	struct verdict_view {
+		const char (*evidence)[VERDICT_EVIDENCE_LEN];
+		size_t n_evidence;
+		enum verdict_code code;
+	} view = { full->evidence, full->n_evidence, full->code }, *v = &view;
 	size_t i;
 
+	if (full->keylog_evidence >= 0 && (size_t)full->keylog_evidence < view.n_evidence)
+		view.n_evidence = (size_t)full->keylog_evidence;
 	buf[0] = '\0';
 	switch (v->code) {
 	case V_CLIENT_SENT_NO_CERT:
@@ -105,6 +113,20 @@ void report_line(char *buf, size_t len, const struct conn_facts *f, const struct
 }
 
 /* ---- JSON ---- */
+
+/* The "keylog" member: null when no key log was consulted. */
+static const char *keylog_use_name(enum keylog_use k)
+{
+	switch (k) {
+	case KEYLOG_UNUSED: return NULL;
+	case KEYLOG_DECRYPTED: return "decrypted";
+	case KEYLOG_NO_ENTRY: return "no_entry";
+	case KEYLOG_MISSING_SECRET: return "missing_secret";
+	case KEYLOG_BAD_KEY: return "does_not_decrypt";
+	case KEYLOG_UNSUPPORTED: return "unsupported";
+	}
+	return NULL;
+}
 
 /* Length of the valid UTF-8 sequence at p (2..4), or 0. */
 static size_t utf8_len(const unsigned char *p)
@@ -271,10 +293,14 @@ void report_json(FILE *out, const struct conn_facts *f, const struct verdict *v)
 
 		fprintf(out, "%s{\"from\":\"%s\",\"level\":", i ? "," : "",
 			a->from == SIDE_CLIENT ? "client" : "server");
-		json_str(out, a->encrypted ? NULL : a->level == 2 ? "fatal" : a->level == 1 ? "warning" : "unknown");
+		json_str(out, a->encrypted && !a->decrypted ? NULL
+			 : a->level == 2 ? "fatal" : a->level == 1 ? "warning" : "unknown");
 		fputs_unlocked(",\"description\":", out);
-		json_str(out, a->encrypted ? NULL : tls_alert_name(a->description));
-		fprintf(out, ",\"encrypted\":%s}", a->encrypted ? "true" : "false");
+		json_str(out, a->encrypted && !a->decrypted ? NULL : tls_alert_name(a->description));
+		fprintf(out, ",\"encrypted\":%s", a->encrypted ? "true" : "false");
+		if (a->decrypted)
+			fputs_unlocked(",\"decrypted\":true", out);
+		putc_unlocked('}', out);
 	}
 	fputs_unlocked("],\"http_status\":", out);
 	if (f->http_status)
@@ -301,6 +327,10 @@ void report_json(FILE *out, const struct conn_facts *f, const struct verdict *v)
 		(unsigned long long)f->dir[SIDE_CLIENT].bytes, (unsigned long long)f->dir[SIDE_SERVER].bytes);
 	fprintf(out, ",\"truncated\":%s", f->truncated ? "true" : "false");
 	json_field(out, ",\"decode_error\":", f->decode_error[0] ? f->decode_error : NULL);
+	json_field(out, ",\"keylog\":", keylog_use_name(f->keylog));
+	json_field(out, ",\"http_request\":", f->http_request[0] ? f->http_request : NULL);
+	json_field(out, ",\"http_reason\":", f->http_status ? f->http_reason : NULL);
+	json_field(out, ",\"http_title\":", f->http_title[0] ? f->http_title : NULL);
 	fputs_unlocked("}\n", out);
 	funlockfile(out);
 }

@@ -20,6 +20,10 @@ void tls_dir_free(struct tls_dir *d)
 	free(d->hs);
 	d->hs = NULL;
 	d->hs_len = d->hs_cap = 0;
+	free(d->rec);
+	d->rec = NULL;
+	d->rec_have = 0;
+	d->rec_protected = false;
 }
 
 static int header_ok(uint8_t type, uint16_t version, uint16_t len)
@@ -103,6 +107,7 @@ static void hs_drain(struct tls_dir *d, tls_event_fn fn, void *ctx)
 		ev.record_len = d->rec_len;
 		ev.hs_type = type;
 		ev.hs_len = len;
+		ev.decrypted = ev.encrypted = d->in_plaintext;
 		if (len > TLS_MAX_HANDSHAKE) {
 			ev.kind = TLS_EV_SKIPPED;
 			fn(ctx, &ev);
@@ -160,6 +165,16 @@ static int record_start(struct tls_dir *d, tls_event_fn fn, void *ctx)
 	d->rec_left = d->rec_len;
 	d->alert_have = 0;
 	d->rec_plain_hs = false;
+	/* protected: everything after this side's CCS below 1.3; in 1.3 every
+	 * application_data record (RFC 8446 5.2: the outer type of a
+	 * TLSCiphertext) */
+	d->rec_protected = d->keep_protected && d->rec_type != TLS_CT_CHANGE_CIPHER_SPEC &&
+			   (d->encrypted || (d->tls13 && d->rec_type == TLS_CT_APPLICATION_DATA));
+	if (d->rec_protected) {
+		if (!d->rec && !(d->rec = malloc(TLS_MAX_RECORD)))
+			return fail(d, "out of memory");
+		d->rec_have = 0;
+	}
 
 	switch (d->rec_type) {
 	case TLS_CT_HANDSHAKE:
@@ -169,7 +184,8 @@ static int record_start(struct tls_dir *d, tls_event_fn fn, void *ctx)
 			d->rec_plain_hs = true;
 		break;
 	case TLS_CT_ALERT:
-		if (d->encrypted)
+		/* a collected alert is reported once opened (or not) */
+		if (d->encrypted && !d->rec_protected)
 			emit_simple(d, TLS_EV_ALERT, fn, ctx);
 		break;
 	case TLS_CT_CHANGE_CIPHER_SPEC:
@@ -187,11 +203,36 @@ static int record_start(struct tls_dir *d, tls_event_fn fn, void *ctx)
 	return 1;
 }
 
+/* The collected protected record is complete: hand it over. */
+static int protected_done(struct tls_dir *d, tls_event_fn fn, void *ctx)
+{
+	struct tls_event ev = { .kind = TLS_EV_PROTECTED };
+
+	d->rec_protected = false;
+	ev.content_type = d->rec_type;
+	ev.record_version = d->rec_version;
+	ev.record_len = d->rec_len;
+	ev.encrypted = true;
+	cursor_init(&ev.body, d->rec, d->rec_have);
+	fn(ctx, &ev);
+	return !d->failed;
+}
+
 /* Handles `body`, the next bytes of the current record's body. */
 static int record_body(struct tls_dir *d, const struct cursor *body, tls_event_fn fn, void *ctx)
 {
 	struct cursor c = *body;
 
+	if (d->rec_protected) {
+		size_t n = cursor_len(&c);
+
+		if (d->rec_have + n > TLS_MAX_RECORD || !cursor_copy_bytes(&c, &d->rec[d->rec_have], n))
+			return fail(d, "internal record buffer error");
+		d->rec_have += n;
+		if (d->rec_left == n)
+			return protected_done(d, fn, ctx);
+		return 1;
+	}
 	if (d->rec_type == REC_SSL2) {
 		if (!hs_append(d, &c))
 			return fail(d, "out of memory");
@@ -275,6 +316,8 @@ int tls_dir_feed(struct tls_dir *d, const uint8_t *data, size_t len,
 				if (!record_body(d, &none, fn, ctx))
 					return 0;
 			}
+			if (d->rec_left == 0 && d->rec_protected && !protected_done(d, fn, ctx))
+				return 0;
 			continue;
 		}
 		take = d->rec_left < cursor_len(&in) ? d->rec_left : cursor_len(&in);
@@ -286,4 +329,63 @@ int tls_dir_feed(struct tls_dir *d, const uint8_t *data, size_t len,
 		d->offset += take;
 	}
 	return 1;
+}
+
+int tls_dir_plaintext(struct tls_dir *d, uint8_t type, const struct cursor *plain,
+		      tls_event_fn fn, void *ctx)
+{
+	struct cursor c = *plain;
+	struct tls_event ev = { .kind = TLS_EV_ALERT };
+	uint8_t level, desc;
+
+	if (d->failed)
+		return 0;
+	d->in_plaintext = true;
+	switch (type) {
+	case TLS_CT_HANDSHAKE:
+		if (d->hs_skip) {
+			size_t n = cursor_len(&c) < d->hs_skip ? cursor_len(&c) : d->hs_skip;
+
+			d->hs_skip -= n;
+			if (!cursor_skip(&c, n)) {
+				fail(d, "internal skip error");
+				break;
+			}
+		}
+		if (cursor_len(&c)) {
+			if (!hs_append(d, &c)) {
+				fail(d, "out of memory");
+				break;
+			}
+			hs_drain(d, fn, ctx);
+		}
+		break;
+	case TLS_CT_ALERT:
+		/* a protected alert record holds whole alerts (RFC 8446 5.1
+		 * forbids fragmenting them) */
+		ev.content_type = TLS_CT_ALERT;
+		ev.record_version = d->rec_version;
+		ev.record_len = d->rec_len;
+		ev.encrypted = ev.decrypted = true;
+		while (cursor_get_u8(&c, &level) && cursor_get_u8(&c, &desc)) {
+			ev.alert_level = level;
+			ev.alert_desc = desc;
+			fn(ctx, &ev);
+		}
+		break;
+	case TLS_CT_APPLICATION_DATA:
+		ev.kind = TLS_EV_APPDATA;
+		ev.content_type = TLS_CT_APPLICATION_DATA;
+		ev.record_version = d->rec_version;
+		ev.record_len = d->rec_len;
+		ev.encrypted = ev.decrypted = true;
+		ev.body = c;
+		fn(ctx, &ev);
+		break;
+	default:
+		/* heartbeat, or a type that should not be inside: nothing to read */
+		break;
+	}
+	d->in_plaintext = false;
+	return !d->failed;
 }

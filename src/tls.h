@@ -4,7 +4,12 @@
  * handshake messages are reassembled across records (several may share one
  * record), and each finding is handed to a callback as a struct tls_event.
  * Encrypted records are reported by type and size only and their bodies are
- * skipped without copying.  An SSLv2-format ClientHello is recognised. */
+ * skipped without copying.  An SSLv2-format ClientHello is recognised.
+ *
+ * With a key log the caller sets keep_protected: each protected record is
+ * then collected whole and handed over (TLS_EV_PROTECTED); the caller opens
+ * it and gives the plaintext back to tls_dir_plaintext, which feeds it to
+ * the same handshake reassembly and events as a plaintext record. */
 #ifndef MTLSDIAG_TLS_H
 #define MTLSDIAG_TLS_H
 
@@ -47,6 +52,8 @@ enum tls_event_kind {
 	TLS_EV_CCS,              /* ChangeCipherSpec */
 	TLS_EV_ENCRYPTED,        /* an encrypted record (any outer type), header seen */
 	TLS_EV_SKIPPED,          /* a handshake message too big to keep (hs_type, length) */
+	TLS_EV_PROTECTED,        /* a whole protected record (keep_protected): body is its bytes */
+	TLS_EV_APPDATA,          /* decrypted application data (body) */
 };
 
 struct tls_event {
@@ -59,6 +66,7 @@ struct tls_event {
 	struct cursor body;      /* handshake body (after the 4-byte header), valid during the callback */
 	uint8_t alert_level, alert_desc;
 	bool encrypted;
+	bool decrypted;          /* the content came out of tls_dir_plaintext */
 };
 
 typedef void (*tls_event_fn)(void *ctx, const struct tls_event *ev);
@@ -79,6 +87,11 @@ struct tls_dir {
 	uint8_t *hs;             /* handshake reassembly buffer */
 	size_t hs_len, hs_cap;
 	size_t hs_skip;          /* bytes of an oversized message still to drop */
+	bool keep_protected;     /* collect protected records whole (TLS_EV_PROTECTED) */
+	bool rec_protected;      /* the current record is being collected */
+	uint8_t *rec;            /* its body (TLS_MAX_RECORD bytes, allocated on first use) */
+	size_t rec_have;
+	bool in_plaintext;       /* inside tls_dir_plaintext: events are decrypted content */
 	bool failed;             /* framing lost: everything after is ignored */
 	char error[120];         /* why framing was lost */
 	uint64_t offset;         /* stream bytes consumed */
@@ -91,6 +104,14 @@ void tls_dir_free(struct tls_dir *d);
  * why, with the stream offset); later calls then do nothing. */
 int tls_dir_feed(struct tls_dir *d, const uint8_t *data, size_t len,
 		 tls_event_fn fn, void *ctx);
+
+/* The plaintext of a protected record (inner content type `type`), fed as
+ * if it had arrived in a plaintext record: handshake messages are
+ * reassembled, alerts and application data reported with `decrypted` set.
+ * Called from the TLS_EV_PROTECTED callback or later; 0 once framing is
+ * lost. */
+int tls_dir_plaintext(struct tls_dir *d, uint8_t type, const struct cursor *plain,
+		      tls_event_fn fn, void *ctx);
 
 /* 1 if the bytes plausibly start a TLS record (type, version, length). */
 int tls_looks_like_record(const struct cursor *c);

@@ -211,9 +211,12 @@ int tls_parse_server_hello(const struct cursor *body, const struct client_hello 
 				out->selected_version = v;
 			} else if (type == TLS_EXT_PRE_SHARED_KEY) {
 				out->psk_selected = true;
+			} else if (type == TLS_EXT_ENCRYPT_THEN_MAC) {
+				out->encrypt_then_mac = true;
 			}
 		}
 	}
+	memcpy(out->random, random, sizeof(random));
 	out->hello_retry = memcmp(random, hrr_random, sizeof(random)) == 0;
 	if (out->hello_retry)
 		out->n_hrr++;

@@ -93,12 +93,13 @@ static const char *alert_label(const struct alert *a, char *buf, size_t len)
 {
 	const char *name = tls_alert_name(a->description);
 
-	if (a->encrypted)
+	if (a->encrypted && !a->decrypted)
 		snprintf(buf, len, "an encrypted alert");
 	else if (name)
-		snprintf(buf, len, "%s alert %s (%d)", a->level == 2 ? "fatal" : "warning", name, a->description);
+		snprintf(buf, len, "%s alert %s (%d)%s", a->level == 2 ? "fatal" : "warning", name, a->description,
+			 a->decrypted ? ", decrypted" : "");
 	else
-		snprintf(buf, len, "alert %d", a->description);
+		snprintf(buf, len, "alert %d%s", a->description, a->decrypted ? ", decrypted" : "");
 	return buf;
 }
 
@@ -111,7 +112,7 @@ static const struct alert *first_fatal(const struct conn_facts *f, enum side fro
 
 		if (a->from != from || a->seq <= after)
 			continue;
-		if (a->encrypted || a->level == 2)
+		if ((a->encrypted && !a->decrypted) || a->level == 2)
 			return a;
 		if (a->description != 0 && a->description != 41 && a->description != 100)
 			return a;   /* a warning that still ends the handshake */
@@ -308,6 +309,44 @@ static void describe_answer(const struct conn_facts *f, const struct server_answ
 	}
 }
 
+/* What the decrypted HTTP answer says about the client certificate. */
+enum http_answer {
+	HA_NONE,        /* no HTTP answer read */
+	HA_SERVED,      /* the request was served (below 400) */
+	HA_NO_CERT,     /* nginx: 400 "No required SSL certificate was sent" */
+	HA_CERT_ERROR,  /* nginx: 400 "The SSL certificate error" */
+	HA_REFUSED,     /* 400 or 403 otherwise: a refusal, reason not named */
+	HA_OTHER,       /* another error (404, 500, ...): not about the certificate */
+};
+
+static enum http_answer http_answer(const struct conn_facts *f)
+{
+	if (!f->http_status)
+		return HA_NONE;
+	/* nginx's own codes 496 and 495 become these 400 pages on the wire */
+	if (strstr(f->http_title, "No required SSL certificate") || f->http_status == 496)
+		return HA_NO_CERT;
+	if (strstr(f->http_title, "SSL certificate error") || f->http_status == 495)
+		return HA_CERT_ERROR;
+	if (f->http_status < 400)
+		return HA_SERVED;
+	if (f->http_status == 400 || f->http_status == 403)
+		return HA_REFUSED;
+	return HA_OTHER;
+}
+
+static void http_evidence(const struct conn_facts *f, struct verdict *v)
+{
+	char title[sizeof(f->http_title) + 8] = "", request[sizeof(f->http_request) + 8] = "";
+
+	if (f->http_title[0])
+		snprintf(title, sizeof(title), " (\"%s\")", f->http_title);
+	if (f->http_request[0])
+		snprintf(request, sizeof(request), " to %s", f->http_request);
+	evidence(v, "the server answered HTTP %d%s%s%s%s (decrypted)", f->http_status,
+		 f->http_reason[0] ? " " : "", f->http_reason, title, request);
+}
+
 /* The server asked and the client sent no certificate. */
 static void conclude_no_cert(const struct conn_facts *f, const struct server_answer *ans,
 			     enum basis basis, size_t alert_len, struct verdict *v)
@@ -317,15 +356,21 @@ static void conclude_no_cert(const struct conn_facts *f, const struct server_ans
 		set(v, V_CLIENT_SENT_NO_CERT, R_NONE, F_CLIENT, basis);
 		return;
 	}
-	if (f->http_status >= 400) {
-		set(v, V_CLIENT_SENT_NO_CERT, R_NONE, F_CLIENT, basis);
-		evidence(v, "the server answered HTTP %d", f->http_status);
+	switch (http_answer(f)) {
+	case HA_NO_CERT:
+	case HA_CERT_ERROR:
+	case HA_REFUSED:
+		set(v, V_CLIENT_SENT_NO_CERT, R_NONE, F_CLIENT, B_DECRYPTED);
+		http_evidence(f, v);
 		return;
-	}
-	if (f->http_status > 0) {
-		set(v, V_NO_CERT_ACCEPTED, R_NONE, F_NONE, basis);
-		evidence(v, "the server answered HTTP %d", f->http_status);
+	case HA_SERVED:
+	case HA_OTHER:
+		set(v, V_NO_CERT_ACCEPTED, R_NONE, F_NONE, B_DECRYPTED);
+		http_evidence(f, v);
+		evidence(v, "the server served the request without a client certificate (optional client authentication)");
 		return;
+	case HA_NONE:
+		break;
 	}
 	if (session_went_on(f, ans->after, alert_len)) {
 		set(v, V_NO_CERT_ACCEPTED, R_NONE, F_NONE, basis);
@@ -376,6 +421,34 @@ static void conclude_chain(const struct conn_facts *f, const struct chain_report
 			evidence(v, "nothing on the wire explains the refusal: check the server's CA bundle and verify depth");
 		return;
 	case ANS_CONTINUED:
+		switch (http_answer(f)) {
+		case HA_CERT_ERROR:
+		case HA_REFUSED:
+		case HA_NO_CERT:
+			reason = predicted != R_NONE ? predicted : R_UNKNOWN;
+			if (predicted == R_NONE && chain && chain->issuer_named && chain->checked &&
+			    http_answer(f) == HA_CERT_ERROR) {
+				/* nginx refuses a chain that passes every check and reaches
+				 * a CA it named: ssl_verify_depth is too small for it */
+				reason = R_DEPTH_EXCEEDED;
+				evidence(v, "the %zu-certificate chain reaches a CA the server named and passes every check, yet the server answered \"The SSL certificate error\": its verify depth is too small for this chain",
+					 f->client_chain.n_on_wire);
+			}
+			set(v, V_SERVER_REJECTED_CHAIN, reason, reason_fault(reason), B_DECRYPTED);
+			http_evidence(f, v);
+			chain_evidence(chain, v);
+			return;
+		case HA_SERVED:
+		case HA_OTHER:
+			set(v, V_CLIENT_CERT_ACCEPTED, R_NONE, F_NONE, B_DECRYPTED);
+			http_evidence(f, v);
+			if (predicted != R_NONE)
+				evidence(v, "the server accepted the chain although a standard check would not: %s",
+					 chain->findings[0].text);
+			return;
+		case HA_NONE:
+			break;
+		}
 		if (predicted != R_NONE && !f->http_status &&
 		    (session_went_on(f, ans->after, alert_len) ||
 		     (predicted == R_SELF_SIGNED && f->cr.n_ca_names == 0))) {
@@ -520,16 +593,125 @@ static void decide12(const struct conn_facts *f, const struct chain_report *chai
 	conclude_chain(f, chain, &ans, B_OBSERVED, 0, v);
 }
 
+/* ---- TLS 1.3 decrypted with a key log ---- */
+
+/* The server's flight, and the client's answer if it sent one, were read. */
+static bool decrypted13(const struct conn_facts *f)
+{
+	return f->dir[SIDE_SERVER].decrypted > 0 && f->dir[SIDE_SERVER].finished_seen &&
+	       (f->dir[SIDE_CLIENT].decrypted > 0 || f->dir[SIDE_CLIENT].n_enc == 0);
+}
+
+/* How the server answered what the client sent up to event `after`: a
+ * (decrypted) alert, or a NewSessionTicket or application data after it. */
+static void answer13d(const struct conn_facts *f, uint32_t after, struct server_answer *ans)
+{
+	const struct direction_facts *s = &f->dir[SIDE_SERVER];
+
+	memset(ans, 0, sizeof(*ans));
+	ans->after = after;
+	ans->alert = first_fatal(f, SIDE_SERVER, after);
+	if (ans->alert) {
+		ans->kind = ANS_ALERT;
+		ans->encrypted = true;
+		return;
+	}
+	if ((s->first_app_seq && s->first_app_seq > after) || (s->nst_seq && s->nst_seq > after)) {
+		ans->kind = ANS_CONTINUED;
+		return;
+	}
+	if (s->undecrypted) {
+		/* the server's answer stayed encrypted: judge its records' sizes */
+		struct flight13 fl;
+		size_t i;
+
+		memset(&fl, 0, sizeof(fl));
+		suite_sizes(f->sh.cipher, &fl);
+		fl.last_seq = after;
+		answer13(f, &fl, ans);
+		for (i = 0; i < s->n_enc && ans->kind == ANS_UNSEEN; i++)
+			if (s->enc[i].seq > after)
+				ans->kind = ANS_CONTINUED;
+		return;
+	}
+	if (s->closed != CLOSE_NONE && s->close_seq > after)
+		ans->kind = ANS_CLOSED;
+}
+
+static void decide13_decrypted(const struct conn_facts *f, const struct chain_report *chain, struct verdict *v)
+{
+	const struct direction_facts *c = &f->dir[SIDE_CLIENT];
+	const struct alert *client_alert = first_fatal(f, SIDE_CLIENT, f->sh.seq);
+	struct server_answer ans;
+	uint32_t after;
+	char buf[512];
+
+	v->cert_requested = f->cr.seen ? TRI_YES : TRI_NO;
+	if (client_alert && !f->client_cert_seen && (!c->finished_seen || client_alert->seq < c->finished_seq)) {
+		set(v, V_CLIENT_REJECTED_SERVER_CERT, R_NONE, F_SERVER, B_DECRYPTED);
+		evidence(v, "the client aborted the handshake with %s after the server's certificate",
+			 alert_label(client_alert, buf, sizeof(buf)));
+		if (f->server_chain.n)
+			evidence(v, "server certificate %s issued by %s", f->server_chain.certs[0].subject,
+				 f->server_chain.certs[0].issuer);
+		if (client_alert->description != 42 && client_alert->description != 43 &&
+		    client_alert->description != 45 && client_alert->description != 46 &&
+		    client_alert->description != 48 && client_alert->description != 44 &&
+		    client_alert->description != 116)
+			v->code = V_HANDSHAKE_FAILED, v->fault = F_UNKNOWN;
+		return;
+	}
+	if (!f->cr.seen && !f->client_cert_seen) {
+		set(v, V_CERT_NOT_REQUESTED, R_NONE, F_NONE, B_DECRYPTED);
+		evidence(v, "the server's encrypted flight (decrypted) has no CertificateRequest");
+		if (f->ch.post_handshake_auth)
+			evidence(v, "nor did the server ask after the handshake (post-handshake authentication was offered)");
+		return;
+	}
+	if (f->cr.seen)
+		evidence(v, "the server asked for a client certificate%s from CAs %s (decrypted)",
+			 f->cr.post_handshake ? " after the handshake" : "", ca_list(f, buf, sizeof(buf)));
+	else
+		v->cert_requested = TRI_YES;
+	if (!f->client_cert_seen) {
+		/* RFC 8446 4.4.2: a client that was asked answers with a Certificate,
+		 * empty if it has none; a Finished without one is no certificate */
+		if (c->finished_seen && !f->cr.post_handshake) {
+			v->client_cert_sent = TRI_NO;
+			evidence(v, "the client sent no Certificate message");
+			answer13d(f, c->finished_seq, &ans);
+			conclude_no_cert(f, &ans, B_DECRYPTED, 0, v);
+			return;
+		}
+		set(v, V_INCOMPLETE, R_NONE, F_UNKNOWN, B_DECRYPTED);
+		evidence(v, "the client's answer is not in the capture");
+		return;
+	}
+	/* the server answers after the client's whole flight (its Finished) */
+	after = c->finished_seen && c->finished_seq > f->client_cert_seq ? c->finished_seq : f->client_cert_seq;
+	answer13d(f, after, &ans);
+	if (f->client_cert_empty) {
+		v->client_cert_sent = TRI_NO;
+		evidence(v, "the client's Certificate message was empty (decrypted)");
+		conclude_no_cert(f, &ans, B_DECRYPTED, 0, v);
+		return;
+	}
+	v->client_cert_sent = TRI_YES;
+	describe_chain_sent(f, v);
+	conclude_chain(f, chain, &ans, B_DECRYPTED, 0, v);
+}
+
 static void decide13(const struct conn_facts *f, const struct chain_report *chain, struct verdict *v)
 {
 	struct flight13 fl;
 	struct server_answer ans;
 
-	if (f->cr.seen || f->client_cert_seen) {
-		/* the handshake was decrypted: reason as for 1.2 on what was read */
-		decide12(f, chain, v);
+	if (decrypted13(f)) {
+		decide13_decrypted(f, chain, v);
 		return;
 	}
+	/* without keys (or with a key log that did not open both sides): the
+	 * record sizes */
 	classify_client_flight(f, &fl);
 	switch (fl.kind) {
 	case CF_UNKNOWN:
@@ -582,11 +764,27 @@ static void decide13(const struct conn_facts *f, const struct chain_report *chai
 	}
 }
 
+/* What the key log did, as the connection's last evidence line. */
+static void keylog_evidence(const struct conn_facts *f, struct verdict *v)
+{
+	size_t before = v->n_evidence;
+
+	if (f->keylog == KEYLOG_DECRYPTED)
+		evidence(v, "decrypted with the key log: %llu client and %llu server records",
+			 (unsigned long long)f->dir[SIDE_CLIENT].decrypted,
+			 (unsigned long long)f->dir[SIDE_SERVER].decrypted);
+	if (f->keylog_note[0])
+		evidence(v, "%s", f->keylog_note);
+	if (v->n_evidence > before)
+		v->keylog_evidence = (int)before;
+}
+
 void verdict_decide(const struct conn_facts *f, const struct chain_report *chain, struct verdict *v)
 {
 	char buf[96];
 
 	memset(v, 0, sizeof(*v));
+	v->keylog_evidence = -1;
 	v->cert_requested = TRI_UNKNOWN;
 	v->client_cert_sent = TRI_UNKNOWN;
 	if (f->not_tls) {
@@ -639,4 +837,5 @@ void verdict_decide(const struct conn_facts *f, const struct chain_report *chain
 	}
 	if (f->truncated && v->code == V_INCOMPLETE)
 		evidence(v, "the capture ended before the connection did");
+	keylog_evidence(f, v);
 }

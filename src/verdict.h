@@ -22,7 +22,8 @@ struct verdict {
 	enum tristate client_cert_sent;
 	char evidence[FACTS_MAX_EVIDENCE][VERDICT_EVIDENCE_LEN];
 	size_t n_evidence;
-	bool settled;            /* no later event can change it: the session went on past the handshake */
+	int keylog_evidence;            /* index of the key log's line in evidence, -1 if none */
+	bool settled;                   /* no later event can change it: the session went on past the handshake */
 };
 
 struct chain_report;

@@ -63,6 +63,11 @@ static void p_finish(void *ctx, void *flow, bool truncated, const struct timeval
 
 void pipeline_run(const char *path, time_t at, struct pipeline_result *out)
 {
+	pipeline_run_keylog(path, at, NULL, out);
+}
+
+void pipeline_run_keylog(const char *path, time_t at, struct keylog *keylog, struct pipeline_result *out)
+{
 	struct collect c = { .out = out };
 	struct flow_sink sink = {
 		.ctx = &c, .open = p_open, .data = p_data, .gap = p_gap, .close = p_close,
@@ -73,6 +78,7 @@ void pipeline_run(const char *path, time_t at, struct pipeline_result *out)
 	memset(out, 0, sizeof(*out));
 	c.cfg.certs = cert_cache_new(256);
 	cr_assert_not_null(c.cfg.certs);
+	c.cfg.keylog = keylog;
 	if (at) {
 		c.cfg.at_set = true;
 		c.cfg.at = at;

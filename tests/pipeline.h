@@ -33,6 +33,9 @@ struct pipeline_result {
 
 /* at: 0 to judge validity at the capture's own time. */
 void pipeline_run(const char *path, time_t at, struct pipeline_result *out);
+/* The same, decrypting with a key log (NULL: none). */
+struct keylog;
+void pipeline_run_keylog(const char *path, time_t at, struct keylog *keylog, struct pipeline_result *out);
 void pipeline_free(struct pipeline_result *r);
 
 #endif

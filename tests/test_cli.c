@@ -178,3 +178,83 @@ Test(cli, ca_bundle_gives_the_error_nginx_logs)
 	cr_assert_eq(r.status, 2);
 	cr_assert_eq(lines(r.err), 1, "%s", r.err);
 }
+
+/* ---- --keylog ---- */
+
+Test(cli, keylog_decrypts_tls13_and_reads_the_answer)
+{
+	run(&r, "pcap --json - --keylog tests/data/lab/keylogs/nginx-on_none_tls13.keylog tests/data/lab/captures/nginx-on_none_tls13.pcap");
+	cr_assert_eq(r.status, 0, "stderr: %s", r.err);
+	cr_assert(strstr(r.out, "\"verdict\":\"client_sent_no_cert\""), "%s", r.out);
+	cr_assert(strstr(r.out, "\"basis\":\"decrypted\""), "%s", r.out);
+	cr_assert(strstr(r.out, "\"http_status\":400"), "%s", r.out);
+	cr_assert(strstr(r.out, "\"keylog\":\"decrypted\""), "%s", r.out);
+	cr_assert(strstr(r.out, "\"http_request\":\"GET / HTTP/1.1\""), "%s", r.out);
+	cr_assert(strstr(r.out, "\"http_reason\":\"Bad Request\""), "%s", r.out);
+	cr_assert(strstr(r.out, "\"http_title\":\"400 No required SSL certificate was sent\""), "%s", r.out);
+	cr_assert(strstr(r.out, "\"acceptable_cas\":[\"CN=Lab Client Root CA, O=mtlsdiag Lab\"]"),
+		  "the encrypted CertificateRequest's CA names: %s", r.out);
+	cr_assert(strstr(r.out, "{\"from\":\"server\",\"level\":\"warning\",\"description\":\"close_notify\",\"encrypted\":true,\"decrypted\":true}"),
+		  "%s", r.out);
+	cr_assert_null(strstr(r.out, "nginx/1.22.1"), "no other header or body byte is written: %s", r.out);
+	cr_assert(strstr(r.err, "TLS1.3 client did not send cert (fault: client; decrypted) server asked for CAs [CN=Lab Client Root CA, O=mtlsdiag Lab]"),
+		  "%s", r.err);
+}
+
+Test(cli, keylog_repeatable_and_without_it_the_json_says_null)
+{
+	run(&r, "pcap --keylog tests/data/lab/keylogs/nginx-on_expired_tls13.keylog --keylog tests/data/lab/keylogs/apache_good_tls13.keylog "
+		"tests/data/lab/captures/nginx-on_expired_tls13.pcap tests/data/lab/captures/apache_good_tls13.pcap");
+	cr_assert_eq(r.status, 0, "stderr: %s", r.err);
+	cr_assert(strstr(r.out, "TLS1.3 server rejected chain: expired (fault: client; decrypted)"), "%s", r.out);
+	cr_assert(strstr(r.out, "TLS1.3 client cert accepted (fault: none; decrypted)"), "%s", r.out);
+	run(&r, "pcap --json - tests/data/lab/captures/nginx-on_none_tls13.pcap");
+	cr_assert(strstr(r.out, "\"keylog\":null,\"http_request\":null,\"http_reason\":null,\"http_title\":null"), "%s", r.out);
+}
+
+Test(cli, keylog_missing_file_is_one_line_and_status_2)
+{
+	run(&r, "pcap --keylog /nonexistent/keys.log tests/data/lab/captures/nginx-on_none_tls13.pcap");
+	cr_assert_eq(r.status, 2);
+	cr_assert_eq(lines(r.err), 1, "%s", r.err);
+	cr_assert(strstr(r.err, "--keylog /nonexistent/keys.log: No such file or directory"), "%s", r.err);
+	cr_assert_str_empty(r.out, "nothing analysed");
+}
+
+Test(cli, keylog_malformed_lines_warn_with_their_line_number)
+{
+	char path[] = "/tmp/mtlsdiag-cli-kl-XXXXXX", args[512];
+	size_t len;
+	uint8_t *good = test_load("tests/data/lab/keylogs/nginx-on_none_tls13.keylog", &len);
+	int fd = mkstemp(path);
+	FILE *f = fdopen(fd, "w");
+
+	cr_assert_not_null(f);
+	fputs("# comment\nCLIENT_RANDOM tooshort 00\n", f);
+	fwrite(good, 1, len, f);
+	fputs("SERVER_TRAFFIC_SECRET_0 nothex\n", f);
+	fclose(f);
+	free(good);
+	snprintf(args, sizeof(args), "pcap --keylog %s tests/data/lab/captures/nginx-on_none_tls13.pcap", path);
+	run(&r, args);
+	unlink(path);
+	cr_assert_eq(r.status, 0, "malformed lines are skipped, not fatal: %s", r.err);
+	cr_assert_eq(lines(r.err), 2, "%s", r.err);
+	cr_assert(strstr(r.err, ":2: malformed key log line skipped"), "%s", r.err);
+	cr_assert(strstr(r.err, ":8: malformed key log line skipped"), "%s", r.err);
+	cr_assert(strstr(r.err, path), "the warning names the file: %s", r.err);
+	cr_assert(strstr(r.out, "(fault: client; decrypted)"), "the good lines still decrypt: %s", r.out);
+}
+
+Test(cli, keylog_of_another_capture_says_so_per_connection)
+{
+	run(&r, "pcap --json - --keylog tests/data/lab/keylogs/haproxy_good_tls13.keylog "
+		"tests/data/lab/captures/nginx-on_good_tls13.pcap tests/data/lab/captures/haproxy_good_tls13.pcap");
+	cr_assert_eq(r.status, 0, "stderr: %s", r.err);
+	cr_assert(strstr(r.out, "\"keylog\":\"no_entry\""), "%s", r.out);
+	cr_assert(strstr(r.out, "key log has no entry for this client random"), "%s", r.out);
+	cr_assert(strstr(r.out, "\"verdict\":\"undetermined\""), "nginx 1.3 without usable keys is the keyless verdict: %s", r.out);
+	cr_assert(strstr(r.out, "\"keylog\":\"decrypted\""), "the connection it belongs to is decrypted: %s", r.out);
+	cr_assert(strstr(r.err, "TLS1.3 undetermined (fault: unknown; inferred)"), "%s", r.err);
+	cr_assert(strstr(r.err, "TLS1.3 client cert accepted (fault: none; decrypted)"), "%s", r.err);
+}

@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "codes.h"
+#include "keylog.h"
 #include "labtruth.h"
 #include "pipeline.h"
 #include "testutil.h"
@@ -53,6 +54,130 @@ Test(lab, every_capture_gets_its_ground_truth, .timeout = 120)
 	lab_truth_free(&truth);
 	cr_assert_gt(checked, 40, "too few lab captures checked: %zu", checked);
 	cr_assert_eq(wrong, 0, "%zu of %zu lab captures got the wrong verdict", wrong, checked);
+}
+
+/* ---- with curl's key logs ---- */
+
+static struct keylog *lab_keylog(const char *name)
+{
+	struct keylog *kl = keylog_new(NULL, NULL);
+	char rel[512], err[512];
+
+	cr_assert_not_null(kl);
+	snprintf(rel, sizeof(rel), "keylogs/%s.keylog", name);
+	cr_assert(keylog_add_file(kl, lab_truth_path(rel), false, err, sizeof(err)), "%s", err);
+	return kl;
+}
+
+static bool has_evidence(const struct verdict *v, const char *needle)
+{
+	size_t i;
+
+	for (i = 0; i < v->n_evidence; i++)
+		if (strstr(v->evidence[i], needle))
+			return true;
+	return false;
+}
+
+/* With each capture's own key log there is nothing left to infer: the
+ * truth's verdict, reason and fault exactly (no undetermined, no keyless
+ * allowance), the HTTP status curl got, and in TLS 1.3 basis decrypted. */
+Test(lab, with_its_key_log_every_capture_is_exact, .timeout = 120)
+{
+	struct lab_truth truth;
+	char err[512];
+	size_t i, checked = 0, wrong = 0, tls13 = 0;
+
+	cr_assert(lab_truth_load(&truth, lab_truth_path("truth.tsv"), err, sizeof(err)), "%s", err);
+	for (i = 0; i < truth.n; i++) {
+		const struct lab_case *c = &truth.cases[i];
+		struct keylog *kl = lab_keylog(c->name);
+		struct pipeline_result r;
+		const struct verdict *v;
+		const struct conn_facts *f;
+		const char *reason;
+		char rel[512];
+		int want_http = atoi(c->http_status);
+
+		snprintf(rel, sizeof(rel), "captures/%s.pcap", c->name);
+		pipeline_run_keylog(lab_truth_path(rel), 0, kl, &r);
+		cr_assert_eq(r.status, 0, "%s: %s", c->name, r.err);
+		cr_assert_eq(r.n, 1, "%s: expected one connection, got %zu", c->name, r.n);
+		v = r.conns[0].verdict;
+		f = r.conns[0].facts;
+		reason = reason_code_name(v->reason);
+		if (strcmp(verdict_code_name(v->code), c->verdict) != 0 || strcmp(reason ? reason : "", c->reason) != 0 ||
+		    strcmp(fault_name(v->fault), c->fault) != 0) {
+			wrong++;
+			cr_log_error("%s: expected %s/%s/%s, got %s/%s/%s (%s)", c->name, c->verdict,
+				     c->reason[0] ? c->reason : "-", c->fault, verdict_code_name(v->code),
+				     reason ? reason : "-", fault_name(v->fault), basis_name(v->basis));
+		}
+		cr_expect_eq(f->keylog, KEYLOG_DECRYPTED, "%s: %s", c->name, f->keylog_note);
+		cr_expect_eq(f->dir[SIDE_CLIENT].undecrypted + f->dir[SIDE_SERVER].undecrypted, 0,
+			     "%s: every protected record opens", c->name);
+		cr_expect_eq(f->http_status, want_http, "%s: HTTP %d, curl got %s", c->name, f->http_status,
+			     c->http_status);
+		if (want_http)
+			cr_expect_str_eq(f->http_request, "GET / HTTP/1.1", "%s", c->name);
+		if (strcmp(c->tls, "1.3") == 0) {
+			tls13++;
+			cr_expect_eq(v->basis, B_DECRYPTED, "%s: basis %s", c->name, basis_name(v->basis));
+		}
+		/* nginx's refusals say why in the page title */
+		if (strcmp(c->server, "nginx") == 0 && want_http == 400)
+			cr_expect(strstr(f->http_title, strcmp(c->verdict, "client_sent_no_cert") == 0
+						? "No required SSL certificate was sent" : "The SSL certificate error"),
+				  "%s: title \"%s\"", c->name, f->http_title);
+		checked++;
+		pipeline_free(&r);
+		keylog_free(kl);
+	}
+	lab_truth_free(&truth);
+	cr_assert_gt(checked, 90, "too few lab captures checked: %zu", checked);
+	cr_assert_gt(tls13, 40);
+	cr_assert_eq(wrong, 0, "%zu of %zu lab captures got the wrong verdict with their key log", wrong, checked);
+}
+
+/* Another capture's key log (the wrong file) changes nothing but the
+ * evidence: the keyless verdict, and a line that says the key log has no
+ * entry for this connection. */
+Test(lab, another_captures_key_log_falls_back_to_the_keyless_rules, .timeout = 120)
+{
+	struct lab_truth truth;
+	char err[512];
+	size_t i;
+
+	cr_assert(lab_truth_load(&truth, lab_truth_path("truth.tsv"), err, sizeof(err)), "%s", err);
+	for (i = 0; i < truth.n; i++) {
+		const struct lab_case *c = &truth.cases[i];
+		struct keylog *kl = lab_keylog(truth.cases[(i + 1) % truth.n].name);
+		struct pipeline_result with, without;
+		const struct verdict *v, *k;
+		struct lab_got got;
+		char rel[512];
+
+		snprintf(rel, sizeof(rel), "captures/%s.pcap", c->name);
+		pipeline_run_keylog(lab_truth_path(rel), 0, kl, &with);
+		pipeline_run(lab_truth_path(rel), 0, &without);
+		cr_assert_eq(with.n, 1);
+		v = with.conns[0].verdict;
+		k = without.conns[0].verdict;
+		cr_expect_eq(with.conns[0].facts->keylog, KEYLOG_NO_ENTRY, "%s", c->name);
+		cr_expect(has_evidence(v, "key log has no entry for this client random"), "%s", c->name);
+		cr_expect(v->code == k->code && v->reason == k->reason && v->fault == k->fault && v->basis == k->basis,
+			  "%s: the same verdict as without a key log", c->name);
+		cr_expect_eq(with.conns[0].facts->http_status, 0, "%s", c->name);
+		got.verdict = verdict_code_name(v->code);
+		got.reason = reason_code_name(v->reason) ? reason_code_name(v->reason) : "";
+		got.fault = fault_name(v->fault);
+		got.basis = basis_name(v->basis);
+		cr_expect(lab_truth_accepts(c, &got), "%s: the keyless truth holds", c->name);
+		pipeline_free(&with);
+		pipeline_free(&without);
+		keylog_free(kl);
+	}
+	lab_truth_free(&truth);
 }
 
 /* ---- the public corpus ---- */

@@ -523,6 +523,74 @@ static bool echo_round_trip(uint16_t px_port, const char *msg)
 	return ok;
 }
 
+/* ---- key logs written while the connections run ---- */
+
+/* curl writes SSLKEYLOGFILE as it connects through the proxy: the proxy
+ * reads what was appended when a connection needs a secret, holds the
+ * records it cannot open yet, and its verdicts are decrypted. */
+Test(proxy, keylog_written_by_the_client_while_connecting, .init = px_setup, .fini = px_teardown)
+{
+	static const struct {
+		const char *tls, *cert_case, *verdict, *reason, *http;
+	} cases[] = {
+		{ "1.3", NULL, "client_sent_no_cert", "null", "null" },
+		{ "1.3", "good", "client_cert_accepted", "null", "200" },
+		{ "1.3", "expired", "server_rejected_chain", "expired", "null" },
+		{ "1.2", "good", "client_cert_accepted", "null", "200" },
+	};
+	uint16_t srv_port = e2e_free_port(), px_port = e2e_free_port();
+	char listen_at[64], upstream[64];
+	const char *keys = px_tmp("keys.log");
+	FILE *f;
+	pid_t srv, proxy;
+	size_t i;
+
+	if (system("command -v curl >/dev/null 2>&1") != 0)
+		cr_skip_test("curl is not installed");
+	f = fopen(keys, "w");
+	cr_assert_not_null(f);
+	fclose(f);
+	srv = px_start_s_server(srv_port);
+	snprintf(listen_at, sizeof(listen_at), "127.0.0.1:%u", px_port);
+	snprintf(upstream, sizeof(upstream), "127.0.0.1:%u", srv_port);
+	proxy = px_start(px_tmp("proxy.log"), "--listen", listen_at, "--upstream", upstream,
+			 "--json", px_tmp("proxy.json"), "--keylog", keys, (char *)NULL);
+	cr_assert_eq(setenv("SSLKEYLOGFILE", keys, 1), 0);
+	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		const char *label = cases[i].cert_case ? cases[i].cert_case : "no cert";
+		const char *rec;
+
+		px_run_curl(px_port, cases[i].tls, cases[i].cert_case, NULL);
+		cr_assert(e2e_wait_lines(px_tmp("proxy.json"), i + 1, 5000), "TLS %s %s: no final record", cases[i].tls, label);
+		rec = px_nth_line(px_tmp("proxy.json"), i);
+		cr_expect_str_eq(px_json_field(rec, "verdict"), cases[i].verdict, "TLS %s %s: %s", cases[i].tls, label, rec);
+		cr_expect_str_eq(px_json_field(rec, "reason"), cases[i].reason, "TLS %s %s: %s", cases[i].tls, label, rec);
+		cr_expect_str_eq(px_json_field(rec, "keylog"), "decrypted", "TLS %s %s: %s", cases[i].tls, label, rec);
+		cr_expect_str_eq(px_json_field(rec, "http_status"), cases[i].http, "TLS %s %s: %s", cases[i].tls, label, rec);
+		if (strcmp(cases[i].tls, "1.3") == 0)
+			cr_expect_str_eq(px_json_field(rec, "basis"), "decrypted", "TLS %s %s: %s", cases[i].tls, label, rec);
+	}
+	unsetenv("SSLKEYLOGFILE");
+	cr_expect_eq(e2e_stop(proxy, 12000), 0);
+	px_stop_child(srv);
+	cr_expect(px_find_line(px_tmp("proxy.log"), "TLS1.3 client did not send cert (fault: client; decrypted)"),
+		  "the human line says decrypted");
+}
+
+Test(proxy, keylog_missing_is_one_line_and_exit_2, .init = px_setup, .fini = px_teardown)
+{
+	char cmd[1024];
+	int st;
+
+	snprintf(cmd, sizeof(cmd), "'%s' proxy --listen 127.0.0.1:%u --upstream 127.0.0.1:9 --keylog /nonexistent/keys.log 2>%s",
+		 getenv("MTLSDIAG_BIN"), e2e_free_port(), px_tmp("err"));
+	st = system(cmd);
+	cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 2);
+	cr_assert(strstr(px_nth_line(px_tmp("err"), 0), "--keylog /nonexistent/keys.log: No such file or directory"),
+		  "%s", px_nth_line(px_tmp("err"), 0));
+	cr_assert_str_eq(px_nth_line(px_tmp("err"), 1), "");
+}
+
 Test(proxy, upstream_down_is_logged_and_the_proxy_keeps_serving, .init = px_setup, .fini = px_teardown)
 {
 	uint16_t up_port = e2e_free_port(), px_port = e2e_free_port();

@@ -1,0 +1,676 @@
+/* Tests for decryption with a key log: the TLS 1.3 key schedule and record
+ * opening against RFC 8448's published trace (known answers), the trace
+ * through the observer, real s_client/s_server connections for every
+ * cipher family (tests/data/keylog), wrong and corrupted key logs, damaged
+ * records, and the HTTP reader. */
+#include "config.h"
+
+#include <criterion/criterion.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "codes.h"
+#include "cursor.h"
+#include "http1.h"
+#include "keylog.h"
+#include "observer.h"
+#include "pipeline.h"
+#include "testutil.h"
+#include "tls.h"
+#include "tlscrypt.h"
+#include "x509info.h"
+
+static uint8_t *rfc(const char *name, size_t *len)
+{
+	char rel[128];
+	size_t n;
+	uint8_t *text, *bytes;
+	char *z;
+
+	snprintf(rel, sizeof(rel), "tests/data/rfc8448/%s", name);
+	text = test_load(rel, &n);
+	z = malloc(n + 1);
+	cr_assert_not_null(z);
+	memcpy(z, text, n);
+	z[n] = '\0';
+	bytes = test_unhex(z, len);
+	free(z);
+	free(text);
+	return bytes;
+}
+
+static void assert_hex(const uint8_t *got, size_t len, const char *want_hex, const char *what)
+{
+	size_t n;
+	uint8_t *want = test_unhex(want_hex, &n);
+
+	cr_assert_eq(len, n, "%s: %zu bytes, want %zu", what, len, n);
+	cr_assert(memcmp(got, want, n) == 0, "%s differs from RFC 8448", what);
+	free(want);
+}
+
+/* ---- RFC 8448 section 3: key schedule ---- */
+
+static const struct {
+	const char *what, *secret, *key, *iv;
+} rfc8448_keys[] = {
+	{ "server handshake",
+	  "b6 7b 7d 69 0c c1 6c 4e 75 e5 42 13 cb 2d 37 b4 e9 c9 12 bc de d9 10 5d 42 be fd 59 d3 91 ad 38",
+	  "3f ce 51 60 09 c2 17 27 d0 f2 e4 e8 6e e4 03 bc", "5d 31 3e b2 67 12 76 ee 13 00 0b 30" },
+	{ "client handshake",
+	  "b3 ed db 12 6e 06 7f 35 a7 80 b3 ab f4 5e 2d 8f 3b 1a 95 07 38 f5 2e 96 00 74 6a 0e 27 a5 5a 21",
+	  "db fa a6 93 d1 76 2c 5b 66 6a f5 d9 50 25 8d 01", "5b d3 c7 1b 83 6e 0b 76 bb 73 26 5f" },
+	{ "server application",
+	  "a1 1a f9 f0 55 31 f8 56 ad 47 11 6b 45 a9 50 32 82 04 b4 f4 4b fb 6b 3a 4b 4f 1f 3f cb 63 16 43",
+	  "9f 02 28 3b 6c 9c 07 ef c2 6b b9 f2 ac 92 e3 56", "cf 78 2b 88 dd 83 54 9a ad f1 e9 84" },
+	{ "client application",
+	  "9e 40 64 6c e7 9a 7f 9d c0 5a f8 88 9b ce 65 52 87 5a fa 0b 06 df 00 87 f7 92 eb b7 c1 75 04 a5",
+	  "17 42 2d da 59 6e d5 d9 ac d8 90 e3 c6 3f 50 51", "5b 78 92 3d ee 08 57 90 33 e5 23 d9" },
+};
+
+Test(rfc8448, traffic_secrets_give_the_published_keys_and_ivs)
+{
+	const struct tlscrypt_suite *s = tlscrypt_suite(0x1301);
+	size_t i;
+
+	cr_assert_not_null(s);
+	cr_assert_str_eq(s->name, "TLS_AES_128_GCM_SHA256");
+	for (i = 0; i < sizeof(rfc8448_keys) / sizeof(rfc8448_keys[0]); i++) {
+		struct tlscrypt_keys k;
+		size_t n;
+		uint8_t *secret = test_unhex(rfc8448_keys[i].secret, &n);
+
+		cr_assert(tlscrypt13_keys(s, secret, n, &k), "%s", rfc8448_keys[i].what);
+		assert_hex(k.key, s->key_len, rfc8448_keys[i].key, rfc8448_keys[i].what);
+		assert_hex(k.iv, s->fixed_iv_len, rfc8448_keys[i].iv, rfc8448_keys[i].what);
+		free(secret);
+	}
+}
+
+/* Opens a whole record (header included) with the keys of a secret at a
+ * sequence number. */
+static enum tlscrypt_result open_at(const char *secret_hex, const uint8_t *rec, size_t rec_len, uint64_t seq,
+				    uint8_t *out, struct cursor *plain, uint8_t *inner)
+{
+	const struct tlscrypt_suite *s = tlscrypt_suite(0x1301);
+	struct tlscrypt_keys k;
+	struct tlscrypt_dir d;
+	struct cursor c, body;
+	uint8_t type;
+	uint16_t version, len;
+	size_t n;
+	uint8_t *secret = test_unhex(secret_hex, &n);
+	enum tlscrypt_result r;
+
+	cr_assert(tlscrypt13_keys(s, secret, n, &k));
+	free(secret);
+	tlscrypt_dir_init(&d);
+	cr_assert(tlscrypt_dir_set(&d, s, TLS_V_1_3, false, &k));
+	d.seq = seq;
+	cursor_init(&c, rec, rec_len);
+	cr_assert(cursor_get_u8(&c, &type) && cursor_get_u16(&c, &version) && cursor_get_u16(&c, &len));
+	cr_assert(cursor_get_bytes(&c, &body, len));
+	r = tlscrypt_open(&d, type, version, &body, out, TLS_MAX_RECORD, plain, inner);
+	if (r == TC_OK)
+		cr_assert_eq(d.seq, seq + 1, "the sequence number advances");
+	tlscrypt_dir_clear(&d);
+	return r;
+}
+
+Test(rfc8448, the_protected_records_open_to_the_published_plaintext)
+{
+	static uint8_t out[TLS_MAX_RECORD];
+	uint8_t payload[50], inner = 0, *rec, *want;
+	struct cursor plain;
+	size_t n, wn, i;
+
+	for (i = 0; i < sizeof(payload); i++)
+		payload[i] = (uint8_t)i;
+
+	/* the server's flight: EncryptedExtensions, Certificate,
+	 * CertificateVerify and Finished in one handshake record */
+	rec = rfc("server_flight_record.hex", &n);
+	want = rfc("server_flight_plain.hex", &wn);
+	cr_assert_eq(open_at(rfc8448_keys[0].secret, rec, n, 0, out, &plain, &inner), TC_OK);
+	cr_assert_eq(inner, TLS_CT_HANDSHAKE);
+	cr_assert_eq(cursor_len(&plain), wn);
+	cr_assert(memcmp(cursor_data(&plain), want, wn) == 0);
+	free(rec);
+	free(want);
+
+	rec = rfc("client_finished_record.hex", &n);
+	want = rfc("client_finished_plain.hex", &wn);
+	cr_assert_eq(open_at(rfc8448_keys[1].secret, rec, n, 0, out, &plain, &inner), TC_OK);
+	cr_assert_eq(inner, TLS_CT_HANDSHAKE);
+	cr_assert_eq(cursor_len(&plain), wn);
+	cr_assert(memcmp(cursor_data(&plain), want, wn) == 0);
+	free(rec);
+	free(want);
+
+	/* application data: the client's first record, the server's second
+	 * (after its NewSessionTicket): the nonce is iv XOR 1 */
+	rec = rfc("client_app_record.hex", &n);
+	cr_assert_eq(open_at(rfc8448_keys[3].secret, rec, n, 0, out, &plain, &inner), TC_OK);
+	cr_assert_eq(inner, TLS_CT_APPLICATION_DATA);
+	cr_assert_eq(cursor_len(&plain), sizeof(payload));
+	cr_assert(memcmp(cursor_data(&plain), payload, sizeof(payload)) == 0);
+	free(rec);
+	rec = rfc("server_app_record.hex", &n);
+	cr_assert_eq(open_at(rfc8448_keys[2].secret, rec, n, 1, out, &plain, &inner), TC_OK);
+	cr_assert_eq(inner, TLS_CT_APPLICATION_DATA);
+	cr_assert(memcmp(cursor_data(&plain), payload, sizeof(payload)) == 0);
+	free(rec);
+}
+
+Test(rfc8448, wrong_keys_sequence_numbers_and_bytes_do_not_open)
+{
+	static uint8_t out[TLS_MAX_RECORD];
+	uint8_t inner, *rec;
+	struct cursor plain;
+	size_t n;
+
+	rec = rfc("client_app_record.hex", &n);
+	cr_assert_eq(open_at(rfc8448_keys[3].secret, rec, n, 1, out, &plain, &inner), TC_BAD_AUTH, "wrong sequence");
+	cr_assert_eq(open_at(rfc8448_keys[2].secret, rec, n, 0, out, &plain, &inner), TC_BAD_AUTH, "the other side's key");
+	rec[n - 1] ^= 1;
+	cr_assert_eq(open_at(rfc8448_keys[3].secret, rec, n, 0, out, &plain, &inner), TC_BAD_AUTH, "a tag bit");
+	rec[n - 1] ^= 1;
+	rec[10] ^= 0x80;
+	cr_assert_eq(open_at(rfc8448_keys[3].secret, rec, n, 0, out, &plain, &inner), TC_BAD_AUTH, "a ciphertext bit");
+	rec[10] ^= 0x80;
+	rec[4] = 0x10;   /* a 16-byte body: a tag and no content type */
+	cr_assert_eq(open_at(rfc8448_keys[3].secret, rec, 5 + 16, 0, out, &plain, &inner), TC_MALFORMED);
+	rec[4] = 0x00;
+	cr_assert_eq(open_at(rfc8448_keys[3].secret, rec, 5, 0, out, &plain, &inner), TC_MALFORMED, "empty");
+	free(rec);
+}
+
+Test(rfc8448, key_update_derives_the_next_generation_with_traffic_upd)
+{
+	/* RFC 8446 7.2: _N+1 = HKDF-Expand-Label(_N, "traffic upd", "", Hash.length) */
+	const struct tlscrypt_suite *s = tlscrypt_suite(0x1301);
+	uint8_t next[32], again[32], *secret;
+	size_t n;
+
+	secret = test_unhex(rfc8448_keys[3].secret, &n);
+	cr_assert(tlscrypt13_next_secret(s, secret, n, next));
+	cr_assert(tlscrypt_hkdf_expand_label("SHA256", secret, n, "traffic upd", NULL, 0, again, sizeof(again)));
+	cr_assert(memcmp(next, again, sizeof(next)) == 0);
+	cr_assert(memcmp(next, secret, sizeof(next)) != 0);
+	cr_assert_not(tlscrypt13_next_secret(s, secret, 48, next), "a secret of the wrong length");
+	free(secret);
+}
+
+/* ---- RFC 8448 through the observer ---- */
+
+struct trace {
+	uint8_t *client, *server;       /* each side's stream */
+	size_t client_len, server_len;
+};
+
+static void add_record(uint8_t **buf, size_t *len, uint8_t type, const uint8_t *body, size_t n)
+{
+	uint8_t hdr[5] = { type, 3, type == TLS_CT_HANDSHAKE ? 1 : 3, (uint8_t)(n >> 8), (uint8_t)n };
+	size_t cap = *len + 5 + n;
+
+	*buf = realloc(*buf, cap);
+	cr_assert_not_null(*buf);
+	memcpy(*buf + *len, hdr, 5);
+	memcpy(*buf + *len + 5, body, n);
+	*len += 5 + n;
+}
+
+static void add_raw(uint8_t **buf, size_t *len, const uint8_t *bytes, size_t n)
+{
+	*buf = realloc(*buf, *len + n);
+	cr_assert_not_null(*buf);
+	memcpy(*buf + *len, bytes, n);
+	*len += n;
+}
+
+static void build_trace(struct trace *t)
+{
+	static const uint8_t ccs = 1;
+	uint8_t *b;
+	size_t n;
+
+	memset(t, 0, sizeof(*t));
+	b = rfc("client_hello.hex", &n);
+	add_record(&t->client, &t->client_len, TLS_CT_HANDSHAKE, b, n);
+	free(b);
+	b = rfc("server_hello.hex", &n);
+	add_record(&t->server, &t->server_len, TLS_CT_HANDSHAKE, b, n);
+	free(b);
+	b = rfc("server_flight_record.hex", &n);
+	add_raw(&t->server, &t->server_len, b, n);
+	free(b);
+	add_record(&t->client, &t->client_len, TLS_CT_CHANGE_CIPHER_SPEC, &ccs, 1);
+	b = rfc("client_finished_record.hex", &n);
+	add_raw(&t->client, &t->client_len, b, n);
+	free(b);
+	b = rfc("client_app_record.hex", &n);
+	add_raw(&t->client, &t->client_len, b, n);
+	free(b);
+}
+
+struct run {
+	struct cert_cache *certs;
+	struct obs_conn *c;
+	const struct verdict *v;
+	const struct conn_facts *f;
+};
+
+/* Feeds the trace, `chunk` bytes at a time (0: whole), then closes. */
+static void run_trace(struct run *r, struct keylog *kl, const struct trace *t, size_t chunk)
+{
+	struct observer_config cfg = { 0 };
+	struct endpoint a = { "192.0.2.1", 50000 }, b = { "192.0.2.2", 443 };
+	struct timeval ts = { 1700000000, 0 };
+	size_t off;
+
+	r->certs = cert_cache_new(16);
+	cfg.certs = r->certs;
+	cfg.keylog = kl;
+	r->c = obs_conn_new(&cfg, &a, &b, &ts, true);
+	cr_assert_not_null(r->c);
+	if (!chunk)
+		chunk = 1 << 20;
+	/* the client's hello, the server's flight, the client's answer */
+	obs_conn_feed(r->c, SIDE_CLIENT, t->client, 5 + 196, &ts);
+	for (off = 0; off < t->server_len; off += chunk)
+		obs_conn_feed(r->c, SIDE_SERVER, t->server + off,
+			      t->server_len - off < chunk ? t->server_len - off : chunk, &ts);
+	for (off = 5 + 196; off < t->client_len; off += chunk)
+		obs_conn_feed(r->c, SIDE_CLIENT, t->client + off,
+			      t->client_len - off < chunk ? t->client_len - off : chunk, &ts);
+	obs_conn_close(r->c, SIDE_CLIENT, CLOSE_FIN, &ts);
+	r->v = obs_conn_finish(r->c, false, &ts);
+	r->f = obs_conn_facts(r->c);
+}
+
+static void run_free(struct run *r)
+{
+	obs_conn_free(r->c);
+	cert_cache_free(r->certs);
+}
+
+static struct keylog *rfc_keylog(void)
+{
+	struct keylog *kl = keylog_new(NULL, NULL);
+	char err[256];
+
+	cr_assert(keylog_add_file(kl, test_path("tests/data/rfc8448/secrets.keylog"), false, err, sizeof(err)), "%s", err);
+	cr_assert_eq(keylog_entries(kl), 1);
+	return kl;
+}
+
+static bool evidence_has(const struct verdict *v, const char *needle)
+{
+	size_t i;
+
+	for (i = 0; i < v->n_evidence; i++)
+		if (strstr(v->evidence[i], needle))
+			return true;
+	return false;
+}
+
+Test(rfc8448, the_trace_decrypted_by_the_observer)
+{
+	struct keylog *kl = rfc_keylog();
+	struct trace t;
+	struct run r;
+	size_t chunk;
+
+	build_trace(&t);
+	/* whole, and split at every record and message boundary the hard way */
+	for (chunk = 0; chunk <= 7; chunk += 7) {
+		run_trace(&r, kl, &t, chunk);
+		cr_assert_eq(r.f->keylog, KEYLOG_DECRYPTED, "chunk %zu: %s", chunk, r.f->keylog_note);
+		cr_assert_eq(r.f->dir[SIDE_SERVER].decrypted, 1);
+		cr_assert_eq(r.f->dir[SIDE_CLIENT].decrypted, 2, "Finished and application data");
+		cr_assert_eq(r.f->dir[SIDE_CLIENT].undecrypted + r.f->dir[SIDE_SERVER].undecrypted, 0);
+		cr_assert(r.f->server_cert_seen, "the encrypted Certificate was read");
+		cr_assert_eq(r.f->server_chain.n, 1);
+		cr_assert_str_eq(r.f->server_chain.certs[0].subject, "CN=rsa");
+		cr_assert(r.f->dir[SIDE_SERVER].finished_seen && r.f->dir[SIDE_CLIENT].finished_seen);
+		cr_assert_not(r.f->cr.seen);
+		cr_assert_gt(r.f->dir[SIDE_CLIENT].first_app_seq, 0);
+		cr_assert_eq(r.v->code, V_CERT_NOT_REQUESTED);
+		cr_assert_eq(r.v->basis, B_DECRYPTED);
+		cr_assert(evidence_has(r.v, "has no CertificateRequest"));
+		cr_assert(evidence_has(r.v, "decrypted with the key log: 2 client and 1 server records"));
+		run_free(&r);
+	}
+	free(t.client);
+	free(t.server);
+	keylog_free(kl);
+}
+
+Test(rfc8448, without_keys_the_record_sizes_and_with_the_wrong_keys_the_same)
+{
+	static const char other[] =
+		"CLIENT_HANDSHAKE_TRAFFIC_SECRET 00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff "
+		"b3eddb126e067f35a780b3abf45e2d8f3b1a950738f52e9600746a0e27a55a21\n";
+	static const char corrupt[] =
+		"CLIENT_HANDSHAKE_TRAFFIC_SECRET cb34ecb1e78163ba1c38c6dacb196a6dffa21a8d9912ec18a2ef6283024dece7 "
+		"b3eddb126e067f35a780b3abf45e2d8f3b1a950738f52e9600746a0e27a55a22\n"
+		"SERVER_HANDSHAKE_TRAFFIC_SECRET cb34ecb1e78163ba1c38c6dacb196a6dffa21a8d9912ec18a2ef6283024dece7 "
+		"b67b7d690cc16c4e75e54213cb2d37b4e9c912bcded9105d42befd59d391ad39\n";
+	struct keylog *kl;
+	struct trace t;
+	struct run r;
+
+	build_trace(&t);
+	run_trace(&r, NULL, &t, 0);
+	cr_assert_eq(r.f->keylog, KEYLOG_UNUSED);
+	cr_assert_eq(r.v->code, V_CERT_NOT_REQUESTED);
+	cr_assert_eq(r.v->basis, B_INFERRED, "a lone 53-byte Finished");
+	cr_assert_not(r.f->server_cert_seen);
+	run_free(&r);
+
+	kl = keylog_new(NULL, NULL);
+	keylog_add_text(kl, "other", (const uint8_t *)other, strlen(other));
+	run_trace(&r, kl, &t, 0);
+	cr_assert_eq(r.f->keylog, KEYLOG_NO_ENTRY);
+	cr_assert_eq(r.v->code, V_CERT_NOT_REQUESTED);
+	cr_assert_eq(r.v->basis, B_INFERRED, "the keyless rules");
+	cr_assert(evidence_has(r.v, "key log has no entry for this client random (cb34ecb1e78163ba...)"));
+	run_free(&r);
+	keylog_free(kl);
+
+	kl = keylog_new(NULL, NULL);
+	keylog_add_text(kl, "corrupt", (const uint8_t *)corrupt, strlen(corrupt));
+	run_trace(&r, kl, &t, 0);
+	cr_assert_eq(r.f->keylog, KEYLOG_BAD_KEY);
+	cr_assert_eq(r.v->code, V_CERT_NOT_REQUESTED);
+	cr_assert_eq(r.v->basis, B_INFERRED, "the keyless rules");
+	cr_assert(evidence_has(r.v, "the key does not decrypt"));
+	cr_assert_not(r.f->server_cert_seen);
+	run_free(&r);
+	keylog_free(kl);
+	free(t.client);
+	free(t.server);
+}
+
+/* ---- real connections (tests/data/keylog) ---- */
+
+struct fixture {
+	const char *name;
+	uint16_t version, cipher;
+	const char *verdict, *reason;
+	int http_status;
+	int server_alert;               /* a decrypted alert description, or -1 */
+};
+
+static const struct fixture fixtures[] = {
+	{ "tls13_chacha20_good", TLS_V_1_3, 0x1303, "client_cert_accepted", "", 200, -1 },
+	{ "tls13_aes128gcm_notrequested", TLS_V_1_3, 0x1301, "cert_not_requested", "", 200, -1 },
+	{ "tls13_aes128ccm_nocert", TLS_V_1_3, 0x1304, "client_sent_no_cert", "", 0, 116 },
+	{ "tls13_aes128ccm8_expired", TLS_V_1_3, 0x1305, "server_rejected_chain", "expired", 0, 45 },
+	{ "tls13_pha_keyupdate", TLS_V_1_3, 0x1302, "client_cert_accepted", "", 0, -1 },
+	{ "tls12_chacha20_good", TLS_V_1_2, 0xcca8, "client_cert_accepted", "", 200, -1 },
+	{ "tls12_aes128ccm_good", TLS_V_1_2, 0xc09c, "client_cert_accepted", "", 200, -1 },
+	{ "tls12_aes128gcm_dhe_nocert", TLS_V_1_2, 0x009e, "no_cert_accepted", "", 200, -1 },
+	{ "tls12_aes128sha_etm", TLS_V_1_2, 0x002f, "cert_not_requested", "", 200, -1 },
+	{ "tls12_aes256sha384_mte", TLS_V_1_2, 0xc028, "client_cert_accepted", "", 200, -1 },
+	{ "tls12_aes256sha256_expired", TLS_V_1_2, 0x003d, "client_cert_accepted", "", 200, -1 },
+	{ "tls11_aes128sha", TLS_V_1_1, 0x002f, "cert_not_requested", "", 200, -1 },
+	{ "tls10_aes256sha_mte", TLS_V_1_0, 0xc014, "cert_not_requested", "", 200, -1 },
+};
+
+static struct keylog *fixture_keylog(const char *name)
+{
+	struct keylog *kl = keylog_new(NULL, NULL);
+	char rel[128], err[256];
+
+	snprintf(rel, sizeof(rel), "tests/data/keylog/%s.keylog", name);
+	cr_assert(keylog_add_file(kl, test_path(rel), false, err, sizeof(err)), "%s", err);
+	return kl;
+}
+
+static const char *fixture_pcap(const char *name)
+{
+	static char rel[128];
+
+	snprintf(rel, sizeof(rel), "tests/data/keylog/%s.pcap", name);
+	return test_path(rel);
+}
+
+Test(fixtures, every_cipher_family_decrypts_to_the_right_answer)
+{
+	size_t i, k;
+
+	for (i = 0; i < sizeof(fixtures) / sizeof(fixtures[0]); i++) {
+		const struct fixture *x = &fixtures[i];
+		struct keylog *kl = fixture_keylog(x->name);
+		struct pipeline_result r;
+		const struct conn_facts *f;
+		const struct verdict *v;
+		const char *reason;
+		bool alert_found = x->server_alert < 0;
+
+		pipeline_run_keylog(fixture_pcap(x->name), 0, kl, &r);
+		cr_assert_eq(r.status, 0, "%s: %s", x->name, r.err);
+		cr_assert_eq(r.n, 1, "%s", x->name);
+		f = r.conns[0].facts;
+		v = r.conns[0].verdict;
+		reason = reason_code_name(v->reason);
+		cr_assert_eq(f->sh.selected_version, x->version, "%s", x->name);
+		cr_assert_eq(f->sh.cipher, x->cipher, "%s: cipher 0x%04x", x->name, f->sh.cipher);
+		cr_assert_eq(f->keylog, KEYLOG_DECRYPTED, "%s: %s", x->name, f->keylog_note);
+		cr_assert_eq(f->dir[SIDE_CLIENT].undecrypted + f->dir[SIDE_SERVER].undecrypted, 0,
+			     "%s: every protected record opens", x->name);
+		cr_assert_gt(f->dir[SIDE_CLIENT].decrypted, 0, "%s", x->name);
+		cr_assert_gt(f->dir[SIDE_SERVER].decrypted, 0, "%s", x->name);
+		cr_assert_str_eq(verdict_code_name(v->code), x->verdict, "%s", x->name);
+		cr_assert_str_eq(reason ? reason : "", x->reason, "%s", x->name);
+		cr_assert_eq(f->http_status, x->http_status, "%s: HTTP %d", x->name, f->http_status);
+		if (x->http_status) {
+			cr_assert_str_eq(f->http_request, "GET / HTTP/1.0", "%s", x->name);
+			cr_assert_str_eq(f->http_reason, "ok", "%s: s_server -www says \"200 ok\"", x->name);
+		}
+		/* 1.3: everything was read decrypted; below, what the HTTP
+		 * answer decided, while a plaintext ServerHelloDone without a
+		 * request is observed */
+		cr_assert_eq(v->basis, x->version == TLS_V_1_3 || v->code != V_CERT_NOT_REQUESTED ? B_DECRYPTED : B_OBSERVED,
+			     "%s: basis %s", x->name, basis_name(v->basis));
+		for (k = 0; k < f->n_alerts; k++) {
+			const struct alert *a = &f->alerts[k];
+
+			cr_assert(a->encrypted && a->decrypted, "%s: alert %zu was read", x->name, k);
+			if (a->from == SIDE_SERVER && a->description == x->server_alert) {
+				cr_assert_eq(a->level, 2, "%s", x->name);
+				alert_found = true;
+			}
+		}
+		cr_assert(alert_found, "%s: the server's alert %d", x->name, x->server_alert);
+		pipeline_free(&r);
+		keylog_free(kl);
+	}
+}
+
+Test(fixtures, encrypt_then_mac_as_negotiated)
+{
+	struct pipeline_result r;
+	struct keylog *kl = fixture_keylog("tls12_aes128sha_etm");
+
+	pipeline_run_keylog(fixture_pcap("tls12_aes128sha_etm"), 0, kl, &r);
+	cr_assert(r.conns[0].facts->sh.encrypt_then_mac);
+	pipeline_free(&r);
+	keylog_free(kl);
+	kl = fixture_keylog("tls12_aes256sha384_mte");
+	pipeline_run_keylog(fixture_pcap("tls12_aes256sha384_mte"), 0, kl, &r);
+	cr_assert_not(r.conns[0].facts->sh.encrypt_then_mac);
+	pipeline_free(&r);
+	keylog_free(kl);
+}
+
+Test(fixtures, post_handshake_authentication_and_key_updates)
+{
+	struct keylog *kl = fixture_keylog("tls13_pha_keyupdate");
+	struct pipeline_result r;
+	const struct conn_facts *f;
+	const struct verdict *v;
+
+	pipeline_run_keylog(fixture_pcap("tls13_pha_keyupdate"), 0, kl, &r);
+	f = r.conns[0].facts;
+	v = r.conns[0].verdict;
+	cr_assert(f->ch.post_handshake_auth);
+	cr_assert(f->cr.seen && f->cr.post_handshake, "the request came after the handshake");
+	cr_assert_gt(f->cr.seq, f->dir[SIDE_CLIENT].first_app_seq, "after the client's first data");
+	cr_assert(f->client_cert_seen && !f->client_cert_empty);
+	cr_assert_str_eq(f->client_chain.certs[0].subject, "CN=good-client, O=mtlsdiag Lab");
+	cr_assert(f->client_cert_verify_seen);
+	cr_assert_geq(f->dir[SIDE_CLIENT].key_updates, 1);
+	cr_assert_geq(f->dir[SIDE_SERVER].key_updates, 2, "the one asked for and its own");
+	cr_assert_eq(f->dir[SIDE_CLIENT].undecrypted + f->dir[SIDE_SERVER].undecrypted, 0,
+		     "data under every generation opens");
+	cr_assert_eq(v->code, V_CLIENT_CERT_ACCEPTED);
+	cr_assert_eq(v->basis, B_DECRYPTED);
+	cr_assert(evidence_has(v, "after the handshake"));
+	pipeline_free(&r);
+	keylog_free(kl);
+
+	/* without the key log the post-handshake request is invisible */
+	pipeline_run(fixture_pcap("tls13_pha_keyupdate"), 0, &r);
+	cr_assert_not(r.conns[0].facts->cr.seen);
+	cr_assert_eq(r.conns[0].verdict->code, V_CERT_NOT_REQUESTED);
+	cr_assert(evidence_has(r.conns[0].verdict, "post-handshake authentication"));
+	pipeline_free(&r);
+}
+
+Test(fixtures, a_key_log_missing_the_application_secrets)
+{
+	/* only the handshake secrets: the handshake is read, the answer stays
+	 * encrypted and the evidence says which secret is missing */
+	struct keylog *kl = keylog_new(NULL, NULL);
+	size_t n, i;
+	uint8_t *text = test_load("tests/data/keylog/tls13_chacha20_good.keylog", &n);
+	char *lines = malloc(n + 1), *line, *save = NULL;
+	struct pipeline_result r;
+	const struct conn_facts *f;
+
+	memcpy(lines, text, n);
+	lines[n] = '\0';
+	for (line = strtok_r(lines, "\n", &save); line; line = strtok_r(NULL, "\n", &save))
+		if (strstr(line, "HANDSHAKE_TRAFFIC_SECRET"))
+			keylog_add_text(kl, "hs", (const uint8_t *)line, strlen(line));
+	pipeline_run_keylog(fixture_pcap("tls13_chacha20_good"), 0, kl, &r);
+	f = r.conns[0].facts;
+	cr_assert_eq(f->keylog, KEYLOG_MISSING_SECRET);
+	cr_assert(strstr(f->keylog_note, "TRAFFIC_SECRET_0"), "%s", f->keylog_note);
+	cr_assert(f->client_cert_seen, "the handshake was read");
+	cr_assert_eq(f->http_status, 0);
+	cr_assert_eq(r.conns[0].verdict->code, V_CLIENT_CERT_ACCEPTED);
+	for (i = 0; i < r.conns[0].verdict->n_evidence; i++)
+		if (strstr(r.conns[0].verdict->evidence[i], "TRAFFIC_SECRET_0"))
+			break;
+	cr_assert_lt(i, r.conns[0].verdict->n_evidence, "the evidence names the missing secret");
+	pipeline_free(&r);
+	keylog_free(kl);
+	free(lines);
+	free(text);
+}
+
+/* Damaged bytes with the right key log: records that do not open are
+ * reported, nothing crashes or hangs.  A bit is flipped every few hundred
+ * bytes of the capture, at eight different phases. */
+Test(fixtures, damaged_records_never_crash, .timeout = 120)
+{
+	size_t i;
+
+	for (i = 0; i < sizeof(fixtures) / sizeof(fixtures[0]); i++) {
+		struct keylog *kl = fixture_keylog(fixtures[i].name);
+		char rel[128];
+		size_t k, pos, len;
+		uint8_t *orig;
+
+		snprintf(rel, sizeof(rel), "tests/data/keylog/%s.pcap", fixtures[i].name);
+		orig = test_load(rel, &len);
+		for (k = 0; k < 8; k++) {
+			struct pipeline_result r;
+			char path[] = "/tmp/mtlsdiag-damaged-XXXXXX";
+			uint8_t *cap = malloc(len);
+			int fd = mkstemp(path);
+
+			cr_assert(fd >= 0 && cap);
+			memcpy(cap, orig, len);
+			/* past the file header and the first packets' headers */
+			for (pos = 24 + 200 + k * 97; pos < len; pos += 331)
+				cap[pos] ^= (uint8_t)(1u << (k % 8));
+			cr_assert_eq(write(fd, cap, len), (ssize_t)len);
+			close(fd);
+			pipeline_run_keylog(path, 0, kl, &r);
+			unlink(path);
+			cr_assert_eq(r.status, 0, "%s", r.err);
+			pipeline_free(&r);
+			free(cap);
+		}
+		free(orig);
+		keylog_free(kl);
+	}
+}
+
+/* ---- the HTTP reader ---- */
+
+static enum http1_result response(const char *text, bool complete, struct http1_response *out)
+{
+	struct cursor c;
+
+	cursor_init(&c, (const uint8_t *)text, strlen(text));
+	return http1_response(&c, complete, out);
+}
+
+Test(http1, nginx_error_pages)
+{
+	static const char page[] =
+		"HTTP/1.1 400 Bad Request\r\nServer: nginx/1.22.1\r\nContent-Type: text/html\r\n"
+		"Content-Length: 237\r\nConnection: close\r\n\r\n"
+		"<html>\r\n<head><title>400 No required SSL certificate was sent</title></head>\r\n<body>\r\n";
+	struct http1_response r;
+	char cut[200];
+
+	cr_assert_eq(response(page, false, &r), HTTP1_DONE);
+	cr_assert_eq(r.status, 400);
+	cr_assert_str_eq(r.reason, "Bad Request");
+	cr_assert_str_eq(r.title, "400 No required SSL certificate was sent");
+	/* the title still to come */
+	snprintf(cut, sizeof(cut), "%.*s", 150, page);
+	cr_assert_eq(response(cut, false, &r), HTTP1_MORE);
+	cr_assert_eq(response(cut, true, &r), HTTP1_DONE);
+	cr_assert_eq(r.status, 400);
+	cr_assert_str_eq(r.title, "");
+}
+
+Test(http1, statuses_interim_and_not_http)
+{
+	struct http1_response r;
+	struct cursor c;
+	char line[64];
+
+	cr_assert_eq(response("HTTP/1.0 200 ok\r\nContent-type: text/html\r\n", false, &r), HTTP1_DONE,
+		     "a success needs no body");
+	cr_assert_eq(r.status, 200);
+	cr_assert_str_eq(r.reason, "ok");
+	cr_assert_eq(response("HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 403 Forbidden\r\n\r\n<TITLE>no</TITLE>", false, &r),
+		     HTTP1_DONE);
+	cr_assert_eq(r.status, 403);
+	cr_assert_str_eq(r.title, "no");
+	cr_assert_eq(response("HTTP/1.1 20", false, &r), HTTP1_MORE);
+	cursor_init(&c, (const uint8_t *)"\x00\x00\x12\x04\x00\x00\x00\x00\x00", 9);
+	cr_assert_eq(http1_response(&c, false, &r), HTTP1_NOT_HTTP, "an HTTP/2 SETTINGS frame");
+	cr_assert_eq(response("HTTP/1.1 2x0 OK\r\n", false, &r), HTTP1_NOT_HTTP);
+	cr_assert_eq(response("SSH-2.0-OpenSSH\r\n", false, &r), HTTP1_NOT_HTTP);
+
+	cursor_init(&c, (const uint8_t *)"GET /x?y HTTP/1.1\r\nHost: h\r\n", 28);
+	cr_assert_eq(http1_request_line(&c, line, sizeof(line)), HTTP1_DONE);
+	cr_assert_str_eq(line, "GET /x?y HTTP/1.1");
+	cursor_init(&c, (const uint8_t *)"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n", 24);
+	cr_assert_eq(http1_request_line(&c, line, sizeof(line)), HTTP1_NOT_HTTP);
+	cursor_init(&c, (const uint8_t *)"GET / HT", 8);
+	cr_assert_eq(http1_request_line(&c, line, sizeof(line)), HTTP1_MORE);
+	cursor_init(&c, (const uint8_t *)"hello from the client\n", 22);
+	cr_assert_eq(http1_request_line(&c, line, sizeof(line)), HTTP1_NOT_HTTP);
+}
