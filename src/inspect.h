@@ -112,7 +112,7 @@ bool inspect_match_info(const struct inspect_catalogue *cat, const struct cert_i
 bool inspect_match_chain(const struct inspect_catalogue *cat, const struct cert_chain *chain,
 			 struct inspect_match *out) __attribute__((nonnull));
 
-/* "issued by CN=mitmproxy, O=mitmproxy: rule 'mitmproxy' (strong) in
+/* "issued by O=mitmproxy, CN=mitmproxy: rule 'mitmproxy' (strong) in
  * conf/inspection-cas.conf:12" (or "chain carries ..." for a subject). */
 void inspect_describe(const struct inspect_match *m, char *buf, size_t len) __attribute__((nonnull));
 
