@@ -9,6 +9,7 @@ struct x509_store_st;
 
 int cmd_pcap(int argc, char **argv);
 int cmd_proxy(int argc, char **argv);
+int cmd_probe(int argc, char **argv);
 
 /* --at TIME: "2026-11-23T12:00:00Z", "2026-11-23 12:00:00", "2026-11-23"
  * (UTC) or "@EPOCH".  1 on success. */
