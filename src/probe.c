@@ -719,11 +719,19 @@ static void tls(struct probe *p)
 		collect_chain(ssl, o, p->r);
 		after_handshake(p, ssl);
 	} else {
-		if (rc < 0)
-			snprintf(p->r->handshake_error, sizeof(p->r->handshake_error),
-				 "timed out after %u s in the TLS handshake", o->timeout_ms / 1000);
-		else
-			ssl_failure(p, ssl, e, p->r->handshake_error, sizeof(p->r->handshake_error));
+		if (rc < 0) {
+			/* no TLS answer at all: the probe could not run */
+			char where[300];
+
+			report_endpoint(where, sizeof(where), o->host, o->port);
+			snprintf(p->r->error, sizeof(p->r->error),
+				 "timed out after %u s waiting for %s to answer the TLS handshake%s",
+				 o->timeout_ms / 1000, where, o->via_host ? " (through the proxy)" : "");
+			snprintf(p->r->handshake_error, sizeof(p->r->handshake_error), "%s", p->r->error);
+			p->r->ran = false;
+			goto Exit;
+		}
+		ssl_failure(p, ssl, e, p->r->handshake_error, sizeof(p->r->handshake_error));
 		collect_request(ssl, p->r);
 		collect_chain(ssl, o, p->r);
 	}
