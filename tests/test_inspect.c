@@ -195,7 +195,12 @@ Test(inspect, summaries_match_like_certificates)
 		cr_assert_eq(m.cert_index, 1);
 		cr_assert_eq(m.rule->strength, INSPECT_WEAK);
 		/* a strong one further up wins over the weak one */
-		x509info_summarize(load_pem("tests/data/inspect/mitmproxy-ca.pem"), &infos[2]);
+		{
+			X509 *ca = load_pem("tests/data/inspect/mitmproxy-ca.pem");
+
+			x509info_summarize(ca, &infos[2]);
+			X509_free(ca);
+		}
 		chain.n = 3;
 		cr_assert(inspect_match_chain(cat, &chain, &m));
 		cr_assert_eq(m.cert_index, 2);
