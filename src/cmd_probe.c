@@ -74,13 +74,20 @@ struct pass {
 	char text[1024];
 	bool have;
 	bool prompted;
+	bool asked;             /* a key or file wanted a password */
+	bool failed;            /* get_pass said why it has none */
+	char label[300];        /* what the password is for, in messages */
 };
 
 /* 1 with the password in p->text; 0 after printing why. */
 static int get_pass(struct pass *p, const char *what)
 {
+	p->asked = true;
 	if (p->have)
 		return 1;
+	if (p->failed)
+		return 0;
+	p->failed = true;   /* until a password is had: each reason is said once */
 	if (p->spec) {
 		if (strncmp(p->spec, "env:", 4) == 0) {
 			const char *v = getenv(p->spec + 4);
@@ -108,6 +115,7 @@ static int get_pass(struct pass *p, const char *what)
 			return 0;
 		}
 		p->have = true;
+		p->failed = false;
 		return 1;
 	}
 	if (!isatty(STDIN_FILENO)) {
@@ -124,6 +132,7 @@ static int get_pass(struct pass *p, const char *what)
 		}
 	}
 	p->have = p->prompted = true;
+	p->failed = false;
 	return 1;
 }
 
@@ -133,7 +142,7 @@ static int pem_pass_cb(char *buf, int size, int rwflag, void *u)
 	int n;
 
 	(void)rwflag;
-	if (!get_pass(p, "the --key file"))
+	if (!get_pass(p, p->label))
 		return -1;
 	n = (int)strlen(p->text);
 	if (n >= size)
@@ -188,16 +197,14 @@ static int load_pem_creds(const char *cert_path, const char *key_path, struct pa
 		fprintf(stderr, "mtlsdiag probe: --key %s: %s\n", key_path, strerror(errno));
 		return 0;
 	}
+	snprintf(pass->label, sizeof(pass->label), "--key %s", key_path);
 	c->key = PEM_read_PrivateKey(f, NULL, pem_pass_cb, pass);
 	fclose(f);
 	if (!c->key) {
-		unsigned long e = ERR_peek_last_error();
-
-		if (pass->have && (ERR_GET_REASON(e) == EVP_R_BAD_DECRYPT || ERR_GET_REASON(e) == PEM_R_BAD_DECRYPT ||
-				   ERR_GET_LIB(e) == ERR_LIB_PROV))
-			fprintf(stderr, "mtlsdiag probe: --key %s: wrong password\n", key_path);
-		else if (!pass->have && pass->spec == NULL && !isatty(STDIN_FILENO) && e == 0)
-			; /* get_pass has said why */
+		if (pass->failed)
+			;   /* get_pass has said why */
+		else if (pass->asked && pass->have)
+			fprintf(stderr, "mtlsdiag probe: --key %s: wrong password (the key does not decrypt)\n", key_path);
 		else
 			fprintf(stderr, "mtlsdiag probe: --key %s: not a PEM private key (%s)\n", key_path, ossl_reason());
 		return 0;

@@ -14,10 +14,10 @@ static void usage(FILE *out)
 		"Diagnoses mutual-TLS client-certificate failures, one verdict per connection.\n"
 		"\n"
 		"commands:\n"
-		"  pcap FILE...   analyse capture files (pcap or pcapng; - for standard input)\n"
-		"  proxy          relay connections to a server and analyse them inline\n"
-		"  probe HOST:PORT  connect to a server (directly or through a proxy) and report\n"
-		"                 its client-certificate request, chain and interception\n"
+		"  pcap FILE...      analyse capture files (pcap or pcapng; - for standard input)\n"
+		"  proxy             relay connections to a server and analyse them inline\n"
+		"  probe HOST:PORT   connect to a server (directly or through a proxy) and report\n"
+		"                    its client-certificate request, chain and interception\n"
 		"\n"
 		"'mtlsdiag COMMAND --help' shows a command's options.\n");
 }

@@ -587,6 +587,78 @@ Test(probe, bad_input_is_one_line_and_exit_2)
 	px_stop_child(srv);
 }
 
+Test(probe, encrypted_pem_key_needs_its_password)
+{
+	uint16_t port = e2e_free_port();
+	pid_t srv = px_start_s_server(port);
+	const char *key = px_tmp("enc.key"), *out = px_tmp("out"), *err = px_tmp("err");
+	char cmd[1024], want[700];
+
+	snprintf(cmd, sizeof(cmd), "openssl pkey -in '%s' -aes256 -passout pass:k3y -out '%s'", pki("good.key"), key);
+	cr_assert_eq(system(cmd), 0);
+	cr_assert_eq(probe(out, err, "--tls", "1.2", "--cert", pki("good-chain.pem"), "--key", key, "--pass", "pass:k3y",
+			   hostport("localhost", port), NULL), 0, "%s", e2e_tail(err, 300));
+	cr_assert_not_null(px_find_line(out, "client certificate CN=good-client, O=mtlsdiag Lab: sent; accepted"));
+	cr_assert_eq(probe(out, err, "--cert", pki("good-chain.pem"), "--key", key, "--pass", "pass:nope",
+			   hostport("localhost", port), NULL), 2);
+	snprintf(want, sizeof(want), "mtlsdiag probe: --key %s: wrong password (the key does not decrypt)", key);
+	assert_one_line(err, want);
+	cr_assert_eq(probe(out, err, "--cert", pki("good-chain.pem"), "--key", key, hostport("localhost", port), NULL), 2);
+	snprintf(want, sizeof(want), "mtlsdiag probe: --key %s needs a password and there is no terminal to ask on", key);
+	assert_one_line(err, want);
+	px_stop_child(srv);
+}
+
+/* A "proxy" that reads the request and answers `answer` (NULL: closes
+ * without a word), once. */
+static pid_t start_fake_proxy(uint16_t *port, const char *answer)
+{
+	int lfd = px_listen_any(AF_INET, port);
+	pid_t pid = fork();
+
+	cr_assert(pid >= 0);
+	if (pid > 0) {
+		close(lfd);
+		return pid;
+	}
+	px_child_guard(20);
+	for (;;) {
+		int fd = accept(lfd, NULL, NULL);
+		char buf[4096];
+
+		if (fd < 0)
+			continue;
+		if (read(fd, buf, sizeof(buf)) > 0 && answer)
+			(void)!write(fd, answer, strlen(answer));
+		close(fd);
+	}
+}
+
+Test(probe, proxy_answers_that_are_not_http_or_none)
+{
+	uint16_t port;
+	pid_t fake = start_fake_proxy(&port, "SSH-2.0-OpenSSH_9.2\r\n\r\n");
+	const char *out = px_tmp("out"), *err = px_tmp("err");
+	char want[400];
+
+	cr_assert_eq(probe(out, err, "--via", hostport("127.0.0.1", port), "localhost:443", NULL), 2);
+	snprintf(want, sizeof(want), "mtlsdiag probe: proxy 127.0.0.1:%u: the answer to CONNECT is not HTTP: 'SSH-2.0-OpenSSH_9.2'", port);
+	assert_one_line(err, want);
+	px_stop_child(fake);
+
+	fake = start_fake_proxy(&port, NULL);
+	cr_assert_eq(probe(out, err, "--via", hostport("127.0.0.1", port), "localhost:443", NULL), 2);
+	snprintf(want, sizeof(want), "mtlsdiag probe: proxy 127.0.0.1:%u closed the connection without answering CONNECT localhost:443", port);
+	assert_one_line(err, want);
+	px_stop_child(fake);
+
+	fake = start_fake_proxy(&port, "HTTP/1.1 407 Proxy Authentication Required\r\nProxy-Authenticate: Basic realm=\"corp\"\r\n\r\n");
+	cr_assert_eq(probe(out, err, "--via", hostport("127.0.0.1", port), "localhost:443", NULL), 2);
+	snprintf(want, sizeof(want), "mtlsdiag probe: proxy 127.0.0.1:%u refused CONNECT localhost:443: HTTP/1.1 407 Proxy Authentication Required", port);
+	assert_one_line(err, want);
+	px_stop_child(fake);
+}
+
 Test(probe, silent_peers_time_out)
 {
 	uint16_t port;
