@@ -613,7 +613,6 @@ int cmd_probe(int argc, char **argv)
 	char host[256], via_host[256];
 	uint16_t port = 0, via_port = 0;
 	int versions[2], n_versions = 0, status = 2, opt;
-	char err[1024];
 
 	while ((opt = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
 		switch (opt) {
@@ -699,24 +698,8 @@ int cmd_probe(int argc, char **argv)
 	if (p12_path && !load_p12(p12_path, &pass, &creds))
 		goto Exit;
 
-	if (!(cat = inspect_new()))
+	if (!(cat = cmd_load_inspection("mtlsdiag probe", cas, n_cas)))
 		goto Exit;
-	{
-		char tried[2048];
-		const char *bundled = inspect_bundled_path(tried, sizeof(tried));
-
-		if (!bundled)
-			fprintf(stderr, "mtlsdiag probe: warning: the bundled inspection-CA catalogue is not installed (looked in %s)\n", tried);
-		else if (!inspect_load_file(cat, bundled, err, sizeof(err))) {
-			fprintf(stderr, "mtlsdiag probe: %s\n", err);
-			goto Exit;
-		}
-	}
-	for (i = 0; i < n_cas; i++)
-		if (!inspect_load_file(cat, cas[i], err, sizeof(err))) {
-			fprintf(stderr, "mtlsdiag probe: --inspection-cas %s\n", err);
-			goto Exit;
-		}
 	run.cat = cat;
 	run.n_rules = inspect_count(cat);
 	run.host = host;
