@@ -127,57 +127,64 @@ static void endpoint_of(const struct sockaddr *sa, struct endpoint *e)
 }
 
 /* Resolves with getaddrinfo_a so that a slow resolver cannot outlast the
- * deadline. */
+ * deadline.  The request lives on the heap: one that cannot be cancelled
+ * at the deadline is left to finish on its own (the program is about to
+ * exit with the timeout), never waited for. */
+struct resolve_req {
+	struct gaicb cb;
+	struct addrinfo hints;
+	char name[256], service[8];
+};
+
 static struct addrinfo *resolve(struct probe *p, const char *host, uint16_t port)
 {
-	struct addrinfo hints = { .ai_socktype = SOCK_STREAM, .ai_flags = AI_ADDRCONFIG };
-	struct gaicb req = { 0 }, *list[1] = { &req };
-	char service[8];
+	struct resolve_req *req = calloc(1, sizeof(*req));
+	struct gaicb *list[1];
+	struct addrinfo *res = NULL;
 	int rc;
 
-	snprintf(service, sizeof(service), "%u", port);
-	req.ar_name = host;
-	req.ar_service = service;
-	req.ar_request = &hints;
-	if ((rc = getaddrinfo_a(GAI_NOWAIT, list, 1, NULL)) != 0) {
-		snprintf(p->r->error, sizeof(p->r->error), "cannot resolve %s: %s", host, gai_strerror(rc));
+	if (!req) {
+		snprintf(p->r->error, sizeof(p->r->error), "out of memory");
 		return NULL;
 	}
-	for (;;) {
+	snprintf(req->name, sizeof(req->name), "%s", host);
+	snprintf(req->service, sizeof(req->service), "%u", port);
+	req->hints.ai_socktype = SOCK_STREAM;
+	req->hints.ai_flags = AI_ADDRCONFIG;
+	req->cb.ar_name = req->name;
+	req->cb.ar_service = req->service;
+	req->cb.ar_request = &req->hints;
+	list[0] = &req->cb;
+	if ((rc = getaddrinfo_a(GAI_NOWAIT, list, 1, NULL)) != 0) {
+		snprintf(p->r->error, sizeof(p->r->error), "cannot resolve %s: %s", host, gai_strerror(rc));
+		free(req);
+		return NULL;
+	}
+	while ((rc = gai_error(&req->cb)) == EAI_INPROGRESS) {
+		const struct gaicb *const wait[1] = { &req->cb };
 		int left = remaining(p);
 		struct timespec ts = { left / 1000, (long)(left % 1000) * 1000000L };
 
-		rc = gai_error(&req);
-		if (rc != EAI_INPROGRESS)
-			break;
 		if (left == 0) {
-			gai_cancel(&req);
-			/* a request that cannot be cancelled must finish before
-			 * req goes out of scope */
-			while (gai_error(&req) == EAI_INPROGRESS) {
-				const struct gaicb *const wait[1] = { &req };
-
-				gai_suspend(wait, 1, NULL);
-			}
-			if (req.ar_result)
-				freeaddrinfo(req.ar_result);
 			p->timed_out = true;
 			snprintf(p->r->error, sizeof(p->r->error), "timed out after %u s resolving %s",
 				 p->opt->timeout_ms / 1000, host);
+			if (gai_cancel(&req->cb) == EAI_CANCELED) {
+				if (req->cb.ar_result)
+					freeaddrinfo(req->cb.ar_result);
+				free(req);
+			}
 			return NULL;
 		}
-		{
-			const struct gaicb *const wait[1] = { &req };
-
-			(void)gai_suspend(wait, 1, &ts);
-		}
+		(void)gai_suspend(wait, 1, &ts);
 	}
-	if (rc != 0) {
+	if (rc != 0)
 		snprintf(p->r->error, sizeof(p->r->error), "cannot resolve %s: %s", host,
 			 rc == EAI_SYSTEM ? strerror(errno) : gai_strerror(rc));
-		return NULL;
-	}
-	return req.ar_result;
+	else
+		res = req->cb.ar_result;
+	free(req);
+	return res;
 }
 
 static int tcp_connect(struct probe *p, const char *host, uint16_t port)
