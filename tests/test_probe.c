@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <openssl/pem.h>
@@ -352,6 +353,31 @@ Test(probe, pkcs12_with_password_from_env_file_and_errors)
 	rc = probe(out, err, "--p12", pki("good.pem"), "--pass", "pass:x", hostport("localhost", port), NULL);
 	cr_assert_eq(rc, 2);
 	assert_one_line(err, "not a PKCS#12 file");
+	px_stop_child(srv);
+}
+
+Test(probe, the_password_is_asked_on_a_terminal)
+{
+	uint16_t port = e2e_free_port();
+	pid_t srv = px_start_s_server(port);
+	const char *p12 = px_tmp("t.p12"), *out = px_tmp("tty.out");
+	char cmd[2048];
+	int rc;
+
+	if (!have("script"))
+		cr_skip_test("script(1) is not installed (util-linux)");
+	snprintf(cmd, sizeof(cmd),
+		 "openssl pkcs12 -export -in '%s' -inkey '%s' -certfile '%s' -passout pass:tty-pw -out '%s' 2>/dev/null",
+		 pki("good.pem"), pki("good.key"), pki("client-inter.pem"), p12);
+	cr_assert_eq(system(cmd), 0);
+	/* script(1) gives the probe a terminal; the password is typed into it */
+	snprintf(cmd, sizeof(cmd),
+		 "(sleep 1; printf 'tty-pw\\n') | timeout 20 script -qec \"'%s' probe --tls 1.2 --p12 '%s' localhost:%u\" /dev/null >'%s' 2>&1",
+		 getenv("MTLSDIAG_BIN"), p12, port, out);
+	rc = system(cmd);
+	cr_assert(WIFEXITED(rc) && WEXITSTATUS(rc) == 0, "%s", e2e_tail(out, 600));
+	cr_assert_not_null(px_find_line(out, "Password for --p12 "), "%s", e2e_tail(out, 600));
+	cr_assert_not_null(px_find_line(out, "client certificate CN=good-client, O=mtlsdiag Lab: sent; accepted"));
 	px_stop_child(srv);
 }
 
