@@ -478,6 +478,31 @@ static void print_json(const struct run *run, const struct probe_options *o, con
 	fflush(out);
 }
 
+/* A probe that could not run: {"type":"probe_error", ...}. */
+static void print_json_error(const struct run *run, const struct probe_options *o, const struct probe_result *r)
+{
+	char target[300], via[300];
+
+	if (!run->json)
+		return;
+	report_endpoint(target, sizeof(target), o->host, o->port);
+	fputs("{\"type\":\"probe_error\",\"mode\":\"probe\",\"target\":", run->json);
+	jstr(run->json, target);
+	fputs(",\"via\":", run->json);
+	if (o->via_host) {
+		report_endpoint(via, sizeof(via), o->via_host, o->via_port);
+		jstr(run->json, via);
+	} else {
+		fputs("null", run->json);
+	}
+	fprintf(run->json, ",\"tls_requested\":\"%s\",\"proxy_status\":", tls_name(o->tls_version));
+	jstr(run->json, r->proxy_status[0] ? r->proxy_status : NULL);
+	fputs(",\"error\":", run->json);
+	jstr(run->json, r->error);
+	fputs("}\n", run->json);
+	fflush(run->json);
+}
+
 /* ---- --compare ---- */
 
 struct diff {
@@ -742,6 +767,7 @@ int cmd_probe(int argc, char **argv)
 			probe_run(&lo, &res[l]);
 			if (!res[l].ran) {
 				fprintf(stderr, "mtlsdiag probe: %s\n", res[l].error);
+				print_json_error(&run, &lo, &res[l]);
 				status = 2;
 			} else {
 				print_text(&run, &lo, &res[l]);

@@ -605,10 +605,16 @@ Test(probe, bad_input_is_one_line_and_exit_2)
 	/* a proxy that refuses: its status line is shown */
 	px = px_start(px_tmp("proxy.log"), "--listen", hostport("127.0.0.1", pport), "--connect", "--allow",
 		      "localhost:1", NULL);
-	cr_assert_eq(probe(out, err, "--via", hostport("127.0.0.1", pport), hostport("localhost", port), NULL), 2);
+	cr_assert_eq(probe(out, err, "--via", hostport("127.0.0.1", pport), "--json", px_tmp("refused.json"),
+			   hostport("localhost", port), NULL), 2);
 	snprintf(want, sizeof(want), "mtlsdiag probe: proxy 127.0.0.1:%u refused CONNECT localhost:%u: HTTP/1.1 403 Forbidden",
 		 pport, port);
 	assert_one_line(err, want);
+	/* and one JSON record saying so */
+	cr_assert_eq(e2e_count_lines(px_tmp("refused.json")), 1);
+	cr_assert_str_eq(member(record(px_tmp("refused.json"), 0), "type"), "probe_error");
+	cr_assert_str_eq(member(record(px_tmp("refused.json"), 0), "proxy_status"), "HTTP/1.1 403 Forbidden");
+	cr_assert_str_eq(member(record(px_tmp("refused.json"), 0), "error"), want + 16);
 	e2e_stop(px, 5000);
 	px_stop_child(srv);
 }
