@@ -505,81 +505,33 @@ static void print_json_error(const struct run *run, const struct probe_options *
 
 /* ---- --compare ---- */
 
-struct diff {
-	char lines[8][1024];
-	size_t n;
-};
-
-static void diff_add(struct diff *d, const char *what, const char *direct, const char *via)
-{
-	if (d->n < 8)
-		snprintf(d->lines[d->n++], sizeof(d->lines[0]), "%s: direct %s, via proxy %s", what, direct, via);
-}
-
 static void compare(const struct run *run, int version, const struct probe_result *a, const struct probe_result *b,
 		    int *status)
 {
-	struct diff d = { .n = 0 };
-	char x[1200], y[1200];
+	struct probe_diff d;
+	char x[300];
 	size_t i;
 
-	if (!a->ran || !b->ran)
+	if (!probe_compare(a, b, &d))
 		return;
-	if (a->handshake_ok != b->handshake_ok)
-		diff_add(&d, "handshake", a->handshake_ok ? "completed" : a->handshake_error,
-			 b->handshake_ok ? "completed" : b->handshake_error);
-	if (a->tls_version != b->tls_version && a->tls_version && b->tls_version)
-		diff_add(&d, "TLS version", tls_name(a->tls_version), tls_name(b->tls_version));
-	if (a->n_chain && b->n_chain && strcmp(a->chain[0].sha256, b->chain[0].sha256) != 0) {
-		if (strcmp(a->chain[0].issuer, b->chain[0].issuer) != 0)
-			diff_add(&d, "server certificate issuer", a->chain[0].issuer, b->chain[0].issuer);
-		else
-			diff_add(&d, "server certificate (sha256)", a->chain[0].sha256, b->chain[0].sha256);
-	}
-	if (a->cert_requested != b->cert_requested)
-		diff_add(&d, "client certificate requested", a->cert_requested ? "yes" : "no",
-			 b->cert_requested ? "yes" : "no");
-	{
-		bool same = a->n_ca_names == b->n_ca_names;
-
-		for (i = 0; same && i < a->n_ca_names; i++)
-			same = strcmp(a->ca_names[i], b->ca_names[i]) == 0;
-		if (!same) {
-			list_text(x, sizeof(x), a->ca_names, a->n_ca_names);
-			list_text(y, sizeof(y), b->ca_names, b->n_ca_names);
-			diff_add(&d, "acceptable CAs", x, y);
-		}
-	}
-	if (!!a->interception.rule != !!b->interception.rule) {
-		if (a->interception.rule)
-			inspect_describe(&a->interception, x, sizeof(x));
-		if (b->interception.rule)
-			inspect_describe(&b->interception, y, sizeof(y));
-		diff_add(&d, "inspection CA", a->interception.rule ? x : "none", b->interception.rule ? y : "none");
-	}
-	if (a->client_auth != b->client_auth)
-		diff_add(&d, "client certificate", probe_client_auth_name(a->client_auth),
-			 probe_client_auth_name(b->client_auth));
+	report_endpoint(x, sizeof(x), run->host, run->port);
 	if (run->text) {
 		if (d.n == 0)
-			fprintf(run->text, "compare TLS %s direct vs via %s: the same (server chain, client-certificate request, CA names): the proxy passes %s:%u through\n",
-				tls_name(version), run->via, run->host, run->port);
+			fprintf(run->text, "compare TLS %s direct vs via %s: the same (server chain, client-certificate request, CA names): the proxy passes %s through\n",
+				tls_name(version), run->via, x);
 		else
 			fprintf(run->text, "compare TLS %s direct vs via %s: %zu difference%s%s\n", tls_name(version), run->via,
 				d.n, d.n == 1 ? "" : "s",
-				a->n_chain && b->n_chain && strcmp(a->chain[0].sha256, b->chain[0].sha256) != 0
-					? ": the proxy terminates TLS (its server certificate is not the server's)" : "");
+				d.intercepted ? ": the proxy terminates TLS (its server certificate is not the server's)" : "");
 		for (i = 0; i < d.n; i++)
 			fprintf(run->text, "  %s\n", d.lines[i]);
 	}
 	if (run->json) {
 		fprintf(run->json, "{\"type\":\"compare\",\"tls_requested\":\"%s\",\"target\":", tls_name(version));
-		snprintf(x, sizeof(x), "%s:%u", run->host, run->port);
 		jstr(run->json, x);
 		fputs(",\"via\":", run->json);
 		jstr(run->json, run->via);
-		fprintf(run->json, ",\"intercepted\":%s,\"differences\":[",
-			a->n_chain && b->n_chain && strcmp(a->chain[0].sha256, b->chain[0].sha256) != 0 ? "true" : "false");
+		fprintf(run->json, ",\"intercepted\":%s,\"differences\":[", d.intercepted ? "true" : "false");
 		for (i = 0; i < d.n; i++) {
 			if (i)
 				putc(',', run->json);

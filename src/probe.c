@@ -794,3 +794,73 @@ void probe_result_clear(struct probe_result *r)
 	r->obs = NULL;
 	r->verdict = NULL;
 }
+
+/* ---- direct against via ---- */
+
+static void diff_add(struct probe_diff *d, const char *what, const char *direct, const char *via)
+{
+	if (d->n < PROBE_MAX_DIFFS)
+		snprintf(d->lines[d->n++], sizeof(d->lines[0]), "%s: direct %s, via proxy %s", what, direct, via);
+}
+
+static void ca_list_text(char *buf, size_t len, const struct probe_result *r)
+{
+	size_t used = (size_t)snprintf(buf, len, "[");
+	size_t i;
+
+	for (i = 0; i < r->n_ca_names && used < len; i++)
+		used += (size_t)snprintf(buf + used, len - used, "%s%s", i ? "; " : "", r->ca_names[i]);
+	if (used < len)
+		snprintf(buf + used, len - used, "]");
+}
+
+static const char *version_text(int v)
+{
+	return v == TLS1_3_VERSION ? "1.3" : v == TLS1_2_VERSION ? "1.2" : "?";
+}
+
+int probe_compare(const struct probe_result *a, const struct probe_result *b, struct probe_diff *d)
+{
+	char x[1200], y[1200];
+	bool same;
+	size_t i;
+
+	memset(d, 0, sizeof(*d));
+	if (!a->ran || !b->ran)
+		return 0;
+	if (a->handshake_ok != b->handshake_ok)
+		diff_add(d, "handshake", a->handshake_ok ? "completed" : a->handshake_error,
+			 b->handshake_ok ? "completed" : b->handshake_error);
+	if (a->tls_version && b->tls_version && a->tls_version != b->tls_version)
+		diff_add(d, "TLS version", version_text(a->tls_version), version_text(b->tls_version));
+	if (a->n_chain && b->n_chain && strcmp(a->chain[0].sha256, b->chain[0].sha256) != 0) {
+		d->intercepted = true;
+		if (strcmp(a->chain[0].issuer, b->chain[0].issuer) != 0)
+			diff_add(d, "server certificate issuer", a->chain[0].issuer, b->chain[0].issuer);
+		else
+			diff_add(d, "server certificate (sha256)", a->chain[0].sha256, b->chain[0].sha256);
+	}
+	if (a->cert_requested != b->cert_requested)
+		diff_add(d, "client certificate requested", a->cert_requested ? "yes" : "no",
+			 b->cert_requested ? "yes" : "no");
+	same = a->n_ca_names == b->n_ca_names;
+	for (i = 0; same && i < a->n_ca_names; i++)
+		same = strcmp(a->ca_names[i], b->ca_names[i]) == 0;
+	if (!same) {
+		ca_list_text(x, sizeof(x), a);
+		ca_list_text(y, sizeof(y), b);
+		diff_add(d, "acceptable CAs", x, y);
+	}
+	if (!!a->interception.rule != !!b->interception.rule ||
+	    (a->interception.rule && a->interception.rule != b->interception.rule)) {
+		if (a->interception.rule)
+			inspect_describe(&a->interception, x, sizeof(x));
+		if (b->interception.rule)
+			inspect_describe(&b->interception, y, sizeof(y));
+		diff_add(d, "inspection CA", a->interception.rule ? x : "none", b->interception.rule ? y : "none");
+	}
+	if (a->client_auth != b->client_auth)
+		diff_add(d, "client certificate", probe_client_auth_name(a->client_auth),
+			 probe_client_auth_name(b->client_auth));
+	return 1;
+}

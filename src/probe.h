@@ -90,6 +90,24 @@ struct probe_result {
 void probe_run(const struct probe_options *opt, struct probe_result *out) __attribute__((nonnull));
 void probe_result_clear(struct probe_result *r);
 
+/* What differs between a direct probe and one through a proxy, each a
+ * line "WHAT: direct X, via proxy Y" (server certificate issuer or
+ * fingerprint, whether a client certificate was requested, the CA names,
+ * TLS version, handshake outcome, inspection-CA match, client-certificate
+ * outcome).  `intercepted`: the proxy presented another server
+ * certificate than the server's, i.e. it terminates TLS. */
+#define PROBE_MAX_DIFFS 8
+
+struct probe_diff {
+	char lines[PROBE_MAX_DIFFS][1024];
+	size_t n;
+	bool intercepted;
+};
+
+/* 0 when either probe did not run (nothing to compare). */
+int probe_compare(const struct probe_result *direct, const struct probe_result *via, struct probe_diff *out)
+	__attribute__((nonnull));
+
 const char *probe_client_auth_name(enum probe_client_auth a);  /* "accepted", ... */
 
 /* IANA name of a TLS SignatureScheme ("ecdsa_secp256r1_sha256"), or NULL. */
