@@ -12,6 +12,7 @@
 #include <openssl/x509_vfy.h>
 
 #include "cmds.h"
+#include "inspect.h"
 
 int cmd_parse_time(const char *s, time_t *out)
 {
@@ -60,4 +61,35 @@ struct x509_store_st *cmd_load_bundle(const char *path)
 		return NULL;
 	}
 	return store;
+}
+
+struct inspect_catalogue *cmd_load_inspection(const char *who, const char *const *files, size_t n)
+{
+	struct inspect_catalogue *cat = inspect_new();
+	char tried[2048], err[1024];
+	const char *bundled;
+	size_t i;
+
+	if (!cat) {
+		fprintf(stderr, "%s: out of memory\n", who);
+		return NULL;
+	}
+	bundled = inspect_bundled_path(tried, sizeof(tried));
+	if (!bundled) {
+		fprintf(stderr, "%s: warning: the bundled inspection-CA catalogue is not installed (looked in %s)\n",
+			who, tried);
+	} else if (!inspect_load_file(cat, bundled, err, sizeof(err))) {
+		fprintf(stderr, "%s: %s\n", who, err);
+		goto Fail;
+	}
+	for (i = 0; i < n; i++) {
+		if (!inspect_load_file(cat, files[i], err, sizeof(err))) {
+			fprintf(stderr, "%s: --inspection-cas %s\n", who, err);
+			goto Fail;
+		}
+	}
+	return cat;
+Fail:
+	inspect_free(cat);
+	return NULL;
 }

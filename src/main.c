@@ -14,8 +14,10 @@ static void usage(FILE *out)
 		"Diagnoses mutual-TLS client-certificate failures, one verdict per connection.\n"
 		"\n"
 		"commands:\n"
-		"  pcap FILE...   analyse capture files (pcap or pcapng; - for standard input)\n"
-		"  proxy          relay connections to a server and analyse them inline\n"
+		"  pcap FILE...      analyse capture files (pcap or pcapng; - for standard input)\n"
+		"  proxy             relay connections to a server and analyse them inline\n"
+		"  probe HOST:PORT   connect to a server (directly or through a proxy) and report\n"
+		"                    its client-certificate request, chain and interception\n"
 		"\n"
 		"'mtlsdiag COMMAND --help' shows a command's options.\n");
 }
@@ -38,6 +40,8 @@ int main(int argc, char **argv)
 		return cmd_pcap(argc - 1, argv + 1);
 	if (strcmp(argv[1], "proxy") == 0)
 		return cmd_proxy(argc - 1, argv + 1);
+	if (strcmp(argv[1], "probe") == 0)
+		return cmd_probe(argc - 1, argv + 1);
 	fprintf(stderr, "mtlsdiag: unknown command '%s' (try 'mtlsdiag --help')\n", argv[1]);
 	return 2;
 }
