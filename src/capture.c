@@ -458,6 +458,19 @@ static void close_stream(FILE *f)
 		fclose(f);
 }
 
+/* What pcap_dispatch's callback needs. */
+struct reader {
+	struct capture *cap;
+	int linktype;
+};
+
+static void on_record(u_char *user, const struct pcap_pkthdr *h, const u_char *bytes)
+{
+	const struct reader *rd = (const struct reader *)user;
+
+	capture_packet(rd->cap, rd->linktype, &h->ts, bytes, h->caplen, h->len);
+}
+
 int capture_read_stream(FILE *f, const char *name, const struct capture_opts *opts,
 			const struct flow_sink *sink, struct capture_stats *stats,
 			char *err, size_t errlen)
@@ -465,8 +478,7 @@ int capture_read_stream(FILE *f, const char *name, const struct capture_opts *op
 	char ebuf[PCAP_ERRBUF_SIZE] = "";
 	struct bpf_program prog;
 	struct capture *cap = NULL;
-	struct pcap_pkthdr *h;
-	const u_char *data;
+	struct reader rd;
 	pcap_t *p = NULL;
 	int ch, rc, dlt, ret = -1;
 
@@ -523,8 +535,13 @@ int capture_read_stream(FILE *f, const char *name, const struct capture_opts *op
 		set_err(err, errlen, "mtlsdiag: %s: out of memory", name);
 		goto Exit;
 	}
-	while ((rc = pcap_next_ex(p, &h, &data)) == 1)
-		capture_packet(cap, dlt, &h->ts, data, h->caplen, h->len);
+	/* One pcap_dispatch reads a savefile to its end, handing each record
+	 * to the callback straight from libpcap's buffer (pcap_next_ex costs
+	 * a call chain and a header copy per packet); 0 then means the end. */
+	rd.cap = cap;
+	rd.linktype = dlt;
+	while ((rc = pcap_dispatch(p, -1, on_record, (u_char *)&rd)) > 0)
+		;
 	if (rc == PCAP_ERROR) {
 		/* Cut inside a record (or corrupt from there on): keep what was
 		 * read, say why it stopped. */
