@@ -156,6 +156,8 @@ int cmd_pcap(int argc, char **argv)
 			json_owned = true;
 		}
 	}
+	/* -q without --json prints only the counts: nothing reads the evidence */
+	run.cfg.no_evidence = run.quiet && !run.json;
 	run.cfg.certs = cert_cache_new(4096);
 	if (!run.cfg.certs) {
 		fprintf(stderr, "mtlsdiag pcap: out of memory\n");

@@ -580,6 +580,14 @@ static bool outcome_settled(const struct obs_conn *c)
 	return false;
 }
 
+static void decide(struct obs_conn *c)
+{
+	if (c->cfg.no_evidence)
+		verdict_decide_quiet(&c->f, c->chain, &c->verdict);
+	else
+		verdict_decide(&c->f, c->chain, &c->verdict);
+}
+
 const struct verdict *obs_conn_early_verdict(struct obs_conn *c)
 {
 	if (c->finished)
@@ -588,7 +596,7 @@ const struct verdict *obs_conn_early_verdict(struct obs_conn *c)
 		if (!outcome_settled(c))
 			return NULL;
 		c->early_decided = true;
-		verdict_decide(&c->f, c->chain, &c->verdict);
+		decide(c);
 	}
 	return &c->verdict;
 }
@@ -610,7 +618,7 @@ const struct verdict *obs_conn_finish(struct obs_conn *c, bool truncated, const 
 	if (!c->roles_known && !c->f.saw_syn && c->f.client.port < c->f.server.port)
 		set_roles(c, SIDE_SERVER);   /* no handshake seen: the lower port is likely the server */
 	free_decoding_state(c);
-	verdict_decide(&c->f, c->chain, &c->verdict);
+	decide(c);
 	return &c->verdict;
 }
 

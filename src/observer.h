@@ -24,6 +24,7 @@ struct observer_config {
 	time_t at;
 	struct x509_store_st *ca_bundle; /* --ca-bundle: the server's client-CA bundle, or NULL */
 	struct cert_cache *certs;        /* parsed-certificate cache (one per thread), required */
+	bool no_evidence;        /* verdicts are only counted: decided without evidence lines */
 };
 
 struct obs_conn;

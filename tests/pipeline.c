@@ -61,7 +61,7 @@ static void p_finish(void *ctx, void *flow, bool truncated, const struct timeval
 	c->out->n++;
 }
 
-void pipeline_run(const char *path, time_t at, struct pipeline_result *out)
+static void run(const char *path, time_t at, bool no_evidence, struct pipeline_result *out)
 {
 	struct collect c = { .out = out };
 	struct flow_sink sink = {
@@ -72,6 +72,7 @@ void pipeline_run(const char *path, time_t at, struct pipeline_result *out)
 
 	memset(out, 0, sizeof(*out));
 	c.cfg.certs = cert_cache_new(256);
+	c.cfg.no_evidence = no_evidence;
 	cr_assert_not_null(c.cfg.certs);
 	if (at) {
 		c.cfg.at_set = true;
@@ -79,6 +80,16 @@ void pipeline_run(const char *path, time_t at, struct pipeline_result *out)
 	}
 	out->status = capture_read_file(path, &opts, &sink, &out->stats, out->err, sizeof(out->err));
 	out->certs = c.cfg.certs;
+}
+
+void pipeline_run(const char *path, time_t at, struct pipeline_result *out)
+{
+	run(path, at, false, out);
+}
+
+void pipeline_run_counting(const char *path, struct pipeline_result *out)
+{
+	run(path, 0, true, out);
 }
 
 void pipeline_free(struct pipeline_result *r)

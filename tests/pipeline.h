@@ -33,6 +33,9 @@ struct pipeline_result {
 
 /* at: 0 to judge validity at the capture's own time. */
 void pipeline_run(const char *path, time_t at, struct pipeline_result *out);
+/* As pipeline_run, deciding as a front end that only counts verdicts
+ * (observer_config.no_evidence). */
+void pipeline_run_counting(const char *path, struct pipeline_result *out);
 void pipeline_free(struct pipeline_result *r);
 
 #endif

@@ -55,6 +55,60 @@ Test(lab, every_capture_gets_its_ground_truth, .timeout = 120)
 	cr_assert_eq(wrong, 0, "%zu of %zu lab captures got the wrong verdict", wrong, checked);
 }
 
+/* `mtlsdiag pcap -q` decides without evidence lines: the same verdicts. */
+static void same_verdicts_when_counting(const char *path, size_t *conns)
+{
+	struct pipeline_result full, counted;
+	size_t i;
+
+	pipeline_run(path, 0, &full);
+	pipeline_run_counting(path, &counted);
+	cr_assert_eq(counted.status, full.status, "%s", path);
+	cr_assert_eq(counted.n, full.n, "%s", path);
+	for (i = 0; i < full.n; i++) {
+		const struct verdict *a = full.conns[i].verdict, *b = counted.conns[i].verdict;
+
+		cr_assert(!a->evidence_omitted && a->n_evidence > 0, "%s: %zu", path, i);
+		cr_assert(b->evidence_omitted && b->n_evidence == 0, "%s: %zu", path, i);
+		cr_assert(a->code == b->code && a->reason == b->reason && a->fault == b->fault &&
+			  a->basis == b->basis && a->cert_requested == b->cert_requested &&
+			  a->client_cert_sent == b->client_cert_sent,
+			  "%s, connection %zu: %s/%s/%s/%s, counting %s/%s/%s/%s", path, i,
+			  verdict_code_name(a->code), reason_code_name(a->reason), fault_name(a->fault),
+			  basis_name(a->basis), verdict_code_name(b->code), reason_code_name(b->reason),
+			  fault_name(b->fault), basis_name(b->basis));
+	}
+	*conns += full.n;
+	pipeline_free(&full);
+	pipeline_free(&counted);
+}
+
+Test(lab, counting_only_gives_the_same_verdicts, .timeout = 120)
+{
+	const char *dirs[] = { "tests/data/lab/captures", "tests/data/capture" };
+	size_t d, conns = 0;
+
+	for (d = 0; d < 2; d++) {
+		DIR *dir = opendir(test_path(dirs[d]));
+		struct dirent *e;
+
+		cr_assert_not_null(dir, "%s", dirs[d]);
+		while ((e = readdir(dir)) != NULL) {
+			char rel[512], path[4096];
+			size_t n = strlen(e->d_name);
+
+			if (n < 5 || (strcmp(e->d_name + n - 5, ".pcap") != 0 &&
+				      (n < 7 || strcmp(e->d_name + n - 7, ".pcapng") != 0)))
+				continue;
+			snprintf(rel, sizeof(rel), "%s/%s", dirs[d], e->d_name);
+			snprintf(path, sizeof(path), "%s", test_path(rel));
+			same_verdicts_when_counting(path, &conns);
+		}
+		closedir(dir);
+	}
+	cr_assert_gt(conns, 100, "%zu connections compared", conns);
+}
+
 /* ---- the public corpus ---- */
 
 struct corpus_counts {
