@@ -15,6 +15,7 @@
 #include <openssl/x509_vfy.h>
 
 #include "capture.h"
+#include "chain.h"
 #include "cmds.h"
 #include "observer.h"
 #include "report.h"
@@ -159,7 +160,8 @@ int cmd_pcap(int argc, char **argv)
 	/* -q without --json prints only the counts: nothing reads the evidence */
 	run.cfg.no_evidence = run.quiet && !run.json;
 	run.cfg.certs = cert_cache_new(4096);
-	if (!run.cfg.certs) {
+	run.cfg.chains = chain_memo_new();
+	if (!run.cfg.certs || !run.cfg.chains) {
 		fprintf(stderr, "mtlsdiag pcap: out of memory\n");
 		goto Exit;
 	}
@@ -197,6 +199,7 @@ Exit:
 		fprintf(stderr, "mtlsdiag pcap: --json %s: %s\n", json_path, strerror(errno));
 		ret = 2;
 	}
+	chain_memo_free(run.cfg.chains);
 	cert_cache_free(run.cfg.certs);
 	X509_STORE_free(run.cfg.ca_bundle);
 	return ret;

@@ -121,8 +121,10 @@ static void set_roles(struct obs_conn *c, enum side tls_client_tap)
 	}
 }
 
+/* keep[i] gets a reference to certificate i, ids[i] its cache id (NULL
+ * and 0 when it could not be had). */
 static void summarize_chain(struct obs_conn *c, const struct cert_list *list,
-			    struct cert_chain *out, X509 **keep)
+			    struct cert_chain *out, X509 **keep, uint64_t *ids)
 {
 	size_t i;
 
@@ -130,21 +132,22 @@ static void summarize_chain(struct obs_conn *c, const struct cert_list *list,
 	out->n_on_wire = list->n_total;
 	out->wire_len = list->list_len;
 	out->certs = list->n ? calloc(list->n, sizeof(*out->certs)) : NULL;
-	if (!out->certs) {
-		for (i = 0; i < list->n; i++)
-			keep[i] = NULL;
-		return;
+	for (i = 0; i < list->n; i++) {
+		keep[i] = NULL;
+		ids[i] = 0;
 	}
+	if (!out->certs)
+		return;
 	for (i = 0; i < list->n; i++) {
 		const struct cached_cert *cc =
 			cert_cache_get(c->cfg.certs, cursor_data(&list->der[i]), cursor_len(&list->der[i]));
 
 		if (!cc) {
-			keep[i] = NULL;
 			out->certs[out->n++].parse_failed = true;
 			continue;
 		}
 		out->certs[out->n++] = cc->info;
+		ids[i] = cc->id;
 		keep[i] = cc->x509;
 		if (keep[i])
 			X509_up_ref(keep[i]);
@@ -156,6 +159,7 @@ static void on_certificate(struct obs_conn *c, enum side role, const struct curs
 {
 	struct cert_list list;
 	X509 *certs[FACTS_MAX_CHAIN] = { 0 };
+	uint64_t ids[FACTS_MAX_CHAIN];
 	bool tls13 = c->f.sh.selected_version == TLS_V_1_3;
 	size_t i;
 
@@ -167,14 +171,14 @@ static void on_certificate(struct obs_conn *c, enum side role, const struct curs
 		if (c->f.server_cert_seen)
 			return;
 		c->f.server_cert_seen = true;
-		summarize_chain(c, &list, &c->f.server_chain, certs);
+		summarize_chain(c, &list, &c->f.server_chain, certs, ids);
 	} else {
 		if (c->f.client_cert_seen)
 			return;   /* renegotiation: the first answer is the one that matters */
 		c->f.client_cert_seen = true;
 		c->f.client_cert_empty = list.n_total == 0;
 		c->f.client_cert_seq = c->f.seq;
-		summarize_chain(c, &list, &c->f.client_chain, certs);
+		summarize_chain(c, &list, &c->f.client_chain, certs, ids);
 		if (list.n > 0) {
 			X509_NAME *names[FACTS_MAX_CA_NAMES];
 			size_t n = 0;
@@ -185,7 +189,8 @@ static void on_certificate(struct obs_conn *c, enum side role, const struct curs
 			if (!c->chain)
 				c->chain = malloc(sizeof(*c->chain));
 			if (c->chain)
-				chain_check(certs, list.n, names, n, check_time(c, ts), c->cfg.ca_bundle, c->chain);
+				chain_check_memo(c->cfg.chains, ids, c->ca ? c->ca->id : 0, certs, list.n,
+						 names, n, check_time(c, ts), c->cfg.ca_bundle, c->chain);
 		}
 	}
 	for (i = 0; i < list.n; i++)

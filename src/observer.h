@@ -18,12 +18,14 @@
 
 struct x509_store_st;
 struct cert_cache;
+struct chain_memo;
 
 struct observer_config {
 	bool at_set;             /* --at: validity checks use `at` instead of the connection's time */
 	time_t at;
 	struct x509_store_st *ca_bundle; /* --ca-bundle: the server's client-CA bundle, or NULL */
 	struct cert_cache *certs;        /* parsed-certificate cache (one per thread), required */
+	struct chain_memo *chains;       /* optional: chain checks remembered (one per thread, with certs) */
 	bool no_evidence;        /* verdicts are only counted: decided without evidence lines */
 };
 

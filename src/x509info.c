@@ -495,6 +495,7 @@ struct cert_cache {
 	size_t mask;
 	uint64_t seed;              /* random: chains cannot be lengthened on purpose */
 	struct ca_slot ca[CA_SLOTS];  /* CertificateRequest CA lists, direct-mapped */
+	uint64_t last_id;           /* of entries and CA lists, counting up */
 };
 
 static uint64_t mix64(uint64_t h)
@@ -684,6 +685,7 @@ const struct cached_cert *cert_cache_get(struct cert_cache *cache,
 	e->len = len;
 	e->hash = h;
 	fill_entry(e);
+	e->cc.id = ++cache->last_id;
 	e->used = true;
 	/* referenced from the start, so the certificates of one chain, fetched
 	 * one after another, do not evict each other */
@@ -745,6 +747,7 @@ struct ca_list *cert_cache_ca_list(struct cert_cache *cache, const uint8_t *vect
 	list = ca_list_parse(dns, n);
 	if (list == NULL)
 		return NULL;
+	list->id = ++cache->last_id;
 	ca_list_release(slot->list);
 	free(slot->der);
 	slot->list = NULL;

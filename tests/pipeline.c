@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "chain.h"
 #include "observer.h"
 #include "x509info.h"
 
@@ -72,14 +73,17 @@ static void run(const char *path, time_t at, bool no_evidence, struct pipeline_r
 
 	memset(out, 0, sizeof(*out));
 	c.cfg.certs = cert_cache_new(256);
+	c.cfg.chains = chain_memo_new();
 	c.cfg.no_evidence = no_evidence;
 	cr_assert_not_null(c.cfg.certs);
+	cr_assert_not_null(c.cfg.chains);
 	if (at) {
 		c.cfg.at_set = true;
 		c.cfg.at = at;
 	}
 	out->status = capture_read_file(path, &opts, &sink, &out->stats, out->err, sizeof(out->err));
 	out->certs = c.cfg.certs;
+	chain_memo_free(c.cfg.chains);
 }
 
 void pipeline_run(const char *path, time_t at, struct pipeline_result *out)
