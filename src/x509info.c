@@ -539,6 +539,20 @@ static uint64_t der_hash(uint64_t seed, const uint8_t *p, size_t len)
 	return mix64(h ^ w);
 }
 
+/* The head and the tail of DER bytes: for a certificate the serial (within
+ * its first 40 bytes) and the end of the signature, for a list of CA names
+ * the first and the last name.  Every hit is confirmed by comparing the
+ * whole DER, so crafted look-alikes only lengthen one bucket of a bounded
+ * cache. */
+#define SAMPLE 64
+
+static uint64_t sampled_hash(uint64_t seed, const uint8_t *p, size_t len)
+{
+	if (len <= 2 * SAMPLE)
+		return der_hash(seed, p, len);
+	return der_hash(seed, p, SAMPLE) ^ mix64(der_hash(seed ^ len, p + len - SAMPLE, SAMPLE));
+}
+
 struct cert_cache *cert_cache_new(size_t max_entries)
 {
 	struct cert_cache *c;
@@ -663,13 +677,7 @@ const struct cached_cert *cert_cache_get(struct cert_cache *cache,
 
 	if (cache == NULL || (der == NULL && len > 0))
 		return NULL;
-	/* The head (serial, names) and the tail (signature) tell certificates
-	 * apart; every hit is confirmed by comparing the whole DER, so crafted
-	 * look-alikes only lengthen one bucket of a bounded cache. */
-	if (len > 512)
-		h = der_hash(cache->seed, der, 256) ^ mix64(der_hash(cache->seed ^ len, der + len - 256, 256));
-	else
-		h = der_hash(cache->seed, der, len);
+	h = sampled_hash(cache->seed, der, len);
 	for (e = cache->buckets[h & cache->mask]; e != NULL; e = e->next) {
 		if (e->hash == h && e->len == len && (len == 0 || memcmp(e->der, der, len) == 0)) {
 			e->referenced = true;
@@ -737,7 +745,7 @@ struct ca_list *cert_cache_ca_list(struct cert_cache *cache, const uint8_t *vect
 
 	if (cache == NULL)
 		return ca_list_parse(dns, n);
-	h = der_hash(cache->seed, vector, vector_len);
+	h = sampled_hash(cache->seed, vector, vector_len);
 	slot = &cache->ca[h % CA_SLOTS];
 	if (slot->list && slot->hash == h && slot->len == vector_len &&
 	    (vector_len == 0 || memcmp(slot->der, vector, vector_len) == 0)) {
