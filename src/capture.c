@@ -230,22 +230,25 @@ static enum dec bound_payload(struct cursor *c, uint32_t l4len, bool cut, uint32
  * goes.  Checksums are not checked (capture hosts offload them). */
 static enum dec ipv4(struct capture *cap, struct cursor *c, bool cut, struct tcp_segment *s)
 {
+	struct cursor fixed;
 	uint32_t w0, w1, w2, ihl, l4len;
 	uint16_t total, frag;
 	uint8_t proto;
 	enum dec r;
 
 	/* Read a word at a time: version/IHL, TOS, total length | ident,
-	 * flags/fragment offset | TTL, protocol, checksum. */
+	 * flags/fragment offset | TTL, protocol, checksum.  The fixed part is
+	 * split off first, so the reads inside it need no checks of their own. */
 	if (!cursor_get_u32(c, &w0))
 		return short_read(cut);
 	ihl = ((w0 >> 24) & 0x0f) * 4;
 	if (w0 >> 28 != 4 || ihl < 20)
 		return DEC_BAD;
-	if (!cursor_get_u32(c, &w1) || !cursor_get_u32(c, &w2) ||
-	    !cursor_copy_bytes(c, s->src, 4) || !cursor_copy_bytes(c, s->dst, 4) ||
-	    !cursor_skip(c, ihl - 20))
+	if (!cursor_get_bytes(c, &fixed, 16) || !cursor_skip(c, ihl - 20))
 		return short_read(cut);
+	if (!cursor_get_u32(&fixed, &w1) || !cursor_get_u32(&fixed, &w2) ||
+	    !cursor_copy_bytes(&fixed, s->src, 4) || !cursor_copy_bytes(&fixed, s->dst, 4))
+		return DEC_BAD;
 	total = (uint16_t)w0;
 	frag = (uint16_t)w1;
 	proto = (uint8_t)(w2 >> 16);
@@ -337,10 +340,13 @@ static enum dec tcp(struct cursor *c, bool cut, struct tcp_segment *s)
 {
 	uint32_t wire = (uint32_t)cursor_len(c) + s->missing;
 	uint32_t ports, offflags, doff;
+	struct cursor fixed;
 
-	if (!cursor_get_u32(c, &ports) || !cursor_get_u32(c, &s->seq) ||
-	    !cursor_get_u32(c, &s->ack) || !cursor_get_u32(c, &offflags)) /* | window */
+	if (!cursor_get_bytes(c, &fixed, 16))
 		return short_read(cut);
+	if (!cursor_get_u32(&fixed, &ports) || !cursor_get_u32(&fixed, &s->seq) ||
+	    !cursor_get_u32(&fixed, &s->ack) || !cursor_get_u32(&fixed, &offflags)) /* | window */
+		return DEC_BAD;
 	doff = (offflags >> 28) * 4;
 	if (doff < 20 || doff > wire)
 		return DEC_BAD;
