@@ -181,14 +181,18 @@ static inline uint64_t mix64(uint64_t h)
 	return h;
 }
 
+/* Keyed by the table's random seed.  The five words are multiplied
+ * independently (no chain of dependent multiplies per packet), then mixed. */
 static uint32_t key_hash(const struct flow_table *t, const struct flow_key *k)
 {
-	uint64_t h = t->seed;
-	size_t i;
+	uint64_t s = t->seed;
+	uint64_t h = (k->w[0] ^ s) * UINT64_C(0x9e3779b97f4a7c15) +
+		     (k->w[1] ^ (s >> 17)) * UINT64_C(0xc2b2ae3d27d4eb4f) +
+		     (k->w[2] ^ (s << 13)) * UINT64_C(0x165667b19e3779f9) +
+		     (k->w[3] ^ (s >> 29)) * UINT64_C(0x27d4eb2f165667c5) +
+		     (k->w[4] ^ (s << 7)) * UINT64_C(0xff51afd7ed558ccd);
 
-	for (i = 0; i < 5; i++)
-		h = (h ^ k->w[i]) * UINT64_C(0x9e3779b97f4a7c15) + (h >> 31);
-	return (uint32_t)mix64(h);
+	return (uint32_t)mix64(h ^ s);
 }
 
 static inline bool key_eq(const struct flow_key *x, const struct flow_key *y)
