@@ -161,7 +161,8 @@ int cmd_pcap(int argc, char **argv)
 	run.cfg.no_evidence = run.quiet && !run.json;
 	run.cfg.certs = cert_cache_new(4096);
 	run.cfg.chains = chain_memo_new();
-	if (!run.cfg.certs || !run.cfg.chains) {
+	run.cfg.pool = obs_pool_new();
+	if (!run.cfg.certs || !run.cfg.chains || !run.cfg.pool) {
 		fprintf(stderr, "mtlsdiag pcap: out of memory\n");
 		goto Exit;
 	}
@@ -199,6 +200,7 @@ Exit:
 		fprintf(stderr, "mtlsdiag pcap: --json %s: %s\n", json_path, strerror(errno));
 		ret = 2;
 	}
+	obs_pool_free(run.cfg.pool);
 	chain_memo_free(run.cfg.chains);
 	cert_cache_free(run.cfg.certs);
 	X509_STORE_free(run.cfg.ca_bundle);

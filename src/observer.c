@@ -47,9 +47,33 @@ struct obs_conn {
 	struct chain_report *chain; /* the client chain's checks, when it sent one */
 	bool finished;
 	bool early_decided;         /* obs_conn_early_verdict has decided */
-	/* last: not zeroed at creation, verdict_decide fills it */
+	/* last: not zeroed at creation, verdict_decide and chain_check fill them */
 	struct verdict verdict;
+	struct chain_report chain_storage; /* `chain` points here once there is one */
 };
+
+/* Connection objects of several kilobytes come and go at the rate of the
+ * capture's connections: a few are kept for the next ones. */
+#define POOL_SPARES 64
+
+struct obs_pool {
+	size_t n;
+	struct obs_conn *spare[POOL_SPARES];
+};
+
+struct obs_pool *obs_pool_new(void)
+{
+	return calloc(1, sizeof(struct obs_pool));
+}
+
+void obs_pool_free(struct obs_pool *p)
+{
+	if (!p)
+		return;
+	while (p->n)
+		free(p->spare[--p->n]);
+	free(p);
+}
 
 struct tls_cb {
 	struct obs_conn *c;
@@ -83,7 +107,8 @@ struct obs_conn *obs_conn_new(const struct observer_config *cfg,
 			      const struct endpoint *responder,
 			      const struct timeval *ts, bool saw_syn)
 {
-	struct obs_conn *c = malloc(sizeof(*c));
+	struct obs_pool *pool = cfg->pool;
+	struct obs_conn *c = pool && pool->n ? pool->spare[--pool->n] : malloc(sizeof(*c));
 
 	if (!c)
 		return NULL;
@@ -186,10 +211,8 @@ static void on_certificate(struct obs_conn *c, enum side role, const struct curs
 			for (i = 0; c->ca && i < c->ca->n; i++)
 				if (c->ca->names[i])
 					names[n++] = c->ca->names[i];
-			if (!c->chain)
-				c->chain = malloc(sizeof(*c->chain));
-			if (c->chain)
-				chain_check_memo(c->cfg.chains, ids, c->ca ? c->ca->id : 0, certs, list.n,
+			c->chain = &c->chain_storage;
+			chain_check_memo(c->cfg.chains, ids, c->ca ? c->ca->id : 0, certs, list.n,
 						 names, n, check_time(c, ts), c->cfg.ca_bundle, c->chain);
 		}
 	}
@@ -638,8 +661,10 @@ void obs_conn_free(struct obs_conn *c)
 		return;
 	free_decoding_state(c);
 	ca_list_release(c->ca);
-	free(c->chain);
 	free(c->f.client_chain.certs);
 	free(c->f.server_chain.certs);
-	free(c);
+	if (c->cfg.pool && c->cfg.pool->n < POOL_SPARES)
+		c->cfg.pool->spare[c->cfg.pool->n++] = c;
+	else
+		free(c);
 }
