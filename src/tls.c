@@ -285,11 +285,18 @@ int tls_dir_feed(struct tls_dir *d, const uint8_t *data, size_t len,
 		size_t take;
 
 		if (d->rec_left == 0 && d->hdr_have < sizeof(d->hdr)) {
-			take = sizeof(d->hdr) - d->hdr_have;
-			if (take > cursor_len(&in))
-				take = cursor_len(&in);
-			if (!cursor_copy_bytes(&in, d->hdr + d->hdr_have, take))
-				return fail(d, "internal read error");
+			if (d->hdr_have == 0 && cursor_len(&in) >= sizeof(d->hdr)) {
+				/* usually the whole header is there: a fixed-size copy */
+				take = sizeof(d->hdr);
+				if (!cursor_copy_bytes(&in, d->hdr, sizeof(d->hdr)))
+					return fail(d, "internal read error");
+			} else {
+				take = sizeof(d->hdr) - d->hdr_have;
+				if (take > cursor_len(&in))
+					take = cursor_len(&in);
+				if (!cursor_copy_bytes(&in, d->hdr + d->hdr_have, take))
+					return fail(d, "internal read error");
+			}
 			d->hdr_have += take;
 			d->offset += take;
 			if (d->hdr_have < sizeof(d->hdr))
