@@ -27,7 +27,7 @@
 #define INITIAL_BUCKETS 1024
 /* Tombstones of finished flows kept at most (the oldest go first). */
 #define TOMB_MAX 65536
-#define TOMB_BUCKETS 32768
+#define TOMB_BUCKETS 16384
 
 /* Both endpoints in a canonical order (the smaller address/port first), so
  * both directions of a connection make the same key: a's address in w[0..1],
@@ -85,12 +85,18 @@ struct flow {
 };
 
 /* What is left of a finished flow: enough to recognise its stragglers.
- * Tombstones live in a ring (oldest first), reused in place. */
+ * Tombstones are numbered as they are made and live in a ring, tombstone
+ * n in slot n % TOMB_MAX, so the newest TOMB_MAX are kept and a slot
+ * holding a newer number tells that an older one is gone.  A hash chain
+ * links each to the next older one of its bucket by number: a finished
+ * flow writes its slot and its bucket's head, and nothing else (expired
+ * and overwritten tombstones end a chain where a lookup meets them). */
 struct tomb {
-	struct tomb *hnext, **pprev; /* hash chain; pprev NULL when unused */
 	struct flow_key key;
-	uint32_t hash;
+	uint64_t seq;             /* its number, from 1 */
+	uint64_t older;           /* the next older tombstone of the bucket, 0 for none */
 	time_t died;              /* table clock when the flow finished */
+	uint32_t hash;
 };
 
 struct flow_table {
@@ -108,9 +114,9 @@ struct flow_table {
 	size_t nflows;
 	struct flow *lru_head, *lru_tail;
 
-	struct tomb **tbuckets;   /* TOMB_BUCKETS, allocated on first use */
+	uint64_t *tbuckets;       /* TOMB_BUCKETS newest numbers, allocated on first use */
 	struct tomb *tombs;       /* TOMB_MAX, the ring */
-	size_t tomb_first, ntombs; /* oldest, and how many */
+	uint64_t tomb_seq;        /* the newest tombstone's number */
 
 	bool clock_set;
 	time_t now;               /* latest capture second seen */
@@ -283,31 +289,26 @@ static void table_unlink(struct flow_table *t, struct flow *f)
 static struct tomb *tomb_find(const struct flow_table *t, const struct flow_key *k, uint32_t h)
 {
 	struct tomb *tb;
+	uint64_t seq;
 
 	if (!t->tbuckets)
 		return NULL;
-	for (tb = t->tbuckets[h & (TOMB_BUCKETS - 1)]; tb; tb = tb->hnext)
+	for (seq = t->tbuckets[h & (TOMB_BUCKETS - 1)]; seq; seq = tb->older) {
+		tb = &t->tombs[seq % TOMB_MAX];
+		/* overwritten by a newer one, or expired (the clock has been
+		 * swept to `now`): so is every older one */
+		if (tb->seq != seq || older_than(t->now, tb->died, t->idle_s))
+			return NULL;
 		if (tb->hash == h && key_eq(&tb->key, k))
 			return tb;
+	}
 	return NULL;
-}
-
-/* Forgets the oldest tombstone. */
-static void tomb_pop(struct flow_table *t)
-{
-	struct tomb *tb = &t->tombs[t->tomb_first];
-
-	*tb->pprev = tb->hnext;
-	if (tb->hnext)
-		tb->hnext->pprev = tb->pprev;
-	tb->pprev = NULL;
-	t->tomb_first = (t->tomb_first + 1) % TOMB_MAX;
-	t->ntombs--;
 }
 
 static void tomb_add(struct flow_table *t, const struct flow_key *k, uint32_t h)
 {
-	struct tomb *tb, **head;
+	uint64_t *head;
+	struct tomb *tb;
 
 	if (!t->tbuckets) {
 		t->tbuckets = calloc(TOMB_BUCKETS, sizeof(*t->tbuckets));
@@ -320,19 +321,14 @@ static void tomb_add(struct flow_table *t, const struct flow_key *k, uint32_t h)
 			return; /* no tombstones: stragglers may open flows */
 		}
 	}
-	if (t->ntombs == TOMB_MAX)
-		tomb_pop(t);
-	tb = &t->tombs[(t->tomb_first + t->ntombs) % TOMB_MAX];
-	t->ntombs++;
-	tb->key = *k;
-	tb->hash = h;
-	tb->died = t->now;
 	head = &t->tbuckets[h & (TOMB_BUCKETS - 1)];
-	tb->hnext = *head;
-	if (*head)
-		(*head)->pprev = &tb->hnext;
-	tb->pprev = head;
-	*head = tb;
+	tb = &t->tombs[++t->tomb_seq % TOMB_MAX];
+	tb->key = *k;
+	tb->seq = t->tomb_seq;
+	tb->older = *head;
+	tb->died = t->now;
+	tb->hash = h;
+	*head = t->tomb_seq;
 }
 
 /* ---- sink calls ---- */
@@ -690,8 +686,6 @@ static void sweep(struct flow_table *t)
 	t->swept = t->now;
 	while (t->lru_head && older_than(t->now, t->lru_head->touched, t->idle_s))
 		flow_expire(t, t->lru_head);
-	while (t->ntombs && older_than(t->now, t->tombs[t->tomb_first].died, t->idle_s))
-		tomb_pop(t);
 }
 
 static void clock_advance(struct flow_table *t, time_t sec)
