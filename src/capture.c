@@ -1,8 +1,9 @@
 /* capture: packets in, TCP segments out (see capture.h).
  *
- * libpcap reads the file (pcap or pcapng) and applies the BPF filter; this
- * file decodes the link layer, IPv4/IPv6 and the TCP header through the
- * cursor and hands each segment to the flow table (flow.c).  Statistics
+ * libpcap reads the file (pcap or pcapng) and applies the BPF filter, in a
+ * reader thread that hands the records over in order; this file decodes
+ * the link layer, IPv4/IPv6 and the TCP header through the cursor and
+ * hands each segment to the flow table (flow.c).  Statistics
  * accumulate in the caller's struct capture_stats across files. */
 #include "config.h"
 
@@ -10,6 +11,7 @@
 
 #include <errno.h>
 #include <pcap/pcap.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
@@ -477,6 +479,221 @@ static void on_record(u_char *user, const struct pcap_pkthdr *h, const u_char *b
 	capture_packet(rd->cap, rd->linktype, &h->ts, bytes, h->caplen, h->len);
 }
 
+/* ---- reading in a second thread ---- */
+
+/* libpcap's reading (the kernel's copy into the stdio buffer, then fread's
+ * copy of every record) is about a third of a run on a large capture.  A
+ * reader thread does it while this thread analyses: it copies the records
+ * into chunks and hands them over in file order, so the analysis sees the
+ * same packets in the same order as if it had read them itself, and
+ * everything after libpcap stays in one thread. */
+#define CHUNK_BYTES ((size_t)1 << 18)
+#define CHUNKS 4
+
+/* Written before each record's bytes in a chunk. */
+struct record_head {
+	struct timeval ts;
+	uint32_t caplen, len;
+};
+
+struct chunk {
+	struct chunk *next;
+	uint8_t *bytes;
+	size_t used, cap;
+};
+
+struct handoff {
+	pcap_t *p;
+	pthread_t thread;
+	pthread_mutex_t lock;
+	pthread_cond_t filled;        /* a chunk was handed over, or the reader ended */
+	pthread_cond_t emptied;       /* a chunk came back */
+	struct chunk *spare;          /* free chunks */
+	struct chunk *full, *full_tail; /* handed over, oldest first */
+	struct chunk *filling;        /* the reader's current chunk */
+	bool done;                    /* the reader has handed over everything */
+	int rc;                       /* pcap_dispatch's last return */
+	struct chunk chunks[CHUNKS];
+};
+
+/* Reader side: the current chunk goes to the analysis. */
+static void hand_over(struct handoff *ho)
+{
+	struct chunk *c = ho->filling;
+
+	ho->filling = NULL;
+	if (!c)
+		return;
+	pthread_mutex_lock(&ho->lock);
+	c->next = NULL;
+	if (ho->full_tail)
+		ho->full_tail->next = c;
+	else
+		ho->full = c;
+	ho->full_tail = c;
+	pthread_cond_signal(&ho->filled);
+	pthread_mutex_unlock(&ho->lock);
+}
+
+/* Reader side: a chunk with room for `need` bytes, or NULL when out of
+ * memory. */
+static struct chunk *chunk_for(struct handoff *ho, size_t need)
+{
+	struct chunk *c = ho->filling;
+
+	if (c && c->cap - c->used >= need)
+		return c;
+	hand_over(ho);
+	pthread_mutex_lock(&ho->lock);
+	while (!ho->spare)
+		pthread_cond_wait(&ho->emptied, &ho->lock);
+	c = ho->spare;
+	ho->spare = c->next;
+	pthread_mutex_unlock(&ho->lock);
+	c->used = 0;
+	if (c->cap < need) {
+		/* a record larger than a chunk (libpcap allows 256 KiB) */
+		uint8_t *grown = realloc(c->bytes, need);
+
+		if (!grown) {
+			pthread_mutex_lock(&ho->lock);
+			c->next = ho->spare;
+			ho->spare = c;
+			pthread_mutex_unlock(&ho->lock);
+			return NULL;
+		}
+		c->bytes = grown;
+		c->cap = need;
+	}
+	ho->filling = c;
+	return c;
+}
+
+static void on_record_copy(u_char *user, const struct pcap_pkthdr *h, const u_char *bytes)
+{
+	struct handoff *ho = (struct handoff *)user;
+	struct record_head head = { h->ts, h->caplen, h->len };
+	struct chunk *c = chunk_for(ho, sizeof(head) + h->caplen);
+
+	if (!c) {
+		pcap_breakloop(ho->p);
+		return;
+	}
+	memcpy(c->bytes + c->used, &head, sizeof(head));
+	if (h->caplen)
+		memcpy(c->bytes + c->used + sizeof(head), bytes, h->caplen);
+	c->used += sizeof(head) + h->caplen;
+}
+
+static void *reader_main(void *arg)
+{
+	struct handoff *ho = arg;
+	int rc;
+
+	while ((rc = pcap_dispatch(ho->p, -1, on_record_copy, (u_char *)ho)) > 0)
+		;
+	hand_over(ho);
+	pthread_mutex_lock(&ho->lock);
+	ho->rc = rc;
+	ho->done = true;
+	pthread_cond_signal(&ho->filled);
+	pthread_mutex_unlock(&ho->lock);
+	return NULL;
+}
+
+/* Analysis side: the next chunk in file order, or NULL at the end. */
+static struct chunk *next_chunk(struct handoff *ho)
+{
+	struct chunk *c;
+
+	pthread_mutex_lock(&ho->lock);
+	while (!ho->full && !ho->done)
+		pthread_cond_wait(&ho->filled, &ho->lock);
+	c = ho->full;
+	if (c) {
+		ho->full = c->next;
+		if (!ho->full)
+			ho->full_tail = NULL;
+	}
+	pthread_mutex_unlock(&ho->lock);
+	return c;
+}
+
+static void give_back(struct handoff *ho, struct chunk *c)
+{
+	pthread_mutex_lock(&ho->lock);
+	c->next = ho->spare;
+	ho->spare = c;
+	pthread_cond_signal(&ho->emptied);
+	pthread_mutex_unlock(&ho->lock);
+}
+
+static void handoff_free(struct handoff *ho)
+{
+	size_t i;
+
+	for (i = 0; i < CHUNKS; i++)
+		free(ho->chunks[i].bytes);
+	pthread_cond_destroy(&ho->emptied);
+	pthread_cond_destroy(&ho->filled);
+	pthread_mutex_destroy(&ho->lock);
+	free(ho);
+}
+
+/* Starts the reader thread; NULL when it cannot be had (then this thread
+ * reads). */
+static struct handoff *handoff_start(pcap_t *p)
+{
+	struct handoff *ho = calloc(1, sizeof(*ho));
+	size_t i;
+
+	if (!ho)
+		return NULL;
+	ho->p = p;
+	pthread_mutex_init(&ho->lock, NULL);
+	pthread_cond_init(&ho->filled, NULL);
+	pthread_cond_init(&ho->emptied, NULL);
+	for (i = 0; i < CHUNKS; i++) {
+		struct chunk *c = &ho->chunks[i];
+
+		if (!(c->bytes = malloc(CHUNK_BYTES)))
+			goto Fail;
+		c->cap = CHUNK_BYTES;
+		c->next = ho->spare;
+		ho->spare = c;
+	}
+	if (pthread_create(&ho->thread, NULL, reader_main, ho) != 0)
+		goto Fail;
+	return ho;
+Fail:
+	handoff_free(ho);
+	return NULL;
+}
+
+/* Analyses the records the reader hands over; returns pcap_dispatch's
+ * last return, as the reader saw it. */
+static int handoff_consume(struct handoff *ho, struct capture *cap, int linktype)
+{
+	struct chunk *c;
+	int rc;
+
+	while ((c = next_chunk(ho)) != NULL) {
+		struct cursor in;
+		struct record_head head;
+		struct cursor bytes;
+
+		cursor_init(&in, c->bytes, c->used);
+		while (cursor_copy_bytes(&in, (uint8_t *)&head, sizeof(head)) &&
+		       cursor_get_bytes(&in, &bytes, head.caplen))
+			capture_packet(cap, linktype, &head.ts, cursor_data(&bytes), head.caplen, head.len);
+		give_back(ho, c);
+	}
+	pthread_join(ho->thread, NULL);
+	rc = ho->rc;
+	handoff_free(ho);
+	return rc;
+}
+
 int capture_read_stream(FILE *f, const char *name, const struct capture_opts *opts,
 			const struct flow_sink *sink, struct capture_stats *stats,
 			char *err, size_t errlen)
@@ -484,6 +701,7 @@ int capture_read_stream(FILE *f, const char *name, const struct capture_opts *op
 	char ebuf[PCAP_ERRBUF_SIZE] = "";
 	struct bpf_program prog;
 	struct capture *cap = NULL;
+	struct handoff *ho;
 	struct reader rd;
 	pcap_t *p = NULL;
 	int ch, rc, dlt, ret = -1;
@@ -541,18 +759,26 @@ int capture_read_stream(FILE *f, const char *name, const struct capture_opts *op
 		set_err(err, errlen, "mtlsdiag: %s: out of memory", name);
 		goto Exit;
 	}
-	/* One pcap_dispatch reads a savefile to its end, handing each record
-	 * to the callback straight from libpcap's buffer (pcap_next_ex costs
-	 * a call chain and a header copy per packet); 0 then means the end. */
-	rd.cap = cap;
-	rd.linktype = dlt;
-	while ((rc = pcap_dispatch(p, -1, on_record, (u_char *)&rd)) > 0)
-		;
+	if ((ho = handoff_start(p)) != NULL) {
+		rc = handoff_consume(ho, cap, dlt);
+	} else {
+		/* One pcap_dispatch reads a savefile to its end, handing each
+		 * record to the callback straight from libpcap's buffer; 0 then
+		 * means the end. */
+		rd.cap = cap;
+		rd.linktype = dlt;
+		while ((rc = pcap_dispatch(p, -1, on_record, (u_char *)&rd)) > 0)
+			;
+	}
 	if (rc == PCAP_ERROR) {
 		/* Cut inside a record (or corrupt from there on): keep what was
 		 * read, say why it stopped. */
 		stats->file_truncated = true;
 		set_err(err, errlen, "mtlsdiag: %s: %s", name, pcap_geterr(p));
+	} else if (rc == PCAP_ERROR_BREAK) {
+		/* the reader ran out of memory for a record: it stopped there */
+		stats->file_truncated = true;
+		set_err(err, errlen, "mtlsdiag: %s: out of memory reading a record", name);
 	}
 	capture_end(cap);
 	ret = 0;
