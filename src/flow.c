@@ -28,6 +28,8 @@
 /* Tombstones of finished flows kept at most (the oldest go first). */
 #define TOMB_MAX 65536
 #define TOMB_BUCKETS 16384
+/* Finished flows whose memory is kept for new ones. */
+#define SPARE_FLOWS 256
 
 /* Both endpoints in a canonical order (the smaller address/port first), so
  * both directions of a connection make the same key: a's address in w[0..1],
@@ -108,6 +110,9 @@ struct flow_table {
 	size_t held_total;
 	uint64_t seed;
 	uint64_t next_id;
+
+	struct flow *spare;       /* finished flows' memory, for the next ones */
+	size_t nspare;
 
 	struct flow **buckets;
 	size_t nbuckets;          /* a power of two */
@@ -329,6 +334,10 @@ static void tomb_add(struct flow_table *t, const struct flow_key *k, uint32_t h)
 	tb->died = t->now;
 	tb->hash = h;
 	*head = t->tomb_seq;
+	/* the next finished flow writes the next slot: fetch it meanwhile */
+	tb = &t->tombs[(t->tomb_seq + 1) % TOMB_MAX];
+	__builtin_prefetch(tb, 1);
+	__builtin_prefetch(&tb->hash, 1);
 }
 
 /* ---- sink calls ---- */
@@ -619,10 +628,15 @@ static struct flow *flow_create(struct flow_table *t, const struct flow_key *k, 
 	/* The initiator sent the SYN; a SYN-ACK comes from the responder. */
 	bool src_initiates = !(saw_syn && (s->flags & TCP_ACK));
 	struct endpoint init, resp;
-	struct flow *f = calloc(1, sizeof(*f));
+	struct flow *f = t->spare;
 
-	if (!f)
+	if (f) {
+		t->spare = f->hnext;
+		t->nspare--;
+		memset(f, 0, sizeof(*f));
+	} else if (!(f = calloc(1, sizeof(*f)))) {
 		return NULL;
+	}
 	f->key = *k;
 	f->hash = h;
 	f->id = t->next_id++;
@@ -663,7 +677,13 @@ static void flow_finish(struct flow_table *t, struct flow *f, bool truncated, bo
 	free_held(t, &f->dir[1]);
 	if (keep_tomb)
 		tomb_add(t, &f->key, f->hash);
-	free(f);
+	if (t->nspare < SPARE_FLOWS) {
+		f->hnext = t->spare;
+		t->spare = f;
+		t->nspare++;
+	} else {
+		free(f);
+	}
 }
 
 /* Quiet for longer than the timeout. */
@@ -918,6 +938,10 @@ void flow_table_free(struct flow_table *t)
 		next = f->next;
 		free_held(t, &f->dir[0]);
 		free_held(t, &f->dir[1]);
+		free(f);
+	}
+	while ((f = t->spare) != NULL) {
+		t->spare = f->hnext;
 		free(f);
 	}
 	free(t->tombs);
