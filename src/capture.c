@@ -72,7 +72,7 @@ static inline enum dec short_read(bool cut)
 
 /* After an Ethernet type field: VLAN tags (802.1Q, 802.1ad and the older
  * QinQ values), then IPv4 or IPv6.  *ipver is 4 or 6. */
-static enum dec ethertype_payload(struct cursor *c, uint16_t type, bool cut, int *ipver)
+static inline enum dec ethertype_payload(struct cursor *c, uint16_t type, bool cut, int *ipver)
 {
 	int tags;
 
@@ -230,7 +230,7 @@ static enum dec bound_payload(struct cursor *c, uint32_t l4len, bool cut, uint32
 /* IPv4 (RFC 791): options skipped by the header length; fragments other
  * than the first are counted and skipped, the first is used as far as it
  * goes.  Checksums are not checked (capture hosts offload them). */
-static enum dec ipv4(struct capture *cap, struct cursor *c, bool cut, struct tcp_segment *s)
+static enum dec ipv4(struct capture_stats *st, struct cursor *c, bool cut, struct tcp_segment *s)
 {
 	struct cursor fixed;
 	uint32_t w0, w1, w2, ihl, l4len;
@@ -255,7 +255,7 @@ static enum dec ipv4(struct capture *cap, struct cursor *c, bool cut, struct tcp
 	frag = (uint16_t)w1;
 	proto = (uint8_t)(w2 >> 16);
 	if (frag & 0x3fff) {
-		cap->stats->ip_fragments++;
+		st->ip_fragments++;
 		if (frag & 0x1fff)
 			return DEC_FRAG;
 	}
@@ -276,7 +276,7 @@ static enum dec ipv4(struct capture *cap, struct cursor *c, bool cut, struct tcp
 
 /* IPv6 (RFC 8200) with its extension headers (RFC 8200 section 4, RFC
  * 4302 for AH).  A fragment header with a non-zero offset ends the walk. */
-static enum dec ipv6(struct capture *cap, struct cursor *c, bool cut, struct tcp_segment *s)
+static enum dec ipv6(struct capture_stats *st, struct cursor *c, bool cut, struct tcp_segment *s)
 {
 	uint32_t vtf, l4len;
 	uint16_t plen;
@@ -322,7 +322,7 @@ static enum dec ipv6(struct capture *cap, struct cursor *c, bool cut, struct tcp
 			    !cursor_get_u16(c, &off) || !cursor_skip(c, 4))
 				return short_read(cut);
 			if (off & 0xfff9) {
-				cap->stats->ip_fragments++;
+				st->ip_fragments++;
 				if (off & 0xfff8)
 					return DEC_FRAG;
 			}
@@ -363,12 +363,12 @@ static enum dec tcp(struct cursor *c, bool cut, struct tcp_segment *s)
 
 /* ---- packets ---- */
 
-void capture_packet(struct capture *cap, int linktype, const struct timeval *ts,
-		    const uint8_t *bytes, uint32_t caplen, uint32_t len)
+/* One packet's link, IP and TCP headers into *seg, counted in st; DEC_OK
+ * when it is a TCP segment for the flow table. */
+static enum dec decode_packet(struct capture_stats *st, int linktype, const uint8_t *bytes,
+			      uint32_t caplen, uint32_t len, struct tcp_segment *seg)
 {
-	struct capture_stats *st = cap->stats;
 	bool cut = caplen < len;
-	struct tcp_segment seg;
 	struct cursor c;
 	int ipver = 0;
 	enum dec r;
@@ -379,17 +379,16 @@ void capture_packet(struct capture *cap, int linktype, const struct timeval *ts,
 		st->truncated++;
 	cursor_init(&c, bytes, bytes ? caplen : 0);
 	/* IPv4 addresses use 4 of the 16 bytes, and the key reads all 16 */
-	memset(seg.src, 0, sizeof(seg.src));
-	memset(seg.dst, 0, sizeof(seg.dst));
-	seg.missing = 0;
+	memset(seg->src, 0, sizeof(seg->src));
+	memset(seg->dst, 0, sizeof(seg->dst));
+	seg->missing = 0;
 	r = link_layer(&c, linktype, cut, &ipver);
 	if (r == DEC_OK)
-		r = ipver == 4 ? ipv4(cap, &c, cut, &seg) : ipv6(cap, &c, cut, &seg);
+		r = ipver == 4 ? ipv4(st, &c, cut, seg) : ipv6(st, &c, cut, seg);
 	if (r == DEC_OK)
-		r = tcp(&c, cut, &seg);
+		r = tcp(&c, cut, seg);
 	switch (r) {
 	case DEC_OK:
-		flow_table_segment(cap->flows, &seg, ts);
 		break;
 	case DEC_NOT_IP:
 		st->not_ip++;
@@ -404,6 +403,16 @@ void capture_packet(struct capture *cap, int linktype, const struct timeval *ts,
 	case DEC_FRAG:
 		break;
 	}
+	return r;
+}
+
+void capture_packet(struct capture *cap, int linktype, const struct timeval *ts,
+		    const uint8_t *bytes, uint32_t caplen, uint32_t len)
+{
+	struct tcp_segment seg;
+
+	if (decode_packet(cap->stats, linktype, bytes, caplen, len, &seg) == DEC_OK)
+		flow_table_segment(cap->flows, &seg, ts);
 }
 
 struct capture *capture_new(const struct capture_opts *opts, const struct flow_sink *sink,
@@ -483,17 +492,21 @@ static void on_record(u_char *user, const struct pcap_pkthdr *h, const u_char *b
 
 /* libpcap's reading (the kernel's copy into the stdio buffer, then fread's
  * copy of every record) is about a third of a run on a large capture.  A
- * reader thread does it while this thread analyses: it copies the records
- * into chunks and hands them over in file order, so the analysis sees the
- * same packets in the same order as if it had read them itself, and
- * everything after libpcap stays in one thread. */
+ * reader thread does it, and decodes the headers, while this thread runs
+ * the flow table and everything after it: the reader hands the TCP
+ * segments over in chunks, in file order, so the flow table sees the same
+ * segments in the same order as if this thread had read the file itself.
+ * Packets that are not TCP segments never reach the flow table, so they
+ * stay with the reader, counted in its own statistics. */
 #define CHUNK_BYTES ((size_t)1 << 18)
 #define CHUNKS 4
 
-/* Written before each record's bytes in a chunk. */
+/* Written before each segment's payload in a chunk (seg.payload is
+ * rebuilt over the payload that follows). */
 struct record_head {
 	struct timeval ts;
-	uint32_t caplen, len;
+	struct tcp_segment seg;
+	uint32_t payload_len;
 };
 
 struct chunk {
@@ -513,6 +526,8 @@ struct handoff {
 	struct chunk *filling;        /* the reader's current chunk */
 	bool done;                    /* the reader has handed over everything */
 	int rc;                       /* pcap_dispatch's last return */
+	int linktype;
+	struct capture_stats decoded; /* the reader's counts: packets and headers */
 	struct chunk chunks[CHUNKS];
 };
 
@@ -569,20 +584,24 @@ static struct chunk *chunk_for(struct handoff *ho, size_t need)
 	return c;
 }
 
-static void on_record_copy(u_char *user, const struct pcap_pkthdr *h, const u_char *bytes)
+static void on_record_decode(u_char *user, const struct pcap_pkthdr *h, const u_char *bytes)
 {
 	struct handoff *ho = (struct handoff *)user;
-	struct record_head head = { h->ts, h->caplen, h->len };
-	struct chunk *c = chunk_for(ho, sizeof(head) + h->caplen);
+	struct record_head head;
+	struct chunk *c;
 
-	if (!c) {
+	if (decode_packet(&ho->decoded, ho->linktype, bytes, h->caplen, h->len, &head.seg) != DEC_OK)
+		return;
+	head.ts = h->ts;
+	head.payload_len = (uint32_t)cursor_len(&head.seg.payload);
+	if (!(c = chunk_for(ho, sizeof(head) + head.payload_len))) {
 		pcap_breakloop(ho->p);
 		return;
 	}
 	memcpy(c->bytes + c->used, &head, sizeof(head));
-	if (h->caplen)
-		memcpy(c->bytes + c->used + sizeof(head), bytes, h->caplen);
-	c->used += sizeof(head) + h->caplen;
+	if (head.payload_len)
+		memcpy(c->bytes + c->used + sizeof(head), cursor_data(&head.seg.payload), head.payload_len);
+	c->used += sizeof(head) + head.payload_len;
 }
 
 static void *reader_main(void *arg)
@@ -590,7 +609,7 @@ static void *reader_main(void *arg)
 	struct handoff *ho = arg;
 	int rc;
 
-	while ((rc = pcap_dispatch(ho->p, -1, on_record_copy, (u_char *)ho)) > 0)
+	while ((rc = pcap_dispatch(ho->p, -1, on_record_decode, (u_char *)ho)) > 0)
 		;
 	hand_over(ho);
 	pthread_mutex_lock(&ho->lock);
@@ -642,7 +661,7 @@ static void handoff_free(struct handoff *ho)
 
 /* Starts the reader thread; NULL when it cannot be had (then this thread
  * reads). */
-static struct handoff *handoff_start(pcap_t *p)
+static struct handoff *handoff_start(pcap_t *p, int linktype)
 {
 	struct handoff *ho = calloc(1, sizeof(*ho));
 	size_t i;
@@ -650,6 +669,7 @@ static struct handoff *handoff_start(pcap_t *p)
 	if (!ho)
 		return NULL;
 	ho->p = p;
+	ho->linktype = linktype;
 	pthread_mutex_init(&ho->lock, NULL);
 	pthread_cond_init(&ho->filled, NULL);
 	pthread_cond_init(&ho->emptied, NULL);
@@ -670,26 +690,34 @@ Fail:
 	return NULL;
 }
 
-/* Analyses the records the reader hands over; returns pcap_dispatch's
- * last return, as the reader saw it. */
-static int handoff_consume(struct handoff *ho, struct capture *cap, int linktype)
+/* Runs the flow table on the segments the reader hands over and adds the
+ * reader's counts to cap's; returns pcap_dispatch's last return, as the
+ * reader saw it. */
+static int handoff_consume(struct handoff *ho, struct capture *cap)
 {
+	struct capture_stats *st = cap->stats;
 	struct chunk *c;
 	int rc;
 
 	while ((c = next_chunk(ho)) != NULL) {
 		struct cursor in;
 		struct record_head head;
-		struct cursor bytes;
 
 		cursor_init(&in, c->bytes, c->used);
 		while (cursor_copy_bytes(&in, (uint8_t *)&head, sizeof(head)) &&
-		       cursor_get_bytes(&in, &bytes, head.caplen))
-			capture_packet(cap, linktype, &head.ts, cursor_data(&bytes), head.caplen, head.len);
+		       cursor_get_bytes(&in, &head.seg.payload, head.payload_len))
+			flow_table_segment(cap->flows, &head.seg, &head.ts);
 		give_back(ho, c);
 	}
 	pthread_join(ho->thread, NULL);
 	rc = ho->rc;
+	st->packets += ho->decoded.packets;
+	st->bytes += ho->decoded.bytes;
+	st->truncated += ho->decoded.truncated;
+	st->not_ip += ho->decoded.not_ip;
+	st->not_tcp += ho->decoded.not_tcp;
+	st->bad_headers += ho->decoded.bad_headers;
+	st->ip_fragments += ho->decoded.ip_fragments;
 	handoff_free(ho);
 	return rc;
 }
@@ -759,8 +787,8 @@ int capture_read_stream(FILE *f, const char *name, const struct capture_opts *op
 		set_err(err, errlen, "mtlsdiag: %s: out of memory", name);
 		goto Exit;
 	}
-	if ((ho = handoff_start(p)) != NULL) {
-		rc = handoff_consume(ho, cap, dlt);
+	if ((ho = handoff_start(p, dlt)) != NULL) {
+		rc = handoff_consume(ho, cap);
 	} else {
 		/* One pcap_dispatch reads a savefile to its end, handing each
 		 * record to the callback straight from libpcap's buffer; 0 then
