@@ -13,6 +13,7 @@
 #include <pcap/pcap.h>
 #include <pthread.h>
 #include <stdarg.h>
+#include <stdio_ext.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -749,6 +750,10 @@ int capture_read_stream(FILE *f, const char *name, const struct capture_opts *op
 		close_stream(f);
 		goto Exit;
 	}
+	/* One thread at a time reads the stream (the reader thread, once it
+	 * runs): stdio need not lock it on each of libpcap's two freads a
+	 * record. */
+	__fsetlocking(f, FSETLOCKING_BYCALLER);
 	p = pcap_fopen_offline_with_tstamp_precision(f, PCAP_TSTAMP_PRECISION_MICRO, ebuf);
 	if (!p) {
 		/* libpcap leaves the stream to us when it fails */
