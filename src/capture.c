@@ -383,6 +383,7 @@ static enum dec decode_packet(struct capture_stats *st, int linktype, const uint
 	memset(seg->src, 0, sizeof(seg->src));
 	memset(seg->dst, 0, sizeof(seg->dst));
 	seg->missing = 0;
+	seg->located = false;
 	r = link_layer(&c, linktype, cut, &ipver);
 	if (r == DEC_OK)
 		r = ipver == 4 ? ipv4(st, &c, cut, seg) : ipv6(st, &c, cut, seg);
@@ -528,6 +529,7 @@ struct handoff {
 	bool done;                    /* the reader has handed over everything */
 	int rc;                       /* pcap_dispatch's last return */
 	int linktype;
+	const struct flow_table *flows; /* for flow_table_locate only */
 	struct capture_stats decoded; /* the reader's counts: packets and headers */
 	struct chunk chunks[CHUNKS];
 };
@@ -593,6 +595,7 @@ static void on_record_decode(u_char *user, const struct pcap_pkthdr *h, const u_
 
 	if (decode_packet(&ho->decoded, ho->linktype, bytes, h->caplen, h->len, &head.seg) != DEC_OK)
 		return;
+	flow_table_locate(ho->flows, &head.seg);
 	head.ts = h->ts;
 	head.payload_len = (uint32_t)cursor_len(&head.seg.payload);
 	if (!(c = chunk_for(ho, sizeof(head) + head.payload_len))) {
@@ -662,7 +665,7 @@ static void handoff_free(struct handoff *ho)
 
 /* Starts the reader thread; NULL when it cannot be had (then this thread
  * reads). */
-static struct handoff *handoff_start(pcap_t *p, int linktype)
+static struct handoff *handoff_start(pcap_t *p, int linktype, const struct flow_table *flows)
 {
 	struct handoff *ho = calloc(1, sizeof(*ho));
 	size_t i;
@@ -671,6 +674,7 @@ static struct handoff *handoff_start(pcap_t *p, int linktype)
 		return NULL;
 	ho->p = p;
 	ho->linktype = linktype;
+	ho->flows = flows;
 	pthread_mutex_init(&ho->lock, NULL);
 	pthread_cond_init(&ho->filled, NULL);
 	pthread_cond_init(&ho->emptied, NULL);
@@ -685,6 +689,7 @@ static struct handoff *handoff_start(pcap_t *p, int linktype)
 	}
 	if (pthread_create(&ho->thread, NULL, reader_main, ho) != 0)
 		goto Fail;
+	pthread_setname_np(ho->thread, "mtlsdiag-read");
 	return ho;
 Fail:
 	handoff_free(ho);
@@ -792,7 +797,7 @@ int capture_read_stream(FILE *f, const char *name, const struct capture_opts *op
 		set_err(err, errlen, "mtlsdiag: %s: out of memory", name);
 		goto Exit;
 	}
-	if ((ho = handoff_start(p, dlt)) != NULL) {
+	if ((ho = handoff_start(p, dlt, cap->flows)) != NULL) {
 		rc = handoff_consume(ho, cap);
 	} else {
 		/* One pcap_dispatch reads a savefile to its end, handing each
