@@ -12,6 +12,7 @@
 #include <errno.h>
 #include <pcap/pcap.h>
 #include <pthread.h>
+#include <sched.h>
 #include <stdarg.h>
 #include <stdio_ext.h>
 #include <stdlib.h>
@@ -663,14 +664,22 @@ static void handoff_free(struct handoff *ho)
 	free(ho);
 }
 
-/* Starts the reader thread; NULL when it cannot be had (then this thread
- * reads). */
+/* A second thread pays only with a second CPU to run it on. */
+static bool two_cpus(void)
+{
+	cpu_set_t set;
+
+	return sched_getaffinity(0, sizeof(set), &set) == 0 && CPU_COUNT(&set) >= 2;
+}
+
+/* Starts the reader thread; NULL when it cannot be had or would not help
+ * (then this thread reads). */
 static struct handoff *handoff_start(pcap_t *p, int linktype, const struct flow_table *flows)
 {
-	struct handoff *ho = calloc(1, sizeof(*ho));
+	struct handoff *ho;
 	size_t i;
 
-	if (!ho)
+	if (!two_cpus() || !(ho = calloc(1, sizeof(*ho))))
 		return NULL;
 	ho->p = p;
 	ho->linktype = linktype;
