@@ -571,7 +571,7 @@ static struct chunk *chunk_for(struct handoff *ho, size_t need)
 	pthread_mutex_unlock(&ho->lock);
 	c->used = 0;
 	if (c->cap < need) {
-		/* a record larger than a chunk (libpcap allows 256 KiB) */
+		/* a segment larger than a chunk (libpcap allows 256 KiB records) */
 		uint8_t *grown = realloc(c->bytes, need);
 
 		if (!grown) {
