@@ -384,7 +384,6 @@ static enum dec decode_packet(struct capture_stats *st, int linktype, const uint
 	memset(seg->src, 0, sizeof(seg->src));
 	memset(seg->dst, 0, sizeof(seg->dst));
 	seg->missing = 0;
-	seg->located = false;
 	r = link_layer(&c, linktype, cut, &ipver);
 	if (r == DEC_OK)
 		r = ipver == 4 ? ipv4(st, &c, cut, seg) : ipv6(st, &c, cut, seg);
@@ -530,7 +529,6 @@ struct handoff {
 	bool done;                    /* the reader has handed over everything */
 	int rc;                       /* pcap_dispatch's last return */
 	int linktype;
-	const struct flow_table *flows; /* for flow_table_locate only */
 	struct capture_stats decoded; /* the reader's counts: packets and headers */
 	struct chunk chunks[CHUNKS];
 };
@@ -596,7 +594,6 @@ static void on_record_decode(u_char *user, const struct pcap_pkthdr *h, const u_
 
 	if (decode_packet(&ho->decoded, ho->linktype, bytes, h->caplen, h->len, &head.seg) != DEC_OK)
 		return;
-	flow_table_locate(ho->flows, &head.seg);
 	head.ts = h->ts;
 	head.payload_len = (uint32_t)cursor_len(&head.seg.payload);
 	if (!(c = chunk_for(ho, sizeof(head) + head.payload_len))) {
@@ -674,7 +671,7 @@ static bool two_cpus(void)
 
 /* Starts the reader thread; NULL when it cannot be had or would not help
  * (then this thread reads). */
-static struct handoff *handoff_start(pcap_t *p, int linktype, const struct flow_table *flows)
+static struct handoff *handoff_start(pcap_t *p, int linktype)
 {
 	struct handoff *ho;
 	size_t i;
@@ -683,7 +680,6 @@ static struct handoff *handoff_start(pcap_t *p, int linktype, const struct flow_
 		return NULL;
 	ho->p = p;
 	ho->linktype = linktype;
-	ho->flows = flows;
 	pthread_mutex_init(&ho->lock, NULL);
 	pthread_cond_init(&ho->filled, NULL);
 	pthread_cond_init(&ho->emptied, NULL);
@@ -806,7 +802,7 @@ int capture_read_stream(FILE *f, const char *name, const struct capture_opts *op
 		set_err(err, errlen, "mtlsdiag: %s: out of memory", name);
 		goto Exit;
 	}
-	if ((ho = handoff_start(p, dlt, cap->flows)) != NULL) {
+	if ((ho = handoff_start(p, dlt)) != NULL) {
 		rc = handoff_consume(ho, cap);
 	} else {
 		/* One pcap_dispatch reads a savefile to its end, handing each

@@ -31,6 +31,15 @@
 /* Finished flows whose memory is kept for new ones. */
 #define SPARE_FLOWS 256
 
+/* Both endpoints in a canonical order (the smaller address/port first), so
+ * both directions of a connection make the same key: a's address in w[0..1],
+ * b's in w[2..3], and w[4] = a's port | b's port << 16 | is_v6 << 32.  Built
+ * and read as whole words (narrow stores read back as a wide load stall
+ * the pipeline on every packet). */
+struct flow_key {
+	uint64_t w[5];
+};
+
 /* A segment that arrived ahead of a hole, copied. */
 struct held {
 	struct held *next;
@@ -731,18 +740,11 @@ static bool syn_is_new(const struct flow_dir *d, uint32_t seq)
 	return true;
 }
 
-void flow_table_locate(const struct flow_table *t, struct tcp_segment *s)
-{
-	s->src_is_a = key_from_segment(&s->key, s);
-	s->hash = key_hash(t, &s->key);
-	s->located = true;
-}
-
 void flow_table_segment(struct flow_table *t, const struct tcp_segment *s, const struct timeval *ts)
 {
 	struct flow_key k;
-	bool src_is_a;
-	uint32_t h;
+	bool src_is_a = key_from_segment(&k, s);
+	uint32_t h = key_hash(t, &k);
 	uint8_t fl = s->flags;
 	bool syn_only = (fl & (TCP_SYN | TCP_ACK | TCP_RST)) == TCP_SYN;
 	uint32_t plen = (uint32_t)cursor_len(&s->payload) + s->missing;
@@ -752,14 +754,6 @@ void flow_table_segment(struct flow_table *t, const struct tcp_segment *s, const
 	uint32_t data_seq;
 	int side;
 
-	if (s->located) {
-		k = s->key;
-		h = s->hash;
-		src_is_a = s->src_is_a;
-	} else {
-		src_is_a = key_from_segment(&k, s);
-		h = key_hash(t, &k);
-	}
 	clock_advance(t, ts->tv_sec);
 	f = flow_lookup(t, &k, h);
 	if (f && syn_only) {

@@ -25,15 +25,6 @@
 #define TCP_PSH 0x08
 #define TCP_ACK 0x10
 
-/* A connection's key in the table: both endpoints in a canonical order
- * (the smaller address/port first), so both directions make the same key:
- * a's address in w[0..1], b's in w[2..3], and w[4] = a's port | b's port
- * << 16 | is_v6 << 32.  Built and read as whole words (narrow stores read
- * back as a wide load stall the pipeline on every packet). */
-struct flow_key {
-	uint64_t w[5];
-};
-
 /* One decoded TCP segment.  Addresses are 16 bytes; IPv4 ones sit in the
  * first four with is_v6 false. */
 struct tcp_segment {
@@ -44,12 +35,6 @@ struct tcp_segment {
 	uint8_t flags;             /* TCP_* */
 	struct cursor payload;     /* the captured payload bytes */
 	uint32_t missing;          /* payload bytes on the wire past the capture (snap length) */
-	/* Where the table looks the segment up, when `located` (by
-	 * flow_table_locate); otherwise flow_table_segment works it out. */
-	bool located;
-	bool src_is_a;             /* the source is the key's a */
-	uint32_t hash;
-	struct flow_key key;
 };
 
 struct flow_table;
@@ -59,11 +44,6 @@ struct flow_table;
 struct flow_table *flow_table_new(const struct capture_opts *opts, const struct flow_sink *sink,
 				  struct capture_stats *stats)
 	__attribute__((nonnull(2, 3), warn_unused_result));
-
-/* Fills in where the table will look the segment up (its key and keyed
- * hash).  It reads only what the table fixed at creation, so a reader
- * thread may do it ahead of flow_table_segment. */
-void flow_table_locate(const struct flow_table *t, struct tcp_segment *s) __attribute__((nonnull));
 
 /* One segment, seen at `ts`. */
 void flow_table_segment(struct flow_table *t, const struct tcp_segment *seg,
