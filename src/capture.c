@@ -1,8 +1,9 @@
 /* capture: packets in, TCP segments out (see capture.h).
  *
- * libpcap reads the file (pcap or pcapng) and applies the BPF filter; this
- * file decodes the link layer, IPv4/IPv6 and the TCP header through the
- * cursor and hands each segment to the flow table (flow.c).  Statistics
+ * libpcap reads the file (pcap or pcapng) and applies the BPF filter, in a
+ * reader thread that hands the records over in order; this file decodes
+ * the link layer, IPv4/IPv6 and the TCP header through the cursor and
+ * hands each segment to the flow table (flow.c).  Statistics
  * accumulate in the caller's struct capture_stats across files. */
 #include "config.h"
 
@@ -10,7 +11,10 @@
 
 #include <errno.h>
 #include <pcap/pcap.h>
+#include <pthread.h>
+#include <sched.h>
 #include <stdarg.h>
+#include <stdio_ext.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -70,7 +74,7 @@ static inline enum dec short_read(bool cut)
 
 /* After an Ethernet type field: VLAN tags (802.1Q, 802.1ad and the older
  * QinQ values), then IPv4 or IPv6.  *ipver is 4 or 6. */
-static enum dec ethertype_payload(struct cursor *c, uint16_t type, bool cut, int *ipver)
+static inline enum dec ethertype_payload(struct cursor *c, uint16_t type, bool cut, int *ipver)
 {
 	int tags;
 
@@ -228,29 +232,32 @@ static enum dec bound_payload(struct cursor *c, uint32_t l4len, bool cut, uint32
 /* IPv4 (RFC 791): options skipped by the header length; fragments other
  * than the first are counted and skipped, the first is used as far as it
  * goes.  Checksums are not checked (capture hosts offload them). */
-static enum dec ipv4(struct capture *cap, struct cursor *c, bool cut, struct tcp_segment *s)
+static enum dec ipv4(struct capture_stats *st, struct cursor *c, bool cut, struct tcp_segment *s)
 {
+	struct cursor fixed;
 	uint32_t w0, w1, w2, ihl, l4len;
 	uint16_t total, frag;
 	uint8_t proto;
 	enum dec r;
 
 	/* Read a word at a time: version/IHL, TOS, total length | ident,
-	 * flags/fragment offset | TTL, protocol, checksum. */
+	 * flags/fragment offset | TTL, protocol, checksum.  The fixed part is
+	 * split off first, so the reads inside it need no checks of their own. */
 	if (!cursor_get_u32(c, &w0))
 		return short_read(cut);
 	ihl = ((w0 >> 24) & 0x0f) * 4;
 	if (w0 >> 28 != 4 || ihl < 20)
 		return DEC_BAD;
-	if (!cursor_get_u32(c, &w1) || !cursor_get_u32(c, &w2) ||
-	    !cursor_copy_bytes(c, s->src, 4) || !cursor_copy_bytes(c, s->dst, 4) ||
-	    !cursor_skip(c, ihl - 20))
+	if (!cursor_get_bytes(c, &fixed, 16) || !cursor_skip(c, ihl - 20))
 		return short_read(cut);
+	if (!cursor_get_u32(&fixed, &w1) || !cursor_get_u32(&fixed, &w2) ||
+	    !cursor_copy_bytes(&fixed, s->src, 4) || !cursor_copy_bytes(&fixed, s->dst, 4))
+		return DEC_BAD;
 	total = (uint16_t)w0;
 	frag = (uint16_t)w1;
 	proto = (uint8_t)(w2 >> 16);
 	if (frag & 0x3fff) {
-		cap->stats->ip_fragments++;
+		st->ip_fragments++;
 		if (frag & 0x1fff)
 			return DEC_FRAG;
 	}
@@ -271,7 +278,7 @@ static enum dec ipv4(struct capture *cap, struct cursor *c, bool cut, struct tcp
 
 /* IPv6 (RFC 8200) with its extension headers (RFC 8200 section 4, RFC
  * 4302 for AH).  A fragment header with a non-zero offset ends the walk. */
-static enum dec ipv6(struct capture *cap, struct cursor *c, bool cut, struct tcp_segment *s)
+static enum dec ipv6(struct capture_stats *st, struct cursor *c, bool cut, struct tcp_segment *s)
 {
 	uint32_t vtf, l4len;
 	uint16_t plen;
@@ -317,7 +324,7 @@ static enum dec ipv6(struct capture *cap, struct cursor *c, bool cut, struct tcp
 			    !cursor_get_u16(c, &off) || !cursor_skip(c, 4))
 				return short_read(cut);
 			if (off & 0xfff9) {
-				cap->stats->ip_fragments++;
+				st->ip_fragments++;
 				if (off & 0xfff8)
 					return DEC_FRAG;
 			}
@@ -337,10 +344,13 @@ static enum dec tcp(struct cursor *c, bool cut, struct tcp_segment *s)
 {
 	uint32_t wire = (uint32_t)cursor_len(c) + s->missing;
 	uint32_t ports, offflags, doff;
+	struct cursor fixed;
 
-	if (!cursor_get_u32(c, &ports) || !cursor_get_u32(c, &s->seq) ||
-	    !cursor_get_u32(c, &s->ack) || !cursor_get_u32(c, &offflags)) /* | window */
+	if (!cursor_get_bytes(c, &fixed, 16))
 		return short_read(cut);
+	if (!cursor_get_u32(&fixed, &ports) || !cursor_get_u32(&fixed, &s->seq) ||
+	    !cursor_get_u32(&fixed, &s->ack) || !cursor_get_u32(&fixed, &offflags)) /* | window */
+		return DEC_BAD;
 	doff = (offflags >> 28) * 4;
 	if (doff < 20 || doff > wire)
 		return DEC_BAD;
@@ -355,12 +365,12 @@ static enum dec tcp(struct cursor *c, bool cut, struct tcp_segment *s)
 
 /* ---- packets ---- */
 
-void capture_packet(struct capture *cap, int linktype, const struct timeval *ts,
-		    const uint8_t *bytes, uint32_t caplen, uint32_t len)
+/* One packet's link, IP and TCP headers into *seg, counted in st; DEC_OK
+ * when it is a TCP segment for the flow table. */
+static enum dec decode_packet(struct capture_stats *st, int linktype, const uint8_t *bytes,
+			      uint32_t caplen, uint32_t len, struct tcp_segment *seg)
 {
-	struct capture_stats *st = cap->stats;
 	bool cut = caplen < len;
-	struct tcp_segment seg;
 	struct cursor c;
 	int ipver = 0;
 	enum dec r;
@@ -371,17 +381,16 @@ void capture_packet(struct capture *cap, int linktype, const struct timeval *ts,
 		st->truncated++;
 	cursor_init(&c, bytes, bytes ? caplen : 0);
 	/* IPv4 addresses use 4 of the 16 bytes, and the key reads all 16 */
-	memset(seg.src, 0, sizeof(seg.src));
-	memset(seg.dst, 0, sizeof(seg.dst));
-	seg.missing = 0;
+	memset(seg->src, 0, sizeof(seg->src));
+	memset(seg->dst, 0, sizeof(seg->dst));
+	seg->missing = 0;
 	r = link_layer(&c, linktype, cut, &ipver);
 	if (r == DEC_OK)
-		r = ipver == 4 ? ipv4(cap, &c, cut, &seg) : ipv6(cap, &c, cut, &seg);
+		r = ipver == 4 ? ipv4(st, &c, cut, seg) : ipv6(st, &c, cut, seg);
 	if (r == DEC_OK)
-		r = tcp(&c, cut, &seg);
+		r = tcp(&c, cut, seg);
 	switch (r) {
 	case DEC_OK:
-		flow_table_segment(cap->flows, &seg, ts);
 		break;
 	case DEC_NOT_IP:
 		st->not_ip++;
@@ -396,6 +405,16 @@ void capture_packet(struct capture *cap, int linktype, const struct timeval *ts,
 	case DEC_FRAG:
 		break;
 	}
+	return r;
+}
+
+void capture_packet(struct capture *cap, int linktype, const struct timeval *ts,
+		    const uint8_t *bytes, uint32_t caplen, uint32_t len)
+{
+	struct tcp_segment seg;
+
+	if (decode_packet(cap->stats, linktype, bytes, caplen, len, &seg) == DEC_OK)
+		flow_table_segment(cap->flows, &seg, ts);
 }
 
 struct capture *capture_new(const struct capture_opts *opts, const struct flow_sink *sink,
@@ -458,6 +477,262 @@ static void close_stream(FILE *f)
 		fclose(f);
 }
 
+/* What pcap_dispatch's callback needs. */
+struct reader {
+	struct capture *cap;
+	int linktype;
+};
+
+static void on_record(u_char *user, const struct pcap_pkthdr *h, const u_char *bytes)
+{
+	const struct reader *rd = (const struct reader *)user;
+
+	capture_packet(rd->cap, rd->linktype, &h->ts, bytes, h->caplen, h->len);
+}
+
+/* ---- reading in a second thread ---- */
+
+/* libpcap's reading (the kernel's copy into the stdio buffer, then fread's
+ * copy of every record) is about a third of a run on a large capture.  A
+ * reader thread does it, and decodes the headers, while this thread runs
+ * the flow table and everything after it: the reader hands the TCP
+ * segments over in chunks, in file order, so the flow table sees the same
+ * segments in the same order as if this thread had read the file itself.
+ * Packets that are not TCP segments never reach the flow table, so they
+ * stay with the reader, counted in its own statistics. */
+#define CHUNK_BYTES ((size_t)1 << 18)
+#define CHUNKS 4
+
+/* Written before each segment's payload in a chunk (seg.payload is
+ * rebuilt over the payload that follows). */
+struct record_head {
+	struct timeval ts;
+	struct tcp_segment seg;
+	uint32_t payload_len;
+};
+
+struct chunk {
+	struct chunk *next;
+	uint8_t *bytes;
+	size_t used, cap;
+};
+
+struct handoff {
+	pcap_t *p;
+	pthread_t thread;
+	pthread_mutex_t lock;
+	pthread_cond_t filled;        /* a chunk was handed over, or the reader ended */
+	pthread_cond_t emptied;       /* a chunk came back */
+	struct chunk *spare;          /* free chunks */
+	struct chunk *full, *full_tail; /* handed over, oldest first */
+	struct chunk *filling;        /* the reader's current chunk */
+	bool done;                    /* the reader has handed over everything */
+	int rc;                       /* pcap_dispatch's last return */
+	int linktype;
+	struct capture_stats decoded; /* the reader's counts: packets and headers */
+	struct chunk chunks[CHUNKS];
+};
+
+/* Reader side: the current chunk goes to the analysis. */
+static void hand_over(struct handoff *ho)
+{
+	struct chunk *c = ho->filling;
+
+	ho->filling = NULL;
+	if (!c)
+		return;
+	pthread_mutex_lock(&ho->lock);
+	c->next = NULL;
+	if (ho->full_tail)
+		ho->full_tail->next = c;
+	else
+		ho->full = c;
+	ho->full_tail = c;
+	pthread_cond_signal(&ho->filled);
+	pthread_mutex_unlock(&ho->lock);
+}
+
+/* Reader side: a chunk with room for `need` bytes, or NULL when out of
+ * memory. */
+static struct chunk *chunk_for(struct handoff *ho, size_t need)
+{
+	struct chunk *c = ho->filling;
+
+	if (c && c->cap - c->used >= need)
+		return c;
+	hand_over(ho);
+	pthread_mutex_lock(&ho->lock);
+	while (!ho->spare)
+		pthread_cond_wait(&ho->emptied, &ho->lock);
+	c = ho->spare;
+	ho->spare = c->next;
+	pthread_mutex_unlock(&ho->lock);
+	c->used = 0;
+	if (c->cap < need) {
+		/* a segment larger than a chunk (libpcap allows 256 KiB records) */
+		uint8_t *grown = realloc(c->bytes, need);
+
+		if (!grown) {
+			pthread_mutex_lock(&ho->lock);
+			c->next = ho->spare;
+			ho->spare = c;
+			pthread_mutex_unlock(&ho->lock);
+			return NULL;
+		}
+		c->bytes = grown;
+		c->cap = need;
+	}
+	ho->filling = c;
+	return c;
+}
+
+static void on_record_decode(u_char *user, const struct pcap_pkthdr *h, const u_char *bytes)
+{
+	struct handoff *ho = (struct handoff *)user;
+	struct record_head head;
+	struct chunk *c;
+
+	if (decode_packet(&ho->decoded, ho->linktype, bytes, h->caplen, h->len, &head.seg) != DEC_OK)
+		return;
+	head.ts = h->ts;
+	head.payload_len = (uint32_t)cursor_len(&head.seg.payload);
+	if (!(c = chunk_for(ho, sizeof(head) + head.payload_len))) {
+		pcap_breakloop(ho->p);
+		return;
+	}
+	memcpy(c->bytes + c->used, &head, sizeof(head));
+	if (head.payload_len)
+		memcpy(c->bytes + c->used + sizeof(head), cursor_data(&head.seg.payload), head.payload_len);
+	c->used += sizeof(head) + head.payload_len;
+}
+
+static void *reader_main(void *arg)
+{
+	struct handoff *ho = arg;
+	int rc;
+
+	while ((rc = pcap_dispatch(ho->p, -1, on_record_decode, (u_char *)ho)) > 0)
+		;
+	hand_over(ho);
+	pthread_mutex_lock(&ho->lock);
+	ho->rc = rc;
+	ho->done = true;
+	pthread_cond_signal(&ho->filled);
+	pthread_mutex_unlock(&ho->lock);
+	return NULL;
+}
+
+/* Analysis side: the next chunk in file order, or NULL at the end. */
+static struct chunk *next_chunk(struct handoff *ho)
+{
+	struct chunk *c;
+
+	pthread_mutex_lock(&ho->lock);
+	while (!ho->full && !ho->done)
+		pthread_cond_wait(&ho->filled, &ho->lock);
+	c = ho->full;
+	if (c) {
+		ho->full = c->next;
+		if (!ho->full)
+			ho->full_tail = NULL;
+	}
+	pthread_mutex_unlock(&ho->lock);
+	return c;
+}
+
+static void give_back(struct handoff *ho, struct chunk *c)
+{
+	pthread_mutex_lock(&ho->lock);
+	c->next = ho->spare;
+	ho->spare = c;
+	pthread_cond_signal(&ho->emptied);
+	pthread_mutex_unlock(&ho->lock);
+}
+
+static void handoff_free(struct handoff *ho)
+{
+	size_t i;
+
+	for (i = 0; i < CHUNKS; i++)
+		free(ho->chunks[i].bytes);
+	pthread_cond_destroy(&ho->emptied);
+	pthread_cond_destroy(&ho->filled);
+	pthread_mutex_destroy(&ho->lock);
+	free(ho);
+}
+
+/* A second thread pays only with a second CPU to run it on. */
+static bool two_cpus(void)
+{
+	cpu_set_t set;
+
+	return sched_getaffinity(0, sizeof(set), &set) == 0 && CPU_COUNT(&set) >= 2;
+}
+
+/* Starts the reader thread; NULL when it cannot be had or would not help
+ * (then this thread reads). */
+static struct handoff *handoff_start(pcap_t *p, int linktype)
+{
+	struct handoff *ho;
+	size_t i;
+
+	if (!two_cpus() || !(ho = calloc(1, sizeof(*ho))))
+		return NULL;
+	ho->p = p;
+	ho->linktype = linktype;
+	pthread_mutex_init(&ho->lock, NULL);
+	pthread_cond_init(&ho->filled, NULL);
+	pthread_cond_init(&ho->emptied, NULL);
+	for (i = 0; i < CHUNKS; i++) {
+		struct chunk *c = &ho->chunks[i];
+
+		if (!(c->bytes = malloc(CHUNK_BYTES)))
+			goto Fail;
+		c->cap = CHUNK_BYTES;
+		c->next = ho->spare;
+		ho->spare = c;
+	}
+	if (pthread_create(&ho->thread, NULL, reader_main, ho) != 0)
+		goto Fail;
+	pthread_setname_np(ho->thread, "mtlsdiag-read");
+	return ho;
+Fail:
+	handoff_free(ho);
+	return NULL;
+}
+
+/* Runs the flow table on the segments the reader hands over and adds the
+ * reader's counts to cap's; returns pcap_dispatch's last return, as the
+ * reader saw it. */
+static int handoff_consume(struct handoff *ho, struct capture *cap)
+{
+	struct capture_stats *st = cap->stats;
+	struct chunk *c;
+	int rc;
+
+	while ((c = next_chunk(ho)) != NULL) {
+		struct cursor in;
+		struct record_head head;
+
+		cursor_init(&in, c->bytes, c->used);
+		while (cursor_copy_bytes(&in, (uint8_t *)&head, sizeof(head)) &&
+		       cursor_get_bytes(&in, &head.seg.payload, head.payload_len))
+			flow_table_segment(cap->flows, &head.seg, &head.ts);
+		give_back(ho, c);
+	}
+	pthread_join(ho->thread, NULL);
+	rc = ho->rc;
+	st->packets += ho->decoded.packets;
+	st->bytes += ho->decoded.bytes;
+	st->truncated += ho->decoded.truncated;
+	st->not_ip += ho->decoded.not_ip;
+	st->not_tcp += ho->decoded.not_tcp;
+	st->bad_headers += ho->decoded.bad_headers;
+	st->ip_fragments += ho->decoded.ip_fragments;
+	handoff_free(ho);
+	return rc;
+}
+
 int capture_read_stream(FILE *f, const char *name, const struct capture_opts *opts,
 			const struct flow_sink *sink, struct capture_stats *stats,
 			char *err, size_t errlen)
@@ -465,8 +740,8 @@ int capture_read_stream(FILE *f, const char *name, const struct capture_opts *op
 	char ebuf[PCAP_ERRBUF_SIZE] = "";
 	struct bpf_program prog;
 	struct capture *cap = NULL;
-	struct pcap_pkthdr *h;
-	const u_char *data;
+	struct handoff *ho;
+	struct reader rd;
 	pcap_t *p = NULL;
 	int ch, rc, dlt, ret = -1;
 
@@ -485,6 +760,10 @@ int capture_read_stream(FILE *f, const char *name, const struct capture_opts *op
 		close_stream(f);
 		goto Exit;
 	}
+	/* One thread at a time reads the stream (the reader thread, once it
+	 * runs): stdio need not lock it on each of libpcap's two freads a
+	 * record. */
+	__fsetlocking(f, FSETLOCKING_BYCALLER);
 	p = pcap_fopen_offline_with_tstamp_precision(f, PCAP_TSTAMP_PRECISION_MICRO, ebuf);
 	if (!p) {
 		/* libpcap leaves the stream to us when it fails */
@@ -523,13 +802,26 @@ int capture_read_stream(FILE *f, const char *name, const struct capture_opts *op
 		set_err(err, errlen, "mtlsdiag: %s: out of memory", name);
 		goto Exit;
 	}
-	while ((rc = pcap_next_ex(p, &h, &data)) == 1)
-		capture_packet(cap, dlt, &h->ts, data, h->caplen, h->len);
+	if ((ho = handoff_start(p, dlt)) != NULL) {
+		rc = handoff_consume(ho, cap);
+	} else {
+		/* One pcap_dispatch reads a savefile to its end, handing each
+		 * record to the callback straight from libpcap's buffer; 0 then
+		 * means the end. */
+		rd.cap = cap;
+		rd.linktype = dlt;
+		while ((rc = pcap_dispatch(p, -1, on_record, (u_char *)&rd)) > 0)
+			;
+	}
 	if (rc == PCAP_ERROR) {
 		/* Cut inside a record (or corrupt from there on): keep what was
 		 * read, say why it stopped. */
 		stats->file_truncated = true;
 		set_err(err, errlen, "mtlsdiag: %s: %s", name, pcap_geterr(p));
+	} else if (rc == PCAP_ERROR_BREAK) {
+		/* the reader ran out of memory for a record: it stopped there */
+		stats->file_truncated = true;
+		set_err(err, errlen, "mtlsdiag: %s: out of memory reading a record", name);
 	}
 	capture_end(cap);
 	ret = 0;

@@ -83,7 +83,10 @@ int capture_read_file(const char *path, const struct capture_opts *opts,
 
 /* As capture_read_file, from a stream already open (standard input, or a
  * fmemopen buffer for the fuzzer).  The stream is taken over: it is closed
- * before returning, except stdin.  `name` names it in messages. */
+ * before returning, except stdin, and with a second CPU it is read (and
+ * the headers decoded) by a reader thread while the calling thread runs
+ * the flow table and the sink, which get the same calls in the same order
+ * either way.  `name` names it in messages. */
 int capture_read_stream(FILE *f, const char *name, const struct capture_opts *opts,
 			const struct flow_sink *sink, struct capture_stats *stats,
 			char *err, size_t errlen) __attribute__((nonnull(1, 2, 4, 5)));

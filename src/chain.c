@@ -8,6 +8,7 @@
 
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <openssl/err.h>
@@ -37,7 +38,8 @@ enum rank {
 struct ctx {
 	struct chain_report *out;
 	enum rank ranks[CHAIN_MAX_FINDINGS];
-	char at_str[32];
+	time_t at;
+	char at_str[32];          /* `at` as text, made for the first finding that names it */
 	X509_NAME *const *ca_names;
 	size_t n_ca;
 };
@@ -240,6 +242,8 @@ static void time_finding(struct ctx *c, X509 *x, size_t idx, size_t n, enum reas
 
 	label(X509_get_subject_name(x), who);
 	x509info_time_str(t, when, sizeof(when));
+	if (!c->at_str[0])
+		x509info_time_str(c->at, c->at_str, sizeof(c->at_str));
 	if (idx == 0)
 		add_finding(c, RANK_LEAF_TIME, reason, "client certificate %s %s %s (the connection was at %s)",
 			    who, verb, when, c->at_str);
@@ -249,17 +253,25 @@ static void time_finding(struct ctx *c, X509 *x, size_t idx, size_t n, enum reas
 			    who, idx + 1, n, verb, when, c->at_str);
 }
 
-static void check_time(struct ctx *c, X509 *x, size_t idx, size_t n, time_t at)
-{
+/* A certificate's validity period as it decodes. */
+struct validity {
+	bool nb_ok, na_ok;
 	time_t nb, na;
-	bool nb_ok = x509info_asn1_time(X509_get0_notBefore(x), &nb);
-	bool na_ok = x509info_asn1_time(X509_get0_notAfter(x), &na);
+};
 
+static void validity_of(X509 *x, struct validity *v)
+{
+	v->nb_ok = x509info_asn1_time(X509_get0_notBefore(x), &v->nb);
+	v->na_ok = x509info_asn1_time(X509_get0_notAfter(x), &v->na);
+}
+
+static void check_time(struct ctx *c, X509 *x, size_t idx, size_t n, const struct validity *v)
+{
 	/* as OpenSSL's x509_check_cert_time: valid while notBefore <= at < notAfter */
-	if (na_ok && na <= at)
-		time_finding(c, x, idx, n, R_EXPIRED, "expired", na);
-	if (nb_ok && nb > at)
-		time_finding(c, x, idx, n, R_NOT_YET_VALID, "is not valid until", nb);
+	if (v->na_ok && v->na <= c->at)
+		time_finding(c, x, idx, n, R_EXPIRED, "expired", v->na);
+	if (v->nb_ok && v->nb > c->at)
+		time_finding(c, x, idx, n, R_NOT_YET_VALID, "is not valid until", v->nb);
 }
 
 static void ku_names(uint32_t ku, char *out, size_t outlen)
@@ -528,53 +540,155 @@ static void drop_settled(struct ctx *c)
 	out->n = k;
 }
 
+/* The checks that do not depend on the time or on a bundle: the path up
+ * from the leaf, a self-signed leaf, the leaf's usages, the issuer against
+ * the CA names, the signatures along the path. */
+static size_t static_checks(struct ctx *c, X509 *const *certs, size_t n, size_t path[CHAIN_SCAN_MAX])
+{
+	X509 *leaf = certs[0];
+	bool self_issued, leaf_self_signed = false;
+	size_t np = walk(certs, n, path);
+
+	self_issued = X509_NAME_cmp(X509_get_subject_name(leaf), X509_get_issuer_name(leaf)) == 0;
+	if (self_issued && signed_by(leaf, leaf) && !name_is_named(c, X509_get_subject_name(leaf))) {
+		char who[256];
+
+		label(X509_get_subject_name(leaf), who);
+		leaf_self_signed = true;
+		if (c->n_ca > 0)
+			add_finding(c, RANK_SELF_SIGNED, R_SELF_SIGNED,
+				    "client certificate %s is self-signed and is not among the CAs the server named; only a server that trusts this very certificate accepts it",
+				    who);
+		else
+			add_finding(c, RANK_SELF_SIGNED, R_SELF_SIGNED,
+				    "client certificate %s is self-signed (issued by itself); only a server that trusts this very certificate accepts it",
+				    who);
+	}
+	check_leaf_usage(c, leaf);
+	if (c->n_ca > 0)
+		check_issuer(c, certs, path, np, leaf_self_signed);
+	check_signatures(c, certs, path, np);
+	return np;
+}
+
+static void ctx_init(struct ctx *c, struct chain_report *out, X509_NAME *const *ca_names,
+		     size_t n_ca, time_t at)
+{
+	memset(c, 0, sizeof(*c));
+	c->out = out;
+	c->ca_names = ca_names;
+	c->n_ca = ca_names != NULL ? n_ca : 0;
+	c->at = at;
+}
+
+/* Findings are kept in rank order, so the time findings (the most decisive
+ * ranks) may come after the others and still take their places first. */
 void chain_check(X509 *const *certs, size_t n, X509_NAME *const *ca_names,
 		 size_t n_ca, time_t at, X509_STORE *bundle,
 		 struct chain_report *out)
 {
 	struct ctx c;
+	struct validity v;
 	size_t path[CHAIN_SCAN_MAX], np, k;
-	X509 *leaf;
-	bool self_issued, leaf_self_signed = false;
 
 	memset(out, 0, sizeof(*out));
 	if (certs == NULL || n == 0 || certs[0] == NULL)
 		return;
-	leaf = certs[0];
 	out->checked = true;
-	memset(&c, 0, sizeof(c));
-	c.out = out;
-	c.ca_names = ca_names;
-	c.n_ca = ca_names != NULL ? n_ca : 0;
-	x509info_time_str(at, c.at_str, sizeof(c.at_str));
-
-	np = walk(certs, n, path);
-	for (k = 0; k < np; k++)
-		check_time(&c, certs[path[k]], path[k], n, at);
-
-	self_issued = X509_NAME_cmp(X509_get_subject_name(leaf), X509_get_issuer_name(leaf)) == 0;
-	if (self_issued && signed_by(leaf, leaf) && !name_is_named(&c, X509_get_subject_name(leaf))) {
-		char who[256];
-
-		label(X509_get_subject_name(leaf), who);
-		leaf_self_signed = true;
-		if (c.n_ca > 0)
-			add_finding(&c, RANK_SELF_SIGNED, R_SELF_SIGNED,
-				    "client certificate %s is self-signed and is not among the CAs the server named; only a server that trusts this very certificate accepts it",
-				    who);
-		else
-			add_finding(&c, RANK_SELF_SIGNED, R_SELF_SIGNED,
-				    "client certificate %s is self-signed (issued by itself); only a server that trusts this very certificate accepts it",
-				    who);
+	ctx_init(&c, out, ca_names, n_ca, at);
+	np = static_checks(&c, certs, n, path);
+	for (k = 0; k < np; k++) {
+		validity_of(certs[path[k]], &v);
+		check_time(&c, certs[path[k]], path[k], n, &v);
 	}
-	check_leaf_usage(&c, leaf);
-	if (c.n_ca > 0)
-		check_issuer(&c, certs, path, np, leaf_self_signed);
-	check_signatures(&c, certs, path, np);
 	if (bundle != NULL) {
 		check_bundle(&c, certs, n, at, bundle);
 		if (out->bundle_verified)
 			drop_settled(&c);
 	}
 	x509info_err_clear();
+}
+
+/* ---- remembered checks ---- */
+
+#define MEMO_SLOTS 64
+
+struct memo_entry {
+	bool used;
+	size_t n, n_ca;
+	uint64_t ids[CHAIN_MEMO_CERTS], ca_id;
+	size_t path[CHAIN_MEMO_CERTS], np;
+	struct validity valid[CHAIN_MEMO_CERTS];  /* of path[k] */
+	struct chain_report report;               /* the static checks' findings */
+	enum rank ranks[CHAIN_MAX_FINDINGS];
+};
+
+struct chain_memo {
+	struct memo_entry slots[MEMO_SLOTS];
+};
+
+struct chain_memo *chain_memo_new(void)
+{
+	return calloc(1, sizeof(struct chain_memo));
+}
+
+void chain_memo_free(struct chain_memo *m)
+{
+	free(m);
+}
+
+static bool memo_key_eq(const struct memo_entry *e, const uint64_t *ids, size_t n, uint64_t ca_id,
+			size_t n_ca)
+{
+	return e->used && e->n == n && e->ca_id == ca_id && e->n_ca == n_ca &&
+	       memcmp(e->ids, ids, n * sizeof(*ids)) == 0;
+}
+
+void chain_check_memo(struct chain_memo *m, const uint64_t *ids, uint64_t ca_id,
+		      X509 *const *certs, size_t n, X509_NAME *const *ca_names, size_t n_ca,
+		      time_t at, X509_STORE *bundle, struct chain_report *out)
+{
+	struct memo_entry *e;
+	struct ctx c;
+	uint64_t h = ca_id * 0x9e3779b97f4a7c15ULL;
+	size_t path[CHAIN_SCAN_MAX], i, k;
+
+	if (ca_names == NULL)
+		n_ca = 0;
+	/* a bundle verification depends on the time throughout */
+	if (m == NULL || bundle != NULL || n == 0 || n > CHAIN_MEMO_CERTS || certs == NULL ||
+	    certs[0] == NULL || (n_ca > 0 && ca_id == 0)) {
+		chain_check(certs, n, ca_names, n_ca, at, bundle, out);
+		return;
+	}
+	for (i = 0; i < n; i++) {
+		if (ids[i] == 0) {
+			chain_check(certs, n, ca_names, n_ca, at, bundle, out);
+			return;
+		}
+		h = (h ^ ids[i]) * 0x9e3779b97f4a7c15ULL;
+	}
+	e = &m->slots[(h >> 32) % MEMO_SLOTS];
+	if (!memo_key_eq(e, ids, n, ca_id, n_ca)) {
+		memset(e, 0, sizeof(*e));
+		e->report.checked = true;
+		ctx_init(&c, &e->report, ca_names, n_ca, at);
+		e->np = static_checks(&c, certs, n, path);   /* np <= n */
+		for (k = 0; k < e->np; k++) {
+			e->path[k] = path[k];
+			validity_of(certs[path[k]], &e->valid[k]);
+		}
+		memcpy(e->ranks, c.ranks, sizeof(e->ranks));
+		memcpy(e->ids, ids, n * sizeof(*ids));
+		e->n = n;
+		e->ca_id = ca_id;
+		e->n_ca = n_ca;
+		e->used = true;
+		x509info_err_clear();
+	}
+	*out = e->report;
+	ctx_init(&c, out, ca_names, n_ca, at);
+	memcpy(c.ranks, e->ranks, sizeof(c.ranks));
+	for (k = 0; k < e->np; k++)
+		check_time(&c, certs[e->path[k]], e->path[k], n, &e->valid[k]);
 }

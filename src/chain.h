@@ -8,6 +8,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <time.h>
 
 #include <openssl/x509.h>
@@ -40,5 +41,24 @@ struct chain_report {
 void chain_check(X509 *const *certs, size_t n, X509_NAME *const *ca_names,
 		 size_t n_ca, time_t at, X509_STORE *bundle,
 		 struct chain_report *out);
+
+/* Remembers, for recent chains, the checks that do not depend on the time
+ * (the path, a self-signed leaf, usages, the issuer against the CA names,
+ * signatures), so that a chain met on many connections is examined once.
+ * Not thread-safe: one per thread, used with one certificate cache. */
+struct chain_memo;
+
+#define CHAIN_MEMO_CERTS 8
+
+struct chain_memo *chain_memo_new(void) __attribute__((warn_unused_result));
+void chain_memo_free(struct chain_memo *m);
+
+/* chain_check, with the same report, through the memo: ids[i] names
+ * certs[i] (cached_cert.id of the memo's cache; 0 for unknown) and ca_id
+ * the CA names (ca_list.id, 0 when there are none).  Without a memo, with
+ * a bundle, or for a longer chain, it is chain_check. */
+void chain_check_memo(struct chain_memo *m, const uint64_t *ids, uint64_t ca_id,
+		      X509 *const *certs, size_t n, X509_NAME *const *ca_names, size_t n_ca,
+		      time_t at, X509_STORE *bundle, struct chain_report *out);
 
 #endif

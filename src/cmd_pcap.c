@@ -15,6 +15,7 @@
 #include <openssl/x509_vfy.h>
 
 #include "capture.h"
+#include "chain.h"
 #include "cmds.h"
 #include "keylog.h"
 #include "observer.h"
@@ -197,8 +198,12 @@ int cmd_pcap(int argc, char **argv)
 			json_owned = true;
 		}
 	}
+	/* -q without --json prints only the counts: nothing reads the evidence */
+	run.cfg.no_evidence = run.quiet && !run.json;
 	run.cfg.certs = cert_cache_new(4096);
-	if (!run.cfg.certs) {
+	run.cfg.chains = chain_memo_new();
+	run.cfg.pool = obs_pool_new();
+	if (!run.cfg.certs || !run.cfg.chains || !run.cfg.pool) {
 		fprintf(stderr, "mtlsdiag pcap: out of memory\n");
 		goto Exit;
 	}
@@ -236,6 +241,8 @@ Exit:
 		fprintf(stderr, "mtlsdiag pcap: --json %s: %s\n", json_path, strerror(errno));
 		ret = 2;
 	}
+	obs_pool_free(run.cfg.pool);
+	chain_memo_free(run.cfg.chains);
 	cert_cache_free(run.cfg.certs);
 	X509_STORE_free(run.cfg.ca_bundle);
 	keylog_free(run.cfg.keylog);

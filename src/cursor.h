@@ -11,6 +11,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 struct cursor {
 	const uint8_t *data;
@@ -80,16 +81,70 @@ static inline CURSOR_WUR int cursor_get_bytes(struct cursor *c, struct cursor *o
 	return cursor_skip(c, n);
 }
 
+static inline CURSOR_WUR int cursor_copy_bytes(struct cursor *c, uint8_t *out, size_t n)
+{
+	if (c->len < n)
+		return 0;
+	if (n)
+		memcpy(out, c->data, n);
+	return cursor_skip(c, n);
+}
+
+/* Length-prefixed vectors (TLS "opaque x<a..2^k-1>"): the cursor does not
+ * move when the prefix or the vector is short. */
+static inline CURSOR_WUR int cursor_get_u8_prefixed(struct cursor *c, struct cursor *out)
+{
+	if (c->len < 1 || c->len - 1 < c->data[0])
+		return 0;
+	cursor_init(out, c->data + 1, c->data[0]);
+	return cursor_skip(c, 1 + (size_t)c->data[0]);
+}
+
+static inline CURSOR_WUR int cursor_get_u16_prefixed(struct cursor *c, struct cursor *out)
+{
+	size_t n;
+
+	if (c->len < 2)
+		return 0;
+	n = ((size_t)c->data[0] << 8) | c->data[1];
+	if (c->len - 2 < n)
+		return 0;
+	cursor_init(out, c->data + 2, n);
+	return cursor_skip(c, 2 + n);
+}
+
+static inline CURSOR_WUR int cursor_get_u24_prefixed(struct cursor *c, struct cursor *out)
+{
+	size_t n;
+
+	if (c->len < 3)
+		return 0;
+	n = ((size_t)c->data[0] << 16) | ((size_t)c->data[1] << 8) | c->data[2];
+	if (c->len - 3 < n)
+		return 0;
+	cursor_init(out, c->data + 3, n);
+	return cursor_skip(c, 3 + n);
+}
+
+/* Looks without consuming. */
+static inline CURSOR_WUR int cursor_peek_u8(const struct cursor *c, size_t at, uint8_t *out)
+{
+	if (at >= c->len)
+		return 0;
+	*out = c->data[at];
+	return 1;
+}
+
+static inline CURSOR_WUR int cursor_peek_u16(const struct cursor *c, size_t at, uint16_t *out)
+{
+	if (at >= c->len || c->len - at < 2)
+		return 0;
+	*out = (uint16_t)((c->data[at] << 8) | c->data[at + 1]);
+	return 1;
+}
+
 int cursor_get_u16le(struct cursor *c, uint16_t *out) CURSOR_WUR;
 int cursor_get_u32le(struct cursor *c, uint32_t *out) CURSOR_WUR;
-int cursor_copy_bytes(struct cursor *c, uint8_t *out, size_t n) CURSOR_WUR;
-/* Length-prefixed vectors (TLS "opaque x<a..2^k-1>"). */
-int cursor_get_u8_prefixed(struct cursor *c, struct cursor *out) CURSOR_WUR;
-int cursor_get_u16_prefixed(struct cursor *c, struct cursor *out) CURSOR_WUR;
-int cursor_get_u24_prefixed(struct cursor *c, struct cursor *out) CURSOR_WUR;
-/* Looks without consuming. */
-int cursor_peek_u8(const struct cursor *c, size_t at, uint8_t *out) CURSOR_WUR;
-int cursor_peek_u16(const struct cursor *c, size_t at, uint16_t *out) CURSOR_WUR;
 /* Finds the first occurrence of needle; sets *at to its offset. */
 int cursor_find(const struct cursor *c, const void *needle, size_t needle_len, size_t *at) CURSOR_WUR;
 /* 1 if the cursor starts with the given bytes (compared case-insensitively

@@ -27,7 +27,9 @@
 #define INITIAL_BUCKETS 1024
 /* Tombstones of finished flows kept at most (the oldest go first). */
 #define TOMB_MAX 65536
-#define TOMB_BUCKETS 32768
+#define TOMB_BUCKETS 16384
+/* Finished flows whose memory is kept for new ones. */
+#define SPARE_FLOWS 256
 
 /* Both endpoints in a canonical order (the smaller address/port first), so
  * both directions of a connection make the same key: a's address in w[0..1],
@@ -85,12 +87,18 @@ struct flow {
 };
 
 /* What is left of a finished flow: enough to recognise its stragglers.
- * Tombstones live in a ring (oldest first), reused in place. */
+ * Tombstones are numbered as they are made and live in a ring, tombstone
+ * n in slot n % TOMB_MAX, so the newest TOMB_MAX are kept and a slot
+ * holding a newer number tells that an older one is gone.  A hash chain
+ * links each to the next older one of its bucket by number: a finished
+ * flow writes its slot and its bucket's head, and nothing else (expired
+ * and overwritten tombstones end a chain where a lookup meets them). */
 struct tomb {
-	struct tomb *hnext, **pprev; /* hash chain; pprev NULL when unused */
 	struct flow_key key;
-	uint32_t hash;
+	uint64_t seq;             /* its number, from 1 */
+	uint64_t older;           /* the next older tombstone of the bucket, 0 for none */
 	time_t died;              /* table clock when the flow finished */
+	uint32_t hash;
 };
 
 struct flow_table {
@@ -103,14 +111,17 @@ struct flow_table {
 	uint64_t seed;
 	uint64_t next_id;
 
+	struct flow *spare;       /* finished flows' memory, for the next ones */
+	size_t nspare;
+
 	struct flow **buckets;
 	size_t nbuckets;          /* a power of two */
 	size_t nflows;
 	struct flow *lru_head, *lru_tail;
 
-	struct tomb **tbuckets;   /* TOMB_BUCKETS, allocated on first use */
+	uint64_t *tbuckets;       /* TOMB_BUCKETS newest numbers, allocated on first use */
 	struct tomb *tombs;       /* TOMB_MAX, the ring */
-	size_t tomb_first, ntombs; /* oldest, and how many */
+	uint64_t tomb_seq;        /* the newest tombstone's number */
 
 	bool clock_set;
 	time_t now;               /* latest capture second seen */
@@ -181,14 +192,18 @@ static inline uint64_t mix64(uint64_t h)
 	return h;
 }
 
+/* Keyed by the table's random seed.  The five words are multiplied
+ * independently (no chain of dependent multiplies per packet), then mixed. */
 static uint32_t key_hash(const struct flow_table *t, const struct flow_key *k)
 {
-	uint64_t h = t->seed;
-	size_t i;
+	uint64_t s = t->seed;
+	uint64_t h = (k->w[0] ^ s) * UINT64_C(0x9e3779b97f4a7c15) +
+		     (k->w[1] ^ (s >> 17)) * UINT64_C(0xc2b2ae3d27d4eb4f) +
+		     (k->w[2] ^ (s << 13)) * UINT64_C(0x165667b19e3779f9) +
+		     (k->w[3] ^ (s >> 29)) * UINT64_C(0x27d4eb2f165667c5) +
+		     (k->w[4] ^ (s << 7)) * UINT64_C(0xff51afd7ed558ccd);
 
-	for (i = 0; i < 5; i++)
-		h = (h ^ k->w[i]) * UINT64_C(0x9e3779b97f4a7c15) + (h >> 31);
-	return (uint32_t)mix64(h);
+	return (uint32_t)mix64(h ^ s);
 }
 
 static inline bool key_eq(const struct flow_key *x, const struct flow_key *y)
@@ -279,31 +294,26 @@ static void table_unlink(struct flow_table *t, struct flow *f)
 static struct tomb *tomb_find(const struct flow_table *t, const struct flow_key *k, uint32_t h)
 {
 	struct tomb *tb;
+	uint64_t seq;
 
 	if (!t->tbuckets)
 		return NULL;
-	for (tb = t->tbuckets[h & (TOMB_BUCKETS - 1)]; tb; tb = tb->hnext)
+	for (seq = t->tbuckets[h & (TOMB_BUCKETS - 1)]; seq; seq = tb->older) {
+		tb = &t->tombs[seq % TOMB_MAX];
+		/* overwritten by a newer one, or expired (the clock has been
+		 * swept to `now`): so is every older one */
+		if (tb->seq != seq || older_than(t->now, tb->died, t->idle_s))
+			return NULL;
 		if (tb->hash == h && key_eq(&tb->key, k))
 			return tb;
+	}
 	return NULL;
-}
-
-/* Forgets the oldest tombstone. */
-static void tomb_pop(struct flow_table *t)
-{
-	struct tomb *tb = &t->tombs[t->tomb_first];
-
-	*tb->pprev = tb->hnext;
-	if (tb->hnext)
-		tb->hnext->pprev = tb->pprev;
-	tb->pprev = NULL;
-	t->tomb_first = (t->tomb_first + 1) % TOMB_MAX;
-	t->ntombs--;
 }
 
 static void tomb_add(struct flow_table *t, const struct flow_key *k, uint32_t h)
 {
-	struct tomb *tb, **head;
+	uint64_t *head;
+	struct tomb *tb;
 
 	if (!t->tbuckets) {
 		t->tbuckets = calloc(TOMB_BUCKETS, sizeof(*t->tbuckets));
@@ -316,19 +326,18 @@ static void tomb_add(struct flow_table *t, const struct flow_key *k, uint32_t h)
 			return; /* no tombstones: stragglers may open flows */
 		}
 	}
-	if (t->ntombs == TOMB_MAX)
-		tomb_pop(t);
-	tb = &t->tombs[(t->tomb_first + t->ntombs) % TOMB_MAX];
-	t->ntombs++;
-	tb->key = *k;
-	tb->hash = h;
-	tb->died = t->now;
 	head = &t->tbuckets[h & (TOMB_BUCKETS - 1)];
-	tb->hnext = *head;
-	if (*head)
-		(*head)->pprev = &tb->hnext;
-	tb->pprev = head;
-	*head = tb;
+	tb = &t->tombs[++t->tomb_seq % TOMB_MAX];
+	tb->key = *k;
+	tb->seq = t->tomb_seq;
+	tb->older = *head;
+	tb->died = t->now;
+	tb->hash = h;
+	*head = t->tomb_seq;
+	/* the next finished flow writes the next slot: fetch it meanwhile */
+	tb = &t->tombs[(t->tomb_seq + 1) % TOMB_MAX];
+	__builtin_prefetch(tb, 1);
+	__builtin_prefetch(&tb->hash, 1);
 }
 
 /* ---- sink calls ---- */
@@ -619,10 +628,15 @@ static struct flow *flow_create(struct flow_table *t, const struct flow_key *k, 
 	/* The initiator sent the SYN; a SYN-ACK comes from the responder. */
 	bool src_initiates = !(saw_syn && (s->flags & TCP_ACK));
 	struct endpoint init, resp;
-	struct flow *f = calloc(1, sizeof(*f));
+	struct flow *f = t->spare;
 
-	if (!f)
+	if (f) {
+		t->spare = f->hnext;
+		t->nspare--;
+		memset(f, 0, sizeof(*f));
+	} else if (!(f = calloc(1, sizeof(*f)))) {
 		return NULL;
+	}
 	f->key = *k;
 	f->hash = h;
 	f->id = t->next_id++;
@@ -663,7 +677,13 @@ static void flow_finish(struct flow_table *t, struct flow *f, bool truncated, bo
 	free_held(t, &f->dir[1]);
 	if (keep_tomb)
 		tomb_add(t, &f->key, f->hash);
-	free(f);
+	if (t->nspare < SPARE_FLOWS) {
+		f->hnext = t->spare;
+		t->spare = f;
+		t->nspare++;
+	} else {
+		free(f);
+	}
 }
 
 /* Quiet for longer than the timeout. */
@@ -686,8 +706,6 @@ static void sweep(struct flow_table *t)
 	t->swept = t->now;
 	while (t->lru_head && older_than(t->now, t->lru_head->touched, t->idle_s))
 		flow_expire(t, t->lru_head);
-	while (t->ntombs && older_than(t->now, t->tombs[t->tomb_first].died, t->idle_s))
-		tomb_pop(t);
 }
 
 static void clock_advance(struct flow_table *t, time_t sec)
@@ -920,6 +938,10 @@ void flow_table_free(struct flow_table *t)
 		next = f->next;
 		free_held(t, &f->dir[0]);
 		free_held(t, &f->dir[1]);
+		free(f);
+	}
+	while ((f = t->spare) != NULL) {
+		t->spare = f->hnext;
 		free(f);
 	}
 	free(t->tombs);

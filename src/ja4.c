@@ -232,8 +232,17 @@ void ja4_compute(const struct client_hello *ch, char transport, char out[JA4_LEN
 	len = key_u16s(key, len, ch->ciphers, ch->n_ciphers, FACTS_MAX_CIPHERS);
 	len = key_u16s(key, len, ch->exts, ch->n_exts, FACTS_MAX_EXTS);
 	len = key_u16s(key, len, ch->sigalgs, ch->n_sigalgs, FACTS_MAX_SIGALGS);
-	for (size_t i = 0; i < len; i++)
-		h = (h ^ key[i]) * 0x100000001b3ULL;
+	/* eight bytes a step (the slot only; a hit compares the whole key) */
+	for (size_t i = 0; i < len; i += 8) {
+		uint64_t w = 0;
+
+		if (len - i >= 8)
+			memcpy(&w, key + i, 8);
+		else
+			memcpy(&w, key + i, len - i);
+		h = (h ^ w) * 0x9e3779b97f4a7c15ULL;
+		h ^= h >> 29;
+	}
 	/* two ways: two clients whose keys share a slot do not evict each other */
 	m = &ja4_fp_memo[(h % (JA4_FP_SLOTS / 2)) * 2];
 	for (int way = 0; way < 2; way++) {

@@ -74,9 +74,33 @@ struct obs_conn {
 	bool http_done[2];
 	bool finished;
 	bool early_decided;         /* obs_conn_early_verdict has decided */
-	/* last: not zeroed at creation, verdict_decide fills it */
+	/* last: not zeroed at creation, verdict_decide and chain_check fill them */
 	struct verdict verdict;
+	struct chain_report chain_storage; /* `chain` points here once there is one */
 };
+
+/* Connection objects of several kilobytes come and go at the rate of the
+ * capture's connections: a few are kept for the next ones. */
+#define POOL_SPARES 64
+
+struct obs_pool {
+	size_t n;
+	struct obs_conn *spare[POOL_SPARES];
+};
+
+struct obs_pool *obs_pool_new(void)
+{
+	return calloc(1, sizeof(struct obs_pool));
+}
+
+void obs_pool_free(struct obs_pool *p)
+{
+	if (!p)
+		return;
+	while (p->n)
+		free(p->spare[--p->n]);
+	free(p);
+}
 
 struct tls_cb {
 	struct obs_conn *c;
@@ -110,7 +134,8 @@ struct obs_conn *obs_conn_new(const struct observer_config *cfg,
 			      const struct endpoint *responder,
 			      const struct timeval *ts, bool saw_syn)
 {
-	struct obs_conn *c = malloc(sizeof(*c));
+	struct obs_pool *pool = cfg->pool;
+	struct obs_conn *c = pool && pool->n ? pool->spare[--pool->n] : malloc(sizeof(*c));
 
 	if (!c)
 		return NULL;
@@ -148,8 +173,10 @@ static void set_roles(struct obs_conn *c, enum side tls_client_tap)
 	}
 }
 
+/* keep[i] gets a reference to certificate i, ids[i] its cache id (NULL
+ * and 0 when it could not be had). */
 static void summarize_chain(struct obs_conn *c, const struct cert_list *list,
-			    struct cert_chain *out, X509 **keep)
+			    struct cert_chain *out, X509 **keep, uint64_t *ids)
 {
 	size_t i;
 
@@ -157,21 +184,22 @@ static void summarize_chain(struct obs_conn *c, const struct cert_list *list,
 	out->n_on_wire = list->n_total;
 	out->wire_len = list->list_len;
 	out->certs = list->n ? calloc(list->n, sizeof(*out->certs)) : NULL;
-	if (!out->certs) {
-		for (i = 0; i < list->n; i++)
-			keep[i] = NULL;
-		return;
+	for (i = 0; i < list->n; i++) {
+		keep[i] = NULL;
+		ids[i] = 0;
 	}
+	if (!out->certs)
+		return;
 	for (i = 0; i < list->n; i++) {
 		const struct cached_cert *cc =
 			cert_cache_get(c->cfg.certs, cursor_data(&list->der[i]), cursor_len(&list->der[i]));
 
 		if (!cc) {
-			keep[i] = NULL;
 			out->certs[out->n++].parse_failed = true;
 			continue;
 		}
 		out->certs[out->n++] = cc->info;
+		ids[i] = cc->id;
 		keep[i] = cc->x509;
 		if (keep[i])
 			X509_up_ref(keep[i]);
@@ -183,6 +211,7 @@ static void on_certificate(struct obs_conn *c, enum side role, const struct curs
 {
 	struct cert_list list;
 	X509 *certs[FACTS_MAX_CHAIN] = { 0 };
+	uint64_t ids[FACTS_MAX_CHAIN];
 	bool tls13 = c->f.sh.selected_version == TLS_V_1_3;
 	size_t i;
 
@@ -194,14 +223,14 @@ static void on_certificate(struct obs_conn *c, enum side role, const struct curs
 		if (c->f.server_cert_seen)
 			return;
 		c->f.server_cert_seen = true;
-		summarize_chain(c, &list, &c->f.server_chain, certs);
+		summarize_chain(c, &list, &c->f.server_chain, certs, ids);
 	} else {
 		if (c->f.client_cert_seen)
 			return;   /* renegotiation: the first answer is the one that matters */
 		c->f.client_cert_seen = true;
 		c->f.client_cert_empty = list.n_total == 0;
 		c->f.client_cert_seq = c->f.seq;
-		summarize_chain(c, &list, &c->f.client_chain, certs);
+		summarize_chain(c, &list, &c->f.client_chain, certs, ids);
 		if (list.n > 0) {
 			X509_NAME *names[FACTS_MAX_CA_NAMES];
 			size_t n = 0;
@@ -209,10 +238,9 @@ static void on_certificate(struct obs_conn *c, enum side role, const struct curs
 			for (i = 0; c->ca && i < c->ca->n; i++)
 				if (c->ca->names[i])
 					names[n++] = c->ca->names[i];
-			if (!c->chain)
-				c->chain = malloc(sizeof(*c->chain));
-			if (c->chain)
-				chain_check(certs, list.n, names, n, check_time(c, ts), c->cfg.ca_bundle, c->chain);
+			c->chain = &c->chain_storage;
+			chain_check_memo(c->cfg.chains, ids, c->ca ? c->ca->id : 0, certs, list.n,
+						 names, n, check_time(c, ts), c->cfg.ca_bundle, c->chain);
 		}
 	}
 	for (i = 0; i < list.n; i++)
@@ -893,6 +921,14 @@ static bool may_have_gone_on(const struct obs_conn *c)
 	return cl->app_records >= 2 && sv->app_records >= 1;
 }
 
+static void decide(struct obs_conn *c)
+{
+	if (c->cfg.no_evidence)
+		verdict_decide_quiet(&c->f, c->chain, &c->verdict);
+	else
+		verdict_decide(&c->f, c->chain, &c->verdict);
+}
+
 const struct verdict *obs_conn_early_verdict(struct obs_conn *c)
 {
 	if (c->finished)
@@ -900,13 +936,13 @@ const struct verdict *obs_conn_early_verdict(struct obs_conn *c)
 	if (!c->early_decided) {
 		if (outcome_settled(c)) {
 			settle_keylog(c);
-			verdict_decide(&c->f, c->chain, &c->verdict);
+			decide(c);
 		} else {
 			/* with a key log, the server's HTTP answer is waited for */
 			if (!may_have_gone_on(c) || (c->dec && !http_settled(c)))
 				return NULL;
 			settle_keylog(c);
-			verdict_decide(&c->f, c->chain, &c->verdict);
+			decide(c);
 			if (!c->verdict.settled)
 				return NULL;
 			/* what follows cannot change it: stop decoding */
@@ -943,7 +979,7 @@ const struct verdict *obs_conn_finish(struct obs_conn *c, bool truncated, const 
 		settle_keylog(c);
 	}
 	free_decoding_state(c);
-	verdict_decide(&c->f, c->chain, &c->verdict);
+	decide(c);
 	return &c->verdict;
 }
 
@@ -958,8 +994,10 @@ void obs_conn_free(struct obs_conn *c)
 		return;
 	free_decoding_state(c);
 	ca_list_release(c->ca);
-	free(c->chain);
 	free(c->f.client_chain.certs);
 	free(c->f.server_chain.certs);
-	free(c);
+	if (c->cfg.pool && c->cfg.pool->n < POOL_SPARES)
+		c->cfg.pool->spare[c->cfg.pool->n++] = c;
+	else
+		free(c);
 }

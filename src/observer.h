@@ -19,6 +19,8 @@
 struct x509_store_st;
 struct cert_cache;
 struct keylog;
+struct chain_memo;
+struct obs_pool;
 
 struct observer_config {
 	bool at_set;             /* --at: validity checks use `at` instead of the connection's time */
@@ -30,6 +32,9 @@ struct observer_config {
 	 * whose secret is not there yet are held (up to a bound) until the
 	 * front end has refreshed the key log; see obs_conn_awaiting_keys. */
 	bool keylog_wait;
+	struct chain_memo *chains;       /* optional: chain checks remembered (one per thread, with certs) */
+	struct obs_pool *pool;           /* optional: spare connection objects (one per thread) */
+	bool no_evidence;        /* verdicts are only counted: decided without evidence lines */
 };
 
 struct obs_conn;
@@ -75,6 +80,12 @@ const struct verdict *obs_conn_finish(struct obs_conn *c, bool truncated,
 
 const struct conn_facts *obs_conn_facts(const struct obs_conn *c);
 
+/* Frees the connection, or keeps it in cfg->pool for the next one. */
 void obs_conn_free(struct obs_conn *c);
+
+/* A pool of spare connection objects; it must outlive the connections
+ * made with it. */
+struct obs_pool *obs_pool_new(void) __attribute__((warn_unused_result));
+void obs_pool_free(struct obs_pool *p);
 
 #endif

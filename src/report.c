@@ -157,8 +157,17 @@ static void json_str(FILE *out, const char *s)
 	}
 	putc_unlocked('"', out);
 	for (; *p; p++) {
-		size_t u = *p >= 0x80 ? utf8_len(p) : 0;
+		const unsigned char *run = p;
+		size_t u;
 
+		/* printable ASCII needs no escape: written a run at a time */
+		while (*p >= 0x20 && *p < 0x7f && *p != '"' && *p != '\\')
+			p++;
+		if (p > run)
+			fwrite_unlocked(run, 1, (size_t)(p - run), out);
+		if (!*p)
+			break;
+		u = *p >= 0x80 ? utf8_len(p) : 0;
 		if (u) {
 			fwrite_unlocked(p, 1, u, out);
 			p += u - 1;

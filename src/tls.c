@@ -76,50 +76,91 @@ static int hs_append(struct tls_dir *d, const struct cursor *bytes)
 	return cursor_copy_bytes(&src, d->hs + d->hs_len, n) && (d->hs_len += n, 1);
 }
 
-/* Drops the first n bytes of the handshake buffer. */
-static void hs_consume(struct tls_dir *d, size_t n)
+/* Hands over one handshake message whose 4-byte header is at the front of
+ * `c`, if `c` holds all of it, and moves past it.  Returns 1 when one was
+ * emitted, 0 when it is incomplete; an oversized message is reported as
+ * skipped, and hs_skip then drops it together with what `c` holds of it. */
+static int hs_message(struct tls_dir *d, struct cursor *c, tls_event_fn fn, void *ctx)
 {
-	struct cursor rest;
+	struct tls_event ev = { .kind = TLS_EV_HANDSHAKE };
+	struct cursor m = *c;
+	uint8_t type;
+	uint32_t len;
 
-	cursor_init(&rest, d->hs, d->hs_len);
-	if (!cursor_skip(&rest, n)) {
-		d->hs_len = 0;
-		return;
+	if (!cursor_get_u8(&m, &type) || !cursor_get_u24(&m, &len))
+		return 0;
+	ev.content_type = TLS_CT_HANDSHAKE;
+	ev.record_version = d->rec_version;
+	ev.record_len = d->rec_len;
+	ev.hs_type = type;
+	ev.hs_len = len;
+	ev.decrypted = ev.encrypted = d->in_plaintext;
+	if (len > TLS_MAX_HANDSHAKE) {
+		ev.kind = TLS_EV_SKIPPED;
+		fn(ctx, &ev);
+		d->hs_skip = len - cursor_len(&m);
+		cursor_init(c, cursor_data(&m), 0);
+		return 0;
 	}
-	memmove(d->hs, cursor_data(&rest), cursor_len(&rest));
-	d->hs_len = cursor_len(&rest);
+	if (!cursor_get_bytes(&m, &ev.body, len))
+		return 0;
+	fn(ctx, &ev);
+	*c = m;
+	return 1;
 }
 
-/* Emits every complete handshake message in the buffer. */
-static void hs_drain(struct tls_dir *d, tls_event_fn fn, void *ctx)
+/* Bytes a message started in the handshake buffer still lacks: the rest
+ * of its header, or of its body once the header is there. */
+static size_t hs_missing(const struct tls_dir *d)
 {
-	for (;;) {
-		struct tls_event ev = { .kind = TLS_EV_HANDSHAKE };
-		struct cursor c;
-		uint8_t type;
-		uint32_t len;
+	struct cursor c;
+	uint8_t type;
+	uint32_t len;
 
-		cursor_init(&c, d->hs, d->hs_len);
-		if (!cursor_get_u8(&c, &type) || !cursor_get_u24(&c, &len))
-			return;
-		ev.content_type = TLS_CT_HANDSHAKE;
-		ev.record_version = d->rec_version;
-		ev.record_len = d->rec_len;
-		ev.hs_type = type;
-		ev.hs_len = len;
-		ev.decrypted = ev.encrypted = d->in_plaintext;
-		if (len > TLS_MAX_HANDSHAKE) {
-			ev.kind = TLS_EV_SKIPPED;
-			fn(ctx, &ev);
-			d->hs_skip = len - cursor_len(&c);
-			d->hs_len = 0;
-			return;
+	cursor_init(&c, d->hs, d->hs_len);
+	if (!cursor_get_u8(&c, &type) || !cursor_get_u24(&c, &len))
+		return 4 - d->hs_len;
+	if (len > TLS_MAX_HANDSHAKE)
+		return 0;
+	return len - cursor_len(&c);
+}
+
+/* Plaintext handshake bytes of a record body.  Messages that lie whole in
+ * the body are handed over from it; only one split across records (or TCP
+ * segments) is gathered in the handshake buffer. */
+static int hs_feed(struct tls_dir *d, struct cursor *c, tls_event_fn fn, void *ctx)
+{
+	while (cursor_len(c)) {
+		struct cursor part, buffered;
+		size_t n;
+
+		if (d->hs_skip) {
+			n = cursor_len(c) < d->hs_skip ? cursor_len(c) : d->hs_skip;
+			d->hs_skip -= n;
+			if (!cursor_skip(c, n))
+				return fail(d, "internal skip error");
+			continue;
 		}
-		if (!cursor_get_bytes(&c, &ev.body, len))
-			return;
-		fn(ctx, &ev);
-		hs_consume(d, 4 + (size_t)len);
+		if (d->hs_len == 0) {
+			while (hs_message(d, c, fn, ctx))
+				;
+			if (d->hs_skip || !cursor_len(c))
+				continue;
+			/* the start of a message the next bytes complete */
+			if (!hs_append(d, c))
+				return fail(d, "out of memory");
+			return 1;
+		}
+		n = hs_missing(d);
+		if (n > cursor_len(c))
+			n = cursor_len(c);
+		if (!cursor_get_bytes(c, &part, n) || !hs_append(d, &part))
+			return fail(d, "out of memory");
+		cursor_init(&buffered, d->hs, d->hs_len);
+		if (hs_message(d, &buffered, fn, ctx) || d->hs_skip)
+			d->hs_len = 0;
 	}
+	return 1;
 }
 
 static void emit_simple(struct tls_dir *d, enum tls_event_kind kind, tls_event_fn fn, void *ctx)
@@ -249,21 +290,8 @@ static int record_body(struct tls_dir *d, const struct cursor *body, tls_event_f
 		}
 		return 1;
 	}
-	if (d->rec_plain_hs) {
-		if (d->hs_skip) {
-			size_t n = cursor_len(&c) < d->hs_skip ? cursor_len(&c) : d->hs_skip;
-
-			d->hs_skip -= n;
-			if (!cursor_skip(&c, n))
-				return fail(d, "internal skip error");
-		}
-		if (cursor_len(&c)) {
-			if (!hs_append(d, &c))
-				return fail(d, "out of memory");
-			hs_drain(d, fn, ctx);
-		}
-		return 1;
-	}
+	if (d->rec_plain_hs)
+		return hs_feed(d, &c, fn, ctx);
 	if (d->rec_type == TLS_CT_ALERT && !d->encrypted) {
 		uint8_t b;
 
@@ -298,11 +326,18 @@ int tls_dir_feed(struct tls_dir *d, const uint8_t *data, size_t len,
 		size_t take;
 
 		if (d->rec_left == 0 && d->hdr_have < sizeof(d->hdr)) {
-			take = sizeof(d->hdr) - d->hdr_have;
-			if (take > cursor_len(&in))
-				take = cursor_len(&in);
-			if (!cursor_copy_bytes(&in, d->hdr + d->hdr_have, take))
-				return fail(d, "internal read error");
+			if (d->hdr_have == 0 && cursor_len(&in) >= sizeof(d->hdr)) {
+				/* usually the whole header is there: a fixed-size copy */
+				take = sizeof(d->hdr);
+				if (!cursor_copy_bytes(&in, d->hdr, sizeof(d->hdr)))
+					return fail(d, "internal read error");
+			} else {
+				take = sizeof(d->hdr) - d->hdr_have;
+				if (take > cursor_len(&in))
+					take = cursor_len(&in);
+				if (!cursor_copy_bytes(&in, d->hdr + d->hdr_have, take))
+					return fail(d, "internal read error");
+			}
 			d->hdr_have += take;
 			d->offset += take;
 			if (d->hdr_have < sizeof(d->hdr))
@@ -343,22 +378,7 @@ int tls_dir_plaintext(struct tls_dir *d, uint8_t type, const struct cursor *plai
 	d->in_plaintext = true;
 	switch (type) {
 	case TLS_CT_HANDSHAKE:
-		if (d->hs_skip) {
-			size_t n = cursor_len(&c) < d->hs_skip ? cursor_len(&c) : d->hs_skip;
-
-			d->hs_skip -= n;
-			if (!cursor_skip(&c, n)) {
-				fail(d, "internal skip error");
-				break;
-			}
-		}
-		if (cursor_len(&c)) {
-			if (!hs_append(d, &c)) {
-				fail(d, "out of memory");
-				break;
-			}
-			hs_drain(d, fn, ctx);
-		}
+		(void)hs_feed(d, &c, fn, ctx);
 		break;
 	case TLS_CT_ALERT:
 		/* a protected alert record holds whole alerts (RFC 8446 5.1

@@ -5,6 +5,7 @@
 #include "verdict.h"
 
 #include <stdarg.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -31,7 +32,7 @@ evidence(struct verdict *v, const char *fmt, ...)
 {
 	va_list ap;
 
-	if (v->n_evidence >= FACTS_MAX_EVIDENCE)
+	if (v->evidence_omitted || v->n_evidence >= FACTS_MAX_EVIDENCE)
 		return;
 	if (!strchr(fmt, '%')) {
 		/* a constant line: copied, not formatted */
@@ -47,6 +48,14 @@ evidence(struct verdict *v, const char *fmt, ...)
 	vsnprintf(v->evidence[v->n_evidence++], VERDICT_EVIDENCE_LEN, fmt, ap);
 	va_end(ap);
 }
+
+/* An evidence line; for a verdict decided for counting only, not even its
+ * arguments (alert and CA list labels) are computed. */
+#define EVIDENCE(v, ...)                                 \
+	do {                                             \
+		if (!(v)->evidence_omitted)              \
+			evidence((v), __VA_ARGS__);      \
+	} while (0)
 
 static void set(struct verdict *v, enum verdict_code code, enum reason_code reason,
 		enum fault fault, enum basis basis)
@@ -291,20 +300,20 @@ static void describe_answer(const struct conn_facts *f, const struct server_answ
 	switch (ans->kind) {
 	case ANS_ALERT:
 		if (ans->alert)
-			evidence(v, "the server answered with %s", alert_label(ans->alert, buf, sizeof(buf)));
+			EVIDENCE(v, "the server answered with %s", alert_label(ans->alert, buf, sizeof(buf)));
 		else
-			evidence(v, "the server answered with one alert-sized encrypted record and %s",
+			EVIDENCE(v, "the server answered with one alert-sized encrypted record and %s",
 				 close_label(f->dir[SIDE_SERVER].closed));
 		break;
 	case ANS_CLOSED:
-		evidence(v, "the server %s without finishing the handshake",
+		EVIDENCE(v, "the server %s without finishing the handshake",
 			 close_label(f->dir[SIDE_SERVER].closed));
 		break;
 	case ANS_CONTINUED:
-		evidence(v, "the server completed the handshake");
+		EVIDENCE(v, "the server completed the handshake");
 		break;
 	case ANS_UNSEEN:
-		evidence(v, "the server's answer is not in the capture");
+		EVIDENCE(v, "the server's answer is not in the capture");
 		break;
 	}
 }
@@ -343,7 +352,7 @@ static void http_evidence(const struct conn_facts *f, struct verdict *v)
 		snprintf(title, sizeof(title), " (\"%s\")", f->http_title);
 	if (f->http_request[0])
 		snprintf(request, sizeof(request), " to %s", f->http_request);
-	evidence(v, "the server answered HTTP %d%s%s%s%s (decrypted)", f->http_status,
+	EVIDENCE(v, "the server answered HTTP %d%s%s%s%s (decrypted)", f->http_status,
 		 f->http_reason[0] ? " " : "", f->http_reason, title, request);
 }
 
@@ -367,7 +376,7 @@ static void conclude_no_cert(const struct conn_facts *f, const struct server_ans
 	case HA_OTHER:
 		set(v, V_NO_CERT_ACCEPTED, R_NONE, F_NONE, B_DECRYPTED);
 		http_evidence(f, v);
-		evidence(v, "the server served the request without a client certificate (optional client authentication)");
+		EVIDENCE(v, "the server served the request without a client certificate (optional client authentication)");
 		return;
 	case HA_NONE:
 		break;
@@ -375,7 +384,7 @@ static void conclude_no_cert(const struct conn_facts *f, const struct server_ans
 	if (session_went_on(f, ans->after, alert_len)) {
 		set(v, V_NO_CERT_ACCEPTED, R_NONE, F_NONE, basis);
 		v->settled = true;
-		evidence(v, "the session went on without a client certificate (optional client authentication)");
+		EVIDENCE(v, "the session went on without a client certificate (optional client authentication)");
 		return;
 	}
 	/* One request and one answer: nginx with ssl_verify_client on answers
@@ -383,7 +392,7 @@ static void conclude_no_cert(const struct conn_facts *f, const struct server_ans
 	 * stream, nginx with optional serves it; the order of the closes is a
 	 * race that tells neither. The client's empty answer is the fact. */
 	set(v, V_CLIENT_SENT_NO_CERT, R_NONE, F_CLIENT, basis);
-	evidence(v, "whether the server then refused the request (nginx answers 400 \"No required SSL certificate was sent\") or served it (optional client authentication) shows only in the encrypted HTTP answer: a key log tells");
+	EVIDENCE(v, "whether the server then refused the request (nginx answers 400 \"No required SSL certificate was sent\") or served it (optional client authentication) shows only in the encrypted HTTP answer: a key log tells");
 }
 
 static void chain_evidence(const struct chain_report *chain, struct verdict *v)
@@ -391,7 +400,7 @@ static void chain_evidence(const struct chain_report *chain, struct verdict *v)
 	size_t i;
 
 	for (i = 0; chain && i < chain->n; i++)
-		evidence(v, "%s", chain->findings[i].text);
+		EVIDENCE(v, "%s", chain->findings[i].text);
 }
 
 /* The client sent a chain; the server answered `ans`. */
@@ -412,13 +421,13 @@ static void conclude_chain(const struct conn_facts *f, const struct chain_report
 			/* unknown_ca for a complete, valid chain that reaches a CA the
 			 * server itself named: the server gave up building the path */
 			reason = R_DEPTH_EXCEEDED;
-			evidence(v, "the %zu-certificate chain reaches a CA the server named and passes every check, yet the server answered unknown_ca: its verify depth is too small for this chain",
+			EVIDENCE(v, "the %zu-certificate chain reaches a CA the server named and passes every check, yet the server answered unknown_ca: its verify depth is too small for this chain",
 				 f->client_chain.n_on_wire);
 		}
 		set(v, V_SERVER_REJECTED_CHAIN, reason, reason_fault(reason), basis);
 		chain_evidence(chain, v);
 		if (predicted == R_NONE && reason != R_DEPTH_EXCEEDED && chain && chain->checked)
-			evidence(v, "nothing on the wire explains the refusal: check the server's CA bundle and verify depth");
+			EVIDENCE(v, "nothing on the wire explains the refusal: check the server's CA bundle and verify depth");
 		return;
 	case ANS_CONTINUED:
 		switch (http_answer(f)) {
@@ -431,7 +440,7 @@ static void conclude_chain(const struct conn_facts *f, const struct chain_report
 				/* nginx refuses a chain that passes every check and reaches
 				 * a CA it named: ssl_verify_depth is too small for it */
 				reason = R_DEPTH_EXCEEDED;
-				evidence(v, "the %zu-certificate chain reaches a CA the server named and passes every check, yet the server answered \"The SSL certificate error\": its verify depth is too small for this chain",
+				EVIDENCE(v, "the %zu-certificate chain reaches a CA the server named and passes every check, yet the server answered \"The SSL certificate error\": its verify depth is too small for this chain",
 					 f->client_chain.n_on_wire);
 			}
 			set(v, V_SERVER_REJECTED_CHAIN, reason, reason_fault(reason), B_DECRYPTED);
@@ -443,7 +452,7 @@ static void conclude_chain(const struct conn_facts *f, const struct chain_report
 			set(v, V_CLIENT_CERT_ACCEPTED, R_NONE, F_NONE, B_DECRYPTED);
 			http_evidence(f, v);
 			if (predicted != R_NONE)
-				evidence(v, "the server accepted the chain although a standard check would not: %s",
+				EVIDENCE(v, "the server accepted the chain although a standard check would not: %s",
 					 chain->findings[0].text);
 			return;
 		case HA_NONE:
@@ -456,7 +465,7 @@ static void conclude_chain(const struct conn_facts *f, const struct chain_report
 			 * directly trusted certificate): it kept the session going */
 			set(v, V_CLIENT_CERT_ACCEPTED, R_NONE, F_NONE, basis);
 			v->settled = session_went_on(f, ans->after, alert_len);
-			evidence(v, "the server accepted the chain although a standard check would not: it trusts it directly (%s)",
+			EVIDENCE(v, "the server accepted the chain although a standard check would not: it trusts it directly (%s)",
 				 chain->findings[0].text);
 			return;
 		}
@@ -465,27 +474,27 @@ static void conclude_chain(const struct conn_facts *f, const struct chain_report
 			set(v, V_SERVER_REJECTED_CHAIN, reason, reason_fault(reason),
 			    f->http_status ? basis : B_INFERRED);
 			if (f->http_status)
-				evidence(v, "the server answered HTTP %d", f->http_status);
+				EVIDENCE(v, "the server answered HTTP %d", f->http_status);
 			else
-				evidence(v, "a verifying server must refuse this chain (nginx completes the handshake and answers HTTP 400)");
+				EVIDENCE(v, "a verifying server must refuse this chain (nginx completes the handshake and answers HTTP 400)");
 			chain_evidence(chain, v);
 			return;
 		}
 		if (!f->client_chain.n && !f->http_status && !session_went_on(f, ans->after, alert_len)) {
 			/* 1.3 without keys: the chain is as invisible as the answer */
 			set(v, V_UNDETERMINED, R_NONE, F_UNKNOWN, B_INFERRED);
-			evidence(v, "the server completed the handshake without an alert: servers that refuse with an alert (HAProxy, Apache, OpenSSL, GnuTLS) accepted the certificate, but nginx refuses with HTTP 400 inside the encrypted stream; a key log shows which happened");
+			EVIDENCE(v, "the server completed the handshake without an alert: servers that refuse with an alert (HAProxy, Apache, OpenSSL, GnuTLS) accepted the certificate, but nginx refuses with HTTP 400 inside the encrypted stream; a key log shows which happened");
 			return;
 		}
 		set(v, V_CLIENT_CERT_ACCEPTED, R_NONE, F_NONE, basis);
 		v->settled = session_went_on(f, ans->after, alert_len);
 		if (!f->http_status)
-			evidence(v, "the TLS handshake accepted the certificate; a refusal at the HTTP level (nginx answers 400 \"The SSL certificate error\", e.g. for a too small ssl_verify_depth) would only show inside the encrypted stream");
+			EVIDENCE(v, "the TLS handshake accepted the certificate; a refusal at the HTTP level (nginx answers 400 \"The SSL certificate error\", e.g. for a too small ssl_verify_depth) would only show inside the encrypted stream");
 		return;
 	case ANS_UNSEEN:
 		if (predicted != R_NONE && !(predicted == R_SELF_SIGNED && f->cr.n_ca_names == 0)) {
 			set(v, V_SERVER_REJECTED_CHAIN, predicted, reason_fault(predicted), B_INFERRED);
-			evidence(v, "a verifying server must refuse this chain");
+			EVIDENCE(v, "a verifying server must refuse this chain");
 			chain_evidence(chain, v);
 			return;
 		}
@@ -499,7 +508,7 @@ static void describe_chain_sent(const struct conn_facts *f, struct verdict *v)
 	const struct cert_chain *ch = &f->client_chain;
 
 	if (ch->n > 0)
-		evidence(v, "the client sent %zu certificate%s: %s (issuer %s, valid %s to %s)",
+		EVIDENCE(v, "the client sent %zu certificate%s: %s (issuer %s, valid %s to %s)",
 			 ch->n_on_wire, ch->n_on_wire == 1 ? "" : "s", ch->certs[0].subject,
 			 ch->certs[0].issuer, ch->certs[0].not_before, ch->certs[0].not_after);
 }
@@ -514,11 +523,11 @@ static void failed_or_incomplete(const struct conn_facts *f, enum basis basis, c
 
 	if (a) {
 		set(v, V_HANDSHAKE_FAILED, R_NONE, F_UNKNOWN, B_OBSERVED);
-		evidence(v, "the server sent %s before the client's answer", alert_label(a, buf, sizeof(buf)));
+		EVIDENCE(v, "the server sent %s before the client's answer", alert_label(a, buf, sizeof(buf)));
 		return;
 	}
 	set(v, V_INCOMPLETE, R_NONE, F_UNKNOWN, basis);
-	evidence(v, "%s", missing);
+	EVIDENCE(v, "%s", missing);
 }
 
 static void decide12(const struct conn_facts *f, const struct chain_report *chain, struct verdict *v)
@@ -531,10 +540,10 @@ static void decide12(const struct conn_facts *f, const struct chain_report *chai
 	if (client_alert && (!f->client_cert_seen || client_alert->seq < f->client_cert_seq) &&
 	    !f->dir[SIDE_CLIENT].ccs_seen) {
 		set(v, V_CLIENT_REJECTED_SERVER_CERT, R_NONE, F_SERVER, B_OBSERVED);
-		evidence(v, "the client aborted the handshake with %s after the server's certificate",
+		EVIDENCE(v, "the client aborted the handshake with %s after the server's certificate",
 			 alert_label(client_alert, buf, sizeof(buf)));
 		if (f->server_chain.n)
-			evidence(v, "server certificate %s issued by %s", f->server_chain.certs[0].subject,
+			EVIDENCE(v, "server certificate %s issued by %s", f->server_chain.certs[0].subject,
 				 f->server_chain.certs[0].issuer);
 		if (client_alert->description != 42 && client_alert->description != 43 &&
 		    client_alert->description != 45 && client_alert->description != 46 &&
@@ -545,7 +554,7 @@ static void decide12(const struct conn_facts *f, const struct chain_report *chai
 	}
 	if (!f->cr.seen && f->client_cert_seen) {
 		v->cert_requested = TRI_YES;
-		evidence(v, "the CertificateRequest is not in the capture, but the client answered one");
+		EVIDENCE(v, "the CertificateRequest is not in the capture, but the client answered one");
 	} else if (!f->cr.seen) {
 		if (!f->server_hello_done && !f->dir[SIDE_CLIENT].ccs_seen) {
 			failed_or_incomplete(f, B_OBSERVED, "the server's handshake flight is not complete in the capture", v);
@@ -553,15 +562,15 @@ static void decide12(const struct conn_facts *f, const struct chain_report *chai
 		}
 		if (f->dir[SIDE_SERVER].enc_handshake_after_done || f->dir[SIDE_CLIENT].enc_handshake_after_done) {
 			set(v, V_UNDETERMINED, R_NONE, F_UNKNOWN, B_INFERRED);
-			evidence(v, "no CertificateRequest in the initial handshake, but the connection renegotiated afterwards (encrypted): a request for a certificate may be inside");
+			EVIDENCE(v, "no CertificateRequest in the initial handshake, but the connection renegotiated afterwards (encrypted): a request for a certificate may be inside");
 			return;
 		}
 		set(v, V_CERT_NOT_REQUESTED, R_NONE, F_NONE, B_OBSERVED);
-		evidence(v, "the server's flight ended (ServerHelloDone) without a CertificateRequest");
+		EVIDENCE(v, "the server's flight ended (ServerHelloDone) without a CertificateRequest");
 		return;
 	}
 	if (f->cr.seen)
-		evidence(v, "the server asked for a client certificate from CAs %s", ca_list(f, buf, sizeof(buf)));
+		EVIDENCE(v, "the server asked for a client certificate from CAs %s", ca_list(f, buf, sizeof(buf)));
 	if (!f->client_cert_seen) {
 		const struct alert *noc = NULL;
 		size_t i;
@@ -571,20 +580,20 @@ static void decide12(const struct conn_facts *f, const struct chain_report *chai
 				noc = &f->alerts[i];
 		if (noc || f->dir[SIDE_CLIENT].ccs_seen) {
 			v->client_cert_sent = TRI_NO;
-			evidence(v, noc ? "the client answered with a no_certificate alert (SSL 3.0)"
+			EVIDENCE(v, noc ? "the client answered with a no_certificate alert (SSL 3.0)"
 				       : "the client sent no Certificate message");
 			answer12(f, noc ? noc->seq : f->dir[SIDE_CLIENT].ccs_seq, &ans);
 			conclude_no_cert(f, &ans, B_OBSERVED, 0, v);
 			return;
 		}
 		set(v, V_INCOMPLETE, R_NONE, F_UNKNOWN, B_OBSERVED);
-		evidence(v, "the client's answer is not in the capture");
+		EVIDENCE(v, "the client's answer is not in the capture");
 		return;
 	}
 	answer12(f, f->client_cert_seq, &ans);
 	if (f->client_cert_empty) {
 		v->client_cert_sent = TRI_NO;
-		evidence(v, "the client's Certificate message was empty");
+		EVIDENCE(v, "the client's Certificate message was empty");
 		conclude_no_cert(f, &ans, B_OBSERVED, 0, v);
 		return;
 	}
@@ -649,10 +658,10 @@ static void decide13_decrypted(const struct conn_facts *f, const struct chain_re
 	v->cert_requested = f->cr.seen ? TRI_YES : TRI_NO;
 	if (client_alert && !f->client_cert_seen && (!c->finished_seen || client_alert->seq < c->finished_seq)) {
 		set(v, V_CLIENT_REJECTED_SERVER_CERT, R_NONE, F_SERVER, B_DECRYPTED);
-		evidence(v, "the client aborted the handshake with %s after the server's certificate",
+		EVIDENCE(v, "the client aborted the handshake with %s after the server's certificate",
 			 alert_label(client_alert, buf, sizeof(buf)));
 		if (f->server_chain.n)
-			evidence(v, "server certificate %s issued by %s", f->server_chain.certs[0].subject,
+			EVIDENCE(v, "server certificate %s issued by %s", f->server_chain.certs[0].subject,
 				 f->server_chain.certs[0].issuer);
 		if (client_alert->description != 42 && client_alert->description != 43 &&
 		    client_alert->description != 45 && client_alert->description != 46 &&
@@ -663,13 +672,13 @@ static void decide13_decrypted(const struct conn_facts *f, const struct chain_re
 	}
 	if (!f->cr.seen && !f->client_cert_seen) {
 		set(v, V_CERT_NOT_REQUESTED, R_NONE, F_NONE, B_DECRYPTED);
-		evidence(v, "the server's encrypted flight (decrypted) has no CertificateRequest");
+		EVIDENCE(v, "the server's encrypted flight (decrypted) has no CertificateRequest");
 		if (f->ch.post_handshake_auth)
-			evidence(v, "nor did the server ask after the handshake (post-handshake authentication was offered)");
+			EVIDENCE(v, "nor did the server ask after the handshake (post-handshake authentication was offered)");
 		return;
 	}
 	if (f->cr.seen)
-		evidence(v, "the server asked for a client certificate%s from CAs %s (decrypted)",
+		EVIDENCE(v, "the server asked for a client certificate%s from CAs %s (decrypted)",
 			 f->cr.post_handshake ? " after the handshake" : "", ca_list(f, buf, sizeof(buf)));
 	else
 		v->cert_requested = TRI_YES;
@@ -678,13 +687,13 @@ static void decide13_decrypted(const struct conn_facts *f, const struct chain_re
 		 * empty if it has none; a Finished without one is no certificate */
 		if (c->finished_seen && !f->cr.post_handshake) {
 			v->client_cert_sent = TRI_NO;
-			evidence(v, "the client sent no Certificate message");
+			EVIDENCE(v, "the client sent no Certificate message");
 			answer13d(f, c->finished_seq, &ans);
 			conclude_no_cert(f, &ans, B_DECRYPTED, 0, v);
 			return;
 		}
 		set(v, V_INCOMPLETE, R_NONE, F_UNKNOWN, B_DECRYPTED);
-		evidence(v, "the client's answer is not in the capture");
+		EVIDENCE(v, "the client's answer is not in the capture");
 		return;
 	}
 	/* the server answers after the client's whole flight (its Finished) */
@@ -692,7 +701,7 @@ static void decide13_decrypted(const struct conn_facts *f, const struct chain_re
 	answer13d(f, after, &ans);
 	if (f->client_cert_empty) {
 		v->client_cert_sent = TRI_NO;
-		evidence(v, "the client's Certificate message was empty (decrypted)");
+		EVIDENCE(v, "the client's Certificate message was empty (decrypted)");
 		conclude_no_cert(f, &ans, B_DECRYPTED, 0, v);
 		return;
 	}
@@ -720,15 +729,15 @@ static void decide13(const struct conn_facts *f, const struct chain_report *chai
 			return;
 		}
 		set(v, V_UNDETERMINED, R_NONE, F_UNKNOWN, B_INFERRED);
-		evidence(v, "TLS 1.3 without a key log: the client's first encrypted record is %u bytes, which matches no unpadded flight (Finished %zu, empty Certificate %zu)",
+		EVIDENCE(v, "TLS 1.3 without a key log: the client's first encrypted record is %u bytes, which matches no unpadded flight (Finished %zu, empty Certificate %zu)",
 			 f->dir[SIDE_CLIENT].enc[fl.first].len, fl.fin, fl.empty);
 		return;
 	case CF_ALERT:
 		set(v, V_CLIENT_REJECTED_SERVER_CERT, R_NONE, F_SERVER, B_INFERRED);
-		evidence(v, "the client answered the server's flight with an alert-sized encrypted record (%zu bytes) instead of its Finished",
+		EVIDENCE(v, "the client answered the server's flight with an alert-sized encrypted record (%zu bytes) instead of its Finished",
 			 fl.alert);
 		if (f->server_chain.n)
-			evidence(v, "server certificate %s issued by %s", f->server_chain.certs[0].subject,
+			EVIDENCE(v, "server certificate %s issued by %s", f->server_chain.certs[0].subject,
 				 f->server_chain.certs[0].issuer);
 		return;
 	case CF_FINISHED_ONLY:
@@ -736,19 +745,19 @@ static void decide13(const struct conn_facts *f, const struct chain_report *chai
 		answer13(f, &fl, &ans);
 		if (ans.kind == ANS_ALERT) {
 			set(v, V_HANDSHAKE_FAILED, R_NONE, F_UNKNOWN, B_INFERRED);
-			evidence(v, "the client sent only its Finished (%zu bytes) and the server answered with an alert-sized record", fl.fin);
+			EVIDENCE(v, "the client sent only its Finished (%zu bytes) and the server answered with an alert-sized record", fl.fin);
 			return;
 		}
 		set(v, V_CERT_NOT_REQUESTED, R_NONE, F_NONE, B_INFERRED);
-		evidence(v, "the client's encrypted flight is a lone Finished (%zu-byte record): it was not asked for a certificate", fl.fin);
+		EVIDENCE(v, "the client's encrypted flight is a lone Finished (%zu-byte record): it was not asked for a certificate", fl.fin);
 		if (f->ch.post_handshake_auth)
-			evidence(v, "the client offered post-handshake authentication: a later request would be encrypted");
+			EVIDENCE(v, "the client offered post-handshake authentication: a later request would be encrypted");
 		return;
 	case CF_EMPTY_CERT:
 		v->cert_requested = TRI_YES;
 		v->client_cert_sent = TRI_NO;
-		evidence(v, "the server asked for a client certificate (the client answered with a Certificate message)");
-		evidence(v, "the client's encrypted flight is an empty Certificate (%zu-byte record) and Finished (%zu): no certificate sent",
+		EVIDENCE(v, "the server asked for a client certificate (the client answered with a Certificate message)");
+		EVIDENCE(v, "the client's encrypted flight is an empty Certificate (%zu-byte record) and Finished (%zu): no certificate sent",
 			 fl.empty, fl.fin);
 		answer13(f, &fl, &ans);
 		conclude_no_cert(f, &ans, B_INFERRED, fl.alert, v);
@@ -756,7 +765,7 @@ static void decide13(const struct conn_facts *f, const struct chain_report *chai
 	case CF_CHAIN:
 		v->cert_requested = TRI_YES;
 		v->client_cert_sent = TRI_YES;
-		evidence(v, "the server asked for a client certificate; the client sent one (a %zu-byte Certificate record, a CertificateVerify and Finished)",
+		EVIDENCE(v, "the server asked for a client certificate; the client sent one (a %zu-byte Certificate record, a CertificateVerify and Finished)",
 			 fl.chain_record_len);
 		answer13(f, &fl, &ans);
 		conclude_chain(f, chain, &ans, B_INFERRED, fl.alert, v);
@@ -770,38 +779,41 @@ static void keylog_evidence(const struct conn_facts *f, struct verdict *v)
 	size_t before = v->n_evidence;
 
 	if (f->keylog == KEYLOG_DECRYPTED)
-		evidence(v, "decrypted with the key log: %llu client and %llu server records",
+		EVIDENCE(v, "decrypted with the key log: %llu client and %llu server records",
 			 (unsigned long long)f->dir[SIDE_CLIENT].decrypted,
 			 (unsigned long long)f->dir[SIDE_SERVER].decrypted);
 	if (f->keylog_note[0])
-		evidence(v, "%s", f->keylog_note);
+		EVIDENCE(v, "%s", f->keylog_note);
 	if (v->n_evidence > before)
 		v->keylog_evidence = (int)before;
 }
 
-void verdict_decide(const struct conn_facts *f, const struct chain_report *chain, struct verdict *v)
+static void decide(const struct conn_facts *f, const struct chain_report *chain, bool with_evidence,
+		   struct verdict *v)
 {
 	char buf[96];
 
-	memset(v, 0, sizeof(*v));
+	/* the lines themselves are written on demand, each NUL-terminated */
+	memset(v, 0, offsetof(struct verdict, evidence));
+	v->evidence_omitted = !with_evidence;
 	v->keylog_evidence = -1;
 	v->cert_requested = TRI_UNKNOWN;
 	v->client_cert_sent = TRI_UNKNOWN;
 	if (f->not_tls) {
 		set(v, V_NOT_TLS, R_NONE, F_NONE, B_OBSERVED);
-		evidence(v, f->preamble ? "the plaintext exchange never switched to TLS"
+		EVIDENCE(v, f->preamble ? "the plaintext exchange never switched to TLS"
 					: "the bytes are not TLS records");
 		return;
 	}
 	if (!f->is_tls) {
 		set(v, V_INCOMPLETE, R_NONE, F_UNKNOWN, B_OBSERVED);
-		evidence(v, f->dir[0].bytes + f->dir[1].bytes ? "no TLS record could be framed"
+		EVIDENCE(v, f->dir[0].bytes + f->dir[1].bytes ? "no TLS record could be framed"
 							      : "the connection carried no payload");
 		return;
 	}
 	if (!f->ch.seen) {
 		set(v, V_INCOMPLETE, R_NONE, F_UNKNOWN, B_OBSERVED);
-		evidence(v, f->saw_syn ? "no ClientHello in the capture"
+		EVIDENCE(v, f->saw_syn ? "no ClientHello in the capture"
 				       : "the capture started mid-connection: the handshake is not in it");
 		return;
 	}
@@ -810,19 +822,19 @@ void verdict_decide(const struct conn_facts *f, const struct chain_report *chain
 
 		if (a) {
 			set(v, V_HANDSHAKE_FAILED, R_NONE, F_UNKNOWN, B_OBSERVED);
-			evidence(v, "the server refused the ClientHello with %s", alert_label(a, buf, sizeof(buf)));
+			EVIDENCE(v, "the server refused the ClientHello with %s", alert_label(a, buf, sizeof(buf)));
 			return;
 		}
 		set(v, V_INCOMPLETE, R_NONE, F_UNKNOWN, B_OBSERVED);
-		evidence(v, "no ServerHello in the capture");
+		EVIDENCE(v, "no ServerHello in the capture");
 		return;
 	}
 	if (f->sh.n_hrr)
-		evidence(v, "the server sent a HelloRetryRequest; the client's second ClientHello was answered");
+		EVIDENCE(v, "the server sent a HelloRetryRequest; the client's second ClientHello was answered");
 	if (f->sh.selected_version == TLS_V_1_3) {
 		if (f->sh.psk_selected) {
 			set(v, V_RESUMED, R_NONE, F_NONE, B_OBSERVED);
-			evidence(v, "the server accepted a pre-shared key: resumption, no certificates exchanged");
+			EVIDENCE(v, "the server accepted a pre-shared key: resumption, no certificates exchanged");
 			return;
 		}
 		decide13(f, chain, v);
@@ -830,12 +842,22 @@ void verdict_decide(const struct conn_facts *f, const struct chain_report *chain
 		if (f->sh.session_id_echoed ||
 		    (!f->server_cert_seen && !f->server_hello_done && f->dir[SIDE_SERVER].ccs_seen)) {
 			set(v, V_RESUMED, R_NONE, F_NONE, B_OBSERVED);
-			evidence(v, "abbreviated handshake: the server resumed a session, no certificates exchanged");
+			EVIDENCE(v, "abbreviated handshake: the server resumed a session, no certificates exchanged");
 			return;
 		}
 		decide12(f, chain, v);
 	}
 	if (f->truncated && v->code == V_INCOMPLETE)
-		evidence(v, "the capture ended before the connection did");
+		EVIDENCE(v, "the capture ended before the connection did");
 	keylog_evidence(f, v);
+}
+
+void verdict_decide(const struct conn_facts *f, const struct chain_report *chain, struct verdict *v)
+{
+	decide(f, chain, true, v);
+}
+
+void verdict_decide_quiet(const struct conn_facts *f, const struct chain_report *chain, struct verdict *v)
+{
+	decide(f, chain, false, v);
 }

@@ -20,10 +20,11 @@ struct verdict {
 	enum basis basis;
 	enum tristate cert_requested;
 	enum tristate client_cert_sent;
-	char evidence[FACTS_MAX_EVIDENCE][VERDICT_EVIDENCE_LEN];
+	bool evidence_omitted;    /* decided for counting only: no evidence lines */
 	size_t n_evidence;
-	int keylog_evidence;            /* index of the key log's line in evidence, -1 if none */
-	bool settled;                   /* no later event can change it: the session went on past the handshake */
+	int keylog_evidence;      /* index of the key log's line in evidence, -1 if none */
+	bool settled;             /* no later event can change it: the session went on past the handshake */
+	char evidence[FACTS_MAX_EVIDENCE][VERDICT_EVIDENCE_LEN];
 };
 
 struct chain_report;
@@ -32,6 +33,12 @@ struct chain_report;
  * checks, or NULL when no client chain was seen. */
 void verdict_decide(const struct conn_facts *f, const struct chain_report *chain,
 		    struct verdict *out);
+
+/* The same verdict, reason, fault, basis and tri-states, without writing
+ * the evidence lines (n_evidence 0, evidence_omitted set): for a front end
+ * that only counts verdicts. */
+void verdict_decide_quiet(const struct conn_facts *f, const struct chain_report *chain,
+			  struct verdict *out);
 
 /* "TLS1.3", "TLS1.2", "SSL3" ... or "TLS?" when unknown. */
 const char *verdict_tls_label(const struct conn_facts *f);

@@ -495,6 +495,7 @@ struct cert_cache {
 	size_t mask;
 	uint64_t seed;              /* random: chains cannot be lengthened on purpose */
 	struct ca_slot ca[CA_SLOTS];  /* CertificateRequest CA lists, direct-mapped */
+	uint64_t last_id;           /* of entries and CA lists, counting up */
 };
 
 static uint64_t mix64(uint64_t h)
@@ -536,6 +537,20 @@ static uint64_t der_hash(uint64_t seed, const uint8_t *p, size_t len)
 	if (len > 0)
 		memcpy(&w, p, len);
 	return mix64(h ^ w);
+}
+
+/* The head and the tail of DER bytes: for a certificate the serial (within
+ * its first 40 bytes) and the end of the signature, for a list of CA names
+ * the first and the last name.  Every hit is confirmed by comparing the
+ * whole DER, so crafted look-alikes only lengthen one bucket of a bounded
+ * cache. */
+#define SAMPLE 64
+
+static uint64_t sampled_hash(uint64_t seed, const uint8_t *p, size_t len)
+{
+	if (len <= 2 * SAMPLE)
+		return der_hash(seed, p, len);
+	return der_hash(seed, p, SAMPLE) ^ mix64(der_hash(seed ^ len, p + len - SAMPLE, SAMPLE));
 }
 
 struct cert_cache *cert_cache_new(size_t max_entries)
@@ -662,13 +677,7 @@ const struct cached_cert *cert_cache_get(struct cert_cache *cache,
 
 	if (cache == NULL || (der == NULL && len > 0))
 		return NULL;
-	/* The head (serial, names) and the tail (signature) tell certificates
-	 * apart; every hit is confirmed by comparing the whole DER, so crafted
-	 * look-alikes only lengthen one bucket of a bounded cache. */
-	if (len > 512)
-		h = der_hash(cache->seed, der, 256) ^ mix64(der_hash(cache->seed ^ len, der + len - 256, 256));
-	else
-		h = der_hash(cache->seed, der, len);
+	h = sampled_hash(cache->seed, der, len);
 	for (e = cache->buckets[h & cache->mask]; e != NULL; e = e->next) {
 		if (e->hash == h && e->len == len && (len == 0 || memcmp(e->der, der, len) == 0)) {
 			e->referenced = true;
@@ -684,6 +693,7 @@ const struct cached_cert *cert_cache_get(struct cert_cache *cache,
 	e->len = len;
 	e->hash = h;
 	fill_entry(e);
+	e->cc.id = ++cache->last_id;
 	e->used = true;
 	/* referenced from the start, so the certificates of one chain, fetched
 	 * one after another, do not evict each other */
@@ -735,7 +745,7 @@ struct ca_list *cert_cache_ca_list(struct cert_cache *cache, const uint8_t *vect
 
 	if (cache == NULL)
 		return ca_list_parse(dns, n);
-	h = der_hash(cache->seed, vector, vector_len);
+	h = sampled_hash(cache->seed, vector, vector_len);
 	slot = &cache->ca[h % CA_SLOTS];
 	if (slot->list && slot->hash == h && slot->len == vector_len &&
 	    (vector_len == 0 || memcmp(slot->der, vector, vector_len) == 0)) {
@@ -745,6 +755,7 @@ struct ca_list *cert_cache_ca_list(struct cert_cache *cache, const uint8_t *vect
 	list = ca_list_parse(dns, n);
 	if (list == NULL)
 		return NULL;
+	list->id = ++cache->last_id;
 	ca_list_release(slot->list);
 	free(slot->der);
 	slot->list = NULL;

@@ -66,6 +66,7 @@ struct cert_cache;
 struct cached_cert {
 	X509 *x509;              /* NULL when the bytes are not a certificate */
 	struct cert_info info;   /* parse_failed set when x509 is NULL; sha256 always set */
+	uint64_t id;             /* names these bytes: never reused by the cache that made it */
 };
 
 struct cert_cache *cert_cache_new(size_t max_entries);
@@ -82,6 +83,7 @@ const struct cached_cert *cert_cache_get(struct cert_cache *cache,
  * shared, reference counted, by the connections that saw it. */
 struct ca_list {
 	unsigned refs;
+	uint64_t id;                            /* as cached_cert.id (0 when made without a cache) */
 	size_t n;
 	X509_NAME *names[FACTS_MAX_CA_NAMES];   /* NULL where a name did not parse */
 	char text[FACTS_MAX_CA_NAMES][256];     /* x509info_name, or "(malformed name)" */

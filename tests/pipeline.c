@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "chain.h"
 #include "observer.h"
 #include "x509info.h"
 
@@ -61,12 +62,7 @@ static void p_finish(void *ctx, void *flow, bool truncated, const struct timeval
 	c->out->n++;
 }
 
-void pipeline_run(const char *path, time_t at, struct pipeline_result *out)
-{
-	pipeline_run_keylog(path, at, NULL, out);
-}
-
-void pipeline_run_keylog(const char *path, time_t at, struct keylog *keylog, struct pipeline_result *out)
+static void run(const char *path, time_t at, struct keylog *keylog, bool no_evidence, struct pipeline_result *out)
 {
 	struct collect c = { .out = out };
 	struct flow_sink sink = {
@@ -77,7 +73,10 @@ void pipeline_run_keylog(const char *path, time_t at, struct keylog *keylog, str
 
 	memset(out, 0, sizeof(*out));
 	c.cfg.certs = cert_cache_new(256);
+	c.cfg.chains = chain_memo_new();
+	c.cfg.no_evidence = no_evidence;
 	cr_assert_not_null(c.cfg.certs);
+	cr_assert_not_null(c.cfg.chains);
 	c.cfg.keylog = keylog;
 	if (at) {
 		c.cfg.at_set = true;
@@ -85,6 +84,22 @@ void pipeline_run_keylog(const char *path, time_t at, struct keylog *keylog, str
 	}
 	out->status = capture_read_file(path, &opts, &sink, &out->stats, out->err, sizeof(out->err));
 	out->certs = c.cfg.certs;
+	chain_memo_free(c.cfg.chains);
+}
+
+void pipeline_run(const char *path, time_t at, struct pipeline_result *out)
+{
+	run(path, at, NULL, false, out);
+}
+
+void pipeline_run_keylog(const char *path, time_t at, struct keylog *keylog, struct pipeline_result *out)
+{
+	run(path, at, keylog, false, out);
+}
+
+void pipeline_run_counting(const char *path, struct pipeline_result *out)
+{
+	run(path, 0, NULL, true, out);
 }
 
 void pipeline_free(struct pipeline_result *r)

@@ -36,6 +36,9 @@ void pipeline_run(const char *path, time_t at, struct pipeline_result *out);
 /* The same, decrypting with a key log (NULL: none). */
 struct keylog;
 void pipeline_run_keylog(const char *path, time_t at, struct keylog *keylog, struct pipeline_result *out);
+/* As pipeline_run, deciding as a front end that only counts verdicts
+ * (observer_config.no_evidence). */
+void pipeline_run_counting(const char *path, struct pipeline_result *out);
 void pipeline_free(struct pipeline_result *r);
 
 #endif

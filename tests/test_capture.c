@@ -1011,3 +1011,86 @@ Test(capture_packets, unsupported_link_type_counts_not_ip)
 	cr_assert_eq(st.not_ip, 1);
 	cr_assert_eq(st.packets, 1);
 }
+
+/* ---- tombstones ---- */
+
+static void *count_open(void *ctx, const struct endpoint *init, const struct endpoint *resp,
+			const struct timeval *ts, bool saw_syn)
+{
+	(void)init; (void)resp; (void)ts; (void)saw_syn;
+	++*(size_t *)ctx;
+	return ctx;
+}
+
+static void count_finish(void *ctx, void *flow, bool truncated, const struct timeval *ts)
+{
+	(void)ctx; (void)flow; (void)truncated; (void)ts;
+}
+
+/* A raw IPv4 TCP segment from client number `client` (10.x.y.z:40000) to
+ * 10.255.0.1:443, or back; `payload` bytes of zeros. */
+static void raw_segment(struct capture *cap, uint32_t client, bool to_server, uint8_t flags,
+			size_t payload, time_t sec)
+{
+	uint8_t pkt[40 + 16] = { 0 };
+	uint8_t *ip = pkt, *tcp = pkt + 20;
+	uint8_t cli[4] = { 10, (uint8_t)(client >> 16), (uint8_t)(client >> 8), (uint8_t)client };
+	uint8_t srv[4] = { 10, 255, 0, 1 };
+	size_t len = 40 + payload;
+	struct timeval ts = { sec, 0 };
+
+	cr_assert_leq(payload, 16);
+	ip[0] = 0x45;
+	ip[2] = (uint8_t)(len >> 8);
+	ip[3] = (uint8_t)len;
+	ip[8] = 64;
+	ip[9] = 6;
+	memcpy(ip + 12, to_server ? cli : srv, 4);
+	memcpy(ip + 16, to_server ? srv : cli, 4);
+	tcp[0] = to_server ? 40000 >> 8 : 443 >> 8;
+	tcp[1] = to_server ? 40000 & 0xff : 443 & 0xff;
+	tcp[2] = to_server ? 443 >> 8 : 40000 >> 8;
+	tcp[3] = to_server ? 443 & 0xff : 40000 & 0xff;
+	tcp[4] = to_server ? 0x10 : 0x20;   /* seq */
+	tcp[12] = 5 << 4;
+	tcp[13] = flags;
+	capture_packet(cap, 228 /* LINKTYPE_IPV4 */, &ts, pkt, (uint32_t)len, (uint32_t)len);
+}
+
+Test(capture_packets, tombstones_expire_and_the_oldest_go_first, .timeout = 60)
+{
+	/* flow.c keeps the newest 65536 tombstones, each for the idle timeout */
+	enum { KEPT = 65536, N = KEPT + 10 };
+	struct capture_opts opts = { .idle_timeout_s = 10 };
+	size_t opened = 0;
+	struct flow_sink sink = { .ctx = &opened, .open = count_open, .finish = count_finish };
+	struct capture_stats st = { 0 };
+	struct capture *cap = capture_new(&opts, &sink, &st);
+	uint32_t i;
+
+	cr_assert_not_null(cap);
+	for (i = 0; i < N; i++) {
+		/* a SYN, then the server's reset: finished, with a tombstone */
+		raw_segment(cap, i, true, 0x02, 0, 1000);
+		raw_segment(cap, i, false, 0x04 | 0x10, 0, 1000);
+	}
+	cr_assert_eq(opened, N);
+	/* a late segment with payload of a connection whose tombstone is kept
+	 * opens nothing; of one whose tombstone the newer ones pushed out, a
+	 * flow seen from the middle */
+	raw_segment(cap, N - 1, true, 0x18, 10, 1000);
+	raw_segment(cap, KEPT + 1, false, 0x18, 10, 1000);
+	raw_segment(cap, 11, true, 0x18, 10, 1000);
+	cr_assert_eq(opened, N, "kept tombstones: nothing opened");
+	raw_segment(cap, 9, true, 0x18, 10, 1000);
+	raw_segment(cap, 0, false, 0x18, 10, 1000);
+	cr_assert_eq(opened, N + 2, "the oldest tombstones are gone");
+	/* 10 s is not yet past the timeout; 11 s is */
+	raw_segment(cap, 12, true, 0x18, 10, 1010);
+	cr_assert_eq(opened, N + 2);
+	raw_segment(cap, 13, true, 0x18, 10, 1011);
+	cr_assert_eq(opened, N + 3, "an expired tombstone no longer stops a straggler");
+	capture_end(cap);
+	capture_free(cap);
+	cr_assert_eq(st.flows, N + 3);
+}

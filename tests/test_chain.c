@@ -1009,3 +1009,100 @@ Test(chain, many_ca_names_keep_the_line_whole)
 		X509_NAME_free(names[i]);
 	X509_free(leaf);
 }
+
+/* ---- chain_check_memo ---------------------------------------------------- */
+
+static void same_report(const char *what, const struct chain_report *a, const struct chain_report *b)
+{
+	size_t i;
+
+	cr_assert(a->checked == b->checked && a->issuer_named == b->issuer_named &&
+		  a->bundle_verified == b->bundle_verified, "%s: flags differ", what);
+	cr_assert_eq(a->n, b->n, "%s: %zu findings, remembered %zu", what, a->n, b->n);
+	for (i = 0; i < a->n; i++) {
+		cr_assert_eq(a->findings[i].reason, b->findings[i].reason, "%s: finding %zu", what, i);
+		cr_assert_str_eq(a->findings[i].text, b->findings[i].text, "%s: finding %zu", what, i);
+	}
+}
+
+/* The remembered checks give chain_check's report, whatever the time (each
+ * certificate's own validity edges included), the CA names and the order
+ * the chains come in. */
+Test(chain, remembered_checks_give_the_same_report)
+{
+	static const char *const files[] = {
+		"good-chain.pem", "good.pem", "foreign.pem", "selfsigned.pem", "expired-chain.pem",
+		"notyet-chain.pem", "badeku-chain.pem", "expired.pem", "notyet.pem", "badeku.pem",
+	};
+	enum { N_FILES = sizeof(files) / sizeof(files[0]) };
+	struct cert_cache *cache = cert_cache_new(64);
+	struct chain_memo *memo = chain_memo_new();
+	X509 *certs[N_FILES][MAX_CHAIN];
+	uint64_t ids[N_FILES][MAX_CHAIN];
+	size_t n[N_FILES], f, i, round, named;
+	struct lab lab;
+	X509_NAME *other = mkname("Other CA", "Other Org");
+	uint64_t other_id = 1u << 30;
+
+	cr_assert(cache && memo);
+	lab_open(&lab);
+	for (f = 0; f < N_FILES; f++) {
+		n[f] = load_pem(files[f], certs[f], MAX_CHAIN);
+		for (i = 0; i < n[f]; i++) {
+			size_t len;
+			uint8_t *der = der_of(certs[f][i], &len);
+			const struct cached_cert *cc = cert_cache_get(cache, der, len);
+
+			cr_assert(cc && cc->id);
+			ids[f][i] = cc->id;
+			OPENSSL_free(der);
+		}
+	}
+	for (round = 0; round < 2; round++) {
+		for (f = 0; f < N_FILES; f++) {
+			time_t times[2 + 4 * MAX_CHAIN];
+			size_t nt = 0, t;
+
+			times[nt++] = at_2026();
+			times[nt++] = utc(2001, 1, 1, 0, 0, 0);
+			for (i = 0; i < n[f]; i++) {
+				time_t nb, na;
+
+				cr_assert(x509info_asn1_time(X509_get0_notBefore(certs[f][i]), &nb));
+				cr_assert(x509info_asn1_time(X509_get0_notAfter(certs[f][i]), &na));
+				times[nt++] = nb - 1;
+				times[nt++] = nb;
+				times[nt++] = na - 1;
+				times[nt++] = na;
+			}
+			for (named = 0; named < 3; named++) {
+				/* no CA names, the lab's client root, a foreign CA */
+				X509_NAME *const names[1] = { named == 2 ? other : lab.client_root_name };
+				uint64_t ca_id = named == 0 ? 0 : named == 1 ? other_id + 1 : other_id;
+
+				for (t = 0; t < nt; t++) {
+					struct chain_report plain, remembered;
+					char what[128];
+
+					snprintf(what, sizeof(what), "%s, names %zu, time %zu, round %zu", files[f],
+						 named, t, round);
+					chain_check(certs[f], n[f], names, named ? 1 : 0, times[t], NULL, &plain);
+					chain_check_memo(memo, ids[f], ca_id, certs[f], n[f], names, named ? 1 : 0,
+							 times[t], NULL, &remembered);
+					same_report(what, &plain, &remembered);
+					/* with a bundle it is chain_check itself */
+					chain_check(certs[f], n[f], names, named ? 1 : 0, times[t], lab.bundle, &plain);
+					chain_check_memo(memo, ids[f], ca_id, certs[f], n[f], names, named ? 1 : 0,
+							 times[t], lab.bundle, &remembered);
+					same_report(what, &plain, &remembered);
+				}
+			}
+		}
+	}
+	for (f = 0; f < N_FILES; f++)
+		free_certs(certs[f], n[f]);
+	X509_NAME_free(other);
+	lab_close(&lab);
+	chain_memo_free(memo);
+	cert_cache_free(cache);
+}

@@ -14,8 +14,11 @@
 #include "codes.h"
 #include "keylog.h"
 #include "labtruth.h"
+#include "observer.h"
 #include "pipeline.h"
+#include "report.h"
 #include "testutil.h"
+#include "x509info.h"
 
 #define MAX_COLS 16
 
@@ -178,6 +181,162 @@ Test(lab, another_captures_key_log_falls_back_to_the_keyless_rules, .timeout = 1
 		keylog_free(kl);
 	}
 	lab_truth_free(&truth);
+}
+
+/* `mtlsdiag pcap -q` decides without evidence lines: the same verdicts. */
+static void same_verdicts_when_counting(const char *path, size_t *conns)
+{
+	struct pipeline_result full, counted;
+	size_t i;
+
+	pipeline_run(path, 0, &full);
+	pipeline_run_counting(path, &counted);
+	cr_assert_eq(counted.status, full.status, "%s", path);
+	cr_assert_eq(counted.n, full.n, "%s", path);
+	for (i = 0; i < full.n; i++) {
+		const struct verdict *a = full.conns[i].verdict, *b = counted.conns[i].verdict;
+
+		cr_assert(!a->evidence_omitted && a->n_evidence > 0, "%s: %zu", path, i);
+		cr_assert(b->evidence_omitted && b->n_evidence == 0, "%s: %zu", path, i);
+		cr_assert(a->code == b->code && a->reason == b->reason && a->fault == b->fault &&
+			  a->basis == b->basis && a->cert_requested == b->cert_requested &&
+			  a->client_cert_sent == b->client_cert_sent,
+			  "%s, connection %zu: %s/%s/%s/%s, counting %s/%s/%s/%s", path, i,
+			  verdict_code_name(a->code), reason_code_name(a->reason), fault_name(a->fault),
+			  basis_name(a->basis), verdict_code_name(b->code), reason_code_name(b->reason),
+			  fault_name(b->fault), basis_name(b->basis));
+	}
+	*conns += full.n;
+	pipeline_free(&full);
+	pipeline_free(&counted);
+}
+
+Test(lab, counting_only_gives_the_same_verdicts, .timeout = 120)
+{
+	const char *dirs[] = { "tests/data/lab/captures", "tests/data/capture" };
+	size_t d, conns = 0;
+
+	for (d = 0; d < 2; d++) {
+		DIR *dir = opendir(test_path(dirs[d]));
+		struct dirent *e;
+
+		cr_assert_not_null(dir, "%s", dirs[d]);
+		while ((e = readdir(dir)) != NULL) {
+			char rel[512], path[4096];
+			size_t n = strlen(e->d_name);
+
+			if (n < 5 || (strcmp(e->d_name + n - 5, ".pcap") != 0 &&
+				      (n < 7 || strcmp(e->d_name + n - 7, ".pcapng") != 0)))
+				continue;
+			snprintf(rel, sizeof(rel), "%s/%s", dirs[d], e->d_name);
+			snprintf(path, sizeof(path), "%s", test_path(rel));
+			same_verdicts_when_counting(path, &conns);
+		}
+		closedir(dir);
+	}
+	cr_assert_gt(conns, 100, "%zu connections compared", conns);
+}
+
+/* Connection objects taken from a pool start clean: a capture run that
+ * reuses them reports every connection as one that does not. */
+struct pooled_run {
+	struct observer_config cfg;
+	char (*lines)[1024];
+	size_t n, cap;
+};
+
+static void *pr_open(void *ctx, const struct endpoint *a, const struct endpoint *b,
+		     const struct timeval *ts, bool syn)
+{
+	return obs_conn_new(&((struct pooled_run *)ctx)->cfg, a, b, ts, syn);
+}
+
+static void pr_data(void *ctx, void *flow, enum side from, const uint8_t *p, size_t n,
+		    const struct timeval *ts)
+{
+	obs_conn_feed(flow, from, p, n, ts);
+}
+
+static void pr_gap(void *ctx, void *flow, enum side from, size_t n, const struct timeval *ts)
+{
+	obs_conn_gap(flow, from, n, ts);
+}
+
+static void pr_close(void *ctx, void *flow, enum side from, enum close_kind how, const struct timeval *ts)
+{
+	obs_conn_close(flow, from, how, ts);
+}
+
+static bool pr_wants(void *ctx, void *flow)
+{
+	return obs_conn_wants_bytes(flow);
+}
+
+static void pr_finish(void *ctx, void *flow, bool truncated, const struct timeval *ts)
+{
+	struct pooled_run *r = ctx;
+	const struct verdict *v = obs_conn_finish(flow, truncated, ts);
+
+	if (r->n == r->cap) {
+		r->cap = r->cap ? 2 * r->cap : 64;
+		r->lines = realloc(r->lines, r->cap * sizeof(*r->lines));
+		cr_assert_not_null(r->lines);
+	}
+	report_line(r->lines[r->n++], sizeof(r->lines[0]), obs_conn_facts(flow), v);
+	obs_conn_free(flow);
+}
+
+/* Every lab capture and capture fixture, one after another in one run (as
+ * `mtlsdiag pcap FILE...` reads them), with or without a pool. */
+static void run_pooled(bool pooled, struct pooled_run *r)
+{
+	const char *dirs[] = { "tests/data/lab/captures", "tests/data/capture" };
+	struct flow_sink sink = {
+		.ctx = r, .open = pr_open, .data = pr_data, .gap = pr_gap, .close = pr_close,
+		.wants_bytes = pr_wants, .finish = pr_finish,
+	};
+	size_t d;
+
+	memset(r, 0, sizeof(*r));
+	r->cfg.certs = cert_cache_new(256);
+	r->cfg.pool = pooled ? obs_pool_new() : NULL;
+	cr_assert(r->cfg.certs && (!pooled || r->cfg.pool));
+	for (d = 0; d < 2; d++) {
+		struct dirent **names;
+		int n = scandir(test_path(dirs[d]), &names, NULL, alphasort), i;
+
+		cr_assert_gt(n, 0, "%s", dirs[d]);
+		for (i = 0; i < n; i++) {
+			struct capture_stats st = { 0 };
+			char rel[512], path[4096], err[256];
+			size_t len = strlen(names[i]->d_name);
+
+			if (len > 5 && strcmp(names[i]->d_name + len - 5, ".pcap") == 0) {
+				snprintf(rel, sizeof(rel), "%s/%s", dirs[d], names[i]->d_name);
+				snprintf(path, sizeof(path), "%s", test_path(rel));
+				(void)capture_read_file(path, NULL, &sink, &st, err, sizeof(err));
+			}
+			free(names[i]);
+		}
+		free(names);
+	}
+	obs_pool_free(r->cfg.pool);
+	cert_cache_free(r->cfg.certs);
+}
+
+Test(lab, pooled_connection_objects_start_clean, .timeout = 120)
+{
+	struct pooled_run plain, pooled;
+	size_t i;
+
+	run_pooled(false, &plain);
+	run_pooled(true, &pooled);
+	cr_assert_gt(plain.n, 100, "%zu connections", plain.n);
+	cr_assert_eq(pooled.n, plain.n);
+	for (i = 0; i < plain.n; i++)
+		cr_assert_str_eq(pooled.lines[i], plain.lines[i], "connection %zu", i);
+	free(plain.lines);
+	free(pooled.lines);
 }
 
 /* ---- the public corpus ---- */

@@ -446,3 +446,80 @@ Test(records, sslv2_client_hello)
 		cr_assert_eq(ch.ciphers[1], 0x0035);
 	}
 }
+
+/* Handshake messages against record and segment boundaries: a message
+ * spread over two records, an empty one sharing a record, an oversized one
+ * (skipped across many records), and one after it. */
+Test(records, messages_across_records_and_an_oversized_one, .timeout = 120)
+{
+	static const struct { uint8_t type; uint32_t len; } msgs[] = {
+		{ TLS_HS_CERTIFICATE, 20000 },
+		{ TLS_HS_SERVER_HELLO_DONE, 0 },
+		{ TLS_HS_CERTIFICATE, TLS_MAX_HANDSHAKE + 40000 },
+		{ TLS_HS_SERVER_HELLO_DONE, 0 },
+	};
+	size_t hs_len = 0, len = 0, at = 0, i, cut;
+	uint8_t *hs, *stream;
+	static struct ev_log whole, split;
+
+	for (i = 0; i < 4; i++)
+		hs_len += 4 + msgs[i].len;
+	hs = malloc(hs_len);
+	stream = malloc(hs_len + 5 * (hs_len / 16384 + 1));
+	cr_assert(hs && stream);
+	for (i = 0; i < 4; i++) {
+		hs[at++] = msgs[i].type;
+		hs[at++] = (uint8_t)(msgs[i].len >> 16);
+		hs[at++] = (uint8_t)(msgs[i].len >> 8);
+		hs[at++] = (uint8_t)msgs[i].len;
+		for (uint32_t b = 0; b < msgs[i].len; b++)
+			hs[at++] = (uint8_t)(b * 7 + i);
+	}
+	for (at = 0; at < hs_len; at += 16384) {
+		size_t n = hs_len - at < 16384 ? hs_len - at : 16384;
+
+		stream[len++] = TLS_CT_HANDSHAKE;
+		stream[len++] = 3;
+		stream[len++] = 3;
+		stream[len++] = (uint8_t)(n >> 8);
+		stream[len++] = (uint8_t)n;
+		memcpy(stream + len, hs + at, n);
+		len += n;
+	}
+	decode(stream, len, NULL, 0, false, &whole);
+	cr_assert_eq(whole.n, 4, "%zu events", whole.n);
+	cr_assert(strncmp(whole.text[0], "k0 t22 l16384 h11/20000 ", 24) == 0, "%s", whole.text[0]);
+	cr_assert(strncmp(whole.text[1], "k0 t22 l16384 h14/0 ", 20) == 0, "%s", whole.text[1]);
+	cr_assert(strncmp(whole.text[2], "k5 t22 l16384 h11/302144 ", 25) == 0, "%s", whole.text[2]);
+	cr_assert(strncmp(whole.text[3], "k0 t22 ", 7) == 0 && strstr(whole.text[3], " h14/0 "),
+		  "%s", whole.text[3]);
+	{
+		/* the first message's body arrives intact from two records */
+		unsigned char md[32];
+		char want[9];
+
+		EVP_Digest(hs + 4, 20000, md, NULL, EVP_sha256(), NULL);
+		snprintf(want, sizeof(want), "%02x%02x%02x%02x", md[0], md[1], md[2], md[3]);
+		cr_assert(strstr(whole.text[0], want), "%s, want %s", whole.text[0], want);
+	}
+	for (cut = 1; cut < len; cut += 499) {
+		decode(stream, len, &cut, 1, false, &split);
+		cr_assert_eq(split.n, whole.n, "split at %zu: %zu events", cut, split.n);
+		for (i = 0; i < whole.n; i++)
+			cr_assert_str_eq(split.text[i], whole.text[i], "split at %zu, event %zu", cut, i);
+	}
+	{
+		size_t *cuts = malloc(len * sizeof(*cuts));
+
+		cr_assert_not_null(cuts);
+		for (i = 0; i + 1 < len; i++)
+			cuts[i] = i + 1;
+		decode(stream, len, cuts, len - 1, false, &split);
+		free(cuts);
+		cr_assert_eq(split.n, whole.n, "byte by byte: %zu events", split.n);
+		for (i = 0; i < whole.n; i++)
+			cr_assert_str_eq(split.text[i], whole.text[i], "byte by byte, event %zu", i);
+	}
+	free(hs);
+	free(stream);
+}
