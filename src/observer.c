@@ -893,6 +893,13 @@ static bool may_have_gone_on(const struct obs_conn *c)
 	return cl->app_records >= 2 && sv->app_records >= 1;
 }
 
+/* The rules, then the middlebox attribution over what they decided. */
+static void decide(struct obs_conn *c)
+{
+	verdict_decide(&c->f, c->chain, &c->verdict);
+	verdict_attribute(&c->f, c->cfg.inspection, c->cfg.expect, &c->verdict);
+}
+
 const struct verdict *obs_conn_early_verdict(struct obs_conn *c)
 {
 	if (c->finished)
@@ -900,13 +907,13 @@ const struct verdict *obs_conn_early_verdict(struct obs_conn *c)
 	if (!c->early_decided) {
 		if (outcome_settled(c)) {
 			settle_keylog(c);
-			verdict_decide(&c->f, c->chain, &c->verdict);
+			decide(c);
 		} else {
 			/* with a key log, the server's HTTP answer is waited for */
 			if (!may_have_gone_on(c) || (c->dec && !http_settled(c)))
 				return NULL;
 			settle_keylog(c);
-			verdict_decide(&c->f, c->chain, &c->verdict);
+			decide(c);
 			if (!c->verdict.settled)
 				return NULL;
 			/* what follows cannot change it: stop decoding */
@@ -943,7 +950,7 @@ const struct verdict *obs_conn_finish(struct obs_conn *c, bool truncated, const 
 		settle_keylog(c);
 	}
 	free_decoding_state(c);
-	verdict_decide(&c->f, c->chain, &c->verdict);
+	decide(c);
 	return &c->verdict;
 }
 

@@ -19,6 +19,8 @@
 struct x509_store_st;
 struct cert_cache;
 struct keylog;
+struct inspect_catalogue;
+struct server_expect;
 
 struct observer_config {
 	bool at_set;             /* --at: validity checks use `at` instead of the connection's time */
@@ -30,6 +32,11 @@ struct observer_config {
 	 * whose secret is not there yet are held (up to a bound) until the
 	 * front end has refreshed the key log; see obs_conn_awaiting_keys. */
 	bool keylog_wait;
+	/* Middlebox attribution (verdict_attribute): the inspection-CA
+	 * catalogue (--inspection-cas) and what the real server's chain is
+	 * (--expect-server-ca, --expect-server-spki); either may be NULL. */
+	const struct inspect_catalogue *inspection;
+	const struct server_expect *expect;
 };
 
 struct obs_conn;
