@@ -145,7 +145,10 @@ bool legpair_match(const struct conn_facts *c, const struct conn_facts *s, unsig
 			return false;
 		named = strcasecmp(host, s->ch.sni) == 0 || strcasecmp(host, s->server.ip) == 0;
 	}
-	if (!named && c->ch.sni[0] && strcasecmp(c->ch.sni, s->ch.sni) == 0)
+	/* without a CONNECT (a transparent gateway) the client leg goes to the
+	 * server's own port: the same name on another port is another service */
+	if (!named && !c->connect_target[0] && c->ch.sni[0] && c->server.port == s->server.port &&
+	    strcasecmp(c->ch.sni, s->ch.sni) == 0)
 		named = true;
 	if (!named)
 		return false;

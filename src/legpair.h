@@ -36,9 +36,10 @@ void legpair_flush(struct legpair *lp) __attribute__((nonnull));
 void legpair_free(struct legpair *lp);
 
 /* Two legs a gateway could have relayed for the same request: the client
- * leg's SNI or CONNECT host names the server leg's SNI or address, the
- * CONNECT port (when there is one) is the server leg's port, and the two
- * overlap in time (within `slack_s`). */
+ * leg's CONNECT host names the server leg's SNI or address and its port is
+ * the server leg's port, or (no CONNECT: a transparent gateway) both have
+ * the same SNI and server port; and the two overlap in time (within
+ * `slack_s` seconds). */
 bool legpair_match(const struct conn_facts *client_leg, const struct conn_facts *server_leg,
 		   unsigned slack_s) __attribute__((nonnull));
 

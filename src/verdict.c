@@ -938,13 +938,17 @@ void verdict_attribute(const struct conn_facts *f, const struct inspect_catalogu
 	if (v->code == V_CERT_NOT_REQUESTED) {
 		v->reason = R_NOT_REQUESTED_UPSTREAM;
 		v->fault = F_MIDDLEBOX;
-		if (sig.match.rule || sig.expect_mismatch)
+		if (sig.expect_mismatch || (sig.match.rule && sig.match.rule->strength == INSPECT_STRONG)) {
 			line = evidence_kept(v, "the client was never asked for a certificate: TLS was terminated by %s", issuer);
-		else
+			if (sig.upstream_words)
+				evidence_kept(v, "the answer is the real server's \"No required SSL certificate was sent\": the middlebox's own connection to it sent no certificate");
+		} else {
+			/* the real server's words on a session that never asked */
 			line = evidence_kept(v, "the client was never asked for a certificate, yet the answer is the server's \"No required SSL certificate was sent\": TLS was terminated before that server, by a middlebox that sent none");
+			if (sig.match.rule)
+				evidence_kept(v, "the middlebox is likely %s; the name alone is the weaker signal", issuer);
+		}
 		name_middlebox(v, line);
-		if (sig.upstream_words && (sig.match.rule || sig.expect_mismatch))
-			evidence_kept(v, "the answer is the real server's \"No required SSL certificate was sent\": the middlebox's own connection to it sent no certificate");
 	} else if (v->code == V_CLIENT_REJECTED_SERVER_CERT) {
 		v->fault = F_MIDDLEBOX;
 		line = evidence_kept(v, "the client refused a server chain made by a TLS-inspecting middlebox: %s; the client does not trust the middlebox's CA (or the site needs a bypass)",
@@ -996,7 +1000,7 @@ bool verdict_pair_legs(const struct conn_facts *cf, struct verdict *cv,
 {
 	bool not_asked = cv->code == V_CERT_NOT_REQUESTED;
 	bool other_chain = false, differs;
-	char cbuf[64], sbuf[64], cas[512], dt[32], lead[160];
+	char cbuf[64], sbuf[64], cas[180], dt[32], lead[160];
 	double gap;
 	size_t line;
 
@@ -1020,12 +1024,13 @@ bool verdict_pair_legs(const struct conn_facts *cf, struct verdict *cv,
 		ca_list(sf, cas, sizeof(cas));
 	else
 		snprintf(cas, sizeof(cas), "(names encrypted)");
-	line = evidence_kept(cv, "paired with the gateway's leg to the server %s (%s%s, %s): there the server asked for a certificate from CAs %s and got an empty Certificate, while this client was %s",
-			     lead, sf->ch.sni[0] ? "SNI " : "same target", sf->ch.sni, dt, cas,
+	line = evidence_kept(cv, "paired with the gateway's leg to the server %s (%s%s, %s): the server asked that leg for a certificate and got an empty one, while this client was %s",
+			     lead, sf->ch.sni[0] ? "SNI " : "same target", sf->ch.sni, dt,
 			     not_asked ? "never asked" : "shown another server chain");
 	/* the pair is the stronger fact: it heads the human line */
 	cv->middlebox_named = true;
 	cv->middlebox_line = line;
+	evidence_kept(cv, "on the gateway's leg the server asked for a certificate from CAs %s", cas);
 
 	/* the gateway's leg */
 	sv->fault = F_MIDDLEBOX;
