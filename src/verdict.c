@@ -917,7 +917,7 @@ void verdict_attribute(const struct conn_facts *f, const struct inspect_catalogu
 	}
 	if (sig.strength == INSPECT_NONE)
 		return;
-	if (sig.match.rule)
+	if (sig.match.rule && (sig.match.rule->strength == INSPECT_STRONG || !sig.expect_mismatch))
 		snprintf(issuer, sizeof(issuer), "%s (rule '%s' (%s) in %s:%u)", sig.match.name,
 			 sig.match.rule->name, inspect_strength_name(sig.match.rule->strength),
 			 sig.match.rule->file, sig.match.rule->line);
@@ -928,9 +928,9 @@ void verdict_attribute(const struct conn_facts *f, const struct inspect_catalogu
 
 	if (sig.strength == INSPECT_WEAK) {
 		/* a name that only looks like an inspection CA: said, not concluded */
-		line = evidence_kept(v, "possibly a TLS-inspecting gateway: the server chain is issued by %s, a name that only looks like an inspection CA: the weaker signal, not proof; confirm with mtlsdiag probe HOST:PORT --compare --via GATEWAY, or give --expect-server-ca",
-				     issuer);
+		line = evidence_kept(v, "possibly a TLS-inspecting gateway: the server chain is issued by %s", issuer);
 		name_middlebox(v, line);
+		evidence_kept(v, "that issuer only looks like an inspection CA by its name: the weaker signal, not proof; confirm with mtlsdiag probe HOST:PORT --compare --via GATEWAY, or --expect-server-ca");
 		if (v->code == V_CERT_NOT_REQUESTED && v->fault == F_NONE)
 			v->fault = F_UNKNOWN;
 		return;

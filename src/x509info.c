@@ -447,8 +447,14 @@ static void key_ids(X509 *x, struct cert_info *out)
 	unsigned int mdlen = 0;
 	const ASN1_OCTET_STRING *id;
 
-	if (X509_pubkey_digest(x, EVP_sha256(), md, &mdlen) && mdlen == 32)
+	unsigned char *der = NULL;
+	int len = i2d_X509_PUBKEY(X509_get_X509_PUBKEY(x), &der);
+
+	/* the whole DER SubjectPublicKeyInfo (X509_pubkey_digest hashes only
+	 * the key's bits) */
+	if (len > 0 && EVP_Digest(der, (size_t)len, md, &mdlen, EVP_sha256(), NULL) && mdlen == 32)
 		hex_lower(md, mdlen, out->spki_sha256);
+	OPENSSL_free(der);
 	id = X509_get0_subject_key_id(x);
 	if (id && ASN1_STRING_length(id) > 0 && ASN1_STRING_length(id) <= 20)
 		hex_lower(ASN1_STRING_get0_data(id), (size_t)ASN1_STRING_length(id), out->ski);
