@@ -36,7 +36,7 @@ struct pcap_run {
 /* Legs are held at most this long (capture time) after they ended, and at
  * most this many at once. */
 #define PAIR_HOLD_S 10
-#define PAIR_MAX_HELD 4096
+#define PAIR_MAX_HELD 1024
 
 static void *sink_open(void *ctx, const struct endpoint *initiator, const struct endpoint *responder,
 		       const struct timeval *ts, bool saw_syn)

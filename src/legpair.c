@@ -1,9 +1,11 @@
 /* legpair: the two legs of a terminating gateway, matched (legpair.h).
  *
  * Held legs sit in a FIFO (offer order, which is end-of-connection order
- * in a capture) for expiry, and under each of their names (at most two:
- * SNI and CONNECT host or server address) in a small hash table, so that
- * an offer looks only at legs that share a name with it. */
+ * in a capture) for expiry, and under each of their names with the
+ * server's port (at most two: SNI and CONNECT host or server address) in
+ * a small hash table of their role, so that an offer looks only at legs
+ * of the other role that share a name and port with it: a capture full of
+ * one kind (a busy server's refusals) costs a lookup in an empty bucket. */
 #include "config.h"
 
 #include "legpair.h"
@@ -23,6 +25,7 @@ struct lp_name {
 	struct lp_name *next;           /* in its bucket */
 	struct lp_entry *entry;
 	unsigned bucket;
+	unsigned port;                  /* the server's port the leg is for */
 	char host[256];
 };
 
@@ -42,7 +45,8 @@ struct legpair {
 	size_t max_held, n_held;
 	unsigned hold_s;
 	struct lp_entry *head, *tail;
-	struct lp_name *buckets[LP_BUCKETS];
+	/* one table a role: an offer walks only legs it could pair with */
+	struct lp_name *buckets[2][LP_BUCKETS];
 };
 
 struct legpair *legpair_new(size_t max_held, unsigned hold_s, legpair_emit_fn emit, void *ctx)
@@ -58,9 +62,9 @@ struct legpair *legpair_new(size_t max_held, unsigned hold_s, legpair_emit_fn em
 	return lp;
 }
 
-static unsigned name_hash(const char *s)
+static unsigned name_hash(const char *s, unsigned port)
 {
-	unsigned h = 2166136261u;
+	unsigned h = 2166136261u ^ port;
 
 	for (; *s; s++) {
 		unsigned char c = (unsigned char)*s;
@@ -98,7 +102,7 @@ static unsigned target_port(const char *target)
 	return colon ? (unsigned)strtoul(colon + 1, NULL, 10) : 0;
 }
 
-static void add_name(struct lp_entry *e, const char *host)
+static void add_name(struct lp_entry *e, const char *host, unsigned port)
 {
 	size_t i;
 
@@ -108,23 +112,30 @@ static void add_name(struct lp_entry *e, const char *host)
 		if (strcasecmp(e->names[i].host, host) == 0)
 			return;
 	snprintf(e->names[e->n_names].host, sizeof(e->names[0].host), "%s", host);
+	e->names[e->n_names].port = port;
 	e->names[e->n_names].entry = e;
 	e->n_names++;
 }
 
-/* The names a leg is found by. */
+/* The names (with the server's port) a leg is found by: what
+ * legpair_match compares. */
 static void leg_names(struct lp_entry *e)
 {
 	char host[256];
 
-	add_name(e, e->f->ch.sni);
 	if (e->role == LEG_CLIENT) {
 		if (e->f->connect_target[0]) {
+			unsigned port = target_port(e->f->connect_target);
+
 			target_host(e->f->connect_target, host, sizeof(host));
-			add_name(e, host);
+			add_name(e, host, port);
+			add_name(e, e->f->ch.sni, port);
+		} else {
+			add_name(e, e->f->ch.sni, e->f->server.port);
 		}
 	} else {
-		add_name(e, e->f->server.ip);
+		add_name(e, e->f->ch.sni, e->f->server.port);
+		add_name(e, e->f->server.ip, e->f->server.port);
 	}
 }
 
@@ -164,7 +175,7 @@ static void unlink_entry(struct legpair *lp, struct lp_entry *e)
 	size_t i;
 
 	for (i = 0; i < e->n_names; i++) {
-		struct lp_name **pp = &lp->buckets[e->names[i].bucket];
+		struct lp_name **pp = &lp->buckets[e->role == LEG_SERVER][e->names[i].bucket];
 
 		while (*pp && *pp != &e->names[i])
 			pp = &(*pp)->next;
@@ -207,12 +218,14 @@ static struct lp_entry *find_partner(struct legpair *lp, const struct lp_entry *
 	for (i = 0; i < e->n_names; i++) {
 		const struct lp_name *n;
 
-		for (n = lp->buckets[name_hash(e->names[i].host)]; n; n = n->next) {
+		unsigned b = name_hash(e->names[i].host, e->names[i].port);
+
+		for (n = lp->buckets[e->role != LEG_SERVER][b]; n; n = n->next) {
 			const struct lp_entry *o = n->entry;
 			const struct conn_facts *cf, *sf;
 			double d;
 
-			if (o->role == e->role || strcasecmp(n->host, e->names[i].host) != 0)
+			if (n->port != e->names[i].port || strcasecmp(n->host, e->names[i].host) != 0)
 				continue;
 			cf = e->role == LEG_CLIENT ? e->f : o->f;
 			sf = e->role == LEG_CLIENT ? o->f : e->f;
@@ -285,11 +298,11 @@ void legpair_offer(struct legpair *lp, void *conn, const struct conn_facts *f, c
 		}
 	}
 	for (i = 0; i < e->n_names; i++) {
-		unsigned b = name_hash(e->names[i].host);
+		unsigned b = name_hash(e->names[i].host, e->names[i].port);
 
 		e->names[i].bucket = b;
-		e->names[i].next = lp->buckets[b];
-		lp->buckets[b] = &e->names[i];
+		e->names[i].next = lp->buckets[e->role == LEG_SERVER][b];
+		lp->buckets[e->role == LEG_SERVER][b] = &e->names[i];
 	}
 	e->prev = lp->tail;
 	if (lp->tail)
