@@ -36,7 +36,7 @@ struct pcap_run {
 /* Legs are held at most this long (capture time) after they ended, and at
  * most this many at once. */
 #define PAIR_HOLD_S 10
-#define PAIR_MAX_HELD 1024
+#define PAIR_MAX_HELD 512
 
 static void *sink_open(void *ctx, const struct endpoint *initiator, const struct endpoint *responder,
 		       const struct timeval *ts, bool saw_syn)
@@ -93,9 +93,8 @@ static void emit(void *ctx, void *flow, const struct conn_facts *f, const struct
 static void sink_finish(void *ctx, void *flow, bool truncated, const struct timeval *ts)
 {
 	struct pcap_run *run = ctx;
-	const struct verdict *v = obs_conn_finish(flow, truncated, ts);
-
-	legpair_offer(run->pairs, flow, obs_conn_facts(flow), v);
+	(void)obs_conn_finish(flow, truncated, ts);
+	legpair_offer(run->pairs, flow, obs_conn_facts(flow), obs_conn_verdict_for_update(flow));
 }
 
 static void keylog_warning(void *ctx, const char *line)

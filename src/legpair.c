@@ -22,11 +22,12 @@
 struct lp_entry;
 
 struct lp_name {
-	struct lp_name *next;           /* in its bucket */
+	struct lp_name *next, **pprev;  /* in its bucket: removal without a walk */
 	struct lp_entry *entry;
 	unsigned bucket;
 	unsigned port;                  /* the server's port the leg is for */
-	char host[256];
+	const char *host;               /* in the leg's facts, not NUL-terminated */
+	size_t host_len;
 };
 
 struct lp_entry {
@@ -36,7 +37,7 @@ struct lp_entry {
 	enum leg_role role;
 	void *conn;
 	const struct conn_facts *f;
-	struct verdict v;
+	struct verdict *v;
 };
 
 struct legpair {
@@ -62,12 +63,13 @@ struct legpair *legpair_new(size_t max_held, unsigned hold_s, legpair_emit_fn em
 	return lp;
 }
 
-static unsigned name_hash(const char *s, unsigned port)
+static unsigned name_hash(const char *s, size_t len, unsigned port)
 {
 	unsigned h = 2166136261u ^ port;
+	size_t i;
 
-	for (; *s; s++) {
-		unsigned char c = (unsigned char)*s;
+	for (i = 0; i < len; i++) {
+		unsigned char c = (unsigned char)s[i];
 
 		if (c >= 'A' && c <= 'Z')
 			c = (unsigned char)(c - 'A' + 'a');
@@ -76,11 +78,10 @@ static unsigned name_hash(const char *s, unsigned port)
 	return h % LP_BUCKETS;
 }
 
-/* "host:port" or "[v6]:port" -> host */
-static void target_host(const char *target, char *out, size_t len)
+/* "host:port" or "[v6]:port": where the host is in it. */
+static const char *target_host(const char *target, size_t *len)
 {
 	const char *end;
-	size_t n;
 
 	if (target[0] == '[') {
 		end = strchr(target, ']');
@@ -88,11 +89,13 @@ static void target_host(const char *target, char *out, size_t len)
 	} else {
 		end = strrchr(target, ':');
 	}
-	n = end ? (size_t)(end - target) : strlen(target);
-	if (n >= len)
-		n = len - 1;
-	memcpy(out, target, n);
-	out[n] = '\0';
+	*len = end ? (size_t)(end - target) : strlen(target);
+	return target;
+}
+
+static bool same_host(const char *a, size_t alen, const char *b)
+{
+	return strlen(b) == alen && strncasecmp(a, b, alen) == 0;
 }
 
 static unsigned target_port(const char *target)
@@ -102,40 +105,45 @@ static unsigned target_port(const char *target)
 	return colon ? (unsigned)strtoul(colon + 1, NULL, 10) : 0;
 }
 
-static void add_name(struct lp_entry *e, const char *host, unsigned port)
+static void add_name(struct lp_entry *e, const char *host, size_t len, unsigned port)
 {
+	struct lp_name *n;
 	size_t i;
 
-	if (!host[0] || e->n_names >= 2)
+	if (len == 0 || e->n_names >= 2)
 		return;
 	for (i = 0; i < e->n_names; i++)
-		if (strcasecmp(e->names[i].host, host) == 0)
+		if (e->names[i].host_len == len && strncasecmp(e->names[i].host, host, len) == 0)
 			return;
-	snprintf(e->names[e->n_names].host, sizeof(e->names[0].host), "%s", host);
-	e->names[e->n_names].port = port;
-	e->names[e->n_names].entry = e;
-	e->n_names++;
+	n = &e->names[e->n_names++];
+	n->host = host;
+	n->host_len = len;
+	n->port = port;
+	n->entry = e;
+	n->next = NULL;
+	n->pprev = NULL;
 }
 
 /* The names (with the server's port) a leg is found by: what
  * legpair_match compares. */
 static void leg_names(struct lp_entry *e)
 {
-	char host[256];
+	const struct conn_facts *f = e->f;
 
 	if (e->role == LEG_CLIENT) {
-		if (e->f->connect_target[0]) {
-			unsigned port = target_port(e->f->connect_target);
+		if (f->connect_target[0]) {
+			unsigned port = target_port(f->connect_target);
+			size_t len;
+			const char *host = target_host(f->connect_target, &len);
 
-			target_host(e->f->connect_target, host, sizeof(host));
-			add_name(e, host, port);
-			add_name(e, e->f->ch.sni, port);
+			add_name(e, host, len, port);
+			add_name(e, f->ch.sni, strlen(f->ch.sni), port);
 		} else {
-			add_name(e, e->f->ch.sni, e->f->server.port);
+			add_name(e, f->ch.sni, strlen(f->ch.sni), f->server.port);
 		}
 	} else {
-		add_name(e, e->f->ch.sni, e->f->server.port);
-		add_name(e, e->f->server.ip, e->f->server.port);
+		add_name(e, f->ch.sni, strlen(f->ch.sni), f->server.port);
+		add_name(e, f->server.ip, strlen(f->server.ip), f->server.port);
 	}
 }
 
@@ -147,14 +155,15 @@ static bool overlaps(const struct conn_facts *a, const struct conn_facts *b, uns
 
 bool legpair_match(const struct conn_facts *c, const struct conn_facts *s, unsigned slack_s)
 {
-	char host[256];
 	bool named = false;
 
 	if (c->connect_target[0]) {
-		target_host(c->connect_target, host, sizeof(host));
+		size_t len;
+		const char *host = target_host(c->connect_target, &len);
+
 		if (target_port(c->connect_target) != s->server.port)
 			return false;
-		named = strcasecmp(host, s->ch.sni) == 0 || strcasecmp(host, s->server.ip) == 0;
+		named = same_host(host, len, s->ch.sni) || same_host(host, len, s->server.ip);
 	}
 	/* without a CONNECT (a transparent gateway) the client leg goes to the
 	 * server's own port: the same name on another port is another service */
@@ -175,12 +184,14 @@ static void unlink_entry(struct legpair *lp, struct lp_entry *e)
 	size_t i;
 
 	for (i = 0; i < e->n_names; i++) {
-		struct lp_name **pp = &lp->buckets[e->role == LEG_SERVER][e->names[i].bucket];
+		struct lp_name *n = &e->names[i];
 
-		while (*pp && *pp != &e->names[i])
-			pp = &(*pp)->next;
-		if (*pp)
-			*pp = e->names[i].next;
+		if (!n->pprev)
+			continue;   /* never inserted */
+		*n->pprev = n->next;
+		if (n->next)
+			n->next->pprev = n->pprev;
+		n->pprev = NULL;
 	}
 	if (e->prev)
 		e->prev->next = e->next;
@@ -196,7 +207,7 @@ static void unlink_entry(struct legpair *lp, struct lp_entry *e)
 static void emit_entry(struct legpair *lp, struct lp_entry *e)
 {
 	unlink_entry(lp, e);
-	lp->emit(lp->ctx, e->conn, e->f, &e->v);
+	lp->emit(lp->ctx, e->conn, e->f, e->v);
 	free(e);
 }
 
@@ -218,14 +229,16 @@ static struct lp_entry *find_partner(struct legpair *lp, const struct lp_entry *
 	for (i = 0; i < e->n_names; i++) {
 		const struct lp_name *n;
 
-		unsigned b = name_hash(e->names[i].host, e->names[i].port);
+		const struct lp_name *want = &e->names[i];
+		unsigned b = name_hash(want->host, want->host_len, want->port);
 
 		for (n = lp->buckets[e->role != LEG_SERVER][b]; n; n = n->next) {
 			const struct lp_entry *o = n->entry;
 			const struct conn_facts *cf, *sf;
 			double d;
 
-			if (n->port != e->names[i].port || strcasecmp(n->host, e->names[i].host) != 0)
+			if (n->port != want->port || n->host_len != want->host_len ||
+			    strncasecmp(n->host, want->host, want->host_len) != 0)
 				continue;
 			cf = e->role == LEG_CLIENT ? e->f : o->f;
 			sf = e->role == LEG_CLIENT ? o->f : e->f;
@@ -248,7 +261,7 @@ static void expire(struct legpair *lp, const struct timeval *now)
 		emit_entry(lp, lp->head);
 }
 
-void legpair_offer(struct legpair *lp, void *conn, const struct conn_facts *f, const struct verdict *v)
+void legpair_offer(struct legpair *lp, void *conn, const struct conn_facts *f, struct verdict *v)
 {
 	enum leg_role role = verdict_leg_role(f, v);
 	struct lp_entry *e, *o;
@@ -270,7 +283,7 @@ void legpair_offer(struct legpair *lp, void *conn, const struct conn_facts *f, c
 	e->role = role;
 	e->conn = conn;
 	e->f = f;
-	e->v = *v;
+	e->v = v;
 	leg_names(e);
 	if (e->n_names == 0) {
 		lp->emit(lp->ctx, conn, f, v);
@@ -279,18 +292,18 @@ void legpair_offer(struct legpair *lp, void *conn, const struct conn_facts *f, c
 	}
 	o = find_partner(lp, e);
 	if (o) {
-		bool paired = role == LEG_CLIENT ? verdict_pair_legs(e->f, &e->v, o->f, &o->v)
-						 : verdict_pair_legs(o->f, &o->v, e->f, &e->v);
+		bool paired = role == LEG_CLIENT ? verdict_pair_legs(e->f, e->v, o->f, o->v)
+						 : verdict_pair_legs(o->f, o->v, e->f, e->v);
 
 		if (paired) {
 			/* both now, the earlier first */
 			unlink_entry(lp, o);
 			if (timercmp(&o->f->first_ts, &e->f->first_ts, <=)) {
-				lp->emit(lp->ctx, o->conn, o->f, &o->v);
-				lp->emit(lp->ctx, e->conn, e->f, &e->v);
+				lp->emit(lp->ctx, o->conn, o->f, o->v);
+				lp->emit(lp->ctx, e->conn, e->f, e->v);
 			} else {
-				lp->emit(lp->ctx, e->conn, e->f, &e->v);
-				lp->emit(lp->ctx, o->conn, o->f, &o->v);
+				lp->emit(lp->ctx, e->conn, e->f, e->v);
+				lp->emit(lp->ctx, o->conn, o->f, o->v);
 			}
 			free(o);
 			free(e);
@@ -298,11 +311,16 @@ void legpair_offer(struct legpair *lp, void *conn, const struct conn_facts *f, c
 		}
 	}
 	for (i = 0; i < e->n_names; i++) {
-		unsigned b = name_hash(e->names[i].host, e->names[i].port);
+		unsigned b = name_hash(e->names[i].host, e->names[i].host_len, e->names[i].port);
+
+		struct lp_name **head = &lp->buckets[e->role == LEG_SERVER][b];
 
 		e->names[i].bucket = b;
-		e->names[i].next = lp->buckets[e->role == LEG_SERVER][b];
-		lp->buckets[e->role == LEG_SERVER][b] = &e->names[i];
+		e->names[i].next = *head;
+		e->names[i].pprev = head;
+		if (*head)
+			(*head)->pprev = &e->names[i].next;
+		*head = &e->names[i];
 	}
 	e->prev = lp->tail;
 	if (lp->tail)

@@ -25,9 +25,10 @@ struct legpair;
 struct legpair *legpair_new(size_t max_held, unsigned hold_s, legpair_emit_fn emit, void *ctx)
 	__attribute__((warn_unused_result));
 
-/* A decided connection; `f` stays valid until `emit` is called for `conn`. */
+/* A decided connection; `f` and `v` stay valid until `emit` is called for
+ * `conn`, and `v` may be changed (a paired leg). */
 void legpair_offer(struct legpair *lp, void *conn, const struct conn_facts *f,
-		   const struct verdict *v) __attribute__((nonnull));
+		   struct verdict *v) __attribute__((nonnull));
 
 /* End of the input: emits every held connection. */
 void legpair_flush(struct legpair *lp) __attribute__((nonnull));

@@ -959,6 +959,11 @@ const struct conn_facts *obs_conn_facts(const struct obs_conn *c)
 	return &c->f;
 }
 
+struct verdict *obs_conn_verdict_for_update(struct obs_conn *c)
+{
+	return &c->verdict;
+}
+
 void obs_conn_free(struct obs_conn *c)
 {
 	if (!c)

@@ -82,6 +82,10 @@ const struct verdict *obs_conn_finish(struct obs_conn *c, bool truncated,
 
 const struct conn_facts *obs_conn_facts(const struct obs_conn *c);
 
+/* The finished connection's verdict, for rules that span connections
+ * (legpair.c pairs a gateway's two legs) to add to. */
+struct verdict *obs_conn_verdict_for_update(struct obs_conn *c);
+
 void obs_conn_free(struct obs_conn *c);
 
 #endif
