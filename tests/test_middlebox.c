@@ -19,6 +19,7 @@
 static const char *const names[] = {
 	"mitm_cert_tls12", "mitm_nocert_tls12", "mitm_cert_tls13", "mitm_nocert_tls13",
 	"corp_cert_tls12", "corp_nocert_tls12", "corp_cert_tls13", "corp_nocert_tls13",
+	"mitm_nocert_mixed",   /* TLS 1.2 legs with different cipher suites */
 };
 #define N_NAMES (sizeof(names) / sizeof(names[0]))
 
@@ -187,6 +188,20 @@ Test(middlebox, both_legs_with_the_key_logs_also_show_the_gateway_chain)
 		cr_assert(evidence_has(leg(true), "the server chains differ"), "%s", leg(true));
 		cr_assert(evidence_has(leg(true), "from CAs [CN=Lab Client Root CA, O=mtlsdiag Lab]"), "%s", leg(true));
 	}
+}
+
+Test(middlebox, legs_in_different_sessions_say_so)
+{
+	pcap(D "mitm_nocert_mixed.both.pcap");
+	assert_paired("mitm_nocert_mixed");
+	/* mitmproxy was told AES-128-GCM to the client, AES-256-GCM to nginx */
+	cr_assert(evidence_has(leg(true), "the legs negotiated different sessions (TLS1.2 cipher 0xc02f here, TLS1.2 cipher 0xc030 to the server): two TLS sessions, terminated in between"),
+		  "%s", leg(true));
+	cr_assert(evidence_has(leg(false), "the legs negotiated different sessions (TLS1.2 cipher 0xc02f to the client, TLS1.2 cipher 0xc030 here)"),
+		  "%s", leg(false));
+	/* the same suites on both legs: nothing said */
+	pcap(D "mitm_nocert_tls12.both.pcap");
+	cr_assert(!strstr(r.out, "different sessions"), "%s", r.out);
 }
 
 Test(middlebox, two_taps_merged_with_mergecap_pair_the_same)
