@@ -902,7 +902,7 @@ void verdict_attribute(const struct conn_facts *f, const struct inspect_catalogu
 		if (ex == EXPECT_MISMATCH) {
 			sig.expect_mismatch = true;
 			sig.strength = INSPECT_STRONG;
-		} else if (f->server_cert_seen || f->sh.selected_version == TLS_V_1_3) {
+		} else if (v->code != V_RESUMED && f->sh.seen && f->sh.selected_version == TLS_V_1_3) {
 			evidence(v, "the server chain is not readable (TLS 1.3 without a key log): the expected server CA or key could not be checked");
 		}
 	}
