@@ -17,7 +17,10 @@
 #include "capture.h"
 #include "chain.h"
 #include "cmds.h"
+#include "expect.h"
+#include "inspect.h"
 #include "keylog.h"
+#include "legpair.h"
 #include "observer.h"
 #include "report.h"
 #include "x509info.h"
@@ -28,7 +31,13 @@ struct pcap_run {
 	FILE *json;             /* JSON Lines, or NULL */
 	struct report_tally tally;
 	bool quiet;
+	struct legpair *pairs;  /* holds possible gateway legs until paired */
 };
+
+/* Legs are held at most this long (capture time) after they ended, and at
+ * most this many at once. */
+#define PAIR_HOLD_S 10
+#define PAIR_MAX_HELD 512
 
 static void *sink_open(void *ctx, const struct endpoint *initiator, const struct endpoint *responder,
 		       const struct timeval *ts, bool saw_syn)
@@ -64,12 +73,10 @@ static bool sink_wants(void *ctx, void *flow)
 	return obs_conn_wants_bytes(flow);
 }
 
-/* The one teardown of a capture flow: decide, print, free. */
-static void sink_finish(void *ctx, void *flow, bool truncated, const struct timeval *ts)
+/* Print and free one decided connection (through the leg pairing). */
+static void emit(void *ctx, void *flow, const struct conn_facts *f, const struct verdict *v)
 {
 	struct pcap_run *run = ctx;
-	const struct verdict *v = obs_conn_finish(flow, truncated, ts);
-	const struct conn_facts *f = obs_conn_facts(flow);
 
 	report_tally_add(&run->tally, v);
 	if (run->text && !run->quiet) {
@@ -81,6 +88,14 @@ static void sink_finish(void *ctx, void *flow, bool truncated, const struct time
 	if (run->json)
 		report_json(run->json, f, v);
 	obs_conn_free(flow);
+}
+
+/* The one teardown of a capture flow: decide, then pair or print. */
+static void sink_finish(void *ctx, void *flow, bool truncated, const struct timeval *ts)
+{
+	struct pcap_run *run = ctx;
+	(void)obs_conn_finish(flow, truncated, ts);
+	legpair_offer(run->pairs, flow, obs_conn_facts(flow), obs_conn_verdict_for_update(flow));
 }
 
 static void keylog_warning(void *ctx, const char *line)
@@ -108,9 +123,20 @@ static void usage(FILE *out)
 		"  --keylog FILE     an NSS key log (what SSLKEYLOGFILE makes curl, browsers and\n"
 		"                    Python write): decrypt TLS 1.3 handshakes and the HTTP\n"
 		"                    answer; repeatable\n"
+		"  --inspection-cas FILE  more inspection-CA rules, added to the bundled\n"
+		"                    catalogue (conf/inspection-cas.conf); repeatable\n"
+		"  --expect-server-ca FILE  the CA (PEM) the real server's chain comes from: a\n"
+		"                    server chain from another CA was made by a middlebox\n"
+		"  --expect-server-spki SHA256  the real server's key (SHA-256 of its\n"
+		"                    SubjectPublicKeyInfo, hex); repeatable\n"
 		"  -f, --filter EXPR only packets matching this BPF expression ('port 443')\n"
 		"  -q, --quiet       print only the closing summary\n"
 		"  -h, --help        this help\n"
+		"\n"
+		"A capture with both legs of a TLS-terminating gateway (taken on the gateway,\n"
+		"or two taps merged with mergecap) pairs them: a client leg never asked for a\n"
+		"certificate and a server leg that answered the server's request empty, for the\n"
+		"same name at the same time, both get fault middlebox and name each other.\n"
 		"\n"
 		"Exit status: 0 analysed, 2 usage or input error.\n");
 }
@@ -123,6 +149,9 @@ int cmd_pcap(int argc, char **argv)
 		{ "at", required_argument, NULL, 'a' },
 		{ "ca-bundle", required_argument, NULL, 'b' },
 		{ "keylog", required_argument, NULL, 'k' },
+		{ "inspection-cas", required_argument, NULL, 'i' },
+		{ "expect-server-ca", required_argument, NULL, 'e' },
+		{ "expect-server-spki", required_argument, NULL, 'p' },
 		{ "filter", required_argument, NULL, 'f' },
 		{ "quiet", no_argument, NULL, 'q' },
 		{ "help", no_argument, NULL, 'h' },
@@ -132,7 +161,10 @@ int cmd_pcap(int argc, char **argv)
 	struct capture_opts copts = { 0 };
 	const char *json_path = NULL, *bundle_path = NULL;
 	const char **keylogs = NULL;
-	size_t n_keylogs = 0, k;
+	const char *cas[16];
+	struct inspect_catalogue *cat = NULL;
+	struct server_expect *expect = NULL;
+	size_t n_keylogs = 0, n_cas = 0, k;
 	bool json_owned = false, any_truncated = false;
 	int ret = 2, opt, i;
 
@@ -158,6 +190,28 @@ int cmd_pcap(int argc, char **argv)
 			keylogs[n_keylogs++] = optarg;
 			break;
 		}
+		case 'i':
+			if (n_cas >= sizeof(cas) / sizeof(cas[0])) {
+				fprintf(stderr, "mtlsdiag pcap: at most %zu --inspection-cas files\n", sizeof(cas) / sizeof(cas[0]));
+				goto Exit;
+			}
+			cas[n_cas++] = optarg;
+			break;
+		case 'e':
+		case 'p': {
+			char err[1024];
+
+			if (!expect && !(expect = calloc(1, sizeof(*expect)))) {
+				fprintf(stderr, "mtlsdiag pcap: out of memory\n");
+				goto Exit;
+			}
+			if (opt == 'e' ? !expect_add_ca_file(expect, optarg, err, sizeof(err))
+				       : !expect_add_spki(expect, optarg, err, sizeof(err))) {
+				fprintf(stderr, "mtlsdiag pcap: --expect-server-%s %s\n", opt == 'e' ? "ca" : "spki", err);
+				goto Exit;
+			}
+			break;
+		}
 		case 'f': copts.filter = optarg; break;
 		case 'q': run.quiet = true; break;
 		case 'h': usage(stdout); ret = 0; goto Exit;
@@ -170,6 +224,10 @@ int cmd_pcap(int argc, char **argv)
 	}
 	if (bundle_path && !(run.cfg.ca_bundle = cmd_load_bundle(bundle_path)))
 		goto Exit;
+	if (!(cat = cmd_load_inspection("mtlsdiag pcap", cas, n_cas)))
+		goto Exit;
+	run.cfg.inspection = cat;
+	run.cfg.expect = expect;
 	if (n_keylogs) {
 		run.cfg.keylog = keylog_new(keylog_warning, NULL);
 		if (!run.cfg.keylog) {
@@ -203,7 +261,8 @@ int cmd_pcap(int argc, char **argv)
 	run.cfg.certs = cert_cache_new(4096);
 	run.cfg.chains = chain_memo_new();
 	run.cfg.pool = obs_pool_new();
-	if (!run.cfg.certs || !run.cfg.chains || !run.cfg.pool) {
+	run.pairs = legpair_new(PAIR_MAX_HELD, PAIR_HOLD_S, emit, &run);
+	if (!run.cfg.certs || !run.cfg.chains || !run.cfg.pool || !run.pairs) {
 		fprintf(stderr, "mtlsdiag pcap: out of memory\n");
 		goto Exit;
 	}
@@ -230,6 +289,7 @@ int cmd_pcap(int argc, char **argv)
 			fprintf(stderr, "mtlsdiag pcap: %s: warning: %llu packet%s cut short by the capture's snap length\n",
 				argv[i], (unsigned long long)stats.truncated, stats.truncated == 1 ? " was" : "s were");
 	}
+	legpair_flush(run.pairs);
 	if (run.text)
 		report_summary_text(run.text, &run.tally);
 	if (run.json)
@@ -237,6 +297,7 @@ int cmd_pcap(int argc, char **argv)
 	if (any_truncated && ret == 0)
 		ret = 2;
 Exit:
+	legpair_free(run.pairs);
 	if (json_owned && run.json && fclose(run.json) != 0) {
 		fprintf(stderr, "mtlsdiag pcap: --json %s: %s\n", json_path, strerror(errno));
 		ret = 2;
@@ -247,5 +308,7 @@ Exit:
 	X509_STORE_free(run.cfg.ca_bundle);
 	keylog_free(run.cfg.keylog);
 	free(keylogs);
+	inspect_free(cat);
+	free(expect);
 	return ret;
 }

@@ -678,6 +678,7 @@ int cmd_probe(int argc, char **argv)
 	if (!(cat = cmd_load_inspection("mtlsdiag probe", cas, n_cas)))
 		goto Exit;
 	run.cat = cat;
+	ocfg.inspection = cat;   /* the verdict line names the middlebox too */
 	run.n_rules = inspect_count(cat);
 	run.host = host;
 	run.port = port;

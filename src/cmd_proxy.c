@@ -16,12 +16,15 @@
 #include <openssl/x509_vfy.h>
 
 #include "cmds.h"
+#include "expect.h"
+#include "inspect.h"
 #include "keylog.h"
 #include "proxy.h"
 
 #define MAX_LISTENERS 32
 #define MAX_ALLOW 256
 #define MAX_KEYLOGS 16
+#define MAX_CATALOGUES 16
 
 static void keylog_warning(void *ctx, const char *line)
 {
@@ -66,6 +69,12 @@ static void usage(FILE *out)
 		"  --at TIME              judge certificate validity at TIME instead of now\n"
 		"  --keylog FILE          the clients' NSS key log (SSLKEYLOGFILE), read as they\n"
 		"                         write it: decrypt TLS 1.3 and the HTTP answer; repeatable\n"
+		"  --inspection-cas FILE  more inspection-CA rules, added to the bundled\n"
+		"                         catalogue (conf/inspection-cas.conf); repeatable\n"
+		"  --expect-server-ca FILE  the CA (PEM) the real server's chain comes from: a\n"
+		"                         server chain from another CA was made by a middlebox\n"
+		"  --expect-server-spki SHA256  the real server's key (SHA-256 of its\n"
+		"                         SubjectPublicKeyInfo, hex); repeatable\n"
 		"  --workers N            event loops, one thread each (default 1)\n"
 		"  --max-conns N          open connections before accepting pauses (default: as\n"
 		"                         many as the descriptor limit allows)\n"
@@ -186,7 +195,7 @@ int cmd_proxy(int argc, char **argv)
 {
 	enum { O_LISTEN = 256, O_UPSTREAM, O_CONNECT, O_VIA, O_ALLOW, O_TRANSPARENT, O_JSON, O_LOG,
 	       O_PCAP_OUT, O_PCAP_FULL, O_CA_BUNDLE, O_AT, O_WORKERS, O_MAX_CONNS, O_CONNECT_TIMEOUT,
-	       O_IDLE_TIMEOUT, O_USER, O_KEYLOG };
+	       O_IDLE_TIMEOUT, O_USER, O_KEYLOG, O_INSPECTION_CAS, O_EXPECT_CA, O_EXPECT_SPKI };
 	static const struct option opts[] = {
 		{ "listen", required_argument, NULL, O_LISTEN },
 		{ "upstream", required_argument, NULL, O_UPSTREAM },
@@ -206,6 +215,9 @@ int cmd_proxy(int argc, char **argv)
 		{ "idle-timeout", required_argument, NULL, O_IDLE_TIMEOUT },
 		{ "user", required_argument, NULL, O_USER },
 		{ "keylog", required_argument, NULL, O_KEYLOG },
+		{ "inspection-cas", required_argument, NULL, O_INSPECTION_CAS },
+		{ "expect-server-ca", required_argument, NULL, O_EXPECT_CA },
+		{ "expect-server-spki", required_argument, NULL, O_EXPECT_SPKI },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -214,6 +226,10 @@ int cmd_proxy(int argc, char **argv)
 	const char *bundle_path = NULL;
 	const char *keylogs[MAX_KEYLOGS];
 	size_t n_keylogs = 0, k;
+	const char *cas[MAX_CATALOGUES];
+	size_t n_cas = 0;
+	struct inspect_catalogue *cat = NULL;
+	static struct server_expect expect;
 	struct proxy_listen_config *l;
 	char err[200];
 	size_t i;
@@ -256,6 +272,26 @@ int cmd_proxy(int argc, char **argv)
 			if (!set_mode(&ls, "--transparent", PROXY_TRANSPARENT))
 				return 2;
 			break;
+		case O_INSPECTION_CAS:
+			if (n_cas == MAX_CATALOGUES) {
+				fprintf(stderr, "mtlsdiag proxy: at most %d --inspection-cas files\n", MAX_CATALOGUES);
+				return 2;
+			}
+			cas[n_cas++] = optarg;
+			break;
+		case O_EXPECT_CA:
+		case O_EXPECT_SPKI: {
+			char why[1024];
+
+			if (opt == O_EXPECT_CA ? !expect_add_ca_file(&expect, optarg, why, sizeof(why))
+					       : !expect_add_spki(&expect, optarg, why, sizeof(why))) {
+				fprintf(stderr, "mtlsdiag proxy: --expect-server-%s %s\n",
+					opt == O_EXPECT_CA ? "ca" : "spki", why);
+				return 2;
+			}
+			cfg.expect = &expect;
+			break;
+		}
 		case O_JSON: cfg.json_path = optarg; break;
 		case O_LOG: cfg.log_path = optarg; break;
 		case O_PCAP_OUT: cfg.pcap_out = optarg; break;
@@ -310,6 +346,9 @@ int cmd_proxy(int argc, char **argv)
 	cfg.n_listeners = ls.n;
 	if (bundle_path && !(cfg.ca_bundle = cmd_load_bundle(bundle_path)))
 		return 2;
+	if (!(cat = cmd_load_inspection("mtlsdiag proxy", cas, n_cas)))
+		goto Exit;
+	cfg.inspection = cat;
 	for (k = 0; k < n_keylogs; k++) {
 		char why[512];
 
@@ -341,5 +380,6 @@ Exit:
 		fclose(cfg.log);
 	X509_STORE_free(cfg.ca_bundle);
 	keylog_free(cfg.keylog);
+	inspect_free(cat);
 	return ret;
 }

@@ -84,6 +84,9 @@ struct cert_info {
 	char not_after[32];
 	time_t not_before_t, not_after_t;
 	char sha256[65];
+	char spki_sha256[65];           /* SHA-256 of the SubjectPublicKeyInfo (a key pin) */
+	char ski[41];                   /* subject key identifier, hex; empty if absent */
+	char aki[41];                   /* authority key identifier (keyid), hex; empty if absent */
 	char key[32];                   /* "RSA-2048", "EC-P-256", ... */
 	char eku[96];                   /* "clientAuth,serverAuth"; empty if no EKU */
 	bool has_eku, eku_client_auth;

@@ -921,12 +921,14 @@ static bool may_have_gone_on(const struct obs_conn *c)
 	return cl->app_records >= 2 && sv->app_records >= 1;
 }
 
+/* The rules, then the middlebox attribution over what they decided. */
 static void decide(struct obs_conn *c)
 {
 	if (c->cfg.no_evidence)
 		verdict_decide_quiet(&c->f, c->chain, &c->verdict);
 	else
 		verdict_decide(&c->f, c->chain, &c->verdict);
+	verdict_attribute(&c->f, c->cfg.inspection, c->cfg.expect, &c->verdict);
 }
 
 const struct verdict *obs_conn_early_verdict(struct obs_conn *c)
@@ -986,6 +988,11 @@ const struct verdict *obs_conn_finish(struct obs_conn *c, bool truncated, const 
 const struct conn_facts *obs_conn_facts(const struct obs_conn *c)
 {
 	return &c->f;
+}
+
+struct verdict *obs_conn_verdict_for_update(struct obs_conn *c)
+{
+	return &c->verdict;
 }
 
 void obs_conn_free(struct obs_conn *c)

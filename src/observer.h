@@ -21,6 +21,8 @@ struct cert_cache;
 struct keylog;
 struct chain_memo;
 struct obs_pool;
+struct inspect_catalogue;
+struct server_expect;
 
 struct observer_config {
 	bool at_set;             /* --at: validity checks use `at` instead of the connection's time */
@@ -35,6 +37,11 @@ struct observer_config {
 	struct chain_memo *chains;       /* optional: chain checks remembered (one per thread, with certs) */
 	struct obs_pool *pool;           /* optional: spare connection objects (one per thread) */
 	bool no_evidence;        /* verdicts are only counted: decided without evidence lines */
+	/* Middlebox attribution (verdict_attribute): the inspection-CA
+	 * catalogue (--inspection-cas) and what the real server's chain is
+	 * (--expect-server-ca, --expect-server-spki); either may be NULL. */
+	const struct inspect_catalogue *inspection;
+	const struct server_expect *expect;
 };
 
 struct obs_conn;
@@ -79,6 +86,10 @@ const struct verdict *obs_conn_finish(struct obs_conn *c, bool truncated,
 				      const struct timeval *ts);
 
 const struct conn_facts *obs_conn_facts(const struct obs_conn *c);
+
+/* The finished connection's verdict, for rules that span connections
+ * (legpair.c pairs a gateway's two legs) to add to. */
+struct verdict *obs_conn_verdict_for_update(struct obs_conn *c);
 
 /* Frees the connection, or keeps it in cfg->pool for the next one. */
 void obs_conn_free(struct obs_conn *c);

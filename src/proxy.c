@@ -1784,6 +1784,8 @@ static int worker_init(struct worker *w, size_t *failed_listener)
 	w->ocfg.at_set = px->cfg->at_set;
 	w->ocfg.at = px->cfg->at;
 	w->ocfg.ca_bundle = px->cfg->ca_bundle;
+	w->ocfg.inspection = px->cfg->inspection;
+	w->ocfg.expect = px->cfg->expect;
 	w->ocfg.certs = cert_cache_new(4096);
 	/* the clients write their key logs while their connections run */
 	w->ocfg.keylog = px->cfg->keylog;

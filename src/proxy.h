@@ -36,6 +36,8 @@ struct proxy_listen_config {
 };
 
 struct keylog;
+struct inspect_catalogue;
+struct server_expect;
 
 struct proxy_config {
 	const struct proxy_listen_config *listeners;
@@ -59,6 +61,8 @@ struct proxy_config {
 	time_t at;
 	struct x509_store_st *ca_bundle;
 	struct keylog *keylog;       /* --keylog: followed key logs (clients still writing them), or NULL */
+	const struct inspect_catalogue *inspection; /* middlebox attribution, as for `mtlsdiag pcap` */
+	const struct server_expect *expect;
 };
 
 /* Splits "HOST:PORT" or "[V6]:PORT".  1 on success (port 1-65535, host not

@@ -43,6 +43,11 @@ static void headline(char *buf, size_t len, const struct conn_facts *f, const st
 	} view = { full->evidence, full->n_evidence, full->code }, *v = &view;
 	size_t i;
 
+	if (full->middlebox_named && full->middlebox_line < full->n_evidence) {
+		/* who terminated TLS is the finding */
+		snprintf(buf, len, "%s", full->evidence[full->middlebox_line]);
+		return;
+	}
 	if (full->keylog_evidence >= 0 && (size_t)full->keylog_evidence < view.n_evidence)
 		view.n_evidence = (size_t)full->keylog_evidence;
 	buf[0] = '\0';
@@ -252,6 +257,28 @@ static void json_chain(FILE *out, const struct cert_chain *ch)
 	putc_unlocked(']', out);
 }
 
+/* The other leg of a terminating gateway: which leg it is, its endpoints,
+ * SNI, first byte and verdict; null when there is none. */
+static void json_partner(FILE *out, const struct verdict_partner *p)
+{
+	char ts[40];
+
+	if (!p->set) {
+		fputs_unlocked("null", out);
+		return;
+	}
+	json_field(out, "{\"leg\":", p->server_leg ? "server" : "client");
+	fputs_unlocked(",\"client\":", out);
+	json_endpoint(out, &p->client);
+	fputs_unlocked(",\"server\":", out);
+	json_endpoint(out, &p->server);
+	json_field(out, ",\"sni\":", p->sni[0] ? p->sni : NULL);
+	report_time(ts, sizeof(ts), &p->ts, 6);
+	json_field(out, ",\"ts\":", ts);
+	json_field(out, ",\"verdict\":", verdict_code_name(p->code));
+	putc_unlocked('}', out);
+}
+
 void report_json(FILE *out, const struct conn_facts *f, const struct verdict *v)
 {
 	char ts[40], line[1024];
@@ -340,6 +367,8 @@ void report_json(FILE *out, const struct conn_facts *f, const struct verdict *v)
 	json_field(out, ",\"http_request\":", f->http_request[0] ? f->http_request : NULL);
 	json_field(out, ",\"http_reason\":", f->http_status ? f->http_reason : NULL);
 	json_field(out, ",\"http_title\":", f->http_title[0] ? f->http_title : NULL);
+	fputs_unlocked(",\"partner\":", out);
+	json_partner(out, &v->partner);
 	fputs_unlocked("}\n", out);
 	funlockfile(out);
 }

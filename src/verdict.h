@@ -13,6 +13,17 @@
 
 enum tristate { TRI_UNKNOWN = -1, TRI_NO = 0, TRI_YES = 1 };
 
+/* The other leg of a connection relayed by a TLS-terminating gateway, when
+ * a capture holds both (verdict_pair_legs). */
+struct verdict_partner {
+	bool set;
+	bool server_leg;                /* the partner is the gateway's leg to the server */
+	struct endpoint client, server;
+	struct timeval ts;              /* its first byte */
+	char sni[256];                  /* its SNI, "" if none */
+	enum verdict_code code;
+};
+
 struct verdict {
 	enum verdict_code code;
 	enum reason_code reason;
@@ -24,6 +35,9 @@ struct verdict {
 	size_t n_evidence;
 	int keylog_evidence;      /* index of the key log's line in evidence, -1 if none */
 	bool settled;             /* no later event can change it: the session went on past the handshake */
+	bool middlebox_named;     /* evidence[middlebox_line] names the middlebox */
+	size_t middlebox_line;
+	struct verdict_partner partner;
 	char evidence[FACTS_MAX_EVIDENCE][VERDICT_EVIDENCE_LEN];
 };
 
@@ -39,6 +53,34 @@ void verdict_decide(const struct conn_facts *f, const struct chain_report *chain
  * that only counts verdicts. */
 void verdict_decide_quiet(const struct conn_facts *f, const struct chain_report *chain,
 			  struct verdict *out);
+struct inspect_catalogue;
+struct server_expect;
+
+/* Middlebox attribution on one leg, after verdict_decide: a server chain
+ * issued by a catalogued inspection CA (cat, may be NULL), one that is not
+ * what the real server uses (expect, may be NULL), or an answer that only
+ * the real server can have given on a session that never asked for a
+ * certificate.  See README "Is the web gateway the culprit?". */
+void verdict_attribute(const struct conn_facts *f, const struct inspect_catalogue *cat,
+		       const struct server_expect *expect, struct verdict *v)
+	__attribute__((nonnull(1, 4)));
+
+/* Which leg of a terminating gateway a decided connection may be: a
+ * client leg that was never asked for a certificate (or, through an
+ * explicit proxy, one with a server chain to compare), or a server leg
+ * that was asked and answered with an empty Certificate. */
+enum leg_role { LEG_NONE, LEG_CLIENT, LEG_SERVER };
+
+enum leg_role verdict_leg_role(const struct conn_facts *f, const struct verdict *v)
+	__attribute__((nonnull));
+
+/* A client leg and a server leg of the same request (legpair.c matched
+ * them by name and time): when the legs show the gateway terminated TLS
+ * (the client was not asked, or saw another server chain, while the
+ * server asked and got nothing), both get fault middlebox, evidence and
+ * each other as partner.  false (verdicts untouched) when they do not. */
+bool verdict_pair_legs(const struct conn_facts *cf, struct verdict *cv,
+		       const struct conn_facts *sf, struct verdict *sv) __attribute__((nonnull));
 
 /* "TLS1.3", "TLS1.2", "SSL3" ... or "TLS?" when unknown. */
 const char *verdict_tls_label(const struct conn_facts *f);

@@ -438,6 +438,31 @@ int x509info_self_signed(X509 *x, bool *self_issued)
 	return ok;
 }
 
+/* The key pin (SHA-256 of the DER SubjectPublicKeyInfo, what HPKP and
+ * curl --pinnedpubkey hash) and the key identifiers, which tie a
+ * certificate to its issuer's key without the issuer at hand. */
+static void key_ids(X509 *x, struct cert_info *out)
+{
+	unsigned char md[EVP_MAX_MD_SIZE];
+	unsigned int mdlen = 0;
+	const ASN1_OCTET_STRING *id;
+
+	unsigned char *der = NULL;
+	int len = i2d_X509_PUBKEY(X509_get_X509_PUBKEY(x), &der);
+
+	/* the whole DER SubjectPublicKeyInfo (X509_pubkey_digest hashes only
+	 * the key's bits) */
+	if (len > 0 && EVP_Digest(der, (size_t)len, md, &mdlen, EVP_sha256(), NULL) && mdlen == 32)
+		hex_lower(md, mdlen, out->spki_sha256);
+	OPENSSL_free(der);
+	id = X509_get0_subject_key_id(x);
+	if (id && ASN1_STRING_length(id) > 0 && ASN1_STRING_length(id) <= 20)
+		hex_lower(ASN1_STRING_get0_data(id), (size_t)ASN1_STRING_length(id), out->ski);
+	id = X509_get0_authority_key_id(x);
+	if (id && ASN1_STRING_length(id) > 0 && ASN1_STRING_length(id) <= 20)
+		hex_lower(ASN1_STRING_get0_data(id), (size_t)ASN1_STRING_length(id), out->aki);
+}
+
 void x509info_summarize(X509 *x, struct cert_info *out)
 {
 	unsigned char md[EVP_MAX_MD_SIZE];
@@ -457,6 +482,7 @@ void x509info_summarize(X509 *x, struct cert_info *out)
 	if (X509_digest(x, EVP_sha256(), md, &mdlen) && mdlen == 32)
 		hex_lower(md, mdlen, out->sha256);
 	key_field(x, out->key, sizeof(out->key));
+	key_ids(x, out);
 	out->has_eku = x509info_eku(x, out->eku, sizeof(out->eku), &out->eku_client_auth);
 	flags = X509_get_extension_flags(x);
 	out->has_key_usage = (flags & EXFLAG_KUSAGE) != 0;
