@@ -52,6 +52,7 @@
 #include <event2/thread.h>
 #include <event2/util.h>
 
+#include "chain.h"
 #include "cursor.h"
 #include "keylog.h"
 #include "observer.h"
@@ -1384,12 +1385,40 @@ static void pconn_teardown(struct pconn *c)
 	worker_conn_closed(w);
 }
 
+/* A numeric address needs no resolver: the sockaddr, or 0 for a name. */
+static socklen_t numeric_address(const char *host, uint16_t port, struct sockaddr_storage *ss)
+{
+	struct sockaddr_in *sin = (struct sockaddr_in *)ss;
+	struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)ss;
+
+	memset(ss, 0, sizeof(*ss));
+	if (inet_pton(AF_INET, host, &sin->sin_addr) == 1) {
+		sin->sin_family = AF_INET;
+		sin->sin_port = htons(port);
+		return sizeof(*sin);
+	}
+	if (inet_pton(AF_INET6, host, &sin6->sin6_addr) == 1) {
+		sin6->sin6_family = AF_INET6;
+		sin6->sin6_port = htons(port);
+		return sizeof(*sin6);
+	}
+	return 0;
+}
+
 static void start_connect(struct pconn *c)
 {
+	struct sockaddr_storage ss;
+	socklen_t len = numeric_address(c->up_host, c->up_port, &ss);
+	int r;
+
 	c->phase = PH_CONNECTING;
 	/* Last: with a numeric address the callbacks may run before it returns. */
-	if (bufferevent_socket_connect_hostname(c->side[SIDE_SERVER].bev, c->w->dns, AF_UNSPEC,
-						c->up_host, c->up_port) != 0)
+	if (len)
+		r = bufferevent_socket_connect(c->side[SIDE_SERVER].bev, (struct sockaddr *)&ss, (int)len);
+	else
+		r = bufferevent_socket_connect_hostname(c->side[SIDE_SERVER].bev, c->w->dns, AF_UNSPEC,
+							c->up_host, c->up_port);
+	if (r != 0)
 		upstream_failed(c, "connect: cannot start", false);
 }
 
@@ -1787,6 +1816,7 @@ static int worker_init(struct worker *w, size_t *failed_listener)
 	w->ocfg.inspection = px->cfg->inspection;
 	w->ocfg.expect = px->cfg->expect;
 	w->ocfg.certs = cert_cache_new(4096);
+	w->ocfg.chains = chain_memo_new();   /* like the certificates: per worker */
 	/* the clients write their key logs while their connections run */
 	w->ocfg.keylog = px->cfg->keylog;
 	w->ocfg.keylog_wait = px->cfg->keylog != NULL;
@@ -1794,7 +1824,7 @@ static int worker_init(struct worker *w, size_t *failed_listener)
 	w->deadline_ev = evtimer_new(w->base, deadline_cb, w);
 	w->retry_ev = evtimer_new(w->base, retry_accept_cb, w);
 	w->wls = calloc(px->n_ls, sizeof(*w->wls));
-	if (!w->dns || !w->ocfg.certs || !w->stop_ev || !w->deadline_ev || !w->retry_ev || !w->wls)
+	if (!w->dns || !w->ocfg.certs || !w->ocfg.chains || !w->stop_ev || !w->deadline_ev || !w->retry_ev || !w->wls)
 		return 0;
 	if (px->n_workers > 1)
 		flags |= LEV_OPT_REUSEABLE_PORT;
@@ -1841,6 +1871,7 @@ static void worker_free(struct worker *w)
 		close(w->pipe[0]);
 		close(w->pipe[1]);
 	}
+	chain_memo_free(w->ocfg.chains);
 	cert_cache_free(w->ocfg.certs);
 	if (w->base)
 		event_base_free(w->base);
