@@ -532,6 +532,29 @@ static void failed_or_incomplete(const struct conn_facts *f, enum basis basis, c
 	EVIDENCE(v, "%s", missing);
 }
 
+/* The client ended the handshake with an alert after the server's
+ * certificate: a refusal of it (the certificate alerts, RFC 8446 6.2), or
+ * a failure of some other kind. */
+static void client_aborted(const struct conn_facts *f, const struct alert *a, enum basis basis,
+			   struct verdict *v)
+{
+	char buf[96];
+
+	set(v, V_CLIENT_REJECTED_SERVER_CERT, R_NONE, F_SERVER, basis);
+	EVIDENCE(v, "the client aborted the handshake with %s after the server's certificate",
+		 alert_label(a, buf, sizeof(buf)));
+	if (f->server_chain.n)
+		EVIDENCE(v, "server certificate %s issued by %s", f->server_chain.certs[0].subject,
+			 f->server_chain.certs[0].issuer);
+	switch (a->description) {
+	case 42: case 43: case 44: case 45: case 46: case 48: case 116:
+		break;
+	default:
+		v->code = V_HANDSHAKE_FAILED;
+		v->fault = F_UNKNOWN;
+	}
+}
+
 static void decide12(const struct conn_facts *f, const struct chain_report *chain, struct verdict *v)
 {
 	const struct alert *client_alert = first_fatal(f, SIDE_CLIENT, f->sh.seq);
@@ -541,17 +564,7 @@ static void decide12(const struct conn_facts *f, const struct chain_report *chai
 	v->cert_requested = f->cr.seen ? TRI_YES : (f->server_hello_done ? TRI_NO : TRI_UNKNOWN);
 	if (client_alert && (!f->client_cert_seen || client_alert->seq < f->client_cert_seq) &&
 	    !f->dir[SIDE_CLIENT].ccs_seen) {
-		set(v, V_CLIENT_REJECTED_SERVER_CERT, R_NONE, F_SERVER, B_OBSERVED);
-		EVIDENCE(v, "the client aborted the handshake with %s after the server's certificate",
-			 alert_label(client_alert, buf, sizeof(buf)));
-		if (f->server_chain.n)
-			EVIDENCE(v, "server certificate %s issued by %s", f->server_chain.certs[0].subject,
-				 f->server_chain.certs[0].issuer);
-		if (client_alert->description != 42 && client_alert->description != 43 &&
-		    client_alert->description != 45 && client_alert->description != 46 &&
-		    client_alert->description != 48 && client_alert->description != 44 &&
-		    client_alert->description != 116)
-			v->code = V_HANDSHAKE_FAILED, v->fault = F_UNKNOWN;
+		client_aborted(f, client_alert, B_OBSERVED, v);
 		return;
 	}
 	if (!f->cr.seen && f->client_cert_seen) {
@@ -659,17 +672,7 @@ static void decide13_decrypted(const struct conn_facts *f, const struct chain_re
 
 	v->cert_requested = f->cr.seen ? TRI_YES : TRI_NO;
 	if (client_alert && !f->client_cert_seen && (!c->finished_seen || client_alert->seq < c->finished_seq)) {
-		set(v, V_CLIENT_REJECTED_SERVER_CERT, R_NONE, F_SERVER, B_DECRYPTED);
-		EVIDENCE(v, "the client aborted the handshake with %s after the server's certificate",
-			 alert_label(client_alert, buf, sizeof(buf)));
-		if (f->server_chain.n)
-			EVIDENCE(v, "server certificate %s issued by %s", f->server_chain.certs[0].subject,
-				 f->server_chain.certs[0].issuer);
-		if (client_alert->description != 42 && client_alert->description != 43 &&
-		    client_alert->description != 45 && client_alert->description != 46 &&
-		    client_alert->description != 48 && client_alert->description != 44 &&
-		    client_alert->description != 116)
-			v->code = V_HANDSHAKE_FAILED, v->fault = F_UNKNOWN;
+		client_aborted(f, client_alert, B_DECRYPTED, v);
 		return;
 	}
 	if (!f->cr.seen && !f->client_cert_seen) {
