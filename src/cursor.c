@@ -44,3 +44,14 @@ int cursor_starts_with(const struct cursor *c, const void *prefix, size_t n, int
 		return strncasecmp((const char *)c->data, prefix, n) == 0;
 	return memcmp(c->data, prefix, n) == 0;
 }
+
+void cursor_copy_printable(const struct cursor *src, char *out, size_t outlen)
+{
+	struct cursor c = *src;
+	size_t n = 0;
+	uint8_t b;
+
+	while (n + 1 < outlen && cursor_get_u8(&c, &b))
+		out[n++] = (b >= 0x20 && b < 0x7f) ? (char)b : '?';
+	out[n] = '\0';
+}

@@ -150,5 +150,9 @@ int cursor_find(const struct cursor *c, const void *needle, size_t needle_len, s
 /* 1 if the cursor starts with the given bytes (compared case-insensitively
  * for ASCII letters when nocase is set). */
 int cursor_starts_with(const struct cursor *c, const void *prefix, size_t n, int nocase);
+/* Copies the cursor's bytes into out as a NUL-terminated string for
+ * printing (wire strings: SNI, ALPN, HTTP lines), non-printable bytes as
+ * '?', cut to fit outlen (which must be at least 1). */
+void cursor_copy_printable(const struct cursor *c, char *out, size_t outlen);
 
 #endif

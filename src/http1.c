@@ -5,18 +5,6 @@
 
 #include <string.h>
 
-/* Copies a line for printing: non-printable bytes become '?'. */
-static void copy_line(const struct cursor *src, char *out, size_t outlen)
-{
-	struct cursor c = *src;
-	size_t n = 0;
-	uint8_t b;
-
-	while (n + 1 < outlen && cursor_get_u8(&c, &b))
-		out[n++] = (b >= 0x20 && b < 0x7f) ? (char)b : '?';
-	out[n] = '\0';
-}
-
 /* Splits the first line (without CRLF or LF) off `c`. */
 static enum http1_result take_line(struct cursor *c, struct cursor *line)
 {
@@ -63,7 +51,7 @@ enum http1_result http1_request_line(const struct cursor *head, char *line, size
 	probe = l;
 	if (!cursor_find(&probe, " HTTP/1.", 8, &at))
 		return HTTP1_NOT_HTTP;
-	copy_line(&l, line, linelen);
+	cursor_copy_printable(&l, line, linelen);
 	return HTTP1_DONE;
 }
 
@@ -86,7 +74,7 @@ static int status_line(const struct cursor *line, struct http1_response *out)
 		return 0;
 	out->status = status;
 	if (cursor_get_u8(&c, &sp) && sp == ' ')
-		copy_line(&c, out->reason, sizeof(out->reason));
+		cursor_copy_printable(&c, out->reason, sizeof(out->reason));
 	return 1;
 }
 
@@ -109,7 +97,7 @@ static enum http1_result find_title(const struct cursor *body, bool complete, ch
 		return complete ? HTTP1_DONE : HTTP1_MORE;
 	if (!cursor_get_bytes(&c, &text, end))
 		return HTTP1_DONE;
-	copy_line(&text, title, len);
+	cursor_copy_printable(&text, title, len);
 	return HTTP1_DONE;
 }
 

@@ -26,18 +26,6 @@ const char *tls_version_name(uint16_t v)
 	return "?";
 }
 
-/* Copies a wire string for printing: non-printable bytes become '?'. */
-static void copy_printable(const struct cursor *src, char *out, size_t outlen)
-{
-	struct cursor c = *src;
-	size_t n = 0;
-	uint8_t b;
-
-	while (n + 1 < outlen && cursor_get_u8(&c, &b))
-		out[n++] = (b >= 0x20 && b < 0x7f) ? (char)b : '?';
-	out[n] = '\0';
-}
-
 static int parse_u16_list(struct cursor *list, uint16_t *out, size_t max, size_t *n)
 {
 	uint16_t v;
@@ -62,7 +50,7 @@ static int parse_sni(struct cursor data, struct client_hello *out)
 		if (!cursor_get_u8(&list, &type) || !cursor_get_u16_prefixed(&list, &name))
 			return 0;
 		if (type == 0 && !out->sni[0])
-			copy_printable(&name, out->sni, sizeof(out->sni));
+			cursor_copy_printable(&name, out->sni, sizeof(out->sni));
 	}
 	return 1;
 }
@@ -77,7 +65,7 @@ static int parse_alpn(struct cursor data, struct client_hello *out)
 		if (!cursor_get_u8_prefixed(&list, &proto))
 			return 0;
 		if (out->n_alpn < FACTS_MAX_ALPN)
-			copy_printable(&proto, out->alpn[out->n_alpn++], sizeof(out->alpn[0]));
+			cursor_copy_printable(&proto, out->alpn[out->n_alpn++], sizeof(out->alpn[0]));
 	}
 	return 1;
 }
