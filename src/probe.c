@@ -30,6 +30,7 @@
 
 #include "codes.h"
 #include "cursor.h"
+#include "netaddr.h"
 #include "report.h"
 #include "x509info.h"
 
@@ -109,22 +110,6 @@ const char *probe_sigalg_name(uint16_t code)
 }
 
 /* ---- TCP ---- */
-
-static void endpoint_of(const struct sockaddr *sa, struct endpoint *e)
-{
-	memset(e, 0, sizeof(*e));
-	if (sa->sa_family == AF_INET6) {
-		const struct sockaddr_in6 *s6 = (const struct sockaddr_in6 *)sa;
-
-		inet_ntop(AF_INET6, &s6->sin6_addr, e->ip, sizeof(e->ip));
-		e->port = ntohs(s6->sin6_port);
-	} else if (sa->sa_family == AF_INET) {
-		const struct sockaddr_in *s4 = (const struct sockaddr_in *)sa;
-
-		inet_ntop(AF_INET, &s4->sin_addr, e->ip, sizeof(e->ip));
-		e->port = ntohs(s4->sin_port);
-	}
-}
 
 /* Resolves with getaddrinfo_a so that a slow resolver cannot outlast the
  * deadline.  The request lives on the heap: one that cannot be cancelled
@@ -206,7 +191,7 @@ static int tcp_connect(struct probe *p, const char *host, uint16_t port)
 			err = errno;
 			continue;
 		}
-		endpoint_of(a->ai_addr, &e);
+		netaddr_endpoint(a->ai_addr, &e);
 		snprintf(addr, sizeof(addr), "%s", e.ip);
 		if (connect(s, a->ai_addr, a->ai_addrlen) == 0) {
 			fd = s;
@@ -246,10 +231,10 @@ static int tcp_connect(struct probe *p, const char *host, uint16_t port)
 
 		setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 		if (getsockname(fd, (struct sockaddr *)&ss, &len) == 0)
-			endpoint_of((struct sockaddr *)&ss, &p->r->local);
+			netaddr_endpoint((struct sockaddr *)&ss, &p->r->local);
 		len = sizeof(ss);
 		if (getpeername(fd, (struct sockaddr *)&ss, &len) == 0)
-			endpoint_of((struct sockaddr *)&ss, &p->r->peer);
+			netaddr_endpoint((struct sockaddr *)&ss, &p->r->peer);
 	}
 	return fd;
 }

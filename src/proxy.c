@@ -55,6 +55,7 @@
 #include "chain.h"
 #include "cursor.h"
 #include "keylog.h"
+#include "netaddr.h"
 #include "observer.h"
 #include "pcapout.h"
 #include "preamble.h"
@@ -380,48 +381,11 @@ static int listen_sockaddr(const char *spec, struct sockaddr_storage *ss, sockle
 {
 	char host[256];
 	uint16_t port;
-	struct sockaddr_in *sin = (struct sockaddr_in *)ss;
-	struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)ss;
 
 	if (!proxy_split_hostport(spec, host, sizeof(host), &port))
 		return 0;
-	memset(ss, 0, sizeof(*ss));
-	if (strcmp(host, "localhost") == 0)
-		snprintf(host, sizeof(host), "127.0.0.1");
-	if (inet_pton(AF_INET, host, &sin->sin_addr) == 1) {
-		sin->sin_family = AF_INET;
-		sin->sin_port = htons(port);
-		*sslen = sizeof(*sin);
-		return 1;
-	}
-	if (inet_pton(AF_INET6, host, &sin6->sin6_addr) == 1) {
-		sin6->sin6_family = AF_INET6;
-		sin6->sin6_port = htons(port);
-		*sslen = sizeof(*sin6);
-		return 1;
-	}
-	return 0;
-}
-
-static void sockaddr_endpoint(const struct sockaddr *sa, struct endpoint *ep)
-{
-	memset(ep, 0, sizeof(*ep));
-	if (sa->sa_family == AF_INET) {
-		const struct sockaddr_in *sin = (const struct sockaddr_in *)sa;
-
-		inet_ntop(AF_INET, &sin->sin_addr, ep->ip, sizeof(ep->ip));
-		ep->port = ntohs(sin->sin_port);
-	} else if (sa->sa_family == AF_INET6) {
-		const struct sockaddr_in6 *sin6 = (const struct sockaddr_in6 *)sa;
-
-		if (IN6_IS_ADDR_V4MAPPED(&sin6->sin6_addr))   /* a v4 client on a dual-stack listener */
-			inet_ntop(AF_INET, &sin6->sin6_addr.s6_addr[12], ep->ip, sizeof(ep->ip));
-		else
-			inet_ntop(AF_INET6, &sin6->sin6_addr, ep->ip, sizeof(ep->ip));
-		ep->port = ntohs(sin6->sin6_port);
-	} else {
-		snprintf(ep->ip, sizeof(ep->ip), "?");
-	}
+	*sslen = netaddr_numeric(strcmp(host, "localhost") == 0 ? "127.0.0.1" : host, port, ss);
+	return *sslen != 0;
 }
 
 static void set_nodelay(evutil_socket_t fd)
@@ -1225,7 +1189,7 @@ static void on_connected(struct pconn *c)
 	c->last_activity = now;
 	set_nodelay(fd);
 	if (getpeername(fd, (struct sockaddr *)&ss, &sslen) == 0)
-		sockaddr_endpoint((struct sockaddr *)&ss, &server);
+		netaddr_endpoint((struct sockaddr *)&ss, &server);
 	else
 		configured_upstream(c, &server);
 	start_observer(c, &server, &now);
@@ -1385,30 +1349,10 @@ static void pconn_teardown(struct pconn *c)
 	worker_conn_closed(w);
 }
 
-/* A numeric address needs no resolver: the sockaddr, or 0 for a name. */
-static socklen_t numeric_address(const char *host, uint16_t port, struct sockaddr_storage *ss)
-{
-	struct sockaddr_in *sin = (struct sockaddr_in *)ss;
-	struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)ss;
-
-	memset(ss, 0, sizeof(*ss));
-	if (inet_pton(AF_INET, host, &sin->sin_addr) == 1) {
-		sin->sin_family = AF_INET;
-		sin->sin_port = htons(port);
-		return sizeof(*sin);
-	}
-	if (inet_pton(AF_INET6, host, &sin6->sin6_addr) == 1) {
-		sin6->sin6_family = AF_INET6;
-		sin6->sin6_port = htons(port);
-		return sizeof(*sin6);
-	}
-	return 0;
-}
-
 static void start_connect(struct pconn *c)
 {
 	struct sockaddr_storage ss;
-	socklen_t len = numeric_address(c->up_host, c->up_port, &ss);
+	socklen_t len = netaddr_numeric(c->up_host, c->up_port, &ss);
 	int r;
 
 	c->phase = PH_CONNECTING;
@@ -1445,7 +1389,7 @@ static void start_connect_transparent(struct pconn *c, const struct sockaddr_sto
 		upstream_failed(c, why, false);
 		return;
 	}
-	sockaddr_endpoint((struct sockaddr *)&local, &ep);
+	netaddr_endpoint((struct sockaddr *)&local, &ep);
 	c->own_port = ep.port;
 	atomic_fetch_add(&px->own_ports[c->own_port], 1);
 	bufferevent_setfd(c->side[SIDE_SERVER].bev, fd);
@@ -1537,7 +1481,7 @@ static bool redirected_back(const struct proxy *px, evutil_socket_t fd, const st
 	if (!px->own_ports || atomic_load(&px->own_ports[client->port]) == 0 ||
 	    getsockname(fd, (struct sockaddr *)&ss, &len) != 0)
 		return false;
-	sockaddr_endpoint((struct sockaddr *)&ss, &local);
+	netaddr_endpoint((struct sockaddr *)&ss, &local);
 	return strcmp(local.ip, client->ip) == 0;
 }
 
@@ -1565,7 +1509,7 @@ static void accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct socka
 	c->closed_by = CLOSER_NONE;
 	event_base_gettimeofday_cached(w->base, &c->start);
 	c->last_activity = c->start;
-	sockaddr_endpoint(sa, &c->client);
+	netaddr_endpoint(sa, &c->client);
 	c->next = w->conns;
 	if (w->conns)
 		w->conns->prev = c;
@@ -1606,7 +1550,7 @@ static void accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct socka
 			pconn_teardown(c);
 			return;
 		}
-		sockaddr_endpoint((struct sockaddr *)&dst, &ep);
+		netaddr_endpoint((struct sockaddr *)&dst, &ep);
 		snprintf(c->up_host, sizeof(c->up_host), "%s", ep.ip);
 		c->up_port = ep.port;
 		start_connect_transparent(c, &dst);
