@@ -944,9 +944,12 @@ const struct verdict *obs_conn_early_verdict(struct obs_conn *c)
 			if (!may_have_gone_on(c) || (c->dec && !http_settled(c)))
 				return NULL;
 			settle_keylog(c);
-			decide(c);
+			/* asked on every read until the session settles: the test
+			 * is made without writing evidence lines */
+			verdict_decide_quiet(&c->f, c->chain, &c->verdict);
 			if (!c->verdict.settled)
 				return NULL;
+			decide(c);
 			/* what follows cannot change it: stop decoding */
 			free_decoding_state(c);
 		}
