@@ -275,3 +275,14 @@ bool e2e_json_member(const char *json, const char *key, char *out, size_t outlen
 	out[n] = '\0';
 	return true;
 }
+
+const char *e2e_member(const char *json, const char *key)
+{
+	static char val[8][4096];
+	static int i;
+	char *v = val[i++ % 8];
+
+	if (!e2e_json_member(json, key, v, 4096))
+		snprintf(v, 4096, "(absent)");
+	return v;
+}

@@ -66,5 +66,8 @@ const char *e2e_tail(const char *path, size_t max) __attribute__((nonnull));
  * string's characters (escapes left as they are), or the bare token (null,
  * true, a number). False if the member is absent. */
 bool e2e_json_member(const char *json, const char *key, char *out, size_t outlen) __attribute__((nonnull));
+/* e2e_json_member's value, or "(absent)", in one of 8 rotating buffers
+ * (so several can stand in one assertion). */
+const char *e2e_member(const char *json, const char *key) __attribute__((nonnull));
 
 #endif

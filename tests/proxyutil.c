@@ -366,3 +366,92 @@ long px_proc_status(pid_t pid, const char *key)
 	fclose(f);
 	return v;
 }
+
+const char *px_pki(const char *file)
+{
+	static char buf[8][512];
+	static int i;
+	char *b = buf[i++ % 8];
+
+	snprintf(b, 512, "%s%s", test_path(PKI), file);
+	return b;
+}
+
+bool px_have(const char *program)
+{
+	char cmd[300];
+
+	snprintf(cmd, sizeof(cmd), "command -v %s >/dev/null 2>&1", program);
+	return system(cmd) == 0;
+}
+
+void px_wait_port(uint16_t port, pid_t pid, const char *what, const char *log)
+{
+	long long end = e2e_now_ms() + 25000;
+
+	while (e2e_now_ms() < end) {
+		int fd = px_connect_to(AF_INET, port);
+
+		if (fd >= 0) {
+			close(fd);
+			return;
+		}
+		usleep(50000);
+	}
+	px_stop_child(pid);
+	cr_assert_fail("%s did not start: %s", what, e2e_tail(log, 400));
+}
+
+pid_t px_start_nginx(uint16_t port)
+{
+	const char *conf = px_tmp("nginx.conf");
+	FILE *f = fopen(conf, "w");
+	const char *argv[] = { "nginx", "-p", px_tmp(""), "-c", conf, "-e", px_tmp("nginx-error.log"), NULL };
+	struct e2e_io io = { .out = px_tmp("nginx.out"), .err = px_tmp("nginx.out") };
+	pid_t pid;
+
+	cr_assert_not_null(f);
+	fprintf(f,
+		"daemon off;\nmaster_process off;\nworker_processes 1;\npid %s;\nerror_log %s info;\n"
+		"events { worker_connections 32; }\n"
+		"http {\n"
+		"  client_body_temp_path %s; proxy_temp_path %s; fastcgi_temp_path %s;\n"
+		"  uwsgi_temp_path %s; scgi_temp_path %s;\n"
+		"  access_log off;\n"
+		"  server {\n"
+		"    listen 127.0.0.1:%u ssl;\n"
+		"    server_name localhost;\n"
+		"    ssl_certificate %s; ssl_certificate_key %s;\n"
+		"    ssl_protocols TLSv1.2 TLSv1.3;\n"
+		"    ssl_verify_client on; ssl_client_certificate %s; ssl_verify_depth 2;\n"
+		"    location / { return 200 \"ok nginx\\n\"; }\n"
+		"  }\n"
+		"}\n",
+		px_tmp("nginx.pid"), px_tmp("nginx-error.log"), px_tmp("t-body"), px_tmp("t-proxy"), px_tmp("t-fcgi"),
+		px_tmp("t-uwsgi"), px_tmp("t-scgi"), port, px_pki("server.pem"), px_pki("server.key"),
+		px_pki("client-root.pem"));
+	fclose(f);
+	pid = e2e_spawn((char *const *)argv, &io, 60);
+	cr_assert(pid > 0);
+	px_wait_port(port, pid, "nginx", px_tmp("nginx.out"));
+	return pid;
+}
+
+pid_t px_start_mitmproxy(uint16_t port, const char *confdir)
+{
+	char portbuf[8], conf[512];
+	struct e2e_io io = { .out = px_tmp("mitm.log"), .err = px_tmp("mitm.log") };
+	const char *argv[] = {
+		"mitmdump", "--listen-host", "127.0.0.1", "--listen-port", portbuf, "--set", conf,
+		"--set", "ssl_insecure=true", NULL,
+	};
+	pid_t pid;
+
+	snprintf(portbuf, sizeof(portbuf), "%u", port);
+	snprintf(conf, sizeof(conf), "confdir=%s", confdir);
+	setenv("HOME", px_tmp(""), 1);      /* a scratch HOME, as on a first start */
+	pid = e2e_spawn((char *const *)argv, &io, 60);
+	cr_assert(pid > 0);
+	px_wait_port(port, pid, "mitmdump", px_tmp("mitm.log"));
+	return pid;
+}

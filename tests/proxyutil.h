@@ -61,6 +61,26 @@ pid_t px_start_s_server(uint16_t port);
  * ("0.0.0.0": every address, IPv4 and IPv6). */
 pid_t px_start_s_server_in(const char *prefix, const char *addr, uint16_t port);
 
+/* A lab PKI file's path (tests/data/lab/pki/FILE); 8 rotating buffers. */
+const char *px_pki(const char *file);
+
+/* Whether a program is on PATH. */
+bool px_have(const char *program);
+
+/* Waits up to 25 s for 127.0.0.1:port to accept; otherwise stops pid and
+ * fails the test with the end of log. */
+void px_wait_port(uint16_t port, pid_t pid, const char *what, const char *log);
+
+/* nginx on 127.0.0.1:port, one server block as the lab's nginx-on
+ * (ssl_verify_client on with the lab's client root, depth 2), files in
+ * the scratch directory. */
+pid_t px_start_nginx(uint16_t port);
+
+/* mitmdump as an explicit proxy on 127.0.0.1:port, accepting the lab
+ * server's certificate (ssl_insecure); its CA (made on the first start,
+ * with a scratch HOME) is confdir/mitmproxy-ca-cert.pem. */
+pid_t px_start_mitmproxy(uint16_t port, const char *confdir);
+
 struct px_curl {
 	int exit_code;
 	char http_code[8];

@@ -84,17 +84,6 @@ static void pcap(const char *fmt, ...)
 	}
 }
 
-static const char *member(const char *json, const char *key)
-{
-	static char val[8][4096];
-	static int i;
-	char *v = val[i++ % 8];
-
-	if (!e2e_json_member(json, key, v, 4096))
-		snprintf(v, 4096, "(absent)");
-	return v;
-}
-
 /* The record of the client's leg (it starts with a CONNECT) or the
  * gateway's leg to nginx (port 18401). */
 static const char *leg(bool client)
@@ -102,7 +91,7 @@ static const char *leg(bool client)
 	size_t i;
 
 	for (i = 0; i < r.n_rec; i++) {
-		bool is_client = strcmp(member(r.rec[i], "connect_target"), "null") != 0;
+		bool is_client = strcmp(e2e_member(r.rec[i], "connect_target"), "null") != 0;
 
 		if (is_client == client)
 			return r.rec[i];
@@ -142,25 +131,25 @@ static void assert_paired(const char *name)
 
 	cr_assert_eq(r.status, 0, "%s: exit %d: %s", name, r.status, r.err);
 	cr_assert_eq(r.n_rec, 2, "%s: %s", name, r.out);
-	cr_assert_str_eq(member(c, "verdict"), "cert_not_requested", "%s: %s", name, c);
-	cr_assert_str_eq(member(c, "reason"), "not_requested_upstream", "%s: %s", name, c);
-	cr_assert_str_eq(member(c, "fault"), "middlebox", "%s: %s", name, c);
-	cr_assert_str_eq(member(s, "verdict"), "client_sent_no_cert", "%s: %s", name, s);
-	cr_assert_str_eq(member(s, "reason"), "not_requested_upstream", "%s: %s", name, s);
-	cr_assert_str_eq(member(s, "fault"), "middlebox", "%s: %s", name, s);
+	cr_assert_str_eq(e2e_member(c, "verdict"), "cert_not_requested", "%s: %s", name, c);
+	cr_assert_str_eq(e2e_member(c, "reason"), "not_requested_upstream", "%s: %s", name, c);
+	cr_assert_str_eq(e2e_member(c, "fault"), "middlebox", "%s: %s", name, c);
+	cr_assert_str_eq(e2e_member(s, "verdict"), "client_sent_no_cert", "%s: %s", name, s);
+	cr_assert_str_eq(e2e_member(s, "reason"), "not_requested_upstream", "%s: %s", name, s);
+	cr_assert_str_eq(e2e_member(s, "fault"), "middlebox", "%s: %s", name, s);
 	/* each names the other */
-	cr_assert_str_eq(member(partner(c), "leg"), "server", "%s: %s", name, c);
-	cr_assert_str_eq(member(strstr(partner(c), "\"server\":"), "port"), "18401", "%s: %s", name, c);
-	cr_assert_str_eq(member(partner(c), "verdict"), "client_sent_no_cert");
-	cr_assert_str_eq(member(partner(s), "leg"), "client", "%s: %s", name, s);
-	cr_assert_str_eq(member(strstr(partner(s), "\"client\":"), "port"), member(strstr(c, "\"client\":"), "port"));
-	cr_assert_str_eq(member(partner(s), "verdict"), "cert_not_requested");
+	cr_assert_str_eq(e2e_member(partner(c), "leg"), "server", "%s: %s", name, c);
+	cr_assert_str_eq(e2e_member(strstr(partner(c), "\"server\":"), "port"), "18401", "%s: %s", name, c);
+	cr_assert_str_eq(e2e_member(partner(c), "verdict"), "client_sent_no_cert");
+	cr_assert_str_eq(e2e_member(partner(s), "leg"), "client", "%s: %s", name, s);
+	cr_assert_str_eq(e2e_member(strstr(partner(s), "\"client\":"), "port"), e2e_member(strstr(c, "\"client\":"), "port"));
+	cr_assert_str_eq(e2e_member(partner(s), "verdict"), "cert_not_requested");
 	cr_assert(evidence_has(c, "paired with the gateway's leg to the server"), "%s", c);
 	cr_assert(evidence_has(s, "paired with the client's leg") &&
 		  evidence_has(s, "this empty Certificate is the gateway's, not the client's"), "%s", s);
 	/* the human line leads with the pairing */
-	cr_assert(strstr(member(s, "summary"), "(fault: middlebox;") &&
-		  strstr(member(s, "summary"), "paired with the client's leg"), "%s", s);
+	cr_assert(strstr(e2e_member(s, "summary"), "(fault: middlebox;") &&
+		  strstr(e2e_member(s, "summary"), "paired with the client's leg"), "%s", s);
 }
 
 Test(middlebox, both_legs_together_are_both_middlebox_and_name_each_other)
@@ -186,7 +175,7 @@ Test(middlebox, both_legs_with_the_key_logs_also_show_the_gateway_chain)
 		pcap("--keylog " D "%s.client.keylog --keylog " D "%s.mitm.keylog " D "%s.both.pcap", names[i], names[i],
 		     names[i]);
 		assert_paired(names[i]);
-		cr_assert_str_eq(member(leg(true), "basis"), "decrypted");
+		cr_assert_str_eq(e2e_member(leg(true), "basis"), "decrypted");
 		cr_assert(evidence_has(leg(true), "the server chains differ"), "%s", leg(true));
 		cr_assert(evidence_has(leg(true), "from CAs [CN=Lab Client Root CA, O=mtlsdiag Lab]"), "%s", leg(true));
 	}
@@ -239,9 +228,9 @@ Test(middlebox, client_leg_alone_with_mitmproxys_ca_is_middlebox)
 			pcap(D "%s.client.pcap", cases[i]);
 		cr_assert_eq(r.n_rec, 1, "%s", r.out);
 		c = r.rec[0];
-		cr_assert_str_eq(member(c, "verdict"), "cert_not_requested", "%s", c);
-		cr_assert_str_eq(member(c, "reason"), "not_requested_upstream", "%s", c);
-		cr_assert_str_eq(member(c, "fault"), "middlebox", "%s", c);
+		cr_assert_str_eq(e2e_member(c, "verdict"), "cert_not_requested", "%s", c);
+		cr_assert_str_eq(e2e_member(c, "reason"), "not_requested_upstream", "%s", c);
+		cr_assert_str_eq(e2e_member(c, "fault"), "middlebox", "%s", c);
 		cr_assert(evidence_has(c, "the client was never asked for a certificate: TLS was terminated by O=mitmproxy, CN=mitmproxy (rule 'mitmproxy' (strong) in "),
 			  "%s", c);
 		cr_assert(evidence_has(c, "conf/inspection-cas.conf:"), "%s", c);
@@ -254,9 +243,9 @@ Test(middlebox, client_leg_alone_tls13_without_a_key_log_claims_nothing)
 	pcap(D "mitm_nocert_tls13.client.pcap");
 	cr_assert_eq(r.n_rec, 1, "%s", r.out);
 	/* the chain is encrypted: nothing says who terminated TLS */
-	cr_assert_str_eq(member(r.rec[0], "verdict"), "cert_not_requested");
-	cr_assert_str_eq(member(r.rec[0], "fault"), "none", "%s", r.rec[0]);
-	cr_assert_str_eq(member(r.rec[0], "basis"), "inferred");
+	cr_assert_str_eq(e2e_member(r.rec[0], "verdict"), "cert_not_requested");
+	cr_assert_str_eq(e2e_member(r.rec[0], "fault"), "none", "%s", r.rec[0]);
+	cr_assert_str_eq(e2e_member(r.rec[0], "basis"), "inferred");
 	cr_assert(!strstr(r.rec[0], "middlebox"), "%s", r.rec[0]);
 }
 
@@ -271,14 +260,14 @@ Test(middlebox, look_alike_ca_is_flagged_as_the_weaker_signal)
 		pcap(D "%s.client.pcap", cases[i]);
 		cr_assert_eq(r.n_rec, 1, "%s", r.out);
 		c = r.rec[0];
-		cr_assert_str_eq(member(c, "verdict"), "cert_not_requested", "%s", c);
+		cr_assert_str_eq(e2e_member(c, "verdict"), "cert_not_requested", "%s", c);
 		/* a name is not proof: no middlebox fault, no reason, said as possible */
-		cr_assert_str_eq(member(c, "fault"), "unknown", "%s", c);
-		cr_assert_str_eq(member(c, "reason"), "null", "%s", c);
+		cr_assert_str_eq(e2e_member(c, "fault"), "unknown", "%s", c);
+		cr_assert_str_eq(e2e_member(c, "reason"), "null", "%s", c);
 		cr_assert(evidence_has(c, "possibly a TLS-inspecting gateway: the server chain is issued by CN=Example Corp Forward Trust CA, OU=SSL Inspection, O=Example Corp (rule 'inspection' (weak) in "),
 			  "%s", c);
 		cr_assert(evidence_has(c, "the weaker signal, not proof"), "%s", c);
-		cr_assert(strstr(member(c, "summary"), "possibly a TLS-inspecting gateway"), "%s", c);
+		cr_assert(strstr(e2e_member(c, "summary"), "possibly a TLS-inspecting gateway"), "%s", c);
 	}
 }
 
@@ -293,9 +282,9 @@ Test(middlebox, look_alike_ca_with_the_servers_refusal_decrypted_is_middlebox)
 		pcap("--keylog " D "%s.client.keylog " D "%s.client.pcap", cases[i], cases[i]);
 		cr_assert_eq(r.n_rec, 1, "%s", r.out);
 		c = r.rec[0];
-		cr_assert_str_eq(member(c, "http_title"), "400 No required SSL certificate was sent", "%s", c);
-		cr_assert_str_eq(member(c, "fault"), "middlebox", "%s", c);
-		cr_assert_str_eq(member(c, "reason"), "not_requested_upstream", "%s", c);
+		cr_assert_str_eq(e2e_member(c, "http_title"), "400 No required SSL certificate was sent", "%s", c);
+		cr_assert_str_eq(e2e_member(c, "fault"), "middlebox", "%s", c);
+		cr_assert_str_eq(e2e_member(c, "reason"), "not_requested_upstream", "%s", c);
 		cr_assert(evidence_has(c, "yet the answer is the server's \\\"No required SSL certificate was sent\\\""), "%s", c);
 		cr_assert(evidence_has(c, "the name alone is the weaker signal"), "%s", c);
 	}
@@ -314,9 +303,9 @@ Test(middlebox, server_leg_alone_claims_no_certainty_it_lacks)
 		cr_assert_eq(r.n_rec, 1, "%s", r.out);
 		s = r.rec[0];
 		/* an empty Certificate answered by nginx is all this tap shows */
-		cr_assert_str_eq(member(s, "verdict"), "client_sent_no_cert", "%s: %s", names[i], s);
-		cr_assert_str_eq(member(s, "fault"), "client", "%s: %s", names[i], s);
-		cr_assert_str_eq(member(s, "reason"), "null", "%s", s);
+		cr_assert_str_eq(e2e_member(s, "verdict"), "client_sent_no_cert", "%s: %s", names[i], s);
+		cr_assert_str_eq(e2e_member(s, "fault"), "client", "%s: %s", names[i], s);
+		cr_assert_str_eq(e2e_member(s, "reason"), "null", "%s", s);
 		cr_assert(!strstr(s, "middlebox"), "%s", s);
 		cr_assert(strstr(partner(s), "\"partner\":null"), "%s", s);
 		/* what the client was asked for, so the right certificate gets installed */
@@ -324,7 +313,7 @@ Test(middlebox, server_leg_alone_claims_no_certainty_it_lacks)
 			cr_assert(evidence_has(s, "the server asked for a client certificate from CAs [CN=Lab Client Root CA, O=mtlsdiag Lab]"), "%s", s);
 	}
 	pcap("--keylog " D "mitm_nocert_tls13.mitm.keylog " D "mitm_nocert_tls13.server.pcap");
-	cr_assert_str_eq(member(r.rec[0], "fault"), "client", "%s", r.rec[0]);
+	cr_assert_str_eq(e2e_member(r.rec[0], "fault"), "client", "%s", r.rec[0]);
 	cr_assert(evidence_has(r.rec[0], "from CAs [CN=Lab Client Root CA, O=mtlsdiag Lab] (decrypted)"), "%s", r.rec[0]);
 }
 
@@ -335,12 +324,12 @@ Test(middlebox, expect_server_ca_mismatch_is_middlebox_and_names_both)
 	/* the look-alike CA alone is weak; the wrong chain is not */
 	pcap("--expect-server-ca " D "server-root.pem " D "corp_nocert_tls12.client.pcap");
 	cr_assert_eq(r.n_rec, 1, "%s %s", r.out, r.err);
-	cr_assert_str_eq(member(r.rec[0], "fault"), "middlebox", "%s", r.rec[0]);
-	cr_assert_str_eq(member(r.rec[0], "reason"), "not_requested_upstream", "%s", r.rec[0]);
+	cr_assert_str_eq(e2e_member(r.rec[0], "fault"), "middlebox", "%s", r.rec[0]);
+	cr_assert_str_eq(e2e_member(r.rec[0], "reason"), "not_requested_upstream", "%s", r.rec[0]);
 	cr_assert(evidence_has(r.rec[0], "the server chain is not the real server's: issued by CN=Example Corp Forward Trust CA, OU=SSL Inspection, O=Example Corp, expected a chain from CN=Lab Server Root CA, O=mtlsdiag Lab (--expect-server-ca " D "server-root.pem)"),
 		  "%s", r.rec[0]);
 	pcap("--expect-server-ca " D "server-root.pem --keylog " D "mitm_cert_tls13.client.keylog " D "mitm_cert_tls13.client.pcap");
-	cr_assert_str_eq(member(r.rec[0], "fault"), "middlebox", "%s", r.rec[0]);
+	cr_assert_str_eq(e2e_member(r.rec[0], "fault"), "middlebox", "%s", r.rec[0]);
 	cr_assert(evidence_has(r.rec[0], "the server chain is not the real server's: issued by O=mitmproxy, CN=mitmproxy, expected a chain from CN=Lab Server Root CA"), "%s", r.rec[0]);
 }
 
@@ -348,12 +337,12 @@ Test(middlebox, expect_server_ca_match_is_no_middlebox)
 {
 	pcap("--expect-server-ca " D "server-root.pem " D "mitm_nocert_tls12.server.pcap");
 	cr_assert_eq(r.n_rec, 1, "%s %s", r.out, r.err);
-	cr_assert_str_eq(member(r.rec[0], "fault"), "client", "%s", r.rec[0]);
+	cr_assert_str_eq(e2e_member(r.rec[0], "fault"), "client", "%s", r.rec[0]);
 	cr_assert(evidence_has(r.rec[0], "the server chain matches what the real server uses: its leaf comes from CN=Lab Server Root CA, O=mtlsdiag Lab"),
 		  "%s", r.rec[0]);
 	/* the catalogue's mitmproxy rule would match; the expected CA says otherwise */
 	pcap("--expect-server-ca " D "mitm.ca.pem " D "mitm_nocert_tls12.client.pcap");
-	cr_assert_str_eq(member(r.rec[0], "fault"), "none", "%s", r.rec[0]);
+	cr_assert_str_eq(e2e_member(r.rec[0], "fault"), "none", "%s", r.rec[0]);
 	cr_assert(evidence_has(r.rec[0], "the server chain matches what the real server uses"), "%s", r.rec[0]);
 }
 
@@ -380,10 +369,10 @@ Test(middlebox, expect_server_spki_match_and_mismatch)
 
 	pcap("--expect-server-spki %s " D "mitm_nocert_tls12.server.pcap", pin);
 	cr_assert_eq(r.n_rec, 1, "%s %s", r.out, r.err);
-	cr_assert_str_eq(member(r.rec[0], "fault"), "client", "%s", r.rec[0]);
+	cr_assert_str_eq(e2e_member(r.rec[0], "fault"), "client", "%s", r.rec[0]);
 	cr_assert(evidence_has(r.rec[0], "has the pinned key"), "%s", r.rec[0]);
 	pcap("--expect-server-spki %s " D "mitm_nocert_tls12.client.pcap", pin);
-	cr_assert_str_eq(member(r.rec[0], "fault"), "middlebox", "%s", r.rec[0]);
+	cr_assert_str_eq(e2e_member(r.rec[0], "fault"), "middlebox", "%s", r.rec[0]);
 	cr_assert(evidence_has(r.rec[0], "issued by O=mitmproxy, CN=mitmproxy, expected a key "), "%s", r.rec[0]);
 	/* the same key pin written with colons, upper case */
 	{
@@ -428,7 +417,7 @@ Test(middlebox, own_catalogue_rule_makes_the_look_alike_strong)
 	fprintf(f, "# our own gateway\nstrong example-corp O~\"Example Corp\" OU~\"SSL Inspection\"\n");
 	fclose(f);
 	pcap("--inspection-cas %s " D "corp_nocert_tls12.client.pcap", conf);
-	cr_assert_str_eq(member(r.rec[0], "fault"), "middlebox", "%s %s", r.rec[0], r.err);
+	cr_assert_str_eq(e2e_member(r.rec[0], "fault"), "middlebox", "%s %s", r.rec[0], r.err);
 	cr_assert(evidence_has(r.rec[0], "(rule 'example-corp' (strong) in /tmp/mtlsdiag-mb-cas.conf:2)"), "%s", r.rec[0]);
 	unlink(conf);
 }
@@ -459,9 +448,9 @@ Test(middlebox, direct_connections_are_not_paired)
 	cr_assert_eq(system(cmd), 0);
 	pcap("/tmp/mtlsdiag-mb-direct.pcap");
 	cr_assert_eq(r.n_rec, 2, "%s", r.out);
-	t0 = seconds_of_day(member(r.rec[0], "ts"));
-	t1 = seconds_of_day(member(r.rec[1], "ts"));
-	cr_assert(t0 - t1 < 2 && t1 - t0 < 2, "the two connections should overlap: %s %s", member(r.rec[0], "ts"), member(r.rec[1], "ts"));
+	t0 = seconds_of_day(e2e_member(r.rec[0], "ts"));
+	t1 = seconds_of_day(e2e_member(r.rec[1], "ts"));
+	cr_assert(t0 - t1 < 2 && t1 - t0 < 2, "the two connections should overlap: %s %s", e2e_member(r.rec[0], "ts"), e2e_member(r.rec[1], "ts"));
 	cr_assert(strstr(r.out, "cert_not_requested") && strstr(r.out, "client_sent_no_cert"), "%s", r.out);
 	cr_assert(!strstr(r.out, "middlebox"), "%s", r.out);
 	cr_assert(strstr(r.rec[0], "\"partner\":null") && strstr(r.rec[1], "\"partner\":null"));

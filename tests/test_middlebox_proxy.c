@@ -18,97 +18,6 @@
 
 TestSuite(middlebox_proxy, .init = px_setup, .fini = px_teardown);
 
-static const char *pki(const char *file)
-{
-	static char buf[8][512];
-	static int i;
-	char *b = buf[i++ % 8];
-
-	snprintf(b, 512, "%s%s", test_path(PKI), file);
-	return b;
-}
-
-static bool have(const char *program)
-{
-	char cmd[300];
-
-	snprintf(cmd, sizeof(cmd), "command -v %s >/dev/null 2>&1", program);
-	return system(cmd) == 0;
-}
-
-static void wait_port(uint16_t port, pid_t pid, const char *what, const char *log)
-{
-	long long end = e2e_now_ms() + 25000;
-
-	while (e2e_now_ms() < end) {
-		int fd = px_connect_to(AF_INET, port);
-
-		if (fd >= 0) {
-			close(fd);
-			return;
-		}
-		usleep(50000);
-	}
-	px_stop_child(pid);
-	cr_assert_fail("%s did not start: %s", what, e2e_tail(log, 400));
-}
-
-/* nginx on a free port: one server block, ssl_verify_client on with the
- * lab's client root, as the lab's nginx-on. */
-static pid_t start_nginx(uint16_t port)
-{
-	const char *conf = px_tmp("nginx.conf");
-	FILE *f = fopen(conf, "w");
-	const char *argv[] = { "nginx", "-p", px_tmp(""), "-c", conf, "-e", px_tmp("nginx-error.log"), NULL };
-	struct e2e_io io = { .out = px_tmp("nginx.out"), .err = px_tmp("nginx.out") };
-	pid_t pid;
-
-	cr_assert_not_null(f);
-	fprintf(f,
-		"daemon off;\nmaster_process off;\nworker_processes 1;\npid %s;\nerror_log %s info;\n"
-		"events { worker_connections 32; }\n"
-		"http {\n"
-		"  client_body_temp_path %s; proxy_temp_path %s; fastcgi_temp_path %s;\n"
-		"  uwsgi_temp_path %s; scgi_temp_path %s;\n"
-		"  access_log off;\n"
-		"  server {\n"
-		"    listen 127.0.0.1:%u ssl;\n"
-		"    server_name localhost;\n"
-		"    ssl_certificate %s; ssl_certificate_key %s;\n"
-		"    ssl_verify_client on; ssl_client_certificate %s; ssl_verify_depth 2;\n"
-		"    location / { return 200 \"ok nginx\\n\"; }\n"
-		"  }\n"
-		"}\n",
-		px_tmp("nginx.pid"), px_tmp("nginx-error.log"), px_tmp("t-body"), px_tmp("t-proxy"), px_tmp("t-fcgi"),
-		px_tmp("t-uwsgi"), px_tmp("t-scgi"), port, pki("server.pem"), pki("server.key"), pki("client-root.pem"));
-	fclose(f);
-	pid = e2e_spawn((char *const *)argv, &io, 60);
-	cr_assert(pid > 0);
-	wait_port(port, pid, "nginx", px_tmp("nginx.out"));
-	return pid;
-}
-
-/* mitmdump as an explicit proxy; its CA (made on the first start) is
- * confdir/mitmproxy-ca-cert.pem. */
-static pid_t start_mitmproxy(uint16_t port, const char *confdir)
-{
-	char portbuf[8], conf[512];
-	struct e2e_io io = { .out = px_tmp("mitm.log"), .err = px_tmp("mitm.log") };
-	const char *argv[] = {
-		"mitmdump", "--listen-host", "127.0.0.1", "--listen-port", portbuf, "--set", conf,
-		"--set", "ssl_insecure=true", NULL,
-	};
-	pid_t pid;
-
-	snprintf(portbuf, sizeof(portbuf), "%u", port);
-	snprintf(conf, sizeof(conf), "confdir=%s", confdir);
-	setenv("HOME", px_tmp(""), 1);
-	pid = e2e_spawn((char *const *)argv, &io, 60);
-	cr_assert(pid > 0);
-	wait_port(port, pid, "mitmdump", px_tmp("mitm.log"));
-	return pid;
-}
-
 struct lab {
 	uint16_t nginx_port, mitm_port, proxy_port;
 	pid_t nginx, mitm, proxy;
@@ -121,14 +30,14 @@ static void lab_up(struct lab *l, const char *const *proxy_extra)
 	char listen[64], via[64];
 	size_t n = 0;
 
-	if (!have("mitmdump"))
+	if (!px_have("mitmdump"))
 		cr_skip_test("mitmproxy is not installed (scripts/deps test)");
-	if (!have("nginx"))
+	if (!px_have("nginx"))
 		cr_skip_test("nginx is not installed (scripts/deps lab)");
 	l->nginx_port = e2e_free_port();
-	l->nginx = start_nginx(l->nginx_port);
+	l->nginx = px_start_nginx(l->nginx_port);
 	l->mitm_port = e2e_free_port();
-	l->mitm = start_mitmproxy(l->mitm_port, px_tmp("mitmconf"));
+	l->mitm = px_start_mitmproxy(l->mitm_port, px_tmp("mitmconf"));
 	snprintf(l->mitm_ca, sizeof(l->mitm_ca), "%s/mitmproxy-ca-cert.pem", px_tmp("mitmconf"));
 	l->proxy_port = e2e_free_port();
 	snprintf(listen, sizeof(listen), "127.0.0.1:%u", l->proxy_port);
@@ -166,8 +75,8 @@ static const char *curl_through(const struct lab *l, const char *tls, bool with_
 		 "https://localhost:%u/ 2>%s",
 		 keylog ? "SSLKEYLOGFILE=" : "", keylog ? keylog : "", l->proxy_port, l->mitm_ca,
 		 strcmp(tls, "1.2") == 0 ? "--tlsv1.2 --tls-max 1.2" : "--tlsv1.3",
-		 with_cert ? "--cert '" : "", with_cert ? pki("good.pem") : "", with_cert ? "' --key '" : "",
-		 with_cert ? pki("good.key") : "", with_cert ? "'" : "", l->nginx_port, px_tmp("curl.err"));
+		 with_cert ? "--cert '" : "", with_cert ? px_pki("good.pem") : "", with_cert ? "' --key '" : "",
+		 with_cert ? px_pki("good.key") : "", with_cert ? "'" : "", l->nginx_port, px_tmp("curl.err"));
 	p = popen(cmd, "r");
 	cr_assert_not_null(p);
 	code[0] = '\0';
@@ -175,17 +84,6 @@ static const char *curl_through(const struct lab *l, const char *tls, bool with_
 		code[0] = '\0';
 	pclose(p);
 	return code;
-}
-
-static const char *member(const char *json, const char *key)
-{
-	static char val[8][4096];
-	static int i;
-	char *v = val[i++ % 8];
-
-	if (!e2e_json_member(json, key, v, 4096))
-		snprintf(v, 4096, "(absent)");
-	return v;
 }
 
 static const char *json_record(void)
@@ -218,9 +116,9 @@ Test(middlebox_proxy, via_mitmproxy_tls12_the_live_verdict_names_the_middlebox)
 	code = curl_through(&l, "1.2", true, NULL);
 	cr_assert_str_eq(code, "400", "curl: %s %s", code, e2e_tail(px_tmp("curl.err"), 300));
 	rec = json_record();
-	cr_assert_str_eq(member(rec, "verdict"), "cert_not_requested", "%s", rec);
-	cr_assert_str_eq(member(rec, "reason"), "not_requested_upstream", "%s", rec);
-	cr_assert_str_eq(member(rec, "fault"), "middlebox", "%s", rec);
+	cr_assert_str_eq(e2e_member(rec, "verdict"), "cert_not_requested", "%s", rec);
+	cr_assert_str_eq(e2e_member(rec, "reason"), "not_requested_upstream", "%s", rec);
+	cr_assert_str_eq(e2e_member(rec, "fault"), "middlebox", "%s", rec);
 	cr_assert(strstr(rec, "the client was never asked for a certificate: TLS was terminated by O=mitmproxy, CN=mitmproxy (rule 'mitmproxy' (strong) in "), "%s", rec);
 	/* the human line (the live log) says the same */
 	/* (the server it names is the gateway: the proxy's upstream) */
@@ -248,9 +146,9 @@ Test(middlebox_proxy, via_mitmproxy_tls13_with_the_clients_key_log)
 	code = curl_through(&l, "1.3", false, px_tmp("client.keylog"));
 	cr_assert_str_eq(code, "400", "curl: %s %s", code, e2e_tail(px_tmp("curl.err"), 300));
 	rec = json_record();
-	cr_assert_str_eq(member(rec, "basis"), "decrypted", "%s", rec);
-	cr_assert_str_eq(member(rec, "fault"), "middlebox", "%s", rec);
-	cr_assert_str_eq(member(rec, "reason"), "not_requested_upstream", "%s", rec);
+	cr_assert_str_eq(e2e_member(rec, "basis"), "decrypted", "%s", rec);
+	cr_assert_str_eq(e2e_member(rec, "fault"), "middlebox", "%s", rec);
+	cr_assert_str_eq(e2e_member(rec, "reason"), "not_requested_upstream", "%s", rec);
 	cr_assert(strstr(rec, "TLS was terminated by O=mitmproxy, CN=mitmproxy (rule 'mitmproxy' (strong)"), "%s", rec);
 	cr_assert(strstr(rec, "the middlebox's own connection to it sent no certificate"), "%s", rec);
 	lab_down(&l);
@@ -263,11 +161,11 @@ Test(middlebox_proxy, expect_server_ca_live_names_what_was_expected)
 	struct lab l;
 	const char *rec;
 
-	extra[1] = pki("server-root.pem");
+	extra[1] = px_pki("server-root.pem");
 	lab_up(&l, extra);
 	cr_assert_str_eq(curl_through(&l, "1.2", false, NULL), "400");
 	rec = json_record();
-	cr_assert_str_eq(member(rec, "fault"), "middlebox", "%s", rec);
+	cr_assert_str_eq(e2e_member(rec, "fault"), "middlebox", "%s", rec);
 	cr_assert(strstr(rec, "the server chain is not the real server's: issued by O=mitmproxy, CN=mitmproxy, expected a chain from CN=Lab Server Root CA, O=mtlsdiag Lab (--expect-server-ca "),
 		  "%s", rec);
 	lab_down(&l);

@@ -65,16 +65,6 @@ static const char *hostport(const char *host, uint16_t port)
 	return b;
 }
 
-static const char *pki(const char *file)
-{
-	static char buf[8][512];
-	static int i;
-	char *b = buf[i++ % 8];
-
-	snprintf(b, 512, "%s%s", test_path(PKI), file);
-	return b;
-}
-
 /* A certificate's subject or issuer as mtlsdiag formats names. */
 static const char *cert_name(const char *path, bool issuer)
 {
@@ -102,17 +92,6 @@ static const char *record(const char *path, size_t i)
 	return line;
 }
 
-static const char *member(const char *json, const char *key)
-{
-	static char val[4][1024];
-	static int i;
-	char *v = val[i++ % 4];
-
-	if (!e2e_json_member(json, key, v, 1024))
-		snprintf(v, 1024, "(absent)");
-	return v;
-}
-
 static const char *probe_obj(const char *rec)
 {
 	const char *p = strstr(rec, "\"probe\":{");
@@ -132,95 +111,6 @@ static void assert_one_line(const char *path, const char *want)
 	free(all);
 }
 
-static bool have(const char *program)
-{
-	char cmd[300];
-
-	snprintf(cmd, sizeof(cmd), "command -v %s >/dev/null 2>&1", program);
-	return system(cmd) == 0;
-}
-
-/* mitmdump as an explicit proxy on a free port, accepting the lab
- * server's certificate (ssl_insecure); its CA is written to confdir. */
-static pid_t start_mitmproxy(uint16_t port, const char *confdir)
-{
-	char portbuf[8], conf[512];
-	struct e2e_io io = { .out = px_tmp("mitm.log"), .err = px_tmp("mitm.log") };
-	const char *argv[] = {
-		"mitmdump", "--listen-host", "127.0.0.1", "--listen-port", portbuf, "--set", conf,
-		"--set", "ssl_insecure=true", NULL,
-	};
-	long long end;
-	pid_t pid;
-
-	snprintf(portbuf, sizeof(portbuf), "%u", port);
-	snprintf(conf, sizeof(conf), "confdir=%s", confdir);
-	setenv("HOME", px_tmp(""), 1);      /* a scratch HOME, as on a first start */
-	pid = e2e_spawn((char *const *)argv, &io, 60);
-	cr_assert(pid > 0);
-	end = e2e_now_ms() + 20000;
-	while (e2e_now_ms() < end) {
-		int fd = px_connect_to(AF_INET, port);
-
-		if (fd >= 0) {
-			close(fd);
-			return pid;
-		}
-		usleep(50000);
-	}
-	px_stop_child(pid);
-	cr_assert_fail("mitmdump did not start: %s", e2e_tail(px_tmp("mitm.log"), 400));
-	return -1;
-}
-
-/* nginx with one server block on a free port: ssl_verify_client on, the
- * lab's client root, as in the lab (scripts/lab.d/nginx.conf). */
-static pid_t start_nginx(uint16_t port)
-{
-	const char *conf = px_tmp("nginx.conf");
-	FILE *f = fopen(conf, "w");
-	const char *argv[] = { "nginx", "-p", px_tmp(""), "-c", conf, "-e", px_tmp("nginx-error.log"), NULL };
-	struct e2e_io io = { .out = px_tmp("nginx.out"), .err = px_tmp("nginx.out") };
-	long long end;
-	pid_t pid;
-
-	cr_assert_not_null(f);
-	fprintf(f,
-		"daemon off;\nmaster_process off;\nworker_processes 1;\npid %s;\nerror_log %s info;\n"
-		"events { worker_connections 32; }\n"
-		"http {\n"
-		"  client_body_temp_path %s; proxy_temp_path %s; fastcgi_temp_path %s;\n"
-		"  uwsgi_temp_path %s; scgi_temp_path %s;\n"
-		"  access_log off;\n"
-		"  server {\n"
-		"    listen 127.0.0.1:%u ssl;\n"
-		"    server_name localhost;\n"
-		"    ssl_certificate %s; ssl_certificate_key %s;\n"
-		"    ssl_protocols TLSv1.2 TLSv1.3;\n"
-		"    ssl_verify_client on; ssl_client_certificate %s; ssl_verify_depth 2;\n"
-		"    location / { return 200 \"ok nginx\\n\"; }\n"
-		"  }\n"
-		"}\n",
-		px_tmp("nginx.pid"), px_tmp("nginx-error.log"), px_tmp("t-body"), px_tmp("t-proxy"), px_tmp("t-fcgi"),
-		px_tmp("t-uwsgi"), px_tmp("t-scgi"), port, pki("server.pem"), pki("server.key"), pki("client-root.pem"));
-	fclose(f);
-	pid = e2e_spawn((char *const *)argv, &io, 60);
-	cr_assert(pid > 0);
-	end = e2e_now_ms() + 5000;
-	while (e2e_now_ms() < end) {
-		int fd = px_connect_to(AF_INET, port);
-
-		if (fd >= 0) {
-			close(fd);
-			return pid;
-		}
-		usleep(20000);
-	}
-	px_stop_child(pid);
-	cr_assert_fail("nginx did not start: %s", e2e_tail(px_tmp("nginx.out"), 400));
-	return -1;
-}
-
 /* ---- against openssl s_server ---- */
 
 Test(probe, direct_s_server_asks_with_the_lab_ca_names)
@@ -228,8 +118,8 @@ Test(probe, direct_s_server_asks_with_the_lab_ca_names)
 	uint16_t port = e2e_free_port();
 	pid_t srv = px_start_s_server(port);
 	const char *out = px_tmp("out"), *json = px_tmp("json");
-	const char *client_root = cert_name(pki("client-root.pem"), false);
-	const char *server_issuer = cert_name(pki("server.pem"), true);
+	const char *client_root = cert_name(px_pki("client-root.pem"), false);
+	const char *server_issuer = cert_name(px_pki("server.pem"), true);
 	size_t i;
 	int rc;
 
@@ -241,25 +131,25 @@ Test(probe, direct_s_server_asks_with_the_lab_ca_names)
 		const char *rec = record(json, i), *p = probe_obj(rec);
 		char ca[300];
 
-		cr_assert_str_eq(member(rec, "type"), "connection");
-		cr_assert_str_eq(member(rec, "mode"), "probe");
-		cr_assert_str_eq(member(rec, "via"), "null");
-		cr_assert_str_eq(member(rec, "sni"), "localhost");
-		cr_assert_str_eq(member(p, "tls_requested"), i == 0 ? "1.2" : "1.3");
-		cr_assert_str_eq(member(p, "cert_requested"), "true");
+		cr_assert_str_eq(e2e_member(rec, "type"), "connection");
+		cr_assert_str_eq(e2e_member(rec, "mode"), "probe");
+		cr_assert_str_eq(e2e_member(rec, "via"), "null");
+		cr_assert_str_eq(e2e_member(rec, "sni"), "localhost");
+		cr_assert_str_eq(e2e_member(p, "tls_requested"), i == 0 ? "1.2" : "1.3");
+		cr_assert_str_eq(e2e_member(p, "cert_requested"), "true");
 		snprintf(ca, sizeof(ca), "\"ca_names\":[\"%s\"]", client_root);
 		cr_assert(strstr(p, ca), "%s not in %s", ca, p);
 		cr_assert(strstr(p, "\"sigalgs\":[\"") && strstr(p, "rsa_pss_rsae_sha256"), "%s", p);
-		cr_assert_str_eq(member(strstr(p, "\"server_chain\""), "issuer"), server_issuer);
-		cr_assert_str_eq(member(p, "interception"), "null");
-		cr_assert_str_eq(member(p, "client_cert_sent"), "false");
-		cr_assert_str_eq(member(p, "client_auth"), "rejected");
+		cr_assert_str_eq(e2e_member(strstr(p, "\"server_chain\""), "issuer"), server_issuer);
+		cr_assert_str_eq(e2e_member(p, "interception"), "null");
+		cr_assert_str_eq(e2e_member(p, "client_cert_sent"), "false");
+		cr_assert_str_eq(e2e_member(p, "client_auth"), "rejected");
 		/* the observer's verdict on the same bytes, as a capture would give */
-		cr_assert_str_eq(member(rec, "verdict"), "client_sent_no_cert", "%s", rec);
-		cr_assert_str_eq(member(rec, "fault"), "client");
+		cr_assert_str_eq(e2e_member(rec, "verdict"), "client_sent_no_cert", "%s", rec);
+		cr_assert_str_eq(e2e_member(rec, "fault"), "client");
 	}
-	cr_assert_str_eq(member(probe_obj(record(json, 0)), "alert"), "handshake_failure");
-	cr_assert_str_eq(member(probe_obj(record(json, 1)), "alert"), "certificate_required");
+	cr_assert_str_eq(e2e_member(probe_obj(record(json, 0)), "alert"), "handshake_failure");
+	cr_assert_str_eq(e2e_member(probe_obj(record(json, 1)), "alert"), "certificate_required");
 	/* TLS 1.2: the CertificateRequest is plaintext, the observer saw the names too */
 	{
 		char ca[300];
@@ -290,33 +180,33 @@ Test(probe, good_certificate_accepted_expired_rejected)
 	size_t i;
 	int rc;
 
-	rc = probe(out, px_tmp("err"), hostport("localhost", port), "--cert", pki("good-chain.pem"), "--key",
-		   pki("good.key"), "--http", "--json", json, NULL);
+	rc = probe(out, px_tmp("err"), hostport("localhost", port), "--cert", px_pki("good-chain.pem"), "--key",
+		   px_pki("good.key"), "--http", "--json", json, NULL);
 	cr_assert_eq(rc, 0, "exit %d: %s %s", rc, e2e_tail(out, 600), e2e_tail(px_tmp("err"), 300));
 	for (i = 0; i < 2; i++) {
 		const char *p = probe_obj(record(json, i));
 
-		cr_assert_str_eq(member(p, "client_cert_sent"), "true");
-		cr_assert_str_eq(member(p, "client_auth"), "accepted");
-		cr_assert_str_eq(member(p, "alert"), "null");
-		cr_assert_str_eq(member(p, "http_status"), "200", "%s", p);
+		cr_assert_str_eq(e2e_member(p, "client_cert_sent"), "true");
+		cr_assert_str_eq(e2e_member(p, "client_auth"), "accepted");
+		cr_assert_str_eq(e2e_member(p, "alert"), "null");
+		cr_assert_str_eq(e2e_member(p, "http_status"), "200", "%s", p);
 	}
-	cr_assert_str_eq(member(record(json, 0), "verdict"), "client_cert_accepted");
+	cr_assert_str_eq(e2e_member(record(json, 0), "verdict"), "client_cert_accepted");
 	cr_assert_not_null(px_find_line(out, "client certificate CN=good-client, O=mtlsdiag Lab: sent; accepted"));
 
 	json = px_tmp("expired.json");
-	rc = probe(out, px_tmp("err"), hostport("localhost", port), "--cert", pki("expired-chain.pem"), "--key",
-		   pki("expired.key"), "--json", json, NULL);
+	rc = probe(out, px_tmp("err"), hostport("localhost", port), "--cert", px_pki("expired-chain.pem"), "--key",
+		   px_pki("expired.key"), "--json", json, NULL);
 	cr_assert_eq(rc, 1, "exit %d", rc);
 	for (i = 0; i < 2; i++) {
 		const char *p = probe_obj(record(json, i));
 
-		cr_assert_str_eq(member(p, "client_cert_sent"), "true");
-		cr_assert_str_eq(member(p, "client_auth"), "rejected");
-		cr_assert_str_eq(member(p, "alert"), "certificate_expired", "%s", p);
+		cr_assert_str_eq(e2e_member(p, "client_cert_sent"), "true");
+		cr_assert_str_eq(e2e_member(p, "client_auth"), "rejected");
+		cr_assert_str_eq(e2e_member(p, "alert"), "certificate_expired", "%s", p);
 	}
-	cr_assert_str_eq(member(record(json, 0), "verdict"), "server_rejected_chain");
-	cr_assert_str_eq(member(record(json, 0), "reason"), "expired");
+	cr_assert_str_eq(e2e_member(record(json, 0), "verdict"), "server_rejected_chain");
+	cr_assert_str_eq(e2e_member(record(json, 0), "reason"), "expired");
 	px_stop_child(srv);
 }
 
@@ -332,7 +222,7 @@ Test(probe, pkcs12_with_password_from_env_file_and_errors)
 
 	snprintf(cmd, sizeof(cmd),
 		 "openssl pkcs12 -export -in '%s' -inkey '%s' -certfile '%s' -passout pass:s3cret -out '%s' 2>/dev/null",
-		 pki("good.pem"), pki("good.key"), pki("client-inter.pem"), p12);
+		 px_pki("good.pem"), px_pki("good.key"), px_pki("client-inter.pem"), p12);
 	cr_assert_eq(system(cmd), 0);
 	f = fopen(passfile, "w");
 	fputs("s3cret\n", f);
@@ -358,7 +248,7 @@ Test(probe, pkcs12_with_password_from_env_file_and_errors)
 	rc = probe(out, err, "--p12", p12, "--pass", "env:PROBE_UNSET_VAR", hostport("localhost", port), NULL);
 	cr_assert_eq(rc, 2);
 	assert_one_line(err, "--pass env:PROBE_UNSET_VAR: the variable is not set");
-	rc = probe(out, err, "--p12", pki("good.pem"), "--pass", "pass:x", hostport("localhost", port), NULL);
+	rc = probe(out, err, "--p12", px_pki("good.pem"), "--pass", "pass:x", hostport("localhost", port), NULL);
 	cr_assert_eq(rc, 2);
 	assert_one_line(err, "not a PKCS#12 file");
 	px_stop_child(srv);
@@ -372,11 +262,11 @@ Test(probe, the_password_is_asked_on_a_terminal)
 	char cmd[2048];
 	int rc;
 
-	if (!have("script"))
+	if (!px_have("script"))
 		cr_skip_test("script(1) is not installed (util-linux)");
 	snprintf(cmd, sizeof(cmd),
 		 "openssl pkcs12 -export -in '%s' -inkey '%s' -certfile '%s' -passout pass:tty-pw -out '%s' 2>/dev/null",
-		 pki("good.pem"), pki("good.key"), pki("client-inter.pem"), p12);
+		 px_pki("good.pem"), px_pki("good.key"), px_pki("client-inter.pem"), p12);
 	cr_assert_eq(system(cmd), 0);
 	/* script(1) gives the probe a terminal; the password is typed into it */
 	snprintf(cmd, sizeof(cmd),
@@ -399,40 +289,40 @@ Test(probe, nginx_answers_400_without_a_certificate)
 	size_t i;
 	int rc;
 
-	if (!have("nginx"))
+	if (!px_have("nginx"))
 		cr_skip_test("nginx is not installed (scripts/deps test)");
 	port = e2e_free_port();
-	srv = start_nginx(port);
+	srv = px_start_nginx(port);
 	rc = probe(out, px_tmp("err"), "--http", "--json", json, hostport("localhost", port), NULL);
 	cr_assert_eq(rc, 1, "exit %d: %s", rc, e2e_tail(px_tmp("err"), 300));
 	for (i = 0; i < 2; i++) {
 		const char *p = probe_obj(record(json, i));
 
 		/* nginx completes the handshake and refuses in HTTP */
-		cr_assert_str_eq(member(p, "handshake"), "ok");
-		cr_assert_str_eq(member(p, "cert_requested"), "true");
-		cr_assert_str_eq(member(p, "http_status"), "400", "%s", p);
-		cr_assert_str_eq(member(p, "http_nginx"), "No required SSL certificate was sent");
-		cr_assert_str_eq(member(p, "client_auth"), "rejected");
+		cr_assert_str_eq(e2e_member(p, "handshake"), "ok");
+		cr_assert_str_eq(e2e_member(p, "cert_requested"), "true");
+		cr_assert_str_eq(e2e_member(p, "http_status"), "400", "%s", p);
+		cr_assert_str_eq(e2e_member(p, "http_nginx"), "No required SSL certificate was sent");
+		cr_assert_str_eq(e2e_member(p, "client_auth"), "rejected");
 	}
 	cr_assert_not_null(px_find_line(out, "(nginx answered 400: No required SSL certificate was sent)"),
 			   "%s", e2e_tail(out, 600));
 
-	rc = probe(out, px_tmp("err"), "--http", "--json", json, "--cert", pki("good-chain.pem"), "--key",
-		   pki("good.key"), hostport("localhost", port), NULL);
+	rc = probe(out, px_tmp("err"), "--http", "--json", json, "--cert", px_pki("good-chain.pem"), "--key",
+		   px_pki("good.key"), hostport("localhost", port), NULL);
 	cr_assert_eq(rc, 0);
 	for (i = 0; i < 2; i++)
-		cr_assert_str_eq(member(probe_obj(record(json, i)), "http_status"), "200");
+		cr_assert_str_eq(e2e_member(probe_obj(record(json, i)), "http_status"), "200");
 
-	rc = probe(out, px_tmp("err"), "--http", "--json", json, "--cert", pki("expired-chain.pem"), "--key",
-		   pki("expired.key"), hostport("localhost", port), NULL);
+	rc = probe(out, px_tmp("err"), "--http", "--json", json, "--cert", px_pki("expired-chain.pem"), "--key",
+		   px_pki("expired.key"), hostport("localhost", port), NULL);
 	cr_assert_eq(rc, 1);
 	for (i = 0; i < 2; i++) {
 		const char *p = probe_obj(record(json, i));
 
-		cr_assert_str_eq(member(p, "http_status"), "400");
-		cr_assert_str_eq(member(p, "http_nginx"), "The SSL certificate error");
-		cr_assert_str_eq(member(p, "client_auth"), "rejected");
+		cr_assert_str_eq(e2e_member(p, "http_status"), "400");
+		cr_assert_str_eq(e2e_member(p, "http_nginx"), "The SSL certificate error");
+		cr_assert_str_eq(e2e_member(p, "client_auth"), "rejected");
 	}
 	px_stop_child(srv);
 }
@@ -449,38 +339,38 @@ Test(probe, via_mitmproxy_the_chain_is_forged_and_no_certificate_is_asked)
 	size_t i;
 	int rc;
 
-	if (!have("mitmdump"))
+	if (!px_have("mitmdump"))
 		cr_skip_test("mitmproxy is not installed (scripts/deps test)");
 	alarm(90);
 	port = e2e_free_port();
 	srv = px_start_s_server(port);
 	mport = e2e_free_port();
-	mitm = start_mitmproxy(mport, confdir);
+	mitm = px_start_mitmproxy(mport, confdir);
 	snprintf(ca_pem, sizeof(ca_pem), "%s/mitmproxy-ca-cert.pem", confdir);
 	mitm_ca = cert_name(ca_pem, false);
 
-	rc = probe(out, px_tmp("err"), "--via", hostport("127.0.0.1", mport), "--cert", pki("good-chain.pem"),
-		   "--key", pki("good.key"), "--json", json, hostport("localhost", port), NULL);
+	rc = probe(out, px_tmp("err"), "--via", hostport("127.0.0.1", mport), "--cert", px_pki("good-chain.pem"),
+		   "--key", px_pki("good.key"), "--json", json, hostport("localhost", port), NULL);
 	cr_assert_neq(rc, 2, "exit %d: %s", rc, e2e_tail(px_tmp("err"), 300));
 	for (i = 0; i < 2; i++) {
 		const char *rec = record(json, i), *p = probe_obj(rec), *ic;
 
-		cr_assert_str_eq(member(rec, "via"), hostport("127.0.0.1", mport));
-		cr_assert_str_eq(member(rec, "connect_target"), hostport("localhost", port), "%s", rec);
-		cr_assert_str_eq(member(rec, "preamble"), "HTTP CONNECT");
+		cr_assert_str_eq(e2e_member(rec, "via"), hostport("127.0.0.1", mport));
+		cr_assert_str_eq(e2e_member(rec, "connect_target"), hostport("localhost", port), "%s", rec);
+		cr_assert_str_eq(e2e_member(rec, "preamble"), "HTTP CONNECT");
 		/* mitmproxy terminates TLS: it never asks for our certificate */
-		cr_assert_str_eq(member(p, "cert_requested"), "false", "%s", p);
-		cr_assert_str_eq(member(p, "client_cert_sent"), "false");
-		cr_assert_str_eq(member(strstr(p, "\"server_chain\""), "issuer"), mitm_ca);
+		cr_assert_str_eq(e2e_member(p, "cert_requested"), "false", "%s", p);
+		cr_assert_str_eq(e2e_member(p, "client_cert_sent"), "false");
+		cr_assert_str_eq(e2e_member(strstr(p, "\"server_chain\""), "issuer"), mitm_ca);
 		ic = strstr(p, "\"interception\":{");
 		cr_assert_not_null(ic, "%s", p);
-		cr_assert_str_eq(member(ic, "rule"), "mitmproxy");
-		cr_assert_str_eq(member(ic, "strength"), "strong");
-		cr_assert(strstr(member(ic, "file"), "conf/inspection-cas.conf"));
-		cr_assert_str_eq(member(ic, "name"), mitm_ca);
+		cr_assert_str_eq(e2e_member(ic, "rule"), "mitmproxy");
+		cr_assert_str_eq(e2e_member(ic, "strength"), "strong");
+		cr_assert(strstr(e2e_member(ic, "file"), "conf/inspection-cas.conf"));
+		cr_assert_str_eq(e2e_member(ic, "name"), mitm_ca);
 	}
 	/* the observer agrees: no request on the client leg */
-	cr_assert_str_eq(member(record(json, 0), "verdict"), "cert_not_requested", "%s", record(json, 0));
+	cr_assert_str_eq(e2e_member(record(json, 0), "verdict"), "cert_not_requested", "%s", record(json, 0));
 	{
 		char want[400];
 
@@ -494,15 +384,15 @@ Test(probe, via_mitmproxy_the_chain_is_forged_and_no_certificate_is_asked)
 		   "--json", json, hostport("localhost", port), NULL);
 	cr_assert_eq(rc, 1, "exit %d: %s", rc, e2e_tail(px_tmp("err"), 300));
 	cr_assert_eq(e2e_count_lines(json), 3, "%s", e2e_tail(json, 600));
-	cr_assert_str_eq(member(record(json, 0), "via"), "null");
-	cr_assert_str_eq(member(record(json, 2), "type"), "compare");
-	cr_assert_str_eq(member(record(json, 2), "intercepted"), "true");
+	cr_assert_str_eq(e2e_member(record(json, 0), "via"), "null");
+	cr_assert_str_eq(e2e_member(record(json, 2), "type"), "compare");
+	cr_assert_str_eq(e2e_member(record(json, 2), "intercepted"), "true");
 	cr_assert_not_null(px_find_line(out, "differences: the proxy terminates TLS"), "%s", e2e_tail(out, 900));
 	{
 		char want[600];
 
 		snprintf(want, sizeof(want), "  server certificate issuer: direct %s, via proxy %s",
-			 cert_name(pki("server.pem"), true), mitm_ca);
+			 cert_name(px_pki("server.pem"), true), mitm_ca);
 		cr_assert_not_null(px_find_line(out, want), "%s", e2e_tail(out, 900));
 	}
 	cr_assert_not_null(px_find_line(out, "  client certificate requested: direct yes, via proxy no"));
@@ -521,13 +411,13 @@ Test(probe, compare_through_a_pass_through_proxy_finds_no_difference)
 	/* mtlsdiag's own CONNECT proxy relays bytes unchanged */
 	px = px_start(px_tmp("proxy.log"), "--listen", hostport("127.0.0.1", pport), "--connect", NULL);
 	rc = probe(out, px_tmp("err"), "--via", hostport("127.0.0.1", pport), "--compare", "--cert",
-		   pki("good-chain.pem"), "--key", pki("good.key"), "--json", json, hostport("localhost", port), NULL);
+		   px_pki("good-chain.pem"), "--key", px_pki("good.key"), "--json", json, hostport("localhost", port), NULL);
 	cr_assert_eq(rc, 0, "exit %d: %s %s", rc, e2e_tail(out, 900), e2e_tail(px_tmp("err"), 300));
 	cr_assert_eq(e2e_count_lines(json), 6);
-	cr_assert_str_eq(member(record(json, 2), "type"), "compare");
-	cr_assert_str_eq(member(record(json, 2), "intercepted"), "false");
+	cr_assert_str_eq(e2e_member(record(json, 2), "type"), "compare");
+	cr_assert_str_eq(e2e_member(record(json, 2), "intercepted"), "false");
 	cr_assert(strstr(record(json, 2), "\"differences\":[]"));
-	cr_assert_str_eq(member(probe_obj(record(json, 1)), "cert_requested"), "true");
+	cr_assert_str_eq(e2e_member(probe_obj(record(json, 1)), "cert_requested"), "true");
 	cr_assert_not_null(px_find_line(out, "the same (server chain, client-certificate request, CA names): the proxy passes"));
 	e2e_stop(px, 5000);
 	px_stop_child(srv);
@@ -549,10 +439,10 @@ Test(probe, user_catalogue_rules_name_their_file_and_line)
 	cr_assert_eq(rc, 1);
 	ic = strstr(record(json, 0), "\"interception\":{");
 	cr_assert_not_null(ic, "%s", record(json, 0));
-	cr_assert_str_eq(member(ic, "rule"), "lab-gateway");
-	cr_assert_str_eq(member(ic, "strength"), "weak");
-	cr_assert_str_eq(member(ic, "file"), cas);
-	cr_assert_str_eq(member(ic, "line"), "3");
+	cr_assert_str_eq(e2e_member(ic, "rule"), "lab-gateway");
+	cr_assert_str_eq(e2e_member(ic, "strength"), "weak");
+	cr_assert_str_eq(e2e_member(ic, "file"), cas);
+	cr_assert_str_eq(e2e_member(ic, "line"), "3");
 
 	f = fopen(bad, "w");
 	fputs("strong ok CN~x\nweak oops CN=x\n", f);
@@ -600,14 +490,14 @@ Test(probe, bad_input_is_one_line_and_exit_2)
 	assert_one_line(err, want);
 
 	/* the key of another certificate */
-	cr_assert_eq(probe(out, err, "--cert", pki("good-chain.pem"), "--key", pki("expired.key"),
+	cr_assert_eq(probe(out, err, "--cert", px_pki("good-chain.pem"), "--key", px_pki("expired.key"),
 			   hostport("localhost", port), NULL), 2);
-	snprintf(want, sizeof(want), "--key %s is not the key of the certificate in --cert %s", pki("expired.key"),
-		 pki("good-chain.pem"));
+	snprintf(want, sizeof(want), "--key %s is not the key of the certificate in --cert %s", px_pki("expired.key"),
+		 px_pki("good-chain.pem"));
 	assert_one_line(err, want);
-	cr_assert_eq(probe(out, err, "--cert", pki("good-chain.pem"), hostport("localhost", port), NULL), 2);
+	cr_assert_eq(probe(out, err, "--cert", px_pki("good-chain.pem"), hostport("localhost", port), NULL), 2);
 	assert_one_line(err, "--cert needs --key FILE");
-	cr_assert_eq(probe(out, err, "--cert", pki("good.key"), "--key", pki("good.key"), hostport("localhost", port), NULL), 2);
+	cr_assert_eq(probe(out, err, "--cert", px_pki("good.key"), "--key", px_pki("good.key"), hostport("localhost", port), NULL), 2);
 	assert_one_line(err, "not a PEM certificate");
 
 	/* a proxy that refuses: its status line is shown */
@@ -620,9 +510,9 @@ Test(probe, bad_input_is_one_line_and_exit_2)
 	assert_one_line(err, want);
 	/* and one JSON record saying so */
 	cr_assert_eq(e2e_count_lines(px_tmp("refused.json")), 1);
-	cr_assert_str_eq(member(record(px_tmp("refused.json"), 0), "type"), "probe_error");
-	cr_assert_str_eq(member(record(px_tmp("refused.json"), 0), "proxy_status"), "HTTP/1.1 403 Forbidden");
-	cr_assert_str_eq(member(record(px_tmp("refused.json"), 0), "error"), want + 16);
+	cr_assert_str_eq(e2e_member(record(px_tmp("refused.json"), 0), "type"), "probe_error");
+	cr_assert_str_eq(e2e_member(record(px_tmp("refused.json"), 0), "proxy_status"), "HTTP/1.1 403 Forbidden");
+	cr_assert_str_eq(e2e_member(record(px_tmp("refused.json"), 0), "error"), want + 16);
 	e2e_stop(px, 5000);
 	px_stop_child(srv);
 }
@@ -634,16 +524,16 @@ Test(probe, encrypted_pem_key_needs_its_password)
 	const char *key = px_tmp("enc.key"), *out = px_tmp("out"), *err = px_tmp("err");
 	char cmd[1024], want[700];
 
-	snprintf(cmd, sizeof(cmd), "openssl pkey -in '%s' -aes256 -passout pass:k3y -out '%s'", pki("good.key"), key);
+	snprintf(cmd, sizeof(cmd), "openssl pkey -in '%s' -aes256 -passout pass:k3y -out '%s'", px_pki("good.key"), key);
 	cr_assert_eq(system(cmd), 0);
-	cr_assert_eq(probe(out, err, "--tls", "1.2", "--cert", pki("good-chain.pem"), "--key", key, "--pass", "pass:k3y",
+	cr_assert_eq(probe(out, err, "--tls", "1.2", "--cert", px_pki("good-chain.pem"), "--key", key, "--pass", "pass:k3y",
 			   hostport("localhost", port), NULL), 0, "%s", e2e_tail(err, 300));
 	cr_assert_not_null(px_find_line(out, "client certificate CN=good-client, O=mtlsdiag Lab: sent; accepted"));
-	cr_assert_eq(probe(out, err, "--cert", pki("good-chain.pem"), "--key", key, "--pass", "pass:nope",
+	cr_assert_eq(probe(out, err, "--cert", px_pki("good-chain.pem"), "--key", key, "--pass", "pass:nope",
 			   hostport("localhost", port), NULL), 2);
 	snprintf(want, sizeof(want), "mtlsdiag probe: --key %s: wrong password (the key does not decrypt)", key);
 	assert_one_line(err, want);
-	cr_assert_eq(probe(out, err, "--cert", pki("good-chain.pem"), "--key", key, hostport("localhost", port), NULL), 2);
+	cr_assert_eq(probe(out, err, "--cert", px_pki("good-chain.pem"), "--key", key, hostport("localhost", port), NULL), 2);
 	snprintf(want, sizeof(want), "mtlsdiag probe: --key %s needs a password and there is no terminal to ask on", key);
 	assert_one_line(err, want);
 	px_stop_child(srv);
