@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -478,21 +479,40 @@ static void netns_up(uint16_t dport, uint16_t to)
 	cr_assert(system(cmd) == 0, "nft could not load the REDIRECT rule");
 }
 
+/* The lab PKI copied where uid 65534 can read it: the checkout itself
+ * may sit in a directory only root may enter (mktemp -d makes them 0700),
+ * and so is the scratch directory; it is opened for traversal only. */
+static const char *pki_for_nobody(void)
+{
+	static char dir[400];
+	char cmd[1200];
+
+	if (dir[0])
+		return dir;
+	snprintf(dir, sizeof(dir), "%s/", px_tmp("pki"));
+	cr_assert(chmod(px_tmp(""), 0711) == 0);
+	snprintf(cmd, sizeof(cmd), "mkdir -m 0755 '%s' && cp '%s'*.pem '%s'*.key '%s' && chmod 0644 '%s'*",
+		 dir, test_path(PKI), test_path(PKI), dir, dir);
+	cr_assert(system(cmd) == 0, "cannot copy the lab PKI to %s", dir);
+	return dir;
+}
+
 /* curl inside the namespace, as uid 65534 (redirected) or as root
  * (direct); returns curl's exit status. */
 static int ns_curl_as(bool redirected, const char *addr, uint16_t port, const char *cert_case)
 {
+	const char *pki = pki_for_nobody();
 	char cmd[2048], cert[512] = "";
 
 	if (cert_case)
 		snprintf(cert, sizeof(cert), "--cert '%s%s-chain.pem' --key '%s%s.key'",
-			 test_path(PKI), cert_case, test_path(PKI), cert_case);
+			 pki, cert_case, pki, cert_case);
 	snprintf(cmd, sizeof(cmd),
 		 "ip netns exec " NS " %s "
 		 "curl -s -o /dev/null --max-time 5 --tlsv1.2 --tls-max 1.2 --cacert '%sserver-root.pem' "
 		 "--resolve 'localhost:%u:%s' %s 'https://localhost:%u/'",
 		 redirected ? "setpriv --reuid=65534 --regid=65534 --clear-groups" : "",
-		 test_path(PKI), port, addr, cert, port);
+		 pki, port, addr, cert, port);
 	return WEXITSTATUS(system(cmd));
 }
 
