@@ -1188,7 +1188,9 @@ static void on_connected(struct pconn *c)
 	now_of(c, &now);
 	c->last_activity = now;
 	set_nodelay(fd);
-	if (getpeername(fd, (struct sockaddr *)&ss, &sslen) == 0)
+	/* a numeric upstream is where we connected: no getpeername needed */
+	if (netaddr_numeric(c->up_host, c->up_port, &ss) != 0 ||
+	    getpeername(fd, (struct sockaddr *)&ss, &sslen) == 0)
 		netaddr_endpoint((struct sockaddr *)&ss, &server);
 	else
 		configured_upstream(c, &server);
@@ -1514,8 +1516,7 @@ static void accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct socka
 	if (w->conns)
 		w->conns->prev = c;
 	w->conns = c;
-	worker_conn_opened(w);
-	set_nodelay(fd);
+	worker_conn_opened(w);   /* TCP_NODELAY comes from the listener */
 	c->side[SIDE_CLIENT].bev = side_bev(c, fd);
 	if (!c->side[SIDE_CLIENT].bev)
 		evutil_closesocket(fd);
@@ -1787,6 +1788,9 @@ static int worker_init(struct worker *w, size_t *failed_listener)
 			return -1;
 		}
 		evconnlistener_set_error_cb(wl->ev, accept_error_cb);
+		/* accepted sockets inherit it: one setsockopt per listener,
+		 * not one per connection */
+		set_nodelay(evconnlistener_get_fd(wl->ev));
 	}
 	return 1;
 }

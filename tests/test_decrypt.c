@@ -98,8 +98,8 @@ static enum tlscrypt_result open_at(const char *secret_hex, const uint8_t *rec, 
 	struct tlscrypt_keys k;
 	struct tlscrypt_dir d;
 	struct cursor c, body;
-	uint8_t type;
-	uint16_t version, len;
+	uint8_t type = 0;
+	uint16_t version = 0, len = 0;
 	size_t n;
 	uint8_t *secret = test_unhex(secret_hex, &n);
 	enum tlscrypt_result r;
