@@ -515,6 +515,23 @@ static void describe_chain_sent(const struct conn_facts *f, struct verdict *v)
 			 ch->certs[0].issuer, ch->certs[0].not_before, ch->certs[0].not_after);
 }
 
+/* The client's Certificate message was read (in the clear, or decrypted):
+ * empty, or a chain; the server answered `ans`. */
+static void conclude_certificate(const struct conn_facts *f, const struct chain_report *chain,
+				 const struct server_answer *ans, enum basis basis, struct verdict *v)
+{
+	if (f->client_cert_empty) {
+		v->client_cert_sent = TRI_NO;
+		EVIDENCE(v, "the client's Certificate message was empty%s",
+			 basis == B_DECRYPTED ? " (decrypted)" : "");
+		conclude_no_cert(f, ans, basis, 0, v);
+		return;
+	}
+	v->client_cert_sent = TRI_YES;
+	describe_chain_sent(f, v);
+	conclude_chain(f, chain, ans, basis, 0, v);
+}
+
 /* Before the client's answer: a server alert failed the handshake, else
  * the capture simply stops early. */
 static void failed_or_incomplete(const struct conn_facts *f, enum basis basis, const char *missing,
@@ -606,15 +623,7 @@ static void decide12(const struct conn_facts *f, const struct chain_report *chai
 		return;
 	}
 	answer12(f, f->client_cert_seq, &ans);
-	if (f->client_cert_empty) {
-		v->client_cert_sent = TRI_NO;
-		EVIDENCE(v, "the client's Certificate message was empty");
-		conclude_no_cert(f, &ans, B_OBSERVED, 0, v);
-		return;
-	}
-	v->client_cert_sent = TRI_YES;
-	describe_chain_sent(f, v);
-	conclude_chain(f, chain, &ans, B_OBSERVED, 0, v);
+	conclude_certificate(f, chain, &ans, B_OBSERVED, v);
 }
 
 /* ---- TLS 1.3 decrypted with a key log ---- */
@@ -704,15 +713,7 @@ static void decide13_decrypted(const struct conn_facts *f, const struct chain_re
 	/* the server answers after the client's whole flight (its Finished) */
 	after = c->finished_seen && c->finished_seq > f->client_cert_seq ? c->finished_seq : f->client_cert_seq;
 	answer13d(f, after, &ans);
-	if (f->client_cert_empty) {
-		v->client_cert_sent = TRI_NO;
-		EVIDENCE(v, "the client's Certificate message was empty (decrypted)");
-		conclude_no_cert(f, &ans, B_DECRYPTED, 0, v);
-		return;
-	}
-	v->client_cert_sent = TRI_YES;
-	describe_chain_sent(f, v);
-	conclude_chain(f, chain, &ans, B_DECRYPTED, 0, v);
+	conclude_certificate(f, chain, &ans, B_DECRYPTED, v);
 }
 
 static void decide13(const struct conn_facts *f, const struct chain_report *chain, struct verdict *v)
