@@ -12,7 +12,9 @@
 #include <openssl/x509_vfy.h>
 
 #include "cmds.h"
+#include "expect.h"
 #include "inspect.h"
+#include "keylog.h"
 
 int cmd_parse_time(const char *s, time_t *out)
 {
@@ -92,4 +94,50 @@ struct inspect_catalogue *cmd_load_inspection(const char *who, const char *const
 Fail:
 	inspect_free(cat);
 	return NULL;
+}
+
+int cmd_add_file(const char *who, const char *opt, const char **list, size_t *n, size_t max, const char *arg)
+{
+	if (*n >= max) {
+		fprintf(stderr, "%s: at most %zu %s files\n", who, max, opt);
+		return 0;
+	}
+	list[(*n)++] = arg;
+	return 1;
+}
+
+static void keylog_warning(void *who, const char *line)
+{
+	fprintf(stderr, "%s: warning: %s\n", (const char *)who, line);
+}
+
+int cmd_load_keylogs(const char *who, const char *const *files, size_t n, bool follow, struct keylog **out)
+{
+	char err[512];
+	size_t i;
+
+	*out = NULL;
+	if (n == 0)
+		return 1;
+	if (!(*out = keylog_new(keylog_warning, (void *)who))) {
+		fprintf(stderr, "%s: out of memory\n", who);
+		return 0;
+	}
+	for (i = 0; i < n; i++) {
+		if (!keylog_add_file(*out, files[i], follow, err, sizeof(err))) {
+			fprintf(stderr, "%s: --keylog %s\n", who, err);
+			return 0;
+		}
+	}
+	return 1;
+}
+
+int cmd_add_expect(const char *who, struct server_expect *e, bool is_ca, const char *arg)
+{
+	char err[1024];
+
+	if (is_ca ? expect_add_ca_file(e, arg, err, sizeof(err)) : expect_add_spki(e, arg, err, sizeof(err)))
+		return 1;
+	fprintf(stderr, "%s: --expect-server-%s %s\n", who, is_ca ? "ca" : "spki", err);
+	return 0;
 }

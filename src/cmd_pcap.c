@@ -98,12 +98,6 @@ static void sink_finish(void *ctx, void *flow, bool truncated, const struct time
 	legpair_offer(run->pairs, flow, obs_conn_facts(flow), obs_conn_verdict_for_update(flow));
 }
 
-static void keylog_warning(void *ctx, const char *line)
-{
-	(void)ctx;
-	fprintf(stderr, "mtlsdiag pcap: warning: %s\n", line);
-}
-
 static void usage(FILE *out)
 {
 	fprintf(out,
@@ -164,7 +158,7 @@ int cmd_pcap(int argc, char **argv)
 	const char *cas[16];
 	struct inspect_catalogue *cat = NULL;
 	struct server_expect *expect = NULL;
-	size_t n_keylogs = 0, n_cas = 0, k;
+	size_t n_keylogs = 0, n_cas = 0;
 	bool json_owned = false, any_truncated = false;
 	int ret = 2, opt, i;
 
@@ -191,27 +185,18 @@ int cmd_pcap(int argc, char **argv)
 			break;
 		}
 		case 'i':
-			if (n_cas >= sizeof(cas) / sizeof(cas[0])) {
-				fprintf(stderr, "mtlsdiag pcap: at most %zu --inspection-cas files\n", sizeof(cas) / sizeof(cas[0]));
+			if (!cmd_add_file("mtlsdiag pcap", "--inspection-cas", cas, &n_cas, sizeof(cas) / sizeof(cas[0]), optarg))
 				goto Exit;
-			}
-			cas[n_cas++] = optarg;
 			break;
 		case 'e':
-		case 'p': {
-			char err[1024];
-
+		case 'p':
 			if (!expect && !(expect = calloc(1, sizeof(*expect)))) {
 				fprintf(stderr, "mtlsdiag pcap: out of memory\n");
 				goto Exit;
 			}
-			if (opt == 'e' ? !expect_add_ca_file(expect, optarg, err, sizeof(err))
-				       : !expect_add_spki(expect, optarg, err, sizeof(err))) {
-				fprintf(stderr, "mtlsdiag pcap: --expect-server-%s %s\n", opt == 'e' ? "ca" : "spki", err);
+			if (!cmd_add_expect("mtlsdiag pcap", expect, opt == 'e', optarg))
 				goto Exit;
-			}
 			break;
-		}
 		case 'f': copts.filter = optarg; break;
 		case 'q': run.quiet = true; break;
 		case 'h': usage(stdout); ret = 0; goto Exit;
@@ -228,23 +213,10 @@ int cmd_pcap(int argc, char **argv)
 		goto Exit;
 	run.cfg.inspection = cat;
 	run.cfg.expect = expect;
-	if (n_keylogs) {
-		run.cfg.keylog = keylog_new(keylog_warning, NULL);
-		if (!run.cfg.keylog) {
-			fprintf(stderr, "mtlsdiag pcap: out of memory\n");
-			goto Exit;
-		}
-		for (k = 0; k < n_keylogs; k++) {
-			char err[512];
-
-			if (!keylog_add_file(run.cfg.keylog, keylogs[k], false, err, sizeof(err))) {
-				fprintf(stderr, "mtlsdiag pcap: --keylog %s\n", err);
-				goto Exit;
-			}
-		}
-		if (keylog_entries(run.cfg.keylog) == 0)
-			fprintf(stderr, "mtlsdiag pcap: warning: the key log has no usable secrets\n");
-	}
+	if (!cmd_load_keylogs("mtlsdiag pcap", keylogs, n_keylogs, false, &run.cfg.keylog))
+		goto Exit;
+	if (run.cfg.keylog && keylog_entries(run.cfg.keylog) == 0)
+		fprintf(stderr, "mtlsdiag pcap: warning: the key log has no usable secrets\n");
 	if (json_path) {
 		if (strcmp(json_path, "-") == 0) {
 			run.json = stdout;

@@ -603,11 +603,8 @@ int cmd_probe(int argc, char **argv)
 		case 'H': http = true; break;
 		case 'j': json_path = optarg; break;
 		case 'i':
-			if (n_cas == MAX_CATALOGUES) {
-				fprintf(stderr, "mtlsdiag probe: at most %d --inspection-cas files\n", MAX_CATALOGUES);
+			if (!cmd_add_file("mtlsdiag probe", "--inspection-cas", cas, &n_cas, MAX_CATALOGUES, optarg))
 				return 2;
-			}
-			cas[n_cas++] = optarg;
 			break;
 		case 'T':
 			if (!parse_timeout(optarg, &timeout_s)) {

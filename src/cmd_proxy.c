@@ -26,12 +26,6 @@
 #define MAX_KEYLOGS 16
 #define MAX_CATALOGUES 16
 
-static void keylog_warning(void *ctx, const char *line)
-{
-	(void)ctx;
-	fprintf(stderr, "mtlsdiag proxy: warning: %s\n", line);
-}
-
 static void usage(FILE *out)
 {
 	fprintf(out,
@@ -225,7 +219,7 @@ int cmd_proxy(int argc, char **argv)
 	struct proxy_config cfg = { .log = stderr };
 	const char *bundle_path = NULL;
 	const char *keylogs[MAX_KEYLOGS];
-	size_t n_keylogs = 0, k;
+	size_t n_keylogs = 0;
 	const char *cas[MAX_CATALOGUES];
 	size_t n_cas = 0;
 	struct inspect_catalogue *cat = NULL;
@@ -273,25 +267,15 @@ int cmd_proxy(int argc, char **argv)
 				return 2;
 			break;
 		case O_INSPECTION_CAS:
-			if (n_cas == MAX_CATALOGUES) {
-				fprintf(stderr, "mtlsdiag proxy: at most %d --inspection-cas files\n", MAX_CATALOGUES);
+			if (!cmd_add_file("mtlsdiag proxy", "--inspection-cas", cas, &n_cas, MAX_CATALOGUES, optarg))
 				return 2;
-			}
-			cas[n_cas++] = optarg;
 			break;
 		case O_EXPECT_CA:
-		case O_EXPECT_SPKI: {
-			char why[1024];
-
-			if (opt == O_EXPECT_CA ? !expect_add_ca_file(&expect, optarg, why, sizeof(why))
-					       : !expect_add_spki(&expect, optarg, why, sizeof(why))) {
-				fprintf(stderr, "mtlsdiag proxy: --expect-server-%s %s\n",
-					opt == O_EXPECT_CA ? "ca" : "spki", why);
+		case O_EXPECT_SPKI:
+			if (!cmd_add_expect("mtlsdiag proxy", &expect, opt == O_EXPECT_CA, optarg))
 				return 2;
-			}
 			cfg.expect = &expect;
 			break;
-		}
 		case O_JSON: cfg.json_path = optarg; break;
 		case O_LOG: cfg.log_path = optarg; break;
 		case O_PCAP_OUT: cfg.pcap_out = optarg; break;
@@ -322,11 +306,8 @@ int cmd_proxy(int argc, char **argv)
 			break;
 		case O_USER: cfg.user = optarg; break;
 		case O_KEYLOG:
-			if (n_keylogs == MAX_KEYLOGS) {
-				fprintf(stderr, "mtlsdiag proxy: at most %d --keylog files\n", MAX_KEYLOGS);
+			if (!cmd_add_file("mtlsdiag proxy", "--keylog", keylogs, &n_keylogs, MAX_KEYLOGS, optarg))
 				return 2;
-			}
-			keylogs[n_keylogs++] = optarg;
 			break;
 		case 'h': usage(stdout); return 0;
 		default: usage(stderr); return 2;
@@ -349,19 +330,9 @@ int cmd_proxy(int argc, char **argv)
 	if (!(cat = cmd_load_inspection("mtlsdiag proxy", cas, n_cas)))
 		goto Exit;
 	cfg.inspection = cat;
-	for (k = 0; k < n_keylogs; k++) {
-		char why[512];
-
-		if (!cfg.keylog && !(cfg.keylog = keylog_new(keylog_warning, NULL))) {
-			fprintf(stderr, "mtlsdiag proxy: out of memory\n");
-			goto Exit;
-		}
-		/* followed: read again whenever a connection needs a secret not yet there */
-		if (!keylog_add_file(cfg.keylog, keylogs[k], true, why, sizeof(why))) {
-			fprintf(stderr, "mtlsdiag proxy: --keylog %s\n", why);
-			goto Exit;
-		}
-	}
+	/* followed: read again whenever a connection needs a secret not yet there */
+	if (!cmd_load_keylogs("mtlsdiag proxy", keylogs, n_keylogs, true, &cfg.keylog))
+		goto Exit;
 	if (cfg.log_path && !(cfg.log = open_out("--log", cfg.log_path)))
 		goto Exit;
 	if (cfg.json_path && !(cfg.json = open_out("--json", cfg.json_path)))

@@ -3,11 +3,14 @@
 #ifndef MTLSDIAG_CMDS_H
 #define MTLSDIAG_CMDS_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <time.h>
 
 struct x509_store_st;
 struct inspect_catalogue;
+struct keylog;
+struct server_expect;
 
 int cmd_pcap(int argc, char **argv);
 int cmd_proxy(int argc, char **argv);
@@ -24,5 +27,18 @@ struct x509_store_st *cmd_load_bundle(const char *path);
  * installed) and then each --inspection-cas FILE.  NULL after printing
  * one line prefixed with `who` ("mtlsdiag probe"). */
 struct inspect_catalogue *cmd_load_inspection(const char *who, const char *const *files, size_t n);
+
+/* A repeatable option's argument appended to list (room for max): 0 after
+ * printing "who: at most MAX OPT files". */
+int cmd_add_file(const char *who, const char *opt, const char **list, size_t *n, size_t max, const char *arg);
+
+/* --keylog FILE...: one key log from all of them, each followed as it grows
+ * when `follow`; its warnings go to stderr prefixed with `who`.  *out is
+ * NULL when n is 0.  0 after printing one line prefixed with `who`. */
+int cmd_load_keylogs(const char *who, const char *const *files, size_t n, bool follow, struct keylog **out);
+
+/* --expect-server-ca FILE (is_ca) or --expect-server-spki SHA256 into e.
+ * 0 after printing one line prefixed with `who`. */
+int cmd_add_expect(const char *who, struct server_expect *e, bool is_ca, const char *arg);
 
 #endif
