@@ -18,17 +18,6 @@
 
 /* ---- the .ja4 record reader ------------------------------------------- */
 
-static int hexval(char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
-
 /* "1301,c02b" -> values; an empty string is an empty list. */
 static size_t parse_list(const char *what, const char *s, uint16_t *out, size_t cap)
 {
@@ -37,7 +26,7 @@ static size_t parse_list(const char *what, const char *s, uint16_t *out, size_t 
 	while (*s) {
 		unsigned v = 0;
 		for (int i = 0; i < 4; i++) {
-			int d = hexval(s[i]);
+			int d = test_hexval(s[i]);
 			cr_assert(d >= 0, "%s: bad hex list near \"%s\"", what, s);
 			v = v << 4 | (unsigned)d;
 		}
@@ -59,8 +48,8 @@ static const char *parse_text(const char *s, char stop, char *out, size_t cap)
 
 	while (*s && *s != stop) {
 		char c = *s++;
-		if (c == '\\' && s[0] == 'x' && hexval(s[1]) >= 0 && hexval(s[2]) >= 0) {
-			c = (char)(hexval(s[1]) << 4 | hexval(s[2]));
+		if (c == '\\' && s[0] == 'x' && test_hexval(s[1]) >= 0 && test_hexval(s[2]) >= 0) {
+			c = (char)(test_hexval(s[1]) << 4 | test_hexval(s[2]));
 			s += 3;
 		}
 		cr_assert(n + 1 < cap, "text too long");

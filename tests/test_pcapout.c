@@ -237,17 +237,6 @@ static bool have_tshark(void)
 	return system("tshark -v >/dev/null 2>&1") == 0;
 }
 
-static int hexval(int ch)
-{
-	if (ch >= '0' && ch <= '9')
-		return ch - '0';
-	if (ch >= 'a' && ch <= 'f')
-		return ch - 'a' + 10;
-	if (ch >= 'A' && ch <= 'F')
-		return ch - 'A' + 10;
-	return -1;
-}
-
 /* Both directions of TCP stream 0 as tshark follows them: node 0's lines
  * are flush left, node 1's start with a tab. */
 static void tshark_follow(const char *path, uint8_t **out, size_t *outlen)
@@ -278,14 +267,14 @@ static void tshark_follow(const char *path, uint8_t **out, size_t *outlen)
 		if (n == 0 || n % 2)
 			continue;
 		for (i = 0; i < n; i++)
-			if (hexval(s[i]) < 0)
+			if (test_hexval(s[i]) < 0)
 				break;
 		if (i < n)
 			continue; /* a header line */
 		out[d] = realloc(out[d], outlen[d] + n / 2);
 		cr_assert_not_null(out[d]);
 		for (i = 0; i < n; i += 2)
-			out[d][outlen[d]++] = (uint8_t)(hexval(s[i]) << 4 | hexval(s[i + 1]));
+			out[d][outlen[d]++] = (uint8_t)(test_hexval(s[i]) << 4 | test_hexval(s[i + 1]));
 	}
 	free(line);
 	cr_assert_eq(pclose(p), 0, "tshark failed on %s", path);

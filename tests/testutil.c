@@ -48,6 +48,17 @@ uint8_t *test_load(const char *rel, size_t *len)
 	return buf;
 }
 
+int test_hexval(int ch)
+{
+	if (ch >= '0' && ch <= '9')
+		return ch - '0';
+	if (ch >= 'a' && ch <= 'f')
+		return ch - 'a' + 10;
+	if (ch >= 'A' && ch <= 'F')
+		return ch - 'A' + 10;
+	return -1;
+}
+
 uint8_t *test_unhex(const char *hex, size_t *len)
 {
 	size_t cap = strlen(hex) / 2 + 1, n = 0;
@@ -59,8 +70,8 @@ uint8_t *test_unhex(const char *hex, size_t *len)
 		int v;
 		if (isspace((unsigned char)*hex) || *hex == ':')
 			continue;
-		cr_assert(isxdigit((unsigned char)*hex), "bad hex character '%c'", *hex);
-		v = isdigit((unsigned char)*hex) ? *hex - '0' : (tolower((unsigned char)*hex) - 'a' + 10);
+		v = test_hexval(*hex);
+		cr_assert(v >= 0, "bad hex character '%c'", *hex);
 		if (hi < 0) {
 			hi = v;
 		} else {

@@ -12,6 +12,8 @@ const char *test_path(const char *rel);
 uint8_t *test_load(const char *rel, size_t *len);
 /* Reads a file if it exists; returns NULL otherwise. */
 uint8_t *test_try_load(const char *path, size_t *len);
+/* The value of one hex digit, or -1. */
+int test_hexval(int ch);
 /* Decodes hex (whitespace ignored); aborts on bad input. Caller frees. */
 uint8_t *test_unhex(const char *hex, size_t *len);
 
