@@ -27,11 +27,10 @@
 enum { BUF = 65536, MAXEV = 64 };
 
 struct side {
-	int fd;
+	int open;            /* 1 while the pair lives */
 	int peer;            /* index of the other side in the table */
 	char *pending;       /* bytes read from the other side, not yet written */
 	size_t off, len;
-	int eof;             /* the other side sent its FIN and it was passed on */
 	int closed_in;       /* this side sent its FIN */
 };
 
@@ -132,8 +131,8 @@ static void accept_one(int lfd)
 		close(u);
 		return;
 	}
-	tab[c] = (struct side){ .fd = c, .peer = u };
-	tab[u] = (struct side){ .fd = u, .peer = c };
+	tab[c] = (struct side){ .open = 1, .peer = u };
+	tab[u] = (struct side){ .open = 1, .peer = c };
 	watch(c, EPOLLIN, EPOLL_CTL_ADD);
 	watch(u, EPOLLIN, EPOLL_CTL_ADD);
 }
@@ -172,7 +171,7 @@ int main(int argc, char **argv)
 				accept_one(lfd);
 				continue;
 			}
-			if (!tab[fd].fd)   /* dropped earlier in this batch */
+			if (!tab[fd].open)   /* dropped earlier in this batch */
 				continue;
 			if (ev[i].events & EPOLLOUT)
 				bad = flush(fd);
