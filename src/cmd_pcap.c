@@ -39,40 +39,6 @@ struct pcap_run {
 #define PAIR_HOLD_S 10
 #define PAIR_MAX_HELD 512
 
-static void *sink_open(void *ctx, const struct endpoint *initiator, const struct endpoint *responder,
-		       const struct timeval *ts, bool saw_syn)
-{
-	struct pcap_run *run = ctx;
-
-	return obs_conn_new(&run->cfg, initiator, responder, ts, saw_syn);
-}
-
-static void sink_data(void *ctx, void *flow, enum side from, const uint8_t *p, size_t n,
-		      const struct timeval *ts)
-{
-	(void)ctx;
-	obs_conn_feed(flow, from, p, n, ts);
-}
-
-static void sink_gap(void *ctx, void *flow, enum side from, size_t n, const struct timeval *ts)
-{
-	(void)ctx;
-	obs_conn_gap(flow, from, n, ts);
-}
-
-static void sink_close(void *ctx, void *flow, enum side from, enum close_kind how,
-		       const struct timeval *ts)
-{
-	(void)ctx;
-	obs_conn_close(flow, from, how, ts);
-}
-
-static bool sink_wants(void *ctx, void *flow)
-{
-	(void)ctx;
-	return obs_conn_wants_bytes(flow);
-}
-
 /* Print and free one decided connection (through the leg pairing). */
 static void emit(void *ctx, void *flow, const struct conn_facts *f, const struct verdict *v)
 {
@@ -91,7 +57,7 @@ static void emit(void *ctx, void *flow, const struct conn_facts *f, const struct
 }
 
 /* The one teardown of a capture flow: decide, then pair or print. */
-static void sink_finish(void *ctx, void *flow, bool truncated, const struct timeval *ts)
+static void finished(void *ctx, struct obs_conn *flow, bool truncated, const struct timeval *ts)
 {
 	struct pcap_run *run = ctx;
 	(void)obs_conn_finish(flow, truncated, ts);
@@ -240,13 +206,12 @@ int cmd_pcap(int argc, char **argv)
 	}
 	ret = 0;
 	for (i = optind; i < argc; i++) {
-		struct flow_sink sink = {
-			.ctx = &run, .open = sink_open, .data = sink_data, .gap = sink_gap,
-			.close = sink_close, .wants_bytes = sink_wants, .finish = sink_finish,
-		};
+		struct obs_sink os = { .cfg = &run.cfg, .finished = finished, .ctx = &run };
+		struct flow_sink sink;
 		struct capture_stats stats = { 0 };
 		char err[512] = "";
 
+		obs_sink_init(&os, &sink);
 		if (capture_read_file(argv[i], &copts, &sink, &stats, err, sizeof(err)) != 0) {
 			fprintf(stderr, "%s\n", err[0] ? err : "mtlsdiag pcap: cannot read capture");
 			ret = 2;

@@ -13,6 +13,7 @@
 
 #include <openssl/x509.h>
 
+#include "capture.h"
 #include "chain.h"
 #include "cursor.h"
 #include "decrypt.h"
@@ -1010,4 +1011,53 @@ void obs_conn_free(struct obs_conn *c)
 		c->cfg.pool->spare[c->cfg.pool->n++] = c;
 	else
 		free(c);
+}
+
+/* ---- the capture front end's flow sink ---- */
+
+static void *sink_open(void *ctx, const struct endpoint *initiator, const struct endpoint *responder,
+		       const struct timeval *ts, bool saw_syn)
+{
+	return obs_conn_new(((struct obs_sink *)ctx)->cfg, initiator, responder, ts, saw_syn);
+}
+
+static void sink_data(void *ctx, void *flow, enum side from, const uint8_t *p, size_t n,
+		      const struct timeval *ts)
+{
+	(void)ctx;
+	obs_conn_feed(flow, from, p, n, ts);
+}
+
+static void sink_gap(void *ctx, void *flow, enum side from, size_t n, const struct timeval *ts)
+{
+	(void)ctx;
+	obs_conn_gap(flow, from, n, ts);
+}
+
+static void sink_close(void *ctx, void *flow, enum side from, enum close_kind how,
+		       const struct timeval *ts)
+{
+	(void)ctx;
+	obs_conn_close(flow, from, how, ts);
+}
+
+static bool sink_wants(void *ctx, void *flow)
+{
+	(void)ctx;
+	return obs_conn_wants_bytes(flow);
+}
+
+static void sink_finish(void *ctx, void *flow, bool truncated, const struct timeval *ts)
+{
+	struct obs_sink *os = ctx;
+
+	os->finished(os->ctx, flow, truncated, ts);
+}
+
+void obs_sink_init(struct obs_sink *os, struct flow_sink *sink)
+{
+	*sink = (struct flow_sink){
+		.ctx = os, .open = sink_open, .data = sink_data, .gap = sink_gap,
+		.close = sink_close, .wants_bytes = sink_wants, .finish = sink_finish,
+	};
 }

@@ -94,6 +94,18 @@ struct verdict *obs_conn_verdict_for_update(struct obs_conn *c);
 /* Frees the connection, or keeps it in cfg->pool for the next one. */
 void obs_conn_free(struct obs_conn *c);
 
+/* The observer as a capture's flow sink (capture.h): each flow opens a
+ * connection made with cfg and is fed to it; at the flow's end
+ * finished(ctx, conn, truncated, ts) decides it and owns it from then on.
+ * The sink refers to *os, which must outlive the reading. */
+struct flow_sink;
+struct obs_sink {
+	const struct observer_config *cfg;
+	void (*finished)(void *ctx, struct obs_conn *c, bool truncated, const struct timeval *ts);
+	void *ctx;
+};
+void obs_sink_init(struct obs_sink *os, struct flow_sink *sink);
+
 /* A pool of spare connection objects; it must outlive the connections
  * made with it. */
 struct obs_pool *obs_pool_new(void) __attribute__((warn_unused_result));

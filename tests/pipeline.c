@@ -17,36 +17,7 @@ struct collect {
 	size_t cap;
 };
 
-static void *p_open(void *ctx, const struct endpoint *a, const struct endpoint *b,
-		    const struct timeval *ts, bool syn)
-{
-	struct collect *c = ctx;
-
-	return obs_conn_new(&c->cfg, a, b, ts, syn);
-}
-
-static void p_data(void *ctx, void *flow, enum side from, const uint8_t *p, size_t n,
-		   const struct timeval *ts)
-{
-	obs_conn_feed(flow, from, p, n, ts);
-}
-
-static void p_gap(void *ctx, void *flow, enum side from, size_t n, const struct timeval *ts)
-{
-	obs_conn_gap(flow, from, n, ts);
-}
-
-static void p_close(void *ctx, void *flow, enum side from, enum close_kind how, const struct timeval *ts)
-{
-	obs_conn_close(flow, from, how, ts);
-}
-
-static bool p_wants(void *ctx, void *flow)
-{
-	return obs_conn_wants_bytes(flow);
-}
-
-static void p_finish(void *ctx, void *flow, bool truncated, const struct timeval *ts)
+static void p_finish(void *ctx, struct obs_conn *flow, bool truncated, const struct timeval *ts)
 {
 	struct collect *c = ctx;
 	const struct verdict *v = obs_conn_finish(flow, truncated, ts);
@@ -65,10 +36,8 @@ static void p_finish(void *ctx, void *flow, bool truncated, const struct timeval
 static void run(const char *path, time_t at, struct keylog *keylog, bool no_evidence, struct pipeline_result *out)
 {
 	struct collect c = { .out = out };
-	struct flow_sink sink = {
-		.ctx = &c, .open = p_open, .data = p_data, .gap = p_gap, .close = p_close,
-		.wants_bytes = p_wants, .finish = p_finish,
-	};
+	struct obs_sink os = { .cfg = &c.cfg, .finished = p_finish, .ctx = &c };
+	struct flow_sink sink;
 	struct capture_opts opts = { 0 };
 
 	memset(out, 0, sizeof(*out));
@@ -82,6 +51,7 @@ static void run(const char *path, time_t at, struct keylog *keylog, bool no_evid
 		c.cfg.at_set = true;
 		c.cfg.at = at;
 	}
+	obs_sink_init(&os, &sink);
 	out->status = capture_read_file(path, &opts, &sink, &out->stats, out->err, sizeof(out->err));
 	out->certs = c.cfg.certs;
 	chain_memo_free(c.cfg.chains);

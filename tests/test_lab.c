@@ -245,34 +245,7 @@ struct pooled_run {
 	size_t n, cap;
 };
 
-static void *pr_open(void *ctx, const struct endpoint *a, const struct endpoint *b,
-		     const struct timeval *ts, bool syn)
-{
-	return obs_conn_new(&((struct pooled_run *)ctx)->cfg, a, b, ts, syn);
-}
-
-static void pr_data(void *ctx, void *flow, enum side from, const uint8_t *p, size_t n,
-		    const struct timeval *ts)
-{
-	obs_conn_feed(flow, from, p, n, ts);
-}
-
-static void pr_gap(void *ctx, void *flow, enum side from, size_t n, const struct timeval *ts)
-{
-	obs_conn_gap(flow, from, n, ts);
-}
-
-static void pr_close(void *ctx, void *flow, enum side from, enum close_kind how, const struct timeval *ts)
-{
-	obs_conn_close(flow, from, how, ts);
-}
-
-static bool pr_wants(void *ctx, void *flow)
-{
-	return obs_conn_wants_bytes(flow);
-}
-
-static void pr_finish(void *ctx, void *flow, bool truncated, const struct timeval *ts)
+static void pr_finish(void *ctx, struct obs_conn *flow, bool truncated, const struct timeval *ts)
 {
 	struct pooled_run *r = ctx;
 	const struct verdict *v = obs_conn_finish(flow, truncated, ts);
@@ -291,13 +264,12 @@ static void pr_finish(void *ctx, void *flow, bool truncated, const struct timeva
 static void run_pooled(bool pooled, struct pooled_run *r)
 {
 	const char *dirs[] = { "tests/data/lab/captures", "tests/data/capture" };
-	struct flow_sink sink = {
-		.ctx = r, .open = pr_open, .data = pr_data, .gap = pr_gap, .close = pr_close,
-		.wants_bytes = pr_wants, .finish = pr_finish,
-	};
+	struct obs_sink os = { .cfg = &r->cfg, .finished = pr_finish, .ctx = r };
+	struct flow_sink sink;
 	size_t d;
 
 	memset(r, 0, sizeof(*r));
+	obs_sink_init(&os, &sink);
 	r->cfg.certs = cert_cache_new(256);
 	r->cfg.pool = pooled ? obs_pool_new() : NULL;
 	cr_assert(r->cfg.certs && (!pooled || r->cfg.pool));
