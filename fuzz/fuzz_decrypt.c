@@ -26,9 +26,9 @@
 #include <openssl/evp.h>
 
 #include "cursor.h"
+#include "fuzzutil.h"
 #include "keylog.h"
 #include "observer.h"
-#include "report.h"
 #include "tls.h"
 #include "x509info.h"
 
@@ -135,9 +135,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	bool app[2] = { false, false };
 	uint8_t mode, side;
 	uint16_t kl_len;
-	const struct verdict *v;
-	char line[2048];
-	FILE *devnull;
 
 	if (!certs)
 		certs = cert_cache_new(64);
@@ -197,13 +194,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		}
 	}
 	obs_conn_close(c, SIDE_SERVER, CLOSE_FIN, &ts);
-	v = obs_conn_finish(c, false, &ts);
-	report_line(line, sizeof(line), obs_conn_facts(c), v);
-	devnull = fopen("/dev/null", "w");
-	if (devnull) {
-		report_json(devnull, obs_conn_facts(c), v);
-		fclose(devnull);
-	}
+	fuzz_finish_and_report(c, &ts);
 Exit:
 	obs_conn_free(c);
 	keylog_free(kl);

@@ -11,8 +11,8 @@
 #include <stdio.h>
 
 #include "cursor.h"
+#include "fuzzutil.h"
 #include "observer.h"
-#include "report.h"
 #include "x509info.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
@@ -26,9 +26,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	struct cursor in;
 	struct obs_conn *c;
 	uint8_t flags, side;
-	const struct verdict *v;
-	char line[2048];
-	FILE *devnull;
 
 	if (!certs)
 		certs = cert_cache_new(64);
@@ -55,13 +52,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 				      cursor_len(&chunk), &ts);
 	}
 	obs_conn_close(c, (flags & 2) ? SIDE_CLIENT : SIDE_SERVER, CLOSE_FIN, &ts);
-	v = obs_conn_finish(c, false, &ts);
-	report_line(line, sizeof(line), obs_conn_facts(c), v);
-	devnull = fopen("/dev/null", "w");
-	if (devnull) {
-		report_json(devnull, obs_conn_facts(c), v);
-		fclose(devnull);
-	}
+	fuzz_finish_and_report(c, &ts);
 	obs_conn_free(c);
 	return 0;
 }
