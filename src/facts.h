@@ -19,7 +19,7 @@
 #define FACTS_MAX_CHAIN 8
 #define FACTS_MAX_ALERTS 8
 #define FACTS_MAX_EVIDENCE 12
-#define FACTS_MAX_ENC_RECORDS 12
+#define FACTS_MAX_ENC_RECORDS 16
 
 /* TLS version numbers as on the wire (0x0300 SSL 3.0 .. 0x0304 TLS 1.3);
  * 0x0002 marks an SSLv2-format ClientHello. */
@@ -127,6 +127,7 @@ struct alert {
 	bool encrypted;
 	bool decrypted;                 /* encrypted on the wire, read with the key log */
 	uint32_t seq;                   /* position in the connection's event order */
+	uint32_t t_us;                  /* microseconds after the connection's first byte */
 };
 
 /* An encrypted record seen on the wire: for TLS 1.3 without keys the sizes
@@ -135,6 +136,7 @@ struct enc_record {
 	uint8_t content_type;           /* outer type */
 	uint16_t len;                   /* record length field (no 5-byte header) */
 	uint32_t seq;
+	uint32_t t_us;                  /* microseconds after the connection's first byte */
 };
 
 enum close_kind { CLOSE_NONE = 0, CLOSE_FIN, CLOSE_RST, CLOSE_TIMEOUT, CLOSE_EOF };
@@ -190,6 +192,7 @@ enum preamble_kind {
 struct conn_facts {
 	struct endpoint client, server;
 	struct timeval first_ts, last_ts;
+	struct timeval seen_until;      /* watched until then (a capture's end, the proxy's clock): idle time counts */
 	bool roles_swapped;             /* the TLS client was the tap's responder */
 	bool saw_syn;                   /* connection start observed */
 	bool is_tls;

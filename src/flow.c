@@ -125,6 +125,7 @@ struct flow_table {
 
 	bool clock_set;
 	time_t now;               /* latest capture second seen */
+	struct timeval latest;    /* latest capture time seen: how long a flow was watched */
 	time_t swept;             /* `now` at the last sweep */
 };
 
@@ -669,8 +670,11 @@ static struct flow *flow_create(struct flow_table *t, const struct flow_key *k, 
 /* The one teardown: the sink's finish, then the flow's memory goes. */
 static void flow_finish(struct flow_table *t, struct flow *f, bool truncated, bool keep_tomb)
 {
+	/* watched until the capture's latest time: an open, quiet session
+	 * stayed open at least that long */
 	if (!(f->flags & F_IGNORED) && t->sink->finish)
-		t->sink->finish(t->sink->ctx, f->user, truncated, &f->last_ts);
+		t->sink->finish(t->sink->ctx, f->user, truncated,
+				timercmp(&t->latest, &f->last_ts, >) ? &t->latest : &f->last_ts);
 	table_unlink(t, f);
 	lru_unlink(t, f);
 	free_held(t, &f->dir[0]);
@@ -754,6 +758,8 @@ void flow_table_segment(struct flow_table *t, const struct tcp_segment *s, const
 	uint32_t data_seq;
 	int side;
 
+	if (timercmp(ts, &t->latest, >))
+		t->latest = *ts;
 	clock_advance(t, ts->tv_sec);
 	f = flow_lookup(t, &k, h);
 	if (f && syn_only) {
@@ -884,6 +890,8 @@ struct flow_table *flow_table_new(const struct capture_opts *opts, const struct 
 
 void flow_table_tick(struct flow_table *t, const struct timeval *now)
 {
+	if (timercmp(now, &t->latest, >))
+		t->latest = *now;
 	clock_advance(t, now->tv_sec);
 }
 

@@ -113,6 +113,14 @@ static enum side role_of(const struct obs_conn *c, enum side tap)
 	return c->swapped ? (enum side)!tap : tap;
 }
 
+/* Microseconds from the connection's first byte to ts (saturating). */
+static uint32_t since_start_us(const struct conn_facts *f, const struct timeval *ts)
+{
+	int64_t us = ((int64_t)ts->tv_sec - f->first_ts.tv_sec) * 1000000 + (ts->tv_usec - f->first_ts.tv_usec);
+
+	return us <= 0 ? 0 : us >= UINT32_MAX ? UINT32_MAX : (uint32_t)us;
+}
+
 static time_t check_time(const struct obs_conn *c, const struct timeval *ts)
 {
 	return c->cfg.at_set ? c->cfg.at : ts->tv_sec;
@@ -146,7 +154,7 @@ struct obs_conn *obs_conn_new(const struct observer_config *cfg,
 	c->cfg = *cfg;
 	c->f.client = *initiator;
 	c->f.server = *responder;
-	c->f.first_ts = c->f.last_ts = *ts;
+	c->f.first_ts = c->f.last_ts = c->f.seen_until = *ts;
 	c->f.saw_syn = saw_syn;
 	tls_dir_init(&c->tls[0]);
 	tls_dir_init(&c->tls[1]);
@@ -606,6 +614,7 @@ static void on_tls_event(void *ctx, const struct tls_event *ev)
 			a->level = ev->encrypted && !ev->decrypted ? -1 : ev->alert_level;
 			a->description = ev->encrypted && !ev->decrypted ? -1 : ev->alert_desc;
 			a->seq = c->f.seq;
+			a->t_us = since_start_us(&c->f, ts);
 		}
 		break;
 	case TLS_EV_CCS:
@@ -631,6 +640,7 @@ static void on_tls_event(void *ctx, const struct tls_event *ev)
 			r->content_type = ev->content_type;
 			r->len = ev->record_len;
 			r->seq = c->f.seq;
+			r->t_us = since_start_us(&c->f, ts);
 		}
 		d->n_enc_total++;
 		if (ev->content_type == TLS_CT_APPLICATION_DATA)
@@ -866,6 +876,12 @@ void obs_conn_close(struct obs_conn *c, enum side tap, enum close_kind how,
 	}
 }
 
+void obs_conn_quiet_until(struct obs_conn *c, const struct timeval *now)
+{
+	if (!c->finished && timercmp(now, &c->f.seen_until, >))
+		c->f.seen_until = *now;
+}
+
 bool obs_conn_awaiting_keys(const struct obs_conn *c)
 {
 	return !c->finished && c->dec && c->cfg.keylog_wait &&
@@ -918,8 +934,8 @@ static bool may_have_gone_on(const struct obs_conn *c)
 	if (!c->f.sh.seen || c->f.dir[0].desync || c->f.dir[1].desync)
 		return false;
 	if (c->f.sh.selected_version == TLS_V_1_3)
-		return cl->n_enc_total >= 3 && sv->n_enc_total >= 1;
-	return cl->app_records >= 2 && sv->app_records >= 1;
+		return cl->n_enc_total >= 2 && sv->n_enc_total >= 1;
+	return cl->app_records >= 1 && sv->app_records >= 1;
 }
 
 /* The rules, then the middlebox attribution over what they decided. */
@@ -971,8 +987,10 @@ const struct verdict *obs_conn_finish(struct obs_conn *c, bool truncated, const 
 	if (c->finished)
 		return &c->verdict;
 	c->finished = true;
-	if (ts && timercmp(ts, &c->f.last_ts, >))
-		c->f.last_ts = *ts;
+	if (ts && timercmp(ts, &c->f.seen_until, >))
+		c->f.seen_until = *ts;
+	if (timercmp(&c->f.last_ts, &c->f.seen_until, >))
+		c->f.seen_until = c->f.last_ts;
 	c->f.truncated = truncated;
 	if (!c->roles_known && !c->f.saw_syn && c->f.client.port < c->f.server.port)
 		set_roles(c, SIDE_SERVER);   /* no handshake seen: the lower port is likely the server */

@@ -76,12 +76,18 @@ bool obs_conn_wants_bytes(const struct obs_conn *c);
 bool obs_conn_awaiting_keys(const struct obs_conn *c);
 void obs_conn_retry_keys(struct obs_conn *c);
 
+/* Nothing happened on the connection up to `now`: a session that stays
+ * open and quiet after the server's answer has gone on (the proxy calls
+ * this from a timer, then asks for the early verdict). */
+void obs_conn_quiet_until(struct obs_conn *c, const struct timeval *now) __attribute__((nonnull));
+
 /* A verdict that no later event can change, if there already is one (the
  * proxy logs it the moment it is known).  NULL otherwise. */
 const struct verdict *obs_conn_early_verdict(struct obs_conn *c);
 
 /* Ends the connection: decides the verdict and frees decoding state.  Call
- * once; `truncated` when the input stopped before the connection ended. */
+ * once; `truncated` when the input stopped before the connection ended; `ts`
+ * the time it was watched until (a capture's end, the proxy's clock). */
 const struct verdict *obs_conn_finish(struct obs_conn *c, bool truncated,
 				      const struct timeval *ts);
 

@@ -68,6 +68,10 @@
 #define DEFAULT_BUFFER_LIMIT (256 * 1024)
 #define MAX_SINGLE_READ 65536
 #define ACCEPT_RETRY_S 1
+/* While the verdict waits for the conversation after the handshake, the
+ * timer wakes this often: an open, quiet session after its answer has gone
+ * on (conversation.h), and its record should not wait for the close. */
+#define VERDICT_POLL_S 1
 #define SPLICE_PIPE_SIZE (1024 * 1024) /* asked for; the kernel may give less (fs.pipe-max-size) */
 #define FDS_RESERVED 64          /* descriptors kept for files, DNS, listeners */
 
@@ -1195,6 +1199,8 @@ static void on_connected(struct pconn *c)
 	else
 		configured_upstream(c, &server);
 	start_observer(c, &server, &now);
+	if (idle.tv_sec > VERDICT_POLL_S)
+		idle.tv_sec = VERDICT_POLL_S;
 	evtimer_add(c->timer, &idle);
 	if (up->shut_pending && evbuffer_get_length(bufferevent_get_output(up->bev)) == 0)
 		shut_side(c, SIDE_SERVER);
@@ -1259,10 +1265,18 @@ static void timer_cb(evutil_socket_t fd, short what, void *arg)
 		return;
 	}
 	now_of(c, &now);
+	if (!c->early_logged && c->obs) {
+		obs_conn_quiet_until(c->obs, &now);
+		check_early(c);
+	}
 	idle_end = c->last_activity;
 	idle_end.tv_sec += px->idle_timeout_s;
 	if (timercmp(&now, &idle_end, <)) {
 		timersub(&idle_end, &now, &left);
+		if (!c->early_logged && left.tv_sec >= VERDICT_POLL_S) {
+			left.tv_sec = VERDICT_POLL_S;
+			left.tv_usec = 0;
+		}
 		evtimer_add(c->timer, &left);
 		return;
 	}

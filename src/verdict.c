@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "chain.h"
+#include "conversation.h"
 #include "expect.h"
 #include "inspect.h"
 #include "tls_msgs.h"
@@ -123,6 +124,8 @@ static const struct alert *first_fatal(const struct conn_facts *f, enum side fro
 
 		if (a->from != from || a->seq <= after)
 			continue;
+		if (a->level == 1 && f->dir[from].first_app_seq && f->dir[from].first_app_seq < a->seq)
+			continue;   /* a warning after its sender's data ends a session (Java's user_canceled), not a handshake */
 		if ((a->encrypted && !a->decrypted) || a->level == 2)
 			return a;
 		if (a->description != 0 && a->description != 41 && a->description != 100)
@@ -164,26 +167,26 @@ static const char *close_label(enum close_kind k)
 	return "stopped";
 }
 
-/* The client went on to send a second message after the handshake: a
- * server that refused it at the HTTP level (nginx) closes after its first
- * answer, so a longer session means the server accepted.  `after` is the
- * event position where the handshake ended, `alert_len` the 1.3
- * alert-record size (0 below 1.3). */
-static bool session_went_on(const struct conn_facts *f, uint32_t after, size_t alert_len)
+/* How the session went on after the client's flight (event `after`), read
+ * as a conversation; `alert_len` is the TLS 1.3 alert-record size (0 below
+ * 1.3, where alerts show as such).  The pattern in words goes to `words`. */
+static enum conv_outcome read_on(const struct conn_facts *f, uint32_t after, size_t alert_len,
+				 char *words, size_t wordslen)
 {
-	const struct direction_facts *c = &f->dir[SIDE_CLIENT], *s = &f->dir[SIDE_SERVER];
-	uint64_t client_data = 0, server_data = 0;
-	size_t i;
+	struct conversation cv;
 
-	if (!alert_len)
-		return c->app_records >= 2 && s->app_records >= 1;
-	for (i = 0; i < c->n_enc; i++)
-		client_data += c->enc[i].seq > after && c->enc[i].len != alert_len;
-	for (i = 0; i < s->n_enc; i++)
-		server_data += s->enc[i].seq > after && s->enc[i].len != alert_len;
-	client_data += c->n_enc_total - c->n_enc;   /* beyond the records kept */
-	server_data += s->n_enc_total - s->n_enc;
-	return client_data >= 2 && server_data >= 1;
+	/* per record: TLS 1.3 inner type and tag; below, an AEAD's explicit
+	 * nonce and tag (CBC's padding varies: the size is approximate) */
+	conversation_read(f, after, alert_len, alert_len ? alert_len - 2 : 24, &cv);
+	conversation_describe(&cv, words, wordslen);
+	return conversation_outcome(&cv);
+}
+
+/* With a key log: the server's data after event `after` was read, and it
+ * is not HTTP (HTTP answers decide by their status). */
+static bool decrypted_data_after(const struct conn_facts *f, uint32_t after)
+{
+	return f->dir[SIDE_SERVER].first_app_seq > after;
 }
 
 /* ---- TLS 1.3 without keys: reasoning from record sizes ---- */
@@ -326,7 +329,7 @@ enum http_answer {
 	HA_SERVED,      /* the request was served (below 400) */
 	HA_NO_CERT,     /* nginx: 400 "No required SSL certificate was sent" */
 	HA_CERT_ERROR,  /* nginx: 400 "The SSL certificate error" */
-	HA_REFUSED,     /* 400 or 403 otherwise: a refusal, reason not named */
+	HA_REFUSED,     /* 400, 401 or 403 otherwise: a refusal, reason not named */
 	HA_OTHER,       /* another error (404, 500, ...): not about the certificate */
 };
 
@@ -341,7 +344,10 @@ static enum http_answer http_answer(const struct conn_facts *f)
 		return HA_CERT_ERROR;
 	if (f->http_status < 400)
 		return HA_SERVED;
-	if (f->http_status == 400 || f->http_status == 403)
+	/* the first answer after a client-certificate handshake: 401 and 403
+	 * are the application's refusal (Node.js answering 401 when
+	 * req.socket.authorized is false) */
+	if (f->http_status == 400 || f->http_status == 401 || f->http_status == 403)
 		return HA_REFUSED;
 	return HA_OTHER;
 }
@@ -362,6 +368,8 @@ static void http_evidence(const struct conn_facts *f, struct verdict *v)
 static void conclude_no_cert(const struct conn_facts *f, const struct server_answer *ans,
 			     enum basis basis, size_t alert_len, struct verdict *v)
 {
+	char words[VERDICT_EVIDENCE_LEN];
+
 	describe_answer(f, ans, v);
 	if (ans->kind != ANS_CONTINUED) {
 		set(v, V_CLIENT_SENT_NO_CERT, R_NONE, F_CLIENT, basis);
@@ -383,18 +391,32 @@ static void conclude_no_cert(const struct conn_facts *f, const struct server_ans
 	case HA_NONE:
 		break;
 	}
-	if (session_went_on(f, ans->after, alert_len)) {
-		set(v, V_NO_CERT_ACCEPTED, R_NONE, F_NONE, basis);
-		v->settled = true;
-		EVIDENCE(v, "the session went on without a client certificate (optional client authentication)");
+	if (decrypted_data_after(f, ans->after)) {
+		set(v, V_NO_CERT_ACCEPTED, R_NONE, F_NONE, B_DECRYPTED);
+		EVIDENCE(v, "the server sent application data after the client's flight (decrypted, not HTTP): the session went on without a client certificate");
 		return;
 	}
-	/* One request and one answer: nginx with ssl_verify_client on answers
-	 * 400 "No required SSL certificate was sent" inside the encrypted
-	 * stream, nginx with optional serves it; the order of the closes is a
-	 * race that tells neither. The client's empty answer is the fact. */
-	set(v, V_CLIENT_SENT_NO_CERT, R_NONE, F_CLIENT, basis);
-	EVIDENCE(v, "whether the server then refused the request (nginx answers 400 \"No required SSL certificate was sent\") or served it (optional client authentication) shows only in the encrypted HTTP answer: a key log tells");
+	switch (read_on(f, ans->after, alert_len, words, sizeof(words))) {
+	case CONV_WENT_ON:
+	case CONV_SERVED_CLOSE:
+		set(v, V_NO_CERT_ACCEPTED, R_NONE, F_NONE, B_INFERRED);
+		v->settled = true;
+		EVIDENCE(v, "%s", words);
+		EVIDENCE(v, "the server went on without a client certificate: it does not require one (optional client authentication)");
+		return;
+	case CONV_REFUSED:
+		set(v, V_CLIENT_SENT_NO_CERT, R_NONE, F_CLIENT, B_INFERRED);
+		EVIDENCE(v, "%s: the way nginx refuses a missing certificate (HTTP 400 \"No required SSL certificate was sent\")", words);
+		return;
+	case CONV_UNKNOWN:
+		break;
+	}
+	/* nginx with ssl_verify_client on answers 400 inside the encrypted
+	 * stream and closes; with optional it serves and keeps the connection:
+	 * until one of them shows, the empty Certificate is all that is known */
+	set(v, V_UNDETERMINED, R_NONE, F_UNKNOWN, B_INFERRED);
+	EVIDENCE(v, "%s", words);
+	EVIDENCE(v, "no certificate and no alert: nginx refuses inside the encrypted stream (400, then it closes), a server with optional client auth serves; a second exchange, or a key log, tells");
 }
 
 static void chain_evidence(const struct chain_report *chain, struct verdict *v)
@@ -405,6 +427,20 @@ static void chain_evidence(const struct chain_report *chain, struct verdict *v)
 		EVIDENCE(v, "%s", chain->findings[i].text);
 }
 
+/* The client's leaf is issued by a CA that is not among the certificates it
+ * sent (and does not sign itself). */
+static bool leaf_issuer_not_sent(const struct cert_chain *ch)
+{
+	size_t i;
+
+	if (ch->n == 0 || ch->certs[0].self_issued || ch->certs[0].parse_failed)
+		return false;
+	for (i = 1; i < ch->n; i++)
+		if (strcmp(ch->certs[i].subject, ch->certs[0].issuer) == 0)
+			return false;
+	return ch->n == ch->n_on_wire;   /* a cut chain may hold it */
+}
+
 /* The client sent a chain; the server answered `ans`. */
 static void conclude_chain(const struct conn_facts *f, const struct chain_report *chain,
 			   const struct server_answer *ans, enum basis basis, size_t alert_len,
@@ -412,6 +448,7 @@ static void conclude_chain(const struct conn_facts *f, const struct chain_report
 {
 	enum reason_code predicted = chain && chain->n ? chain->findings[0].reason : R_NONE;
 	enum reason_code reason;
+	char words[VERDICT_EVIDENCE_LEN];
 
 	describe_answer(f, ans, v);
 	switch (ans->kind) {
@@ -425,6 +462,14 @@ static void conclude_chain(const struct conn_facts *f, const struct chain_report
 			reason = R_DEPTH_EXCEEDED;
 			EVIDENCE(v, "the %zu-certificate chain reaches a CA the server named and passes every check, yet the server answered unknown_ca: its verify depth is too small for this chain",
 				 f->client_chain.n_on_wire);
+		}
+		if (predicted == R_NONE && reason == R_UNKNOWN_ISSUER && f->cr.seen && f->cr.n_ca_names_on_wire == 0 &&
+		    leaf_issuer_not_sent(&f->client_chain)) {
+			/* wolfSSL names no CA: a leaf sent without its issuer
+			 * is the likelier fault than a foreign CA */
+			reason = R_MISSING_INTERMEDIATE;
+			EVIDENCE(v, "the leaf's issuer %s was not sent and the server named no CAs to check it against: an intermediate is probably missing",
+				 f->client_chain.certs[0].issuer);
 		}
 		set(v, V_SERVER_REJECTED_CHAIN, reason, reason_fault(reason), basis);
 		chain_evidence(chain, v);
@@ -460,38 +505,50 @@ static void conclude_chain(const struct conn_facts *f, const struct chain_report
 		case HA_NONE:
 			break;
 		}
-		if (predicted != R_NONE && !f->http_status &&
-		    (session_went_on(f, ans->after, alert_len) ||
-		     (predicted == R_SELF_SIGNED && f->cr.n_ca_names == 0))) {
-			/* the server trusts this chain its own way (a pinned or
-			 * directly trusted certificate): it kept the session going */
+		if (predicted == R_SELF_SIGNED && f->cr.n_ca_names == 0) {
+			/* a server that names no CA and took a self-signed
+			 * certificate trusts it directly (a pinned certificate) */
 			set(v, V_CLIENT_CERT_ACCEPTED, R_NONE, F_NONE, basis);
-			v->settled = session_went_on(f, ans->after, alert_len);
 			EVIDENCE(v, "the server accepted the chain although a standard check would not: it trusts it directly (%s)",
 				 chain->findings[0].text);
 			return;
 		}
-		if (f->http_status >= 400 || predicted != R_NONE) {
+		if (decrypted_data_after(f, ans->after)) {
+			set(v, V_CLIENT_CERT_ACCEPTED, R_NONE, F_NONE, B_DECRYPTED);
+			EVIDENCE(v, "the server sent application data after the client's flight (decrypted, not HTTP): the session went on");
+			return;
+		}
+		switch (read_on(f, ans->after, alert_len, words, sizeof(words))) {
+		case CONV_WENT_ON:
+		case CONV_SERVED_CLOSE:
+			set(v, V_CLIENT_CERT_ACCEPTED, R_NONE, F_NONE, B_INFERRED);
+			v->settled = true;
+			EVIDENCE(v, "%s", words);
+			if (predicted != R_NONE)
+				EVIDENCE(v, "the server went on with a chain a standard check refuses (%s): it does not verify client certificates, or trusts this one directly: a security note, not a failure",
+					 chain->findings[0].text);
+			return;
+		case CONV_REFUSED:
 			reason = predicted != R_NONE ? predicted : R_UNKNOWN;
-			set(v, V_SERVER_REJECTED_CHAIN, reason, reason_fault(reason),
-			    f->http_status ? basis : B_INFERRED);
-			if (f->http_status)
-				EVIDENCE(v, "the server answered HTTP %d", f->http_status);
-			else
-				EVIDENCE(v, "a verifying server must refuse this chain (nginx completes the handshake and answers HTTP 400)");
+			set(v, V_SERVER_REJECTED_CHAIN, reason, reason_fault(reason), B_INFERRED);
+			EVIDENCE(v, "%s: the way nginx refuses a certificate (HTTP 400 \"The SSL certificate error\")", words);
 			chain_evidence(chain, v);
+			if (predicted == R_NONE && chain && chain->checked)
+				EVIDENCE(v, "nothing on the wire explains the refusal: check the server's CA bundle and verify depth");
+			return;
+		case CONV_UNKNOWN:
+			break;
+		}
+		if (predicted != R_NONE) {
+			set(v, V_SERVER_REJECTED_CHAIN, predicted, reason_fault(predicted), B_INFERRED);
+			EVIDENCE(v, "a verifying server must refuse this chain (nginx completes the handshake and answers HTTP 400)");
+			chain_evidence(chain, v);
+			EVIDENCE(v, "%s", words);
 			return;
 		}
-		if (!f->client_chain.n && !f->http_status && !session_went_on(f, ans->after, alert_len)) {
-			/* 1.3 without keys: the chain is as invisible as the answer */
-			set(v, V_UNDETERMINED, R_NONE, F_UNKNOWN, B_INFERRED);
-			EVIDENCE(v, "the server completed the handshake without an alert: servers that refuse with an alert (HAProxy, Apache, OpenSSL, GnuTLS) accepted the certificate, but nginx refuses with HTTP 400 inside the encrypted stream; a key log shows which happened");
-			return;
-		}
-		set(v, V_CLIENT_CERT_ACCEPTED, R_NONE, F_NONE, basis);
-		v->settled = session_went_on(f, ans->after, alert_len);
-		if (!f->http_status)
-			EVIDENCE(v, "the TLS handshake accepted the certificate; a refusal at the HTTP level (nginx answers 400 \"The SSL certificate error\", e.g. for a too small ssl_verify_depth) would only show inside the encrypted stream");
+		set(v, V_UNDETERMINED, R_NONE, F_UNKNOWN, B_INFERRED);
+		EVIDENCE(v, "%s", words);
+		EVIDENCE(v, "no alert: a server that refuses with one (HAProxy, Apache, OpenSSL, GnuTLS) accepted the certificate, but nginx refuses inside the encrypted stream; a second exchange, or a key log, tells");
 		return;
 	case ANS_UNSEEN:
 		if (predicted != R_NONE && !(predicted == R_SELF_SIGNED && f->cr.n_ca_names == 0)) {
