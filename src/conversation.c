@@ -97,6 +97,7 @@ void conversation_read(const struct conn_facts *f, uint32_t after, size_t alert_
 	struct timeval until = f->seen_until;
 
 	memset(out, 0, sizeof(*out));
+	out->http2 = strcmp(f->sh.alpn, "h2") == 0 || f->http2;
 	for (i = 0; i < n; i++) {
 		const struct conv_event *e = &evs[i];
 
@@ -124,6 +125,8 @@ void conversation_read(const struct conn_facts *f, uint32_t after, size_t alert_
 			continue;
 		}
 		if (e->from == SIDE_CLIENT) {
+			if (e->len == overhead + 9)
+				out->http2 = true;
 			if (turn != SIDE_CLIENT)
 				out->requests++;
 		} else if (out->requests == 0) {
@@ -160,7 +163,7 @@ enum conv_outcome conversation_outcome(const struct conversation *c)
 {
 	bool server_closed_first = c->closed && c->first_closer == SIDE_SERVER;
 
-	if (c->answers >= 2 || (c->more && c->answers >= 1 && !server_closed_first))
+	if (!c->http2 && (c->answers >= 2 || (c->more && c->answers >= 1 && !server_closed_first)))
 		return CONV_WENT_ON;
 	if (c->answers == 0)
 		return CONV_UNKNOWN;
@@ -169,6 +172,8 @@ enum conv_outcome conversation_outcome(const struct conversation *c)
 	 * record counts, not the sum) */
 	if (c->first_answer_largest > CONV_ANSWER_LARGE)
 		return server_closed_first ? CONV_SERVED_CLOSE : CONV_WENT_ON;
+	if (c->http2)
+		return CONV_UNKNOWN;   /* streams and settings interleave, a refusal keeps the connection */
 	if (!c->closed)
 		return c->quiet_us >= CONV_QUIET_US ? CONV_WENT_ON : CONV_UNKNOWN;
 	if (!server_closed_first) {
@@ -216,6 +221,13 @@ static void delay_label(uint32_t us, char *buf, size_t len)
 void conversation_describe(const struct conversation *c, char *buf, size_t len)
 {
 	char d[32];
+
+	if (c->http2 && c->first_answer_largest <= CONV_ANSWER_LARGE && c->answers) {
+		snprintf(buf, len, "HTTP/2: the server answered (%llu bytes first) and %s; over HTTP/2 nginx answers a refused certificate with 400 and keeps the connection, so the close order tells nothing",
+			 (unsigned long long)c->first_answer_bytes,
+			 !c->closed ? "the connection stayed open" : c->first_closer == SIDE_CLIENT ? "the client closed first" : "the server closed first");
+		return;
+	}
 
 	if (c->answers == 0) {
 		if (c->requests == 0)

@@ -72,6 +72,7 @@ struct server_hello {
 	bool session_id_echoed;         /* equals the client's non-empty one: 1.2 resumption */
 	bool psk_selected;              /* 1.3 pre_shared_key: resumption */
 	bool encrypt_then_mac;          /* RFC 7366 extension echoed */
+	char alpn[32];                  /* the protocol it selected (ServerHello below 1.3, EncryptedExtensions decrypted), "" if none seen */
 	uint8_t random[32];
 	uint32_t seq;
 };
@@ -217,6 +218,7 @@ struct conn_facts {
 	struct direction_facts dir[2];
 	uint32_t seq;                   /* event counter */
 	int http_status;                /* 0 if unknown */
+	bool http2;                     /* the decrypted exchange is HTTP/2 */
 	char http_request[256];         /* the client's request line (decrypted), "" if unknown */
 	char http_reason[64];           /* the status line's reason phrase */
 	char http_title[128];           /* <title> of an error page (status >= 400) */

@@ -18,6 +18,7 @@
 #include "cursor.h"
 #include "decrypt.h"
 #include "http1.h"
+#include "http2.h"
 #include "keylog.h"
 #include "preamble.h"
 #include "tls.h"
@@ -421,13 +422,22 @@ static void http_read(struct obs_conn *c, enum side role, bool complete)
 
 	cursor_init(&head, c->http[role], c->http_len[role]);
 	if (role == SIDE_CLIENT) {
-		r = http1_request_line(&head, c->f.http_request, sizeof(c->f.http_request));
+		r = http2_client_preface(&head);
+		if (r == HTTP1_DONE)
+			c->f.http2 = true;
+		else if (r == HTTP1_NOT_HTTP)
+			r = http1_request_line(&head, c->f.http_request, sizeof(c->f.http_request));
 		if (r == HTTP1_NOT_HTTP)
 			c->f.http_request[0] = '\0';
 	} else {
 		struct http1_response resp;
 
-		r = http1_response(&head, complete, &resp);
+		if (c->f.http2 || strcmp(c->f.sh.alpn, "h2") == 0 || http2_server_preface(&head)) {
+			c->f.http2 = true;
+			r = http2_response(&head, complete, &resp);
+		} else {
+			r = http1_response(&head, complete, &resp);
+		}
 		if (r == HTTP1_DONE) {
 			c->f.http_status = resp.status;
 			snprintf(c->f.http_reason, sizeof(c->f.http_reason), "%s", resp.reason);
@@ -531,6 +541,10 @@ static void on_handshake(struct obs_conn *c, enum side tap, const struct tls_eve
 			c->tls[0].tls13 = c->tls[1].tls13 = true;
 		if (!c->f.sh.hello_retry)
 			start_decrypt(c);
+		break;
+	case TLS_HS_ENCRYPTED_EXTENSIONS:
+		if (role == SIDE_SERVER && !tls_parse_encrypted_extensions(&ev->body, &c->f.sh))
+			note_error(c, "malformed %s", "EncryptedExtensions");
 		break;
 	case TLS_HS_CERTIFICATE:
 		on_certificate(c, role, &ev->body, ts);

@@ -167,6 +167,35 @@ int tls_parse_sslv2_client_hello(const struct cursor *body, struct client_hello 
 	return 1;
 }
 
+/* The protocol a server selected (RFC 7301 3.1: a list of exactly one). */
+static int parse_alpn_selected(struct cursor data, char *out, size_t outlen)
+{
+	struct cursor list, proto;
+
+	if (!cursor_get_u16_prefixed(&data, &list) || cursor_len(&data) || !cursor_get_u8_prefixed(&list, &proto) ||
+	    cursor_len(&list))
+		return 0;
+	cursor_copy_printable(&proto, out, outlen);
+	return 1;
+}
+
+int tls_parse_encrypted_extensions(const struct cursor *body, struct server_hello *sh)
+{
+	struct cursor c = *body, exts, ext;
+
+	if (!cursor_get_u16_prefixed(&c, &exts) || cursor_len(&c))
+		return 0;
+	while (cursor_len(&exts)) {
+		uint16_t type;
+
+		if (!cursor_get_u16(&exts, &type) || !cursor_get_u16_prefixed(&exts, &ext))
+			return 0;
+		if (type == TLS_EXT_ALPN && !parse_alpn_selected(ext, sh->alpn, sizeof(sh->alpn)))
+			return 0;
+	}
+	return 1;
+}
+
 int tls_parse_server_hello(const struct cursor *body, const struct client_hello *ch,
 			   struct server_hello *out)
 {
@@ -201,6 +230,9 @@ int tls_parse_server_hello(const struct cursor *body, const struct client_hello 
 				out->psk_selected = true;
 			} else if (type == TLS_EXT_ENCRYPT_THEN_MAC) {
 				out->encrypt_then_mac = true;
+			} else if (type == TLS_EXT_ALPN) {
+				if (!parse_alpn_selected(ext, out->alpn, sizeof(out->alpn)))
+					return 0;
 			}
 		}
 	}

@@ -35,6 +35,11 @@ int tls_parse_client_hello(const struct cursor *body, struct client_hello *out)
 int tls_parse_sslv2_client_hello(const struct cursor *body, struct client_hello *out)
 	__attribute__((warn_unused_result));
 /* Detects HelloRetryRequest (RFC 8446 4.1.3) and resumption against `ch`. */
+/* TLS 1.3 EncryptedExtensions (read decrypted): the selected ALPN into
+ * sh->alpn.  1 on success, 0 if malformed. */
+int tls_parse_encrypted_extensions(const struct cursor *body, struct server_hello *sh)
+	__attribute__((nonnull, warn_unused_result));
+
 int tls_parse_server_hello(const struct cursor *body, const struct client_hello *ch,
 			   struct server_hello *out) __attribute__((warn_unused_result));
 
