@@ -815,6 +815,12 @@ static void decide13(const struct conn_facts *f, const struct chain_report *chai
 		EVIDENCE(v, "the client's encrypted flight is a lone Finished (%zu-byte record): it was not asked for a certificate", fl.fin);
 		if (f->ch.post_handshake_auth)
 			EVIDENCE(v, "the client offered post-handshake authentication: a later request would be encrypted");
+		if (f->preamble == PREAMBLE_HTTP_CONNECT && f->server_chain.n == 0) {
+			/* the chain that would show who answered is encrypted */
+			v->fault = F_UNKNOWN;
+			EVIDENCE(v, "through an explicit proxy (CONNECT %s) the server chain is encrypted: whether the proxy answered in the server's place shows with mtlsdiag probe HOST:PORT --via PROXY --compare",
+				 f->connect_target[0] ? f->connect_target : "?");
+		}
 		return;
 	case CF_EMPTY_CERT:
 		v->cert_requested = TRI_YES;
@@ -890,6 +896,18 @@ static void decide(const struct conn_facts *f, const struct chain_report *chain,
 		}
 		set(v, V_INCOMPLETE, R_NONE, F_UNKNOWN, B_OBSERVED);
 		EVIDENCE(v, "no ServerHello in the capture");
+		if (f->client_cert_seen) {
+			/* one side of the connection only (asymmetric routing, a
+			 * tap on one direction): what the client sent still shows */
+			v->cert_requested = TRI_YES;
+			v->client_cert_sent = f->client_cert_empty ? TRI_NO : TRI_YES;
+			if (f->client_cert_empty)
+				EVIDENCE(v, "the client answered a certificate request with an empty Certificate");
+			else
+				describe_chain_sent(f, v);
+			if (f->dir[SIDE_SERVER].bytes == 0)
+				EVIDENCE(v, "the capture holds no byte from the server: one direction only (asymmetric routing?)");
+		}
 		return;
 	}
 	if (f->sh.n_hrr)

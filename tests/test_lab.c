@@ -7,6 +7,8 @@
 
 #include <criterion/criterion.h>
 #include <dirent.h>
+#include <pcap/pcap.h>
+#include <unistd.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -252,6 +254,76 @@ Test(lab, keyless_verdicts_never_contradict_the_key_log, .timeout = 120)
 	cr_assert_leq(known, sizeof(keyless_known_wrong) / sizeof(keyless_known_wrong[0]));
 	/* the conversation decides most hidden TLS 1.3 outcomes */
 	cr_assert_geq(tls13_exact * 4, tls13 * 3, "only %zu of %zu TLS 1.3 captures exact without keys", tls13_exact, tls13);
+}
+
+/* Writes the packets of `in` that match `filter` to a new temporary file,
+ * whose path goes to out (the capture of one direction, as a tap on one
+ * link of an asymmetric route records it). */
+static void filter_capture(const char *in, const char *filter, char *out, size_t outlen)
+{
+	char err[PCAP_ERRBUF_SIZE];
+	struct bpf_program prog;
+	struct pcap_pkthdr *h;
+	const u_char *data;
+	pcap_t *p = pcap_open_offline(in, err);
+	pcap_dumper_t *d;
+	int fd;
+
+	cr_assert_not_null(p, "%s: %s", in, err);
+	snprintf(out, outlen, "/tmp/mtlsdiag-oneside-XXXXXX");
+	fd = mkstemp(out);
+	cr_assert_geq(fd, 0);
+	close(fd);
+	cr_assert_eq(pcap_compile(p, &prog, filter, 1, PCAP_NETMASK_UNKNOWN), 0, "%s", pcap_geterr(p));
+	d = pcap_dump_open(p, out);
+	cr_assert_not_null(d, "%s", pcap_geterr(p));
+	while (pcap_next_ex(p, &h, &data) == 1)
+		if (pcap_offline_filter(&prog, h, data))
+			pcap_dump((u_char *)d, h, data);
+	pcap_dump_close(d);
+	pcap_freecode(&prog);
+	pcap_close(p);
+}
+
+/* Only the client's side of the connection: no verdict can be reached, but
+ * what the client sent still shows (the chain, or an empty Certificate). */
+Test(lab, a_one_sided_capture_still_shows_what_the_client_sent)
+{
+	static const struct {
+		const char *name, *filter;
+		enum tristate sent;
+		const char *subject;
+	} cases[] = {
+		{ "nginx-on_good_tls12", "tcp dst port 18401", TRI_YES, "CN=good-client, O=mtlsdiag Lab" },
+		{ "haproxy_expired_tls12", "tcp dst port 18411", TRI_YES, "CN=expired-client, O=mtlsdiag Lab" },
+		{ "apache_none_tls12", "tcp dst port 18421", TRI_NO, NULL },
+	};
+	size_t i;
+
+	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		struct pipeline_result r;
+		const struct verdict *v;
+		const struct conn_facts *f;
+		char rel[512], path[64];
+
+		snprintf(rel, sizeof(rel), "captures/%s.pcap", cases[i].name);
+		filter_capture(lab_truth_path(rel), cases[i].filter, path, sizeof(path));
+		pipeline_run(path, 0, &r);
+		unlink(path);
+		cr_assert_eq(r.n, 1, "%s", cases[i].name);
+		v = r.conns[0].verdict;
+		f = r.conns[0].facts;
+		cr_expect_eq(v->code, V_INCOMPLETE, "%s: %s", cases[i].name, verdict_code_name(v->code));
+		cr_expect_eq(f->dir[SIDE_SERVER].bytes, 0, "%s: the server's side is not there", cases[i].name);
+		cr_expect_eq(v->client_cert_sent, cases[i].sent, "%s", cases[i].name);
+		cr_expect_eq(v->cert_requested, TRI_YES, "%s: the client answered a request", cases[i].name);
+		if (cases[i].subject) {
+			cr_assert_gt(f->client_chain.n, 0, "%s", cases[i].name);
+			cr_expect_str_eq(f->client_chain.certs[0].subject, cases[i].subject);
+		}
+		cr_expect(has_evidence(v, "one direction only"), "%s", cases[i].name);
+		pipeline_free(&r);
+	}
 }
 
 /* `mtlsdiag pcap -q` decides without evidence lines: the same verdicts. */
