@@ -130,7 +130,7 @@ static void want12(struct decrypt *d)
 	}
 }
 
-struct decrypt *decrypt_new(struct keylog *kl, const struct client_hello *ch, const struct server_hello *sh)
+struct decrypt *decrypt_new(struct keylog *kl, const uint8_t client_random[32], const struct server_hello *sh)
 {
 	struct decrypt *d = calloc(1, sizeof(*d));
 	int i;
@@ -141,7 +141,7 @@ struct decrypt *decrypt_new(struct keylog *kl, const struct client_hello *ch, co
 	d->version = sh->selected_version;
 	d->cipher = sh->cipher;
 	d->etm = sh->encrypt_then_mac;
-	memcpy(d->client_random, ch->random, 32);
+	memcpy(d->client_random, client_random, 32);
 	memcpy(d->server_random, sh->random, 32);
 	for (i = 0; i < 2; i++) {
 		tlscrypt_dir_init(&d->side[i].rec);

@@ -22,10 +22,11 @@
 struct keylog;
 struct decrypt;
 
-/* Starts at the ServerHello (not a HelloRetryRequest).  NULL when out of
- * memory. */
-struct decrypt *decrypt_new(struct keylog *kl, const struct client_hello *ch,
-			    const struct server_hello *sh) __attribute__((warn_unused_result));
+/* Starts at the ServerHello (not a HelloRetryRequest); client_random is
+ * that of the ClientHello it answers (after a HelloRetryRequest, the
+ * second).  NULL when out of memory. */
+struct decrypt *decrypt_new(struct keylog *kl, const uint8_t client_random[32],
+			    const struct server_hello *sh) __attribute__((nonnull, warn_unused_result));
 void decrypt_free(struct decrypt *d);
 
 enum decrypt_result {

@@ -68,6 +68,8 @@ struct obs_conn {
 	struct ca_list *ca;         /* the CertificateRequest's CA names, shared */
 	struct chain_report *chain; /* the client chain's checks, when it sent one */
 	struct decrypt *dec;        /* with a key log, from the ServerHello on */
+	uint8_t client_random[32];  /* of the ClientHello the ServerHello answers (the
+				     * second after a HelloRetryRequest): names the key log entry */
 	struct pending_rec *pend, **pend_tail;
 	size_t pend_bytes;
 	uint8_t *http[2];           /* by role: the first decrypted bytes, until read */
@@ -297,7 +299,7 @@ static void start_decrypt(struct obs_conn *c)
 {
 	if (!c->cfg.keylog || c->dec)
 		return;
-	c->dec = decrypt_new(c->cfg.keylog, &c->f.ch, &c->f.sh);
+	c->dec = decrypt_new(c->cfg.keylog, c->client_random, &c->f.sh);
 	set_keep_protected(c);
 }
 
@@ -489,6 +491,28 @@ static void settle_keylog(struct obs_conn *c)
 		c->f.keylog = decrypt_outcome(c->dec, c->f.keylog_note, sizeof(c->f.keylog_note));
 }
 
+/* A ClientHello after the first: the answer to a HelloRetryRequest.  The
+ * facts keep the first ClientHello (the JA4 fingerprint is the first
+ * one's). */
+static void on_later_client_hello(struct obs_conn *c, const struct tls_event *ev)
+{
+	struct client_hello *ch;
+	bool retry = c->f.sh.seen && c->f.sh.hello_retry;
+
+	if (!retry)
+		return;
+	ch = malloc(sizeof(*ch));
+	if (!ch)
+		return;
+	if (!tls_parse_client_hello(&ev->body, ch))
+		note_error(c, "malformed %s", "second ClientHello");
+	else
+		/* RFC 8446 4.1.2 keeps the random; the key log names whichever
+		 * the ServerHello answers */
+		memcpy(c->client_random, ch->random, sizeof(c->client_random));
+	free(ch);
+}
+
 static void on_handshake(struct obs_conn *c, enum side tap, const struct tls_event *ev,
 			 const struct timeval *ts)
 {
@@ -496,13 +520,16 @@ static void on_handshake(struct obs_conn *c, enum side tap, const struct tls_eve
 
 	if (ev->hs_type == TLS_HS_CLIENT_HELLO) {
 		set_roles(c, tap);
-		if (role_of(c, tap) != SIDE_CLIENT || c->f.ch.seen) {
-			c->f.n_client_hellos++;
+		c->f.n_client_hellos++;
+		if (role_of(c, tap) != SIDE_CLIENT)
+			return;
+		if (c->f.ch.seen) {
+			on_later_client_hello(c, ev);
 			return;
 		}
-		c->f.n_client_hellos++;
 		if (!tls_parse_client_hello(&ev->body, &c->f.ch))
 			note_error(c, "malformed %s", "ClientHello");
+		memcpy(c->client_random, c->f.ch.random, sizeof(c->client_random));
 		return;
 	}
 	if (!c->roles_known)
@@ -519,7 +546,10 @@ static void on_handshake(struct obs_conn *c, enum side tap, const struct tls_eve
 			break;
 		}
 		c->f.sh.seq = c->f.seq;
-		if (c->f.sh.selected_version == TLS_V_1_3 && !c->f.sh.hello_retry)
+		/* a HelloRetryRequest is TLS 1.3 too (RFC 8446 4.1.4): the
+		 * ChangeCipherSpec each side may send next is the middlebox
+		 * dummy (D.4), and the second hellos follow in plaintext */
+		if (c->f.sh.selected_version == TLS_V_1_3)
 			c->tls[0].tls13 = c->tls[1].tls13 = true;
 		if (!c->f.sh.hello_retry)
 			start_decrypt(c);
@@ -834,7 +864,7 @@ void obs_conn_gap(struct obs_conn *c, enum side tap, size_t n, const struct time
 		/* record framing cannot survive a hole; rejoin at the next record */
 		tls_dir_free(&c->tls[tap]);
 		tls_dir_init(&c->tls[tap]);
-		c->tls[tap].tls13 = c->f.sh.selected_version == TLS_V_1_3 && !c->f.sh.hello_retry;
+		c->tls[tap].tls13 = c->f.sh.selected_version == TLS_V_1_3;
 		c->tls[tap].encrypted = c->f.dir[role_of(c, tap)].ccs_seen && !c->tls[tap].tls13;
 		c->tls[tap].started = true;
 		if (c->dec) {

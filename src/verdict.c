@@ -832,7 +832,8 @@ static void decide(const struct conn_facts *f, const struct chain_report *chain,
 			return;
 		}
 		set(v, V_INCOMPLETE, R_NONE, F_UNKNOWN, B_OBSERVED);
-		EVIDENCE(v, "no ServerHello in the capture");
+		EVIDENCE(v, f->sh.hello_retry ? "the server sent a HelloRetryRequest; no ServerHello answered the client's second ClientHello in the capture"
+					       : "no ServerHello in the capture");
 		return;
 	}
 	if (f->sh.n_hrr)

@@ -2,7 +2,8 @@
  * opening against RFC 8448's published trace (known answers), the trace
  * through the observer, real s_client/s_server connections for every
  * cipher family (tests/data/keylog), wrong and corrupted key logs, damaged
- * records, and the HTTP reader. */
+ * records, a HelloRetryRequest (tests/data/hrr) with and without its key
+ * log, and the HTTP reader. */
 #include "config.h"
 
 #include <criterion/criterion.h>
@@ -15,6 +16,7 @@
 #include "cursor.h"
 #include "http1.h"
 #include "keylog.h"
+#include "labtruth.h"
 #include "observer.h"
 #include "pipeline.h"
 #include "testutil.h"
@@ -611,6 +613,204 @@ Test(fixtures, damaged_records_never_crash, .timeout = 120)
 		free(orig);
 		keylog_free(kl);
 	}
+}
+
+/* ---- a HelloRetryRequest (tests/data/hrr) ---- */
+
+/* openssl s_server -groups P-384 asked curl for a second ClientHello; the
+ * lab's openssl_CASE_tls13 is the same server and client case without the
+ * detour. */
+static const struct {
+	const char *client_case;
+	const char *keyed, *keyed_reason;  /* with the key log */
+	const char *keyless;               /* without: what the lab capture gets */
+	int server_alert;
+} hrr_cases[] = {
+	{ "none", "client_sent_no_cert", "", "client_sent_no_cert", 116 },
+	{ "good", "client_cert_accepted", "", "undetermined", -1 },
+	{ "expired", "server_rejected_chain", "expired", "server_rejected_chain", 45 },
+};
+
+static struct keylog *keylog_of(const char *dir, const char *name)
+{
+	struct keylog *kl = keylog_new(NULL, NULL);
+	char rel[128], err[256];
+
+	snprintf(rel, sizeof(rel), "tests/data/%s/%s.keylog", dir, name);
+	cr_assert(keylog_add_file(kl, test_path(rel), false, err, sizeof(err)), "%s", err);
+	return kl;
+}
+
+static const char *pcap_of(const char *dir, const char *name)
+{
+	static char rel[128];
+
+	snprintf(rel, sizeof(rel), "tests/data/%s/%s.pcap", dir, name);
+	return test_path(rel);
+}
+
+static void got_of(const struct verdict *v, struct lab_got *got)
+{
+	const char *reason = reason_code_name(v->reason);
+
+	got->verdict = verdict_code_name(v->code);
+	got->reason = reason ? reason : "";
+	got->fault = fault_name(v->fault);
+	got->basis = basis_name(v->basis);
+}
+
+/* The second hellos are read in plaintext (the ChangeCipherSpec each side
+ * sent around the HelloRetryRequest is the 1.3 dummy), the ServerHello that
+ * counts is the second. */
+static void assert_hrr_facts(const char *name, const struct conn_facts *f)
+{
+	cr_assert(f->sh.seen, "%s", name);
+	cr_assert_not(f->sh.hello_retry, "%s: the last ServerHello is the real one", name);
+	cr_assert_eq(f->sh.n_hrr, 1, "%s", name);
+	cr_assert_eq(f->sh.selected_version, TLS_V_1_3, "%s", name);
+	cr_assert_eq(f->n_client_hellos, 2, "%s", name);
+	cr_assert_str_empty(f->decode_error, "%s: %s", name, f->decode_error);
+	cr_assert_not(f->dir[SIDE_CLIENT].desync || f->dir[SIDE_SERVER].desync, "%s", name);
+	cr_assert_gt(f->dir[SIDE_CLIENT].n_enc, 0, "%s", name);
+	cr_assert_gt(f->dir[SIDE_SERVER].n_enc, 0, "%s", name);
+	cr_assert_gt(f->dir[SIDE_CLIENT].enc[0].seq, f->sh.seq, "%s: the second ClientHello is not an encrypted record", name);
+}
+
+Test(hrr, with_the_key_log_the_same_verdict_as_without_the_retry)
+{
+	struct lab_truth truth;
+	char err[256];
+	size_t i, k;
+
+	cr_assert(lab_truth_load(&truth, lab_truth_path("truth.tsv"), err, sizeof(err)), "%s", err);
+	for (i = 0; i < sizeof(hrr_cases) / sizeof(hrr_cases[0]); i++) {
+		char name[64], lab[64];
+		struct keylog *kl;
+		struct pipeline_result r;
+		const struct conn_facts *f;
+		const struct verdict *v;
+		const struct lab_case *row;
+		struct lab_got got;
+		bool alert_found = hrr_cases[i].server_alert < 0;
+
+		snprintf(name, sizeof(name), "openssl_%s_tls13_hrr", hrr_cases[i].client_case);
+		snprintf(lab, sizeof(lab), "openssl_%s_tls13", hrr_cases[i].client_case);
+		kl = keylog_of("hrr", name);
+		pipeline_run_keylog(pcap_of("hrr", name), 0, kl, &r);
+		cr_assert_eq(r.status, 0, "%s: %s", name, r.err);
+		cr_assert_eq(r.n, 1, "%s", name);
+		f = r.conns[0].facts;
+		v = r.conns[0].verdict;
+		assert_hrr_facts(name, f);
+		cr_assert_eq(f->keylog, KEYLOG_DECRYPTED, "%s: %s", name, f->keylog_note);
+		cr_assert_eq(f->dir[SIDE_CLIENT].undecrypted + f->dir[SIDE_SERVER].undecrypted, 0,
+			     "%s: every protected record opens", name);
+		cr_assert(f->cr.seen, "%s: the CertificateRequest was read", name);
+		got_of(v, &got);
+		cr_assert_str_eq(got.verdict, hrr_cases[i].keyed, "%s", name);
+		cr_assert_str_eq(got.reason, hrr_cases[i].keyed_reason, "%s", name);
+		cr_assert_eq(v->basis, B_DECRYPTED, "%s", name);
+		cr_assert(evidence_has(v, "HelloRetryRequest"), "%s", name);
+		/* the truth of the same server and client case without the retry */
+		row = lab_truth_find(&truth, lab);
+		cr_assert_not_null(row, "%s: no truth row", lab);
+		cr_assert_str_eq(got.verdict, row->verdict, "%s: the truth of %s", name, lab);
+		cr_assert_str_eq(got.reason, row->reason, "%s: the truth of %s", name, lab);
+		cr_assert_str_eq(got.fault, row->fault, "%s: the truth of %s", name, lab);
+		if (!strcmp(hrr_cases[i].client_case, "good")) {
+			cr_assert_eq(f->http_status, 200, "%s", name);
+			cr_assert_str_eq(f->client_chain.certs[0].subject, "CN=good-client, O=mtlsdiag Lab");
+		}
+		for (k = 0; k < f->n_alerts; k++)
+			if (f->alerts[k].from == SIDE_SERVER && f->alerts[k].decrypted &&
+			    f->alerts[k].description == hrr_cases[i].server_alert)
+				alert_found = true;
+		cr_assert(alert_found, "%s: the server's alert %d", name, hrr_cases[i].server_alert);
+		pipeline_free(&r);
+		keylog_free(kl);
+	}
+	lab_truth_free(&truth);
+}
+
+Test(hrr, without_the_key_log_the_same_verdict_as_the_lab_capture)
+{
+	size_t i;
+
+	for (i = 0; i < sizeof(hrr_cases) / sizeof(hrr_cases[0]); i++) {
+		char name[64], rel[128];
+		struct pipeline_result r, lab;
+		const struct verdict *v, *lv;
+
+		snprintf(name, sizeof(name), "openssl_%s_tls13_hrr", hrr_cases[i].client_case);
+		snprintf(rel, sizeof(rel), "captures/openssl_%s_tls13.pcap", hrr_cases[i].client_case);
+		pipeline_run(pcap_of("hrr", name), 0, &r);
+		pipeline_run(lab_truth_path(rel), 0, &lab);
+		cr_assert_eq(r.status, 0, "%s: %s", name, r.err);
+		cr_assert_eq(lab.status, 0, "%s: %s", rel, lab.err);
+		cr_assert_eq(r.n, 1, "%s", name);
+		cr_assert_eq(lab.n, 1, "%s", rel);
+		assert_hrr_facts(name, r.conns[0].facts);
+		v = r.conns[0].verdict;
+		lv = lab.conns[0].verdict;
+		cr_assert_str_eq(verdict_code_name(v->code), hrr_cases[i].keyless, "%s", name);
+		cr_assert_eq(v->code, lv->code, "%s: %s, the lab's %s", name, verdict_code_name(v->code),
+			     verdict_code_name(lv->code));
+		cr_assert_eq(v->reason, lv->reason, "%s", name);
+		cr_assert_eq(v->fault, lv->fault, "%s", name);
+		cr_assert_eq(v->basis, lv->basis, "%s", name);
+		cr_assert(evidence_has(v, "HelloRetryRequest"), "%s", name);
+		pipeline_free(&r);
+		pipeline_free(&lab);
+	}
+}
+
+/* Writes the first n packets of a capture (little-endian pcap) to a
+ * temporary file, whose path is left in path. */
+static void capture_head(const char *rel, size_t n, char *path)
+{
+	size_t len;
+	uint8_t *cap = test_load(rel, &len);
+	struct cursor c, rec;
+	uint32_t caplen;
+	size_t kept = 0;
+	int fd;
+
+	cursor_init(&c, cap, len);
+	cr_assert(cursor_skip(&c, 24), "%s: no file header", rel);
+	while (kept < n && cursor_len(&c)) {
+		struct cursor hdr = c;
+
+		cr_assert(cursor_skip(&hdr, 8) && cursor_get_u32le(&hdr, &caplen), "%s", rel);
+		cr_assert(cursor_get_bytes(&c, &rec, 16 + (size_t)caplen), "%s: a packet is cut", rel);
+		kept++;
+	}
+	fd = mkstemp(path);
+	cr_assert(fd >= 0);
+	cr_assert_eq(write(fd, cap, len - cursor_len(&c)), (ssize_t)(len - cursor_len(&c)));
+	close(fd);
+	free(cap);
+}
+
+Test(hrr, a_capture_that_ends_after_the_retry_says_so)
+{
+	char path[] = "/tmp/mtlsdiag-hrr-XXXXXX";
+	struct pipeline_result r;
+	const struct conn_facts *f;
+
+	/* the TCP handshake, the ClientHello, the HelloRetryRequest and the
+	 * second ClientHello: no ServerHello answered it */
+	capture_head("tests/data/hrr/openssl_none_tls13_hrr.pcap", 8, path);
+	pipeline_run(path, 0, &r);
+	unlink(path);
+	cr_assert_eq(r.n, 1);
+	f = r.conns[0].facts;
+	cr_assert(f->sh.hello_retry);
+	cr_assert_eq(f->n_client_hellos, 2);
+	cr_assert_eq(f->dir[SIDE_CLIENT].n_enc, 0, "the second ClientHello was read as a hello");
+	cr_assert_str_empty(f->decode_error, "%s", f->decode_error);
+	cr_assert_eq(r.conns[0].verdict->code, V_INCOMPLETE);
+	cr_assert(evidence_has(r.conns[0].verdict, "HelloRetryRequest"));
+	pipeline_free(&r);
 }
 
 /* ---- the HTTP reader ---- */
