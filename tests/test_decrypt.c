@@ -2,8 +2,9 @@
  * opening against RFC 8448's published trace (known answers), the trace
  * through the observer, real s_client/s_server connections for every
  * cipher family (tests/data/keylog), wrong and corrupted key logs, damaged
- * records, a HelloRetryRequest (tests/data/hrr) with and without its key
- * log, and the HTTP reader. */
+ * records, handshakes that take a detour (a HelloRetryRequest,
+ * tests/data/hrr; an Apache renegotiation, tests/data/reneg) with and
+ * without their key logs, and the HTTP reader. */
 #include "config.h"
 
 #include <criterion/criterion.h>
@@ -705,7 +706,7 @@ Test(hrr, with_the_key_log_the_same_verdict_as_without_the_retry)
 		cr_assert_eq(f->keylog, KEYLOG_DECRYPTED, "%s: %s", name, f->keylog_note);
 		cr_assert_eq(f->dir[SIDE_CLIENT].undecrypted + f->dir[SIDE_SERVER].undecrypted, 0,
 			     "%s: every protected record opens", name);
-		cr_assert(f->cr.seen, "%s: the CertificateRequest was read", name);
+		cr_assert(f->cr.seen && f->cr.decrypted, "%s: the CertificateRequest was read", name);
 		got_of(v, &got);
 		cr_assert_str_eq(got.verdict, hrr_cases[i].keyed, "%s", name);
 		cr_assert_str_eq(got.reason, hrr_cases[i].keyed_reason, "%s", name);
@@ -811,6 +812,142 @@ Test(hrr, a_capture_that_ends_after_the_retry_says_so)
 	cr_assert_eq(r.conns[0].verdict->code, V_INCOMPLETE);
 	cr_assert(evidence_has(r.conns[0].verdict, "HelloRetryRequest"));
 	pipeline_free(&r);
+}
+
+/* ---- a TLS 1.2 renegotiation (tests/data/reneg) ---- */
+
+/* Apache with SSLVerifyClient require for /secure only: it reads the
+ * request, then renegotiates inside the protected stream to ask for a
+ * certificate.  The renegotiation's master secret is the key log's second
+ * CLIENT_RANDOM line, named by the second ClientHello.random. */
+Test(reneg, the_certificate_asked_for_in_a_renegotiation_accepted)
+{
+	struct keylog *kl = keylog_of("reneg", "apache_good_tls12_reneg");
+	struct pipeline_result r;
+	const struct conn_facts *f;
+	const struct verdict *v;
+	size_t k;
+
+	cr_assert_eq(keylog_entries(kl), 2);
+	pipeline_run_keylog(pcap_of("reneg", "apache_good_tls12_reneg"), 0, kl, &r);
+	cr_assert_eq(r.status, 0, "%s", r.err);
+	cr_assert_eq(r.n, 1);
+	f = r.conns[0].facts;
+	v = r.conns[0].verdict;
+	cr_assert_eq(f->sh.selected_version, TLS_V_1_2);
+	cr_assert_eq(f->renegotiations, 1);
+	cr_assert_eq(f->n_client_hellos, 2);
+	cr_assert_eq(f->keylog, KEYLOG_DECRYPTED, "%s", f->keylog_note);
+	cr_assert_eq(f->dir[SIDE_CLIENT].undecrypted + f->dir[SIDE_SERVER].undecrypted, 0,
+		     "the records of both epochs open");
+	cr_assert(f->cr.seen && f->cr.decrypted, "the request is inside the renegotiation");
+	cr_assert_eq(f->cr.n_ca_names, 1);
+	cr_assert(f->client_cert_seen && f->client_cert_decrypted && !f->client_cert_empty);
+	cr_assert_str_eq(f->client_chain.certs[0].subject, "CN=good-client, O=mtlsdiag Lab");
+	cr_assert_str_eq(f->http_request, "GET /secure/x HTTP/1.1");
+	cr_assert_eq(f->http_status, 200, "the answer after the renegotiation, under its keys");
+	for (k = 0; k < f->n_alerts; k++)
+		cr_assert(f->alerts[k].decrypted && f->alerts[k].description == 0,
+			  "alert %zu: close_notify under the new keys", k);
+	cr_assert_eq(v->code, V_CLIENT_CERT_ACCEPTED, "%s", verdict_code_name(v->code));
+	cr_assert_eq(v->fault, F_NONE);
+	cr_assert_eq(v->basis, B_DECRYPTED);
+	cr_assert(evidence_has(v, "renegotiation"));
+	pipeline_free(&r);
+	keylog_free(kl);
+}
+
+Test(reneg, no_certificate_in_the_renegotiation)
+{
+	struct keylog *kl = keylog_of("reneg", "apache_none_tls12_reneg");
+	struct pipeline_result r;
+	const struct conn_facts *f;
+	const struct verdict *v;
+	size_t k;
+	bool alert_found = false;
+
+	pipeline_run_keylog(pcap_of("reneg", "apache_none_tls12_reneg"), 0, kl, &r);
+	cr_assert_eq(r.status, 0, "%s", r.err);
+	f = r.conns[0].facts;
+	v = r.conns[0].verdict;
+	cr_assert_eq(f->renegotiations, 1);
+	cr_assert_eq(f->keylog, KEYLOG_DECRYPTED, "%s", f->keylog_note);
+	cr_assert_eq(f->dir[SIDE_CLIENT].undecrypted + f->dir[SIDE_SERVER].undecrypted, 0);
+	cr_assert(f->cr.seen && f->cr.decrypted);
+	cr_assert(f->client_cert_seen && f->client_cert_empty && f->client_cert_decrypted);
+	/* Apache logs 403 for the request but sends no HTTP answer: a fatal
+	 * handshake_failure, under the first handshake's keys (it never sent
+	 * the renegotiation's ChangeCipherSpec), and the close */
+	cr_assert_eq(f->http_status, 0);
+	for (k = 0; k < f->n_alerts; k++)
+		if (f->alerts[k].from == SIDE_SERVER && f->alerts[k].decrypted &&
+		    f->alerts[k].level == 2 && f->alerts[k].description == 40)
+			alert_found = true;
+	cr_assert(alert_found, "the server's handshake_failure");
+	cr_assert_eq(v->code, V_CLIENT_SENT_NO_CERT, "%s", verdict_code_name(v->code));
+	cr_assert_eq(v->fault, F_CLIENT);
+	cr_assert_eq(v->basis, B_DECRYPTED);
+	pipeline_free(&r);
+	keylog_free(kl);
+}
+
+Test(reneg, without_the_key_log_neither_acceptance_nor_refusal)
+{
+	static const char *names[] = { "apache_good_tls12_reneg", "apache_none_tls12_reneg" };
+	size_t i;
+
+	for (i = 0; i < 2; i++) {
+		struct pipeline_result r;
+		const struct conn_facts *f;
+		const struct verdict *v;
+
+		pipeline_run(pcap_of("reneg", names[i]), 0, &r);
+		cr_assert_eq(r.n, 1, "%s", names[i]);
+		f = r.conns[0].facts;
+		v = r.conns[0].verdict;
+		cr_assert_not(f->cr.seen, "%s: the request is encrypted", names[i]);
+		cr_assert_not(f->client_cert_seen, "%s", names[i]);
+		cr_assert_eq(f->renegotiations, 0, "%s", names[i]);
+		cr_assert_gt(f->dir[SIDE_SERVER].enc_handshake_after_done, 0, "%s", names[i]);
+		cr_assert_eq(v->code, V_UNDETERMINED, "%s: %s", names[i], verdict_code_name(v->code));
+		cr_assert_eq(v->fault, F_UNKNOWN, "%s", names[i]);
+		cr_assert_eq(v->cert_requested, TRI_UNKNOWN, "%s: a request may be inside", names[i]);
+		cr_assert(evidence_has(v, "renegotiated"), "%s", names[i]);
+		pipeline_free(&r);
+	}
+}
+
+/* A key log with the first handshake's line only: the renegotiation is
+ * read up to each side's ChangeCipherSpec, and the evidence names the line
+ * that is missing. */
+Test(reneg, a_key_log_without_the_renegotiation_line)
+{
+	struct keylog *kl = keylog_new(NULL, NULL);
+	size_t n;
+	uint8_t *text = test_load("tests/data/reneg/apache_good_tls12_reneg.keylog", &n);
+	const uint8_t *nl = memchr(text, '\n', n);
+	struct pipeline_result r;
+	const struct conn_facts *f;
+	const struct verdict *v;
+
+	cr_assert_not_null(nl);
+	keylog_add_text(kl, "first", text, (size_t)(nl - text) + 1);
+	cr_assert_eq(keylog_entries(kl), 1);
+	pipeline_run_keylog(pcap_of("reneg", "apache_good_tls12_reneg"), 0, kl, &r);
+	f = r.conns[0].facts;
+	v = r.conns[0].verdict;
+	cr_assert_eq(f->renegotiations, 1);
+	cr_assert(f->cr.seen && f->client_cert_seen, "read under the first handshake's keys");
+	cr_assert_eq(f->http_status, 0, "the answer is under the renegotiation's keys");
+	cr_assert_eq(f->keylog, KEYLOG_MISSING_SECRET);
+	cr_assert(strstr(f->keylog_note, "renegotiation"), "%s", f->keylog_note);
+	cr_assert(evidence_has(v, "no CLIENT_RANDOM for the renegotiation"));
+	/* the server's ChangeCipherSpec and Finished followed the chain:
+	 * Apache refuses with an alert, so it accepted */
+	cr_assert_eq(v->code, V_CLIENT_CERT_ACCEPTED, "%s", verdict_code_name(v->code));
+	pipeline_free(&r);
+	keylog_free(kl);
+	free(text);
 }
 
 /* ---- the HTTP reader ---- */
