@@ -8,7 +8,12 @@
  * secret) apply from its ChangeCipherSpec.  Secrets are looked up lazily,
  * when a direction first needs them; a key log that is still being written
  * (the proxy) may not have them yet, and decrypt_retry looks again.  No I/O:
- * the caller refreshes the key log. */
+ * the caller refreshes the key log.
+ *
+ * Below 1.3 a renegotiation (RFC 5246 7.4.1.2) is a new handshake inside the
+ * protected stream: its ClientHello, read once decrypted, starts a new
+ * epoch whose master secret the key log names by that ClientHello's random,
+ * and each side moves to the new keys at its next ChangeCipherSpec. */
 #ifndef MTLSDIAG_DECRYPT_H
 #define MTLSDIAG_DECRYPT_H
 
@@ -22,17 +27,18 @@
 struct keylog;
 struct decrypt;
 
-/* Starts at the ServerHello (not a HelloRetryRequest).  NULL when out of
- * memory. */
-struct decrypt *decrypt_new(struct keylog *kl, const struct client_hello *ch,
-			    const struct server_hello *sh) __attribute__((warn_unused_result));
+/* Starts at the ServerHello (not a HelloRetryRequest); client_random is
+ * that of the ClientHello it answers (after a HelloRetryRequest, the
+ * second).  NULL when out of memory. */
+struct decrypt *decrypt_new(struct keylog *kl, const uint8_t client_random[32],
+			    const struct server_hello *sh) __attribute__((nonnull, warn_unused_result));
 void decrypt_free(struct decrypt *d);
 
 enum decrypt_result {
 	DR_OK,          /* opened: *plain, *inner */
 	DR_NO_KEY,      /* no secret for this record (yet) */
 	DR_BAD,         /* did not open (wrong key or a malformed record); the side stops */
-	DR_OFF,         /* this side is not decrypted any more (renegotiated, failed) */
+	DR_OFF,         /* this side is not decrypted any more (a gap, an unread renegotiation, failed) */
 };
 
 /* Opens one protected record from `role`. */
@@ -42,6 +48,12 @@ enum decrypt_result decrypt_open(struct decrypt *d, enum side role, uint8_t type
 
 /* `role` sent ChangeCipherSpec (below 1.3: its keys apply from here). */
 void decrypt_ccs(struct decrypt *d, enum side role) __attribute__((nonnull));
+
+/* Below 1.3: the client's ClientHello of a renegotiation, read decrypted,
+ * then the server's ServerHello answering it. */
+void decrypt_renegotiation_hello(struct decrypt *d, const struct client_hello *ch) __attribute__((nonnull));
+void decrypt_renegotiation_server_hello(struct decrypt *d, const struct server_hello *sh)
+	__attribute__((nonnull));
 
 /* `role` sent a (decrypted) handshake message: TLS 1.3 key changes at
  * Finished and KeyUpdate. */

@@ -119,6 +119,7 @@ struct cert_request {
 	size_t n_ca_names;
 	size_t n_ca_names_on_wire;
 	uint32_t seq;
+	bool decrypted;                 /* read with the key log (1.3, or a 1.2 renegotiation) */
 };
 
 struct alert {
@@ -146,7 +147,7 @@ struct direction_facts {
 	uint64_t bytes;                 /* TCP payload bytes seen */
 	uint64_t records;
 	bool ccs_seen;
-	uint32_t ccs_seq;
+	uint32_t ccs_seq;               /* the last ChangeCipherSpec (a renegotiation sends another) */
 	bool finished_seen;             /* plaintext, or decrypted with a key log */
 	uint32_t finished_seq;          /* the last Finished */
 	struct enc_record enc[FACTS_MAX_ENC_RECORDS]; /* first encrypted records */
@@ -202,13 +203,15 @@ struct conn_facts {
 	char connect_target[300];       /* CONNECT host:port */
 	struct client_hello ch;
 	unsigned n_client_hellos;
+	unsigned renegotiations;        /* below 1.3: renegotiation ClientHellos read with the key log */
 	struct server_hello sh;
 	struct cert_chain server_chain;
 	bool server_cert_seen;
 	bool server_hello_done;
 	struct cert_request cr;
-	bool client_cert_seen;          /* plaintext client Certificate message */
+	bool client_cert_seen;          /* the client's Certificate message (plaintext, or decrypted) */
 	bool client_cert_empty;
+	bool client_cert_decrypted;     /* read with the key log */
 	uint32_t client_cert_seq;
 	struct cert_chain client_chain;
 	bool client_cert_verify_seen;

@@ -69,6 +69,8 @@ struct obs_conn {
 	struct ca_list *ca;         /* the CertificateRequest's CA names, shared */
 	struct chain_report *chain; /* the client chain's checks, when it sent one */
 	struct decrypt *dec;        /* with a key log, from the ServerHello on */
+	uint8_t client_random[32];  /* of the ClientHello the ServerHello answers (the
+				     * second after a HelloRetryRequest): names the key log entry */
 	struct pending_rec *pend, **pend_tail;
 	size_t pend_bytes;
 	uint8_t *http[2];           /* by role: the first decrypted bytes, until read */
@@ -217,7 +219,7 @@ static void summarize_chain(struct obs_conn *c, const struct cert_list *list,
 }
 
 static void on_certificate(struct obs_conn *c, enum side role, const struct cursor *body,
-			   const struct timeval *ts)
+			   bool decrypted, const struct timeval *ts)
 {
 	struct cert_list list;
 	X509 *certs[FACTS_MAX_CHAIN] = { 0 };
@@ -239,6 +241,7 @@ static void on_certificate(struct obs_conn *c, enum side role, const struct curs
 			return;   /* renegotiation: the first answer is the one that matters */
 		c->f.client_cert_seen = true;
 		c->f.client_cert_empty = list.n_total == 0;
+		c->f.client_cert_decrypted = decrypted;
 		c->f.client_cert_seq = c->f.seq;
 		summarize_chain(c, &list, &c->f.client_chain, certs, ids);
 		if (list.n > 0) {
@@ -257,7 +260,7 @@ static void on_certificate(struct obs_conn *c, enum side role, const struct curs
 		X509_free(certs[i]);
 }
 
-static void on_cert_request(struct obs_conn *c, const struct cursor *body)
+static void on_cert_request(struct obs_conn *c, const struct cursor *body, bool decrypted)
 {
 	struct cert_request_wire wire;
 	bool tls13 = c->f.sh.selected_version == TLS_V_1_3;
@@ -277,6 +280,7 @@ static void on_cert_request(struct obs_conn *c, const struct cursor *body)
 	}
 	c->f.cr.seen = true;
 	c->f.cr.seq = c->f.seq;
+	c->f.cr.decrypted = decrypted;
 	c->f.cr.n_ca_names_on_wire = wire.n_ca_total;
 	if (wire.n_ca == 0)
 		return;
@@ -306,7 +310,7 @@ static void start_decrypt(struct obs_conn *c)
 {
 	if (!c->cfg.keylog || c->dec)
 		return;
-	c->dec = decrypt_new(c->cfg.keylog, &c->f.ch, &c->f.sh);
+	c->dec = decrypt_new(c->cfg.keylog, c->client_random, &c->f.sh);
 	set_keep_protected(c);
 }
 
@@ -507,6 +511,50 @@ static void settle_keylog(struct obs_conn *c)
 		c->f.keylog = decrypt_outcome(c->dec, c->f.keylog_note, sizeof(c->f.keylog_note));
 }
 
+/* A ClientHello after the first: the answer to a HelloRetryRequest, or
+ * below 1.3 a renegotiation read with the key log.  The facts keep the
+ * first ClientHello (the JA4 fingerprint is the first one's). */
+static void on_later_client_hello(struct obs_conn *c, const struct tls_event *ev)
+{
+	struct client_hello *ch;
+	bool retry = c->f.sh.seen && c->f.sh.hello_retry;
+	bool reneg = c->dec && ev->decrypted && c->f.sh.seen && !c->f.sh.hello_retry &&
+		     c->f.sh.selected_version != TLS_V_1_3;
+
+	if (!retry && !reneg)
+		return;
+	ch = malloc(sizeof(*ch));
+	if (!ch)
+		return;
+	if (!tls_parse_client_hello(&ev->body, ch)) {
+		note_error(c, "malformed %s", retry ? "second ClientHello" : "renegotiation ClientHello");
+	} else if (retry) {
+		/* RFC 8446 4.1.2 keeps the random; the key log names whichever
+		 * the ServerHello answers */
+		memcpy(c->client_random, ch->random, sizeof(c->client_random));
+	} else {
+		c->f.renegotiations++;
+		decrypt_renegotiation_hello(c->dec, ch);
+	}
+	free(ch);
+}
+
+/* Below 1.3, the ServerHello of a renegotiation read with the key log: it
+ * names the keys of the new epoch. */
+static void on_renegotiation_server_hello(struct obs_conn *c, const struct tls_event *ev)
+{
+	struct server_hello sh;
+
+	if (!c->dec || !ev->decrypted || !c->f.renegotiations)
+		return;
+	memset(&sh, 0, sizeof(sh));
+	if (!tls_parse_server_hello(&ev->body, NULL, &sh)) {
+		note_error(c, "malformed %s", "renegotiation ServerHello");
+		return;
+	}
+	decrypt_renegotiation_server_hello(c->dec, &sh);
+}
+
 static void on_handshake(struct obs_conn *c, enum side tap, const struct tls_event *ev,
 			 const struct timeval *ts)
 {
@@ -514,13 +562,16 @@ static void on_handshake(struct obs_conn *c, enum side tap, const struct tls_eve
 
 	if (ev->hs_type == TLS_HS_CLIENT_HELLO) {
 		set_roles(c, tap);
-		if (role_of(c, tap) != SIDE_CLIENT || c->f.ch.seen) {
-			c->f.n_client_hellos++;
+		c->f.n_client_hellos++;
+		if (role_of(c, tap) != SIDE_CLIENT)
+			return;
+		if (c->f.ch.seen) {
+			on_later_client_hello(c, ev);
 			return;
 		}
-		c->f.n_client_hellos++;
 		if (!tls_parse_client_hello(&ev->body, &c->f.ch))
 			note_error(c, "malformed %s", "ClientHello");
+		memcpy(c->client_random, c->f.ch.random, sizeof(c->client_random));
 		return;
 	}
 	if (!c->roles_known)
@@ -530,14 +581,19 @@ static void on_handshake(struct obs_conn *c, enum side tap, const struct tls_eve
 	case TLS_HS_SERVER_HELLO:
 		if (role != SIDE_SERVER)
 			break;
-		if (c->f.sh.seen && !c->f.sh.hello_retry)
-			break;   /* renegotiation */
+		if (c->f.sh.seen && !c->f.sh.hello_retry) {
+			on_renegotiation_server_hello(c, ev);
+			break;
+		}
 		if (!tls_parse_server_hello(&ev->body, &c->f.ch, &c->f.sh)) {
 			note_error(c, "malformed %s", "ServerHello");
 			break;
 		}
 		c->f.sh.seq = c->f.seq;
-		if (c->f.sh.selected_version == TLS_V_1_3 && !c->f.sh.hello_retry)
+		/* a HelloRetryRequest is TLS 1.3 too (RFC 8446 4.1.4): the
+		 * ChangeCipherSpec each side may send next is the middlebox
+		 * dummy (D.4), and the second hellos follow in plaintext */
+		if (c->f.sh.selected_version == TLS_V_1_3)
 			c->tls[0].tls13 = c->tls[1].tls13 = true;
 		if (!c->f.sh.hello_retry)
 			start_decrypt(c);
@@ -547,11 +603,11 @@ static void on_handshake(struct obs_conn *c, enum side tap, const struct tls_eve
 			note_error(c, "malformed %s", "EncryptedExtensions");
 		break;
 	case TLS_HS_CERTIFICATE:
-		on_certificate(c, role, &ev->body, ts);
+		on_certificate(c, role, &ev->body, ev->decrypted, ts);
 		break;
 	case TLS_HS_CERTIFICATE_REQUEST:
 		if (role == SIDE_SERVER)
-			on_cert_request(c, &ev->body);
+			on_cert_request(c, &ev->body, ev->decrypted);
 		break;
 	case TLS_HS_SERVER_HELLO_DONE:
 		if (role == SIDE_SERVER)
@@ -632,10 +688,8 @@ static void on_tls_event(void *ctx, const struct tls_event *ev)
 		}
 		break;
 	case TLS_EV_CCS:
-		if (!d->ccs_seen) {
-			d->ccs_seen = true;
-			d->ccs_seq = c->f.seq;
-		}
+		d->ccs_seen = true;
+		d->ccs_seq = c->f.seq;
 		if (c->dec) {
 			decrypt_ccs(c->dec, role);
 			set_keep_protected(c);
@@ -858,7 +912,7 @@ void obs_conn_gap(struct obs_conn *c, enum side tap, size_t n, const struct time
 		/* record framing cannot survive a hole; rejoin at the next record */
 		tls_dir_free(&c->tls[tap]);
 		tls_dir_init(&c->tls[tap]);
-		c->tls[tap].tls13 = c->f.sh.selected_version == TLS_V_1_3 && !c->f.sh.hello_retry;
+		c->tls[tap].tls13 = c->f.sh.selected_version == TLS_V_1_3;
 		c->tls[tap].encrypted = c->f.dir[role_of(c, tap)].ccs_seen && !c->tls[tap].tls13;
 		c->tls[tap].started = true;
 		if (c->dec) {

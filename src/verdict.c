@@ -632,6 +632,8 @@ static void client_aborted(const struct conn_facts *f, const struct alert *a, en
 static void decide12(const struct conn_facts *f, const struct chain_report *chain, struct verdict *v)
 {
 	const struct alert *client_alert = first_fatal(f, SIDE_CLIENT, f->sh.seq);
+	/* a renegotiation's request and answer are read with the key log */
+	enum basis basis = f->cr.decrypted || f->client_cert_decrypted ? B_DECRYPTED : B_OBSERVED;
 	struct server_answer ans;
 	char buf[512];
 
@@ -651,6 +653,7 @@ static void decide12(const struct conn_facts *f, const struct chain_report *chai
 		}
 		if (f->dir[SIDE_SERVER].enc_handshake_after_done || f->dir[SIDE_CLIENT].enc_handshake_after_done) {
 			set(v, V_UNDETERMINED, R_NONE, F_UNKNOWN, B_INFERRED);
+			v->cert_requested = TRI_UNKNOWN;
 			EVIDENCE(v, "no CertificateRequest in the initial handshake, but the connection renegotiated afterwards (encrypted): a request for a certificate may be inside");
 			return;
 		}
@@ -659,7 +662,8 @@ static void decide12(const struct conn_facts *f, const struct chain_report *chai
 		return;
 	}
 	if (f->cr.seen)
-		EVIDENCE(v, "the server asked for a client certificate from CAs %s", ca_list(f, buf, sizeof(buf)));
+		EVIDENCE(v, "the server asked for a client certificate from CAs %s%s", ca_list(f, buf, sizeof(buf)),
+			 f->cr.decrypted ? " (in a renegotiation, decrypted)" : "");
 	if (!f->client_cert_seen) {
 		const struct alert *noc = NULL;
 		size_t i;
@@ -667,20 +671,22 @@ static void decide12(const struct conn_facts *f, const struct chain_report *chai
 		for (i = 0; i < f->n_alerts; i++)
 			if (f->alerts[i].from == SIDE_CLIENT && f->alerts[i].description == 41)
 				noc = &f->alerts[i];
-		if (noc || f->dir[SIDE_CLIENT].ccs_seen) {
+		/* the client's ChangeCipherSpec after the request (a renegotiation
+		 * follows an earlier one) */
+		if (noc || (f->dir[SIDE_CLIENT].ccs_seen && f->dir[SIDE_CLIENT].ccs_seq > f->cr.seq)) {
 			v->client_cert_sent = TRI_NO;
 			EVIDENCE(v, noc ? "the client answered with a no_certificate alert (SSL 3.0)"
 				       : "the client sent no Certificate message");
 			answer12(f, noc ? noc->seq : f->dir[SIDE_CLIENT].ccs_seq, &ans);
-			conclude_no_cert(f, &ans, B_OBSERVED, 0, v);
+			conclude_no_cert(f, &ans, basis, 0, v);
 			return;
 		}
-		set(v, V_INCOMPLETE, R_NONE, F_UNKNOWN, B_OBSERVED);
+		set(v, V_INCOMPLETE, R_NONE, F_UNKNOWN, basis);
 		EVIDENCE(v, "the client's answer is not in the capture");
 		return;
 	}
 	answer12(f, f->client_cert_seq, &ans);
-	conclude_certificate(f, chain, &ans, B_OBSERVED, v);
+	conclude_certificate(f, chain, &ans, basis, v);
 }
 
 /* ---- TLS 1.3 decrypted with a key log ---- */
@@ -895,7 +901,8 @@ static void decide(const struct conn_facts *f, const struct chain_report *chain,
 			return;
 		}
 		set(v, V_INCOMPLETE, R_NONE, F_UNKNOWN, B_OBSERVED);
-		EVIDENCE(v, "no ServerHello in the capture");
+		EVIDENCE(v, f->sh.hello_retry ? "the server sent a HelloRetryRequest; no ServerHello answered the client's second ClientHello in the capture"
+					       : "no ServerHello in the capture");
 		if (f->client_cert_seen) {
 			/* one side of the connection only (asymmetric routing, a
 			 * tap on one direction): what the client sent still shows */

@@ -2,7 +2,9 @@
  * opening against RFC 8448's published trace (known answers), the trace
  * through the observer, real s_client/s_server connections for every
  * cipher family (tests/data/keylog), wrong and corrupted key logs, damaged
- * records, and the HTTP reader. */
+ * records, handshakes that take a detour (a HelloRetryRequest,
+ * tests/data/hrr; an Apache renegotiation, tests/data/reneg) with and
+ * without their key logs, and the HTTP reader. */
 #include "config.h"
 
 #include <criterion/criterion.h>
@@ -15,6 +17,7 @@
 #include "cursor.h"
 #include "http1.h"
 #include "keylog.h"
+#include "labtruth.h"
 #include "observer.h"
 #include "pipeline.h"
 #include "testutil.h"
@@ -611,6 +614,343 @@ Test(fixtures, damaged_records_never_crash, .timeout = 120)
 		free(orig);
 		keylog_free(kl);
 	}
+}
+
+/* ---- a HelloRetryRequest (tests/data/hrr) ---- */
+
+/* openssl s_server -groups P-384 asked curl for a second ClientHello; the
+ * lab's openssl_CASE_tls13 is the same server and client case without the
+ * detour. */
+static const struct {
+	const char *client_case;
+	const char *keyed, *keyed_reason;  /* with the key log */
+	const char *keyless;               /* without: what the lab capture gets */
+	int server_alert;
+} hrr_cases[] = {
+	{ "none", "client_sent_no_cert", "", "client_sent_no_cert", 116 },
+	{ "good", "client_cert_accepted", "", "client_cert_accepted", -1 },
+	{ "expired", "server_rejected_chain", "expired", "server_rejected_chain", 45 },
+};
+
+static struct keylog *keylog_of(const char *dir, const char *name)
+{
+	struct keylog *kl = keylog_new(NULL, NULL);
+	char rel[128], err[256];
+
+	snprintf(rel, sizeof(rel), "tests/data/%s/%s.keylog", dir, name);
+	cr_assert(keylog_add_file(kl, test_path(rel), false, err, sizeof(err)), "%s", err);
+	return kl;
+}
+
+static const char *pcap_of(const char *dir, const char *name)
+{
+	static char rel[128];
+
+	snprintf(rel, sizeof(rel), "tests/data/%s/%s.pcap", dir, name);
+	return test_path(rel);
+}
+
+static void got_of(const struct verdict *v, struct lab_got *got)
+{
+	const char *reason = reason_code_name(v->reason);
+
+	got->verdict = verdict_code_name(v->code);
+	got->reason = reason ? reason : "";
+	got->fault = fault_name(v->fault);
+	got->basis = basis_name(v->basis);
+}
+
+/* The second hellos are read in plaintext (the ChangeCipherSpec each side
+ * sent around the HelloRetryRequest is the 1.3 dummy), the ServerHello that
+ * counts is the second. */
+static void assert_hrr_facts(const char *name, const struct conn_facts *f)
+{
+	cr_assert(f->sh.seen, "%s", name);
+	cr_assert_not(f->sh.hello_retry, "%s: the last ServerHello is the real one", name);
+	cr_assert_eq(f->sh.n_hrr, 1, "%s", name);
+	cr_assert_eq(f->sh.selected_version, TLS_V_1_3, "%s", name);
+	cr_assert_eq(f->n_client_hellos, 2, "%s", name);
+	cr_assert_str_empty(f->decode_error, "%s: %s", name, f->decode_error);
+	cr_assert_not(f->dir[SIDE_CLIENT].desync || f->dir[SIDE_SERVER].desync, "%s", name);
+	cr_assert_gt(f->dir[SIDE_CLIENT].n_enc, 0, "%s", name);
+	cr_assert_gt(f->dir[SIDE_SERVER].n_enc, 0, "%s", name);
+	cr_assert_gt(f->dir[SIDE_CLIENT].enc[0].seq, f->sh.seq, "%s: the second ClientHello is not an encrypted record", name);
+}
+
+Test(hrr, with_the_key_log_the_same_verdict_as_without_the_retry)
+{
+	struct lab_truth truth;
+	char err[256];
+	size_t i, k;
+
+	cr_assert(lab_truth_load(&truth, lab_truth_path("truth.tsv"), err, sizeof(err)), "%s", err);
+	for (i = 0; i < sizeof(hrr_cases) / sizeof(hrr_cases[0]); i++) {
+		char name[64], lab[64];
+		struct keylog *kl;
+		struct pipeline_result r;
+		const struct conn_facts *f;
+		const struct verdict *v;
+		const struct lab_case *row;
+		struct lab_got got;
+		bool alert_found = hrr_cases[i].server_alert < 0;
+
+		snprintf(name, sizeof(name), "openssl_%s_tls13_hrr", hrr_cases[i].client_case);
+		snprintf(lab, sizeof(lab), "openssl_%s_tls13", hrr_cases[i].client_case);
+		kl = keylog_of("hrr", name);
+		pipeline_run_keylog(pcap_of("hrr", name), 0, kl, &r);
+		cr_assert_eq(r.status, 0, "%s: %s", name, r.err);
+		cr_assert_eq(r.n, 1, "%s", name);
+		f = r.conns[0].facts;
+		v = r.conns[0].verdict;
+		assert_hrr_facts(name, f);
+		cr_assert_eq(f->keylog, KEYLOG_DECRYPTED, "%s: %s", name, f->keylog_note);
+		cr_assert_eq(f->dir[SIDE_CLIENT].undecrypted + f->dir[SIDE_SERVER].undecrypted, 0,
+			     "%s: every protected record opens", name);
+		cr_assert(f->cr.seen && f->cr.decrypted, "%s: the CertificateRequest was read", name);
+		got_of(v, &got);
+		cr_assert_str_eq(got.verdict, hrr_cases[i].keyed, "%s", name);
+		cr_assert_str_eq(got.reason, hrr_cases[i].keyed_reason, "%s", name);
+		cr_assert_eq(v->basis, B_DECRYPTED, "%s", name);
+		cr_assert(evidence_has(v, "HelloRetryRequest"), "%s", name);
+		/* the truth of the same server and client case without the retry */
+		row = lab_truth_find(&truth, lab);
+		cr_assert_not_null(row, "%s: no truth row", lab);
+		cr_assert_str_eq(got.verdict, row->verdict, "%s: the truth of %s", name, lab);
+		cr_assert_str_eq(got.reason, row->reason, "%s: the truth of %s", name, lab);
+		cr_assert_str_eq(got.fault, row->fault, "%s: the truth of %s", name, lab);
+		if (!strcmp(hrr_cases[i].client_case, "good")) {
+			cr_assert_eq(f->http_status, 200, "%s", name);
+			cr_assert_str_eq(f->client_chain.certs[0].subject, "CN=good-client, O=mtlsdiag Lab");
+		}
+		for (k = 0; k < f->n_alerts; k++)
+			if (f->alerts[k].from == SIDE_SERVER && f->alerts[k].decrypted &&
+			    f->alerts[k].description == hrr_cases[i].server_alert)
+				alert_found = true;
+		cr_assert(alert_found, "%s: the server's alert %d", name, hrr_cases[i].server_alert);
+		pipeline_free(&r);
+		keylog_free(kl);
+	}
+	lab_truth_free(&truth);
+}
+
+Test(hrr, without_the_key_log_the_same_verdict_as_the_lab_capture)
+{
+	size_t i;
+
+	for (i = 0; i < sizeof(hrr_cases) / sizeof(hrr_cases[0]); i++) {
+		char name[64], rel[128];
+		struct pipeline_result r, lab;
+		const struct verdict *v, *lv;
+
+		snprintf(name, sizeof(name), "openssl_%s_tls13_hrr", hrr_cases[i].client_case);
+		snprintf(rel, sizeof(rel), "captures/openssl_%s_tls13.pcap", hrr_cases[i].client_case);
+		pipeline_run(pcap_of("hrr", name), 0, &r);
+		pipeline_run(lab_truth_path(rel), 0, &lab);
+		cr_assert_eq(r.status, 0, "%s: %s", name, r.err);
+		cr_assert_eq(lab.status, 0, "%s: %s", rel, lab.err);
+		cr_assert_eq(r.n, 1, "%s", name);
+		cr_assert_eq(lab.n, 1, "%s", rel);
+		assert_hrr_facts(name, r.conns[0].facts);
+		v = r.conns[0].verdict;
+		lv = lab.conns[0].verdict;
+		cr_assert_str_eq(verdict_code_name(v->code), hrr_cases[i].keyless, "%s", name);
+		cr_assert_eq(v->code, lv->code, "%s: %s, the lab's %s", name, verdict_code_name(v->code),
+			     verdict_code_name(lv->code));
+		cr_assert_eq(v->reason, lv->reason, "%s", name);
+		cr_assert_eq(v->fault, lv->fault, "%s", name);
+		cr_assert_eq(v->basis, lv->basis, "%s", name);
+		cr_assert(evidence_has(v, "HelloRetryRequest"), "%s", name);
+		pipeline_free(&r);
+		pipeline_free(&lab);
+	}
+}
+
+/* Writes the first n packets of a capture (little-endian pcap) to a
+ * temporary file, whose path is left in path. */
+static void capture_head(const char *rel, size_t n, char *path)
+{
+	size_t len;
+	uint8_t *cap = test_load(rel, &len);
+	struct cursor c, rec;
+	uint32_t caplen;
+	size_t kept = 0;
+	int fd;
+
+	cursor_init(&c, cap, len);
+	cr_assert(cursor_skip(&c, 24), "%s: no file header", rel);
+	while (kept < n && cursor_len(&c)) {
+		struct cursor hdr = c;
+
+		cr_assert(cursor_skip(&hdr, 8) && cursor_get_u32le(&hdr, &caplen), "%s", rel);
+		cr_assert(cursor_get_bytes(&c, &rec, 16 + (size_t)caplen), "%s: a packet is cut", rel);
+		kept++;
+	}
+	fd = mkstemp(path);
+	cr_assert(fd >= 0);
+	cr_assert_eq(write(fd, cap, len - cursor_len(&c)), (ssize_t)(len - cursor_len(&c)));
+	close(fd);
+	free(cap);
+}
+
+Test(hrr, a_capture_that_ends_after_the_retry_says_so)
+{
+	char path[] = "/tmp/mtlsdiag-hrr-XXXXXX";
+	struct pipeline_result r;
+	const struct conn_facts *f;
+
+	/* the TCP handshake, the ClientHello, the HelloRetryRequest and the
+	 * second ClientHello: no ServerHello answered it */
+	capture_head("tests/data/hrr/openssl_none_tls13_hrr.pcap", 8, path);
+	pipeline_run(path, 0, &r);
+	unlink(path);
+	cr_assert_eq(r.n, 1);
+	f = r.conns[0].facts;
+	cr_assert(f->sh.hello_retry);
+	cr_assert_eq(f->n_client_hellos, 2);
+	cr_assert_eq(f->dir[SIDE_CLIENT].n_enc, 0, "the second ClientHello was read as a hello");
+	cr_assert_str_empty(f->decode_error, "%s", f->decode_error);
+	cr_assert_eq(r.conns[0].verdict->code, V_INCOMPLETE);
+	cr_assert(evidence_has(r.conns[0].verdict, "HelloRetryRequest"));
+	pipeline_free(&r);
+}
+
+/* ---- a TLS 1.2 renegotiation (tests/data/reneg) ---- */
+
+/* Apache with SSLVerifyClient require for /secure only: it reads the
+ * request, then renegotiates inside the protected stream to ask for a
+ * certificate.  The renegotiation's master secret is the key log's second
+ * CLIENT_RANDOM line, named by the second ClientHello.random. */
+Test(reneg, the_certificate_asked_for_in_a_renegotiation_accepted)
+{
+	struct keylog *kl = keylog_of("reneg", "apache_good_tls12_reneg");
+	struct pipeline_result r;
+	const struct conn_facts *f;
+	const struct verdict *v;
+	size_t k;
+
+	cr_assert_eq(keylog_entries(kl), 2);
+	pipeline_run_keylog(pcap_of("reneg", "apache_good_tls12_reneg"), 0, kl, &r);
+	cr_assert_eq(r.status, 0, "%s", r.err);
+	cr_assert_eq(r.n, 1);
+	f = r.conns[0].facts;
+	v = r.conns[0].verdict;
+	cr_assert_eq(f->sh.selected_version, TLS_V_1_2);
+	cr_assert_eq(f->renegotiations, 1);
+	cr_assert_eq(f->n_client_hellos, 2);
+	cr_assert_eq(f->keylog, KEYLOG_DECRYPTED, "%s", f->keylog_note);
+	cr_assert_eq(f->dir[SIDE_CLIENT].undecrypted + f->dir[SIDE_SERVER].undecrypted, 0,
+		     "the records of both epochs open");
+	cr_assert(f->cr.seen && f->cr.decrypted, "the request is inside the renegotiation");
+	cr_assert_eq(f->cr.n_ca_names, 1);
+	cr_assert(f->client_cert_seen && f->client_cert_decrypted && !f->client_cert_empty);
+	cr_assert_str_eq(f->client_chain.certs[0].subject, "CN=good-client, O=mtlsdiag Lab");
+	cr_assert_str_eq(f->http_request, "GET /secure/x HTTP/1.1");
+	cr_assert_eq(f->http_status, 200, "the answer after the renegotiation, under its keys");
+	for (k = 0; k < f->n_alerts; k++)
+		cr_assert(f->alerts[k].decrypted && f->alerts[k].description == 0,
+			  "alert %zu: close_notify under the new keys", k);
+	cr_assert_eq(v->code, V_CLIENT_CERT_ACCEPTED, "%s", verdict_code_name(v->code));
+	cr_assert_eq(v->fault, F_NONE);
+	cr_assert_eq(v->basis, B_DECRYPTED);
+	cr_assert(evidence_has(v, "renegotiation"));
+	pipeline_free(&r);
+	keylog_free(kl);
+}
+
+Test(reneg, no_certificate_in_the_renegotiation)
+{
+	struct keylog *kl = keylog_of("reneg", "apache_none_tls12_reneg");
+	struct pipeline_result r;
+	const struct conn_facts *f;
+	const struct verdict *v;
+	size_t k;
+	bool alert_found = false;
+
+	pipeline_run_keylog(pcap_of("reneg", "apache_none_tls12_reneg"), 0, kl, &r);
+	cr_assert_eq(r.status, 0, "%s", r.err);
+	f = r.conns[0].facts;
+	v = r.conns[0].verdict;
+	cr_assert_eq(f->renegotiations, 1);
+	cr_assert_eq(f->keylog, KEYLOG_DECRYPTED, "%s", f->keylog_note);
+	cr_assert_eq(f->dir[SIDE_CLIENT].undecrypted + f->dir[SIDE_SERVER].undecrypted, 0);
+	cr_assert(f->cr.seen && f->cr.decrypted);
+	cr_assert(f->client_cert_seen && f->client_cert_empty && f->client_cert_decrypted);
+	/* Apache logs 403 for the request but sends no HTTP answer: a fatal
+	 * handshake_failure, under the first handshake's keys (it never sent
+	 * the renegotiation's ChangeCipherSpec), and the close */
+	cr_assert_eq(f->http_status, 0);
+	for (k = 0; k < f->n_alerts; k++)
+		if (f->alerts[k].from == SIDE_SERVER && f->alerts[k].decrypted &&
+		    f->alerts[k].level == 2 && f->alerts[k].description == 40)
+			alert_found = true;
+	cr_assert(alert_found, "the server's handshake_failure");
+	cr_assert_eq(v->code, V_CLIENT_SENT_NO_CERT, "%s", verdict_code_name(v->code));
+	cr_assert_eq(v->fault, F_CLIENT);
+	cr_assert_eq(v->basis, B_DECRYPTED);
+	pipeline_free(&r);
+	keylog_free(kl);
+}
+
+Test(reneg, without_the_key_log_neither_acceptance_nor_refusal)
+{
+	static const char *names[] = { "apache_good_tls12_reneg", "apache_none_tls12_reneg" };
+	size_t i;
+
+	for (i = 0; i < 2; i++) {
+		struct pipeline_result r;
+		const struct conn_facts *f;
+		const struct verdict *v;
+
+		pipeline_run(pcap_of("reneg", names[i]), 0, &r);
+		cr_assert_eq(r.n, 1, "%s", names[i]);
+		f = r.conns[0].facts;
+		v = r.conns[0].verdict;
+		cr_assert_not(f->cr.seen, "%s: the request is encrypted", names[i]);
+		cr_assert_not(f->client_cert_seen, "%s", names[i]);
+		cr_assert_eq(f->renegotiations, 0, "%s", names[i]);
+		cr_assert_gt(f->dir[SIDE_SERVER].enc_handshake_after_done, 0, "%s", names[i]);
+		cr_assert_eq(v->code, V_UNDETERMINED, "%s: %s", names[i], verdict_code_name(v->code));
+		cr_assert_eq(v->fault, F_UNKNOWN, "%s", names[i]);
+		cr_assert_eq(v->cert_requested, TRI_UNKNOWN, "%s: a request may be inside", names[i]);
+		cr_assert(evidence_has(v, "renegotiated"), "%s", names[i]);
+		pipeline_free(&r);
+	}
+}
+
+/* A key log with the first handshake's line only: the renegotiation is
+ * read up to each side's ChangeCipherSpec, and the evidence names the line
+ * that is missing. */
+Test(reneg, a_key_log_without_the_renegotiation_line)
+{
+	struct keylog *kl = keylog_new(NULL, NULL);
+	size_t n;
+	uint8_t *text = test_load("tests/data/reneg/apache_good_tls12_reneg.keylog", &n);
+	const uint8_t *nl = memchr(text, '\n', n);
+	struct pipeline_result r;
+	const struct conn_facts *f;
+	const struct verdict *v;
+
+	cr_assert_not_null(nl);
+	keylog_add_text(kl, "first", text, (size_t)(nl - text) + 1);
+	cr_assert_eq(keylog_entries(kl), 1);
+	pipeline_run_keylog(pcap_of("reneg", "apache_good_tls12_reneg"), 0, kl, &r);
+	f = r.conns[0].facts;
+	v = r.conns[0].verdict;
+	cr_assert_eq(f->renegotiations, 1);
+	cr_assert(f->cr.seen && f->client_cert_seen, "read under the first handshake's keys");
+	cr_assert_eq(f->http_status, 0, "the answer is under the renegotiation's keys");
+	cr_assert_eq(f->keylog, KEYLOG_MISSING_SECRET);
+	cr_assert(strstr(f->keylog_note, "renegotiation"), "%s", f->keylog_note);
+	cr_assert(evidence_has(v, "no CLIENT_RANDOM for the renegotiation"));
+	/* the server's ChangeCipherSpec and Finished followed the chain, which
+	 * a server that refuses with an alert (Apache) does only when it
+	 * accepts; nginx would too and refuse in the answer, which stays
+	 * under the renegotiation's keys: nothing is claimed */
+	cr_assert_eq(v->code, V_UNDETERMINED, "%s", verdict_code_name(v->code));
+	cr_assert(evidence_has(v, "nginx refuses inside the encrypted stream"));
+	pipeline_free(&r);
+	keylog_free(kl);
+	free(text);
 }
 
 /* ---- the HTTP reader ---- */
