@@ -450,6 +450,136 @@ Test(proxy, a_session_that_went_on_is_logged_then_spliced, .init = px_setup, .fi
 	free(payload);
 }
 
+/* ---- long-lived sessions: the verdict while they are open ---- */
+
+/* One keep-alive request to the test's nginx and its whole answer. */
+static bool nginx_exchange(SSL *ssl)
+{
+	static const char req[] = "GET / HTTP/1.1\r\nHost: localhost\r\n\r\n";
+	char buf[4096];
+	size_t got = 0;
+
+	if (SSL_write(ssl, req, (int)(sizeof(req) - 1)) != (int)(sizeof(req) - 1))
+		return false;
+	while (got < sizeof(buf) - 1) {
+		int n = SSL_read(ssl, buf + got, (int)(sizeof(buf) - 1 - got));
+
+		if (n <= 0)
+			return false;
+		got += (size_t)n;
+		buf[got] = '\0';
+		if (strstr(buf, "ok nginx\n"))
+			return true;
+	}
+	return false;
+}
+
+/* A TLS 1.3 client with the good certificate, connected through the proxy. */
+static SSL *mtls13_connect(SSL_CTX *ctx, uint16_t port, int *fd)
+{
+	SSL *ssl;
+
+	cr_assert(SSL_CTX_use_certificate_chain_file(ctx, PKI "good-chain.pem") == 1);
+	cr_assert(SSL_CTX_use_PrivateKey_file(ctx, PKI "good.key", SSL_FILETYPE_PEM) == 1);
+	cr_assert(SSL_CTX_load_verify_locations(ctx, PKI "server-root.pem", NULL) == 1);
+	cr_assert(SSL_CTX_set_min_proto_version(ctx, TLS1_3_VERSION) == 1);
+	SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, NULL);
+	*fd = px_connect_to(AF_INET, port);
+	cr_assert(*fd >= 0);
+	ssl = SSL_new(ctx);
+	cr_assert(ssl && SSL_set_fd(ssl, *fd));
+	SSL_set_tlsext_host_name(ssl, "localhost");
+	cr_assert_eq(SSL_connect(ssl), 1, "the mutual-TLS handshake through the proxy failed");
+	return ssl;
+}
+
+/* Polls the proxy's log for `needle` until deadline_ms; the line or NULL. */
+static const char *await_line(const char *log, const char *needle, long long deadline_ms)
+{
+	const char *line = NULL;
+
+	while (!(line = px_find_line(log, needle)) && e2e_now_ms() < deadline_ms)
+		usleep(50000);
+	return line;
+}
+
+/* A pooled connection that asks every second: TLS 1.3 without a key log,
+ * its verdict is logged in its first seconds (the second exchange shows
+ * the first was served), not when it closes. */
+Test(proxy, a_long_lived_session_gets_its_verdict_in_its_first_seconds, .init = px_setup, .fini = px_teardown)
+{
+	uint16_t up_port = e2e_free_port(), px_port = e2e_free_port();
+	char listen_at[64], upstream[64];
+	const char *log = px_tmp("proxy.log"), *line = NULL;
+	SSL_CTX *ctx = SSL_CTX_new(TLS_client_method());
+	long long start, logged_at = 0;
+	pid_t nginx, proxy;
+	SSL *ssl;
+	int fd, i;
+
+	nginx = px_start_nginx(up_port);
+	snprintf(listen_at, sizeof(listen_at), "127.0.0.1:%u", px_port);
+	snprintf(upstream, sizeof(upstream), "127.0.0.1:%u", up_port);
+	proxy = start_proxy(listen_at, upstream);
+	ssl = mtls13_connect(ctx, px_port, &fd);
+	start = e2e_now_ms();
+	for (i = 0; i < 6; i++) {
+		cr_assert(nginx_exchange(ssl), "request %d", i);
+		if (!line && (line = px_find_line(log, "TLS1.3 client cert accepted")))
+			logged_at = e2e_now_ms();
+		if (i < 5)
+			usleep(1000000);
+	}
+	cr_assert(line, "no verdict while the session was open: %s", e2e_tail(log, 600));
+	cr_expect(!strstr(line, "[closed by"), "the verdict came only at the close: %s", line);
+	cr_expect(strstr(line, "(fault: none; inferred)"), "%s", line);
+	cr_expect_lt(logged_at - start, 3000, "logged %lld ms into the session", logged_at - start);
+	SSL_shutdown(ssl);
+	SSL_free(ssl);
+	close(fd);
+	SSL_CTX_free(ctx);
+	cr_assert(e2e_wait_lines(px_tmp("proxy.json"), 1, 5000), "no final record");
+	cr_expect(strstr(px_nth_line(px_tmp("proxy.json"), 0), "\"verdict\":\"client_cert_accepted\""), "%s",
+		  px_nth_line(px_tmp("proxy.json"), 0));
+	cr_expect_eq(e2e_stop(proxy, 12000), 0);
+	px_stop_child(nginx);
+}
+
+/* One request, then the connection is kept open and quiet: the proxy's
+ * timer sees the quiet (a refusing server closes at once) and logs the
+ * verdict after about three seconds, before the client leaves. */
+Test(proxy, an_open_quiet_session_gets_its_verdict_before_it_closes, .init = px_setup, .fini = px_teardown)
+{
+	uint16_t up_port = e2e_free_port(), px_port = e2e_free_port();
+	char listen_at[64], upstream[64];
+	const char *log = px_tmp("proxy.log"), *line;
+	SSL_CTX *ctx = SSL_CTX_new(TLS_client_method());
+	long long start, waited;
+	pid_t nginx, proxy;
+	SSL *ssl;
+	int fd;
+
+	nginx = px_start_nginx(up_port);
+	snprintf(listen_at, sizeof(listen_at), "127.0.0.1:%u", px_port);
+	snprintf(upstream, sizeof(upstream), "127.0.0.1:%u", up_port);
+	proxy = start_proxy(listen_at, upstream);
+	ssl = mtls13_connect(ctx, px_port, &fd);
+	cr_assert(nginx_exchange(ssl));
+	start = e2e_now_ms();
+	line = await_line(log, "TLS1.3 client cert accepted", start + 8000);
+	waited = e2e_now_ms() - start;
+	cr_assert(line, "no verdict while the quiet session was open: %s", e2e_tail(log, 600));
+	cr_expect(!strstr(line, "[closed by"), "the verdict came only at the close: %s", line);
+	cr_expect(strstr(line, "stayed open"), "%s", line);
+	cr_expect_geq(waited, 2000, "logged after %lld ms: before the session could show it went on", waited);
+	SSL_shutdown(ssl);
+	SSL_free(ssl);
+	close(fd);
+	SSL_CTX_free(ctx);
+	cr_expect_eq(e2e_stop(proxy, 12000), 0);
+	px_stop_child(nginx);
+}
+
 /* ---- faults ---- */
 
 /* How a connection ended, as one end sees it. */
