@@ -176,6 +176,8 @@ enum conv_outcome conversation_outcome(const struct conversation *c)
 		return CONV_UNKNOWN;   /* streams and settings interleave, a refusal keeps the connection */
 	if (!c->closed)
 		return c->quiet_us >= CONV_QUIET_US ? CONV_WENT_ON : CONV_UNKNOWN;
+	if (c->close_us >= c->first_answer_end_us && c->close_us - c->first_answer_end_us >= CONV_QUIET_US)
+		return CONV_WENT_ON;   /* open that long after the answer: a refusal closes at once */
 	if (!server_closed_first) {
 		/* the client left first: a server that served it lets it go
 		 * (nginx sends no close_notify then); one that answers the
@@ -253,7 +255,11 @@ void conversation_describe(const struct conversation *c, char *buf, size_t len)
 		return;
 	}
 	delay_label(c->close_us > c->first_answer_end_us ? c->close_us - c->first_answer_end_us : 0, d, sizeof(d));
-	if (c->first_answer_largest > CONV_ANSWER_LARGE)
+	if (c->close_us >= c->first_answer_end_us && c->close_us - c->first_answer_end_us >= CONV_QUIET_US)
+		snprintf(buf, len, "the server answered once (%llu bytes) and the connection stayed open %s after it, until %s closed it (%s)",
+			 (unsigned long long)c->first_answer_bytes, d, c->first_closer == SIDE_CLIENT ? "the client" : "the server",
+			 how_label(c->how));
+	else if (c->first_answer_largest > CONV_ANSWER_LARGE)
 		snprintf(buf, len, "the server answered once (%llu bytes, more than an error page); %s closed first, %s later (%s)",
 			 (unsigned long long)c->first_answer_bytes, c->first_closer == SIDE_CLIENT ? "the client" : "the server",
 			 d, how_label(c->how));

@@ -222,6 +222,7 @@ Test(conversation, a_late_close_after_an_error_sized_answer_tells_nothing)
 	rec(&s, SIDE_SERVER, 384, 2000);
 	rec(&s, SIDE_SERVER, ALERT_LEN, 2000 + CONV_CLOSE_SOON_US + 1);
 	cr_assert_eq(read(&s, &cv, words, sizeof(words)), CONV_UNKNOWN, "%s", words);
+	cr_assert_lt(CONV_CLOSE_SOON_US, CONV_QUIET_US);
 }
 
 /* Apache and HAProxy answer curl's close with a close_notify of their
@@ -279,6 +280,22 @@ Test(conversation, an_open_quiet_session_went_on_after_a_while)
 	s.f.seen_until.tv_sec = s.f.first_ts.tv_sec + 4;
 	cr_assert_eq(read(&s, &cv, words, sizeof(words)), CONV_WENT_ON, "%s", words);
 	cr_assert(strstr(words, "stayed open 3998 ms after it"), "%s", words);
+}
+
+/* Closed, but only long after the answer: a refusal closes at once. */
+Test(conversation, a_close_long_after_the_answer_went_on)
+{
+	struct script s;
+	struct conversation cv;
+	char words[256];
+
+	start(&s);
+	rec(&s, SIDE_CLIENT, 96, 1000);
+	rec(&s, SIDE_SERVER, 384, 2000);
+	rec(&s, SIDE_SERVER, ALERT_LEN, 2000 + CONV_QUIET_US);
+	fin(&s, SIDE_SERVER, CLOSE_FIN, 2000 + CONV_QUIET_US);
+	cr_assert_eq(read(&s, &cv, words, sizeof(words)), CONV_WENT_ON, "%s", words);
+	cr_assert(strstr(words, "stayed open 3000 ms after it, until the server closed it"), "%s", words);
 }
 
 /* Nothing asked, nothing answered: nothing to infer. */

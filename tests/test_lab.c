@@ -547,3 +547,41 @@ Test(corpus, same_certificate_requests_and_client_certificates_as_tshark, .timeo
 	fclose(f);
 	cr_assert_gt(compared, 15, "compared only %zu corpus captures", compared);
 }
+
+/* Public captures whose server went on after the client's answer: the
+ * conversation, not the empty Certificate or the TLS-level acceptance
+ * alone, decides.  zeek's MySQL capture: an empty Certificate, then a
+ * long session (optional client authentication); FlowTest's: a chain, an
+ * answer, and the connection open 34 s more; zeek's refused one: the
+ * server's alert. */
+Test(corpus, sessions_that_went_on_are_served, .timeout = 60)
+{
+	static const struct {
+		const char *file;
+		enum verdict_code code;
+		enum basis basis;
+	} cases[] = {
+		{ "zeek__encrypted.pcap", V_NO_CERT_ACCEPTED, B_INFERRED },
+		{ "FlowTest__tls12.pcap", V_CLIENT_CERT_ACCEPTED, B_INFERRED },
+		{ "zeek__certificate-request-failed.pcap", V_CLIENT_SENT_NO_CERT, B_OBSERVED },
+	};
+	char path[4096];
+	size_t i;
+
+	snprintf(path, sizeof(path), "%s/SOURCES.tsv", corpus_dir());
+	if (access(path, R_OK) != 0)
+		cr_skip_test("public corpus not present at %s", corpus_dir());
+	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		struct pipeline_result r;
+
+		snprintf(path, sizeof(path), "%s/%s", corpus_dir(), cases[i].file);
+		pipeline_run(path, 0, &r);
+		cr_assert_eq(r.status, 0, "%s: %s", cases[i].file, r.err);
+		cr_assert_eq(r.n, 1, "%s", cases[i].file);
+		cr_expect_eq(r.conns[0].verdict->code, cases[i].code, "%s: %s", cases[i].file,
+			     verdict_code_name(r.conns[0].verdict->code));
+		cr_expect_eq(r.conns[0].verdict->basis, cases[i].basis, "%s: %s", cases[i].file,
+			     basis_name(r.conns[0].verdict->basis));
+		pipeline_free(&r);
+	}
+}
