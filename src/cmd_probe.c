@@ -49,8 +49,10 @@ static void usage(FILE *out)
 		"  --p12 FILE              a client certificate and key as PKCS#12\n"
 		"  --pass SPEC             the password of --p12 or --key: env:VAR, file:PATH or\n"
 		"                          pass:TEXT (default: asked on the terminal, if any)\n"
-		"  --http                  send GET / and report the HTTP status (nginx answers\n"
-		"                          a refused certificate with 400 inside TLS)\n"
+		"  --no-http               the server does not speak HTTP: offer no ALPN and send\n"
+		"                          no request (by default the probe offers ALPN http/1.1,\n"
+		"                          sends GET / and reads the first answer, where nginx\n"
+		"                          refuses a certificate with 400; --http is that default)\n"
 		"  --json FILE             also write JSON Lines to FILE (- for standard output;\n"
 		"                          the human lines then go to standard error)\n"
 		"  --inspection-cas FILE   more inspection-CA rules, added to the bundled\n"
@@ -64,7 +66,9 @@ static void usage(FILE *out)
 		"handshake failed or the certificate (or its absence) was refused, or with\n"
 		"--compare the two paths differ; 2 usage or input error, or the probe could\n"
 		"not run (name not resolved, connection refused, proxy refused CONNECT,\n"
-		"timeout before TLS).\n");
+		"timeout before TLS); 3 the probe ran but could not tell whether the server\n"
+		"accepted what was sent (undetermined: no HTTP answer, a server that speaks\n"
+		"HTTP/2 only, TLS 1.3 with --no-http), and nothing was refused.\n");
 }
 
 /* ---- credentials ---- */
@@ -343,8 +347,10 @@ static void print_text(const struct run *run, const struct probe_options *o, con
 		fprintf(out, "  probe %s TLS %s: handshake failed: %s\n", leg_name(o, leg, sizeof(leg)),
 			tls_name(o->tls_version), r->handshake_error);
 	} else {
-		fprintf(out, "  probe %s TLS %s (%s): %s\n", leg_name(o, leg, sizeof(leg)), tls_name(r->tls_version), r->cipher,
-			r->cert_requested ? "the server asked for a client certificate" : "the server did not ask for a client certificate");
+		fprintf(out, "  probe %s TLS %s (%s%s%s): %s\n", leg_name(o, leg, sizeof(leg)), tls_name(r->tls_version),
+			r->cipher, r->alpn[0] ? ", ALPN " : "", r->alpn,
+			r->cert_requested ? "the server asked for a client certificate"
+					  : "the server did not ask for a client certificate");
 	}
 	if (r->cert_requested) {
 		list_text(list, sizeof(list), r->ca_names, r->n_ca_names);
@@ -365,8 +371,8 @@ static void print_text(const struct run *run, const struct probe_options *o, con
 	} else if (r->n_chain) {
 		fprintf(out, "  interception: no sign (none of %zu catalogue rules matched the chain)\n", run->n_rules);
 	}
-	if (r->cert_requested || r->cert_offered) {
-		char name[300] = "none", why[160] = "";
+	if (r->cert_requested || r->cert_offered || r->client_auth == PROBE_AUTH_REJECTED) {
+		char name[300] = "none", why[sizeof(r->undetermined) + 8] = "";
 
 		if (r->cert_offered && o->cert)
 			x509info_name(X509_get_subject_name(o->cert), name, sizeof(name));
@@ -377,14 +383,24 @@ static void print_text(const struct run *run, const struct probe_options *o, con
 			snprintf(why, sizeof(why), " (nginx answered %d: %s)", r->http_status, r->http_nginx);
 		else if (!r->handshake_ok && r->handshake_error[0])
 			snprintf(why, sizeof(why), " (%s)", r->handshake_error);
-		if (!r->cert_requested)
+		else if (r->client_auth == PROBE_AUTH_UNDETERMINED)
+			snprintf(why, sizeof(why), " (%s)", r->undetermined);
+		if (!r->cert_requested && r->client_auth == PROBE_AUTH_REJECTED)
+			fprintf(out, "  client certificate %s: not sent, the server did not ask; rejected%s\n", name, why);
+		else if (!r->cert_requested)
 			fprintf(out, "  client certificate %s: not sent, the server did not ask\n", name);
 		else
 			fprintf(out, "  client certificate %s: %s; %s%s\n", name,
 				r->cert_sent ? "sent" : "none sent", probe_client_auth_name(r->client_auth), why);
 	}
-	if (r->http_status_line[0])
+	if (r->http_status_line[0] && r->http_title[0])
+		fprintf(out, "  http: %s (title \"%s\")\n", r->http_status_line, r->http_title);
+	else if (r->http_status_line[0])
 		fprintf(out, "  http: %s\n", r->http_status_line);
+	else if (r->http_error[0])
+		fprintf(out, "  http: %s\n", r->http_error);
+	else if (r->h2_only)
+		fprintf(out, "  http: the server speaks HTTP/2 only; the probe reads HTTP/1.1 answers\n");
 }
 
 static void print_json(const struct run *run, const struct probe_options *o, const struct probe_result *r)
@@ -474,6 +490,15 @@ static void print_json(const struct run *run, const struct probe_options *o, con
 	jstr(out, r->http_status_line[0] ? r->http_status_line : NULL);
 	fputs(",\"http_nginx\":", out);
 	jstr(out, r->http_nginx[0] ? r->http_nginx : NULL);
+	fputs(",\"http_title\":", out);
+	jstr(out, r->http_title[0] ? r->http_title : NULL);
+	fputs(",\"http_error\":", out);
+	jstr(out, r->http_error[0] ? r->http_error : NULL);
+	fputs(",\"alpn\":", out);
+	jstr(out, r->alpn[0] ? r->alpn : NULL);
+	fprintf(out, ",\"http_sent\":%s,\"h2_only\":%s,\"undetermined\":", r->http_sent ? "true" : "false",
+		r->h2_only ? "true" : "false");
+	jstr(out, r->client_auth == PROBE_AUTH_UNDETERMINED ? r->undetermined : NULL);
 	fputs("}}\n", out);
 	fflush(out);
 }
@@ -501,6 +526,28 @@ static void print_json_error(const struct run *run, const struct probe_options *
 	jstr(run->json, r->error);
 	fputs("}\n", run->json);
 	fflush(run->json);
+}
+
+/* ---- exit status ---- */
+
+/* 2 (could not run) over 1 (failed or refused) over 3 (undetermined)
+ * over 0: a definite finding outweighs a probe that could not tell. */
+static int worse_status(int a, int b)
+{
+	static const int rank[4] = { 0, 2, 3, 1 };
+
+	return rank[b] > rank[a] ? b : a;
+}
+
+static int probe_status(const struct probe_result *r)
+{
+	if (!r->ran)
+		return 2;
+	if (!r->handshake_ok || r->client_auth == PROBE_AUTH_REJECTED)
+		return 1;
+	if (r->client_auth == PROBE_AUTH_UNDETERMINED)
+		return 3;
+	return 0;
 }
 
 /* ---- --compare ---- */
@@ -540,8 +587,8 @@ static void compare(const struct run *run, int version, const struct probe_resul
 		fputs("]}\n", run->json);
 		fflush(run->json);
 	}
-	if (d.n && *status < 1)
-		*status = 1;
+	if (d.n)
+		*status = worse_status(*status, 1);
 }
 
 /* ---- main ---- */
@@ -570,6 +617,7 @@ int cmd_probe(int argc, char **argv)
 		{ "p12", required_argument, NULL, 'P' },
 		{ "pass", required_argument, NULL, 'p' },
 		{ "http", no_argument, NULL, 'H' },
+		{ "no-http", no_argument, NULL, 'N' },
 		{ "json", required_argument, NULL, 'j' },
 		{ "inspection-cas", required_argument, NULL, 'i' },
 		{ "timeout", required_argument, NULL, 'T' },
@@ -585,7 +633,7 @@ int cmd_probe(int argc, char **argv)
 	struct observer_config ocfg = { 0 };
 	struct inspect_catalogue *cat = NULL;
 	struct run run = { .text = stdout };
-	bool do_compare = false, http = false, json_owned = false;
+	bool do_compare = false, http = false, no_http = false, json_owned = false;
 	unsigned timeout_s = 10;
 	char host[256], via_host[256];
 	uint16_t port = 0, via_port = 0;
@@ -601,6 +649,7 @@ int cmd_probe(int argc, char **argv)
 		case 'P': p12_path = optarg; break;
 		case 'p': pass.spec = optarg; break;
 		case 'H': http = true; break;
+		case 'N': no_http = true; break;
 		case 'j': json_path = optarg; break;
 		case 'i':
 			if (!cmd_add_file("mtlsdiag probe", "--inspection-cas", cas, &n_cas, MAX_CATALOGUES, optarg))
@@ -637,6 +686,10 @@ int cmd_probe(int argc, char **argv)
 	}
 	if (via && !proxy_split_hostport(via, via_host, sizeof(via_host), &via_port)) {
 		fprintf(stderr, "mtlsdiag probe: --via '%s' is not HOST:PORT\n", via);
+		return 2;
+	}
+	if (http && no_http) {
+		fprintf(stderr, "mtlsdiag probe: --http and --no-http contradict each other\n");
 		return 2;
 	}
 	if (do_compare && !via) {
@@ -698,10 +751,10 @@ int cmd_probe(int argc, char **argv)
 	}
 
 	status = 0;
-	for (i = 0; i < (size_t)n_versions && status < 2; i++) {
+	for (i = 0; i < (size_t)n_versions && status != 2; i++) {
 		struct probe_options o = {
 			.host = host, .port = port, .tls_version = versions[i], .timeout_ms = timeout_s * 1000,
-			.http = http, .cert = creds.cert, .key = creds.key, .chain = creds.chain, .cat = cat,
+			.no_http = no_http, .cert = creds.cert, .key = creds.key, .chain = creds.chain, .cat = cat,
 			.ocfg = &ocfg,
 		};
 		struct probe_result res[2];
@@ -718,13 +771,11 @@ int cmd_probe(int argc, char **argv)
 			if (!res[l].ran) {
 				fprintf(stderr, "mtlsdiag probe: %s\n", res[l].error);
 				print_json_error(&run, &lo, &res[l]);
-				status = 2;
 			} else {
 				print_text(&run, &lo, &res[l]);
 				print_json(&run, &lo, &res[l]);
-				if (status < 1 && (!res[l].handshake_ok || res[l].client_auth == PROBE_AUTH_REJECTED))
-					status = 1;
 			}
+			status = worse_status(status, probe_status(&res[l]));
 			if (status == 2) {
 				legs = l + 1;
 				break;

@@ -1,8 +1,9 @@
 /* probe: one active check against a server (see probe.h).  The socket is
  * wrapped in OpenSSL's socket BIO with a callback that hands every byte
  * read or written to the observer; the CONNECT exchange is fed the same
- * way by hand.  The proxy's answer and the HTTP response are untrusted
- * bytes, read through the cursor. */
+ * way by hand, and OpenSSL's key-log lines go to the observer's key log as
+ * they are derived.  The proxy's answer and the HTTP response are
+ * untrusted bytes, read through the cursor (and http1). */
 #include "config.h"
 
 #include "probe.h"
@@ -30,6 +31,8 @@
 
 #include "codes.h"
 #include "cursor.h"
+#include "http1.h"
+#include "keylog.h"
 #include "netaddr.h"
 #include "report.h"
 #include "x509info.h"
@@ -40,12 +43,20 @@
  * sends its alert as soon as it has checked our flight) */
 #define ALERT_GRACE_MS 1000
 
+/* What the ClientHello offers in ALPN (RFC 7301). */
+enum alpn_offer {
+	ALPN_NONE,      /* no_http: whatever the server speaks, it is not read */
+	ALPN_HTTP11,    /* the default: "http/1.1", then GET / */
+	ALPN_H2,        /* the server refused http/1.1: does it speak HTTP/2? */
+};
+
 struct probe {
 	const struct probe_options *opt;
 	struct probe_result *r;
 	int fd;
 	long long deadline;              /* monotonic ms */
 	bool timed_out;
+	enum alpn_offer alpn;
 };
 
 static long long now_ms(void)
@@ -79,6 +90,7 @@ const char *probe_client_auth_name(enum probe_client_auth a)
 	case PROBE_AUTH_NOT_REQUESTED: return "not_requested";
 	case PROBE_AUTH_ACCEPTED: return "accepted";
 	case PROBE_AUTH_REJECTED: return "rejected";
+	case PROBE_AUTH_UNDETERMINED: return "undetermined";
 	default: return "unknown";
 	}
 }
@@ -462,6 +474,21 @@ static void msg_seen(int write_p, int version, int content_type, const void *buf
 	}
 }
 
+/* OpenSSL's NSS key-log lines (SSL_CTX_set_keylog_callback), each as it
+ * derives the secret: into the observer's key log.  The record that
+ * brought the secret (the ServerHello) has been fed already; the
+ * observer holds protected records it had no key for (keylog_wait) and
+ * opens them now. */
+static void keylog_line(const SSL *ssl, const char *line)
+{
+	struct probe *p = SSL_get_app_data(ssl);
+
+	if (!p || !p->r->keylog)
+		return;
+	if (keylog_add_text(p->r->keylog, "probe", (const uint8_t *)line, strlen(line)) > 0 && p->r->obs)
+		obs_conn_retry_keys(p->r->obs);
+}
+
 static void collect_request(SSL *ssl, struct probe_result *r)
 {
 	const STACK_OF(X509_NAME) *names = SSL_get0_peer_CA_list(ssl);
@@ -572,31 +599,105 @@ static void ssl_failure(struct probe *p, SSL *ssl, int e, char *out, size_t outl
 	ERR_clear_error();
 }
 
-/* After the handshake: a GET / (with --http) or, under TLS 1.3, a short
- * read for the alert a refusing server sends once it has checked our
- * certificate flight. */
+/* The first bytes are an HTTP/2 frame header (RFC 9113 4.1) of a SETTINGS
+ * or GOAWAY frame on stream 0: what an HTTP/2 server sends first, or in
+ * answer to bytes that are not its connection preface. */
+static bool looks_like_h2(const uint8_t *buf, size_t n)
+{
+	struct cursor c;
+	uint32_t len, stream;
+	uint8_t type, flags;
+
+	cursor_init(&c, buf, n);
+	return cursor_get_u24(&c, &len) && cursor_get_u8(&c, &type) && cursor_get_u8(&c, &flags) &&
+	       cursor_get_u32(&c, &stream) && (type == 0x4 || type == 0x7) && (stream & 0x7fffffffu) == 0 &&
+	       len <= 16384;
+}
+
+/* nginx says why it refused a certificate only in its error page's title
+ * ("400 No required SSL certificate was sent"). */
+static void nginx_reason(struct probe_result *r)
+{
+	static const char *const texts[] = { "No required SSL certificate was sent", "The SSL certificate error" };
+	size_t i;
+
+	for (i = 0; i < sizeof(texts) / sizeof(texts[0]); i++)
+		if (strstr(r->http_title, texts[i]))
+			snprintf(r->http_nginx, sizeof(r->http_nginx), "%s", texts[i]);
+}
+
+/* What the bytes read after GET / are: the first response's status and
+ * title, or why there is none (r->http_error). */
+static void take_answer(struct probe *p, const uint8_t *buf, size_t n, enum http1_result hr,
+			const struct http1_response *resp, bool timed_out)
+{
+	struct probe_result *r = p->r;
+	struct cursor line;
+	char shown[80];
+
+	if (hr == HTTP1_DONE) {
+		r->http_status = resp->status;
+		first_line(buf, n, &line);
+		printable(&line, r->http_status_line, sizeof(r->http_status_line));
+		snprintf(r->http_title, sizeof(r->http_title), "%s", resp->title);
+		nginx_reason(r);
+	} else if (!n && r->alert_received >= 0) {
+		/* the alert is the server's answer */
+	} else if (n && looks_like_h2(buf, n)) {
+		r->h2_only = true;
+		snprintf(r->http_error, sizeof(r->http_error),
+			 "the server answered GET / with HTTP/2 frames: it speaks HTTP/2 only, and its answer, where a server like nginx refuses a certificate, is not read");
+	} else if (n) {
+		first_line(buf, n, &line);
+		printable(&line, shown, sizeof(shown));
+		snprintf(r->http_error, sizeof(r->http_error),
+			 "the server's answer to GET / is not HTTP/1.x ('%s'); for a server that does not speak HTTP, use --no-http",
+			 shown);
+	} else if (!r->http_sent) {
+		snprintf(r->http_error, sizeof(r->http_error),
+			 "GET / could not be sent after the handshake: the server had closed the connection");
+	} else if (timed_out) {
+		snprintf(r->http_error, sizeof(r->http_error), "no answer to GET / within the probe's %u s",
+			 p->opt->timeout_ms / 1000);
+	} else {
+		snprintf(r->http_error, sizeof(r->http_error),
+			 "the server closed the connection without answering GET /");
+	}
+}
+
+/* After the handshake: GET / and the first HTTP answer when the server
+ * chose http/1.1 or no protocol at all (nginx completes the handshake and
+ * refuses a certificate in that answer, 400); otherwise, under TLS 1.3, a
+ * short read for the alert a refusing server sends once it has checked
+ * our certificate flight. */
 static void after_handshake(struct probe *p, SSL *ssl)
 {
 	const struct probe_options *o = p->opt;
+	struct probe_result *r = p->r;
 	uint8_t *buf = malloc(HTTP_READ_MAX);
+	struct http1_response resp;
+	enum http1_result hr = HTTP1_MORE;
+	struct cursor all;
 	size_t n = 0;
 	int got = 0, rc;
 	long long saved = p->deadline;
+	bool http = p->alpn != ALPN_NONE && (!r->alpn[0] || strcmp(r->alpn, "http/1.1") == 0);
+	bool timed_out = false;
 
-	if (!buf)
+	if (!buf) {
+		snprintf(r->http_error, sizeof(r->http_error), "out of memory");
 		return;
-	if (o->http) {
+	}
+	if (http) {
 		char req[600], host[300];
 
 		report_endpoint(host, sizeof(host), o->host, o->port);
 		snprintf(req, sizeof(req), "GET / HTTP/1.1\r\nHost: %s\r\nUser-Agent: mtlsdiag-probe/%s\r\n"
 			 "Accept: */*\r\nConnection: close\r\n\r\n", host, PACKAGE_VERSION);
 		rc = ssl_step(p, ssl, op_write, req, (int)strlen(req), &got);
-		if (rc != 1) {
-			if (rc == 0)
-				ssl_failure(p, ssl, got, p->r->handshake_error, sizeof(p->r->handshake_error));
-			goto Exit;
-		}
+		r->http_sent = rc == 1;
+		/* sent or not, a refusing server's alert may be waiting */
+		ERR_clear_error();
 	} else if (SSL_version(ssl) >= TLS1_3_VERSION) {
 		long long grace = now_ms() + ALERT_GRACE_MS;
 
@@ -606,52 +707,178 @@ static void after_handshake(struct probe *p, SSL *ssl)
 		goto Exit;
 	}
 	while (n < HTTP_READ_MAX) {
-		struct cursor all, line;
-		size_t at;
-
 		rc = ssl_step(p, ssl, op_read, buf + n, (int)(HTTP_READ_MAX - n), &got);
 		if (rc != 1) {
+			timed_out = rc < 0;
 			if (rc == 0 && (got == SSL_ERROR_ZERO_RETURN || got == SSL_ERROR_SYSCALL))
-				p->r->server_closed = true;
-			if (rc == 0 && p->r->alert_received >= 0)
-				ssl_failure(p, ssl, got, p->r->handshake_error, sizeof(p->r->handshake_error));
+				r->server_closed = true;
+			if (rc == 0 && r->alert_received >= 0)
+				ssl_failure(p, ssl, got, r->handshake_error, sizeof(r->handshake_error));
 			ERR_clear_error();
 			break;
 		}
 		n += (size_t)got;
-		if (!o->http)
+		if (!http)
 			continue;
 		cursor_init(&all, buf, n);
-		if (!p->r->http_status) {
-			if (!cursor_find(&all, "\n", 1, &at))
-				continue;
-			first_line(buf, n, &line);
-			printable(&line, p->r->http_status_line, sizeof(p->r->http_status_line));
-			p->r->http_status = status_line(&line);
-		}
-		if (cursor_find(&all, "No required SSL certificate was sent", 36, &at))
-			snprintf(p->r->http_nginx, sizeof(p->r->http_nginx), "No required SSL certificate was sent");
-		else if (cursor_find(&all, "The SSL certificate error", 25, &at))
-			snprintf(p->r->http_nginx, sizeof(p->r->http_nginx), "The SSL certificate error");
-		if (p->r->http_nginx[0] || (cursor_find(&all, "\r\n\r\n", 4, &at) && p->r->http_status != 400))
+		if ((hr = http1_response(&all, false, &resp)) != HTTP1_MORE)
 			break;
 	}
-	if (p->timed_out && !o->http)
-		p->timed_out = false;   /* the grace period ended: nothing came, which is the answer */
+	if (http) {
+		if (n && hr == HTTP1_MORE) {
+			/* closed, timed out or full: decide on what came */
+			cursor_init(&all, buf, n);
+			hr = http1_response(&all, true, &resp);
+		}
+		take_answer(p, buf, n, hr, &resp, timed_out);
+	}
 Exit:
 	p->deadline = saved;
+	p->timed_out = false;   /* the wait for the answer (or the grace period) ended: that is the answer */
 	free(buf);
 }
 
-static void decide_auth(struct probe_result *r)
+static void collect_alpn(SSL *ssl, struct probe_result *r)
 {
-	if (!r->cert_requested)
-		/* a failure before any request is not about client certificates */
-		r->client_auth = r->handshake_ok ? PROBE_AUTH_NOT_REQUESTED : PROBE_AUTH_UNKNOWN;
-	else if (!r->handshake_ok || r->alert_received >= 0 || r->http_nginx[0])
+	const unsigned char *proto = NULL;
+	unsigned int len = 0;
+	struct cursor c;
+
+	SSL_get0_alpn_selected(ssl, &proto, &len);
+	cursor_init(&c, proto, proto ? len : 0);
+	printable(&c, r->alpn, sizeof(r->alpn));
+}
+
+/* What the server made of the certificate (or of its absence), from what
+ * the probe saw as the client. */
+static void decide_auth(struct probe *p)
+{
+	struct probe_result *r = p->r;
+
+	if (!r->cert_requested) {
+		/* a failure before any request is not about client certificates;
+		 * nginx's words on a session that never asked are a refusal
+		 * behind a middlebox that terminated TLS and sent none */
+		r->client_auth = !r->handshake_ok ? PROBE_AUTH_UNKNOWN
+				 : r->http_nginx[0] ? PROBE_AUTH_REJECTED : PROBE_AUTH_NOT_REQUESTED;
+	} else if (!r->handshake_ok || r->alert_received >= 0) {
 		r->client_auth = PROBE_AUTH_REJECTED;
-	else
+	} else if (r->http_status) {
+		/* read as the verdict rules read it (verdict.c): nginx's pages
+		 * (its codes 495 and 496 become them on the wire), 400 or 403 */
+		r->client_auth = r->http_nginx[0] || r->http_status == 400 || r->http_status == 403 ||
+				 r->http_status == 495 || r->http_status == 496
+				 ? PROBE_AUTH_REJECTED : PROBE_AUTH_ACCEPTED;
+	} else if (p->alpn == ALPN_NONE && r->tls_version < TLS1_3_VERSION) {
+		/* below 1.3 the server sends its Finished after it has checked our
+		 * Certificate: completing is accepting it (a refusal in the
+		 * server's own protocol is what no_http gives up on) */
 		r->client_auth = PROBE_AUTH_ACCEPTED;
+	} else {
+		r->client_auth = PROBE_AUTH_UNDETERMINED;
+		if (p->alpn == ALPN_NONE)
+			snprintf(r->undetermined, sizeof(r->undetermined),
+				 "TLS 1.3 with --no-http: no alert within %d s of the handshake, but a TLS 1.3 server checks the client's certificate after the client has finished, and may refuse in its own protocol, which is not read",
+				 ALERT_GRACE_MS / 1000);
+		else if (p->alpn == ALPN_H2)
+			snprintf(r->undetermined, sizeof(r->undetermined),
+				 "the server speaks HTTP/2 only (it refused ALPN http/1.1 with no_application_protocol and chose h2): its first answer, where a server like nginx refuses a certificate, is HTTP/2, which the probe does not read");
+		else if (r->http_error[0])
+			snprintf(r->undetermined, sizeof(r->undetermined), "%s", r->http_error);
+		else
+			snprintf(r->undetermined, sizeof(r->undetermined),
+				 "the server chose ALPN '%s', not http/1.1: its answer is not read", r->alpn);
+	}
+}
+
+/* The observer's words for a capture without the session's keys, or
+ * without the answer: advice to get a key log, and conclusions drawn from
+ * how a session went on.  The probe holds the keys and has read what
+ * there was to read; these lines give way to its own. */
+static const char *const keylog_advice[] = { "a key log tells", "a key log shows", "without a key log" };
+static const char *const went_on_conclusions[] = {
+	"optional client authentication", "accepted the certificate", "accepted the chain", "must refuse this chain",
+};
+
+static bool says_any(const char *line, const char *const *words, size_t n)
+{
+	size_t i;
+
+	for (i = 0; i < n; i++)
+		if (strstr(line, words[i]))
+			return true;
+	return false;
+}
+
+/* The record says what the probe found: never advice to get a key log;
+ * when the probe cannot tell, undetermined, and when a TLS 1.2 handshake
+ * that does not go on to HTTP (no_http) completed, accepted, each with
+ * the probe's reason in place of the observer's conclusion. */
+static void correct_record(struct probe *p)
+{
+	struct probe_result *r = p->r;
+	enum verdict_code code = V_COUNT;    /* V_COUNT: the observer's stands */
+	char own[VERDICT_EVIDENCE_LEN] = "";
+	char (*old)[VERDICT_EVIDENCE_LEN] = NULL;
+	struct verdict *v;
+	size_t i, n_old, keylog_at;
+	int middlebox_at = -1;
+	bool replace;
+
+	if (!r->obs || !r->verdict)
+		return;
+	if (r->client_auth == PROBE_AUTH_UNDETERMINED) {
+		code = V_UNDETERMINED;
+		snprintf(own, sizeof(own), "%s", r->undetermined);
+	} else if (r->client_auth == PROBE_AUTH_ACCEPTED && p->alpn == ALPN_NONE && !r->http_status) {
+		code = r->cert_sent ? V_CLIENT_CERT_ACCEPTED : V_NO_CERT_ACCEPTED;
+		snprintf(own, sizeof(own),
+			 "the server sent its Finished after the client's %sCertificate: its TLS layer accepted %s (--no-http: a refusal in the server's own protocol is not looked for)",
+			 r->cert_sent ? "" : "empty ", r->cert_sent ? "the certificate" : "no certificate");
+	}
+	replace = code != V_COUNT;
+	v = obs_conn_verdict_for_update(r->obs);
+	if (v->evidence_omitted || !(old = malloc(sizeof(v->evidence))))
+		return;
+	memcpy(old, v->evidence, sizeof(v->evidence));
+	n_old = v->n_evidence;
+	keylog_at = v->keylog_evidence >= 0 ? (size_t)v->keylog_evidence : n_old;
+	v->n_evidence = 0;
+	for (i = 0; i < n_old; i++) {
+		if (i == keylog_at && replace) {
+			/* the probe's reason, before the key log's own lines */
+			snprintf(v->evidence[v->n_evidence++], VERDICT_EVIDENCE_LEN, "%s", own);
+		}
+		if (i < keylog_at && (says_any(old[i], keylog_advice, sizeof(keylog_advice) / sizeof(keylog_advice[0])) ||
+				      (replace && says_any(old[i], went_on_conclusions,
+							   sizeof(went_on_conclusions) / sizeof(went_on_conclusions[0])))))
+			continue;
+		if (i == keylog_at)
+			v->keylog_evidence = (int)v->n_evidence;
+		if (v->middlebox_named && v->middlebox_line == i)
+			middlebox_at = (int)v->n_evidence;
+		if (v->n_evidence < FACTS_MAX_EVIDENCE)
+			memcpy(v->evidence[v->n_evidence++], old[i], VERDICT_EVIDENCE_LEN);
+	}
+	if (replace && keylog_at >= n_old)
+		snprintf(v->evidence[v->n_evidence < FACTS_MAX_EVIDENCE ? v->n_evidence++ : FACTS_MAX_EVIDENCE - 1],
+			 VERDICT_EVIDENCE_LEN, "%s", own);
+	v->middlebox_named = middlebox_at >= 0;
+	v->middlebox_line = middlebox_at >= 0 ? (size_t)middlebox_at : 0;
+	if (replace) {
+		v->code = code;
+		v->reason = R_NONE;
+		v->settled = false;
+		if (code == V_UNDETERMINED) {
+			v->fault = F_UNKNOWN;
+			/* what was decrypted held no answer to read */
+			v->basis = obs_conn_facts(r->obs)->keylog == KEYLOG_DECRYPTED ? B_DECRYPTED : B_OBSERVED;
+		} else {
+			v->fault = F_NONE;
+			v->basis = B_OBSERVED;   /* a TLS 1.2 handshake, in the clear */
+		}
+	}
+	free(old);
 }
 
 static bool is_numeric_host(const char *host)
@@ -679,7 +906,14 @@ static void tls(struct probe *p)
 	/* the probe reports the server's chain; it does not judge it */
 	SSL_CTX_set_verify(ctx, SSL_VERIFY_NONE, NULL);
 	SSL_CTX_set_msg_callback(ctx, msg_seen);
+	SSL_CTX_set_keylog_callback(ctx, keylog_line);
 	SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_OFF);
+	/* (SSL_CTX_set_alpn_protos returns 0 on success) */
+	if ((p->alpn == ALPN_HTTP11 && SSL_CTX_set_alpn_protos(ctx, (const unsigned char *)"\x08http/1.1", 9) != 0) ||
+	    (p->alpn == ALPN_H2 && SSL_CTX_set_alpn_protos(ctx, (const unsigned char *)"\x02h2", 3) != 0)) {
+		snprintf(p->r->error, sizeof(p->r->error), "out of memory");
+		goto Exit;
+	}
 	if (o->cert && o->key) {
 		if (SSL_CTX_use_certificate(ctx, o->cert) != 1 || SSL_CTX_use_PrivateKey(ctx, o->key) != 1) {
 			snprintf(p->r->error, sizeof(p->r->error), "the client certificate cannot be used: %s",
@@ -709,6 +943,7 @@ static void tls(struct probe *p)
 		snprintf(p->r->cipher, sizeof(p->r->cipher), "%s", SSL_get_cipher_name(ssl));
 		collect_request(ssl, p->r);
 		collect_chain(ssl, o, p->r);
+		collect_alpn(ssl, p->r);
 		after_handshake(p, ssl);
 	} else {
 		if (rc < 0) {
@@ -726,8 +961,8 @@ static void tls(struct probe *p)
 		ssl_failure(p, ssl, e, p->r->handshake_error, sizeof(p->r->handshake_error));
 		collect_request(ssl, p->r);
 		collect_chain(ssl, o, p->r);
+		collect_alpn(ssl, p->r);
 	}
-	decide_auth(p->r);
 	if (p->r->handshake_ok && !p->r->server_closed && p->r->alert_received < 0) {
 		/* close_notify, fed like the rest; a failure here changes nothing */
 		(void)SSL_shutdown(ssl);
@@ -738,29 +973,45 @@ Exit:
 	SSL_CTX_free(ctx);
 }
 
-void probe_run(const struct probe_options *opt, struct probe_result *out)
+static void result_init(struct probe_result *r)
 {
-	struct probe p = { .opt = opt, .r = out, .fd = -1 };
+	memset(r, 0, sizeof(*r));
+	r->alert_received = r->alert_sent = -1;
+}
+
+/* One connection: TCP (and CONNECT through the proxy), TLS offering
+ * p->alpn, the answer.  Its bytes and secrets go to a new observer,
+ * finished here. */
+static void attempt(struct probe *p)
+{
+	const struct probe_options *opt = p->opt;
+	struct probe_result *out = p->r;
+	struct observer_config cfg = *opt->ocfg;
 	struct timeval tv;
 
-	memset(out, 0, sizeof(*out));
-	out->alert_received = out->alert_sent = -1;
-	p.deadline = now_ms() + (opt->timeout_ms ? opt->timeout_ms : 10000);
 	if (opt->via_host)
-		p.fd = tcp_connect(&p, opt->via_host, opt->via_port);
+		p->fd = tcp_connect(p, opt->via_host, opt->via_port);
 	else
-		p.fd = tcp_connect(&p, opt->host, opt->port);
-	if (p.fd < 0)
+		p->fd = tcp_connect(p, opt->host, opt->port);
+	if (p->fd < 0)
 		return;
+	/* the session's own secrets: the observer opens every record, and
+	 * holds those whose secret OpenSSL has not logged yet */
+	if (!(out->keylog = keylog_new(NULL, NULL))) {
+		snprintf(out->error, sizeof(out->error), "out of memory");
+		goto Exit;
+	}
+	cfg.keylog = out->keylog;
+	cfg.keylog_wait = true;
 	gettimeofday(&tv, NULL);
-	out->obs = obs_conn_new(opt->ocfg, &out->local, &out->peer, &tv, true);
+	out->obs = obs_conn_new(&cfg, &out->local, &out->peer, &tv, true);
 	if (!out->obs) {
 		snprintf(out->error, sizeof(out->error), "out of memory");
 		goto Exit;
 	}
-	if (opt->via_host && !proxy_connect(&p))
+	if (opt->via_host && !proxy_connect(p))
 		goto Exit;
-	tls(&p);
+	tls(p);
 Exit:
 	gettimeofday(&tv, NULL);
 	if (out->obs) {
@@ -769,15 +1020,64 @@ Exit:
 		obs_conn_close(out->obs, SIDE_CLIENT, CLOSE_FIN, &tv);
 		out->verdict = obs_conn_finish(out->obs, false, &tv);
 	}
-	close(p.fd);
+	close(p->fd);
+	p->fd = -1;
+}
+
+/* The server refused ALPN http/1.1 (no_application_protocol, RFC 7301
+ * 3.2): a second connection offering h2 tells whether it speaks HTTP/2
+ * only.  If it does, that connection, which gets past the handshake, is
+ * the probe's. */
+static void confirm_h2(struct probe *p)
+{
+	struct probe_result *second = malloc(sizeof(*second));
+	struct probe q = *p;
+
+	if (!second)
+		return;
+	result_init(second);
+	q.r = second;
+	q.alpn = ALPN_H2;
+	attempt(&q);
+	if (second->ran && strcmp(second->alpn, "h2") == 0) {
+		second->h2_only = true;
+		probe_result_clear(p->r);
+		*p->r = *second;
+		p->alpn = ALPN_H2;
+	} else {
+		snprintf(p->r->handshake_error, sizeof(p->r->handshake_error),
+			 "the server sent alert no_application_protocol (120) to ALPN http/1.1%s (--no-http probes without ALPN)",
+			 second->ran && second->alert_received == SSL_AD_NO_APPLICATION_PROTOCOL
+			 ? ", and again to h2: it speaks no HTTP" : "");
+		probe_result_clear(second);
+	}
+	free(second);
+}
+
+void probe_run(const struct probe_options *opt, struct probe_result *out)
+{
+	struct probe p = { .opt = opt, .r = out, .fd = -1, .alpn = opt->no_http ? ALPN_NONE : ALPN_HTTP11 };
+
+	result_init(out);
+	p.deadline = now_ms() + (opt->timeout_ms ? opt->timeout_ms : 10000);
+	attempt(&p);
+	if (p.alpn == ALPN_HTTP11 && out->ran && !out->handshake_ok &&
+	    out->alert_received == SSL_AD_NO_APPLICATION_PROTOCOL)
+		confirm_h2(&p);
+	if (out->ran) {
+		decide_auth(&p);
+		correct_record(&p);
+	}
 }
 
 void probe_result_clear(struct probe_result *r)
 {
 	if (r->obs)
 		obs_conn_free(r->obs);
+	keylog_free(r->keylog);
 	r->obs = NULL;
 	r->verdict = NULL;
+	r->keylog = NULL;
 }
 
 /* ---- direct against via ---- */

@@ -1,13 +1,16 @@
 /* probe: `mtlsdiag probe`'s active check: one TCP connection to a server,
  * directly or through an HTTP proxy (CONNECT), one TLS handshake with
- * OpenSSL at one version, optionally with a client certificate and a
- * `GET /`.  Every byte the socket sends and receives, the CONNECT exchange
- * included, is fed to an observer (observer.h), so a probe ends in the
- * same verdict record as a capture of it would; what OpenSSL itself knows
- * (the CertificateRequest's CA names and signature algorithms, the server
- * chain, alerts, also under TLS 1.3) is kept beside it in struct
- * probe_result.  Blocking I/O on a non-blocking socket with poll(2) and one
- * deadline per probe: nothing waits longer than the timeout. */
+ * OpenSSL at one version, optionally with a client certificate, then a
+ * `GET /` and the first HTTP answer (unless the server does not speak
+ * HTTP).  Every byte the socket sends and receives, the CONNECT exchange
+ * included, is fed to an observer (observer.h), and so are the session's
+ * secrets, through an in-memory key log: a probe ends in the verdict
+ * record a capture of it with its key log would give, decrypted.  What
+ * OpenSSL itself knows (the CertificateRequest's CA names and signature
+ * algorithms, the server chain, alerts, also under TLS 1.3) is kept beside
+ * it in struct probe_result.  Blocking I/O on a non-blocking socket with
+ * poll(2) and one deadline per probe: nothing waits longer than the
+ * timeout. */
 #ifndef MTLSDIAG_PROBE_H
 #define MTLSDIAG_PROBE_H
 
@@ -31,7 +34,10 @@ struct probe_options {
 	uint16_t via_port;
 	int tls_version;                 /* TLS1_2_VERSION or TLS1_3_VERSION */
 	unsigned timeout_ms;             /* the whole probe: resolve, connect, CONNECT, TLS, HTTP */
-	bool http;                       /* send GET / and read the status */
+	/* the server does not speak HTTP: no ALPN offered, no request sent
+	 * (otherwise ALPN http/1.1 is offered and GET / is sent unless the
+	 * server chose another protocol) */
+	bool no_http;
 	X509 *cert;                      /* client certificate (NULL: none), its key and chain */
 	EVP_PKEY *key;
 	STACK_OF(X509) *chain;
@@ -42,8 +48,13 @@ struct probe_options {
 enum probe_client_auth {
 	PROBE_AUTH_NOT_REQUESTED,        /* the server did not ask */
 	PROBE_AUTH_ACCEPTED,             /* asked; what we sent (a chain or nothing) was taken */
-	PROBE_AUTH_REJECTED,             /* asked; the server refused (alert, or nginx's 400) */
+	PROBE_AUTH_REJECTED,             /* asked; the server refused (alert, or nginx's 400; also
+					  * nginx's 400 behind a middlebox that never asked) */
 	PROBE_AUTH_UNKNOWN,              /* the handshake failed before it could tell */
+	/* asked, and the handshake completed without an alert, but the
+	 * server's verdict on it could not be read: no HTTP answer, a server
+	 * that speaks HTTP/2 only, or TLS 1.3 with no_http */
+	PROBE_AUTH_UNDETERMINED,
 };
 
 struct probe_result {
@@ -76,13 +87,22 @@ struct probe_result {
 	int alert_sent;                  /* ours, -1 none */
 	bool server_closed;
 
+	char alpn[32];                   /* the protocol the server chose (ALPN), "" none */
+	bool http_sent;                  /* GET / went out */
+	bool h2_only;                    /* the server speaks HTTP/2 and not HTTP/1.1 */
 	int http_status;                 /* 0: none read */
 	char http_status_line[256];
+	char http_title[128];            /* an error page's <title> */
 	char http_nginx[96];             /* nginx's 400 reason text, when seen */
+	char http_error[256];            /* why no HTTP answer was read, when one was looked for */
+	char undetermined[256];          /* PROBE_AUTH_UNDETERMINED: why, one line */
 
-	/* the observer's view: the same verdict as pcap/proxy would give */
+	/* the observer's view: the same verdict as pcap/proxy would give with
+	 * the key log, corrected where the probe knows better: undetermined
+	 * when it cannot tell, and (no_http) a TLS 1.2 handshake's completion */
 	struct obs_conn *obs;
 	const struct verdict *verdict;
+	struct keylog *keylog;           /* the session's secrets, as OpenSSL logged them */
 };
 
 /* Runs one probe; always fills *out (out->ran says whether it got as far

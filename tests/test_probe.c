@@ -7,11 +7,13 @@
 #include "config.h"
 
 #include <criterion/criterion.h>
+#include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -327,6 +329,367 @@ Test(probe, nginx_answers_400_without_a_certificate)
 	px_stop_child(srv);
 }
 
+/* ---- the first HTTP answer, read by default, decrypted by the observer ---- */
+
+/* nginx as px_start_nginx starts it, with ssl_verify_client `verify`
+ * ("on", "optional"). */
+static pid_t start_nginx_verify(uint16_t port, const char *verify)
+{
+	const char *conf = px_tmp("nginx-verify.conf");
+	FILE *f = fopen(conf, "w");
+	const char *argv[] = { "nginx", "-p", px_tmp(""), "-c", conf, "-e", px_tmp("nginx-error.log"), NULL };
+	struct e2e_io io = { .out = px_tmp("nginx.out"), .err = px_tmp("nginx.out") };
+	pid_t pid;
+
+	cr_assert_not_null(f);
+	fprintf(f,
+		"daemon off;\nmaster_process off;\nworker_processes 1;\npid %s;\nerror_log %s info;\n"
+		"events { worker_connections 32; }\n"
+		"http {\n"
+		"  client_body_temp_path %s; proxy_temp_path %s; fastcgi_temp_path %s;\n"
+		"  uwsgi_temp_path %s; scgi_temp_path %s;\n"
+		"  access_log off;\n"
+		"  server {\n"
+		"    listen 127.0.0.1:%u ssl;\n"
+		"    server_name localhost;\n"
+		"    ssl_certificate %s; ssl_certificate_key %s;\n"
+		"    ssl_protocols TLSv1.2 TLSv1.3;\n"
+		"    ssl_verify_client %s; ssl_client_certificate %s; ssl_verify_depth 2;\n"
+		"    location / { return 200 \"ok nginx\\n\"; }\n"
+		"  }\n"
+		"}\n",
+		px_tmp("nginx.pid"), px_tmp("nginx-error.log"), px_tmp("t-body"), px_tmp("t-proxy"), px_tmp("t-fcgi"),
+		px_tmp("t-uwsgi"), px_tmp("t-scgi"), port, px_pki("server.pem"), px_pki("server.key"), verify,
+		px_pki("client-root.pem"));
+	fclose(f);
+	pid = e2e_spawn((char *const *)argv, &io, 60);
+	cr_assert(pid > 0);
+	px_wait_port(port, pid, "nginx", px_tmp("nginx.out"));
+	return pid;
+}
+
+/* openssl s_server with the lab PKI, asking for a client certificate as
+ * px_start_s_server does, and `mode`: "closes" closes each connection
+ * after the handshake without a word (its standard input, /dev/null,
+ * ends), "silent" never answers (its standard input is a FIFO this test
+ * process holds open), "h2" answers GET / but chooses ALPN h2 and refuses
+ * every other protocol. */
+static pid_t start_s_server_mode(uint16_t port, const char *mode)
+{
+	char accept[32];
+	const char *argv[24];
+	struct e2e_io io = { .out = px_tmp("s_server.log"), .err = px_tmp("s_server.log") };
+	size_t n = 0;
+	pid_t pid;
+
+	if (strcmp(mode, "silent") == 0) {
+		/* the read-write open does not wait for a writer, and keeps the
+		 * FIFO from ever reaching its end (until this test ends) */
+		cr_assert_eq(mkfifo(px_tmp("stdin.fifo"), 0600), 0);
+		cr_assert(open(px_tmp("stdin.fifo"), O_RDWR | O_CLOEXEC) >= 0);
+		io.in = px_tmp("stdin.fifo");
+	}
+	snprintf(accept, sizeof(accept), "127.0.0.1:%u", port);
+	argv[n++] = "openssl";
+	argv[n++] = "s_server";
+	argv[n++] = "-accept";
+	argv[n++] = accept;
+	argv[n++] = "-cert";
+	argv[n++] = px_pki("server.pem");
+	argv[n++] = "-key";
+	argv[n++] = px_pki("server.key");
+	argv[n++] = "-CAfile";
+	argv[n++] = px_pki("client-root.pem");
+	argv[n++] = "-Verify";
+	argv[n++] = "1";
+	argv[n++] = "-verify_return_error";
+	if (strcmp(mode, "h2") == 0) {
+		argv[n++] = "-alpn";
+		argv[n++] = "h2";
+		argv[n++] = "-www";
+	} else {
+		argv[n++] = "-quiet";
+	}
+	argv[n] = NULL;
+	pid = e2e_spawn((char *const *)argv, &io, 60);
+	cr_assert(pid > 0);
+	px_wait_port(port, pid, "openssl s_server", px_tmp("s_server.log"));
+	return pid;
+}
+
+/* The probe holds the keys: its record never sends the reader for one. */
+static void assert_no_keylog_advice(const char *rec)
+{
+	cr_assert(!strstr(rec, "a key log shows") && !strstr(rec, "a key log tells") &&
+		  !strstr(rec, "without a key log"), "%s", rec);
+}
+
+/* Record i of a probe against an HTTP server that answered: the verdict,
+ * decrypted with the probe's own secrets, and the status it read. */
+static void assert_decrypted_answer(const char *json, size_t i, const char *verdict, const char *status)
+{
+	const char *rec = record(json, i), *p = probe_obj(rec);
+
+	cr_assert_str_eq(e2e_member(rec, "verdict"), verdict, "%s", rec);
+	cr_assert_str_eq(e2e_member(rec, "basis"), "decrypted", "%s", rec);
+	cr_assert_str_eq(e2e_member(rec, "keylog"), "decrypted", "%s", rec);
+	cr_assert_str_eq(e2e_member(rec, "http_status"), status, "%s", rec);
+	cr_assert_str_eq(e2e_member(p, "tls_requested"), i == 0 ? "1.2" : "1.3");
+	cr_assert_str_eq(e2e_member(p, "handshake"), "ok");
+	cr_assert_str_eq(e2e_member(p, "alpn"), "http/1.1", "%s", p);
+	cr_assert_str_eq(e2e_member(p, "http_sent"), "true");
+	cr_assert_str_eq(e2e_member(p, "http_status"), status);
+	cr_assert_str_eq(e2e_member(p, "undetermined"), "null");
+	assert_no_keylog_advice(rec);
+}
+
+Test(probe, nginx_refusal_in_http_is_read_without_the_http_option)
+{
+	uint16_t port;
+	pid_t srv;
+	const char *json = px_tmp("on.json"), *out = px_tmp("out");
+	size_t i;
+	int rc;
+
+	if (!px_have("nginx"))
+		cr_skip_test("nginx is not installed (scripts/deps test)");
+	port = e2e_free_port();
+	srv = start_nginx_verify(port, "on");
+
+	/* no certificate: nginx completes both handshakes and answers 400 */
+	rc = probe(out, px_tmp("err"), "--json", json, hostport("localhost", port), NULL);
+	cr_assert_eq(rc, 1, "exit %d: %s %s", rc, e2e_tail(out, 900), e2e_tail(px_tmp("err"), 300));
+	cr_assert_eq(e2e_count_lines(json), 2, "%s", e2e_tail(json, 600));
+	for (i = 0; i < 2; i++) {
+		const char *rec = record(json, i), *p = probe_obj(rec);
+
+		assert_decrypted_answer(json, i, "client_sent_no_cert", "400");
+		cr_assert_str_eq(e2e_member(rec, "fault"), "client");
+		cr_assert_str_eq(e2e_member(p, "client_auth"), "rejected");
+		cr_assert_str_eq(e2e_member(p, "http_nginx"), "No required SSL certificate was sent");
+		cr_assert_str_eq(e2e_member(p, "http_title"), "400 No required SSL certificate was sent");
+		cr_assert(strstr(rec, "the server answered HTTP 400 Bad Request (\\\"400 No required SSL certificate was sent\\\") to GET / HTTP/1.1 (decrypted)"),
+			  "%s", rec);
+	}
+	cr_assert_not_null(px_find_line(out, "TLS1.2 client did not send cert (fault: client; decrypted)"), "%s", e2e_tail(out, 900));
+	cr_assert_not_null(px_find_line(out, "TLS1.3 client did not send cert (fault: client; decrypted)"), "%s", e2e_tail(out, 900));
+	cr_assert_not_null(px_find_line(out, "client certificate none: none sent; rejected (nginx answered 400: No required SSL certificate was sent)"));
+	cr_assert_null(px_find_line(out, "accepted"), "%s", e2e_tail(out, 900));
+
+	/* an expired certificate: 400 "The SSL certificate error", and the
+	 * observer's chain check says why */
+	json = px_tmp("expired.json");
+	rc = probe(out, px_tmp("err"), "--json", json, "--cert", px_pki("expired-chain.pem"), "--key",
+		   px_pki("expired.key"), hostport("localhost", port), NULL);
+	cr_assert_eq(rc, 1, "exit %d: %s", rc, e2e_tail(out, 900));
+	for (i = 0; i < 2; i++) {
+		const char *rec = record(json, i), *p = probe_obj(rec);
+
+		assert_decrypted_answer(json, i, "server_rejected_chain", "400");
+		cr_assert_str_eq(e2e_member(rec, "reason"), "expired", "%s", rec);
+		cr_assert_str_eq(e2e_member(p, "client_cert_sent"), "true");
+		cr_assert_str_eq(e2e_member(p, "client_auth"), "rejected");
+		cr_assert_str_eq(e2e_member(p, "http_nginx"), "The SSL certificate error");
+	}
+	cr_assert_not_null(px_find_line(out, "TLS1.3 server rejected chain: expired (fault: client; decrypted)"),
+			   "%s", e2e_tail(out, 900));
+
+	/* a good certificate: served */
+	json = px_tmp("good.json");
+	rc = probe(out, px_tmp("err"), "--json", json, "--cert", px_pki("good-chain.pem"), "--key", px_pki("good.key"),
+		   hostport("localhost", port), NULL);
+	cr_assert_eq(rc, 0, "exit %d: %s", rc, e2e_tail(out, 900));
+	for (i = 0; i < 2; i++) {
+		assert_decrypted_answer(json, i, "client_cert_accepted", "200");
+		cr_assert_str_eq(e2e_member(probe_obj(record(json, i)), "client_auth"), "accepted");
+	}
+	cr_assert_not_null(px_find_line(out, "  http: HTTP/1.1 200 OK"), "%s", e2e_tail(out, 900));
+	px_stop_child(srv);
+}
+
+Test(probe, nginx_optional_serves_the_request_without_a_certificate)
+{
+	uint16_t port;
+	pid_t srv;
+	const char *json = px_tmp("optional.json"), *out = px_tmp("out");
+	size_t i;
+	int rc;
+
+	if (!px_have("nginx"))
+		cr_skip_test("nginx is not installed (scripts/deps test)");
+	port = e2e_free_port();
+	srv = start_nginx_verify(port, "optional");
+	rc = probe(out, px_tmp("err"), "--json", json, hostport("localhost", port), NULL);
+	cr_assert_eq(rc, 0, "exit %d: %s %s", rc, e2e_tail(out, 900), e2e_tail(px_tmp("err"), 300));
+	for (i = 0; i < 2; i++) {
+		const char *rec = record(json, i), *p = probe_obj(rec);
+
+		assert_decrypted_answer(json, i, "no_cert_accepted", "200");
+		cr_assert_str_eq(e2e_member(rec, "fault"), "none");
+		cr_assert_str_eq(e2e_member(p, "cert_requested"), "true");
+		cr_assert_str_eq(e2e_member(p, "client_cert_sent"), "false");
+		cr_assert_str_eq(e2e_member(p, "client_auth"), "accepted");
+	}
+	cr_assert_not_null(px_find_line(out, "TLS1.3 no cert sent, server accepted (fault: none; decrypted)"),
+			   "%s", e2e_tail(out, 900));
+	px_stop_child(srv);
+}
+
+Test(probe, no_http_under_tls13_is_undetermined_never_accepted)
+{
+	uint16_t port;
+	pid_t srv;
+	const char *json = px_tmp("nohttp.json"), *out = px_tmp("out");
+	const char *rec, *p;
+	size_t i;
+	int rc;
+
+	if (!px_have("nginx"))
+		cr_skip_test("nginx is not installed (scripts/deps test)");
+	port = e2e_free_port();
+	srv = start_nginx_verify(port, "on");
+	/* with a certificate nginx would serve, and without one, which it
+	 * would refuse: the handshake alone tells neither */
+	for (i = 0; i < 2; i++) {
+		if (i == 0)
+			rc = probe(out, px_tmp("err"), "--no-http", "--tls", "1.3", "--json", json,
+				   hostport("localhost", port), NULL);
+		else
+			rc = probe(out, px_tmp("err"), "--no-http", "--tls", "1.3", "--json", json, "--cert",
+				   px_pki("good-chain.pem"), "--key", px_pki("good.key"), hostport("localhost", port), NULL);
+		cr_assert_eq(rc, 3, "exit %d: %s %s", rc, e2e_tail(out, 900), e2e_tail(px_tmp("err"), 300));
+		cr_assert_eq(e2e_count_lines(json), 1);
+		rec = record(json, 0);
+		p = probe_obj(rec);
+		cr_assert_str_eq(e2e_member(rec, "verdict"), "undetermined", "%s", rec);
+		cr_assert_str_eq(e2e_member(rec, "fault"), "unknown");
+		cr_assert_str_eq(e2e_member(rec, "http_status"), "null");
+		cr_assert(strstr(rec, "\"alpn\":[]"), "no ALPN offered: %s", rec);
+		cr_assert_str_eq(e2e_member(p, "handshake"), "ok");
+		cr_assert_str_eq(e2e_member(p, "cert_requested"), "true");
+		cr_assert_str_eq(e2e_member(p, "client_cert_sent"), i == 0 ? "false" : "true");
+		cr_assert_str_eq(e2e_member(p, "client_auth"), "undetermined");
+		cr_assert_str_eq(e2e_member(p, "http_sent"), "false");
+		cr_assert(strstr(e2e_member(p, "undetermined"), "TLS 1.3 with --no-http: no alert within 1 s"), "%s", p);
+		assert_no_keylog_advice(rec);
+		cr_assert_not_null(px_find_line(out, "TLS1.3 undetermined (fault: unknown; decrypted) TLS 1.3 with --no-http"),
+				   "%s", e2e_tail(out, 900));
+		cr_assert_null(px_find_line(out, "accepted"), "%s", e2e_tail(out, 900));
+	}
+	px_stop_child(srv);
+}
+
+Test(probe, no_http_against_a_server_that_does_not_speak_http)
+{
+	uint16_t port = e2e_free_port();
+	pid_t srv = start_s_server_mode(port, "closes");
+	const char *json = px_tmp("quiet.json"), *out = px_tmp("out");
+	int rc;
+
+	/* TLS 1.2: the server's Finished came after our Certificate, accepted;
+	 * TLS 1.3: undetermined; together 3, which outranks 0 */
+	rc = probe(out, px_tmp("err"), "--no-http", "--json", json, "--cert", px_pki("good-chain.pem"), "--key",
+		   px_pki("good.key"), hostport("localhost", port), NULL);
+	cr_assert_eq(rc, 3, "exit %d: %s %s", rc, e2e_tail(out, 900), e2e_tail(px_tmp("err"), 300));
+	cr_assert_str_eq(e2e_member(record(json, 0), "verdict"), "client_cert_accepted", "%s", record(json, 0));
+	cr_assert_str_eq(e2e_member(record(json, 0), "basis"), "observed");
+	cr_assert_str_eq(e2e_member(probe_obj(record(json, 0)), "client_auth"), "accepted");
+	cr_assert(strstr(record(json, 0), "its TLS layer accepted the certificate (--no-http"), "%s", record(json, 0));
+	assert_no_keylog_advice(record(json, 0));
+	cr_assert_str_eq(e2e_member(record(json, 1), "verdict"), "undetermined", "%s", record(json, 1));
+	cr_assert_str_eq(e2e_member(probe_obj(record(json, 1)), "client_auth"), "undetermined");
+
+	rc = probe(out, px_tmp("err"), "--no-http", "--tls", "1.2", "--cert", px_pki("good-chain.pem"), "--key",
+		   px_pki("good.key"), hostport("localhost", port), NULL);
+	cr_assert_eq(rc, 0, "exit %d: %s", rc, e2e_tail(out, 900));
+	px_stop_child(srv);
+}
+
+Test(probe, a_server_that_never_answers_get_is_undetermined)
+{
+	uint16_t port = e2e_free_port();
+	pid_t srv = start_s_server_mode(port, "silent");
+	const char *json = px_tmp("silent.json"), *out = px_tmp("out"), *rec, *p;
+	long long start = e2e_now_ms();
+	int rc;
+
+	rc = probe(out, px_tmp("err"), "--tls", "1.3", "--timeout", "2", "--json", json, "--cert",
+		   px_pki("good-chain.pem"), "--key", px_pki("good.key"), hostport("localhost", port), NULL);
+	cr_assert_eq(rc, 3, "exit %d: %s %s", rc, e2e_tail(out, 900), e2e_tail(px_tmp("err"), 300));
+	cr_assert_lt(e2e_now_ms() - start, 5000);
+	rec = record(json, 0);
+	p = probe_obj(rec);
+	cr_assert_str_eq(e2e_member(rec, "verdict"), "undetermined", "%s", rec);
+	cr_assert_str_eq(e2e_member(rec, "basis"), "decrypted");
+	cr_assert_str_eq(e2e_member(p, "http_sent"), "true");
+	cr_assert_str_eq(e2e_member(p, "http_status"), "null");
+	cr_assert_str_eq(e2e_member(p, "client_auth"), "undetermined");
+	cr_assert_str_eq(e2e_member(p, "undetermined"), "no answer to GET / within the probe's 2 s");
+	assert_no_keylog_advice(rec);
+	cr_assert_not_null(px_find_line(out, "sent; undetermined (no answer to GET / within the probe's 2 s)"),
+			   "%s", e2e_tail(out, 900));
+	px_stop_child(srv);
+}
+
+Test(probe, a_server_that_closes_without_answering_get_is_undetermined)
+{
+	uint16_t port = e2e_free_port();
+	pid_t srv = start_s_server_mode(port, "closes");
+	const char *json = px_tmp("closes.json"), *out = px_tmp("out");
+	size_t i;
+	int rc;
+
+	rc = probe(out, px_tmp("err"), "--json", json, "--cert", px_pki("good-chain.pem"), "--key", px_pki("good.key"),
+		   hostport("localhost", port), NULL);
+	cr_assert_eq(rc, 3, "exit %d: %s %s", rc, e2e_tail(out, 900), e2e_tail(px_tmp("err"), 300));
+	for (i = 0; i < 2; i++) {
+		const char *rec = record(json, i), *p = probe_obj(rec);
+
+		cr_assert_str_eq(e2e_member(rec, "verdict"), "undetermined", "%s", rec);
+		cr_assert_str_eq(e2e_member(p, "cert_requested"), "true");
+		cr_assert_str_eq(e2e_member(p, "client_auth"), "undetermined");
+		cr_assert_str_eq(e2e_member(p, "undetermined"), "the server closed the connection without answering GET /");
+		assert_no_keylog_advice(rec);
+	}
+	px_stop_child(srv);
+}
+
+Test(probe, an_http2_only_server_is_said_and_undetermined)
+{
+	uint16_t port = e2e_free_port();
+	pid_t srv = start_s_server_mode(port, "h2");
+	const char *json = px_tmp("h2.json"), *out = px_tmp("out");
+	size_t i;
+	int rc;
+
+	/* it refuses ALPN http/1.1; the probe asks again with h2 */
+	rc = probe(out, px_tmp("err"), "--json", json, "--cert", px_pki("good-chain.pem"), "--key", px_pki("good.key"),
+		   hostport("localhost", port), NULL);
+	cr_assert_eq(rc, 3, "exit %d: %s %s", rc, e2e_tail(out, 900), e2e_tail(px_tmp("err"), 300));
+	cr_assert_eq(e2e_count_lines(json), 2);
+	for (i = 0; i < 2; i++) {
+		const char *rec = record(json, i), *p = probe_obj(rec);
+
+		cr_assert_str_eq(e2e_member(rec, "verdict"), "undetermined", "%s", rec);
+		cr_assert_str_eq(e2e_member(p, "handshake"), "ok");
+		cr_assert_str_eq(e2e_member(p, "alpn"), "h2");
+		cr_assert_str_eq(e2e_member(p, "h2_only"), "true");
+		cr_assert_str_eq(e2e_member(p, "http_sent"), "false");
+		cr_assert_str_eq(e2e_member(p, "client_auth"), "undetermined");
+		cr_assert(strstr(e2e_member(p, "undetermined"), "the server speaks HTTP/2 only"), "%s", p);
+		assert_no_keylog_advice(rec);
+	}
+	cr_assert_not_null(px_find_line(out, "  http: the server speaks HTTP/2 only"), "%s", e2e_tail(out, 900));
+
+	/* a refusal in the handshake is still read: TLS 1.2 without a certificate */
+	json = px_tmp("h2-none.json");
+	rc = probe(out, px_tmp("err"), "--tls", "1.2", "--json", json, hostport("localhost", port), NULL);
+	cr_assert_eq(rc, 1, "exit %d: %s", rc, e2e_tail(out, 900));
+	cr_assert_str_eq(e2e_member(record(json, 0), "verdict"), "client_sent_no_cert", "%s", record(json, 0));
+	cr_assert_str_eq(e2e_member(probe_obj(record(json, 0)), "client_auth"), "rejected");
+	px_stop_child(srv);
+}
+
 /* ---- through proxies ---- */
 
 Test(probe, via_mitmproxy_the_chain_is_forged_and_no_certificate_is_asked)
@@ -349,8 +712,10 @@ Test(probe, via_mitmproxy_the_chain_is_forged_and_no_certificate_is_asked)
 	snprintf(ca_pem, sizeof(ca_pem), "%s/mitmproxy-ca-cert.pem", confdir);
 	mitm_ca = cert_name(ca_pem, false);
 
+	/* mitmproxy fails its own handshake with s_server (no certificate)
+	 * and leaves our GET / unanswered: a short timeout ends the wait */
 	rc = probe(out, px_tmp("err"), "--via", hostport("127.0.0.1", mport), "--cert", px_pki("good-chain.pem"),
-		   "--key", px_pki("good.key"), "--json", json, hostport("localhost", port), NULL);
+		   "--key", px_pki("good.key"), "--timeout", "3", "--json", json, hostport("localhost", port), NULL);
 	cr_assert_neq(rc, 2, "exit %d: %s", rc, e2e_tail(px_tmp("err"), 300));
 	for (i = 0; i < 2; i++) {
 		const char *rec = record(json, i), *p = probe_obj(rec), *ic;
@@ -381,7 +746,7 @@ Test(probe, via_mitmproxy_the_chain_is_forged_and_no_certificate_is_asked)
 	/* --compare: the one-command answer */
 	json = px_tmp("compare.json");
 	rc = probe(out, px_tmp("err"), "--via", hostport("127.0.0.1", mport), "--compare", "--tls", "1.3",
-		   "--json", json, hostport("localhost", port), NULL);
+		   "--timeout", "3", "--json", json, hostport("localhost", port), NULL);
 	cr_assert_eq(rc, 1, "exit %d: %s", rc, e2e_tail(px_tmp("err"), 300));
 	cr_assert_eq(e2e_count_lines(json), 3, "%s", e2e_tail(json, 600));
 	cr_assert_str_eq(e2e_member(record(json, 0), "via"), "null");
@@ -397,6 +762,42 @@ Test(probe, via_mitmproxy_the_chain_is_forged_and_no_certificate_is_asked)
 	}
 	cr_assert_not_null(px_find_line(out, "  client certificate requested: direct yes, via proxy no"));
 	cr_assert_not_null(px_find_line(out, "  acceptable CAs: direct [CN=Lab Client Root CA, O=mtlsdiag Lab], via proxy []"));
+	px_stop_child(mitm);
+	px_stop_child(srv);
+}
+
+Test(probe, via_mitmproxy_to_nginx_the_upstream_refusal_is_read)
+{
+	uint16_t port, mport;
+	pid_t srv, mitm;
+	const char *json = px_tmp("mitm-nginx.json"), *out = px_tmp("out"), *rec, *p;
+	int rc;
+
+	if (!px_have("mitmdump") || !px_have("nginx"))
+		cr_skip_test("mitmproxy or nginx is not installed (scripts/deps test)");
+	alarm(90);
+	port = e2e_free_port();
+	srv = start_nginx_verify(port, "on");
+	mport = e2e_free_port();
+	mitm = px_start_mitmproxy(mport, px_tmp("mitmconf"));
+	/* mitmproxy never asks us, and sends nginx no certificate: nginx's
+	 * 400 comes back through it */
+	rc = probe(out, px_tmp("err"), "--via", hostport("127.0.0.1", mport), "--tls", "1.3", "--json", json,
+		   hostport("localhost", port), NULL);
+	cr_assert_eq(rc, 1, "exit %d: %s %s", rc, e2e_tail(out, 900), e2e_tail(px_tmp("err"), 300));
+	rec = record(json, 0);
+	p = probe_obj(rec);
+	cr_assert_str_eq(e2e_member(rec, "verdict"), "cert_not_requested", "%s", rec);
+	cr_assert_str_eq(e2e_member(rec, "reason"), "not_requested_upstream");
+	cr_assert_str_eq(e2e_member(rec, "fault"), "middlebox");
+	cr_assert_str_eq(e2e_member(rec, "basis"), "decrypted");
+	cr_assert_str_eq(e2e_member(rec, "http_status"), "400");
+	cr_assert_str_eq(e2e_member(p, "cert_requested"), "false");
+	cr_assert_str_eq(e2e_member(p, "http_nginx"), "No required SSL certificate was sent");
+	cr_assert_str_eq(e2e_member(p, "client_auth"), "rejected");
+	assert_no_keylog_advice(rec);
+	cr_assert_not_null(px_find_line(out, "client certificate none: not sent, the server did not ask; rejected (nginx answered 400: No required SSL certificate was sent)"),
+			   "%s", e2e_tail(out, 900));
 	px_stop_child(mitm);
 	px_stop_child(srv);
 }
@@ -482,6 +883,8 @@ Test(probe, bad_input_is_one_line_and_exit_2)
 	assert_one_line(err, "--compare needs --via");
 	cr_assert_eq(probe(out, err, "--timeout", "0", hostport("localhost", port), NULL), 2);
 	assert_one_line(err, "--timeout: '0' is not a number of seconds");
+	cr_assert_eq(probe(out, err, "--http", "--no-http", hostport("localhost", port), NULL), 2);
+	assert_one_line(err, "--http and --no-http contradict each other");
 
 	cr_assert_eq(probe(out, err, "no-such-host.invalid:443", NULL), 2);
 	assert_one_line(err, "mtlsdiag probe: cannot resolve no-such-host.invalid: ");
@@ -620,6 +1023,8 @@ Test(probe, help_documents_the_exit_statuses)
 	cr_assert(strstr(all, "Exit status: 0 every handshake completed"), "%s", all);
 	cr_assert(strstr(all, "1 the probe ran"));
 	cr_assert(strstr(all, "2 usage or input error"));
+	cr_assert(strstr(all, "3 the probe ran but could not tell"));
+	cr_assert(strstr(all, "--no-http"));
 	cr_assert(strstr(all, "--inspection-cas FILE"));
 	free(all);
 }
