@@ -225,6 +225,7 @@ struct conn_facts {
 	char http_request[256];         /* the client's request line (decrypted), "" if unknown */
 	char http_reason[64];           /* the status line's reason phrase */
 	char http_title[128];           /* <title> of an error page (status >= 400) */
+	bool endpoint;                  /* seen by the client itself (the probe), which holds the keys */
 	enum keylog_use keylog;
 	char keylog_note[160];          /* why the key log did not help, for the evidence */
 	char decode_error[160];         /* first decode error, if any */

@@ -159,6 +159,7 @@ struct obs_conn *obs_conn_new(const struct observer_config *cfg,
 	c->f.server = *responder;
 	c->f.first_ts = c->f.last_ts = c->f.seen_until = *ts;
 	c->f.saw_syn = saw_syn;
+	c->f.endpoint = cfg->endpoint;
 	tls_dir_init(&c->tls[0]);
 	tls_dir_init(&c->tls[1]);
 	preamble_init(&c->pre);

@@ -765,8 +765,8 @@ static void decide_auth(struct probe *p)
 		r->client_auth = PROBE_AUTH_REJECTED;
 	} else if (r->http_status) {
 		/* read as the verdict rules read it (verdict.c): nginx's pages
-		 * (its codes 495 and 496 become them on the wire), 400 or 403 */
-		r->client_auth = r->http_nginx[0] || r->http_status == 400 || r->http_status == 403 ||
+		 * (its codes 495 and 496 become them on the wire), 400, 401 or 403 */
+		r->client_auth = r->http_nginx[0] || r->http_status == 400 || r->http_status == 401 || r->http_status == 403 ||
 				 r->http_status == 495 || r->http_status == 496
 				 ? PROBE_AUTH_REJECTED : PROBE_AUTH_ACCEPTED;
 	} else if (p->alpn == ALPN_NONE && r->tls_version < TLS1_3_VERSION) {
@@ -791,94 +791,31 @@ static void decide_auth(struct probe *p)
 	}
 }
 
-/* The observer's words for a capture without the session's keys, or
- * without the answer: advice to get a key log, and conclusions drawn from
- * how a session went on.  The probe holds the keys and has read what
- * there was to read; these lines give way to its own. */
-static const char *const keylog_advice[] = { "a key log tells", "a key log shows", "without a key log" };
-static const char *const went_on_conclusions[] = {
-	"optional client authentication", "accepted the certificate", "accepted the chain", "must refuse this chain",
-};
-
-static bool says_any(const char *line, const char *const *words, size_t n)
-{
-	size_t i;
-
-	for (i = 0; i < n; i++)
-		if (strstr(line, words[i]))
-			return true;
-	return false;
-}
-
-/* The record says what the probe found: never advice to get a key log;
- * when the probe cannot tell, undetermined, and when a TLS 1.2 handshake
- * that does not go on to HTTP (no_http) completed, accepted, each with
- * the probe's reason in place of the observer's conclusion. */
+/* The record says what the probe found.  The observer decided from the
+ * bytes with the session's own keys (and, as the client, offers no key
+ * log advice); where the probe knows more it overrules: it could not tell
+ * (no answer to read), or, with --no-http below TLS 1.3, the server's
+ * Finished after our Certificate is the acceptance there is to see. */
 static void correct_record(struct probe *p)
 {
 	struct probe_result *r = p->r;
-	enum verdict_code code = V_COUNT;    /* V_COUNT: the observer's stands */
-	char own[VERDICT_EVIDENCE_LEN] = "";
-	char (*old)[VERDICT_EVIDENCE_LEN] = NULL;
+	char own[VERDICT_EVIDENCE_LEN];
 	struct verdict *v;
-	size_t i, n_old, keylog_at;
-	int middlebox_at = -1;
-	bool replace;
 
 	if (!r->obs || !r->verdict)
 		return;
+	v = obs_conn_verdict_for_update(r->obs);
 	if (r->client_auth == PROBE_AUTH_UNDETERMINED) {
-		code = V_UNDETERMINED;
-		snprintf(own, sizeof(own), "%s", r->undetermined);
+		/* what was decrypted held no answer to read */
+		verdict_overrule(v, V_UNDETERMINED, F_UNKNOWN,
+				 obs_conn_facts(r->obs)->keylog == KEYLOG_DECRYPTED ? B_DECRYPTED : B_OBSERVED,
+				 r->undetermined);
 	} else if (r->client_auth == PROBE_AUTH_ACCEPTED && p->alpn == ALPN_NONE && !r->http_status) {
-		code = r->cert_sent ? V_CLIENT_CERT_ACCEPTED : V_NO_CERT_ACCEPTED;
 		snprintf(own, sizeof(own),
 			 "the server sent its Finished after the client's %sCertificate: its TLS layer accepted %s (--no-http: a refusal in the server's own protocol is not looked for)",
 			 r->cert_sent ? "" : "empty ", r->cert_sent ? "the certificate" : "no certificate");
+		verdict_overrule(v, r->cert_sent ? V_CLIENT_CERT_ACCEPTED : V_NO_CERT_ACCEPTED, F_NONE, B_OBSERVED, own);
 	}
-	replace = code != V_COUNT;
-	v = obs_conn_verdict_for_update(r->obs);
-	if (v->evidence_omitted || !(old = malloc(sizeof(v->evidence))))
-		return;
-	memcpy(old, v->evidence, sizeof(v->evidence));
-	n_old = v->n_evidence;
-	keylog_at = v->keylog_evidence >= 0 ? (size_t)v->keylog_evidence : n_old;
-	v->n_evidence = 0;
-	for (i = 0; i < n_old; i++) {
-		if (i == keylog_at && replace) {
-			/* the probe's reason, before the key log's own lines */
-			snprintf(v->evidence[v->n_evidence++], VERDICT_EVIDENCE_LEN, "%s", own);
-		}
-		if (i < keylog_at && (says_any(old[i], keylog_advice, sizeof(keylog_advice) / sizeof(keylog_advice[0])) ||
-				      (replace && says_any(old[i], went_on_conclusions,
-							   sizeof(went_on_conclusions) / sizeof(went_on_conclusions[0])))))
-			continue;
-		if (i == keylog_at)
-			v->keylog_evidence = (int)v->n_evidence;
-		if (v->middlebox_named && v->middlebox_line == i)
-			middlebox_at = (int)v->n_evidence;
-		if (v->n_evidence < FACTS_MAX_EVIDENCE)
-			memcpy(v->evidence[v->n_evidence++], old[i], VERDICT_EVIDENCE_LEN);
-	}
-	if (replace && keylog_at >= n_old)
-		snprintf(v->evidence[v->n_evidence < FACTS_MAX_EVIDENCE ? v->n_evidence++ : FACTS_MAX_EVIDENCE - 1],
-			 VERDICT_EVIDENCE_LEN, "%s", own);
-	v->middlebox_named = middlebox_at >= 0;
-	v->middlebox_line = middlebox_at >= 0 ? (size_t)middlebox_at : 0;
-	if (replace) {
-		v->code = code;
-		v->reason = R_NONE;
-		v->settled = false;
-		if (code == V_UNDETERMINED) {
-			v->fault = F_UNKNOWN;
-			/* what was decrypted held no answer to read */
-			v->basis = obs_conn_facts(r->obs)->keylog == KEYLOG_DECRYPTED ? B_DECRYPTED : B_OBSERVED;
-		} else {
-			v->fault = F_NONE;
-			v->basis = B_OBSERVED;   /* a TLS 1.2 handshake, in the clear */
-		}
-	}
-	free(old);
 }
 
 static bool is_numeric_host(const char *host)
@@ -988,6 +925,8 @@ static void attempt(struct probe *p)
 	struct probe_result *out = p->r;
 	struct observer_config cfg = *opt->ocfg;
 	struct timeval tv;
+
+	cfg.endpoint = true;
 
 	if (opt->via_host)
 		p->fd = tcp_connect(p, opt->via_host, opt->via_port);

@@ -30,6 +30,8 @@ struct server_answer {
 	uint32_t after;              /* event position of the client's flight */
 };
 
+static size_t __attribute__((format(printf, 2, 3))) evidence_kept(struct verdict *v, const char *fmt, ...);
+
 static void __attribute__((format(printf, 2, 3)))
 evidence(struct verdict *v, const char *fmt, ...)
 {
@@ -180,6 +182,13 @@ static enum conv_outcome read_on(const struct conn_facts *f, uint32_t after, siz
 	conversation_read(f, after, alert_len, alert_len ? alert_len - 2 : 24, &cv);
 	conversation_describe(&cv, words, wordslen);
 	return conversation_outcome(&cv);
+}
+
+/* What would tell a hidden outcome: a key log, unless the analyser is the
+ * client itself and read what there was (the probe). */
+static const char *what_tells(const struct conn_facts *f)
+{
+	return f->endpoint ? "the answer read does not tell" : "a second exchange, or a key log, tells";
 }
 
 /* With a key log: the server's data after event `after` was read, and it
@@ -416,7 +425,8 @@ static void conclude_no_cert(const struct conn_facts *f, const struct server_ans
 	 * until one of them shows, the empty Certificate is all that is known */
 	set(v, V_UNDETERMINED, R_NONE, F_UNKNOWN, B_INFERRED);
 	EVIDENCE(v, "%s", words);
-	EVIDENCE(v, "no certificate and no alert: nginx refuses inside the encrypted stream (400, then it closes), a server with optional client auth serves; a second exchange, or a key log, tells");
+	EVIDENCE(v, "no certificate and no alert: nginx refuses inside the encrypted stream (400, then it closes), a server with optional client auth serves; %s",
+		 what_tells(f));
 }
 
 static void chain_evidence(const struct chain_report *chain, struct verdict *v)
@@ -548,7 +558,8 @@ static void conclude_chain(const struct conn_facts *f, const struct chain_report
 		}
 		set(v, V_UNDETERMINED, R_NONE, F_UNKNOWN, B_INFERRED);
 		EVIDENCE(v, "%s", words);
-		EVIDENCE(v, "no alert: a server that refuses with one (HAProxy, Apache, OpenSSL, GnuTLS) accepted the certificate, but nginx refuses inside the encrypted stream; a second exchange, or a key log, tells");
+		EVIDENCE(v, "no alert: a server that refuses with one (HAProxy, Apache, OpenSSL, GnuTLS) accepted the certificate, but nginx refuses inside the encrypted stream; %s",
+			 what_tells(f));
 		return;
 	case ANS_UNSEEN:
 		if (predicted != R_NONE && !(predicted == R_SELF_SIGNED && f->cr.n_ca_names == 0)) {
@@ -948,6 +959,32 @@ void verdict_decide(const struct conn_facts *f, const struct chain_report *chain
 void verdict_decide_quiet(const struct conn_facts *f, const struct chain_report *chain, struct verdict *v)
 {
 	decide(f, chain, false, v);
+}
+
+void verdict_overrule(struct verdict *v, enum verdict_code code, enum fault fault, enum basis basis, const char *why)
+{
+	v->code = code;
+	v->reason = R_NONE;
+	v->fault = fault;
+	v->basis = basis;
+	v->settled = false;
+	if (v->evidence_omitted)
+		return;
+	if (v->keylog_evidence >= 0 && (size_t)v->keylog_evidence < v->n_evidence) {
+		/* before what the key log did, which stays the last word */
+		size_t at = (size_t)v->keylog_evidence, last = v->n_evidence;
+
+		if (last == FACTS_MAX_EVIDENCE)
+			last--;   /* the list is full: its last line gives way */
+		memmove(v->evidence[at + 1], v->evidence[at], (last - at) * sizeof(v->evidence[0]));
+		snprintf(v->evidence[at], VERDICT_EVIDENCE_LEN, "%s", why);
+		v->n_evidence = last + 1;
+		v->keylog_evidence++;
+		if (v->middlebox_named && v->middlebox_line >= at)
+			v->middlebox_line++;
+		return;
+	}
+	(void)evidence_kept(v, "%s", why);
 }
 
 /* ---- middlebox attribution (after verdict_decide) ---- */

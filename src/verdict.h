@@ -53,6 +53,12 @@ void verdict_decide(const struct conn_facts *f, const struct chain_report *chain
  * that only counts verdicts. */
 void verdict_decide_quiet(const struct conn_facts *f, const struct chain_report *chain,
 			  struct verdict *out);
+/* A front end that knows more than the wire (the probe, the client
+ * itself, found no answer to read) replaces the decision: the code, no
+ * reason, fault and basis, and `why` as the last evidence line. */
+void verdict_overrule(struct verdict *v, enum verdict_code code, enum fault fault, enum basis basis,
+		      const char *why) __attribute__((nonnull));
+
 struct inspect_catalogue;
 struct server_expect;
 
