@@ -75,6 +75,8 @@ void px_wait_port(uint16_t port, pid_t pid, const char *what, const char *log);
  * (ssl_verify_client on with the lab's client root, depth 2), files in
  * the scratch directory. */
 pid_t px_start_nginx(uint16_t port);
+/* The same with ssl_verify_client `verify` ("on", "optional"). */
+pid_t px_start_nginx_verify(uint16_t port, const char *verify);
 
 /* mitmdump as an explicit proxy on 127.0.0.1:port, accepting the lab
  * server's certificate (ssl_insecure); its CA (made on the first start,

@@ -331,42 +331,6 @@ Test(probe, nginx_answers_400_without_a_certificate)
 
 /* ---- the first HTTP answer, read by default, decrypted by the observer ---- */
 
-/* nginx as px_start_nginx starts it, with ssl_verify_client `verify`
- * ("on", "optional"). */
-static pid_t start_nginx_verify(uint16_t port, const char *verify)
-{
-	const char *conf = px_tmp("nginx-verify.conf");
-	FILE *f = fopen(conf, "w");
-	const char *argv[] = { "nginx", "-p", px_tmp(""), "-c", conf, "-e", px_tmp("nginx-error.log"), NULL };
-	struct e2e_io io = { .out = px_tmp("nginx.out"), .err = px_tmp("nginx.out") };
-	pid_t pid;
-
-	cr_assert_not_null(f);
-	fprintf(f,
-		"daemon off;\nmaster_process off;\nworker_processes 1;\npid %s;\nerror_log %s info;\n"
-		"events { worker_connections 32; }\n"
-		"http {\n"
-		"  client_body_temp_path %s; proxy_temp_path %s; fastcgi_temp_path %s;\n"
-		"  uwsgi_temp_path %s; scgi_temp_path %s;\n"
-		"  access_log off;\n"
-		"  server {\n"
-		"    listen 127.0.0.1:%u ssl;\n"
-		"    server_name localhost;\n"
-		"    ssl_certificate %s; ssl_certificate_key %s;\n"
-		"    ssl_protocols TLSv1.2 TLSv1.3;\n"
-		"    ssl_verify_client %s; ssl_client_certificate %s; ssl_verify_depth 2;\n"
-		"    location / { return 200 \"ok nginx\\n\"; }\n"
-		"  }\n"
-		"}\n",
-		px_tmp("nginx.pid"), px_tmp("nginx-error.log"), px_tmp("t-body"), px_tmp("t-proxy"), px_tmp("t-fcgi"),
-		px_tmp("t-uwsgi"), px_tmp("t-scgi"), port, px_pki("server.pem"), px_pki("server.key"), verify,
-		px_pki("client-root.pem"));
-	fclose(f);
-	pid = e2e_spawn((char *const *)argv, &io, 60);
-	cr_assert(pid > 0);
-	px_wait_port(port, pid, "nginx", px_tmp("nginx.out"));
-	return pid;
-}
 
 /* openssl s_server with the lab PKI, asking for a client certificate as
  * px_start_s_server does, and `mode`: "closes" closes each connection
@@ -454,7 +418,7 @@ Test(probe, nginx_refusal_in_http_is_read_without_the_http_option)
 	if (!px_have("nginx"))
 		cr_skip_test("nginx is not installed (scripts/deps test)");
 	port = e2e_free_port();
-	srv = start_nginx_verify(port, "on");
+	srv = px_start_nginx_verify(port, "on");
 
 	/* no certificate: nginx completes both handshakes and answers 400 */
 	rc = probe(out, px_tmp("err"), "--json", json, hostport("localhost", port), NULL);
@@ -518,7 +482,7 @@ Test(probe, nginx_optional_serves_the_request_without_a_certificate)
 	if (!px_have("nginx"))
 		cr_skip_test("nginx is not installed (scripts/deps test)");
 	port = e2e_free_port();
-	srv = start_nginx_verify(port, "optional");
+	srv = px_start_nginx_verify(port, "optional");
 	rc = probe(out, px_tmp("err"), "--json", json, hostport("localhost", port), NULL);
 	cr_assert_eq(rc, 0, "exit %d: %s %s", rc, e2e_tail(out, 900), e2e_tail(px_tmp("err"), 300));
 	for (i = 0; i < 2; i++) {
@@ -547,7 +511,7 @@ Test(probe, no_http_under_tls13_is_undetermined_never_accepted)
 	if (!px_have("nginx"))
 		cr_skip_test("nginx is not installed (scripts/deps test)");
 	port = e2e_free_port();
-	srv = start_nginx_verify(port, "on");
+	srv = px_start_nginx_verify(port, "on");
 	/* with a certificate nginx would serve, and without one, which it
 	 * would refuse: the handshake alone tells neither */
 	for (i = 0; i < 2; i++) {
@@ -777,7 +741,7 @@ Test(probe, via_mitmproxy_to_nginx_the_upstream_refusal_is_read)
 		cr_skip_test("mitmproxy or nginx is not installed (scripts/deps test)");
 	alarm(90);
 	port = e2e_free_port();
-	srv = start_nginx_verify(port, "on");
+	srv = px_start_nginx_verify(port, "on");
 	mport = e2e_free_port();
 	mitm = px_start_mitmproxy(mport, px_tmp("mitmconf"));
 	/* mitmproxy never asks us, and sends nginx no certificate: nginx's
