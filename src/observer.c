@@ -675,11 +675,15 @@ static void feed_tls(struct obs_conn *c, enum side tap, const uint8_t *data, siz
 	}
 }
 
-static int hold(struct obs_conn *c, enum side tap, const uint8_t *data, size_t len, size_t max)
+/* Appends what fits below `max` of a segment to the side's held bytes;
+ * *taken says how much of it that was. */
+static int hold(struct obs_conn *c, enum side tap, size_t *taken, const uint8_t *data, size_t len,
+		size_t max)
 {
 	uint8_t *grown;
 	struct cursor src;
 
+	*taken = 0;
 	if (c->held_len[tap] + len > max)
 		len = max - c->held_len[tap];
 	grown = realloc(c->held[tap], c->held_len[tap] + len + 1);
@@ -690,6 +694,7 @@ static int hold(struct obs_conn *c, enum side tap, const uint8_t *data, size_t l
 	if (!cursor_copy_bytes(&src, &grown[c->held_len[tap]], len))
 		return 0;
 	c->held_len[tap] += len;
+	*taken = len;
 	return 1;
 }
 
@@ -703,35 +708,49 @@ static void start_tls_at(struct obs_conn *c, enum side tap, const struct cursor 
 		feed_tls(c, tap, cursor_data(&rest), cursor_len(&rest));
 }
 
+/* TLS started inside the held bytes: the part of the segment that did not
+ * fit in the hold (the first `taken` bytes did) follows them. */
+static void feed_unheld(struct obs_conn *c, enum side tap, const uint8_t *data, size_t len, size_t taken)
+{
+	struct cursor rest;
+
+	cursor_init(&rest, data, len);
+	if (c->st[tap] == SS_TLS && cursor_skip(&rest, taken) && cursor_len(&rest))
+		feed_tls(c, tap, cursor_data(&rest), cursor_len(&rest));
+}
+
 static void feed_preamble(struct obs_conn *c, enum side tap, const uint8_t *data, size_t len)
 {
 	struct cursor view;
 	enum preamble_status st;
-	size_t start = 0;
+	size_t start = 0, taken = len;
 	bool direct = c->held_len[tap] == 0;
 
+	/* The preamble looks at no more than PREAMBLE_MAX bytes, so no more
+	 * are held; a segment seen whole (direct) may be longer. */
 	if (direct) {
 		cursor_init(&view, data, len);
 	} else {
-		if (!hold(c, tap, data, len, PREAMBLE_MAX))
+		if (!hold(c, tap, &taken, data, len, PREAMBLE_MAX))
 			goto not_tls;
 		cursor_init(&view, c->held[tap], c->held_len[tap]);
 	}
 	st = preamble_scan(&c->pre, tap, &view, &start);
 	if (st == PREAMBLE_TLS) {
+		uint8_t *held = c->held[tap];   /* the view may point into it */
+
 		c->f.preamble = c->pre.kind;
 		if (c->pre.target[0])
 			snprintf(c->f.connect_target, sizeof(c->f.connect_target), "%s", c->pre.target);
+		c->held[tap] = NULL;
+		c->held_len[tap] = 0;
 		start_tls_at(c, tap, &view, start);
-		if (!direct) {
-			free(c->held[tap]);
-			c->held[tap] = NULL;
-			c->held_len[tap] = 0;
-		}
+		feed_unheld(c, tap, data, len, taken);
+		free(held);
 		return;
 	}
 	if (st == PREAMBLE_MORE && cursor_len(&view) < PREAMBLE_MAX) {
-		if (direct && !hold(c, tap, data, len, PREAMBLE_MAX))
+		if (direct && !hold(c, tap, &taken, data, len, PREAMBLE_MAX))
 			goto not_tls;
 		return;
 	}
@@ -749,9 +768,9 @@ not_tls:
 static void feed_resync(struct obs_conn *c, enum side tap, const uint8_t *data, size_t len)
 {
 	struct cursor view;
-	size_t off;
+	size_t off, taken;
 
-	if (!hold(c, tap, data, len, RESYNC_MAX)) {
+	if (!hold(c, tap, &taken, data, len, RESYNC_MAX)) {
 		idle_side(c, tap);
 		return;
 	}
@@ -786,6 +805,7 @@ static void feed_resync(struct obs_conn *c, enum side tap, const uint8_t *data, 
 			c->held[tap] = NULL;
 			c->held_len[tap] = 0;
 			start_tls_at(c, tap, &view, off);
+			feed_unheld(c, tap, data, len, taken);
 			free(held);
 		}
 		return;
