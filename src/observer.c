@@ -174,45 +174,48 @@ static void set_roles(struct obs_conn *c, enum side tls_client_tap)
 	}
 }
 
-/* keep[i] gets a reference to certificate i, ids[i] its cache id (NULL
- * and 0 when it could not be had). */
-static void summarize_chain(struct obs_conn *c, const struct cert_list *list,
-			    struct cert_chain *out, X509 **keep, uint64_t *ids)
+/* Summarizes every certificate of the message into out->certs, one entry
+ * each however many there are (the handshake size limit bounds them).
+ * keep[i] gets a reference to certificate i and ids[i] its cache id (NULL
+ * and 0 when it could not be had); both may be NULL when not wanted.
+ * Returns 0 when memory ran out: out->n is then less than out->n_on_wire,
+ * a cut chain, which is never judged. */
+static int summarize_chain(struct obs_conn *c, const struct cert_list *list,
+			   struct cert_chain *out, X509 **keep, uint64_t *ids)
 {
+	struct cursor it = list->certs, der;
 	size_t i;
 
 	out->n = 0;
 	out->n_on_wire = list->n_total;
 	out->wire_len = list->list_len;
-	out->certs = list->n ? calloc(list->n, sizeof(*out->certs)) : NULL;
-	for (i = 0; i < list->n; i++) {
-		keep[i] = NULL;
-		ids[i] = 0;
-	}
+	out->certs = list->n_total ? calloc(list->n_total, sizeof(*out->certs)) : NULL;
 	if (!out->certs)
-		return;
-	for (i = 0; i < list->n; i++) {
-		const struct cached_cert *cc =
-			cert_cache_get(c->cfg.certs, cursor_data(&list->der[i]), cursor_len(&list->der[i]));
+		return list->n_total == 0;
+	for (i = 0; i < list->n_total && tls_cert_list_next(list, &it, &der); i++) {
+		const struct cached_cert *cc = cert_cache_get(c->cfg.certs, cursor_data(&der), cursor_len(&der));
 
 		if (!cc) {
 			out->certs[out->n++].parse_failed = true;
 			continue;
 		}
 		out->certs[out->n++] = cc->info;
-		ids[i] = cc->id;
-		keep[i] = cc->x509;
-		if (keep[i])
+		if (ids)
+			ids[i] = cc->id;
+		if (keep && cc->x509) {
+			keep[i] = cc->x509;
 			X509_up_ref(keep[i]);
+		}
 	}
+	return out->n == out->n_on_wire;
 }
 
 static void on_certificate(struct obs_conn *c, enum side role, const struct cursor *body,
 			   const struct timeval *ts)
 {
 	struct cert_list list;
-	X509 *certs[FACTS_MAX_CHAIN] = { 0 };
-	uint64_t ids[FACTS_MAX_CHAIN];
+	X509 **certs = NULL;
+	uint64_t *ids = NULL;
 	bool tls13 = c->f.sh.selected_version == TLS_V_1_3;
 	size_t i;
 
@@ -224,28 +227,44 @@ static void on_certificate(struct obs_conn *c, enum side role, const struct curs
 		if (c->f.server_cert_seen)
 			return;
 		c->f.server_cert_seen = true;
-		summarize_chain(c, &list, &c->f.server_chain, certs, ids);
-	} else {
-		if (c->f.client_cert_seen)
-			return;   /* renegotiation: the first answer is the one that matters */
-		c->f.client_cert_seen = true;
-		c->f.client_cert_empty = list.n_total == 0;
-		c->f.client_cert_seq = c->f.seq;
-		summarize_chain(c, &list, &c->f.client_chain, certs, ids);
-		if (list.n > 0) {
-			X509_NAME *names[FACTS_MAX_CA_NAMES];
-			size_t n = 0;
-
-			for (i = 0; c->ca && i < c->ca->n; i++)
-				if (c->ca->names[i])
-					names[n++] = c->ca->names[i];
-			c->chain = &c->chain_storage;
-			chain_check_memo(c->cfg.chains, ids, c->ca ? c->ca->id : 0, certs, list.n,
-						 names, n, check_time(c, ts), c->cfg.ca_bundle, c->chain);
-		}
+		if (!summarize_chain(c, &list, &c->f.server_chain, NULL, NULL))
+			note_error(c, "out of memory for the server's %zu certificates", list.n_total);
+		return;
 	}
-	for (i = 0; i < list.n; i++)
+	if (c->f.client_cert_seen)
+		return;   /* renegotiation: the first answer is the one that matters */
+	c->f.client_cert_seen = true;
+	c->f.client_cert_empty = list.n_total == 0;
+	c->f.client_cert_seq = c->f.seq;
+	if (list.n_total == 0) {
+		(void)summarize_chain(c, &list, &c->f.client_chain, NULL, NULL);
+		return;
+	}
+	certs = calloc(list.n_total, sizeof(*certs));
+	ids = calloc(list.n_total, sizeof(*ids));
+	/* a chain with a certificate missing would be judged for what it
+	 * lacks: only a whole one is */
+	if (!summarize_chain(c, &list, &c->f.client_chain, certs, ids) || !certs || !ids) {
+		note_error(c, "out of memory for the client's %zu certificates: the chain is not judged",
+			   list.n_total);
+		goto Exit;
+	}
+	{
+		X509_NAME *names[FACTS_MAX_CA_NAMES];
+		size_t n = 0;
+
+		for (i = 0; c->ca && i < c->ca->n; i++)
+			if (c->ca->names[i])
+				names[n++] = c->ca->names[i];
+		c->chain = &c->chain_storage;
+		chain_check_memo(c->cfg.chains, ids, c->ca ? c->ca->id : 0, certs, list.n_total,
+				 names, n, check_time(c, ts), c->cfg.ca_bundle, c->chain);
+	}
+Exit:
+	for (i = 0; certs && i < list.n_total; i++)
 		X509_free(certs[i]);
+	free(certs);
+	free(ids);
 }
 
 static void on_cert_request(struct obs_conn *c, const struct cursor *body)
