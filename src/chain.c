@@ -19,7 +19,9 @@
 #include "x509info.h"
 
 /* Sent certificates looked at when walking up from the leaf; a Certificate
- * message holds a handful, and this bounds the work on hostile input. */
+ * message holds a handful, and this bounds the work on hostile input.  A
+ * longer chain is still checked, but where the walk stops short of its
+ * end the issuer is not judged: the rest may hold it. */
 #define CHAIN_SCAN_MAX 32
 
 /* Order of the findings, most decisive first: what is wrong with the leaf
@@ -334,8 +336,10 @@ static void check_leaf_usage(struct ctx *c, X509 *leaf)
 }
 
 /* Walks up from the leaf through the sent certificates (in any order, as
- * servers do); path[0] is the leaf.  Returns the path length. */
-static size_t walk(X509 *const *certs, size_t n, size_t path[CHAIN_SCAN_MAX])
+ * servers do); path[0] is the leaf.  Returns the path length; *whole says
+ * whether the path ends where the sent chain does (at a root, or where no
+ * sent certificate issued the last), rather than where the scan stopped. */
+static size_t walk(X509 *const *certs, size_t n, size_t path[CHAIN_SCAN_MAX], bool *whole)
 {
 	bool used[CHAIN_SCAN_MAX] = { false };
 	size_t np = 1, j, scan = n < CHAIN_SCAN_MAX ? n : CHAIN_SCAN_MAX;
@@ -343,10 +347,13 @@ static size_t walk(X509 *const *certs, size_t n, size_t path[CHAIN_SCAN_MAX])
 
 	path[0] = 0;
 	used[0] = true;
+	*whole = n <= CHAIN_SCAN_MAX;
 	while (np < CHAIN_SCAN_MAX) {
 		x = certs[path[np - 1]];
-		if (X509_NAME_cmp(X509_get_subject_name(x), X509_get_issuer_name(x)) == 0)
-			break;  /* a root: nothing above it */
+		if (X509_NAME_cmp(X509_get_subject_name(x), X509_get_issuer_name(x)) == 0) {
+			*whole = true;  /* a root: nothing above it */
+			break;
+		}
 		for (j = 1; j < scan; j++) {
 			int rc;
 
@@ -368,7 +375,7 @@ static size_t walk(X509 *const *certs, size_t n, size_t path[CHAIN_SCAN_MAX])
 }
 
 static void check_issuer(struct ctx *c, X509 *const *certs, const size_t *path, size_t np,
-			 bool leaf_self_signed_reported)
+			 bool whole, bool leaf_self_signed_reported)
 {
 	X509 *top = certs[path[np - 1]];
 	const X509_NAME *top_issuer = X509_get_issuer_name(top);
@@ -382,6 +389,9 @@ static void check_issuer(struct ctx *c, X509 *const *certs, const size_t *path, 
 			return;
 		}
 	}
+	/* the walk stopped inside the sent chain: its end is unknown */
+	if (!whole)
+		return;
 	/* a self-signed leaf is already reported, and it is its own "chain end" */
 	if (leaf_self_signed_reported && np == 1)
 		return;
@@ -546,8 +556,8 @@ static void drop_settled(struct ctx *c)
 static size_t static_checks(struct ctx *c, X509 *const *certs, size_t n, size_t path[CHAIN_SCAN_MAX])
 {
 	X509 *leaf = certs[0];
-	bool self_issued, leaf_self_signed = false;
-	size_t np = walk(certs, n, path);
+	bool self_issued, leaf_self_signed = false, whole;
+	size_t np = walk(certs, n, path, &whole);
 
 	self_issued = X509_NAME_cmp(X509_get_subject_name(leaf), X509_get_issuer_name(leaf)) == 0;
 	if (self_issued && signed_by(leaf, leaf) && !name_is_named(c, X509_get_subject_name(leaf))) {
@@ -566,7 +576,7 @@ static size_t static_checks(struct ctx *c, X509 *const *certs, size_t n, size_t 
 	}
 	check_leaf_usage(c, leaf);
 	if (c->n_ca > 0)
-		check_issuer(c, certs, path, np, leaf_self_signed);
+		check_issuer(c, certs, path, np, whole, leaf_self_signed);
 	check_signatures(c, certs, path, np);
 	return np;
 }

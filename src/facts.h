@@ -16,8 +16,11 @@
 #define FACTS_MAX_SIGALGS 64
 #define FACTS_MAX_ALPN 8
 #define FACTS_MAX_CA_NAMES 32
-#define FACTS_MAX_CHAIN 8
 #define FACTS_MAX_ALERTS 8
+/* Certificates of one Certificate message summarized: OpenSSL verifies no
+ * chain deeper than 100 (its default verify depth), and a summary costs
+ * about 1 KiB, so a message of tiny entries must not cost more */
+#define FACTS_MAX_CHAIN_KEPT 100
 #define FACTS_MAX_EVIDENCE 12
 #define FACTS_MAX_ENC_RECORDS 16
 
@@ -97,11 +100,12 @@ struct cert_info {
 	bool parse_failed;
 };
 
-/* The certificates of a Certificate message.  `certs` is allocated by the
- * observer (exactly n entries) and lives as long as the connection. */
+/* The certificates of a Certificate message, all of them: no count limits
+ * a chain (the handshake size limit does).  `certs` is allocated by the
+ * observer (n entries) and lives as long as the connection. */
 struct cert_chain {
 	struct cert_info *certs;
-	size_t n;                       /* summaries kept (at most FACTS_MAX_CHAIN) */
+	size_t n;                       /* summaries: n_on_wire, unless memory ran out */
 	size_t n_on_wire;               /* certificates in the message */
 	size_t wire_len;                /* certificate_list length in bytes */
 };

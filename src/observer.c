@@ -186,45 +186,48 @@ static void set_roles(struct obs_conn *c, enum side tls_client_tap)
 	}
 }
 
-/* keep[i] gets a reference to certificate i, ids[i] its cache id (NULL
- * and 0 when it could not be had). */
-static void summarize_chain(struct obs_conn *c, const struct cert_list *list,
-			    struct cert_chain *out, X509 **keep, uint64_t *ids)
+/* Summarizes the message's certificates into out->certs, one entry each,
+ * up to FACTS_MAX_CHAIN_KEPT (beyond, out->n is less than out->n_on_wire).
+ * keep[i] gets a reference to certificate i and ids[i] its cache id (NULL
+ * and 0 when it could not be had); both may be NULL when not wanted.
+ * Returns 0 when memory ran out: out->n is then less than out->n_on_wire,
+ * a cut chain, which is never judged. */
+static int summarize_chain(struct obs_conn *c, const struct cert_list *list,
+			   struct cert_chain *out, X509 **keep, uint64_t *ids)
 {
-	size_t i;
+	struct cursor it = list->certs, der;
+	size_t i, kept = list->n_total < FACTS_MAX_CHAIN_KEPT ? list->n_total : FACTS_MAX_CHAIN_KEPT;
 
 	out->n = 0;
 	out->n_on_wire = list->n_total;
 	out->wire_len = list->list_len;
-	out->certs = list->n ? calloc(list->n, sizeof(*out->certs)) : NULL;
-	for (i = 0; i < list->n; i++) {
-		keep[i] = NULL;
-		ids[i] = 0;
-	}
+	out->certs = kept ? calloc(kept, sizeof(*out->certs)) : NULL;
 	if (!out->certs)
-		return;
-	for (i = 0; i < list->n; i++) {
-		const struct cached_cert *cc =
-			cert_cache_get(c->cfg.certs, cursor_data(&list->der[i]), cursor_len(&list->der[i]));
+		return list->n_total == 0;
+	for (i = 0; i < kept && tls_cert_list_next(list, &it, &der); i++) {
+		const struct cached_cert *cc = cert_cache_get(c->cfg.certs, cursor_data(&der), cursor_len(&der));
 
 		if (!cc) {
 			out->certs[out->n++].parse_failed = true;
 			continue;
 		}
 		out->certs[out->n++] = cc->info;
-		ids[i] = cc->id;
-		keep[i] = cc->x509;
-		if (keep[i])
+		if (ids)
+			ids[i] = cc->id;
+		if (keep && cc->x509) {
+			keep[i] = cc->x509;
 			X509_up_ref(keep[i]);
+		}
 	}
+	return out->n == out->n_on_wire;
 }
 
 static void on_certificate(struct obs_conn *c, enum side role, const struct cursor *body,
 			   bool decrypted, const struct timeval *ts)
 {
 	struct cert_list list;
-	X509 *certs[FACTS_MAX_CHAIN] = { 0 };
-	uint64_t ids[FACTS_MAX_CHAIN];
+	X509 **certs = NULL;
+	uint64_t *ids = NULL;
 	bool tls13 = c->f.sh.selected_version == TLS_V_1_3;
 	size_t i;
 
@@ -236,29 +239,54 @@ static void on_certificate(struct obs_conn *c, enum side role, const struct curs
 		if (c->f.server_cert_seen)
 			return;
 		c->f.server_cert_seen = true;
-		summarize_chain(c, &list, &c->f.server_chain, certs, ids);
-	} else {
-		if (c->f.client_cert_seen)
-			return;   /* renegotiation: the first answer is the one that matters */
-		c->f.client_cert_seen = true;
-		c->f.client_cert_empty = list.n_total == 0;
-		c->f.client_cert_decrypted = decrypted;
-		c->f.client_cert_seq = c->f.seq;
-		summarize_chain(c, &list, &c->f.client_chain, certs, ids);
-		if (list.n > 0) {
-			X509_NAME *names[FACTS_MAX_CA_NAMES];
-			size_t n = 0;
-
-			for (i = 0; c->ca && i < c->ca->n; i++)
-				if (c->ca->names[i])
-					names[n++] = c->ca->names[i];
-			c->chain = &c->chain_storage;
-			chain_check_memo(c->cfg.chains, ids, c->ca ? c->ca->id : 0, certs, list.n,
-						 names, n, check_time(c, ts), c->cfg.ca_bundle, c->chain);
-		}
+		if (!summarize_chain(c, &list, &c->f.server_chain, NULL, NULL))
+			note_error(c, "out of memory for the server's %zu certificates", list.n_total);
+		else if (list.n_total > FACTS_MAX_CHAIN_KEPT)
+			note_error(c, "the server sent %zu certificates: the first %d are kept", list.n_total,
+				   FACTS_MAX_CHAIN_KEPT);
+		return;
 	}
-	for (i = 0; i < list.n; i++)
+	if (c->f.client_cert_seen)
+		return;   /* renegotiation: the first answer is the one that matters */
+	c->f.client_cert_seen = true;
+	c->f.client_cert_empty = list.n_total == 0;
+	c->f.client_cert_decrypted = decrypted;
+	c->f.client_cert_seq = c->f.seq;
+	if (list.n_total == 0) {
+		(void)summarize_chain(c, &list, &c->f.client_chain, NULL, NULL);
+		return;
+	}
+	if (list.n_total > FACTS_MAX_CHAIN_KEPT) {
+		(void)summarize_chain(c, &list, &c->f.client_chain, NULL, NULL);
+		note_error(c, "the client sent %zu certificates: the first %d are kept and the chain is not judged (no server verifies that deep)",
+			   list.n_total, FACTS_MAX_CHAIN_KEPT);
+		return;
+	}
+	certs = calloc(list.n_total, sizeof(*certs));
+	ids = calloc(list.n_total, sizeof(*ids));
+	/* a chain with a certificate missing would be judged for what it
+	 * lacks: only a whole one is */
+	if (!summarize_chain(c, &list, &c->f.client_chain, certs, ids) || !certs || !ids) {
+		note_error(c, "out of memory for the client's %zu certificates: the chain is not judged",
+			   list.n_total);
+		goto Exit;
+	}
+	{
+		X509_NAME *names[FACTS_MAX_CA_NAMES];
+		size_t n = 0;
+
+		for (i = 0; c->ca && i < c->ca->n; i++)
+			if (c->ca->names[i])
+				names[n++] = c->ca->names[i];
+		c->chain = &c->chain_storage;
+		chain_check_memo(c->cfg.chains, ids, c->ca ? c->ca->id : 0, certs, list.n_total,
+				 names, n, check_time(c, ts), c->cfg.ca_bundle, c->chain);
+	}
+Exit:
+	for (i = 0; certs && i < list.n_total; i++)
 		X509_free(certs[i]);
+	free(certs);
+	free(ids);
 }
 
 static void on_cert_request(struct obs_conn *c, const struct cursor *body, bool decrypted)
@@ -754,11 +782,15 @@ static void feed_tls(struct obs_conn *c, enum side tap, const uint8_t *data, siz
 	}
 }
 
-static int hold(struct obs_conn *c, enum side tap, const uint8_t *data, size_t len, size_t max)
+/* Appends what fits below `max` of a segment to the side's held bytes;
+ * *taken says how much of it that was. */
+static int hold(struct obs_conn *c, enum side tap, size_t *taken, const uint8_t *data, size_t len,
+		size_t max)
 {
 	uint8_t *grown;
 	struct cursor src;
 
+	*taken = 0;
 	if (c->held_len[tap] + len > max)
 		len = max - c->held_len[tap];
 	grown = realloc(c->held[tap], c->held_len[tap] + len + 1);
@@ -769,6 +801,7 @@ static int hold(struct obs_conn *c, enum side tap, const uint8_t *data, size_t l
 	if (!cursor_copy_bytes(&src, &grown[c->held_len[tap]], len))
 		return 0;
 	c->held_len[tap] += len;
+	*taken = len;
 	return 1;
 }
 
@@ -782,35 +815,49 @@ static void start_tls_at(struct obs_conn *c, enum side tap, const struct cursor 
 		feed_tls(c, tap, cursor_data(&rest), cursor_len(&rest));
 }
 
+/* TLS started inside the held bytes: the part of the segment that did not
+ * fit in the hold (the first `taken` bytes did) follows them. */
+static void feed_unheld(struct obs_conn *c, enum side tap, const uint8_t *data, size_t len, size_t taken)
+{
+	struct cursor rest;
+
+	cursor_init(&rest, data, len);
+	if (c->st[tap] == SS_TLS && cursor_skip(&rest, taken) && cursor_len(&rest))
+		feed_tls(c, tap, cursor_data(&rest), cursor_len(&rest));
+}
+
 static void feed_preamble(struct obs_conn *c, enum side tap, const uint8_t *data, size_t len)
 {
 	struct cursor view;
 	enum preamble_status st;
-	size_t start = 0;
+	size_t start = 0, taken = len;
 	bool direct = c->held_len[tap] == 0;
 
+	/* The preamble looks at no more than PREAMBLE_MAX bytes, so no more
+	 * are held; a segment seen whole (direct) may be longer. */
 	if (direct) {
 		cursor_init(&view, data, len);
 	} else {
-		if (!hold(c, tap, data, len, PREAMBLE_MAX))
+		if (!hold(c, tap, &taken, data, len, PREAMBLE_MAX))
 			goto not_tls;
 		cursor_init(&view, c->held[tap], c->held_len[tap]);
 	}
 	st = preamble_scan(&c->pre, tap, &view, &start);
 	if (st == PREAMBLE_TLS) {
+		uint8_t *held = c->held[tap];   /* the view may point into it */
+
 		c->f.preamble = c->pre.kind;
 		if (c->pre.target[0])
 			snprintf(c->f.connect_target, sizeof(c->f.connect_target), "%s", c->pre.target);
+		c->held[tap] = NULL;
+		c->held_len[tap] = 0;
 		start_tls_at(c, tap, &view, start);
-		if (!direct) {
-			free(c->held[tap]);
-			c->held[tap] = NULL;
-			c->held_len[tap] = 0;
-		}
+		feed_unheld(c, tap, data, len, taken);
+		free(held);
 		return;
 	}
 	if (st == PREAMBLE_MORE && cursor_len(&view) < PREAMBLE_MAX) {
-		if (direct && !hold(c, tap, data, len, PREAMBLE_MAX))
+		if (direct && !hold(c, tap, &taken, data, len, PREAMBLE_MAX))
 			goto not_tls;
 		return;
 	}
@@ -828,9 +875,9 @@ not_tls:
 static void feed_resync(struct obs_conn *c, enum side tap, const uint8_t *data, size_t len)
 {
 	struct cursor view;
-	size_t off;
+	size_t off, taken;
 
-	if (!hold(c, tap, data, len, RESYNC_MAX)) {
+	if (!hold(c, tap, &taken, data, len, RESYNC_MAX)) {
 		idle_side(c, tap);
 		return;
 	}
@@ -865,6 +912,7 @@ static void feed_resync(struct obs_conn *c, enum side tap, const uint8_t *data, 
 			c->held[tap] = NULL;
 			c->held_len[tap] = 0;
 			start_tls_at(c, tap, &view, off);
+			feed_unheld(c, tap, data, len, taken);
 			free(held);
 		}
 		return;

@@ -1072,8 +1072,8 @@ static void mysql_client(struct preamble *p, struct cursor *in, size_t total)
 enum preamble_status preamble_scan(struct preamble *p, enum side from,
 				   const struct cursor *stream, size_t *tls_start)
 {
-	struct cursor in = *stream;
-	size_t total = cursor_len(stream);
+	struct cursor rest = *stream, window = *stream, in;
+	size_t total = cursor_len(stream) < PREAMBLE_MAX ? cursor_len(stream) : PREAMBLE_MAX;
 	int client = from == SIDE_CLIENT;
 
 	/* A side's answer never changes once given.  Should the other side
@@ -1085,10 +1085,17 @@ enum preamble_status preamble_scan(struct preamble *p, enum side from,
 	}
 	if (p->state == P_NOT_TLS)
 		return PREAMBLE_NOT_TLS;
-	if (total > PREAMBLE_MAX || !cursor_skip(&in, p->pos[from]))
+	/* Only the first PREAMBLE_MAX bytes decide.  A longer stream is no
+	 * reason to give up: one loopback or TSO/GRO segment may carry a
+	 * whole flight (a ClientHello and 0-RTT records, 64 KB at once),
+	 * and the first record header is what tells TLS. */
+	if (!cursor_get_bytes(&rest, &window, total))
+		fail(p);   /* cannot happen: total is at most the stream's length */
+	in = window;
+	if (p->state == P_NOT_TLS || !cursor_skip(&in, p->pos[from]))
 		fail(p);
 	else if (p->state == P_UNKNOWN)
-		classify(p, from, stream);
+		classify(p, from, &window);
 	if (p->state != P_NOT_TLS && !p->started[from]) {
 		switch (p->state) {
 		case P_LINE220:

@@ -47,8 +47,10 @@ struct preamble {
 void preamble_init(struct preamble *p);
 
 /* Examines one side's stream.  `stream` is everything `from` has sent since
- * the connection opened (the caller accumulates it, at most PREAMBLE_MAX
- * bytes); SIDE_CLIENT is the side that opened the TCP connection.  Called
+ * the connection opened (the caller accumulates it); only its first
+ * PREAMBLE_MAX bytes are examined, so the caller need hold no more, and a
+ * longer stream is judged by that much of it.  SIDE_CLIENT is the side
+ * that opened the TCP connection.  Called
  * again each time that side sends more, for either side in any order
  * (the answer for one side may depend on what the other side has said,
  * e.g. the server's TLS starts after its reply to STARTTLS).

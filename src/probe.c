@@ -517,9 +517,11 @@ static void collect_request(SSL *ssl, struct probe_result *r)
 static void collect_chain(SSL *ssl, const struct probe_options *o, struct probe_result *r)
 {
 	STACK_OF(X509) *chain = SSL_get_peer_cert_chain(ssl);
-	int i;
+	int i, n = chain ? sk_X509_num(chain) : 0;
 
-	for (i = 0; chain && i < sk_X509_num(chain) && r->n_chain < FACTS_MAX_CHAIN; i++) {
+	if (n <= 0 || !(r->chain = calloc((size_t)n, sizeof(*r->chain))))
+		return;
+	for (i = 0; i < n; i++) {
 		X509 *x = sk_X509_value(chain, i);
 		struct inspect_match m;
 
@@ -1017,6 +1019,9 @@ void probe_result_clear(struct probe_result *r)
 	r->obs = NULL;
 	r->verdict = NULL;
 	r->keylog = NULL;
+	free(r->chain);
+	r->chain = NULL;
+	r->n_chain = 0;
 }
 
 /* ---- direct against via ---- */

@@ -76,7 +76,7 @@ struct probe_result {
 	char sigalgs[PROBE_MAX_SIGALGS][32];
 	size_t n_sigalgs;
 
-	struct cert_info chain[FACTS_MAX_CHAIN];
+	struct cert_info *chain;         /* the server's chain, whole (n_chain entries) */
 	size_t n_chain;
 	struct inspect_match interception;   /* rule NULL: none */
 

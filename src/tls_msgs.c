@@ -244,26 +244,37 @@ int tls_parse_server_hello(const struct cursor *body, const struct client_hello 
 	return 1;
 }
 
+int tls_cert_list_next(const struct cert_list *list, struct cursor *it, struct cursor *der)
+{
+	struct cursor c = *it, exts;
+
+	/* ASN.1Cert<1..2^24-1>, cert_data<1..2^24-1> */
+	if (!cursor_get_u24_prefixed(&c, der) || cursor_len(der) == 0)
+		return 0;
+	if (list->tls13 && !cursor_get_u16_prefixed(&c, &exts))
+		return 0;
+	*it = c;
+	return 1;
+}
+
 int tls_parse_certificate(const struct cursor *body, bool tls13, struct cert_list *out)
 {
-	struct cursor c = *body, ctx, list, der, exts;
+	struct cursor c = *body, ctx, it, der;
 
 	memset(out, 0, sizeof(*out));
+	out->tls13 = tls13;
 	if (tls13) {
 		if (!cursor_get_u8_prefixed(&c, &ctx))
 			return 0;
 		out->context_len = cursor_len(&ctx);
 	}
-	if (!cursor_get_u24_prefixed(&c, &list) || cursor_len(&c))
+	if (!cursor_get_u24_prefixed(&c, &out->certs) || cursor_len(&c))
 		return 0;
-	out->list_len = cursor_len(&list);
-	while (cursor_len(&list)) {
-		if (!cursor_get_u24_prefixed(&list, &der))
+	out->list_len = cursor_len(&out->certs);
+	it = out->certs;
+	while (cursor_len(&it)) {
+		if (!tls_cert_list_next(out, &it, &der))
 			return 0;
-		if (tls13 && !cursor_get_u16_prefixed(&list, &exts))
-			return 0;
-		if (out->n < FACTS_MAX_CHAIN)
-			out->der[out->n++] = der;
 		out->n_total++;
 	}
 	return 1;

@@ -43,17 +43,24 @@ int tls_parse_encrypted_extensions(const struct cursor *body, struct server_hell
 int tls_parse_server_hello(const struct cursor *body, const struct client_hello *ch,
 			   struct server_hello *out) __attribute__((warn_unused_result));
 
-/* Certificate (RFC 5246 7.4.2 / RFC 8446 4.4.2).  Fills up to `max` DER
- * certificates (pointing into body) and counts all of them. */
+/* Certificate (RFC 5246 7.4.2 / RFC 8446 4.4.2).  Checks the whole
+ * message and counts its certificates, however many: the handshake size
+ * limit bounds them, at four bytes an entry at least (an entry is never
+ * empty).  tls_cert_list_next then hands them out in order. */
 struct cert_list {
-	struct cursor der[FACTS_MAX_CHAIN];
-	size_t n;               /* kept */
-	size_t n_total;         /* in the message */
+	struct cursor certs;    /* the certificate_list: start tls_cert_list_next here */
+	bool tls13;             /* entries carry extensions (RFC 8446 4.4.2) */
+	size_t n_total;         /* certificates in the message */
 	size_t list_len;        /* certificate_list length in bytes */
 	size_t context_len;     /* 1.3 certificate_request_context length */
 };
 int tls_parse_certificate(const struct cursor *body, bool tls13, struct cert_list *out)
 	__attribute__((warn_unused_result));
+/* Takes the next certificate's DER (pointing into the message) from `it`,
+ * a copy of list->certs of a message tls_parse_certificate accepted;
+ * 0 when there is none left. */
+int tls_cert_list_next(const struct cert_list *list, struct cursor *it, struct cursor *der)
+	__attribute__((warn_unused_result, nonnull));
 
 /* CertificateRequest (RFC 5246 7.4.4 / RFC 8446 4.3.2); CA names are left
  * as DER cursors into body for the caller to turn into X509_NAMEs. */

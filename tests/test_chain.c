@@ -1106,3 +1106,91 @@ Test(chain, remembered_checks_give_the_same_report)
 	chain_memo_free(memo);
 	cert_cache_free(cache);
 }
+
+/* ---- a chain longer than eight certificates ----
+ *
+ * tests/data/longchain/client-chain.pem: the ten certificates curl sent to
+ * nginx (scripts/make-long-chain-fixtures), leaf, 8 intermediates, root. */
+
+#define LONG_CHAIN_LEN 10
+
+static void load_long_chain(X509 *out[LONG_CHAIN_LEN])
+{
+	BIO *bio = BIO_new_file(test_path("tests/data/longchain/client-chain.pem"), "r");
+	size_t n = 0;
+
+	cr_assert_not_null(bio);
+	while (n < LONG_CHAIN_LEN && (out[n] = PEM_read_bio_X509(bio, NULL, NULL, NULL)) != NULL)
+		n++;
+	BIO_free(bio);
+	cr_assert_eq(n, LONG_CHAIN_LEN);
+}
+
+static time_t long_chain_time(X509 *leaf)
+{
+	struct cert_info ci;
+
+	x509info_summarize(leaf, &ci);
+	return ci.not_before_t + 86400;
+}
+
+Test(chain, ten_certificates_reaching_the_named_root_pass)
+{
+	X509 *certs[LONG_CHAIN_LEN];
+	X509_NAME *names[1];
+	struct chain_report r;
+	struct chain_memo *memo = chain_memo_new();
+	uint64_t ids[LONG_CHAIN_LEN];
+	size_t i;
+
+	load_long_chain(certs);
+	names[0] = X509_get_subject_name(certs[LONG_CHAIN_LEN - 1]);
+	chain_check(certs, LONG_CHAIN_LEN, names, 1, long_chain_time(certs[0]), NULL, &r);
+	dump("client-chain.pem", &r);
+	cr_assert(r.checked);
+	cr_assert(r.issuer_named, "the walk reaches the root the server named");
+	cr_assert_eq(r.n, 0, "nothing on the wire is wrong with this chain");
+	/* the same through the memo (longer than it remembers) */
+	for (i = 0; i < LONG_CHAIN_LEN; i++)
+		ids[i] = i + 1;
+	cr_assert_not_null(memo);
+	chain_check_memo(memo, ids, 1, certs, LONG_CHAIN_LEN, names, 1, long_chain_time(certs[0]), NULL, &r);
+	cr_assert(r.issuer_named);
+	cr_assert_eq(r.n, 0);
+	chain_memo_free(memo);
+	free_certs(certs, LONG_CHAIN_LEN);
+}
+
+/* Past the certificates the walk looks at, the chain's end is unknown: its
+ * issuer is not judged.  The leaf, then 32 certificates that did not issue
+ * it, then its real path: the walk stops after the leaf. */
+Test(chain, issuer_beyond_the_scanned_certificates_is_not_judged)
+{
+	X509 *real[LONG_CHAIN_LEN], *sent[1 + 32 + LONG_CHAIN_LEN - 1];
+	X509_NAME *names[1];
+	struct chain_report r;
+	size_t i, n = 0;
+
+	load_long_chain(real);
+	names[0] = X509_get_subject_name(real[LONG_CHAIN_LEN - 1]);
+	sent[n++] = real[0];
+	for (i = 0; i < 32; i++)
+		sent[n++] = real[LONG_CHAIN_LEN - 2];   /* Intermediate 1: issued by the root only */
+	for (i = 1; i < LONG_CHAIN_LEN; i++)
+		sent[n++] = real[i];
+	chain_check(sent, n, names, 1, long_chain_time(real[0]), NULL, &r);
+	dump("client-chain.pem, reordered", &r);
+	cr_assert(r.checked);
+	for (i = 0; i < r.n; i++)
+		cr_assert(r.findings[i].reason != R_UNKNOWN_ISSUER && r.findings[i].reason != R_MISSING_INTERMEDIATE,
+			  "judged a chain it did not walk: %s", r.findings[i].text);
+	/* the same certificates, the real path first: walked whole */
+	n = 0;
+	for (i = 0; i < LONG_CHAIN_LEN; i++)
+		sent[n++] = real[i];
+	for (i = 0; i < 32; i++)
+		sent[n++] = real[LONG_CHAIN_LEN - 2];
+	chain_check(sent, n, names, 1, long_chain_time(real[0]), NULL, &r);
+	cr_assert(r.issuer_named);
+	free_certs(real, LONG_CHAIN_LEN);
+}

@@ -1,5 +1,6 @@
 /* Tests for the observer fed the way a front end feeds it: real plaintext
- * preambles (tests/data/preamble) segment by segment, in capture order. */
+ * preambles (tests/data/preamble) segment by segment, in capture order,
+ * and real captures whose first segment is longer than 16 KiB. */
 #include "config.h"
 
 #include <criterion/criterion.h>
@@ -7,6 +8,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "capture.h"
+#include "codes.h"
 #include "observer.h"
 #include "preamble.h"
 #include "testutil.h"
@@ -164,4 +167,230 @@ Test(observer, crafted_headers_cannot_make_resync_quadratic, .timeout = 10)
 	cr_assert_not(obs_conn_facts(c)->ch.seen);
 	obs_conn_free(c);
 	cert_cache_free(cfg.certs);
+}
+
+/* ---- a first segment longer than PREAMBLE_MAX ----
+ *
+ * Real captures (tests/data/capture, scripts/make-big-segment-fixtures) in
+ * which the client's first segment is longer than 16 KiB: a ClientHello
+ * spanning two records, and a ClientHello followed by 0-RTT records.  They
+ * go through the capture layer into the observer, as captured or with the
+ * client's first segment cut in two (a partial record header first, so the
+ * observer holds the bytes and finds TLS in what it holds). */
+
+struct cut_sink {
+	struct flow_sink inner;
+	size_t first;       /* 0: as captured; else the client's first segment is fed as first bytes, then the rest */
+	bool cut_done;
+	size_t n;           /* connections finished */
+	struct conn_facts facts;
+	struct verdict verdict;
+};
+
+static void *cut_open(void *ctx, const struct endpoint *initiator, const struct endpoint *responder,
+		      const struct timeval *ts, bool saw_syn)
+{
+	struct cut_sink *s = ctx;
+
+	return s->inner.open(s->inner.ctx, initiator, responder, ts, saw_syn);
+}
+
+static void cut_data(void *ctx, void *flow, enum side from, const uint8_t *p, size_t n,
+		     const struct timeval *ts)
+{
+	struct cut_sink *s = ctx;
+
+	if (s->first && !s->cut_done && from == SIDE_CLIENT) {
+		cr_assert_gt(n, s->first);
+		s->cut_done = true;
+		s->inner.data(s->inner.ctx, flow, from, p, s->first, ts);
+		s->inner.data(s->inner.ctx, flow, from, p + s->first, n - s->first, ts);
+		return;
+	}
+	s->inner.data(s->inner.ctx, flow, from, p, n, ts);
+}
+
+static void cut_gap(void *ctx, void *flow, enum side from, size_t n, const struct timeval *ts)
+{
+	struct cut_sink *s = ctx;
+
+	s->inner.gap(s->inner.ctx, flow, from, n, ts);
+}
+
+static void cut_close(void *ctx, void *flow, enum side from, enum close_kind how, const struct timeval *ts)
+{
+	struct cut_sink *s = ctx;
+
+	s->inner.close(s->inner.ctx, flow, from, how, ts);
+}
+
+static bool cut_wants_bytes(void *ctx, void *flow)
+{
+	struct cut_sink *s = ctx;
+
+	return !s->inner.wants_bytes || s->inner.wants_bytes(s->inner.ctx, flow);
+}
+
+static void cut_finish(void *ctx, void *flow, bool truncated, const struct timeval *ts)
+{
+	struct cut_sink *s = ctx;
+
+	s->inner.finish(s->inner.ctx, flow, truncated, ts);
+}
+
+static void cut_finished(void *ctx, struct obs_conn *c, bool truncated, const struct timeval *ts)
+{
+	struct cut_sink *s = ctx;
+
+	s->verdict = *obs_conn_finish(c, truncated, ts);
+	s->facts = *obs_conn_facts(c);
+	s->n++;
+	obs_conn_free(c);
+}
+
+static void run_cut(const char *name, size_t first, struct cut_sink *s)
+{
+	char rel[256], err[256];
+	struct observer_config cfg = { 0 };
+	struct obs_sink os = { .cfg = &cfg, .finished = cut_finished, .ctx = s };
+	struct flow_sink sink = {
+		.ctx = s, .open = cut_open, .data = cut_data, .gap = cut_gap, .close = cut_close,
+		.wants_bytes = cut_wants_bytes, .finish = cut_finish,
+	};
+	struct capture_opts opts = { 0 };
+	struct capture_stats stats;
+
+	memset(s, 0, sizeof(*s));
+	s->first = first;
+	cfg.certs = cert_cache_new(16);
+	cr_assert_not_null(cfg.certs);
+	obs_sink_init(&os, &s->inner);
+	snprintf(rel, sizeof(rel), "tests/data/capture/%s", name);
+	cr_assert_eq(capture_read_file(test_path(rel), &opts, &sink, &stats, err, sizeof(err)), 0,
+		     "%s: %s", name, err);
+	cr_assert_eq(s->n, 1, "%s: %zu connections", name, s->n);
+	cr_assert(!first || s->cut_done, "%s: no client data to cut", name);
+	cert_cache_free(cfg.certs);
+}
+
+static void expect_big_first_segment(const char *name, size_t first, enum verdict_code code)
+{
+	struct cut_sink s;
+	const struct conn_facts *f = &s.facts;
+
+	run_cut(name, first, &s);
+	cr_assert_not(f->not_tls, "%s (cut at %zu): reported not TLS", name, first);
+	cr_assert(f->is_tls, "%s (cut at %zu)", name, first);
+	cr_assert(f->ch.seen && f->sh.seen, "%s (cut at %zu): hellos not decoded", name, first);
+	cr_assert_str_eq(f->ch.sni, "localhost", "%s", name);
+	cr_assert_not(f->dir[SIDE_CLIENT].desync || f->dir[SIDE_SERVER].desync,
+		      "%s (cut at %zu): record framing lost", name, first);
+	cr_assert_str_empty(f->decode_error, "%s (cut at %zu): %s", name, first, f->decode_error);
+	cr_assert_eq(f->sh.selected_version, TLS_V_1_3, "%s", name);
+	cr_assert_eq(s.verdict.code, code, "%s (cut at %zu): verdict %s", name, first,
+		     verdict_code_name(s.verdict.code));
+}
+
+/* openssl s_client offering a 17 KB ALPN list: the first segment is the
+ * ClientHello's first record, whole (16389 bytes); the second record
+ * follows in the next segment. */
+Test(observer, client_hello_over_16k_is_tls)
+{
+	struct cut_sink s;
+
+	expect_big_first_segment("big_hello.pcap", 0, V_CERT_NOT_REQUESTED);
+	expect_big_first_segment("big_hello.pcap", 3, V_CERT_NOT_REQUESTED);
+	run_cut("big_hello.pcap", 0, &s);
+	cr_assert_eq(s.facts.ch.n_alpn, FACTS_MAX_ALPN, "the ALPN list was read");
+	cr_assert(strncmp(s.facts.ch.alpn[0], "mtlsdiag-00-xxx", 15) == 0, "%s", s.facts.ch.alpn[0]);
+}
+
+/* A TLS 1.3 resumption whose client wrote its ClientHello and 40000 bytes
+ * of early data at once: a 32741-byte first segment. */
+Test(observer, client_hello_and_early_data_in_one_segment_is_tls)
+{
+	struct cut_sink s;
+
+	expect_big_first_segment("early_data.pcap", 0, V_RESUMED);
+	expect_big_first_segment("early_data.pcap", 3, V_RESUMED);
+	run_cut("early_data.pcap", 0, &s);
+	cr_assert(s.facts.ch.early_data, "the early_data extension was read");
+	cr_assert(s.facts.ch.has_psk);
+}
+
+/* ---- a chain past any verify depth ---- */
+
+static void put_u24(uint8_t *p, size_t v)
+{
+	p[0] = (uint8_t)(v >> 16);
+	p[1] = (uint8_t)(v >> 8);
+	p[2] = (uint8_t)v;
+}
+
+/* Feeds one handshake message as TLS 1.2 records of at most 16 KiB. */
+static void feed_records(struct obs_conn *c, enum side from, const uint8_t *msg, size_t len, const struct timeval *ts)
+{
+	uint8_t rec[5 + 16384];
+	size_t off, n;
+
+	for (off = 0; off < len; off += n) {
+		n = len - off < 16384 ? len - off : 16384;
+		rec[0] = 22;
+		rec[1] = 3;
+		rec[2] = 3;
+		rec[3] = (uint8_t)(n >> 8);
+		rec[4] = (uint8_t)n;
+		memcpy(rec + 5, msg + off, n);
+		obs_conn_feed(c, from, rec, 5 + n, ts);
+	}
+}
+
+/* A client Certificate of 150 copies of the lab's leaf (curl's real
+ * ClientHello and the server's ServerHello before it): the first
+ * FACTS_MAX_CHAIN_KEPT are summarized, the rest counted, the chain is not
+ * judged, and the record says so. */
+Test(observer, a_chain_past_any_verify_depth_is_kept_in_part_and_not_judged)
+{
+	size_t ch_len, sh_len, cert_len, der_len, i, msg_len, at;
+	uint8_t *ch = test_load("tests/data/msgs/clienthello_curl_tls12.bin", &ch_len);
+	uint8_t *sh = test_load("tests/data/msgs/serverhello_tls12.bin", &sh_len);
+	uint8_t *cert = test_load("tests/data/msgs/certificate_client_chain_tls12.bin", &cert_len), *msg;
+	struct observer_config cfg = { 0 };
+	struct endpoint a = { "127.0.0.1", 40000 }, b = { "127.0.0.1", 443 };
+	struct timeval ts = { 1700000000, 0 };
+	struct obs_conn *c;
+	const struct conn_facts *f;
+	const struct verdict *v;
+
+	/* type, length, list length, then the first entry: its length and DER */
+	der_len = (size_t)cert[7] << 16 | (size_t)cert[8] << 8 | cert[9];
+	cr_assert_lt(10 + der_len, cert_len + 1);
+	msg_len = 4 + 3 + 150 * (3 + der_len);
+	msg = malloc(msg_len);
+	cr_assert_not_null(msg);
+	msg[0] = 11;
+	put_u24(msg + 1, msg_len - 4);
+	put_u24(msg + 4, msg_len - 7);
+	for (i = 0, at = 7; i < 150; i++, at += 3 + der_len)
+		memcpy(msg + at, cert + 7, 3 + der_len);
+	cfg.certs = cert_cache_new(16);
+	c = obs_conn_new(&cfg, &a, &b, &ts, true);
+	feed_records(c, SIDE_CLIENT, ch, ch_len, &ts);
+	feed_records(c, SIDE_SERVER, sh, sh_len, &ts);
+	feed_records(c, SIDE_CLIENT, msg, msg_len, &ts);
+	v = obs_conn_finish(c, true, &ts);
+	f = obs_conn_facts(c);
+	cr_assert(f->client_cert_seen && !f->client_cert_empty);
+	cr_assert_eq(f->client_chain.n_on_wire, 150);
+	cr_assert_eq(f->client_chain.n, FACTS_MAX_CHAIN_KEPT);
+	cr_assert_str_eq(f->client_chain.certs[0].subject, "CN=good-client, O=mtlsdiag Lab");
+	cr_assert(strstr(f->decode_error, "the client sent 150 certificates: the first 100 are kept"), "%s",
+		  f->decode_error);
+	cr_assert_neq(v->code, V_SERVER_REJECTED_CHAIN, "a cut chain is not judged");
+	obs_conn_free(c);
+	cert_cache_free(cfg.certs);
+	free(msg);
+	free(ch);
+	free(sh);
+	free(cert);
 }

@@ -203,17 +203,59 @@ static void check_chain(const char *name, bool tls13)
 	struct cursor body;
 	uint8_t *buf = load_msg(name, TLS_HS_CERTIFICATE, &body);
 	struct cert_list list;
+	struct cursor it, der;
 	size_t i;
 
 	cr_assert(tls_parse_certificate(&body, tls13, &list), "%s", name);
 	cr_assert_geq(list.n_total, 1, "%s", name);
-	for (i = 0; i < list.n; i++) {
-		const uint8_t *p = cursor_data(&list.der[i]);
-		X509 *x = d2i_X509(NULL, &p, (long)cursor_len(&list.der[i]));
+	it = list.certs;
+	for (i = 0; tls_cert_list_next(&list, &it, &der); i++) {
+		const uint8_t *p = cursor_data(&der);
+		X509 *x = d2i_X509(NULL, &p, (long)cursor_len(&der));
 
 		cr_assert_not_null(x, "%s: certificate %zu does not parse", name, i);
 		X509_free(x);
 	}
+	cr_assert_eq(i, list.n_total, "%s: every certificate handed out", name);
+	cr_assert_eq(cursor_len(&it), 0, "%s", name);
+	free(buf);
+}
+
+/* No count limits a chain: forty copies of a real certificate are forty
+ * entries, all handed out.  An empty entry is malformed (ASN.1Cert<1..>). */
+Test(certificate, any_number_of_entries_none_empty)
+{
+	struct cursor body, it, der, first;
+	struct cert_list list;
+	uint8_t *buf = load_msg("certificate_client_chain_tls12.bin", TLS_HS_CERTIFICATE, &body);
+	static uint8_t many[3 + 40 * (3 + 4096)];
+	static const uint8_t empty_entry[] = { 0x00, 0x00, 0x03, 0x00, 0x00, 0x00 };
+	size_t n = 3, i, len;
+
+	cr_assert(tls_parse_certificate(&body, false, &list));
+	it = list.certs;
+	cr_assert(tls_cert_list_next(&list, &it, &first));
+	len = cursor_len(&first);
+	cr_assert_leq(len, 4096);
+	for (i = 0; i < 40; i++) {
+		many[n++] = (uint8_t)(len >> 16);
+		many[n++] = (uint8_t)(len >> 8);
+		many[n++] = (uint8_t)len;
+		memcpy(many + n, cursor_data(&first), len);
+		n += len;
+	}
+	many[0] = (uint8_t)((n - 3) >> 16);
+	many[1] = (uint8_t)((n - 3) >> 8);
+	many[2] = (uint8_t)(n - 3);
+	cursor_init(&body, many, n);
+	cr_assert(tls_parse_certificate(&body, false, &list));
+	cr_assert_eq(list.n_total, 40);
+	it = list.certs;
+	for (i = 0; tls_cert_list_next(&list, &it, &der); i++)
+		cr_assert_eq(cursor_len(&der), len);
+	cr_assert_eq(i, 40);
+	cursor_init(&body, empty_entry, sizeof(empty_entry));
+	cr_assert_not(tls_parse_certificate(&body, false, &list), "an empty certificate entry");
 	free(buf);
 }
 
