@@ -440,13 +440,19 @@ Test(middlebox, direct_connections_are_not_paired)
 	char cmd[2048];
 	long long t0, t1;
 
-	if (system("command -v mergecap >/dev/null 2>&1 && command -v editcap >/dev/null 2>&1") != 0)
-		cr_skip_test("mergecap and editcap (wireshark-common) are not installed");
+	if (system("command -v mergecap >/dev/null 2>&1 && command -v editcap >/dev/null 2>&1 && "
+		   "command -v capinfos >/dev/null 2>&1") != 0)
+		cr_skip_test("mergecap, editcap and capinfos (wireshark-common) are not installed");
 	/* nginx-off never asks, nginx-on asks and gets nothing: the same SNI
 	 * on another port is another service, even at the same moment (the
-	 * nginx-off capture, 16 s later, is moved onto the other) */
-	snprintf(cmd, sizeof(cmd), "cd '%s' && editcap -t -16 tests/data/lab/captures/nginx-off_good_tls12.pcap /tmp/mtlsdiag-mb-off.pcap && "
-		 "mergecap -F pcap -w /tmp/mtlsdiag-mb-direct.pcap /tmp/mtlsdiag-mb-off.pcap tests/data/lab/captures/nginx-on_none_tls12.pcap",
+	 * nginx-off capture, taken some seconds later, is moved onto the
+	 * other: by the difference of their start times, which changes each
+	 * time the lab is recorded) */
+	snprintf(cmd, sizeof(cmd), "cd '%s' && on=tests/data/lab/captures/nginx-on_none_tls12.pcap && "
+		 "off=tests/data/lab/captures/nginx-off_good_tls12.pcap && "
+		 "shift=$(capinfos -T -r -a -S \"$on\" \"$off\" | awk -F'\\t' 'NR == 1 { a = $2 } NR == 2 { b = $2 } "
+		 "END { printf \"%%.6f\", a - b }') && editcap -t \"$shift\" \"$off\" /tmp/mtlsdiag-mb-off.pcap && "
+		 "mergecap -F pcap -w /tmp/mtlsdiag-mb-direct.pcap /tmp/mtlsdiag-mb-off.pcap \"$on\"",
 		 test_path(""));
 	cr_assert_eq(system(cmd), 0);
 	pcap("/tmp/mtlsdiag-mb-direct.pcap");
