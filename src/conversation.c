@@ -193,10 +193,15 @@ enum conv_outcome conversation_outcome(const struct conversation *c)
 	 * page, or it closes after every answer (the client asked it to with
 	 * HTTP/1.0 or Connection: close; gnutls-serv --http), which only the
 	 * answer's size tells apart */
-	if (c->first_answer_largest >= CONV_ERROR_PAGE_MIN && c->first_answer_largest <= CONV_ERROR_PAGE_MAX &&
-	    c->close_us - c->first_answer_end_us <= CONV_CLOSE_SOON_US)
+	if (conversation_error_page(c) && c->close_us - c->first_answer_end_us <= CONV_CLOSE_SOON_US)
 		return CONV_REFUSED;
 	return CONV_UNKNOWN;
+}
+
+bool conversation_error_page(const struct conversation *c)
+{
+	return c->answers >= 1 && c->first_answer_largest >= CONV_ERROR_PAGE_MIN &&
+	       c->first_answer_largest <= CONV_ERROR_PAGE_MAX;
 }
 
 static const char *how_label(enum conv_close how)

@@ -77,6 +77,9 @@ enum conv_outcome {
 
 enum conv_outcome conversation_outcome(const struct conversation *c) __attribute__((nonnull));
 
+/* The first answer came in a record of an error page's size. */
+bool conversation_error_page(const struct conversation *c) __attribute__((nonnull));
+
 /* The pattern in words, for an evidence line ("the server answered once
  * (406 bytes) and closed the connection 1 ms later, before the client"). */
 void conversation_describe(const struct conversation *c, char *buf, size_t len) __attribute__((nonnull));

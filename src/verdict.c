@@ -173,15 +173,13 @@ static const char *close_label(enum close_kind k)
  * as a conversation; `alert_len` is the TLS 1.3 alert-record size (0 below
  * 1.3, where alerts show as such).  The pattern in words goes to `words`. */
 static enum conv_outcome read_on(const struct conn_facts *f, uint32_t after, size_t alert_len,
-				 char *words, size_t wordslen)
+				 struct conversation *cv, char *words, size_t wordslen)
 {
-	struct conversation cv;
-
 	/* per record: TLS 1.3 inner type and tag; below, an AEAD's explicit
 	 * nonce and tag (CBC's padding varies: the size is approximate) */
-	conversation_read(f, after, alert_len, alert_len ? alert_len - 2 : 24, &cv);
-	conversation_describe(&cv, words, wordslen);
-	return conversation_outcome(&cv);
+	conversation_read(f, after, alert_len, alert_len ? alert_len - 2 : 24, cv);
+	conversation_describe(cv, words, wordslen);
+	return conversation_outcome(cv);
 }
 
 /* What would tell a hidden outcome: a key log, unless the analyser is the
@@ -378,6 +376,7 @@ static void conclude_no_cert(const struct conn_facts *f, const struct server_ans
 			     enum basis basis, size_t alert_len, struct verdict *v)
 {
 	char words[VERDICT_EVIDENCE_LEN];
+	struct conversation cv;
 
 	describe_answer(f, ans, v);
 	if (ans->kind != ANS_CONTINUED) {
@@ -405,7 +404,7 @@ static void conclude_no_cert(const struct conn_facts *f, const struct server_ans
 		EVIDENCE(v, "the server sent application data after the client's flight (decrypted, not HTTP): the session went on without a client certificate");
 		return;
 	}
-	switch (read_on(f, ans->after, alert_len, words, sizeof(words))) {
+	switch (read_on(f, ans->after, alert_len, &cv, words, sizeof(words))) {
 	case CONV_WENT_ON:
 	case CONV_SERVED_CLOSE:
 		set(v, V_NO_CERT_ACCEPTED, R_NONE, F_NONE, B_INFERRED);
@@ -419,6 +418,15 @@ static void conclude_no_cert(const struct conn_facts *f, const struct server_ans
 		return;
 	case CONV_UNKNOWN:
 		break;
+	}
+	if (conversation_error_page(&cv)) {
+		/* a server that asked and got nothing answered with a page of
+		 * an error page's size: nginx's 400, its close crossing the
+		 * client's */
+		set(v, V_CLIENT_SENT_NO_CERT, R_NONE, F_CLIENT, B_INFERRED);
+		EVIDENCE(v, "%s; the answer is an error page's size: the way nginx refuses a missing certificate (HTTP 400 \"No required SSL certificate was sent\")",
+			 words);
+		return;
 	}
 	/* nginx with ssl_verify_client on answers 400 inside the encrypted
 	 * stream and closes; with optional it serves and keeps the connection:
@@ -459,6 +467,7 @@ static void conclude_chain(const struct conn_facts *f, const struct chain_report
 	enum reason_code predicted = chain && chain->n ? chain->findings[0].reason : R_NONE;
 	enum reason_code reason;
 	char words[VERDICT_EVIDENCE_LEN];
+	struct conversation cv;
 
 	describe_answer(f, ans, v);
 	switch (ans->kind) {
@@ -475,10 +484,11 @@ static void conclude_chain(const struct conn_facts *f, const struct chain_report
 		}
 		if (predicted == R_NONE && reason == R_UNKNOWN_ISSUER && f->cr.seen && f->cr.n_ca_names_on_wire == 0 &&
 		    leaf_issuer_not_sent(&f->client_chain)) {
-			/* wolfSSL names no CA: a leaf sent without its issuer
-			 * is the likelier fault than a foreign CA */
-			reason = R_MISSING_INTERMEDIATE;
-			EVIDENCE(v, "the leaf's issuer %s was not sent and the server named no CAs to check it against: an intermediate is probably missing",
+			/* wolfSSL names no CA: a leaf sent without its
+			 * intermediate and a leaf from a CA the server does not
+			 * trust look alike (wolfSSL logs num=20 for both) */
+			reason = R_UNKNOWN;
+			EVIDENCE(v, "the leaf's issuer %s was not sent and the server named no CAs: an intermediate is missing, or that issuer is not one the server trusts; --ca-bundle with the server's bundle tells",
 				 f->client_chain.certs[0].issuer);
 		}
 		set(v, V_SERVER_REJECTED_CHAIN, reason, reason_fault(reason), basis);
@@ -528,7 +538,7 @@ static void conclude_chain(const struct conn_facts *f, const struct chain_report
 			EVIDENCE(v, "the server sent application data after the client's flight (decrypted, not HTTP): the session went on");
 			return;
 		}
-		switch (read_on(f, ans->after, alert_len, words, sizeof(words))) {
+		switch (read_on(f, ans->after, alert_len, &cv, words, sizeof(words))) {
 		case CONV_WENT_ON:
 		case CONV_SERVED_CLOSE:
 			set(v, V_CLIENT_CERT_ACCEPTED, R_NONE, F_NONE, B_INFERRED);
@@ -549,15 +559,26 @@ static void conclude_chain(const struct conn_facts *f, const struct chain_report
 		case CONV_UNKNOWN:
 			break;
 		}
-		if (predicted != R_NONE) {
+		if (predicted != R_NONE && conversation_error_page(&cv)) {
+			/* the answer is an error page's size: the predicted
+			 * refusal (nginx's 400), though its close crossed the
+			 * client's */
 			set(v, V_SERVER_REJECTED_CHAIN, predicted, reason_fault(predicted), B_INFERRED);
-			EVIDENCE(v, "a verifying server must refuse this chain (nginx completes the handshake and answers HTTP 400)");
+			EVIDENCE(v, "a verifying server must refuse this chain, and the answer is an error page's size (nginx completes the handshake and answers HTTP 400)");
 			chain_evidence(chain, v);
 			EVIDENCE(v, "%s", words);
 			return;
 		}
 		set(v, V_UNDETERMINED, R_NONE, F_UNKNOWN, B_INFERRED);
 		EVIDENCE(v, "%s", words);
+		if (predicted != R_NONE) {
+			/* a server in optional mode (lighttpd without enforce)
+			 * serves a chain that fails the checks */
+			chain_evidence(chain, v);
+			EVIDENCE(v, "a verifying server refuses this chain, one that does not verify (optional mode) serves it; %s",
+				 what_tells(f));
+			return;
+		}
 		EVIDENCE(v, "no alert: a server that refuses with one (HAProxy, Apache, OpenSSL, GnuTLS) accepted the certificate, but nginx refuses inside the encrypted stream; %s",
 			 what_tells(f));
 		return;
