@@ -277,3 +277,76 @@ Test(verdict12, empty_certificate_and_fatal_alert_observed)
 	cr_assert_eq(v.fault, F_CLIENT);
 	cr_assert(strstr(v.evidence[0], "CN=Lab Client Root CA"), "evidence: %s", v.evidence[0]);
 }
+
+/* TLS 1.3 read with a key log: the client sent its chain and Finished. */
+static void decrypted13_chain_sent(struct conn_facts *f)
+{
+	base13(f, 0x1302);
+	f->dir[SIDE_SERVER].decrypted = f->dir[SIDE_CLIENT].decrypted = 6;
+	f->dir[SIDE_SERVER].finished_seen = true;
+	f->cr.seen = true;
+	f->cr.seq = ++seq;
+	f->dir[SIDE_SERVER].finished_seq = ++seq;
+	f->client_cert_seen = true;
+	f->client_cert_seq = ++seq;
+	f->dir[SIDE_CLIENT].finished_seen = true;
+	f->dir[SIDE_CLIENT].finished_seq = ++seq;
+}
+
+/* Java closes a TLS 1.3 session it served with a warning user_canceled
+ * and close_notify: after its data, that ends the session, it refuses
+ * nothing. */
+Test(verdict13, a_warning_after_the_servers_data_is_no_refusal)
+{
+	struct conn_facts f;
+	struct verdict v;
+
+	decrypted13_chain_sent(&f);
+	f.dir[SIDE_SERVER].first_app_seq = ++seq;
+	f.alerts[0] = (struct alert){ .from = SIDE_SERVER, .level = 1, .description = 90, .encrypted = true,
+				      .decrypted = true, .seq = ++seq };
+	f.alerts[1] = (struct alert){ .from = SIDE_SERVER, .level = 1, .description = 0, .encrypted = true,
+				      .decrypted = true, .seq = ++seq };
+	f.n_alerts = 2;
+	verdict_decide(&f, NULL, &v);
+	cr_assert_eq(v.code, V_CLIENT_CERT_ACCEPTED, "%s", verdict_code_name(v.code));
+	cr_assert_eq(v.basis, B_DECRYPTED);
+}
+
+/* The same warning before any data ends the handshake: a refusal. */
+Test(verdict13, a_warning_before_any_data_still_ends_the_handshake)
+{
+	struct conn_facts f;
+	struct verdict v;
+
+	decrypted13_chain_sent(&f);
+	f.alerts[0] = (struct alert){ .from = SIDE_SERVER, .level = 1, .description = 90, .encrypted = true,
+				      .decrypted = true, .seq = ++seq };
+	f.n_alerts = 1;
+	closes(&f, SIDE_SERVER);
+	verdict_decide(&f, NULL, &v);
+	cr_assert_eq(v.code, V_SERVER_REJECTED_CHAIN, "%s", verdict_code_name(v.code));
+}
+
+/* An application's 401 after a client-certificate handshake, decrypted,
+ * is a refusal (Node.js with rejectUnauthorized false). */
+Test(verdict13, a_decrypted_401_is_a_refusal)
+{
+	struct conn_facts f;
+	struct verdict v;
+
+	decrypted13_chain_sent(&f);
+	f.dir[SIDE_SERVER].first_app_seq = ++seq;
+	f.http_status = 401;
+	verdict_decide(&f, NULL, &v);
+	cr_assert_eq(v.code, V_SERVER_REJECTED_CHAIN, "%s", verdict_code_name(v.code));
+	cr_assert_eq(v.basis, B_DECRYPTED);
+	{
+		size_t i;
+		bool said = false;
+
+		for (i = 0; i < v.n_evidence; i++)
+			said = said || strstr(v.evidence[i], "answered HTTP 401");
+		cr_assert(said, "the status is in the evidence");
+	}
+}
