@@ -112,6 +112,16 @@ void report_line(char *buf, size_t len, const struct conn_facts *f, const struct
 	report_endpoint(client, sizeof(client), f->client.ip, f->client.port);
 	report_endpoint(server, sizeof(server), f->ch.sni[0] ? f->ch.sni : f->server.ip, f->server.port);
 	headline(head, sizeof(head), f, v);
+	/* a refusal read in the HTTP answer says its status first */
+	if (f->http_status >= 400 && (v->code == V_SERVER_REJECTED_CHAIN || v->code == V_CLIENT_SENT_NO_CERT) &&
+	    !strstr(head, "HTTP ")) {
+		char with[sizeof(head)];
+
+		snprintf(with, sizeof(with), "HTTP %d%s%s%s", f->http_status, f->http_reason[0] ? " " : "", f->http_reason,
+			 head[0] ? "; " : "");
+		snprintf(with + strlen(with), sizeof(with) - strlen(with), "%s", head);
+		snprintf(head, sizeof(head), "%s", with);
+	}
 	snprintf(buf, len, "%s %s -> %s %s %s%s%s (fault: %s; %s)%s%s", ts, client, server,
 		 verdict_tls_label(f), verdict_code_text(v->code), reason ? ": " : "", reason ? reason : "",
 		 fault_name(v->fault), basis_name(v->basis), head[0] ? " " : "", head);

@@ -61,7 +61,7 @@ int lab_truth_load(struct lab_truth *out, const char *path, char *err, size_t er
 {
 	FILE *f = fopen(path, "r");
 	char line[4096], *col[MAX_COLS];
-	int idx[C_COUNT];
+	int idx[C_COUNT], mode_idx = -1;
 	size_t nh, i, cap = 0;
 	int ret = 0;
 
@@ -87,6 +87,10 @@ int lab_truth_load(struct lab_truth *out, const char *path, char *err, size_t er
 			goto Exit;
 		}
 	}
+	/* optional: rows recorded before client modes were keep-alive */
+	for (i = 0; i < nh; i++)
+		if (strcmp(col[i], "client_mode") == 0)
+			mode_idx = (int)i;
 	while (fgets(line, sizeof(line), f)) {
 		struct lab_case *c;
 		char *us;
@@ -120,6 +124,7 @@ int lab_truth_load(struct lab_truth *out, const char *path, char *err, size_t er
 		copy_col(c->fault, sizeof(c->fault), col[idx[C_FAULT]]);
 		c->undetermined_ok = strcmp(col[idx[C_UNDET]], "1") == 0;
 		copy_col(c->keyless, sizeof(c->keyless), col[idx[C_KEYLESS]]);
+		copy_col(c->client_mode, sizeof(c->client_mode), mode_idx >= 0 ? col[mode_idx] : "ka");
 	}
 	ret = 1;
 Exit:

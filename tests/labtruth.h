@@ -22,6 +22,7 @@ struct lab_case {
 	char fault[16];
 	bool undetermined_ok;  /* encrypted without a key log: undetermined is honest */
 	char keyless[96];      /* verdict/reason/fault the wire alone shows, "" if the truth */
+	char client_mode[8];   /* ka: curl as it comes (keep-alive); close: HTTP/1.1 with Connection: close; h2: HTTP/2 */
 };
 
 struct lab_truth {

@@ -439,6 +439,14 @@ static void run_curl(struct run *r, const struct lab_case *c, uint16_t port, con
 		argv[n++] = "--key";
 		argv[n++] = key;
 	}
+	/* the client mode, as scripts/lab's client_mode_args */
+	if (strcmp(c->client_mode, "close") == 0) {
+		argv[n++] = "--http1.1";
+		argv[n++] = "-H";
+		argv[n++] = "Connection: close";
+	} else if (strcmp(c->client_mode, "h2") == 0) {
+		argv[n++] = "--http2";
+	}
 	argv[n++] = url;
 	argv[n] = NULL;
 	out->exit_code = e2e_run(argv, &io, 20000);
@@ -504,7 +512,7 @@ static void curl_server(const char *id)
 /* The servers of LAB_SERVERS in scripts/lab; truth_rows_all_have_a_test
  * keeps this list and truth.tsv together. */
 static const char *const lab_servers[] = {
-	"nginx-on", "nginx-optional", "nginx-off", "nginx-depth1", "nginx-depth0", "haproxy",
+	"nginx-on", "nginx-optional", "nginx-off", "nginx-depth1", "nginx-depth0", "nginx-h2-on", "nginx-h2-optional", "haproxy",
 	"apache", "openssl", "openssl-depth1", "openssl-depth0", "gnutls", "node-required", "node-http401",
 	"go", "java", "lighttpd-openssl", "lighttpd-mbedtls", "lighttpd-wolfssl", "lighttpd-optional", "caddy", "nss",
 };
@@ -516,6 +524,8 @@ Test(proxy_lab, nginx_optional) { curl_server("nginx-optional"); }
 Test(proxy_lab, nginx_off) { curl_server("nginx-off"); }
 Test(proxy_lab, nginx_depth1) { curl_server("nginx-depth1"); }
 Test(proxy_lab, nginx_depth0) { curl_server("nginx-depth0"); }
+Test(proxy_lab, nginx_h2_on) { curl_server("nginx-h2-on"); }
+Test(proxy_lab, nginx_h2_optional) { curl_server("nginx-h2-optional"); }
 Test(proxy_lab, haproxy) { curl_server("haproxy"); }
 Test(proxy_lab, apache) { curl_server("apache"); }
 Test(proxy_lab, openssl) { curl_server("openssl"); }
