@@ -560,7 +560,7 @@ Test(corpus, same_certificate_requests_and_client_certificates_as_tshark, .timeo
  * long session (optional client authentication); FlowTest's: a chain, an
  * answer, and the connection open 34 s more; zeek's refused one: the
  * server's alert. */
-Test(corpus, sessions_that_went_on_are_served, .timeout = 60)
+Test(corpus, sessions_that_went_on_are_served)
 {
 	static const struct {
 		const char *file;

@@ -350,3 +350,100 @@ Test(verdict13, a_decrypted_401_is_a_refusal)
 		cr_assert(said, "the status is in the evidence");
 	}
 }
+
+/* TLS 1.2 without keys: an expired chain the checks refuse, sent to a
+ * server that asked; the handshake completed. */
+static void expired_chain12(struct conn_facts *f, struct chain_report *chain)
+{
+	static const char names[1][256] = { "CN=Lab Client Root CA, O=mtlsdiag Lab" };
+
+	memset(f, 0, sizeof(*f));
+	memset(chain, 0, sizeof(*chain));
+	seq = 0;
+	f->is_tls = f->saw_syn = f->ch.seen = f->sh.seen = true;
+	f->sh.selected_version = 0x0303;
+	f->sh.seq = ++seq;
+	f->server_cert_seen = f->server_hello_done = true;
+	f->cr.seen = true;
+	f->cr.seq = ++seq;
+	f->cr.n_ca_names = 1;
+	f->cr.ca_names = names;
+	f->client_cert_seen = true;
+	f->client_cert_seq = ++seq;
+	f->dir[SIDE_CLIENT].ccs_seen = true;
+	f->dir[SIDE_CLIENT].ccs_seq = ++seq;
+	f->dir[SIDE_SERVER].ccs_seen = true;
+	f->dir[SIDE_SERVER].ccs_seq = ++seq;
+	chain->checked = true;
+	chain->n = 1;
+	chain->findings[0].reason = R_EXPIRED;
+	snprintf(chain->findings[0].text, sizeof(chain->findings[0].text),
+		 "client certificate CN=expired-client expired 2021-01-01T00:00:00Z");
+}
+
+static void rec12(struct conn_facts *f, enum side from, uint16_t len, uint32_t us)
+{
+	struct direction_facts *d = &f->dir[from];
+
+	d->enc[d->n_enc].content_type = 23;
+	d->enc[d->n_enc].len = len;
+	d->enc[d->n_enc].seq = ++seq;
+	d->enc[d->n_enc].t_us = us;
+	d->n_enc++;
+	d->n_enc_total++;
+	d->app_records++;
+}
+
+/* A server in optional mode (lighttpd without enforce) that visibly went
+ * on with the chain: accepted, and the failed check is a security note. */
+Test(verdict12, a_chain_the_checks_refuse_served_twice_is_accepted_with_a_note)
+{
+	struct conn_facts f;
+	struct chain_report chain;
+	struct verdict v;
+	size_t i;
+	bool noted = false;
+
+	expired_chain12(&f, &chain);
+	rec12(&f, SIDE_CLIENT, 103, 1000);
+	rec12(&f, SIDE_SERVER, 244, 2000);
+	rec12(&f, SIDE_CLIENT, 103, 3000);
+	rec12(&f, SIDE_SERVER, 244, 4000);
+	verdict_decide(&f, &chain, &v);
+	cr_assert_eq(v.code, V_CLIENT_CERT_ACCEPTED, "%s", verdict_code_name(v.code));
+	cr_assert_eq(v.basis, B_INFERRED);
+	for (i = 0; i < v.n_evidence; i++)
+		noted = noted || strstr(v.evidence[i], "a security note, not a failure");
+	cr_assert(noted, "the failed check is kept as a note");
+}
+
+/* The same chain, one small answer, and no close that tells: the
+ * predicted refusal is not claimed (an optional-mode server serves it). */
+Test(verdict12, a_chain_the_checks_refuse_and_a_small_answer_is_undetermined)
+{
+	struct conn_facts f;
+	struct chain_report chain;
+	struct verdict v;
+
+	expired_chain12(&f, &chain);
+	rec12(&f, SIDE_CLIENT, 103, 1000);
+	rec12(&f, SIDE_SERVER, 244, 2000);
+	verdict_decide(&f, &chain, &v);
+	cr_assert_eq(v.code, V_UNDETERMINED, "%s", verdict_code_name(v.code));
+}
+
+/* ... but an answer of an error page's size confirms it (nginx's 400, its
+ * close crossing the client's). */
+Test(verdict12, a_chain_the_checks_refuse_and_an_error_page_is_refused)
+{
+	struct conn_facts f;
+	struct chain_report chain;
+	struct verdict v;
+
+	expired_chain12(&f, &chain);
+	rec12(&f, SIDE_CLIENT, 103, 1000);
+	rec12(&f, SIDE_SERVER, 391, 2000);
+	verdict_decide(&f, &chain, &v);
+	cr_assert_eq(v.code, V_SERVER_REJECTED_CHAIN, "%s", verdict_code_name(v.code));
+	cr_assert_eq(v.reason, R_EXPIRED);
+}
