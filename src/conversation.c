@@ -86,6 +86,21 @@ static size_t collect(const struct conn_facts *f, uint32_t after, size_t alert_l
 	return n;
 }
 
+/* A server turn of records no larger than this holds HTTP/2 control frames
+ * (SETTINGS, WINDOW_UPDATE, their acknowledgements: 9 to about 60 bytes);
+ * no HTTP/1 answer, with its status line and headers, is that small. */
+#define H2_CONTROL_MAX 64
+
+static bool client_offered_h2(const struct client_hello *ch)
+{
+	size_t i;
+
+	for (i = 0; i < ch->n_alpn; i++)
+		if (strcmp(ch->alpn[i], "h2") == 0)
+			return true;
+	return false;
+}
+
 void conversation_read(const struct conn_facts *f, uint32_t after, size_t alert_len, size_t overhead,
 		       struct conversation *out)
 {
@@ -93,8 +108,9 @@ void conversation_read(const struct conn_facts *f, uint32_t after, size_t alert_
 	size_t n = collect(f, after, alert_len, evs), i;
 	bool closed[2] = { false, false };
 	int turn = -1;                  /* the side of the current turn */
-	uint32_t last_us = 0;
+	uint32_t last_us = 0, turn_largest = 0;
 	struct timeval until = f->seen_until;
+	bool h2_offered = client_offered_h2(&f->ch);
 
 	memset(out, 0, sizeof(*out));
 	out->http2 = strcmp(f->sh.alpn, "h2") == 0 || f->http2;
@@ -127,13 +143,23 @@ void conversation_read(const struct conn_facts *f, uint32_t after, size_t alert_
 		if (e->from == SIDE_CLIENT) {
 			if (e->len == overhead + 9)
 				out->http2 = true;
+			/* the client spoke again after a server turn of control
+			 * frames only (HTTP/2's SETTINGS answer to its preface) */
+			if (h2_offered && turn == SIDE_SERVER && turn_largest <= H2_CONTROL_MAX)
+				out->http2 = true;
 			if (turn != SIDE_CLIENT)
 				out->requests++;
 		} else if (out->requests == 0) {
 			out->server_first++;
 		} else {
-			if (turn != SIDE_SERVER)
+			uint32_t size = e->len > overhead ? (uint32_t)(e->len - overhead) : 0;
+
+			if (turn != SIDE_SERVER) {
 				out->answers++;
+				turn_largest = 0;
+			}
+			if (size > turn_largest)
+				turn_largest = size;
 			if (out->answers == 1) {
 				uint32_t payload = e->len > overhead ? (uint32_t)(e->len - overhead) : 0;
 

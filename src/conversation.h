@@ -28,10 +28,12 @@ struct conversation {
 	uint32_t first_answer_largest;  /* its largest record's payload: the page, beside tickets sent late */
 	uint32_t first_answer_end_us;   /* the time of its last record */
 	bool more;                      /* records beyond those kept: the conversation went on past them */
-	/* HTTP/2: the server selected it (ALPN seen), or the client sent a
+	/* HTTP/2: the server selected it (ALPN seen); or the client sent a
 	 * record of one bare frame header (9 bytes: a SETTINGS ACK), which no
-	 * HTTP/1 client sends.  nginx refuses over HTTP/2 with a 400 and keeps
-	 * the connection: the close order tells nothing there. */
+	 * HTTP/1 client sends; or, having offered h2, it spoke again after a
+	 * server turn of control frames only (the SETTINGS that answer its
+	 * preface).  nginx refuses over HTTP/2 with a 400 and keeps the
+	 * connection: the close order tells nothing there. */
 	bool http2;
 	/* the first side to end it: close_notify (or another alert), FIN or RST */
 	bool closed;

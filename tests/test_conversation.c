@@ -5,6 +5,7 @@
 #include "config.h"
 
 #include <criterion/criterion.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "conversation.h"
@@ -330,4 +331,59 @@ Test(conversation, only_what_follows_the_flight_counts)
 	cr_assert_eq(read(&s, &cv, words, sizeof(words)), CONV_UNKNOWN, "%s", words);
 	cr_assert_eq(cv.requests, 1);
 	cr_assert_eq(cv.answers, 1);
+}
+
+static void offer_h2(struct script *s)
+{
+	snprintf(s->f.ch.alpn[0], sizeof(s->f.ch.alpn[0]), "h2");
+	snprintf(s->f.ch.alpn[1], sizeof(s->f.ch.alpn[1]), "http/1.1");
+	s->f.ch.n_alpn = 2;
+}
+
+/* curl --http2 to nginx refusing (as the proxy reads it, the client's
+ * SETTINGS ACK sent with its HEADERS): preface, the server's SETTINGS, the
+ * request, the 400, and the client leaves while nginx lets it go.  The
+ * server's turn of control frames says HTTP/2: the close order tells
+ * nothing. */
+Test(conversation, http2_settings_turn_makes_the_close_order_tell_nothing)
+{
+	struct script s;
+	struct conversation cv;
+	char words[256];
+
+	start(&s);
+	offer_h2(&s);
+	rec(&s, SIDE_SERVER, 74, 3174);
+	rec(&s, SIDE_SERVER, 74, 3201);
+	rec(&s, SIDE_CLIENT, 81, 3221);
+	rec(&s, SIDE_SERVER, 57, 3226);
+	rec(&s, SIDE_SERVER, 26, 3250);
+	rec(&s, SIDE_CLIENT, 83, 3259);
+	rec(&s, SIDE_SERVER, 322, 3352);
+	fin(&s, SIDE_CLIENT, CLOSE_FIN, 3543);
+	fin(&s, SIDE_SERVER, CLOSE_FIN, 3629);
+	cr_assert_eq(read(&s, &cv, words, sizeof(words)), CONV_UNKNOWN, "%s", words);
+	cr_assert(cv.http2);
+	cr_assert(strstr(words, "HTTP/2"), "%s", words);
+}
+
+/* The same client offering h2 to a server that chose HTTP/1.1 (nginx
+ * without http2): its first answer is a page, not control frames. */
+Test(conversation, an_http1_answer_to_a_client_offering_h2_is_read_as_http1)
+{
+	struct script s;
+	struct conversation cv;
+	char words[256];
+
+	start(&s);
+	offer_h2(&s);
+	rec(&s, SIDE_SERVER, 74, 15355);
+	rec(&s, SIDE_SERVER, 74, 15399);
+	rec(&s, SIDE_CLIENT, 96, 15771);
+	rec(&s, SIDE_SERVER, 177, 15947);
+	rec(&s, SIDE_CLIENT, ALERT_LEN, 16172);
+	fin(&s, SIDE_CLIENT, CLOSE_FIN, 16248);
+	fin(&s, SIDE_SERVER, CLOSE_FIN, 16960);
+	cr_assert_eq(read(&s, &cv, words, sizeof(words)), CONV_WENT_ON, "%s", words);
+	cr_assert_not(cv.http2);
 }
