@@ -55,6 +55,13 @@ static int parse_sni(struct cursor data, struct client_hello *out)
 	return 1;
 }
 
+/* One extension of a list (RFC 8446 4.2): its type and its data, inside
+ * their own bounds. */
+static int next_extension(struct cursor *exts, uint16_t *type, struct cursor *data)
+{
+	return cursor_get_u16(exts, type) && cursor_get_u16_prefixed(exts, data);
+}
+
 static int parse_alpn(struct cursor data, struct client_hello *out)
 {
 	struct cursor list, proto;
@@ -130,7 +137,7 @@ int tls_parse_client_hello(const struct cursor *body, struct client_hello *out)
 		while (cursor_len(&exts)) {
 			uint16_t type;
 
-			if (!cursor_get_u16(&exts, &type) || !cursor_get_u16_prefixed(&exts, &ext))
+			if (!next_extension(&exts, &type, &ext))
 				return 0;
 			if (out->n_exts < FACTS_MAX_EXTS)
 				out->exts[out->n_exts++] = type;
@@ -188,7 +195,7 @@ int tls_parse_encrypted_extensions(const struct cursor *body, struct server_hell
 	while (cursor_len(&exts)) {
 		uint16_t type;
 
-		if (!cursor_get_u16(&exts, &type) || !cursor_get_u16_prefixed(&exts, &ext))
+		if (!next_extension(&exts, &type, &ext))
 			return 0;
 		if (type == TLS_EXT_ALPN && !parse_alpn_selected(ext, sh->alpn, sizeof(sh->alpn)))
 			return 0;
@@ -220,7 +227,7 @@ int tls_parse_server_hello(const struct cursor *body, const struct client_hello 
 		while (cursor_len(&exts)) {
 			uint16_t type, v;
 
-			if (!cursor_get_u16(&exts, &type) || !cursor_get_u16_prefixed(&exts, &ext))
+			if (!next_extension(&exts, &type, &ext))
 				return 0;
 			if (type == TLS_EXT_SUPPORTED_VERSIONS) {
 				if (!cursor_get_u16(&ext, &v) || cursor_len(&ext))
@@ -311,7 +318,7 @@ int tls_parse_cert_request(const struct cursor *body, uint16_t version,
 		while (cursor_len(&exts)) {
 			uint16_t type;
 
-			if (!cursor_get_u16(&exts, &type) || !cursor_get_u16_prefixed(&exts, &ext))
+			if (!next_extension(&exts, &type, &ext))
 				return 0;
 			if (type == TLS_EXT_SIGNATURE_ALGORITHMS) {
 				if (!cursor_get_u16_prefixed(&ext, &algs) || cursor_len(&ext) ||
