@@ -259,9 +259,10 @@ pid_t px_start_s_server_in(const char *prefix, const char *addr, uint16_t port)
 			argv[n++] = tok;
 	}
 	{
-		static const char *const tail[] = {
-			"openssl", "s_server", "-accept", NULL, "-cert", PKI "server.pem", "-key", PKI "server.key",
-			"-CAfile", PKI "client-root.pem", "-Verify", "1", "-verify_return_error", "-www",
+		/* the lab PKI by its absolute path: tests run from the build tree */
+		const char *const tail[] = {
+			"openssl", "s_server", "-accept", NULL, "-cert", px_pki("server.pem"), "-key", px_pki("server.key"),
+			"-CAfile", px_pki("client-root.pem"), "-Verify", "1", "-verify_return_error", "-www",
 		};
 		size_t i;
 

@@ -295,9 +295,9 @@ static pid_t start_tls_echo(int lfd, int report_fd)
 	}
 	px_child_guard(60);
 	ctx = SSL_CTX_new(TLS_server_method());
-	if (!ctx || SSL_CTX_use_certificate_chain_file(ctx, PKI "server.pem") != 1 ||
-	    SSL_CTX_use_PrivateKey_file(ctx, PKI "server.key", SSL_FILETYPE_PEM) != 1 ||
-	    SSL_CTX_load_verify_locations(ctx, PKI "client-root.pem", NULL) != 1)
+	if (!ctx || SSL_CTX_use_certificate_chain_file(ctx, px_pki("server.pem")) != 1 ||
+	    SSL_CTX_use_PrivateKey_file(ctx, px_pki("server.key"), SSL_FILETYPE_PEM) != 1 ||
+	    SSL_CTX_load_verify_locations(ctx, px_pki("client-root.pem"), NULL) != 1)
 		_exit(1);
 	SSL_CTX_set_max_proto_version(ctx, TLS1_2_VERSION);
 	SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER | SSL_VERIFY_FAIL_IF_NO_PEER_CERT, NULL);
@@ -371,9 +371,9 @@ Test(proxy, a_session_that_went_on_is_logged_then_spliced, .init = px_setup, .fi
 	snprintf(upstream, sizeof(upstream), "127.0.0.1:%u", up_port);
 	proxy = start_proxy(listen_at, upstream);
 
-	cr_assert(SSL_CTX_use_certificate_chain_file(ctx, PKI "good-chain.pem") == 1);
-	cr_assert(SSL_CTX_use_PrivateKey_file(ctx, PKI "good.key", SSL_FILETYPE_PEM) == 1);
-	cr_assert(SSL_CTX_load_verify_locations(ctx, PKI "server-root.pem", NULL) == 1);
+	cr_assert(SSL_CTX_use_certificate_chain_file(ctx, px_pki("good-chain.pem")) == 1);
+	cr_assert(SSL_CTX_use_PrivateKey_file(ctx, px_pki("good.key"), SSL_FILETYPE_PEM) == 1);
+	cr_assert(SSL_CTX_load_verify_locations(ctx, px_pki("server-root.pem"), NULL) == 1);
 	SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, NULL);
 	fd = px_connect_to(AF_INET, px_port);
 	cr_assert(fd >= 0);
@@ -479,9 +479,9 @@ static SSL *mtls13_connect(SSL_CTX *ctx, uint16_t port, int *fd)
 {
 	SSL *ssl;
 
-	cr_assert(SSL_CTX_use_certificate_chain_file(ctx, PKI "good-chain.pem") == 1);
-	cr_assert(SSL_CTX_use_PrivateKey_file(ctx, PKI "good.key", SSL_FILETYPE_PEM) == 1);
-	cr_assert(SSL_CTX_load_verify_locations(ctx, PKI "server-root.pem", NULL) == 1);
+	cr_assert(SSL_CTX_use_certificate_chain_file(ctx, px_pki("good-chain.pem")) == 1);
+	cr_assert(SSL_CTX_use_PrivateKey_file(ctx, px_pki("good.key"), SSL_FILETYPE_PEM) == 1);
+	cr_assert(SSL_CTX_load_verify_locations(ctx, px_pki("server-root.pem"), NULL) == 1);
 	cr_assert(SSL_CTX_set_min_proto_version(ctx, TLS1_3_VERSION) == 1);
 	SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, NULL);
 	*fd = px_connect_to(AF_INET, port);
