@@ -13,7 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "capture.h"
+#include "wire/capture.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

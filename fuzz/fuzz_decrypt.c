@@ -25,12 +25,12 @@
 
 #include <openssl/evp.h>
 
-#include "cursor.h"
+#include "wire/cursor.h"
 #include "fuzzutil.h"
-#include "keylog.h"
-#include "observer.h"
-#include "tls.h"
-#include "x509info.h"
+#include "wire/keylog.h"
+#include "analysis/observer.h"
+#include "wire/tls.h"
+#include "wire/x509info.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

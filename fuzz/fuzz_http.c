@@ -8,8 +8,8 @@
 #include <stdint.h>
 #include <stdlib.h>
 
-#include "http1.h"
-#include "http2.h"
+#include "wire/http1.h"
+#include "wire/http2.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

@@ -10,10 +10,10 @@
 #include <stdint.h>
 #include <stdio.h>
 
-#include "cursor.h"
+#include "wire/cursor.h"
 #include "fuzzutil.h"
-#include "observer.h"
-#include "x509info.h"
+#include "analysis/observer.h"
+#include "wire/x509info.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

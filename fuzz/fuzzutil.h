@@ -4,8 +4,8 @@
 
 #include <stdio.h>
 
-#include "observer.h"
-#include "report.h"
+#include "analysis/observer.h"
+#include "out/report.h"
 
 /* Decides c and prints its verdict both ways, the human line and the JSON
  * record (to /dev/null, opened once), so the reporters see every verdict the

@@ -7,9 +7,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "chain.h"
-#include "observer.h"
-#include "x509info.h"
+#include "analysis/chain.h"
+#include "analysis/observer.h"
+#include "wire/x509info.h"
 
 struct collect {
 	struct observer_config cfg;

@@ -8,9 +8,9 @@
 #include <stddef.h>
 #include <time.h>
 
-#include "capture.h"
-#include "facts.h"
-#include "verdict.h"
+#include "wire/capture.h"
+#include "wire/facts.h"
+#include "analysis/verdict.h"
 
 struct obs_conn;
 

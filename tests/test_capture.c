@@ -13,8 +13,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "capture.h"
-#include "cursor.h"
+#include "wire/capture.h"
+#include "wire/cursor.h"
 #include "testutil.h"
 
 #define MAX_FLOWS 16

@@ -16,9 +16,9 @@
 #include <openssl/x509.h>
 #include <openssl/x509v3.h>
 
-#include "chain.h"
+#include "analysis/chain.h"
 #include "testutil.h"
-#include "x509info.h"
+#include "wire/x509info.h"
 
 #define PKI "tests/data/lab/pki/"
 #define MAX_CHAIN 8

@@ -1,4 +1,4 @@
-/* The conversation after a handshake (src/conversation.c): each pattern
+/* The conversation after a handshake (src/analysis/conversation.c): each pattern
  * the rules read, built as the observer records it from the records of a
  * TLS 1.3 connection without keys (sizes with the AES-GCM overhead: a
  * 19-byte record is an alert), with the lab captures' sizes and times. */
@@ -8,8 +8,8 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "conversation.h"
-#include "tls.h"
+#include "analysis/conversation.h"
+#include "wire/tls.h"
 
 #define ALERT_LEN 19
 #define OVERHEAD 17

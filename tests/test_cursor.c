@@ -1,7 +1,7 @@
 /* Tests for the bounds-checked cursor. */
 #include <criterion/criterion.h>
 
-#include "cursor.h"
+#include "wire/cursor.h"
 
 Test(cursor, reads_big_endian_and_moves_only_on_success)
 {

@@ -13,17 +13,17 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "codes.h"
-#include "cursor.h"
-#include "http1.h"
-#include "keylog.h"
+#include "analysis/codes.h"
+#include "wire/cursor.h"
+#include "wire/http1.h"
+#include "wire/keylog.h"
 #include "labtruth.h"
-#include "observer.h"
+#include "analysis/observer.h"
 #include "pipeline.h"
 #include "testutil.h"
-#include "tls.h"
-#include "tlscrypt.h"
-#include "x509info.h"
+#include "wire/tls.h"
+#include "wire/tlscrypt.h"
+#include "wire/x509info.h"
 
 static uint8_t *rfc(const char *name, size_t *len)
 {

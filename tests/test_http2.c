@@ -1,4 +1,4 @@
-/* The HTTP/2 reader (src/http2.c): the client preface, the server's SETTINGS
+/* The HTTP/2 reader (src/wire/http2.c): the client preface, the server's SETTINGS
  * preface, and the first response's :status, from HPACK as RFC 7541's
  * examples encode it (C.5: literals, C.6: Huffman) and as the static
  * table indexes it (nginx's 200 and 400). */
@@ -7,7 +7,7 @@
 #include <criterion/criterion.h>
 #include <string.h>
 
-#include "http2.h"
+#include "wire/http2.h"
 
 /* A frame: 9-byte header, then the payload. */
 static size_t frame(uint8_t *out, uint8_t type, uint8_t flags, uint32_t stream, const uint8_t *p, size_t n)

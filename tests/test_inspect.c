@@ -14,9 +14,9 @@
 #include <openssl/pem.h>
 #include <openssl/x509.h>
 
-#include "inspect.h"
+#include "analysis/inspect.h"
 #include "testutil.h"
-#include "x509info.h"
+#include "wire/x509info.h"
 
 static X509 *load_pem(const char *rel)
 {

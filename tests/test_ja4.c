@@ -13,7 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "ja4.h"
+#include "wire/ja4.h"
 #include "testutil.h"
 
 /* ---- the .ja4 record reader ------------------------------------------- */

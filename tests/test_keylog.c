@@ -9,7 +9,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "keylog.h"
+#include "wire/keylog.h"
 #include "testutil.h"
 
 #define R1 "cb34ecb1e78163ba1c38c6dacb196a6dffa21a8d9912ec18a2ef6283024dece7"

@@ -13,14 +13,14 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "codes.h"
-#include "keylog.h"
+#include "analysis/codes.h"
+#include "wire/keylog.h"
 #include "labtruth.h"
-#include "observer.h"
+#include "analysis/observer.h"
 #include "pipeline.h"
-#include "report.h"
+#include "out/report.h"
 #include "testutil.h"
-#include "x509info.h"
+#include "wire/x509info.h"
 
 #define MAX_COLS 16
 

@@ -8,12 +8,12 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "capture.h"
-#include "codes.h"
-#include "observer.h"
-#include "preamble.h"
+#include "wire/capture.h"
+#include "analysis/codes.h"
+#include "analysis/observer.h"
+#include "wire/preamble.h"
 #include "testutil.h"
-#include "x509info.h"
+#include "wire/x509info.h"
 
 #define RESYNC_TEST_BYTES 65536
 

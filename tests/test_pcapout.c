@@ -14,8 +14,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "capture.h"
-#include "pcapout.h"
+#include "wire/capture.h"
+#include "out/pcapout.h"
 #include "testutil.h"
 
 /* ---- a recording sink ---- */

@@ -13,7 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "preamble.h"
+#include "wire/preamble.h"
 #include "testutil.h"
 
 #define MAX_CHUNKS 64

@@ -22,7 +22,7 @@
 
 #include "proxyutil.h"
 #include "testutil.h"
-#include "x509info.h"
+#include "wire/x509info.h"
 
 TestSuite(probe, .init = px_setup, .fini = px_teardown);
 

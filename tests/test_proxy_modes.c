@@ -19,7 +19,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "proxy.h"
+#include "front/proxy.h"
 #include "proxyutil.h"
 #include "testutil.h"
 

@@ -9,8 +9,8 @@
 #include <string.h>
 
 #include "testutil.h"
-#include "tls.h"
-#include "tls_msgs.h"
+#include "wire/tls.h"
+#include "wire/tls_msgs.h"
 
 /* ---- handshake message fixtures ---- */
 

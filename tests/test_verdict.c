@@ -5,9 +5,9 @@
 #include <criterion/criterion.h>
 #include <string.h>
 
-#include "chain.h"
-#include "codes.h"
-#include "verdict.h"
+#include "analysis/chain.h"
+#include "analysis/codes.h"
+#include "analysis/verdict.h"
 
 static uint32_t seq;
 

@@ -1,0 +1,1198 @@
+/* observer: one connection's state machine, from stream bytes to facts,
+ * and the single place its verdict is decided (obs_conn_finish). */
+#include "config.h"
+
+#include "analysis/observer.h"
+
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <openssl/x509.h>
+
+#include "wire/capture.h"
+#include "analysis/chain.h"
+#include "wire/cursor.h"
+#include "wire/decrypt.h"
+#include "wire/http1.h"
+#include "wire/http2.h"
+#include "wire/keylog.h"
+#include "wire/preamble.h"
+#include "wire/tls.h"
+#include "wire/tls_msgs.h"
+#include "wire/x509info.h"
+
+/* How far into a capture that started mid-connection we look for a record
+ * boundary before giving up on a side. */
+#define RESYNC_MAX 65536
+/* With a key log: the first decrypted bytes each way that are read for
+ * the HTTP request line and the answer's status and title. */
+#define HTTP_HEAD_CLIENT 2048
+#define HTTP_HEAD_SERVER 8192
+/* Protected records held while a followed key log lacks their secret. */
+#define PENDING_MAX (256 * 1024)
+/* With a key log, records read at most (both ways) waiting for the answer. */
+#define DECRYPT_RECORDS_MAX 128
+
+/* A protected record held until its secret is in the key log. */
+struct pending_rec {
+	struct pending_rec *next;
+	enum side tap;
+	uint8_t type;
+	uint16_t version;
+	uint16_t len;
+	uint8_t body[];
+};
+
+enum side_state {
+	SS_PREAMBLE,   /* plaintext before TLS, or not yet known */
+	SS_RESYNC,     /* joined mid-stream: looking for a record boundary */
+	SS_TLS,        /* framing TLS records */
+	SS_IDLE,       /* nothing more to learn from this side's bytes */
+};
+
+struct obs_conn {
+	struct conn_facts f;
+	struct observer_config cfg;
+	enum side_state st[2];      /* by tap side: SIDE_CLIENT is the initiator */
+	struct tls_dir tls[2];      /* by tap side */
+	struct preamble pre;
+	uint8_t *held[2];           /* preamble or resync bytes, by tap side */
+	size_t held_len[2];
+	size_t resync_seen[2];      /* where the next resync scan starts */
+	size_t resync_need[2];      /* held bytes needed to decide the candidate at resync_seen */
+	bool swapped;               /* the initiator is the TLS server */
+	bool roles_known;
+	struct ca_list *ca;         /* the CertificateRequest's CA names, shared */
+	struct chain_report *chain; /* the client chain's checks, when it sent one */
+	struct decrypt *dec;        /* with a key log, from the ServerHello on */
+	uint8_t client_random[32];  /* of the ClientHello the ServerHello answers (the
+				     * second after a HelloRetryRequest): names the key log entry */
+	struct pending_rec *pend, **pend_tail;
+	size_t pend_bytes;
+	uint8_t *http[2];           /* by role: the first decrypted bytes, until read */
+	size_t http_len[2];
+	bool http_done[2];
+	bool finished;
+	bool early_decided;         /* obs_conn_early_verdict has decided */
+	/* last: not zeroed at creation, verdict_decide and chain_check fill them */
+	struct verdict verdict;
+	struct chain_report chain_storage; /* `chain` points here once there is one */
+};
+
+/* Connection objects of several kilobytes come and go at the rate of the
+ * capture's connections: a few are kept for the next ones. */
+#define POOL_SPARES 64
+
+struct obs_pool {
+	size_t n;
+	struct obs_conn *spare[POOL_SPARES];
+};
+
+struct obs_pool *obs_pool_new(void)
+{
+	return calloc(1, sizeof(struct obs_pool));
+}
+
+void obs_pool_free(struct obs_pool *p)
+{
+	if (!p)
+		return;
+	while (p->n)
+		free(p->spare[--p->n]);
+	free(p);
+}
+
+struct tls_cb {
+	struct obs_conn *c;
+	enum side tap;
+};
+
+static enum side role_of(const struct obs_conn *c, enum side tap)
+{
+	return c->swapped ? (enum side)!tap : tap;
+}
+
+/* Microseconds from the connection's first byte to ts (saturating). */
+static uint32_t since_start_us(const struct conn_facts *f, const struct timeval *ts)
+{
+	int64_t us = ((int64_t)ts->tv_sec - f->first_ts.tv_sec) * 1000000 + (ts->tv_usec - f->first_ts.tv_usec);
+
+	return us <= 0 ? 0 : us >= UINT32_MAX ? UINT32_MAX : (uint32_t)us;
+}
+
+static time_t check_time(const struct obs_conn *c, const struct timeval *ts)
+{
+	return c->cfg.at_set ? c->cfg.at : ts->tv_sec;
+}
+
+static void __attribute__((format(printf, 2, 3)))
+note_error(struct obs_conn *c, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (c->f.decode_error[0])
+		return;
+	va_start(ap, fmt);
+	vsnprintf(c->f.decode_error, sizeof(c->f.decode_error), fmt, ap);
+	va_end(ap);
+}
+
+struct obs_conn *obs_conn_new(const struct observer_config *cfg,
+			      const struct endpoint *initiator,
+			      const struct endpoint *responder,
+			      const struct timeval *ts, bool saw_syn)
+{
+	struct obs_pool *pool = cfg->pool;
+	struct obs_conn *c = pool && pool->n ? pool->spare[--pool->n] : malloc(sizeof(*c));
+
+	if (!c)
+		return NULL;
+	memset(c, 0, offsetof(struct obs_conn, verdict));
+	c->verdict.code = V_INCOMPLETE;
+	c->verdict.n_evidence = 0;
+	c->cfg = *cfg;
+	c->f.client = *initiator;
+	c->f.server = *responder;
+	c->f.first_ts = c->f.last_ts = c->f.seen_until = *ts;
+	c->f.saw_syn = saw_syn;
+	c->f.endpoint = cfg->endpoint;
+	tls_dir_init(&c->tls[0]);
+	tls_dir_init(&c->tls[1]);
+	preamble_init(&c->pre);
+	c->st[0] = c->st[1] = saw_syn ? SS_PREAMBLE : SS_RESYNC;
+	return c;
+}
+
+/* The side that sent the first ClientHello is the TLS client. */
+static void set_roles(struct obs_conn *c, enum side tls_client_tap)
+{
+	if (c->roles_known)
+		return;
+	c->roles_known = true;
+	if (tls_client_tap == SIDE_SERVER) {
+		struct endpoint e = c->f.client;
+		struct direction_facts d = c->f.dir[0];
+
+		c->swapped = true;
+		c->f.roles_swapped = true;
+		c->f.client = c->f.server;
+		c->f.server = e;
+		c->f.dir[0] = c->f.dir[1];
+		c->f.dir[1] = d;
+	}
+}
+
+/* Summarizes the message's certificates into out->certs, one entry each,
+ * up to FACTS_MAX_CHAIN_KEPT (beyond, out->n is less than out->n_on_wire).
+ * keep[i] gets a reference to certificate i and ids[i] its cache id (NULL
+ * and 0 when it could not be had); both may be NULL when not wanted.
+ * Returns 0 when memory ran out: out->n is then less than out->n_on_wire,
+ * a cut chain, which is never judged. */
+static int summarize_chain(struct obs_conn *c, const struct cert_list *list,
+			   struct cert_chain *out, X509 **keep, uint64_t *ids)
+{
+	struct cursor it = list->certs, der;
+	size_t i, kept = list->n_total < FACTS_MAX_CHAIN_KEPT ? list->n_total : FACTS_MAX_CHAIN_KEPT;
+
+	out->n = 0;
+	out->n_on_wire = list->n_total;
+	out->wire_len = list->list_len;
+	out->certs = kept ? calloc(kept, sizeof(*out->certs)) : NULL;
+	if (!out->certs)
+		return list->n_total == 0;
+	for (i = 0; i < kept && tls_cert_list_next(list, &it, &der); i++) {
+		const struct cached_cert *cc = cert_cache_get(c->cfg.certs, cursor_data(&der), cursor_len(&der));
+
+		if (!cc) {
+			out->certs[out->n++].parse_failed = true;
+			continue;
+		}
+		out->certs[out->n++] = cc->info;
+		if (ids)
+			ids[i] = cc->id;
+		if (keep && cc->x509) {
+			keep[i] = cc->x509;
+			X509_up_ref(keep[i]);
+		}
+	}
+	return out->n == out->n_on_wire;
+}
+
+static void on_certificate(struct obs_conn *c, enum side role, const struct cursor *body,
+			   bool decrypted, const struct timeval *ts)
+{
+	struct cert_list list;
+	X509 **certs = NULL;
+	uint64_t *ids = NULL;
+	bool tls13 = c->f.sh.selected_version == TLS_V_1_3;
+	size_t i;
+
+	if (!tls_parse_certificate(body, tls13, &list)) {
+		note_error(c, "malformed %s Certificate message", role == SIDE_CLIENT ? "client" : "server");
+		return;
+	}
+	if (role == SIDE_SERVER) {
+		if (c->f.server_cert_seen)
+			return;
+		c->f.server_cert_seen = true;
+		if (!summarize_chain(c, &list, &c->f.server_chain, NULL, NULL))
+			note_error(c, "out of memory for the server's %zu certificates", list.n_total);
+		else if (list.n_total > FACTS_MAX_CHAIN_KEPT)
+			note_error(c, "the server sent %zu certificates: the first %d are kept", list.n_total,
+				   FACTS_MAX_CHAIN_KEPT);
+		return;
+	}
+	if (c->f.client_cert_seen)
+		return;   /* renegotiation: the first answer is the one that matters */
+	c->f.client_cert_seen = true;
+	c->f.client_cert_empty = list.n_total == 0;
+	c->f.client_cert_decrypted = decrypted;
+	c->f.client_cert_seq = c->f.seq;
+	if (list.n_total == 0) {
+		(void)summarize_chain(c, &list, &c->f.client_chain, NULL, NULL);
+		return;
+	}
+	if (list.n_total > FACTS_MAX_CHAIN_KEPT) {
+		(void)summarize_chain(c, &list, &c->f.client_chain, NULL, NULL);
+		note_error(c, "the client sent %zu certificates: the first %d are kept and the chain is not judged (no server verifies that deep)",
+			   list.n_total, FACTS_MAX_CHAIN_KEPT);
+		return;
+	}
+	certs = calloc(list.n_total, sizeof(*certs));
+	ids = calloc(list.n_total, sizeof(*ids));
+	/* a chain with a certificate missing would be judged for what it
+	 * lacks: only a whole one is */
+	if (!summarize_chain(c, &list, &c->f.client_chain, certs, ids) || !certs || !ids) {
+		note_error(c, "out of memory for the client's %zu certificates: the chain is not judged",
+			   list.n_total);
+		goto Exit;
+	}
+	{
+		X509_NAME *names[FACTS_MAX_CA_NAMES];
+		size_t n = 0;
+
+		for (i = 0; c->ca && i < c->ca->n; i++)
+			if (c->ca->names[i])
+				names[n++] = c->ca->names[i];
+		c->chain = &c->chain_storage;
+		chain_check_memo(c->cfg.chains, ids, c->ca ? c->ca->id : 0, certs, list.n_total,
+				 names, n, check_time(c, ts), c->cfg.ca_bundle, c->chain);
+	}
+Exit:
+	for (i = 0; certs && i < list.n_total; i++)
+		X509_free(certs[i]);
+	free(certs);
+	free(ids);
+}
+
+static void on_cert_request(struct obs_conn *c, const struct cursor *body, bool decrypted)
+{
+	struct cert_request_wire wire;
+	bool tls13 = c->f.sh.selected_version == TLS_V_1_3;
+
+	if (c->f.cr.seen) {
+		if (tls13 && c->f.dir[SIDE_CLIENT].finished_seen)
+			c->f.cr.post_handshake = true;
+		return;
+	}
+	/* 1.3 post-handshake authentication (RFC 8446 4.6.2): a request
+	 * after the client's Finished, readable only with a key log */
+	if (tls13 && c->f.dir[SIDE_CLIENT].finished_seen)
+		c->f.cr.post_handshake = true;
+	if (!tls_parse_cert_request(body, tls13 ? TLS_V_1_3 : c->f.sh.selected_version, &c->f.cr, &wire)) {
+		note_error(c, "malformed %s", "CertificateRequest");
+		return;
+	}
+	c->f.cr.seen = true;
+	c->f.cr.seq = c->f.seq;
+	c->f.cr.decrypted = decrypted;
+	c->f.cr.n_ca_names_on_wire = wire.n_ca_total;
+	if (wire.n_ca == 0)
+		return;
+	c->ca = cert_cache_ca_list(c->cfg.certs, cursor_data(&wire.ca_vector), cursor_len(&wire.ca_vector),
+				   wire.ca_der, wire.n_ca);
+	if (c->ca) {
+		c->f.cr.ca_names = (const char (*)[256])c->ca->text;
+		c->f.cr.n_ca_names = c->ca->n;
+	}
+}
+
+/* ---- with a key log ---- */
+
+static void set_keep_protected(struct obs_conn *c)
+{
+	enum side tap;
+
+	for (tap = SIDE_CLIENT; tap <= SIDE_SERVER; tap++) {
+		enum side role = role_of(c, tap);
+
+		c->tls[tap].keep_protected = c->dec && decrypt_live(c->dec, role) &&
+					     (!decrypt_waiting(c->dec, role) || c->cfg.keylog_wait);
+	}
+}
+
+static void start_decrypt(struct obs_conn *c)
+{
+	if (!c->cfg.keylog || c->dec)
+		return;
+	c->dec = decrypt_new(c->cfg.keylog, c->client_random, &c->f.sh);
+	set_keep_protected(c);
+}
+
+static void on_tls_event(void *ctx, const struct tls_event *ev);
+
+/* A protected record that will not be opened still counts as it would
+ * without a key log: below 1.3 an alert record is an encrypted alert. */
+static void not_opened(struct obs_conn *c, enum side tap, uint8_t type, uint16_t version, uint16_t len)
+{
+	struct tls_cb cb = { c, tap };
+	struct tls_event ev = { .kind = TLS_EV_ALERT };
+
+	if (type != TLS_CT_ALERT) {
+		c->f.dir[role_of(c, tap)].undecrypted++;
+		return;
+	}
+	ev.content_type = type;
+	ev.record_version = version;
+	ev.record_len = len;
+	ev.encrypted = true;
+	on_tls_event(&cb, &ev);
+}
+
+static void hold_protected(struct obs_conn *c, enum side tap, const struct tls_event *ev)
+{
+	struct pending_rec *p = malloc(sizeof(*p) + cursor_len(&ev->body));
+	struct cursor body = ev->body;
+
+	if (!p || !cursor_copy_bytes(&body, p->body, cursor_len(&ev->body))) {
+		free(p);
+		not_opened(c, tap, ev->content_type, ev->record_version, ev->record_len);
+		return;
+	}
+	p->next = NULL;
+	p->tap = tap;
+	p->type = ev->content_type;
+	p->version = ev->record_version;
+	p->len = (uint16_t)cursor_len(&ev->body);
+	if (!c->pend_tail)
+		c->pend_tail = &c->pend;
+	*c->pend_tail = p;
+	c->pend_tail = &p->next;
+	c->pend_bytes += p->len;
+}
+
+/* Opens one protected record and feeds its plaintext back to the record
+ * layer.  Returns false when it must wait for its secret. */
+static bool open_record(struct obs_conn *c, enum side tap, uint8_t type, uint16_t version,
+			const struct cursor *body, bool may_wait)
+{
+	enum side role = role_of(c, tap);
+	struct tls_cb cb = { c, tap };
+	struct cursor plain;
+	uint8_t inner = 0;
+
+	switch (decrypt_open(c->dec, role, type, version, body, &plain, &inner)) {
+	case DR_OK:
+		c->f.dir[role].decrypted++;
+		if (!tls_dir_plaintext(&c->tls[tap], inner, &plain, on_tls_event, &cb))
+			note_error(c, "TLS framing lost: %s", c->tls[tap].error);
+		return true;
+	case DR_NO_KEY:
+		if (may_wait && c->cfg.keylog_wait && c->pend_bytes < PENDING_MAX)
+			return false;
+		break;
+	case DR_BAD:
+	case DR_OFF:
+		break;
+	}
+	not_opened(c, tap, type, version, (uint16_t)cursor_len(body));
+	set_keep_protected(c);
+	return true;
+}
+
+/* Opens the held records, in the order they came, as far as the key log
+ * now allows; `last`: no secret will come any more. */
+static void drain_pending(struct obs_conn *c, bool last)
+{
+	if (!c->pend)
+		return;
+	decrypt_retry(c->dec);
+	while (c->pend) {
+		struct pending_rec *p = c->pend;
+		struct cursor body;
+
+		cursor_init(&body, p->body, p->len);
+		if (!open_record(c, p->tap, p->type, p->version, &body, !last))
+			return;
+		c->pend = p->next;
+		if (!c->pend)
+			c->pend_tail = &c->pend;
+		c->pend_bytes -= p->len;
+		free(p);
+	}
+	set_keep_protected(c);
+}
+
+static void on_protected(struct obs_conn *c, enum side tap, const struct tls_event *ev)
+{
+	if (!c->dec) {
+		not_opened(c, tap, ev->content_type, ev->record_version, ev->record_len);
+		return;
+	}
+	/* behind records still waiting: keep the order */
+	if (c->pend || !open_record(c, tap, ev->content_type, ev->record_version, &ev->body, true))
+		hold_protected(c, tap, ev);
+}
+
+static void http_read(struct obs_conn *c, enum side role, bool complete)
+{
+	struct cursor head;
+	enum http1_result r;
+
+	cursor_init(&head, c->http[role], c->http_len[role]);
+	if (role == SIDE_CLIENT) {
+		r = http2_client_preface(&head);
+		if (r == HTTP1_DONE)
+			c->f.http2 = true;
+		else if (r == HTTP1_NOT_HTTP)
+			r = http1_request_line(&head, c->f.http_request, sizeof(c->f.http_request));
+		if (r == HTTP1_NOT_HTTP)
+			c->f.http_request[0] = '\0';
+	} else {
+		struct http1_response resp;
+
+		if (c->f.http2 || strcmp(c->f.sh.alpn, "h2") == 0 || http2_server_preface(&head)) {
+			c->f.http2 = true;
+			r = http2_response(&head, complete, &resp);
+		} else {
+			r = http1_response(&head, complete, &resp);
+		}
+		if (r == HTTP1_DONE) {
+			c->f.http_status = resp.status;
+			snprintf(c->f.http_reason, sizeof(c->f.http_reason), "%s", resp.reason);
+			snprintf(c->f.http_title, sizeof(c->f.http_title), "%s", resp.title);
+		}
+	}
+	if (r == HTTP1_MORE && !complete)
+		return;
+	/* read: only the fields above are kept, never the bytes */
+	c->http_done[role] = true;
+	free(c->http[role]);
+	c->http[role] = NULL;
+	c->http_len[role] = 0;
+}
+
+/* Decrypted application data: its first bytes are read for HTTP. */
+static void on_appdata(struct obs_conn *c, enum side role, const struct cursor *data)
+{
+	size_t cap = role == SIDE_CLIENT ? HTTP_HEAD_CLIENT : HTTP_HEAD_SERVER, take;
+	struct cursor src = *data;
+
+	if (!c->f.dir[role].first_app_seq)
+		c->f.dir[role].first_app_seq = c->f.seq;
+	if (c->http_done[role] || cursor_len(data) == 0)
+		return;
+	if (!c->http[role] && !(c->http[role] = malloc(cap))) {
+		c->http_done[role] = true;
+		return;
+	}
+	take = cap - c->http_len[role] < cursor_len(data) ? cap - c->http_len[role] : cursor_len(data);
+	if (!cursor_copy_bytes(&src, &c->http[role][c->http_len[role]], take))
+		return;
+	c->http_len[role] += take;
+	http_read(c, role, c->http_len[role] == cap);
+}
+
+static bool http_settled(const struct obs_conn *c)
+{
+	return c->http_done[SIDE_SERVER] || !decrypt_live(c->dec, SIDE_SERVER);
+}
+
+static void free_keylog_state(struct obs_conn *c)
+{
+	int i;
+
+	while (c->pend) {
+		struct pending_rec *p = c->pend;
+
+		c->pend = p->next;
+		free(p);
+	}
+	c->pend_tail = NULL;
+	c->pend_bytes = 0;
+	for (i = 0; i < 2; i++) {
+		free(c->http[i]);
+		c->http[i] = NULL;
+		c->http_len[i] = 0;
+	}
+	decrypt_free(c->dec);
+	c->dec = NULL;
+}
+
+/* The key log's outcome for the facts, before a verdict is decided. */
+static void settle_keylog(struct obs_conn *c)
+{
+	if (c->dec)
+		c->f.keylog = decrypt_outcome(c->dec, c->f.keylog_note, sizeof(c->f.keylog_note));
+}
+
+/* A ClientHello after the first: the answer to a HelloRetryRequest, or
+ * below 1.3 a renegotiation read with the key log.  The facts keep the
+ * first ClientHello (the JA4 fingerprint is the first one's). */
+static void on_later_client_hello(struct obs_conn *c, const struct tls_event *ev)
+{
+	struct client_hello *ch;
+	bool retry = c->f.sh.seen && c->f.sh.hello_retry;
+	bool reneg = c->dec && ev->decrypted && c->f.sh.seen && !c->f.sh.hello_retry &&
+		     c->f.sh.selected_version != TLS_V_1_3;
+
+	if (!retry && !reneg)
+		return;
+	ch = malloc(sizeof(*ch));
+	if (!ch)
+		return;
+	if (!tls_parse_client_hello(&ev->body, ch)) {
+		note_error(c, "malformed %s", retry ? "second ClientHello" : "renegotiation ClientHello");
+	} else if (retry) {
+		/* RFC 8446 4.1.2 keeps the random; the key log names whichever
+		 * the ServerHello answers */
+		memcpy(c->client_random, ch->random, sizeof(c->client_random));
+	} else {
+		c->f.renegotiations++;
+		decrypt_renegotiation_hello(c->dec, ch);
+	}
+	free(ch);
+}
+
+/* Below 1.3, the ServerHello of a renegotiation read with the key log: it
+ * names the keys of the new epoch. */
+static void on_renegotiation_server_hello(struct obs_conn *c, const struct tls_event *ev)
+{
+	struct server_hello sh;
+
+	if (!c->dec || !ev->decrypted || !c->f.renegotiations)
+		return;
+	memset(&sh, 0, sizeof(sh));
+	if (!tls_parse_server_hello(&ev->body, NULL, &sh)) {
+		note_error(c, "malformed %s", "renegotiation ServerHello");
+		return;
+	}
+	decrypt_renegotiation_server_hello(c->dec, &sh);
+}
+
+static void on_handshake(struct obs_conn *c, enum side tap, const struct tls_event *ev,
+			 const struct timeval *ts)
+{
+	enum side role;
+
+	if (ev->hs_type == TLS_HS_CLIENT_HELLO) {
+		set_roles(c, tap);
+		c->f.n_client_hellos++;
+		if (role_of(c, tap) != SIDE_CLIENT)
+			return;
+		if (c->f.ch.seen) {
+			on_later_client_hello(c, ev);
+			return;
+		}
+		if (!tls_parse_client_hello(&ev->body, &c->f.ch))
+			note_error(c, "malformed %s", "ClientHello");
+		memcpy(c->client_random, c->f.ch.random, sizeof(c->client_random));
+		return;
+	}
+	if (!c->roles_known)
+		set_roles(c, ev->hs_type == TLS_HS_SERVER_HELLO ? (enum side)!tap : tap);
+	role = role_of(c, tap);
+	switch (ev->hs_type) {
+	case TLS_HS_SERVER_HELLO:
+		if (role != SIDE_SERVER)
+			break;
+		if (c->f.sh.seen && !c->f.sh.hello_retry) {
+			on_renegotiation_server_hello(c, ev);
+			break;
+		}
+		if (!tls_parse_server_hello(&ev->body, &c->f.ch, &c->f.sh)) {
+			note_error(c, "malformed %s", "ServerHello");
+			break;
+		}
+		c->f.sh.seq = c->f.seq;
+		/* a HelloRetryRequest is TLS 1.3 too (RFC 8446 4.1.4): the
+		 * ChangeCipherSpec each side may send next is the middlebox
+		 * dummy (D.4), and the second hellos follow in plaintext */
+		if (c->f.sh.selected_version == TLS_V_1_3)
+			c->tls[0].tls13 = c->tls[1].tls13 = true;
+		if (!c->f.sh.hello_retry)
+			start_decrypt(c);
+		break;
+	case TLS_HS_ENCRYPTED_EXTENSIONS:
+		if (role == SIDE_SERVER && !tls_parse_encrypted_extensions(&ev->body, &c->f.sh))
+			note_error(c, "malformed %s", "EncryptedExtensions");
+		break;
+	case TLS_HS_CERTIFICATE:
+		on_certificate(c, role, &ev->body, ev->decrypted, ts);
+		break;
+	case TLS_HS_CERTIFICATE_REQUEST:
+		if (role == SIDE_SERVER)
+			on_cert_request(c, &ev->body, ev->decrypted);
+		break;
+	case TLS_HS_SERVER_HELLO_DONE:
+		if (role == SIDE_SERVER)
+			c->f.server_hello_done = true;
+		break;
+	case TLS_HS_CERTIFICATE_VERIFY:
+		if (role == SIDE_CLIENT)
+			c->f.client_cert_verify_seen = true;
+		break;
+	case TLS_HS_NEW_SESSION_TICKET:
+		if (role == SIDE_SERVER) {
+			c->f.new_session_ticket_seen = true;
+			if (!c->f.dir[role].nst_seq)
+				c->f.dir[role].nst_seq = c->f.seq;
+		}
+		break;
+	case TLS_HS_FINISHED:
+		c->f.dir[role].finished_seen = true;
+		c->f.dir[role].finished_seq = c->f.seq;
+		break;
+	case TLS_HS_KEY_UPDATE:
+		c->f.dir[role].key_updates++;
+		break;
+	default:
+		break;
+	}
+	/* TLS 1.3 key changes follow the sender's Finished and KeyUpdate */
+	if (c->dec && ev->decrypted)
+		decrypt_handshake(c->dec, role, ev->hs_type);
+}
+
+static void on_tls_event(void *ctx, const struct tls_event *ev)
+{
+	struct tls_cb *cb = ctx;
+	struct obs_conn *c = cb->c;
+	const struct timeval *ts = &c->f.last_ts;
+	struct direction_facts *d;
+	enum side role;
+
+	c->f.seq++;
+	c->f.is_tls = true;
+	switch (ev->kind) {
+	case TLS_EV_HANDSHAKE:
+		on_handshake(c, cb->tap, ev, ts);
+		return;
+	case TLS_EV_SSL2_CLIENT_HELLO:
+		set_roles(c, cb->tap);
+		c->f.n_client_hellos++;
+		if (!c->f.ch.seen && !tls_parse_sslv2_client_hello(&ev->body, &c->f.ch))
+			note_error(c, "malformed %s", "SSLv2 ClientHello");
+		return;
+	case TLS_EV_SKIPPED:
+		note_error(c, "handshake message type %u of %u bytes skipped: too large to analyse", ev->hs_type, ev->hs_len);
+		return;
+	case TLS_EV_PROTECTED:
+		c->f.seq--;   /* not an event of its own: its content is */
+		on_protected(c, cb->tap, ev);
+		return;
+	default:
+		break;
+	}
+	role = role_of(c, cb->tap);
+	d = &c->f.dir[role];
+	switch (ev->kind) {
+	case TLS_EV_ALERT:
+		if (c->dec && ev->encrypted && !ev->decrypted)
+			d->undecrypted++;
+		if (c->f.n_alerts < FACTS_MAX_ALERTS) {
+			struct alert *a = &c->f.alerts[c->f.n_alerts++];
+
+			a->from = role;
+			a->encrypted = ev->encrypted;
+			a->decrypted = ev->decrypted;
+			a->level = ev->encrypted && !ev->decrypted ? -1 : ev->alert_level;
+			a->description = ev->encrypted && !ev->decrypted ? -1 : ev->alert_desc;
+			a->seq = c->f.seq;
+			a->t_us = since_start_us(&c->f, ts);
+		}
+		break;
+	case TLS_EV_CCS:
+		d->ccs_seen = true;
+		d->ccs_seq = c->f.seq;
+		if (c->dec) {
+			decrypt_ccs(c->dec, role);
+			set_keep_protected(c);
+		}
+		break;
+	case TLS_EV_APPDATA:
+		on_appdata(c, role, &ev->body);
+		break;
+	case TLS_EV_ENCRYPTED:
+		/* with a key log: a record the record layer will not hand over */
+		if (c->dec && !c->tls[cb->tap].rec_protected)
+			d->undecrypted++;
+		if (d->n_enc < FACTS_MAX_ENC_RECORDS) {
+			struct enc_record *r = &d->enc[d->n_enc++];
+
+			r->content_type = ev->content_type;
+			r->len = ev->record_len;
+			r->seq = c->f.seq;
+			r->t_us = since_start_us(&c->f, ts);
+		}
+		d->n_enc_total++;
+		if (ev->content_type == TLS_CT_APPLICATION_DATA)
+			d->app_records++;
+		else if (ev->content_type == TLS_CT_HANDSHAKE && d->n_enc_total > 1)
+			d->enc_handshake_after_done++;   /* below 1.3: the first is Finished */
+		break;
+	default:
+		break;
+	}
+}
+
+static bool enough_seen(const struct obs_conn *c)
+{
+	if (c->f.dir[0].n_enc < FACTS_MAX_ENC_RECORDS || c->f.dir[1].n_enc < FACTS_MAX_ENC_RECORDS)
+		return false;
+	/* decrypting: on until the server's answer has been read */
+	return !c->dec || (!c->pend && http_settled(c)) ||
+	       c->f.dir[0].n_enc_total + c->f.dir[1].n_enc_total >= DECRYPT_RECORDS_MAX;
+}
+
+static void idle_side(struct obs_conn *c, enum side tap)
+{
+	c->st[tap] = SS_IDLE;
+	free(c->held[tap]);
+	c->held[tap] = NULL;
+	c->held_len[tap] = 0;
+	tls_dir_free(&c->tls[tap]);
+}
+
+static void feed_tls(struct obs_conn *c, enum side tap, const uint8_t *data, size_t len)
+{
+	struct tls_cb cb = { c, tap };
+
+	if (!tls_dir_feed(&c->tls[tap], data, len, on_tls_event, &cb)) {
+		c->f.dir[role_of(c, tap)].desync = true;
+		if (!c->f.is_tls)
+			c->f.not_tls = true;
+		else
+			note_error(c, "TLS framing lost: %s", c->tls[tap].error);
+		idle_side(c, tap);
+	}
+}
+
+/* Appends what fits below `max` of a segment to the side's held bytes;
+ * *taken says how much of it that was. */
+static int hold(struct obs_conn *c, enum side tap, size_t *taken, const uint8_t *data, size_t len,
+		size_t max)
+{
+	uint8_t *grown;
+	struct cursor src;
+
+	*taken = 0;
+	if (c->held_len[tap] + len > max)
+		len = max - c->held_len[tap];
+	grown = realloc(c->held[tap], c->held_len[tap] + len + 1);
+	if (!grown)
+		return 0;
+	c->held[tap] = grown;
+	cursor_init(&src, data, len);
+	if (!cursor_copy_bytes(&src, &grown[c->held_len[tap]], len))
+		return 0;
+	c->held_len[tap] += len;
+	*taken = len;
+	return 1;
+}
+
+/* Feeds what follows offset `start` of `bytes` to the TLS decoder. */
+static void start_tls_at(struct obs_conn *c, enum side tap, const struct cursor *bytes, size_t start)
+{
+	struct cursor rest = *bytes;
+
+	c->st[tap] = SS_TLS;
+	if (cursor_skip(&rest, start) && cursor_len(&rest))
+		feed_tls(c, tap, cursor_data(&rest), cursor_len(&rest));
+}
+
+/* TLS started inside the held bytes: the part of the segment that did not
+ * fit in the hold (the first `taken` bytes did) follows them. */
+static void feed_unheld(struct obs_conn *c, enum side tap, const uint8_t *data, size_t len, size_t taken)
+{
+	struct cursor rest;
+
+	cursor_init(&rest, data, len);
+	if (c->st[tap] == SS_TLS && cursor_skip(&rest, taken) && cursor_len(&rest))
+		feed_tls(c, tap, cursor_data(&rest), cursor_len(&rest));
+}
+
+static void feed_preamble(struct obs_conn *c, enum side tap, const uint8_t *data, size_t len)
+{
+	struct cursor view;
+	enum preamble_status st;
+	size_t start = 0, taken = len;
+	bool direct = c->held_len[tap] == 0;
+
+	/* The preamble looks at no more than PREAMBLE_MAX bytes, so no more
+	 * are held; a segment seen whole (direct) may be longer. */
+	if (direct) {
+		cursor_init(&view, data, len);
+	} else {
+		if (!hold(c, tap, &taken, data, len, PREAMBLE_MAX))
+			goto not_tls;
+		cursor_init(&view, c->held[tap], c->held_len[tap]);
+	}
+	st = preamble_scan(&c->pre, tap, &view, &start);
+	if (st == PREAMBLE_TLS) {
+		uint8_t *held = c->held[tap];   /* the view may point into it */
+
+		c->f.preamble = c->pre.kind;
+		if (c->pre.target[0])
+			snprintf(c->f.connect_target, sizeof(c->f.connect_target), "%s", c->pre.target);
+		c->held[tap] = NULL;
+		c->held_len[tap] = 0;
+		start_tls_at(c, tap, &view, start);
+		feed_unheld(c, tap, data, len, taken);
+		free(held);
+		return;
+	}
+	if (st == PREAMBLE_MORE && cursor_len(&view) < PREAMBLE_MAX) {
+		if (direct && !hold(c, tap, &taken, data, len, PREAMBLE_MAX))
+			goto not_tls;
+		return;
+	}
+not_tls:
+	c->f.not_tls = true;
+	c->f.preamble = c->pre.kind;
+	idle_side(c, SIDE_CLIENT);
+	idle_side(c, SIDE_SERVER);
+}
+
+/* Joined mid-stream: find an offset where one record header follows
+ * another.  Each offset is examined once: a candidate whose successor has
+ * not arrived yet is remembered with the length that decides it, and the
+ * scan resumes there only when that much has been held. */
+static void feed_resync(struct obs_conn *c, enum side tap, const uint8_t *data, size_t len)
+{
+	struct cursor view;
+	size_t off, taken;
+
+	if (!hold(c, tap, &taken, data, len, RESYNC_MAX)) {
+		idle_side(c, tap);
+		return;
+	}
+	if (c->held_len[tap] < c->resync_need[tap]) {
+		if (c->held_len[tap] >= RESYNC_MAX)
+			idle_side(c, tap);
+		return;
+	}
+	cursor_init(&view, c->held[tap], c->held_len[tap]);
+	for (off = c->resync_seen[tap]; off + 5 <= cursor_len(&view); off++) {
+		struct cursor at = view, next;
+		uint16_t rlen;
+
+		if (!cursor_skip(&at, off) || !tls_looks_like_record(&at) || !cursor_peek_u16(&at, 3, &rlen))
+			continue;
+		next = at;
+		/* the very first byte of the capture needs no second header */
+		if (off > 0 && (!cursor_skip(&next, 5 + (size_t)rlen) || cursor_len(&next) < 5)) {
+			c->resync_seen[tap] = off;
+			c->resync_need[tap] = off + 5 + (size_t)rlen + 5;
+			if (c->resync_need[tap] > RESYNC_MAX)
+				c->resync_need[tap] = RESYNC_MAX;
+			if (c->held_len[tap] >= RESYNC_MAX)
+				idle_side(c, tap);
+			return;
+		}
+		if (off > 0 && !tls_looks_like_record(&next))
+			continue;
+		{
+			uint8_t *held = c->held[tap];
+
+			c->held[tap] = NULL;
+			c->held_len[tap] = 0;
+			start_tls_at(c, tap, &view, off);
+			feed_unheld(c, tap, data, len, taken);
+			free(held);
+		}
+		return;
+	}
+	c->resync_seen[tap] = off;
+	c->resync_need[tap] = 0;
+	if (c->held_len[tap] >= RESYNC_MAX)
+		idle_side(c, tap);
+}
+
+void obs_conn_feed(struct obs_conn *c, enum side tap, const uint8_t *data, size_t len,
+		   const struct timeval *ts)
+{
+	if (c->finished || len == 0)
+		return;
+	c->f.last_ts = *ts;
+	c->f.dir[role_of(c, tap)].bytes += len;
+	if (c->pend)
+		drain_pending(c, false);
+	switch (c->st[tap]) {
+	case SS_PREAMBLE:
+		feed_preamble(c, tap, data, len);
+		break;
+	case SS_RESYNC:
+		feed_resync(c, tap, data, len);
+		break;
+	case SS_TLS:
+		feed_tls(c, tap, data, len);
+		break;
+	case SS_IDLE:
+		break;
+	}
+	if (c->f.is_tls && enough_seen(c)) {
+		idle_side(c, SIDE_CLIENT);
+		idle_side(c, SIDE_SERVER);
+	}
+}
+
+void obs_conn_gap(struct obs_conn *c, enum side tap, size_t n, const struct timeval *ts)
+{
+	if (c->finished)
+		return;
+	c->f.last_ts = *ts;
+	c->f.dir[role_of(c, tap)].gap_bytes += n;
+	if (c->st[tap] == SS_TLS) {
+		/* record framing cannot survive a hole; rejoin at the next record */
+		tls_dir_free(&c->tls[tap]);
+		tls_dir_init(&c->tls[tap]);
+		c->tls[tap].tls13 = c->f.sh.selected_version == TLS_V_1_3;
+		c->tls[tap].encrypted = c->f.dir[role_of(c, tap)].ccs_seen && !c->tls[tap].tls13;
+		c->tls[tap].started = true;
+		if (c->dec) {
+			decrypt_stop(c->dec, role_of(c, tap));
+			set_keep_protected(c);
+		}
+		c->st[tap] = SS_RESYNC;
+		c->resync_seen[tap] = c->resync_need[tap] = 0;
+	} else if (c->st[tap] == SS_PREAMBLE) {
+		idle_side(c, tap);
+	}
+}
+
+void obs_conn_close(struct obs_conn *c, enum side tap, enum close_kind how,
+		    const struct timeval *ts)
+{
+	struct direction_facts *d;
+
+	if (c->finished)
+		return;
+	c->f.last_ts = *ts;
+	c->f.seq++;
+	d = &c->f.dir[role_of(c, tap)];
+	if (d->closed == CLOSE_NONE || how == CLOSE_RST) {
+		if (d->closed == CLOSE_NONE)
+			d->close_seq = c->f.seq;
+		d->closed = how;
+		d->close_ts = *ts;
+	}
+}
+
+void obs_conn_quiet_until(struct obs_conn *c, const struct timeval *now)
+{
+	if (!c->finished && timercmp(now, &c->f.seen_until, >))
+		c->f.seen_until = *now;
+}
+
+bool obs_conn_awaiting_keys(const struct obs_conn *c)
+{
+	return !c->finished && c->dec && c->cfg.keylog_wait &&
+	       (c->pend || decrypt_waiting(c->dec, SIDE_CLIENT) || decrypt_waiting(c->dec, SIDE_SERVER));
+}
+
+void obs_conn_retry_keys(struct obs_conn *c)
+{
+	if (c->finished || !c->dec)
+		return;
+	if (c->pend)
+		drain_pending(c, false);
+	else if (decrypt_retry(c->dec))
+		set_keep_protected(c);
+}
+
+bool obs_conn_wants_bytes(const struct obs_conn *c)
+{
+	return !c->finished && (c->st[0] != SS_IDLE || c->st[1] != SS_IDLE);
+}
+
+/* Final before the close when nothing later can change the outcome: the
+ * bytes are not TLS, or a plaintext fatal alert ended the handshake (a
+ * fatal alert closes the connection, RFC 8446 6.2 / RFC 5246 7.2.2), or
+ * the decoder has seen all it keeps of both sides.  A successful handshake
+ * is final once the session went on (verdict.settled): nginx refuses at the
+ * HTTP level and closes after its first answer, so until then the outcome
+ * shows only in how the session goes on. */
+static void free_decoding_state(struct obs_conn *c);
+
+static bool outcome_settled(const struct obs_conn *c)
+{
+	size_t i;
+
+	if (c->f.not_tls)
+		return true;
+	for (i = 0; i < c->f.n_alerts; i++)
+		if ((!c->f.alerts[i].encrypted || c->f.alerts[i].decrypted) && c->f.alerts[i].level == 2)
+			return true;
+	return c->f.is_tls && c->st[0] == SS_IDLE && c->st[1] == SS_IDLE && enough_seen(c);
+}
+
+/* Cheap test before the rules run: both sides sent records after the
+ * handshake, the least a session that went on shows. */
+static bool may_have_gone_on(const struct obs_conn *c)
+{
+	const struct direction_facts *cl = &c->f.dir[SIDE_CLIENT];
+	const struct direction_facts *sv = &c->f.dir[SIDE_SERVER];
+
+	if (!c->f.sh.seen || c->f.dir[0].desync || c->f.dir[1].desync)
+		return false;
+	if (c->f.sh.selected_version == TLS_V_1_3)
+		return cl->n_enc_total >= 2 && sv->n_enc_total >= 1;
+	return cl->app_records >= 1 && sv->app_records >= 1;
+}
+
+/* The rules, then the middlebox attribution over what they decided. */
+static void decide(struct obs_conn *c)
+{
+	if (c->cfg.no_evidence)
+		verdict_decide_quiet(&c->f, c->chain, &c->verdict);
+	else
+		verdict_decide(&c->f, c->chain, &c->verdict);
+	verdict_attribute(&c->f, c->cfg.inspection, c->cfg.expect, &c->verdict);
+}
+
+const struct verdict *obs_conn_early_verdict(struct obs_conn *c)
+{
+	if (c->finished)
+		return &c->verdict;
+	if (!c->early_decided) {
+		if (outcome_settled(c)) {
+			settle_keylog(c);
+			decide(c);
+		} else {
+			/* with a key log, the server's HTTP answer is waited for */
+			if (!may_have_gone_on(c) || (c->dec && !http_settled(c)))
+				return NULL;
+			settle_keylog(c);
+			/* asked on every read until the session settles: the test
+			 * is made without writing evidence lines */
+			verdict_decide_quiet(&c->f, c->chain, &c->verdict);
+			if (!c->verdict.settled)
+				return NULL;
+			decide(c);
+			/* what follows cannot change it: stop decoding */
+			free_decoding_state(c);
+		}
+		c->early_decided = true;
+	}
+	return &c->verdict;
+}
+
+static void free_decoding_state(struct obs_conn *c)
+{
+	idle_side(c, SIDE_CLIENT);
+	idle_side(c, SIDE_SERVER);
+	free_keylog_state(c);
+}
+
+const struct verdict *obs_conn_finish(struct obs_conn *c, bool truncated, const struct timeval *ts)
+{
+	if (c->finished)
+		return &c->verdict;
+	c->finished = true;
+	if (ts && timercmp(ts, &c->f.seen_until, >))
+		c->f.seen_until = *ts;
+	if (timercmp(&c->f.last_ts, &c->f.seen_until, >))
+		c->f.seen_until = c->f.last_ts;
+	c->f.truncated = truncated;
+	if (!c->roles_known && !c->f.saw_syn && c->f.client.port < c->f.server.port)
+		set_roles(c, SIDE_SERVER);   /* no handshake seen: the lower port is likely the server */
+	if (c->dec) {
+		drain_pending(c, true);
+		if (!c->http_done[SIDE_CLIENT] && c->http[SIDE_CLIENT])
+			http_read(c, SIDE_CLIENT, true);
+		if (!c->http_done[SIDE_SERVER] && c->http[SIDE_SERVER])
+			http_read(c, SIDE_SERVER, true);
+		settle_keylog(c);
+	}
+	free_decoding_state(c);
+	decide(c);
+	return &c->verdict;
+}
+
+const struct conn_facts *obs_conn_facts(const struct obs_conn *c)
+{
+	return &c->f;
+}
+
+struct verdict *obs_conn_verdict_for_update(struct obs_conn *c)
+{
+	return &c->verdict;
+}
+
+void obs_conn_free(struct obs_conn *c)
+{
+	if (!c)
+		return;
+	free_decoding_state(c);
+	ca_list_release(c->ca);
+	free(c->f.client_chain.certs);
+	free(c->f.server_chain.certs);
+	if (c->cfg.pool && c->cfg.pool->n < POOL_SPARES)
+		c->cfg.pool->spare[c->cfg.pool->n++] = c;
+	else
+		free(c);
+}
+
+/* ---- the capture front end's flow sink ---- */
+
+static void *sink_open(void *ctx, const struct endpoint *initiator, const struct endpoint *responder,
+		       const struct timeval *ts, bool saw_syn)
+{
+	return obs_conn_new(((struct obs_sink *)ctx)->cfg, initiator, responder, ts, saw_syn);
+}
+
+static void sink_data(void *ctx, void *flow, enum side from, const uint8_t *p, size_t n,
+		      const struct timeval *ts)
+{
+	(void)ctx;
+	obs_conn_feed(flow, from, p, n, ts);
+}
+
+static void sink_gap(void *ctx, void *flow, enum side from, size_t n, const struct timeval *ts)
+{
+	(void)ctx;
+	obs_conn_gap(flow, from, n, ts);
+}
+
+static void sink_close(void *ctx, void *flow, enum side from, enum close_kind how,
+		       const struct timeval *ts)
+{
+	(void)ctx;
+	obs_conn_close(flow, from, how, ts);
+}
+
+static bool sink_wants(void *ctx, void *flow)
+{
+	(void)ctx;
+	return obs_conn_wants_bytes(flow);
+}
+
+static void sink_finish(void *ctx, void *flow, bool truncated, const struct timeval *ts)
+{
+	struct obs_sink *os = ctx;
+
+	os->finished(os->ctx, flow, truncated, ts);
+}
+
+void obs_sink_init(struct obs_sink *os, struct flow_sink *sink)
+{
+	*sink = (struct flow_sink){
+		.ctx = os, .open = sink_open, .data = sink_data, .gap = sink_gap,
+		.close = sink_close, .wants_bytes = sink_wants, .finish = sink_finish,
+	};
+}

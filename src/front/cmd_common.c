@@ -1,0 +1,143 @@
+/* cmd_common: option parsing shared by the subcommands. */
+#include "config.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <openssl/err.h>
+#include <openssl/x509.h>
+#include <openssl/x509_vfy.h>
+
+#include "front/cmds.h"
+#include "analysis/expect.h"
+#include "analysis/inspect.h"
+#include "wire/keylog.h"
+
+int cmd_parse_time(const char *s, time_t *out)
+{
+	static const char *const formats[] = {
+		"%Y-%m-%dT%H:%M:%SZ", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d %H:%M:%S", "%Y-%m-%d",
+	};
+	struct tm tm;
+	size_t i;
+
+	if (s[0] == '@') {
+		char *end;
+		long long v;
+
+		errno = 0;
+		v = strtoll(s + 1, &end, 10);
+		if (errno || *end || end == s + 1)
+			return 0;
+		*out = (time_t)v;
+		return 1;
+	}
+	for (i = 0; i < sizeof(formats) / sizeof(formats[0]); i++) {
+		const char *end;
+
+		memset(&tm, 0, sizeof(tm));
+		end = strptime(s, formats[i], &tm);
+		if (end && *end == '\0') {
+			*out = timegm(&tm);
+			return 1;
+		}
+	}
+	return 0;
+}
+
+struct x509_store_st *cmd_load_bundle(const char *path)
+{
+	X509_STORE *store = X509_STORE_new();
+
+	if (!store)
+		return NULL;
+	if (X509_STORE_load_file(store, path) != 1) {
+		unsigned long e = ERR_peek_last_error();
+
+		fprintf(stderr, "mtlsdiag: %s: cannot load CA bundle: %s\n", path,
+			e ? ERR_reason_error_string(e) : "no certificates");
+		X509_STORE_free(store);
+		return NULL;
+	}
+	return store;
+}
+
+struct inspect_catalogue *cmd_load_inspection(const char *who, const char *const *files, size_t n)
+{
+	struct inspect_catalogue *cat = inspect_new();
+	char tried[2048], err[1024];
+	const char *bundled;
+	size_t i;
+
+	if (!cat) {
+		fprintf(stderr, "%s: out of memory\n", who);
+		return NULL;
+	}
+	bundled = inspect_bundled_path(tried, sizeof(tried));
+	if (!bundled) {
+		fprintf(stderr, "%s: warning: the bundled inspection-CA catalogue is not installed (looked in %s)\n",
+			who, tried);
+	} else if (!inspect_load_file(cat, bundled, err, sizeof(err))) {
+		fprintf(stderr, "%s: %s\n", who, err);
+		goto Fail;
+	}
+	for (i = 0; i < n; i++) {
+		if (!inspect_load_file(cat, files[i], err, sizeof(err))) {
+			fprintf(stderr, "%s: --inspection-cas %s\n", who, err);
+			goto Fail;
+		}
+	}
+	return cat;
+Fail:
+	inspect_free(cat);
+	return NULL;
+}
+
+int cmd_add_file(const char *who, const char *opt, const char **list, size_t *n, size_t max, const char *arg)
+{
+	if (*n >= max) {
+		fprintf(stderr, "%s: at most %zu %s files\n", who, max, opt);
+		return 0;
+	}
+	list[(*n)++] = arg;
+	return 1;
+}
+
+static void keylog_warning(void *who, const char *line)
+{
+	fprintf(stderr, "%s: warning: %s\n", (const char *)who, line);
+}
+
+int cmd_load_keylogs(const char *who, const char *const *files, size_t n, bool follow, struct keylog **out)
+{
+	char err[512];
+	size_t i;
+
+	*out = NULL;
+	if (n == 0)
+		return 1;
+	if (!(*out = keylog_new(keylog_warning, (void *)who))) {
+		fprintf(stderr, "%s: out of memory\n", who);
+		return 0;
+	}
+	for (i = 0; i < n; i++) {
+		if (!keylog_add_file(*out, files[i], follow, err, sizeof(err))) {
+			fprintf(stderr, "%s: --keylog %s\n", who, err);
+			return 0;
+		}
+	}
+	return 1;
+}
+
+int cmd_add_expect(const char *who, struct server_expect *e, bool is_ca, const char *arg)
+{
+	char err[1024];
+
+	if (is_ca ? expect_add_ca_file(e, arg, err, sizeof(err)) : expect_add_spki(e, arg, err, sizeof(err)))
+		return 1;
+	fprintf(stderr, "%s: --expect-server-%s %s\n", who, is_ca ? "ca" : "spki", err);
+	return 0;
+}

@@ -1,0 +1,801 @@
+/* cmd_probe: `mtlsdiag probe HOST:PORT`, the active front end: options,
+ * client credentials, the inspection catalogue, and what is printed; the
+ * connections themselves are probe.c.  Each probe's record is the
+ * observer's (the same human line and JSON object as pcap and proxy) with
+ * the probe's own findings added. */
+#include "config.h"
+
+#include <errno.h>
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <openssl/err.h>
+#include <openssl/pem.h>
+#include <openssl/pkcs12.h>
+#include <openssl/ssl.h>
+#include <openssl/ui.h>
+#include <openssl/x509.h>
+
+#include "front/cmds.h"
+#include "analysis/codes.h"
+#include "analysis/inspect.h"
+#include "front/probe.h"
+#include "front/proxy.h"
+#include "out/report.h"
+#include "wire/x509info.h"
+
+#define MAX_CATALOGUES 16
+
+static void usage(FILE *out)
+{
+	fprintf(out,
+		"usage: mtlsdiag probe [OPTIONS] HOST:PORT\n"
+		"\n"
+		"Connects to HOST:PORT (directly, or through an HTTP proxy), completes a TLS\n"
+		"handshake in TLS 1.2 and in TLS 1.3, and reports whether the server asks for a\n"
+		"client certificate, which CA names and signature algorithms it names, its\n"
+		"chain and whether that chain was issued by a TLS-inspection CA; with a client\n"
+		"certificate, whether the server accepted it.\n"
+		"\n"
+		"options:\n"
+		"  --via HOST:PORT         through the HTTP proxy HOST:PORT (CONNECT)\n"
+		"  --compare               with --via: probe directly and through the proxy and\n"
+		"                          print what differs (is the proxy intercepting?)\n"
+		"  --tls 1.2|1.3|both      the versions to try (default both)\n"
+		"  --cert FILE --key FILE  a client certificate (PEM; FILE may hold the chain)\n"
+		"  --p12 FILE              a client certificate and key as PKCS#12\n"
+		"  --pass SPEC             the password of --p12 or --key: env:VAR, file:PATH or\n"
+		"                          pass:TEXT (default: asked on the terminal, if any)\n"
+		"  --no-http               the server does not speak HTTP: offer no ALPN and send\n"
+		"                          no request (by default the probe offers ALPN http/1.1,\n"
+		"                          sends GET / and reads the first answer, where nginx\n"
+		"                          refuses a certificate with 400; --http is that default)\n"
+		"  --json FILE             also write JSON Lines to FILE (- for standard output;\n"
+		"                          the human lines then go to standard error)\n"
+		"  --inspection-cas FILE   more inspection-CA rules, added to the bundled\n"
+		"                          catalogue (repeatable)\n"
+		"  --timeout S             give up a probe after S seconds (default 10)\n"
+		"  --at TIME               judge certificate validity at TIME instead of now\n"
+		"  -h, --help              this help\n"
+		"\n"
+		"Exit status: 0 every handshake completed and the server accepted what was\n"
+		"sent (a certificate, or none when it did not ask); 1 the probe ran and a\n"
+		"handshake failed or the certificate (or its absence) was refused, or with\n"
+		"--compare the two paths differ; 2 usage or input error, or the probe could\n"
+		"not run (name not resolved, connection refused, proxy refused CONNECT,\n"
+		"timeout before TLS); 3 the probe ran but could not tell whether the server\n"
+		"accepted what was sent (undetermined: no HTTP answer, a server that speaks\n"
+		"HTTP/2 only, TLS 1.3 with --no-http), and nothing was refused.\n");
+}
+
+/* ---- credentials ---- */
+
+struct pass {
+	const char *spec;       /* NULL: prompt when there is a terminal */
+	char text[1024];
+	bool have;
+	bool prompted;
+	bool asked;             /* a key or file wanted a password */
+	bool failed;            /* get_pass said why it has none */
+	char label[300];        /* what the password is for, in messages */
+};
+
+/* 1 with the password in p->text; 0 after printing why. */
+static int get_pass(struct pass *p, const char *what)
+{
+	p->asked = true;
+	if (p->have)
+		return 1;
+	if (p->failed)
+		return 0;
+	p->failed = true;   /* until a password is had: each reason is said once */
+	if (p->spec) {
+		if (strncmp(p->spec, "env:", 4) == 0) {
+			const char *v = getenv(p->spec + 4);
+
+			if (!v) {
+				fprintf(stderr, "mtlsdiag probe: --pass %s: the variable is not set\n", p->spec);
+				return 0;
+			}
+			snprintf(p->text, sizeof(p->text), "%s", v);
+		} else if (strncmp(p->spec, "file:", 5) == 0) {
+			FILE *f = fopen(p->spec + 5, "r");
+
+			if (!f) {
+				fprintf(stderr, "mtlsdiag probe: --pass %s: %s\n", p->spec, strerror(errno));
+				return 0;
+			}
+			if (!fgets(p->text, sizeof(p->text), f))
+				p->text[0] = '\0';
+			fclose(f);
+			p->text[strcspn(p->text, "\r\n")] = '\0';
+		} else if (strncmp(p->spec, "pass:", 5) == 0) {
+			snprintf(p->text, sizeof(p->text), "%s", p->spec + 5);
+		} else {
+			fprintf(stderr, "mtlsdiag probe: --pass: '%s' is not env:VAR, file:PATH or pass:TEXT\n", p->spec);
+			return 0;
+		}
+		p->have = true;
+		p->failed = false;
+		return 1;
+	}
+	if (!isatty(STDIN_FILENO)) {
+		fprintf(stderr, "mtlsdiag probe: %s needs a password and there is no terminal to ask on: give --pass env:VAR, file:PATH or pass:TEXT\n", what);
+		return 0;
+	}
+	{
+		char prompt[300];
+
+		snprintf(prompt, sizeof(prompt), "Password for %s: ", what);
+		if (EVP_read_pw_string(p->text, sizeof(p->text), prompt, 0) != 0) {
+			fprintf(stderr, "mtlsdiag probe: %s: no password read\n", what);
+			return 0;
+		}
+	}
+	p->have = p->prompted = true;
+	p->failed = false;
+	return 1;
+}
+
+static int pem_pass_cb(char *buf, int size, int rwflag, void *u)
+{
+	struct pass *p = u;
+	int n;
+
+	(void)rwflag;
+	if (!get_pass(p, p->label))
+		return -1;
+	n = (int)strlen(p->text);
+	if (n >= size)
+		n = size - 1;
+	memcpy(buf, p->text, (size_t)n);
+	return n;
+}
+
+struct creds {
+	X509 *cert;
+	EVP_PKEY *key;
+	STACK_OF(X509) *chain;
+};
+
+static void creds_free(struct creds *c)
+{
+	X509_free(c->cert);
+	EVP_PKEY_free(c->key);
+	sk_X509_pop_free(c->chain, X509_free);
+	memset(c, 0, sizeof(*c));
+}
+
+static const char *ossl_reason(void)
+{
+	unsigned long e = ERR_peek_last_error();
+	const char *r = e ? ERR_reason_error_string(e) : NULL;
+
+	return r ? r : "not recognised";
+}
+
+static int load_pem_creds(const char *cert_path, const char *key_path, struct pass *pass, struct creds *c)
+{
+	FILE *f = fopen(cert_path, "r");
+	X509 *x;
+
+	if (!f) {
+		fprintf(stderr, "mtlsdiag probe: --cert %s: %s\n", cert_path, strerror(errno));
+		return 0;
+	}
+	c->cert = PEM_read_X509(f, NULL, NULL, NULL);
+	if (!c->cert) {
+		fprintf(stderr, "mtlsdiag probe: --cert %s: not a PEM certificate (%s)\n", cert_path, ossl_reason());
+		fclose(f);
+		return 0;
+	}
+	c->chain = sk_X509_new_null();
+	while ((x = PEM_read_X509(f, NULL, NULL, NULL)))
+		sk_X509_push(c->chain, x);
+	ERR_clear_error();
+	fclose(f);
+	if (!(f = fopen(key_path, "r"))) {
+		fprintf(stderr, "mtlsdiag probe: --key %s: %s\n", key_path, strerror(errno));
+		return 0;
+	}
+	snprintf(pass->label, sizeof(pass->label), "--key %s", key_path);
+	c->key = PEM_read_PrivateKey(f, NULL, pem_pass_cb, pass);
+	fclose(f);
+	if (!c->key) {
+		if (pass->failed)
+			;   /* get_pass has said why */
+		else if (pass->asked && pass->have)
+			fprintf(stderr, "mtlsdiag probe: --key %s: wrong password (the key does not decrypt)\n", key_path);
+		else
+			fprintf(stderr, "mtlsdiag probe: --key %s: not a PEM private key (%s)\n", key_path, ossl_reason());
+		return 0;
+	}
+	if (X509_check_private_key(c->cert, c->key) != 1) {
+		fprintf(stderr, "mtlsdiag probe: --key %s is not the key of the certificate in --cert %s\n",
+			key_path, cert_path);
+		return 0;
+	}
+	return 1;
+}
+
+static int load_p12(const char *path, struct pass *pass, struct creds *c)
+{
+	FILE *f = fopen(path, "rb");
+	PKCS12 *p12;
+	const char *pw = NULL;
+	int ret = 0;
+
+	if (!f) {
+		fprintf(stderr, "mtlsdiag probe: --p12 %s: %s\n", path, strerror(errno));
+		return 0;
+	}
+	p12 = d2i_PKCS12_fp(f, NULL);
+	fclose(f);
+	if (!p12) {
+		fprintf(stderr, "mtlsdiag probe: --p12 %s: not a PKCS#12 file (%s)\n", path, ossl_reason());
+		return 0;
+	}
+	if (PKCS12_mac_present(p12)) {
+		/* an empty password first (many exports have one), unless given */
+		if (!pass->spec && (PKCS12_verify_mac(p12, "", 0) == 1 || PKCS12_verify_mac(p12, NULL, 0) == 1)) {
+			pw = PKCS12_verify_mac(p12, "", 0) == 1 ? "" : NULL;
+		} else {
+			char what[300];
+
+			snprintf(what, sizeof(what), "--p12 %s", path);
+			if (!get_pass(pass, what))
+				goto Exit;
+			if (PKCS12_verify_mac(p12, pass->text, -1) != 1) {
+				fprintf(stderr, "mtlsdiag probe: --p12 %s: wrong password (the MAC does not verify)\n", path);
+				goto Exit;
+			}
+			pw = pass->text;
+		}
+	}
+	if (PKCS12_parse(p12, pw, &c->key, &c->cert, &c->chain) != 1 || !c->cert || !c->key) {
+		fprintf(stderr, "mtlsdiag probe: --p12 %s: %s\n", path,
+			!c->cert || !c->key ? "no certificate with its key inside" : ossl_reason());
+		goto Exit;
+	}
+	if (X509_check_private_key(c->cert, c->key) != 1) {
+		fprintf(stderr, "mtlsdiag probe: --p12 %s: the key is not the certificate's\n", path);
+		goto Exit;
+	}
+	ret = 1;
+Exit:
+	ERR_clear_error();
+	PKCS12_free(p12);
+	return ret;
+}
+
+/* ---- output ---- */
+
+/* A JSON string; the values are UTF-8 (x509info) or printable ASCII. */
+static void jstr(FILE *out, const char *s)
+{
+	if (!s) {
+		fputs("null", out);
+		return;
+	}
+	putc('"', out);
+	for (; *s; s++) {
+		unsigned char ch = (unsigned char)*s;
+
+		if (ch == '"' || ch == '\\')
+			fprintf(out, "\\%c", ch);
+		else if (ch < 0x20 || ch == 0x7f)
+			fprintf(out, "\\u%04x", ch);
+		else
+			putc(ch, out);
+	}
+	putc('"', out);
+}
+
+static const char *tls_name(int v)
+{
+	return v == TLS1_3_VERSION ? "1.3" : v == TLS1_2_VERSION ? "1.2" : v == TLS1_1_VERSION ? "1.1"
+		: v == TLS1_VERSION ? "1.0" : NULL;
+}
+
+struct run {
+	FILE *text, *json;
+	const struct inspect_catalogue *cat;
+	const char *host;
+	uint16_t port;
+	const char *via;         /* "host:port" or NULL */
+	size_t n_rules;
+};
+
+static void list_text(char *buf, size_t len, const char (*items)[256], size_t n)
+{
+	size_t used = (size_t)snprintf(buf, len, "[");
+	size_t i;
+
+	for (i = 0; i < n && used < len; i++)
+		used += (size_t)snprintf(buf + used, len - used, "%s%s", i ? "; " : "", items[i]);
+	if (used < len)
+		snprintf(buf + used, len - used, "]");
+}
+
+static const char *leg_name(const struct probe_options *o, char *buf, size_t len)
+{
+	char via[300];
+
+	if (!o->via_host)
+		return "direct";
+	report_endpoint(via, sizeof(via), o->via_host, o->via_port);
+	snprintf(buf, len, "via %s", via);
+	return buf;
+}
+
+static void print_text(const struct run *run, const struct probe_options *o, const struct probe_result *r)
+{
+	char line[2048], leg[340], list[4096];
+	size_t i, used;
+	FILE *out = run->text;
+
+	if (!out)
+		return;
+	if (r->verdict) {
+		report_line(line, sizeof(line), obs_conn_facts(r->obs), r->verdict);
+		fprintf(out, "%s\n", line);
+	}
+	if (!r->handshake_ok) {
+		fprintf(out, "  probe %s TLS %s: handshake failed: %s\n", leg_name(o, leg, sizeof(leg)),
+			tls_name(o->tls_version), r->handshake_error);
+	} else {
+		fprintf(out, "  probe %s TLS %s (%s%s%s): %s\n", leg_name(o, leg, sizeof(leg)), tls_name(r->tls_version),
+			r->cipher, r->alpn[0] ? ", ALPN " : "", r->alpn,
+			r->cert_requested ? "the server asked for a client certificate"
+					  : "the server did not ask for a client certificate");
+	}
+	if (r->cert_requested) {
+		list_text(list, sizeof(list), r->ca_names, r->n_ca_names);
+		fprintf(out, "  acceptable CAs %s\n", r->n_ca_names ? list : "[] (none named: any CA)");
+		used = (size_t)snprintf(list, sizeof(list), "[");
+		for (i = 0; i < r->n_sigalgs && used < sizeof(list); i++)
+			used += (size_t)snprintf(list + used, sizeof(list) - used, "%s%s", i ? ", " : "", r->sigalgs[i]);
+		if (used < sizeof(list))
+			snprintf(list + used, sizeof(list) - used, "]");
+		fprintf(out, "  signature algorithms %s\n", list);
+	}
+	for (i = 0; i < r->n_chain; i++)
+		fprintf(out, "  server chain[%zu] %s issued by %s (sha256 %s)\n", i, r->chain[i].subject,
+			r->chain[i].issuer, r->chain[i].sha256);
+	if (r->interception.rule) {
+		inspect_describe(&r->interception, list, sizeof(list));
+		fprintf(out, "  interception: %s\n", list);
+	} else if (r->n_chain) {
+		fprintf(out, "  interception: no sign (none of %zu catalogue rules matched the chain)\n", run->n_rules);
+	}
+	if (r->cert_requested || r->cert_offered || r->client_auth == PROBE_AUTH_REJECTED) {
+		char name[300] = "none", why[sizeof(r->undetermined) + 8] = "";
+
+		if (r->cert_offered && o->cert)
+			x509info_name(X509_get_subject_name(o->cert), name, sizeof(name));
+		if (r->alert_received >= 0)
+			snprintf(why, sizeof(why), " (alert %s)", tls_alert_name(r->alert_received)
+				 ? tls_alert_name(r->alert_received) : "unassigned");
+		else if (r->http_nginx[0])
+			snprintf(why, sizeof(why), " (nginx answered %d: %s)", r->http_status, r->http_nginx);
+		else if (!r->handshake_ok && r->handshake_error[0])
+			snprintf(why, sizeof(why), " (%s)", r->handshake_error);
+		else if (r->client_auth == PROBE_AUTH_UNDETERMINED)
+			snprintf(why, sizeof(why), " (%s)", r->undetermined);
+		if (!r->cert_requested && r->client_auth == PROBE_AUTH_REJECTED)
+			fprintf(out, "  client certificate %s: not sent, the server did not ask; rejected%s\n", name, why);
+		else if (!r->cert_requested)
+			fprintf(out, "  client certificate %s: not sent, the server did not ask\n", name);
+		else
+			fprintf(out, "  client certificate %s: %s; %s%s\n", name,
+				r->cert_sent ? "sent" : "none sent", probe_client_auth_name(r->client_auth), why);
+	}
+	if (r->http_status_line[0] && r->http_title[0])
+		fprintf(out, "  http: %s (title \"%s\")\n", r->http_status_line, r->http_title);
+	else if (r->http_status_line[0])
+		fprintf(out, "  http: %s\n", r->http_status_line);
+	else if (r->http_error[0])
+		fprintf(out, "  http: %s\n", r->http_error);
+	else if (r->h2_only)
+		fprintf(out, "  http: the server speaks HTTP/2 only; the probe reads HTTP/1.1 answers\n");
+}
+
+static void print_json(const struct run *run, const struct probe_options *o, const struct probe_result *r)
+{
+	char *buf = NULL, via[300], target[300];
+	size_t len = 0, i;
+	FILE *m, *out = run->json;
+
+	if (!out || !r->verdict)
+		return;
+	if (!(m = open_memstream(&buf, &len)))
+		return;
+	report_json(m, obs_conn_facts(r->obs), r->verdict);
+	if (fclose(m) != 0 || len < 2 || buf[len - 2] != '}') {
+		free(buf);
+		return;
+	}
+	fwrite(buf, 1, len - 2, out);
+	free(buf);
+	report_endpoint(target, sizeof(target), o->host, o->port);
+	fputs(",\"mode\":\"probe\",\"target\":", out);
+	jstr(out, target);
+	fputs(",\"via\":", out);
+	if (o->via_host) {
+		report_endpoint(via, sizeof(via), o->via_host, o->via_port);
+		jstr(out, via);
+	} else {
+		fputs("null", out);
+	}
+	fprintf(out, ",\"probe\":{\"tls_requested\":\"%s\",\"handshake\":\"%s\",\"error\":", tls_name(o->tls_version),
+		r->handshake_ok ? "ok" : "failed");
+	jstr(out, r->handshake_ok && !r->handshake_error[0] ? NULL : r->handshake_error);
+	fputs(",\"tls_version\":", out);
+	jstr(out, tls_name(r->tls_version));
+	fputs(",\"cipher\":", out);
+	jstr(out, r->cipher[0] ? r->cipher : NULL);
+	fprintf(out, ",\"cert_requested\":%s,\"ca_names\":[", r->cert_requested ? "true" : "false");
+	for (i = 0; i < r->n_ca_names; i++) {
+		if (i)
+			putc(',', out);
+		jstr(out, r->ca_names[i]);
+	}
+	fputs("],\"sigalgs\":[", out);
+	for (i = 0; i < r->n_sigalgs; i++) {
+		if (i)
+			putc(',', out);
+		jstr(out, r->sigalgs[i]);
+	}
+	fputs("],\"server_chain\":[", out);
+	for (i = 0; i < r->n_chain; i++) {
+		fputs(i ? ",{\"subject\":" : "{\"subject\":", out);
+		jstr(out, r->chain[i].subject);
+		fputs(",\"issuer\":", out);
+		jstr(out, r->chain[i].issuer);
+		fputs(",\"sha256\":", out);
+		jstr(out, r->chain[i].sha256);
+		putc('}', out);
+	}
+	fputs("],\"interception\":", out);
+	if (r->interception.rule) {
+		char ev[1024];
+
+		inspect_describe(&r->interception, ev, sizeof(ev));
+		fputs("{\"rule\":", out);
+		jstr(out, r->interception.rule->name);
+		fprintf(out, ",\"strength\":\"%s\",\"file\":", inspect_strength_name(r->interception.rule->strength));
+		jstr(out, r->interception.rule->file);
+		fprintf(out, ",\"line\":%u,\"where\":\"%s\",\"cert_index\":%zu,\"name\":", r->interception.rule->line,
+			r->interception.where == INSPECT_ISSUER ? "issuer" : "subject", r->interception.cert_index);
+		jstr(out, r->interception.name);
+		fputs(",\"evidence\":", out);
+		jstr(out, ev);
+		putc('}', out);
+	} else {
+		fputs("null", out);
+	}
+	fprintf(out, ",\"client_cert_offered\":%s,\"client_cert_sent\":%s,\"client_auth\":\"%s\",\"alert\":",
+		r->cert_offered ? "true" : "false", r->cert_sent ? "true" : "false",
+		probe_client_auth_name(r->client_auth));
+	jstr(out, r->alert_received >= 0 ? tls_alert_name(r->alert_received) : NULL);
+	fputs(",\"http_status\":", out);
+	if (r->http_status)
+		fprintf(out, "%d", r->http_status);
+	else
+		fputs("null", out);
+	fputs(",\"http_status_line\":", out);
+	jstr(out, r->http_status_line[0] ? r->http_status_line : NULL);
+	fputs(",\"http_nginx\":", out);
+	jstr(out, r->http_nginx[0] ? r->http_nginx : NULL);
+	fputs(",\"http_title\":", out);
+	jstr(out, r->http_title[0] ? r->http_title : NULL);
+	fputs(",\"http_error\":", out);
+	jstr(out, r->http_error[0] ? r->http_error : NULL);
+	fputs(",\"alpn\":", out);
+	jstr(out, r->alpn[0] ? r->alpn : NULL);
+	fprintf(out, ",\"http_sent\":%s,\"h2_only\":%s,\"undetermined\":", r->http_sent ? "true" : "false",
+		r->h2_only ? "true" : "false");
+	jstr(out, r->client_auth == PROBE_AUTH_UNDETERMINED ? r->undetermined : NULL);
+	fputs("}}\n", out);
+	fflush(out);
+}
+
+/* A probe that could not run: {"type":"probe_error", ...}. */
+static void print_json_error(const struct run *run, const struct probe_options *o, const struct probe_result *r)
+{
+	char target[300], via[300];
+
+	if (!run->json)
+		return;
+	report_endpoint(target, sizeof(target), o->host, o->port);
+	fputs("{\"type\":\"probe_error\",\"mode\":\"probe\",\"target\":", run->json);
+	jstr(run->json, target);
+	fputs(",\"via\":", run->json);
+	if (o->via_host) {
+		report_endpoint(via, sizeof(via), o->via_host, o->via_port);
+		jstr(run->json, via);
+	} else {
+		fputs("null", run->json);
+	}
+	fprintf(run->json, ",\"tls_requested\":\"%s\",\"proxy_status\":", tls_name(o->tls_version));
+	jstr(run->json, r->proxy_status[0] ? r->proxy_status : NULL);
+	fputs(",\"error\":", run->json);
+	jstr(run->json, r->error);
+	fputs("}\n", run->json);
+	fflush(run->json);
+}
+
+/* ---- exit status ---- */
+
+/* 2 (could not run) over 1 (failed or refused) over 3 (undetermined)
+ * over 0: a definite finding outweighs a probe that could not tell. */
+static int worse_status(int a, int b)
+{
+	static const int rank[4] = { 0, 2, 3, 1 };
+
+	return rank[b] > rank[a] ? b : a;
+}
+
+static int probe_status(const struct probe_result *r)
+{
+	if (!r->ran)
+		return 2;
+	if (!r->handshake_ok || r->client_auth == PROBE_AUTH_REJECTED)
+		return 1;
+	if (r->client_auth == PROBE_AUTH_UNDETERMINED)
+		return 3;
+	return 0;
+}
+
+/* ---- --compare ---- */
+
+static void compare(const struct run *run, int version, const struct probe_result *a, const struct probe_result *b,
+		    int *status)
+{
+	struct probe_diff d;
+	char x[300];
+	size_t i;
+
+	if (!probe_compare(a, b, &d))
+		return;
+	report_endpoint(x, sizeof(x), run->host, run->port);
+	if (run->text) {
+		if (d.n == 0)
+			fprintf(run->text, "compare TLS %s direct vs via %s: the same (server chain, client-certificate request, CA names): the proxy passes %s through\n",
+				tls_name(version), run->via, x);
+		else
+			fprintf(run->text, "compare TLS %s direct vs via %s: %zu difference%s%s\n", tls_name(version), run->via,
+				d.n, d.n == 1 ? "" : "s",
+				d.intercepted ? ": the proxy terminates TLS (its server certificate is not the server's)" : "");
+		for (i = 0; i < d.n; i++)
+			fprintf(run->text, "  %s\n", d.lines[i]);
+	}
+	if (run->json) {
+		fprintf(run->json, "{\"type\":\"compare\",\"tls_requested\":\"%s\",\"target\":", tls_name(version));
+		jstr(run->json, x);
+		fputs(",\"via\":", run->json);
+		jstr(run->json, run->via);
+		fprintf(run->json, ",\"intercepted\":%s,\"differences\":[", d.intercepted ? "true" : "false");
+		for (i = 0; i < d.n; i++) {
+			if (i)
+				putc(',', run->json);
+			jstr(run->json, d.lines[i]);
+		}
+		fputs("]}\n", run->json);
+		fflush(run->json);
+	}
+	if (d.n)
+		*status = worse_status(*status, 1);
+}
+
+/* ---- main ---- */
+
+static int parse_timeout(const char *s, unsigned *out)
+{
+	char *end;
+	unsigned long v;
+
+	errno = 0;
+	v = strtoul(s, &end, 10);
+	if (errno || *end || end == s || s[0] == '-' || v < 1 || v > 3600)
+		return 0;
+	*out = (unsigned)v;
+	return 1;
+}
+
+int cmd_probe(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "via", required_argument, NULL, 'v' },
+		{ "compare", no_argument, NULL, 'c' },
+		{ "tls", required_argument, NULL, 't' },
+		{ "cert", required_argument, NULL, 'C' },
+		{ "key", required_argument, NULL, 'K' },
+		{ "p12", required_argument, NULL, 'P' },
+		{ "pass", required_argument, NULL, 'p' },
+		{ "http", no_argument, NULL, 'H' },
+		{ "no-http", no_argument, NULL, 'N' },
+		{ "json", required_argument, NULL, 'j' },
+		{ "inspection-cas", required_argument, NULL, 'i' },
+		{ "timeout", required_argument, NULL, 'T' },
+		{ "at", required_argument, NULL, 'a' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	const char *via = NULL, *tls = "both", *cert_path = NULL, *key_path = NULL, *p12_path = NULL;
+	const char *json_path = NULL, *cas[MAX_CATALOGUES];
+	size_t n_cas = 0, i;
+	struct pass pass = { 0 };
+	struct creds creds = { 0 };
+	struct observer_config ocfg = { 0 };
+	struct inspect_catalogue *cat = NULL;
+	struct run run = { .text = stdout };
+	bool do_compare = false, http = false, no_http = false, json_owned = false;
+	unsigned timeout_s = 10;
+	char host[256], via_host[256];
+	uint16_t port = 0, via_port = 0;
+	int versions[2], n_versions = 0, status = 2, opt;
+
+	while ((opt = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+		switch (opt) {
+		case 'v': via = optarg; break;
+		case 'c': do_compare = true; break;
+		case 't': tls = optarg; break;
+		case 'C': cert_path = optarg; break;
+		case 'K': key_path = optarg; break;
+		case 'P': p12_path = optarg; break;
+		case 'p': pass.spec = optarg; break;
+		case 'H': http = true; break;
+		case 'N': no_http = true; break;
+		case 'j': json_path = optarg; break;
+		case 'i':
+			if (!cmd_add_file("mtlsdiag probe", "--inspection-cas", cas, &n_cas, MAX_CATALOGUES, optarg))
+				return 2;
+			break;
+		case 'T':
+			if (!parse_timeout(optarg, &timeout_s)) {
+				fprintf(stderr, "mtlsdiag probe: --timeout: '%s' is not a number of seconds from 1 to 3600\n", optarg);
+				return 2;
+			}
+			break;
+		case 'a':
+			if (!cmd_parse_time(optarg, &ocfg.at)) {
+				fprintf(stderr, "mtlsdiag probe: --at: cannot read time '%s' (use 2026-11-23T12:00:00Z, 2026-11-23 or @EPOCH)\n", optarg);
+				return 2;
+			}
+			ocfg.at_set = true;
+			break;
+		case 'h': usage(stdout); return 0;
+		default: usage(stderr); return 2;
+		}
+	}
+	if (optind >= argc) {
+		fprintf(stderr, "mtlsdiag probe: no HOST:PORT given (try 'mtlsdiag probe --help')\n");
+		return 2;
+	}
+	if (optind + 1 < argc) {
+		fprintf(stderr, "mtlsdiag probe: one HOST:PORT at a time ('%s' is one too many)\n", argv[optind + 1]);
+		return 2;
+	}
+	if (!proxy_split_hostport(argv[optind], host, sizeof(host), &port)) {
+		fprintf(stderr, "mtlsdiag probe: '%s' is not HOST:PORT (a name or address, and a port from 1 to 65535; [::1]:443 for IPv6)\n", argv[optind]);
+		return 2;
+	}
+	if (via && !proxy_split_hostport(via, via_host, sizeof(via_host), &via_port)) {
+		fprintf(stderr, "mtlsdiag probe: --via '%s' is not HOST:PORT\n", via);
+		return 2;
+	}
+	if (http && no_http) {
+		fprintf(stderr, "mtlsdiag probe: --http and --no-http contradict each other\n");
+		return 2;
+	}
+	if (do_compare && !via) {
+		fprintf(stderr, "mtlsdiag probe: --compare needs --via HOST:PORT (the proxy to compare with)\n");
+		return 2;
+	}
+	if (strcmp(tls, "1.2") == 0) {
+		versions[n_versions++] = TLS1_2_VERSION;
+	} else if (strcmp(tls, "1.3") == 0) {
+		versions[n_versions++] = TLS1_3_VERSION;
+	} else if (strcmp(tls, "both") == 0) {
+		versions[n_versions++] = TLS1_2_VERSION;
+		versions[n_versions++] = TLS1_3_VERSION;
+	} else {
+		fprintf(stderr, "mtlsdiag probe: --tls '%s': use 1.2, 1.3 or both\n", tls);
+		return 2;
+	}
+	if ((cert_path || key_path) && p12_path) {
+		fprintf(stderr, "mtlsdiag probe: --p12 or --cert/--key, not both\n");
+		return 2;
+	}
+	if (!!cert_path != !!key_path) {
+		fprintf(stderr, "mtlsdiag probe: %s\n", cert_path ? "--cert needs --key FILE" : "--key needs --cert FILE");
+		return 2;
+	}
+	if (pass.spec && strncmp(pass.spec, "env:", 4) != 0 && strncmp(pass.spec, "file:", 5) != 0 &&
+	    strncmp(pass.spec, "pass:", 5) != 0) {
+		fprintf(stderr, "mtlsdiag probe: --pass: '%s' is not env:VAR, file:PATH or pass:TEXT\n", pass.spec);
+		return 2;
+	}
+	if (cert_path && !load_pem_creds(cert_path, key_path, &pass, &creds))
+		goto Exit;
+	if (p12_path && !load_p12(p12_path, &pass, &creds))
+		goto Exit;
+
+	if (!(cat = cmd_load_inspection("mtlsdiag probe", cas, n_cas)))
+		goto Exit;
+	run.cat = cat;
+	ocfg.inspection = cat;   /* the verdict line names the middlebox too */
+	run.n_rules = inspect_count(cat);
+	run.host = host;
+	run.port = port;
+	run.via = via;
+
+	if (json_path) {
+		if (strcmp(json_path, "-") == 0) {
+			run.json = stdout;
+			run.text = stderr;
+		} else if (!(run.json = fopen(json_path, "w"))) {
+			fprintf(stderr, "mtlsdiag probe: --json %s: %s\n", json_path, strerror(errno));
+			goto Exit;
+		} else {
+			json_owned = true;
+		}
+	}
+	if (!(ocfg.certs = cert_cache_new(64))) {
+		fprintf(stderr, "mtlsdiag probe: out of memory\n");
+		goto Exit;
+	}
+
+	status = 0;
+	for (i = 0; i < (size_t)n_versions && status != 2; i++) {
+		struct probe_options o = {
+			.host = host, .port = port, .tls_version = versions[i], .timeout_ms = timeout_s * 1000,
+			.no_http = no_http, .cert = creds.cert, .key = creds.key, .chain = creds.chain, .cat = cat,
+			.ocfg = &ocfg,
+		};
+		struct probe_result res[2];
+		int legs = do_compare ? 2 : 1, l;
+
+		for (l = 0; l < legs; l++) {
+			struct probe_options lo = o;
+
+			if (l == 1 || (via && !do_compare)) {
+				lo.via_host = via_host;
+				lo.via_port = via_port;
+			}
+			probe_run(&lo, &res[l]);
+			if (!res[l].ran) {
+				fprintf(stderr, "mtlsdiag probe: %s\n", res[l].error);
+				print_json_error(&run, &lo, &res[l]);
+			} else {
+				print_text(&run, &lo, &res[l]);
+				print_json(&run, &lo, &res[l]);
+			}
+			status = worse_status(status, probe_status(&res[l]));
+			if (status == 2) {
+				legs = l + 1;
+				break;
+			}
+		}
+		if (do_compare && legs == 2)
+			compare(&run, versions[i], &res[0], &res[1], &status);
+		for (l = 0; l < legs; l++)
+			probe_result_clear(&res[l]);
+	}
+	if (run.text)
+		fflush(run.text);
+Exit:
+	if (json_owned && fclose(run.json) != 0) {
+		fprintf(stderr, "mtlsdiag probe: --json %s: %s\n", json_path, strerror(errno));
+		status = 2;
+	}
+	OPENSSL_cleanse(pass.text, sizeof(pass.text));
+	cert_cache_free(ocfg.certs);
+	inspect_free(cat);
+	creds_free(&creds);
+	return status;
+}

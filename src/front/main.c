@@ -1,0 +1,47 @@
+/* main: dispatches mtlsdiag's subcommands. */
+#include "config.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#include "front/cmds.h"
+
+static void usage(FILE *out)
+{
+	fprintf(out,
+		"usage: mtlsdiag COMMAND [OPTIONS]\n"
+		"\n"
+		"Diagnoses mutual-TLS client-certificate failures, one verdict per connection.\n"
+		"\n"
+		"commands:\n"
+		"  pcap FILE...      analyse capture files (pcap or pcapng; - for standard input)\n"
+		"  proxy             relay connections to a server and analyse them inline\n"
+		"  probe HOST:PORT   connect to a server (directly or through a proxy) and report\n"
+		"                    its client-certificate request, chain and interception\n"
+		"\n"
+		"'mtlsdiag COMMAND --help' shows a command's options.\n");
+}
+
+int main(int argc, char **argv)
+{
+	if (argc < 2) {
+		usage(stderr);
+		return 2;
+	}
+	if (strcmp(argv[1], "-h") == 0 || strcmp(argv[1], "--help") == 0) {
+		usage(stdout);
+		return 0;
+	}
+	if (strcmp(argv[1], "--version") == 0 || strcmp(argv[1], "-V") == 0) {
+		printf("mtlsdiag %s\n", PACKAGE_VERSION);
+		return 0;
+	}
+	if (strcmp(argv[1], "pcap") == 0)
+		return cmd_pcap(argc - 1, argv + 1);
+	if (strcmp(argv[1], "proxy") == 0)
+		return cmd_proxy(argc - 1, argv + 1);
+	if (strcmp(argv[1], "probe") == 0)
+		return cmd_probe(argc - 1, argv + 1);
+	fprintf(stderr, "mtlsdiag: unknown command '%s' (try 'mtlsdiag --help')\n", argv[1]);
+	return 2;
+}

@@ -1,0 +1,65 @@
+/* pcapout: writes relayed connections as a packet capture.
+ *
+ * The writer behind the proxy's --pcap-out FILE.  Each connection becomes a
+ * synthetic TCP conversation between the real endpoints: Ethernet, then
+ * IPv4 or IPv6 (a v4 endpoint facing a v6 one is written as ::ffff:a.b.c.d),
+ * then TCP with correct IP and TCP checksums and per-direction sequence and
+ * acknowledgement numbers.  A connection opens with SYN, SYN-ACK, ACK; its
+ * bytes follow in segments of at most PCAPOUT_MAX_SEG bytes, each carrying
+ * the given bytes exactly; a side closes with FIN or RST.  The file is
+ * written with libpcap's dump API (link type Ethernet, snap length 65535),
+ * so any pcap reader, this project's capture layer included, can read it.
+ *
+ * Not thread-safe: a struct pcapout and its connections must be used from
+ * one thread at a time (the caller serialises). */
+#ifndef MTLSDIAG_PCAPOUT_H
+#define MTLSDIAG_PCAPOUT_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/time.h>
+
+#include "wire/facts.h"
+
+#define PCAPOUT_MAX_SEG 65000
+
+struct pcapout;
+struct pcapout_conn;
+
+/* Creates (truncates) the capture file.  NULL on failure, err says why
+ * (one line naming the file). */
+struct pcapout *pcapout_open(const char *path, char *err, size_t errlen)
+	__attribute__((nonnull(1), warn_unused_result));
+
+/* A new connection from client to server; writes the three-way handshake
+ * stamped ts (NULL: now).  NULL if an address is not a textual IPv4/IPv6
+ * address or memory runs out. */
+struct pcapout_conn *pcapout_conn_new(struct pcapout *po, const struct endpoint *client,
+				      const struct endpoint *server, const struct timeval *ts)
+	__attribute__((nonnull(1, 2, 3), warn_unused_result));
+
+/* n bytes sent by one side, in order.  Ignored after that side closed. */
+void pcapout_data(struct pcapout_conn *c, enum side from, const uint8_t *p, size_t n,
+		  const struct timeval *ts);
+
+/* n bytes sent by one side that are not written: the sequence numbers move
+ * on, so a reader sees a hole ("previous segment not captured") where they
+ * were.  Ignored after that side closed. */
+void pcapout_skip(struct pcapout_conn *c, enum side from, uint64_t n);
+
+/* One side closes: CLOSE_RST writes a reset, any other kind a FIN.  At most
+ * one FIN per side; a reset may follow a FIN.  Nothing is written for a
+ * side after its reset. */
+void pcapout_close(struct pcapout_conn *c, enum side from, enum close_kind how,
+		   const struct timeval *ts);
+
+/* Forgets the connection (writes nothing).  NULL is allowed. */
+void pcapout_conn_free(struct pcapout_conn *c);
+
+/* Pushes buffered packets to the file.  0, or -1 on a write error. */
+int pcapout_flush(struct pcapout *po);
+
+/* Flushes and closes the file.  Free the connections first.  NULL is allowed. */
+void pcapout_close_file(struct pcapout *po);
+
+#endif

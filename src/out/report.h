@@ -1,0 +1,38 @@
+/* report: prints verdicts: the one-line human form and JSON Lines
+ * (../VERDICTS.md).  A reporter never parses and never decides. */
+#ifndef MTLSDIAG_REPORT_H
+#define MTLSDIAG_REPORT_H
+
+#include <stdint.h>
+#include <stdio.h>
+
+#include "analysis/codes.h"
+#include "wire/facts.h"
+#include "analysis/verdict.h"
+
+/* The human line without its newline:
+ * "2026-11-23T12:14:02.120Z 10.0.1.45:53122 -> api.internal:443 TLS1.3 client did not send cert (fault: client; observed) ..." */
+void report_line(char *buf, size_t len, const struct conn_facts *f, const struct verdict *v);
+
+/* One JSON object on one line, "type": "connection". */
+void report_json(FILE *out, const struct conn_facts *f, const struct verdict *v);
+
+/* Per-verdict tallies for the closing summary. */
+struct report_tally {
+	uint64_t connections;
+	uint64_t by_verdict[V_COUNT];
+};
+
+void report_tally_add(struct report_tally *t, const struct verdict *v);
+void report_summary_text(FILE *out, const struct report_tally *t);
+/* {"type":"summary", ...}; `extra` is appended inside the object when not
+ * NULL (already formatted JSON members, without a leading comma). */
+void report_summary_json(FILE *out, const struct report_tally *t, const char *extra);
+
+/* "host:port", or "[v6]:port" for an IPv6 address. */
+void report_endpoint(char *buf, size_t len, const char *host, uint16_t port);
+
+/* Formats seconds+microseconds as RFC 3339 UTC with milliseconds ("...Z"). */
+void report_time(char *buf, size_t len, const struct timeval *tv, int digits);
+
+#endif
