@@ -13,6 +13,7 @@
 #include "analysis/conversation.h"
 #include "analysis/expect.h"
 #include "analysis/inspect.h"
+#include "wire/tls.h"
 #include "wire/tls_msgs.h"
 
 /* How the server answered the client's flight. */
@@ -130,7 +131,8 @@ static const struct alert *first_fatal(const struct conn_facts *f, enum side fro
 			continue;   /* a warning after its sender's data ends a session (Java's user_canceled), not a handshake */
 		if ((a->encrypted && !a->decrypted) || a->level == 2)
 			return a;
-		if (a->description != 0 && a->description != 41 && a->description != 100)
+		if (a->description != TLS_ALERT_CLOSE_NOTIFY && a->description != TLS_ALERT_NO_CERTIFICATE &&
+		    a->description != TLS_ALERT_NO_RENEGOTIATION)
 			return a;   /* a warning that still ends the handshake */
 	}
 	return NULL;
@@ -140,11 +142,11 @@ static const struct alert *first_fatal(const struct conn_facts *f, enum side fro
 static enum reason_code alert_reason(int description)
 {
 	switch (description) {
-	case 45: return R_EXPIRED;
-	case 48: return R_UNKNOWN_ISSUER;
-	case 43: return R_BAD_EKU;
-	case 44: return R_REVOKED;
-	case 51: return R_BAD_SIGNATURE;
+	case TLS_ALERT_CERTIFICATE_EXPIRED: return R_EXPIRED;
+	case TLS_ALERT_UNKNOWN_CA: return R_UNKNOWN_ISSUER;
+	case TLS_ALERT_UNSUPPORTED_CERTIFICATE: return R_BAD_EKU;
+	case TLS_ALERT_CERTIFICATE_REVOKED: return R_REVOKED;
+	case TLS_ALERT_DECRYPT_ERROR: return R_BAD_SIGNATURE;
 	}
 	return R_UNKNOWN;
 }
@@ -653,7 +655,13 @@ static void client_aborted(const struct conn_facts *f, const struct alert *a, en
 		EVIDENCE(v, "server certificate %s issued by %s", f->server_chain.certs[0].subject,
 			 f->server_chain.certs[0].issuer);
 	switch (a->description) {
-	case 42: case 43: case 44: case 45: case 46: case 48: case 116:
+	case TLS_ALERT_BAD_CERTIFICATE:
+	case TLS_ALERT_UNSUPPORTED_CERTIFICATE:
+	case TLS_ALERT_CERTIFICATE_REVOKED:
+	case TLS_ALERT_CERTIFICATE_EXPIRED:
+	case TLS_ALERT_CERTIFICATE_UNKNOWN:
+	case TLS_ALERT_UNKNOWN_CA:
+	case TLS_ALERT_CERTIFICATE_REQUIRED:
 		break;
 	default:
 		v->code = V_HANDSHAKE_FAILED;
@@ -701,7 +709,7 @@ static void decide12(const struct conn_facts *f, const struct chain_report *chai
 		size_t i;
 
 		for (i = 0; i < f->n_alerts; i++)
-			if (f->alerts[i].from == SIDE_CLIENT && f->alerts[i].description == 41)
+			if (f->alerts[i].from == SIDE_CLIENT && f->alerts[i].description == TLS_ALERT_NO_CERTIFICATE)
 				noc = &f->alerts[i];
 		/* the client's ChangeCipherSpec after the request (a renegotiation
 		 * follows an earlier one) */
