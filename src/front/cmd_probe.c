@@ -273,25 +273,10 @@ Exit:
 
 /* ---- output ---- */
 
-/* A JSON string; the values are UTF-8 (x509info) or printable ASCII. */
+/* A JSON string, escaped as every record's (report.h). */
 static void jstr(FILE *out, const char *s)
 {
-	if (!s) {
-		fputs("null", out);
-		return;
-	}
-	putc('"', out);
-	for (; *s; s++) {
-		unsigned char ch = (unsigned char)*s;
-
-		if (ch == '"' || ch == '\\')
-			fprintf(out, "\\%c", ch);
-		else if (ch < 0x20 || ch == 0x7f)
-			fprintf(out, "\\u%04x", ch);
-		else
-			putc(ch, out);
-	}
-	putc('"', out);
+	report_json_string(out, s);
 }
 
 static const char *tls_name(int v)

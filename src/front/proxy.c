@@ -284,18 +284,8 @@ static void emit_json(FILE *out, const struct pconn *c, const struct conn_facts 
 /* A JSON string member whose value came from the network. */
 static void json_escaped(FILE *out, const char *name, const char *s)
 {
-	fprintf(out, ",\"%s\":\"", name);
-	for (; *s; s++) {
-		unsigned char ch = (unsigned char)*s;
-
-		if (ch == '"' || ch == '\\')
-			fprintf(out, "\\%c", ch);
-		else if (ch < 0x20 || ch >= 0x7f)
-			fprintf(out, "\\u%04x", ch);
-		else
-			putc(ch, out);
-	}
-	putc('"', out);
+	fprintf(out, ",\"%s\":", name);
+	report_json_string(out, s);
 }
 
 /* A connection that never reached its server: one human line, one JSON

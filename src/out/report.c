@@ -162,7 +162,7 @@ static size_t utf8_len(const unsigned char *p)
 	return n;
 }
 
-static void json_str(FILE *out, const char *s)
+void report_json_string(FILE *out, const char *s)
 {
 	const unsigned char *p = (const unsigned char *)s;
 
@@ -195,10 +195,8 @@ static void json_str(FILE *out, const char *s)
 		case '\r': fputs_unlocked("\\r", out); break;
 		case '\t': fputs_unlocked("\\t", out); break;
 		default:
-			if (*p < 0x20 || *p == 0x7f)
-				fprintf(out, "\\u%04x", *p);
-			else if (*p >= 0x80)
-				fputs_unlocked("\\ufffd", out);
+			if (*p < 0x20 || *p >= 0x7f)
+				fprintf(out, "\\u%04x", *p);   /* a control byte, or not UTF-8 */
 			else
 				putc_unlocked(*p, out);
 		}
@@ -210,7 +208,7 @@ static void json_str(FILE *out, const char *s)
 static void json_field(FILE *out, const char *lead, const char *value)
 {
 	fputs_unlocked(lead, out);
-	json_str(out, value);
+	report_json_string(out, value);
 }
 
 static void json_tristate(FILE *out, enum tristate t)
@@ -232,7 +230,7 @@ static void json_cert(FILE *out, const struct cert_info *c)
 
 	if (c->parse_failed) {
 		fputs_unlocked("{\"parse_error\":true,\"sha256\":", out);
-		json_str(out, c->sha256);
+		report_json_string(out, c->sha256);
 		putc_unlocked('}', out);
 		return;
 	}
@@ -248,7 +246,7 @@ static void json_cert(FILE *out, const struct cert_info *c)
 	for (tok = strtok_r(eku, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
 		if (!first)
 			putc_unlocked(',', out);
-		json_str(out, tok);
+		report_json_string(out, tok);
 		first = false;
 	}
 	fputs_unlocked("]}", out);
@@ -313,7 +311,7 @@ void report_json(FILE *out, const struct conn_facts *f, const struct verdict *v)
 		for (i = 0; i < f->ch.n_alpn; i++) {
 			if (i)
 				putc_unlocked(',', out);
-			json_str(out, f->ch.alpn[i]);
+			report_json_string(out, f->ch.alpn[i]);
 		}
 		putc_unlocked(']', out);
 	}
@@ -325,7 +323,7 @@ void report_json(FILE *out, const struct conn_facts *f, const struct verdict *v)
 	for (i = 0; i < f->cr.n_ca_names; i++) {
 		if (i)
 			putc_unlocked(',', out);
-		json_str(out, f->cr.ca_names[i]);
+		report_json_string(out, f->cr.ca_names[i]);
 	}
 	fputs_unlocked("],\"client_cert_sent\":", out);
 	json_tristate(out, v->client_cert_sent);
@@ -339,10 +337,10 @@ void report_json(FILE *out, const struct conn_facts *f, const struct verdict *v)
 
 		fprintf(out, "%s{\"from\":\"%s\",\"level\":", i ? "," : "",
 			a->from == SIDE_CLIENT ? "client" : "server");
-		json_str(out, a->encrypted && !a->decrypted ? NULL
+		report_json_string(out, a->encrypted && !a->decrypted ? NULL
 			 : a->level == 2 ? "fatal" : a->level == 1 ? "warning" : "unknown");
 		fputs_unlocked(",\"description\":", out);
-		json_str(out, a->encrypted && !a->decrypted ? NULL : tls_alert_name(a->description));
+		report_json_string(out, a->encrypted && !a->decrypted ? NULL : tls_alert_name(a->description));
 		fprintf(out, ",\"encrypted\":%s", a->encrypted ? "true" : "false");
 		if (a->decrypted)
 			fputs_unlocked(",\"decrypted\":true", out);
@@ -361,11 +359,11 @@ void report_json(FILE *out, const struct conn_facts *f, const struct verdict *v)
 	for (i = 0; i < v->n_evidence; i++) {
 		if (i)
 			putc_unlocked(',', out);
-		json_str(out, v->evidence[i]);
+		report_json_string(out, v->evidence[i]);
 	}
 	fputs_unlocked("],\"summary\":", out);
 	report_line(line, sizeof(line), f, v);
-	json_str(out, line);
+	report_json_string(out, line);
 	/* additions to the contract */
 	json_field(out, ",\"preamble\":", f->preamble ? preamble_kind_name(f->preamble) : NULL);
 	json_field(out, ",\"connect_target\":", f->connect_target[0] ? f->connect_target : NULL);

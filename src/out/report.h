@@ -17,6 +17,11 @@ void report_line(char *buf, size_t len, const struct conn_facts *f, const struct
 /* One JSON object on one line, "type": "connection". */
 void report_json(FILE *out, const struct conn_facts *f, const struct verdict *v);
 
+/* A JSON string, the one escaper of every record: valid UTF-8 passes,
+ * quotes, backslashes and control bytes are escaped, any other byte is
+ * \u00XX; NULL is null. */
+void report_json_string(FILE *out, const char *s);
+
 /* Per-verdict tallies for the closing summary. */
 struct report_tally {
 	uint64_t connections;
