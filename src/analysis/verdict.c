@@ -4,15 +4,13 @@
 
 #include "analysis/verdict.h"
 
-#include <stdarg.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <string.h>
 
 #include "analysis/chain.h"
 #include "analysis/conversation.h"
-#include "analysis/expect.h"
-#include "analysis/inspect.h"
+#include "analysis/evidence.h"
 #include "wire/tls.h"
 #include "wire/tls_msgs.h"
 
@@ -31,36 +29,12 @@ struct server_answer {
 	uint32_t after;              /* event position of the client's flight */
 };
 
-static size_t __attribute__((format(printf, 2, 3))) evidence_kept(struct verdict *v, const char *fmt, ...);
-
-static void __attribute__((format(printf, 2, 3)))
-evidence(struct verdict *v, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (v->evidence_omitted || v->n_evidence >= FACTS_MAX_EVIDENCE)
-		return;
-	if (!strchr(fmt, '%')) {
-		/* a constant line: copied, not formatted */
-		size_t n = strlen(fmt);
-
-		if (n >= VERDICT_EVIDENCE_LEN)
-			n = VERDICT_EVIDENCE_LEN - 1;
-		memcpy(v->evidence[v->n_evidence], fmt, n);
-		v->evidence[v->n_evidence++][n] = '\0';
-		return;
-	}
-	va_start(ap, fmt);
-	vsnprintf(v->evidence[v->n_evidence++], VERDICT_EVIDENCE_LEN, fmt, ap);
-	va_end(ap);
-}
-
 /* An evidence line; for a verdict decided for counting only, not even its
  * arguments (alert and CA list labels) are computed. */
 #define EVIDENCE(v, ...)                                 \
 	do {                                             \
 		if (!(v)->evidence_omitted)              \
-			evidence((v), __VA_ARGS__);      \
+			verdict_line((v), __VA_ARGS__);      \
 	} while (0)
 
 static void set(struct verdict *v, enum verdict_code code, enum reason_code reason,
@@ -84,24 +58,6 @@ const char *verdict_tls_label(const struct conn_facts *f)
 	case TLS_V_1_3: return "TLS1.3";
 	}
 	return "TLS?";
-}
-
-/* Joins the CertificateRequest's CA names as "[CN=a, O=b; CN=c]". */
-static const char *ca_list(const struct conn_facts *f, char *buf, size_t len)
-{
-	size_t i, used = 0;
-
-	if (f->cr.n_ca_names == 0)
-		return "[] (the server named no CAs)";
-	used += (size_t)snprintf(buf, len, "[");
-	for (i = 0; i < f->cr.n_ca_names && used < len; i++)
-		used += (size_t)snprintf(buf + used, len - used, "%s%s", i ? "; " : "", f->cr.ca_names[i]);
-	if (f->cr.n_ca_names_on_wire > f->cr.n_ca_names && used < len)
-		used += (size_t)snprintf(buf + used, len - used, "; +%zu more",
-					 f->cr.n_ca_names_on_wire - f->cr.n_ca_names);
-	if (used < len)
-		snprintf(buf + used, len - used, "]");
-	return buf;
 }
 
 static const char *alert_label(const struct alert *a, char *buf, size_t len)
@@ -702,7 +658,7 @@ static void decide12(const struct conn_facts *f, const struct chain_report *chai
 		return;
 	}
 	if (f->cr.seen)
-		EVIDENCE(v, "the server asked for a client certificate from CAs %s%s", ca_list(f, buf, sizeof(buf)),
+		EVIDENCE(v, "the server asked for a client certificate from CAs %s%s", verdict_ca_list(f, buf, sizeof(buf)),
 			 f->cr.decrypted ? " (in a renegotiation, decrypted)" : "");
 	if (!f->client_cert_seen) {
 		const struct alert *noc = NULL;
@@ -796,7 +752,7 @@ static void decide13_decrypted(const struct conn_facts *f, const struct chain_re
 	}
 	if (f->cr.seen)
 		EVIDENCE(v, "the server asked for a client certificate%s from CAs %s (decrypted)",
-			 f->cr.post_handshake ? " after the handshake" : "", ca_list(f, buf, sizeof(buf)));
+			 f->cr.post_handshake ? " after the handshake" : "", verdict_ca_list(f, buf, sizeof(buf)));
 	else
 		v->cert_requested = TRI_YES;
 	if (!f->client_cert_seen) {
@@ -1013,226 +969,10 @@ void verdict_overrule(struct verdict *v, enum verdict_code code, enum fault faul
 			v->middlebox_line++;
 		return;
 	}
-	(void)evidence_kept(v, "%s", why);
+	(void)verdict_line_kept(v, "%s", why);
 }
 
-/* ---- middlebox attribution (after verdict_decide) ---- */
-
-/* A line that must not be lost to a full evidence list: the last line
- * makes room when there is none.  Returns its index. */
-static size_t __attribute__((format(printf, 2, 3)))
-evidence_kept(struct verdict *v, const char *fmt, ...)
+bool verdict_nginx_no_cert(const struct conn_facts *f)
 {
-	va_list ap;
-	size_t i = v->n_evidence < FACTS_MAX_EVIDENCE ? v->n_evidence++ : FACTS_MAX_EVIDENCE - 1;
-
-	if ((int)i == v->keylog_evidence)
-		v->keylog_evidence = -1;
-	va_start(ap, fmt);
-	vsnprintf(v->evidence[i], VERDICT_EVIDENCE_LEN, fmt, ap);
-	va_end(ap);
-	return i;
-}
-
-static void name_middlebox(struct verdict *v, size_t line)
-{
-	if (!v->middlebox_named) {
-		v->middlebox_named = true;
-		v->middlebox_line = line;
-	}
-}
-
-/* The strongest single-leg signal that this leg's TLS ended at a middlebox. */
-struct mb_signal {
-	enum inspect_strength strength;     /* INSPECT_NONE: no signal */
-	bool expect_mismatch;
-	bool upstream_words;                /* the real server's refusal came through */
-	struct inspect_match match;
-	char expect_why[VERDICT_EVIDENCE_LEN];
-};
-
-void verdict_attribute(const struct conn_facts *f, const struct inspect_catalogue *cat,
-		       const struct server_expect *expect, struct verdict *v)
-{
-	struct mb_signal sig;
-	enum expect_outcome ex = EXPECT_UNCHECKED;
-	bool single_leg_code = v->code == V_CERT_NOT_REQUESTED || v->code == V_CLIENT_REJECTED_SERVER_CERT;
-	char issuer[300];
-	size_t line;
-
-	if (!single_leg_code && !expect_configured(expect))
-		return;   /* the fast path: nothing to attribute */
-	memset(&sig.match, 0, sizeof(sig.match));
-	sig.strength = INSPECT_NONE;
-	sig.expect_mismatch = sig.upstream_words = false;
-	sig.expect_why[0] = '\0';
-	if (expect_configured(expect)) {
-		ex = expect_check(expect, &f->server_chain, sig.expect_why, sizeof(sig.expect_why));
-		if (ex == EXPECT_MATCH) {
-			/* the real server's chain: whatever the names say, no middlebox */
-			evidence(v, "%s", sig.expect_why);
-			return;
-		}
-		if (ex == EXPECT_MISMATCH) {
-			sig.expect_mismatch = true;
-			sig.strength = INSPECT_STRONG;
-		} else if (v->code != V_RESUMED && f->sh.seen && f->sh.selected_version == TLS_V_1_3) {
-			evidence(v, "the server chain is not readable (TLS 1.3 without a key log): the expected server CA or key could not be checked");
-		}
-	}
-	if (!single_leg_code && !sig.expect_mismatch)
-		return;
-	if (cat && f->server_chain.n && inspect_match_chain(cat, &f->server_chain, &sig.match) &&
-	    sig.match.rule->strength > sig.strength)
-		sig.strength = sig.match.rule->strength;
-	if (v->code == V_CERT_NOT_REQUESTED && http_answer(f) == HA_NO_CERT) {
-		sig.upstream_words = true;
-		sig.strength = INSPECT_STRONG;
-	}
-	if (sig.strength == INSPECT_NONE)
-		return;
-	if (sig.match.rule && (sig.match.rule->strength == INSPECT_STRONG || !sig.expect_mismatch))
-		snprintf(issuer, sizeof(issuer), "%s (rule '%s' (%s) in %s:%u)", sig.match.name,
-			 sig.match.rule->name, inspect_strength_name(sig.match.rule->strength),
-			 sig.match.rule->file, sig.match.rule->line);
-	else if (f->server_chain.n)
-		snprintf(issuer, sizeof(issuer), "%s", f->server_chain.certs[0].issuer);
-	else
-		snprintf(issuer, sizeof(issuer), "a middlebox");
-
-	if (sig.strength == INSPECT_WEAK) {
-		/* a name that only looks like an inspection CA: said, not concluded */
-		line = evidence_kept(v, "possibly a TLS-inspecting gateway: the server chain is issued by %s", issuer);
-		name_middlebox(v, line);
-		evidence_kept(v, "that issuer only looks like an inspection CA by its name: the weaker signal, not proof; confirm with mtlsdiag probe HOST:PORT --compare --via GATEWAY, or --expect-server-ca");
-		if (v->code == V_CERT_NOT_REQUESTED && v->fault == F_NONE)
-			v->fault = F_UNKNOWN;
-		return;
-	}
-	if (v->code == V_CERT_NOT_REQUESTED) {
-		v->reason = R_NOT_REQUESTED_UPSTREAM;
-		v->fault = F_MIDDLEBOX;
-		if (sig.expect_mismatch || (sig.match.rule && sig.match.rule->strength == INSPECT_STRONG)) {
-			line = evidence_kept(v, "the client was never asked for a certificate: TLS was terminated by %s", issuer);
-			if (sig.upstream_words)
-				evidence_kept(v, "the answer is the real server's \"No required SSL certificate was sent\": the middlebox's own connection to it sent no certificate");
-		} else {
-			/* the real server's words on a session that never asked */
-			line = evidence_kept(v, "the client was never asked for a certificate, yet the answer is the server's \"No required SSL certificate was sent\": TLS was terminated before that server, by a middlebox that sent none");
-			if (sig.match.rule)
-				evidence_kept(v, "the middlebox is likely %s; the name alone is the weaker signal", issuer);
-		}
-		name_middlebox(v, line);
-	} else if (v->code == V_CLIENT_REJECTED_SERVER_CERT) {
-		v->fault = F_MIDDLEBOX;
-		line = evidence_kept(v, "the client refused a server chain made by a TLS-inspecting middlebox: %s; the client does not trust the middlebox's CA (or the site needs a bypass)",
-				     issuer);
-		name_middlebox(v, line);
-	} else if (v->code == V_HANDSHAKE_FAILED) {
-		v->fault = F_MIDDLEBOX;
-		line = evidence_kept(v, "the server chain was made by a middlebox, not the real server: %s", issuer);
-		name_middlebox(v, line);
-	} else {
-		/* the session is with the middlebox; what happened is still what the verdict says */
-		evidence_kept(v, "this TLS session ends at a middlebox, not the real server: %s", issuer);
-	}
-	if (sig.expect_mismatch)
-		evidence_kept(v, "%s", sig.expect_why);
-}
-
-/* ---- two legs of one gateway ---- */
-
-enum leg_role verdict_leg_role(const struct conn_facts *f, const struct verdict *v)
-{
-	if (v->code == V_CLIENT_SENT_NO_CERT)
-		return LEG_SERVER;
-	if (v->code == V_CERT_NOT_REQUESTED)
-		return LEG_CLIENT;
-	/* through an explicit proxy: a session that saw a server chain may
-	 * have seen the gateway's, to compare with the server leg's */
-	if (f->preamble == PREAMBLE_HTTP_CONNECT && f->server_chain.n &&
-	    (v->code == V_CLIENT_CERT_ACCEPTED || v->code == V_NO_CERT_ACCEPTED))
-		return LEG_CLIENT;
-	return LEG_NONE;
-}
-
-
-static void set_partner(struct verdict_partner *p, const struct conn_facts *f, const struct verdict *v,
-			bool server_leg)
-{
-	p->set = true;
-	p->server_leg = server_leg;
-	p->client = f->client;
-	p->server = f->server;
-	p->ts = f->first_ts;
-	snprintf(p->sni, sizeof(p->sni), "%s", f->ch.sni);
-	p->code = v->code;
-}
-
-bool verdict_pair_legs(const struct conn_facts *cf, struct verdict *cv,
-		       const struct conn_facts *sf, struct verdict *sv)
-{
-	bool not_asked = cv->code == V_CERT_NOT_REQUESTED;
-	bool other_chain = false, differs;
-	char cbuf[64], sbuf[64], cas[180], dt[32], lead[160];
-	double gap;
-	size_t line;
-
-	if (verdict_leg_role(cf, cv) != LEG_CLIENT || verdict_leg_role(sf, sv) != LEG_SERVER)
-		return false;
-	if (cf->server_chain.n && sf->server_chain.n)
-		other_chain = strcmp(cf->server_chain.certs[0].sha256, sf->server_chain.certs[0].sha256) != 0;
-	if (!not_asked && !other_chain)
-		return false;   /* the client leg saw the real server: not a terminating gateway */
-	differs = cf->sh.selected_version != sf->sh.selected_version || cf->sh.cipher != sf->sh.cipher;
-	gap = (double)(sf->first_ts.tv_sec - cf->first_ts.tv_sec) +
-	      (double)(sf->first_ts.tv_usec - cf->first_ts.tv_usec) / 1e6;
-	snprintf(dt, sizeof(dt), "%+.3f s", gap);
-
-	/* the client's leg */
-	cv->fault = F_MIDDLEBOX;
-	if (not_asked)
-		cv->reason = R_NOT_REQUESTED_UPSTREAM;
-	snprintf(lead, sizeof(lead), "%s:%u -> %s:%u", sf->client.ip, sf->client.port, sf->server.ip, sf->server.port);
-	if (sf->cr.seen)
-		ca_list(sf, cas, sizeof(cas));
-	else
-		snprintf(cas, sizeof(cas), "(names encrypted)");
-	line = evidence_kept(cv, "paired with the gateway's leg to the server %s (%s%s, %s): the server asked that leg for a certificate and got an empty one, while this client was %s",
-			     lead, sf->ch.sni[0] ? "SNI " : "same target", sf->ch.sni, dt,
-			     not_asked ? "never asked" : "shown another server chain");
-	/* the pair is the stronger fact: it heads the human line */
-	cv->middlebox_named = true;
-	cv->middlebox_line = line;
-	evidence_kept(cv, "on the gateway's leg the server asked for a certificate from CAs %s", cas);
-
-	/* the gateway's leg */
-	sv->fault = F_MIDDLEBOX;
-	if (not_asked)
-		sv->reason = R_NOT_REQUESTED_UPSTREAM;
-	snprintf(lead, sizeof(lead), "%s:%u -> %s:%u", cf->client.ip, cf->client.port, cf->server.ip, cf->server.port);
-	line = evidence_kept(sv, "paired with the client's leg %s (%s%s, %s): %s, so this empty Certificate is the gateway's, not the client's",
-			     lead, cf->connect_target[0] ? "CONNECT " : "SNI ",
-			     cf->connect_target[0] ? cf->connect_target : cf->ch.sni, dt,
-			     not_asked ? "that client was never asked for a certificate (its TLS ended at the gateway)"
-				       : "that client saw another server chain (its TLS ended at the gateway)");
-	sv->middlebox_named = true;
-	sv->middlebox_line = line;
-	if (cf->server_chain.n)
-		evidence_kept(sv, "the client's leg was served a chain issued by %s", cf->server_chain.certs[0].issuer);
-
-	if (other_chain) {
-		evidence_kept(cv, "the server chains differ: %s issued by %s here, %s issued by %s on the server leg",
-			      cf->server_chain.certs[0].subject, cf->server_chain.certs[0].issuer,
-			      sf->server_chain.certs[0].subject, sf->server_chain.certs[0].issuer);
-	}
-	if (differs) {
-		snprintf(cbuf, sizeof(cbuf), "%s cipher 0x%04x", verdict_tls_label(cf), cf->sh.cipher);
-		snprintf(sbuf, sizeof(sbuf), "%s cipher 0x%04x", verdict_tls_label(sf), sf->sh.cipher);
-		evidence_kept(cv, "the legs negotiated different sessions (%s here, %s to the server): two TLS sessions, terminated in between", cbuf, sbuf);
-		evidence_kept(sv, "the legs negotiated different sessions (%s to the client, %s here): two TLS sessions, terminated in between", cbuf, sbuf);
-	}
-	set_partner(&cv->partner, sf, sv, true);
-	set_partner(&sv->partner, cf, cv, false);
-	return true;
+	return http_answer(f) == HA_NO_CERT;
 }

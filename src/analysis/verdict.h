@@ -53,6 +53,9 @@ void verdict_decide(const struct conn_facts *f, const struct chain_report *chain
  * that only counts verdicts. */
 void verdict_decide_quiet(const struct conn_facts *f, const struct chain_report *chain,
 			  struct verdict *out);
+/* nginx's "No required SSL certificate was sent" page was read. */
+bool verdict_nginx_no_cert(const struct conn_facts *f) __attribute__((nonnull));
+
 /* A front end that knows more than the wire (the probe, the client
  * itself, found no answer to read) replaces the decision: the code, no
  * reason, fault and basis, and `why` as the last evidence line. */
