@@ -75,7 +75,7 @@ Test(cli, human_lines_and_summary)
 Test(cli, json_lines_carry_the_contract_fields)
 {
 	static const char *const fields[] = {
-		"\"type\":\"connection\"", "\"ts\":", "\"client\":{\"ip\":", "\"server\":{\"ip\":", "\"sni\":",
+		"\"type\":\"connection\"", "\"schema\":1,", "\"ts\":", "\"client\":{\"ip\":", "\"server\":{\"ip\":", "\"sni\":",
 		"\"alpn\":", "\"tls_version\":\"1.2\"", "\"ja4\":\"t12", "\"cert_requested\":true",
 		"\"acceptable_cas\":[\"CN=Lab Client Root CA, O=mtlsdiag Lab\"]", "\"client_cert_sent\":false",
 		"\"client_chain\":[]", "\"server_chain\":[{\"subject\":", "\"alerts\":[", "\"http_status\":",
@@ -89,7 +89,7 @@ Test(cli, json_lines_carry_the_contract_fields)
 	cr_assert_eq(lines(r.out), 2, "one connection record and the summary: %s", r.out);
 	for (i = 0; i < sizeof(fields) / sizeof(fields[0]); i++)
 		cr_assert(strstr(r.out, fields[i]), "missing %s in %s", fields[i], r.out);
-	cr_assert(strstr(r.out, "{\"type\":\"summary\",\"connections\":1,\"verdicts\":{\"client_sent_no_cert\":1}"), "%s", r.out);
+	cr_assert(strstr(r.out, "{\"type\":\"summary\",\"schema\":1,\"connections\":1,\"verdicts\":{\"client_sent_no_cert\":1}"), "%s", r.out);
 	cr_assert(strstr(r.err, "client did not send cert"), "human lines move to stderr with --json -: %s", r.err);
 }
 

@@ -496,7 +496,7 @@ static void print_json_error(const struct run *run, const struct probe_options *
 	if (!run->json)
 		return;
 	report_endpoint(target, sizeof(target), o->host, o->port);
-	fputs("{\"type\":\"probe_error\",\"mode\":\"probe\",\"target\":", run->json);
+	fputs("{\"type\":\"probe_error\",\"schema\":" REPORT_SCHEMA ",\"mode\":\"probe\",\"target\":", run->json);
 	jstr(run->json, target);
 	fputs(",\"via\":", run->json);
 	if (o->via_host) {
@@ -559,7 +559,8 @@ static void compare(const struct run *run, int version, const struct probe_resul
 			fprintf(run->text, "  %s\n", d.lines[i]);
 	}
 	if (run->json) {
-		fprintf(run->json, "{\"type\":\"compare\",\"tls_requested\":\"%s\",\"target\":", tls_name(version));
+		fprintf(run->json, "{\"type\":\"compare\",\"schema\":" REPORT_SCHEMA ",\"tls_requested\":\"%s\",\"target\":",
+			tls_name(version));
 		jstr(run->json, x);
 		fputs(",\"via\":", run->json);
 		jstr(run->json, run->via);

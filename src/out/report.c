@@ -297,7 +297,7 @@ void report_json(FILE *out, const struct conn_facts *f, const struct verdict *v)
 	flockfile(out);
 
 	report_time(ts, sizeof(ts), &f->first_ts, 6);
-	json_field(out, "{\"type\":\"connection\",\"ts\":", ts);
+	json_field(out, "{\"type\":\"connection\",\"schema\":" REPORT_SCHEMA ",\"ts\":", ts);
 	fputs_unlocked(",\"client\":", out);
 	json_endpoint(out, &f->client);
 	fputs_unlocked(",\"server\":", out);
@@ -409,7 +409,8 @@ void report_summary_json(FILE *out, const struct report_tally *t, const char *ex
 	int i;
 	bool first = true;
 
-	fprintf(out, "{\"type\":\"summary\",\"connections\":%llu,\"verdicts\":{", (unsigned long long)t->connections);
+	fprintf(out, "{\"type\":\"summary\",\"schema\":" REPORT_SCHEMA ",\"connections\":%llu,\"verdicts\":{",
+		(unsigned long long)t->connections);
 	for (i = 0; i < V_COUNT; i++) {
 		if (!t->by_verdict[i])
 			continue;

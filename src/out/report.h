@@ -15,6 +15,10 @@
 void report_line(char *buf, size_t len, const struct conn_facts *f, const struct verdict *v);
 
 /* One JSON object on one line, "type": "connection". */
+/* The record format's version, in every JSON record ("schema"): members
+ * are added, never renamed, within one version. */
+#define REPORT_SCHEMA "1"
+
 void report_json(FILE *out, const struct conn_facts *f, const struct verdict *v);
 
 /* A JSON string, the one escaper of every record: valid UTF-8 passes,
