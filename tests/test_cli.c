@@ -264,3 +264,24 @@ Test(cli, keylog_of_another_capture_says_so_per_connection)
 	cr_assert(strstr(r.err, "TLS1.3 client cert accepted (fault: none; inferred)"), "%s", r.err);
 	cr_assert(strstr(r.err, "TLS1.3 client cert accepted (fault: none; decrypted)"), "%s", r.err);
 }
+
+/* The bundled catalogue is found where `make install` puts it, or where
+ * $MTLSDIAG_INSPECTION_CAS says (the suites point it at conf/): never in a
+ * source tree baked into the binary. */
+Test(cli, the_bundled_catalogue_comes_from_the_environment_or_the_install)
+{
+	run(&r, "pcap tests/data/lab/captures/nginx-on_none_tls12.pcap");
+	cr_assert_eq(r.status, 0, "%s", r.err);
+	cr_assert_str_empty(r.err, "found through MTLSDIAG_INSPECTION_CAS: %s", r.err);
+	/* run() starts the program; these lines start it again with another
+	 * environment, their output captured */
+	run(&r, "--version >/dev/null; MTLSDIAG_INSPECTION_CAS=/nonexistent/cas.conf \"$MTLSDIAG_BIN\" pcap tests/data/lab/captures/nginx-on_none_tls12.pcap");
+	cr_assert_eq(r.status, 0, "%s", r.err);
+	cr_assert(strstr(r.err, "warning: the bundled inspection-CA catalogue is not installed (looked in /nonexistent/cas.conf)"),
+		  "%s", r.err);
+	run(&r, "--version >/dev/null; env -u MTLSDIAG_INSPECTION_CAS \"$MTLSDIAG_BIN\" pcap tests/data/lab/captures/nginx-on_none_tls12.pcap");
+	cr_assert_eq(r.status, 0, "%s", r.err);
+	if (r.err[0])
+		cr_assert(strstr(r.err, "share/mtlsdiag/inspection-cas.conf") && !strstr(r.err, "/conf/"),
+			  "only the installed place is looked in: %s", r.err);
+}

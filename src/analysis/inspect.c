@@ -7,11 +7,9 @@
 
 #include <errno.h>
 #include <fnmatch.h>
-#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 #include <openssl/objects.h>
 #include <openssl/x509v3.h>
@@ -19,12 +17,6 @@
 #include "wire/cursor.h"
 #include "wire/x509info.h"
 
-#ifndef PKGDATADIR
-#define PKGDATADIR "/usr/local/share/mtlsdiag"
-#endif
-#ifndef MTLSDIAG_SOURCE_CONF
-#define MTLSDIAG_SOURCE_CONF ""
-#endif
 
 #define INSPECT_FILE_MAX (4u << 20)
 
@@ -482,67 +474,6 @@ Exit:
 }
 
 /* ---- where the bundled catalogue is ---- */
-
-static void tried_add(char *tried, size_t triedlen, const char *path)
-{
-	size_t used;
-
-	if (!tried || !triedlen)
-		return;
-	used = strlen(tried);
-	if (used + 1 < triedlen)
-		snprintf(tried + used, triedlen - used, "%s%s", used ? ", " : "", path);
-}
-
-const char *inspect_bundled_path(char *tried, size_t triedlen)
-{
-	static char found[PATH_MAX + 64];
-	char exe[PATH_MAX], cand[PATH_MAX + 64], *slash;
-	const char *env = getenv("MTLSDIAG_INSPECTION_CAS");
-	ssize_t n;
-
-	if (tried && triedlen)
-		tried[0] = '\0';
-	if (env && *env) {
-		tried_add(tried, triedlen, env);
-		if (access(env, R_OK) == 0) {
-			snprintf(found, sizeof(found), "%s", env);
-			return found;
-		}
-		return NULL;
-	}
-	n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
-	if (n > 0) {
-		exe[n] = '\0';
-		if ((slash = strrchr(exe, '/')))
-			*slash = '\0';
-		snprintf(cand, sizeof(cand), "%s/../conf/inspection-cas.conf", exe);
-		tried_add(tried, triedlen, cand);
-		if (access(cand, R_OK) == 0 && realpath(cand, found))
-			return found;
-	}
-	snprintf(cand, sizeof(cand), "%s/inspection-cas.conf", PKGDATADIR);
-	tried_add(tried, triedlen, cand);
-	if (access(cand, R_OK) == 0) {
-		snprintf(found, sizeof(found), "%s", cand);
-		return found;
-	}
-	if (n > 0) {
-		snprintf(cand, sizeof(cand), "%s/../share/mtlsdiag/inspection-cas.conf", exe);
-		tried_add(tried, triedlen, cand);
-		if (access(cand, R_OK) == 0 && realpath(cand, found))
-			return found;
-	}
-	if (MTLSDIAG_SOURCE_CONF[0]) {
-		snprintf(cand, sizeof(cand), "%s/inspection-cas.conf", MTLSDIAG_SOURCE_CONF);
-		tried_add(tried, triedlen, cand);
-		if (access(cand, R_OK) == 0) {
-			snprintf(found, sizeof(found), "%s", cand);
-			return found;
-		}
-	}
-	return NULL;
-}
 
 /* ---- matching ---- */
 

@@ -82,15 +82,6 @@ int inspect_load_buffer(struct inspect_catalogue *cat, const char *origin, const
 size_t inspect_count(const struct inspect_catalogue *cat);
 const struct inspect_rule *inspect_rule_at(const struct inspect_catalogue *cat, size_t i);
 
-/* Where the bundled catalogue is: $MTLSDIAG_INSPECTION_CAS when set, else
- * the first readable of ../conf/inspection-cas.conf next to the running
- * program (a build tree), the compiled-in data directory
- * (PKGDATADIR/inspection-cas.conf, what `make install` writes),
- * ../share/mtlsdiag/inspection-cas.conf next to the program (a moved
- * installation) and the source tree's conf/.  NULL when none is readable;
- * `tried` (may be NULL) lists the places looked at. */
-const char *inspect_bundled_path(char *tried, size_t triedlen);
-
 /* The strongest rule matching one name; NULL when none does. */
 const struct inspect_rule *inspect_match_name(const struct inspect_catalogue *cat,
 					      const X509_NAME *name);

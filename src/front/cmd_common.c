@@ -2,10 +2,12 @@
 #include "config.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <openssl/err.h>
 #include <openssl/x509.h>
@@ -65,6 +67,23 @@ struct x509_store_st *cmd_load_bundle(const char *path)
 	return store;
 }
 
+/* Where the bundled catalogue is: $MTLSDIAG_INSPECTION_CAS when set (the
+ * test suites and scripts/demo point it at the source tree's conf/), else
+ * what `make install` wrote, PKGDATADIR/inspection-cas.conf.  NULL when it
+ * is not readable; `tried` lists the place looked at. */
+static const char *bundled_catalogue(char *tried, size_t triedlen)
+{
+	static char found[PATH_MAX + 64];
+	const char *env = getenv("MTLSDIAG_INSPECTION_CAS");
+
+	if (env && *env)
+		snprintf(found, sizeof(found), "%s", env);
+	else
+		snprintf(found, sizeof(found), "%s/inspection-cas.conf", PKGDATADIR);
+	snprintf(tried, triedlen, "%s", found);
+	return access(found, R_OK) == 0 ? found : NULL;
+}
+
 struct inspect_catalogue *cmd_load_inspection(const char *who, const char *const *files, size_t n)
 {
 	struct inspect_catalogue *cat = inspect_new();
@@ -76,7 +95,7 @@ struct inspect_catalogue *cmd_load_inspection(const char *who, const char *const
 		fprintf(stderr, "%s: out of memory\n", who);
 		return NULL;
 	}
-	bundled = inspect_bundled_path(tried, sizeof(tried));
+	bundled = bundled_catalogue(tried, sizeof(tried));
 	if (!bundled) {
 		fprintf(stderr, "%s: warning: the bundled inspection-CA catalogue is not installed (looked in %s)\n",
 			who, tried);
