@@ -129,14 +129,17 @@ static const char *close_label(enum close_kind k)
 
 /* How the session went on after the client's flight (event `after`), read
  * as a conversation; `alert_len` is the TLS 1.3 alert-record size (0 below
- * 1.3, where alerts show as such).  The pattern in words goes to `words`. */
+ * 1.3, where alerts show as such).  The pattern in words goes to `words`,
+ * unless v's evidence is omitted (a decision for counting, made on every
+ * read of a proxied connection until it settles). */
 static enum conv_outcome read_on(const struct conn_facts *f, uint32_t after, size_t alert_len,
-				 struct conversation *cv, char *words, size_t wordslen)
+				 const struct verdict *v, struct conversation *cv, char *words, size_t wordslen)
 {
 	/* per record: TLS 1.3 inner type and tag; below, an AEAD's explicit
 	 * nonce and tag (CBC's padding varies: the size is approximate) */
 	conversation_read(f, after, alert_len, alert_len ? alert_len - 2 : 24, cv);
-	conversation_describe(cv, words, wordslen);
+	if (!v->evidence_omitted)
+		conversation_describe(cv, words, wordslen);
 	return conversation_outcome(cv);
 }
 
@@ -362,7 +365,7 @@ static void conclude_no_cert(const struct conn_facts *f, const struct server_ans
 		EVIDENCE(v, "the server sent application data after the client's flight (decrypted, not HTTP): the session went on without a client certificate");
 		return;
 	}
-	switch (read_on(f, ans->after, alert_len, &cv, words, sizeof(words))) {
+	switch (read_on(f, ans->after, alert_len, v, &cv, words, sizeof(words))) {
 	case CONV_WENT_ON:
 	case CONV_SERVED_CLOSE:
 		set(v, V_NO_CERT_ACCEPTED, R_NONE, F_NONE, B_INFERRED);
@@ -496,7 +499,7 @@ static void conclude_chain(const struct conn_facts *f, const struct chain_report
 			EVIDENCE(v, "the server sent application data after the client's flight (decrypted, not HTTP): the session went on");
 			return;
 		}
-		switch (read_on(f, ans->after, alert_len, &cv, words, sizeof(words))) {
+		switch (read_on(f, ans->after, alert_len, v, &cv, words, sizeof(words))) {
 		case CONV_WENT_ON:
 		case CONV_SERVED_CLOSE:
 			set(v, V_CLIENT_CERT_ACCEPTED, R_NONE, F_NONE, B_INFERRED);
