@@ -301,23 +301,35 @@ enum http_answer {
 	HA_OTHER,       /* another error (404, 500, ...): not about the certificate */
 };
 
-static enum http_answer http_answer(const struct conn_facts *f)
+static enum http_answer http_answer_of(int status, const char *title)
 {
-	if (!f->http_status)
+	if (!status)
 		return HA_NONE;
 	/* nginx's own codes 496 and 495 become these 400 pages on the wire */
-	if (strstr(f->http_title, "No required SSL certificate") || f->http_status == 496)
+	if (strstr(title, "No required SSL certificate") || status == 496)
 		return HA_NO_CERT;
-	if (strstr(f->http_title, "SSL certificate error") || f->http_status == 495)
+	if (strstr(title, "SSL certificate error") || status == 495)
 		return HA_CERT_ERROR;
-	if (f->http_status < 400)
+	if (status < 400)
 		return HA_SERVED;
 	/* the first answer after a client-certificate handshake: 401 and 403
 	 * are the application's refusal (Node.js answering 401 when
 	 * req.socket.authorized is false) */
-	if (f->http_status == 400 || f->http_status == 401 || f->http_status == 403)
+	if (status == 400 || status == 401 || status == 403)
 		return HA_REFUSED;
 	return HA_OTHER;
+}
+
+static enum http_answer http_answer(const struct conn_facts *f)
+{
+	return http_answer_of(f->http_status, f->http_title);
+}
+
+bool verdict_http_refusal(int status, const char *title)
+{
+	enum http_answer a = http_answer_of(status, title);
+
+	return a == HA_NO_CERT || a == HA_CERT_ERROR || a == HA_REFUSED;
 }
 
 static void http_evidence(const struct conn_facts *f, struct verdict *v)

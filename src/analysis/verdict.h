@@ -53,6 +53,10 @@ void verdict_decide(const struct conn_facts *f, const struct chain_report *chain
  * that only counts verdicts. */
 void verdict_decide_quiet(const struct conn_facts *f, const struct chain_report *chain,
 			  struct verdict *out);
+/* The first HTTP answer after a client-certificate handshake refuses the
+ * certificate: nginx's 400 pages (and its codes 495, 496), 400, 401, 403. */
+bool verdict_http_refusal(int status, const char *title) __attribute__((nonnull));
+
 /* nginx's "No required SSL certificate was sent" page was read. */
 bool verdict_nginx_no_cert(const struct conn_facts *f) __attribute__((nonnull));
 

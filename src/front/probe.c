@@ -30,8 +30,10 @@
 #include <openssl/x509v3.h>
 
 #include "analysis/codes.h"
+#include "analysis/verdict.h"
 #include "wire/cursor.h"
 #include "wire/http1.h"
+#include "wire/http2.h"
 #include "wire/keylog.h"
 #include "front/netaddr.h"
 #include "out/report.h"
@@ -601,19 +603,13 @@ static void ssl_failure(struct probe *p, SSL *ssl, int e, char *out, size_t outl
 	ERR_clear_error();
 }
 
-/* The first bytes are an HTTP/2 frame header (RFC 9113 4.1) of a SETTINGS
- * or GOAWAY frame on stream 0: what an HTTP/2 server sends first, or in
- * answer to bytes that are not its connection preface. */
-static bool looks_like_h2(const uint8_t *buf, size_t n)
+/* The bytes read after GET / are HTTP/2 frames (http2.h). */
+static bool answered_h2(const uint8_t *buf, size_t n)
 {
 	struct cursor c;
-	uint32_t len, stream;
-	uint8_t type, flags;
 
 	cursor_init(&c, buf, n);
-	return cursor_get_u24(&c, &len) && cursor_get_u8(&c, &type) && cursor_get_u8(&c, &flags) &&
-	       cursor_get_u32(&c, &stream) && (type == 0x4 || type == 0x7) && (stream & 0x7fffffffu) == 0 &&
-	       len <= 16384;
+	return http2_server_preface(&c);
 }
 
 /* nginx says why it refused a certificate only in its error page's title
@@ -645,7 +641,7 @@ static void take_answer(struct probe *p, const uint8_t *buf, size_t n, enum http
 		nginx_reason(r);
 	} else if (!n && r->alert_received >= 0) {
 		/* the alert is the server's answer */
-	} else if (n && looks_like_h2(buf, n)) {
+	} else if (n && answered_h2(buf, n)) {
 		r->h2_only = true;
 		snprintf(r->http_error, sizeof(r->http_error),
 			 "the server answered GET / with HTTP/2 frames: it speaks HTTP/2 only, and its answer, where a server like nginx refuses a certificate, is not read");
@@ -766,11 +762,9 @@ static void decide_auth(struct probe *p)
 	} else if (!r->handshake_ok || r->alert_received >= 0) {
 		r->client_auth = PROBE_AUTH_REJECTED;
 	} else if (r->http_status) {
-		/* read as the verdict rules read it (verdict.c): nginx's pages
-		 * (its codes 495 and 496 become them on the wire), 400, 401 or 403 */
-		r->client_auth = r->http_nginx[0] || r->http_status == 400 || r->http_status == 401 || r->http_status == 403 ||
-				 r->http_status == 495 || r->http_status == 496
-				 ? PROBE_AUTH_REJECTED : PROBE_AUTH_ACCEPTED;
+		/* read as the verdict rules read it */
+		r->client_auth = verdict_http_refusal(r->http_status, r->http_title) ? PROBE_AUTH_REJECTED
+										      : PROBE_AUTH_ACCEPTED;
 	} else if (p->alpn == ALPN_NONE && r->tls_version < TLS1_3_VERSION) {
 		/* below 1.3 the server sends its Finished after it has checked our
 		 * Certificate: completing is accepting it (a refusal in the

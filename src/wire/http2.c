@@ -30,9 +30,10 @@ bool http2_server_preface(const struct cursor *head)
 	uint32_t len, stream;
 	uint8_t type, flags;
 
-	return cursor_get_u24(&c, &len) && cursor_get_u8(&c, &type) && cursor_get_u8(&c, &flags) &&
-	       cursor_get_u32(&c, &stream) && type == FRAME_SETTINGS && (stream & 0x7fffffff) == 0 &&
-	       len % 6 == 0 && len <= 16384;
+	if (!cursor_get_u24(&c, &len) || !cursor_get_u8(&c, &type) || !cursor_get_u8(&c, &flags) ||
+	    !cursor_get_u32(&c, &stream) || (stream & 0x7fffffff) != 0 || len > 16384)
+		return false;
+	return (type == FRAME_SETTINGS && len % 6 == 0) || type == FRAME_GOAWAY;
 }
 
 /* An HPACK integer with an N-bit prefix (RFC 7541 5.1); `first` is the

@@ -16,8 +16,9 @@
 /* The client's first bytes begin with the HTTP/2 connection preface. */
 enum http1_result http2_client_preface(const struct cursor *head) __attribute__((nonnull));
 
-/* The server's first bytes begin with an HTTP/2 frame: its preface is a
- * SETTINGS frame on stream 0 (RFC 9113 3.4). */
+/* The server's first bytes begin with an HTTP/2 frame on stream 0: its
+ * preface, a SETTINGS frame (RFC 9113 3.4), or a GOAWAY, its answer to
+ * bytes that are not a client preface. */
 bool http2_server_preface(const struct cursor *head) __attribute__((nonnull));
 
 /* The status of the first response in `head` (the server's first bytes,
