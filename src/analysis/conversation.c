@@ -21,13 +21,6 @@ struct conv_event {
 
 #define MAX_EVENTS (2 * FACTS_MAX_ENC_RECORDS + FACTS_MAX_ALERTS + 2)
 
-static uint32_t us_between(const struct timeval *from, const struct timeval *to)
-{
-	int64_t us = ((int64_t)to->tv_sec - from->tv_sec) * 1000000 + (to->tv_usec - from->tv_usec);
-
-	return us <= 0 ? 0 : us >= UINT32_MAX ? UINT32_MAX : (uint32_t)us;
-}
-
 static void add(struct conv_event *evs, size_t *n, const struct conv_event *e)
 {
 	size_t i = *n;
@@ -68,12 +61,11 @@ static size_t collect(const struct conn_facts *f, uint32_t after, size_t alert_l
 			}
 			add(evs, &n, &e);
 		}
-		if (d->closed != CLOSE_NONE && d->close_seq > after) {
-			struct conv_event e = { d->close_seq, us_between(&f->first_ts, &d->close_ts), (enum side)s,
+		if ((d->closed == CLOSE_FIN || d->closed == CLOSE_RST) && d->close_seq > after) {
+			struct conv_event e = { d->close_seq, facts_us_since_start(f, &d->close_ts), (enum side)s,
 						EV_CLOSE, d->closed == CLOSE_RST ? CONV_RST : CONV_FIN, 0 };
 
-			if (d->closed == CLOSE_FIN || d->closed == CLOSE_RST)
-				add(evs, &n, &e);
+			add(evs, &n, &e);
 		}
 	}
 	for (i = 0; i < f->n_alerts; i++) {
@@ -136,7 +128,6 @@ void conversation_read(const struct conn_facts *f, uint32_t after, size_t alert_
 				out->first_closer = e->from;
 				out->how = e->how;
 				out->close_us = e->t_us;
-				out->answers_before_close = out->answers;
 			}
 			continue;
 		}
@@ -179,7 +170,7 @@ void conversation_read(const struct conn_facts *f, uint32_t after, size_t alert_
 	if (timercmp(&f->last_ts, &until, >))
 		until = f->last_ts;
 	if (!out->closed) {
-		uint32_t end = us_between(&f->first_ts, &until);
+		uint32_t end = facts_us_since_start(f, &until);
 
 		out->quiet_us = end > last_us ? end - last_us : 0;
 	}

@@ -40,7 +40,6 @@ struct conversation {
 	enum side first_closer;
 	enum conv_close how;
 	uint32_t close_us;
-	unsigned answers_before_close;
 	bool server_close_notify;       /* the server sent an alert of its own (close_notify), whenever */
 	bool server_ended;              /* its FIN or RST was seen: it will say nothing more */
 	uint32_t quiet_us;              /* from the last event to the end of the watch, if nobody closed */

@@ -116,14 +116,6 @@ static enum side role_of(const struct obs_conn *c, enum side tap)
 	return c->swapped ? (enum side)!tap : tap;
 }
 
-/* Microseconds from the connection's first byte to ts (saturating). */
-static uint32_t since_start_us(const struct conn_facts *f, const struct timeval *ts)
-{
-	int64_t us = ((int64_t)ts->tv_sec - f->first_ts.tv_sec) * 1000000 + (ts->tv_usec - f->first_ts.tv_usec);
-
-	return us <= 0 ? 0 : us >= UINT32_MAX ? UINT32_MAX : (uint32_t)us;
-}
-
 static time_t check_time(const struct obs_conn *c, const struct timeval *ts)
 {
 	return c->cfg.at_set ? c->cfg.at : ts->tv_sec;
@@ -252,14 +244,12 @@ static void on_certificate(struct obs_conn *c, enum side role, const struct curs
 	c->f.client_cert_empty = list.n_total == 0;
 	c->f.client_cert_decrypted = decrypted;
 	c->f.client_cert_seq = c->f.seq;
-	if (list.n_total == 0) {
+	if (list.n_total == 0 || list.n_total > FACTS_MAX_CHAIN_KEPT) {
+		/* nothing to judge, or more than any server verifies */
 		(void)summarize_chain(c, &list, &c->f.client_chain, NULL, NULL);
-		return;
-	}
-	if (list.n_total > FACTS_MAX_CHAIN_KEPT) {
-		(void)summarize_chain(c, &list, &c->f.client_chain, NULL, NULL);
-		note_error(c, "the client sent %zu certificates: the first %d are kept and the chain is not judged (no server verifies that deep)",
-			   list.n_total, FACTS_MAX_CHAIN_KEPT);
+		if (list.n_total)
+			note_error(c, "the client sent %zu certificates: the first %d are kept and the chain is not judged (no server verifies that deep)",
+				   list.n_total, FACTS_MAX_CHAIN_KEPT);
 		return;
 	}
 	certs = calloc(list.n_total, sizeof(*certs));
@@ -713,7 +703,7 @@ static void on_tls_event(void *ctx, const struct tls_event *ev)
 			a->level = ev->encrypted && !ev->decrypted ? -1 : ev->alert_level;
 			a->description = ev->encrypted && !ev->decrypted ? -1 : ev->alert_desc;
 			a->seq = c->f.seq;
-			a->t_us = since_start_us(&c->f, ts);
+			a->t_us = facts_us_since_start(&c->f, ts);
 		}
 		break;
 	case TLS_EV_CCS:
@@ -737,7 +727,7 @@ static void on_tls_event(void *ctx, const struct tls_event *ev)
 			r->content_type = ev->content_type;
 			r->len = ev->record_len;
 			r->seq = c->f.seq;
-			r->t_us = since_start_us(&c->f, ts);
+			r->t_us = facts_us_since_start(&c->f, ts);
 		}
 		d->n_enc_total++;
 		if (ev->content_type == TLS_CT_APPLICATION_DATA)
@@ -815,15 +805,23 @@ static void start_tls_at(struct obs_conn *c, enum side tap, const struct cursor 
 		feed_tls(c, tap, cursor_data(&rest), cursor_len(&rest));
 }
 
-/* TLS started inside the held bytes: the part of the segment that did not
- * fit in the hold (the first `taken` bytes did) follows them. */
-static void feed_unheld(struct obs_conn *c, enum side tap, const uint8_t *data, size_t len, size_t taken)
+/* TLS starts at offset `start` of `view` (the held bytes, or the segment
+ * itself): the decoder gets what follows, then the part of the segment
+ * (data, len) that did not fit in the hold (its first `taken` bytes did);
+ * the hold is released. */
+static void start_tls_in(struct obs_conn *c, enum side tap, const struct cursor *view, size_t start,
+			 const uint8_t *data, size_t len, size_t taken)
 {
+	uint8_t *held = c->held[tap];   /* the view may point into it */
 	struct cursor rest;
 
+	c->held[tap] = NULL;
+	c->held_len[tap] = 0;
+	start_tls_at(c, tap, view, start);
 	cursor_init(&rest, data, len);
 	if (c->st[tap] == SS_TLS && cursor_skip(&rest, taken) && cursor_len(&rest))
 		feed_tls(c, tap, cursor_data(&rest), cursor_len(&rest));
+	free(held);
 }
 
 static void feed_preamble(struct obs_conn *c, enum side tap, const uint8_t *data, size_t len)
@@ -844,16 +842,10 @@ static void feed_preamble(struct obs_conn *c, enum side tap, const uint8_t *data
 	}
 	st = preamble_scan(&c->pre, tap, &view, &start);
 	if (st == PREAMBLE_TLS) {
-		uint8_t *held = c->held[tap];   /* the view may point into it */
-
 		c->f.preamble = c->pre.kind;
 		if (c->pre.target[0])
 			snprintf(c->f.connect_target, sizeof(c->f.connect_target), "%s", c->pre.target);
-		c->held[tap] = NULL;
-		c->held_len[tap] = 0;
-		start_tls_at(c, tap, &view, start);
-		feed_unheld(c, tap, data, len, taken);
-		free(held);
+		start_tls_in(c, tap, &view, start, data, len, taken);
 		return;
 	}
 	if (st == PREAMBLE_MORE && cursor_len(&view) < PREAMBLE_MAX) {
@@ -906,15 +898,7 @@ static void feed_resync(struct obs_conn *c, enum side tap, const uint8_t *data, 
 		}
 		if (off > 0 && !tls_looks_like_record(&next))
 			continue;
-		{
-			uint8_t *held = c->held[tap];
-
-			c->held[tap] = NULL;
-			c->held_len[tap] = 0;
-			start_tls_at(c, tap, &view, off);
-			feed_unheld(c, tap, data, len, taken);
-			free(held);
-		}
+		start_tls_in(c, tap, &view, off, data, len, taken);
 		return;
 	}
 	c->resync_seen[tap] = off;

@@ -236,4 +236,13 @@ struct conn_facts {
 	bool truncated;                 /* capture ended mid-connection */
 };
 
+/* Microseconds from the connection's first byte to ts, saturating: the
+ * time of an event (enc_record, alert), or of a close, in the conversation. */
+static inline uint32_t facts_us_since_start(const struct conn_facts *f, const struct timeval *ts)
+{
+	int64_t us = ((int64_t)ts->tv_sec - f->first_ts.tv_sec) * 1000000 + (ts->tv_usec - f->first_ts.tv_usec);
+
+	return us <= 0 ? 0 : us >= UINT32_MAX ? UINT32_MAX : (uint32_t)us;
+}
+
 #endif
