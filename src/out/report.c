@@ -105,7 +105,7 @@ static void headline(char *buf, size_t len, const struct conn_facts *f, const st
 
 void report_line(char *buf, size_t len, const struct conn_facts *f, const struct verdict *v)
 {
-	char ts[40], client[80], server[300], head[VERDICT_EVIDENCE_LEN + 64];
+	char ts[40], client[80], server[300], head[VERDICT_EVIDENCE_LEN + 64], status[96] = "";
 	const char *reason = reason_code_name(v->reason);
 
 	report_time(ts, sizeof(ts), &f->first_ts, 3);
@@ -114,17 +114,12 @@ void report_line(char *buf, size_t len, const struct conn_facts *f, const struct
 	headline(head, sizeof(head), f, v);
 	/* a refusal read in the HTTP answer says its status first */
 	if (f->http_status >= 400 && (v->code == V_SERVER_REJECTED_CHAIN || v->code == V_CLIENT_SENT_NO_CERT) &&
-	    !strstr(head, "HTTP ")) {
-		char with[sizeof(head)];
-
-		snprintf(with, sizeof(with), "HTTP %d%s%s%s", f->http_status, f->http_reason[0] ? " " : "", f->http_reason,
-			 head[0] ? "; " : "");
-		snprintf(with + strlen(with), sizeof(with) - strlen(with), "%s", head);
-		snprintf(head, sizeof(head), "%s", with);
-	}
-	snprintf(buf, len, "%s %s -> %s %s %s%s%s (fault: %s; %s)%s%s", ts, client, server,
+	    !strstr(head, "HTTP "))
+		snprintf(status, sizeof(status), "HTTP %d%s%s%s", f->http_status, f->http_reason[0] ? " " : "",
+			 f->http_reason, head[0] ? "; " : "");
+	snprintf(buf, len, "%s %s -> %s %s %s%s%s (fault: %s; %s)%s%s%s", ts, client, server,
 		 verdict_tls_label(f), verdict_code_text(v->code), reason ? ": " : "", reason ? reason : "",
-		 fault_name(v->fault), basis_name(v->basis), head[0] ? " " : "", head);
+		 fault_name(v->fault), basis_name(v->basis), status[0] || head[0] ? " " : "", status, head);
 }
 
 /* ---- JSON ---- */
