@@ -712,8 +712,14 @@ static void sweep(struct flow_table *t)
 		flow_expire(t, t->lru_head);
 }
 
-static void clock_advance(struct flow_table *t, time_t sec)
+/* The capture's clock moves to ts: the latest time seen (how long flows
+ * were watched), and by the second, the sweep of quiet flows. */
+static void clock_advance(struct flow_table *t, const struct timeval *ts)
 {
+	time_t sec = ts->tv_sec;
+
+	if (timercmp(ts, &t->latest, >))
+		t->latest = *ts;
 	if (!t->clock_set) {
 		t->clock_set = true;
 		t->now = t->swept = sec;
@@ -758,9 +764,7 @@ void flow_table_segment(struct flow_table *t, const struct tcp_segment *s, const
 	uint32_t data_seq;
 	int side;
 
-	if (timercmp(ts, &t->latest, >))
-		t->latest = *ts;
-	clock_advance(t, ts->tv_sec);
+	clock_advance(t, ts);
 	f = flow_lookup(t, &k, h);
 	if (f && syn_only) {
 		side = ((f->flags & F_B_INITIATOR) != 0) == src_is_a ? SIDE_SERVER : SIDE_CLIENT;
@@ -890,9 +894,7 @@ struct flow_table *flow_table_new(const struct capture_opts *opts, const struct 
 
 void flow_table_tick(struct flow_table *t, const struct timeval *now)
 {
-	if (timercmp(now, &t->latest, >))
-		t->latest = *now;
-	clock_advance(t, now->tv_sec);
+	clock_advance(t, now);
 }
 
 static int by_id(const void *x, const void *y)
