@@ -273,12 +273,6 @@ Exit:
 
 /* ---- output ---- */
 
-/* A JSON string, escaped as every record's (report.h). */
-static void jstr(FILE *out, const char *s)
-{
-	report_json_string(out, s);
-}
-
 static const char *tls_name(int v)
 {
 	return v == TLS1_3_VERSION ? "1.3" : v == TLS1_2_VERSION ? "1.2" : v == TLS1_1_VERSION ? "1.1"
@@ -407,41 +401,41 @@ static void print_json(const struct run *run, const struct probe_options *o, con
 	free(buf);
 	report_endpoint(target, sizeof(target), o->host, o->port);
 	fputs(",\"mode\":\"probe\",\"target\":", out);
-	jstr(out, target);
+	report_json_string(out, target);
 	fputs(",\"via\":", out);
 	if (o->via_host) {
 		report_endpoint(via, sizeof(via), o->via_host, o->via_port);
-		jstr(out, via);
+		report_json_string(out, via);
 	} else {
 		fputs("null", out);
 	}
 	fprintf(out, ",\"probe\":{\"tls_requested\":\"%s\",\"handshake\":\"%s\",\"error\":", tls_name(o->tls_version),
 		r->handshake_ok ? "ok" : "failed");
-	jstr(out, r->handshake_ok && !r->handshake_error[0] ? NULL : r->handshake_error);
+	report_json_string(out, r->handshake_ok && !r->handshake_error[0] ? NULL : r->handshake_error);
 	fputs(",\"tls_version\":", out);
-	jstr(out, tls_name(r->tls_version));
+	report_json_string(out, tls_name(r->tls_version));
 	fputs(",\"cipher\":", out);
-	jstr(out, r->cipher[0] ? r->cipher : NULL);
+	report_json_string(out, r->cipher[0] ? r->cipher : NULL);
 	fprintf(out, ",\"cert_requested\":%s,\"ca_names\":[", r->cert_requested ? "true" : "false");
 	for (i = 0; i < r->n_ca_names; i++) {
 		if (i)
 			putc(',', out);
-		jstr(out, r->ca_names[i]);
+		report_json_string(out, r->ca_names[i]);
 	}
 	fputs("],\"sigalgs\":[", out);
 	for (i = 0; i < r->n_sigalgs; i++) {
 		if (i)
 			putc(',', out);
-		jstr(out, r->sigalgs[i]);
+		report_json_string(out, r->sigalgs[i]);
 	}
 	fputs("],\"server_chain\":[", out);
 	for (i = 0; i < r->n_chain; i++) {
 		fputs(i ? ",{\"subject\":" : "{\"subject\":", out);
-		jstr(out, r->chain[i].subject);
+		report_json_string(out, r->chain[i].subject);
 		fputs(",\"issuer\":", out);
-		jstr(out, r->chain[i].issuer);
+		report_json_string(out, r->chain[i].issuer);
 		fputs(",\"sha256\":", out);
-		jstr(out, r->chain[i].sha256);
+		report_json_string(out, r->chain[i].sha256);
 		putc('}', out);
 	}
 	fputs("],\"interception\":", out);
@@ -450,14 +444,14 @@ static void print_json(const struct run *run, const struct probe_options *o, con
 
 		inspect_describe(&r->interception, ev, sizeof(ev));
 		fputs("{\"rule\":", out);
-		jstr(out, r->interception.rule->name);
+		report_json_string(out, r->interception.rule->name);
 		fprintf(out, ",\"strength\":\"%s\",\"file\":", inspect_strength_name(r->interception.rule->strength));
-		jstr(out, r->interception.rule->file);
+		report_json_string(out, r->interception.rule->file);
 		fprintf(out, ",\"line\":%u,\"where\":\"%s\",\"cert_index\":%zu,\"name\":", r->interception.rule->line,
 			r->interception.where == INSPECT_ISSUER ? "issuer" : "subject", r->interception.cert_index);
-		jstr(out, r->interception.name);
+		report_json_string(out, r->interception.name);
 		fputs(",\"evidence\":", out);
-		jstr(out, ev);
+		report_json_string(out, ev);
 		putc('}', out);
 	} else {
 		fputs("null", out);
@@ -465,25 +459,25 @@ static void print_json(const struct run *run, const struct probe_options *o, con
 	fprintf(out, ",\"client_cert_offered\":%s,\"client_cert_sent\":%s,\"client_auth\":\"%s\",\"alert\":",
 		r->cert_offered ? "true" : "false", r->cert_sent ? "true" : "false",
 		probe_client_auth_name(r->client_auth));
-	jstr(out, r->alert_received >= 0 ? tls_alert_name(r->alert_received) : NULL);
+	report_json_string(out, r->alert_received >= 0 ? tls_alert_name(r->alert_received) : NULL);
 	fputs(",\"http_status\":", out);
 	if (r->http_status)
 		fprintf(out, "%d", r->http_status);
 	else
 		fputs("null", out);
 	fputs(",\"http_status_line\":", out);
-	jstr(out, r->http_status_line[0] ? r->http_status_line : NULL);
+	report_json_string(out, r->http_status_line[0] ? r->http_status_line : NULL);
 	fputs(",\"http_nginx\":", out);
-	jstr(out, r->http_nginx[0] ? r->http_nginx : NULL);
+	report_json_string(out, r->http_nginx[0] ? r->http_nginx : NULL);
 	fputs(",\"http_title\":", out);
-	jstr(out, r->http_title[0] ? r->http_title : NULL);
+	report_json_string(out, r->http_title[0] ? r->http_title : NULL);
 	fputs(",\"http_error\":", out);
-	jstr(out, r->http_error[0] ? r->http_error : NULL);
+	report_json_string(out, r->http_error[0] ? r->http_error : NULL);
 	fputs(",\"alpn\":", out);
-	jstr(out, r->alpn[0] ? r->alpn : NULL);
+	report_json_string(out, r->alpn[0] ? r->alpn : NULL);
 	fprintf(out, ",\"http_sent\":%s,\"h2_only\":%s,\"undetermined\":", r->http_sent ? "true" : "false",
 		r->h2_only ? "true" : "false");
-	jstr(out, r->client_auth == PROBE_AUTH_UNDETERMINED ? r->undetermined : NULL);
+	report_json_string(out, r->client_auth == PROBE_AUTH_UNDETERMINED ? r->undetermined : NULL);
 	fputs("}}\n", out);
 	fflush(out);
 }
@@ -497,18 +491,18 @@ static void print_json_error(const struct run *run, const struct probe_options *
 		return;
 	report_endpoint(target, sizeof(target), o->host, o->port);
 	fputs("{\"type\":\"probe_error\",\"schema\":" REPORT_SCHEMA ",\"mode\":\"probe\",\"target\":", run->json);
-	jstr(run->json, target);
+	report_json_string(run->json, target);
 	fputs(",\"via\":", run->json);
 	if (o->via_host) {
 		report_endpoint(via, sizeof(via), o->via_host, o->via_port);
-		jstr(run->json, via);
+		report_json_string(run->json, via);
 	} else {
 		fputs("null", run->json);
 	}
 	fprintf(run->json, ",\"tls_requested\":\"%s\",\"proxy_status\":", tls_name(o->tls_version));
-	jstr(run->json, r->proxy_status[0] ? r->proxy_status : NULL);
+	report_json_string(run->json, r->proxy_status[0] ? r->proxy_status : NULL);
 	fputs(",\"error\":", run->json);
-	jstr(run->json, r->error);
+	report_json_string(run->json, r->error);
 	fputs("}\n", run->json);
 	fflush(run->json);
 }
@@ -561,14 +555,14 @@ static void compare(const struct run *run, int version, const struct probe_resul
 	if (run->json) {
 		fprintf(run->json, "{\"type\":\"compare\",\"schema\":" REPORT_SCHEMA ",\"tls_requested\":\"%s\",\"target\":",
 			tls_name(version));
-		jstr(run->json, x);
+		report_json_string(run->json, x);
 		fputs(",\"via\":", run->json);
-		jstr(run->json, run->via);
+		report_json_string(run->json, run->via);
 		fprintf(run->json, ",\"intercepted\":%s,\"differences\":[", d.intercepted ? "true" : "false");
 		for (i = 0; i < d.n; i++) {
 			if (i)
 				putc(',', run->json);
-			jstr(run->json, d.lines[i]);
+			report_json_string(run->json, d.lines[i]);
 		}
 		fputs("]}\n", run->json);
 		fflush(run->json);
