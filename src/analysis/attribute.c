@@ -38,7 +38,7 @@ void verdict_attribute(const struct conn_facts *f, const struct inspect_catalogu
 	struct mb_signal sig;
 	enum expect_outcome ex = EXPECT_UNCHECKED;
 	bool single_leg_code = v->code == V_CERT_NOT_REQUESTED || v->code == V_CLIENT_REJECTED_SERVER_CERT;
-	char issuer[300];
+	char issuer[VERDICT_EVIDENCE_LEN + 512];
 	size_t line;
 
 	if (!single_leg_code && !expect_configured(expect))

@@ -87,7 +87,7 @@ static const char *bundled_catalogue(char *tried, size_t triedlen)
 struct inspect_catalogue *cmd_load_inspection(const char *who, const char *const *files, size_t n)
 {
 	struct inspect_catalogue *cat = inspect_new();
-	char tried[2048], err[1024];
+	char tried[PATH_MAX + 64], err[1024];
 	const char *bundled;
 	size_t i;
 

@@ -61,12 +61,12 @@ struct probe_result {
 	/* could the probe run at all: false with a one-line reason (DNS,
 	 * connect, the proxy's refusal, timeout before TLS) */
 	bool ran;
-	char error[512];
+	char error[1024];
 	char proxy_status[256];          /* the proxy's status line (via) */
 	struct endpoint local, peer;     /* the TCP connection (peer: the proxy with via) */
 
 	bool handshake_ok;
-	char handshake_error[256];       /* why it failed, one line */
+	char handshake_error[1024];       /* why it failed, one line */
 	int tls_version;                 /* negotiated (SSL_version), 0 if none */
 	char cipher[64];
 
@@ -119,7 +119,7 @@ void probe_result_clear(struct probe_result *r);
 #define PROBE_MAX_DIFFS 8
 
 struct probe_diff {
-	char lines[PROBE_MAX_DIFFS][1024];
+	char lines[PROBE_MAX_DIFFS][2560];
 	size_t n;
 	bool intercepted;
 };

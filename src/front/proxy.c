@@ -1164,7 +1164,9 @@ static void start_observer(struct pconn *c, const struct endpoint *server, const
 static void configured_upstream(const struct pconn *c, struct endpoint *server)
 {
 	memset(server, 0, sizeof(*server));
-	snprintf(server->ip, sizeof(server->ip), "%s", c->up_host);
+	/* a name longer than an address is cut here; the record's `upstream`
+	 * member carries it whole */
+	snprintf(server->ip, sizeof(server->ip), "%.*s", (int)sizeof(server->ip) - 1, c->up_host);
 	server->port = c->up_port;
 }
 

@@ -14,14 +14,14 @@ void report_time(char *buf, size_t len, const struct timeval *tv, int digits)
 {
 	struct tm tm;
 	time_t t = tv->tv_sec;
-	char base[32];
+	char base[24];
 
 	gmtime_r(&t, &tm);
 	strftime(base, sizeof(base), "%Y-%m-%dT%H:%M:%S", &tm);
 	if (digits == 6)
-		snprintf(buf, len, "%s.%06ldZ", base, (long)tv->tv_usec);
+		snprintf(buf, len, "%s.%06dZ", base, (int)(tv->tv_usec % 1000000));
 	else
-		snprintf(buf, len, "%s.%03ldZ", base, (long)tv->tv_usec / 1000);
+		snprintf(buf, len, "%s.%03dZ", base, (int)(tv->tv_usec % 1000000) / 1000);
 }
 
 void report_endpoint(char *buf, size_t len, const char *host, uint16_t port)
@@ -105,7 +105,7 @@ static void headline(char *buf, size_t len, const struct conn_facts *f, const st
 
 void report_line(char *buf, size_t len, const struct conn_facts *f, const struct verdict *v)
 {
-	char ts[40], client[80], server[300], head[VERDICT_EVIDENCE_LEN + 64], status[96] = "";
+	char ts[40], client[80], server[300], head[2 * VERDICT_EVIDENCE_LEN + 128], status[96] = "";
 	const char *reason = reason_code_name(v->reason);
 
 	report_time(ts, sizeof(ts), &f->first_ts, 3);

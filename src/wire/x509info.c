@@ -367,7 +367,7 @@ static void key_field(X509 *x, char *out, size_t outlen)
 			break;
 		}
 		nist = EC_curve_nid2nist(OBJ_txt2nid(group));
-		snprintf(out, outlen, "EC-%s", nist ? nist : group);
+		snprintf(out, outlen, "EC-%.28s", nist ? nist : group);   /* names are short: P-256, brainpoolP512r1 */
 		break;
 	case EVP_PKEY_ED25519:
 		snprintf(out, outlen, "Ed25519");
