@@ -229,8 +229,18 @@ int cmd_pcap(int argc, char **argv)
 	legpair_flush(run.pairs);
 	if (run.text)
 		report_summary_text(run.text, &run.tally);
-	if (run.json)
-		report_summary_json(run.json, &run.tally, any_truncated ? "\"file_truncated\":true" : NULL);
+	if (run.json) {
+		struct json j;
+
+		json_init(&j);
+		json_object(&j, NULL);
+		report_summary_members(&j, &run.tally);
+		if (any_truncated)
+			json_bool(&j, "file_truncated", true);
+		json_end(&j);
+		(void)json_write_line(&j, run.json);
+		json_free(&j);
+	}
 	if (any_truncated && ret == 0)
 		ret = 2;
 Exit:

@@ -382,129 +382,132 @@ static void print_text(const struct run *run, const struct probe_options *o, con
 		fprintf(out, "  http: the server speaks HTTP/2 only; the probe reads HTTP/1.1 answers\n");
 }
 
+/* The target and the proxy it went through ("via", null when direct). */
+static void json_target(struct json *j, const struct probe_options *o)
+{
+	char target[300], via[300];
+
+	report_endpoint(target, sizeof(target), o->host, o->port);
+	json_string(j, "target", target);
+	if (o->via_host)
+		report_endpoint(via, sizeof(via), o->via_host, o->via_port);
+	json_string(j, "via", o->via_host ? via : NULL);
+}
+
+static void json_interception(struct json *j, const struct inspect_match *m)
+{
+	char ev[1024];
+
+	if (!m->rule) {
+		json_null(j, "interception");
+		return;
+	}
+	inspect_describe(m, ev, sizeof(ev));
+	json_object(j, "interception");
+	json_string(j, "rule", m->rule->name);
+	json_string(j, "strength", inspect_strength_name(m->rule->strength));
+	json_string(j, "file", m->rule->file);
+	json_uint(j, "line", m->rule->line);
+	json_string(j, "where", m->where == INSPECT_ISSUER ? "issuer" : "subject");
+	json_uint(j, "cert_index", m->cert_index);
+	json_string(j, "name", m->name);
+	json_string(j, "evidence", ev);
+	json_end(j);
+}
+
+/* The "probe" member: what the probe itself did and saw. */
+static void json_probe(struct json *j, const struct probe_options *o, const struct probe_result *r)
+{
+	size_t i;
+
+	json_object(j, "probe");
+	json_string(j, "tls_requested", tls_name(o->tls_version));
+	json_string(j, "handshake", r->handshake_ok ? "ok" : "failed");
+	json_string(j, "error", r->handshake_ok && !r->handshake_error[0] ? NULL : r->handshake_error);
+	json_string(j, "tls_version", tls_name(r->tls_version));
+	json_string(j, "cipher", r->cipher[0] ? r->cipher : NULL);
+	json_bool(j, "cert_requested", r->cert_requested);
+	json_array(j, "ca_names");
+	for (i = 0; i < r->n_ca_names; i++)
+		json_string(j, NULL, r->ca_names[i]);
+	json_end(j);
+	json_array(j, "sigalgs");
+	for (i = 0; i < r->n_sigalgs; i++)
+		json_string(j, NULL, r->sigalgs[i]);
+	json_end(j);
+	json_array(j, "server_chain");
+	for (i = 0; i < r->n_chain; i++) {
+		json_object(j, NULL);
+		json_string(j, "subject", r->chain[i].subject);
+		json_string(j, "issuer", r->chain[i].issuer);
+		json_string(j, "sha256", r->chain[i].sha256);
+		json_end(j);
+	}
+	json_end(j);
+	json_interception(j, &r->interception);
+	json_bool(j, "client_cert_offered", r->cert_offered);
+	json_bool(j, "client_cert_sent", r->cert_sent);
+	json_string(j, "client_auth", probe_client_auth_name(r->client_auth));
+	json_string(j, "alert", r->alert_received >= 0 ? tls_alert_name(r->alert_received) : NULL);
+	if (r->http_status)
+		json_int(j, "http_status", r->http_status);
+	else
+		json_null(j, "http_status");
+	json_string(j, "http_status_line", r->http_status_line[0] ? r->http_status_line : NULL);
+	json_string(j, "http_nginx", r->http_nginx[0] ? r->http_nginx : NULL);
+	json_string(j, "http_title", r->http_title[0] ? r->http_title : NULL);
+	json_string(j, "http_error", r->http_error[0] ? r->http_error : NULL);
+	json_string(j, "alpn", r->alpn[0] ? r->alpn : NULL);
+	json_bool(j, "http_sent", r->http_sent);
+	json_bool(j, "h2_only", r->h2_only);
+	json_string(j, "undetermined", r->client_auth == PROBE_AUTH_UNDETERMINED ? r->undetermined : NULL);
+	json_end(j);
+}
+
+/* One finished builder to the JSON output, flushed: a probe's records are
+ * few and someone may be watching. */
+static void write_record(const struct run *run, struct json *j)
+{
+	if (json_write_line(j, run->json) != 0 || fflush(run->json) != 0)
+		fprintf(stderr, "mtlsdiag probe: --json: a record could not be written: %s\n", strerror(errno));
+	json_free(j);
+}
+
+/* The connection record (report.c's members) with the probe's own. */
 static void print_json(const struct run *run, const struct probe_options *o, const struct probe_result *r)
 {
-	char *buf = NULL, via[300], target[300];
-	size_t len = 0, i;
-	FILE *m, *out = run->json;
+	struct json j;
 
-	if (!out || !r->verdict)
+	if (!run->json || !r->verdict)
 		return;
-	if (!(m = open_memstream(&buf, &len)))
-		return;
-	report_json(m, obs_conn_facts(r->obs), r->verdict);
-	if (fclose(m) != 0 || len < 2 || buf[len - 2] != '}') {
-		free(buf);
-		return;
-	}
-	fwrite(buf, 1, len - 2, out);
-	free(buf);
-	report_endpoint(target, sizeof(target), o->host, o->port);
-	fputs(",\"mode\":\"probe\",\"target\":", out);
-	report_json_string(out, target);
-	fputs(",\"via\":", out);
-	if (o->via_host) {
-		report_endpoint(via, sizeof(via), o->via_host, o->via_port);
-		report_json_string(out, via);
-	} else {
-		fputs("null", out);
-	}
-	fprintf(out, ",\"probe\":{\"tls_requested\":\"%s\",\"handshake\":\"%s\",\"error\":", tls_name(o->tls_version),
-		r->handshake_ok ? "ok" : "failed");
-	report_json_string(out, r->handshake_ok && !r->handshake_error[0] ? NULL : r->handshake_error);
-	fputs(",\"tls_version\":", out);
-	report_json_string(out, tls_name(r->tls_version));
-	fputs(",\"cipher\":", out);
-	report_json_string(out, r->cipher[0] ? r->cipher : NULL);
-	fprintf(out, ",\"cert_requested\":%s,\"ca_names\":[", r->cert_requested ? "true" : "false");
-	for (i = 0; i < r->n_ca_names; i++) {
-		if (i)
-			putc(',', out);
-		report_json_string(out, r->ca_names[i]);
-	}
-	fputs("],\"sigalgs\":[", out);
-	for (i = 0; i < r->n_sigalgs; i++) {
-		if (i)
-			putc(',', out);
-		report_json_string(out, r->sigalgs[i]);
-	}
-	fputs("],\"server_chain\":[", out);
-	for (i = 0; i < r->n_chain; i++) {
-		fputs(i ? ",{\"subject\":" : "{\"subject\":", out);
-		report_json_string(out, r->chain[i].subject);
-		fputs(",\"issuer\":", out);
-		report_json_string(out, r->chain[i].issuer);
-		fputs(",\"sha256\":", out);
-		report_json_string(out, r->chain[i].sha256);
-		putc('}', out);
-	}
-	fputs("],\"interception\":", out);
-	if (r->interception.rule) {
-		char ev[1024];
-
-		inspect_describe(&r->interception, ev, sizeof(ev));
-		fputs("{\"rule\":", out);
-		report_json_string(out, r->interception.rule->name);
-		fprintf(out, ",\"strength\":\"%s\",\"file\":", inspect_strength_name(r->interception.rule->strength));
-		report_json_string(out, r->interception.rule->file);
-		fprintf(out, ",\"line\":%u,\"where\":\"%s\",\"cert_index\":%zu,\"name\":", r->interception.rule->line,
-			r->interception.where == INSPECT_ISSUER ? "issuer" : "subject", r->interception.cert_index);
-		report_json_string(out, r->interception.name);
-		fputs(",\"evidence\":", out);
-		report_json_string(out, ev);
-		putc('}', out);
-	} else {
-		fputs("null", out);
-	}
-	fprintf(out, ",\"client_cert_offered\":%s,\"client_cert_sent\":%s,\"client_auth\":\"%s\",\"alert\":",
-		r->cert_offered ? "true" : "false", r->cert_sent ? "true" : "false",
-		probe_client_auth_name(r->client_auth));
-	report_json_string(out, r->alert_received >= 0 ? tls_alert_name(r->alert_received) : NULL);
-	fputs(",\"http_status\":", out);
-	if (r->http_status)
-		fprintf(out, "%d", r->http_status);
-	else
-		fputs("null", out);
-	fputs(",\"http_status_line\":", out);
-	report_json_string(out, r->http_status_line[0] ? r->http_status_line : NULL);
-	fputs(",\"http_nginx\":", out);
-	report_json_string(out, r->http_nginx[0] ? r->http_nginx : NULL);
-	fputs(",\"http_title\":", out);
-	report_json_string(out, r->http_title[0] ? r->http_title : NULL);
-	fputs(",\"http_error\":", out);
-	report_json_string(out, r->http_error[0] ? r->http_error : NULL);
-	fputs(",\"alpn\":", out);
-	report_json_string(out, r->alpn[0] ? r->alpn : NULL);
-	fprintf(out, ",\"http_sent\":%s,\"h2_only\":%s,\"undetermined\":", r->http_sent ? "true" : "false",
-		r->h2_only ? "true" : "false");
-	report_json_string(out, r->client_auth == PROBE_AUTH_UNDETERMINED ? r->undetermined : NULL);
-	fputs("}}\n", out);
-	fflush(out);
+	json_init(&j);
+	json_object(&j, NULL);
+	report_json_members(&j, obs_conn_facts(r->obs), r->verdict);
+	json_string(&j, "mode", "probe");
+	json_target(&j, o);
+	json_probe(&j, o, r);
+	json_end(&j);
+	write_record(run, &j);
 }
 
 /* A probe that could not run: {"type":"probe_error", ...}. */
 static void print_json_error(const struct run *run, const struct probe_options *o, const struct probe_result *r)
 {
-	char target[300], via[300];
+	struct json j;
 
 	if (!run->json)
 		return;
-	report_endpoint(target, sizeof(target), o->host, o->port);
-	fputs("{\"type\":\"probe_error\",\"schema\":" REPORT_SCHEMA ",\"mode\":\"probe\",\"target\":", run->json);
-	report_json_string(run->json, target);
-	fputs(",\"via\":", run->json);
-	if (o->via_host) {
-		report_endpoint(via, sizeof(via), o->via_host, o->via_port);
-		report_json_string(run->json, via);
-	} else {
-		fputs("null", run->json);
-	}
-	fprintf(run->json, ",\"tls_requested\":\"%s\",\"proxy_status\":", tls_name(o->tls_version));
-	report_json_string(run->json, r->proxy_status[0] ? r->proxy_status : NULL);
-	fputs(",\"error\":", run->json);
-	report_json_string(run->json, r->error);
-	fputs("}\n", run->json);
-	fflush(run->json);
+	json_init(&j);
+	json_object(&j, NULL);
+	json_string(&j, "type", "probe_error");
+	json_uint(&j, "schema", REPORT_SCHEMA);
+	json_string(&j, "mode", "probe");
+	json_target(&j, o);
+	json_string(&j, "tls_requested", tls_name(o->tls_version));
+	json_string(&j, "proxy_status", r->proxy_status[0] ? r->proxy_status : NULL);
+	json_string(&j, "error", r->error);
+	json_end(&j);
+	write_record(run, &j);
 }
 
 /* ---- exit status ---- */
@@ -553,19 +556,22 @@ static void compare(const struct run *run, int version, const struct probe_resul
 			fprintf(run->text, "  %s\n", d.lines[i]);
 	}
 	if (run->json) {
-		fprintf(run->json, "{\"type\":\"compare\",\"schema\":" REPORT_SCHEMA ",\"tls_requested\":\"%s\",\"target\":",
-			tls_name(version));
-		report_json_string(run->json, x);
-		fputs(",\"via\":", run->json);
-		report_json_string(run->json, run->via);
-		fprintf(run->json, ",\"intercepted\":%s,\"differences\":[", d.intercepted ? "true" : "false");
-		for (i = 0; i < d.n; i++) {
-			if (i)
-				putc(',', run->json);
-			report_json_string(run->json, d.lines[i]);
-		}
-		fputs("]}\n", run->json);
-		fflush(run->json);
+		struct json j;
+
+		json_init(&j);
+		json_object(&j, NULL);
+		json_string(&j, "type", "compare");
+		json_uint(&j, "schema", REPORT_SCHEMA);
+		json_string(&j, "tls_requested", tls_name(version));
+		json_string(&j, "target", x);
+		json_string(&j, "via", run->via);
+		json_bool(&j, "intercepted", d.intercepted);
+		json_array(&j, "differences");
+		for (i = 0; i < d.n; i++)
+			json_string(&j, NULL, d.lines[i]);
+		json_end(&j);
+		json_end(&j);
+		write_record(run, &j);
 	}
 	if (d.n)
 		*status = worse_status(*status, 1);

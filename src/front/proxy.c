@@ -313,7 +313,7 @@ static void emit_failure(const struct pconn *c, const char *type, const char *wh
 		return;
 	flockfile(j);
 	report_time(ts, sizeof(ts), &c->start, 6);
-	fprintf(j, "{\"type\":\"%s\",\"schema\":" REPORT_SCHEMA ",\"ts\":\"%s\",\"mode\":\"%s\",\"client\":{\"ip\":\"%s\",\"port\":%u}",
+	fprintf(j, "{\"type\":\"%s\",\"schema\":" REPORT_SCHEMA_TEXT ",\"ts\":\"%s\",\"mode\":\"%s\",\"client\":{\"ip\":\"%s\",\"port\":%u}",
 		type, ts, mode_name(c->wl->l->cfg->mode), c->client.ip, c->client.port);
 	if (c->target[0])
 		json_escaped(j, "connect_target", c->target);

@@ -7,6 +7,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "out/json.h"
 #include "wire/preamble.h"
 #include "wire/tls_msgs.h"
 
@@ -138,242 +139,178 @@ static const char *keylog_use_name(enum keylog_use k)
 	return NULL;
 }
 
-/* Length of the valid UTF-8 sequence at p (2..4), or 0. */
-static size_t utf8_len(const unsigned char *p)
+static void json_tristate(struct json *j, const char *key, enum tristate t)
 {
-	size_t n, i;
-
-	if (p[0] >= 0xc2 && p[0] <= 0xdf)
-		n = 2;
-	else if (p[0] >= 0xe0 && p[0] <= 0xef)
-		n = 3;
-	else if (p[0] >= 0xf0 && p[0] <= 0xf4)
-		n = 4;
+	if (t == TRI_UNKNOWN)
+		json_null(j, key);
 	else
-		return 0;
-	for (i = 1; i < n; i++)
-		if ((p[i] & 0xc0) != 0x80)
-			return 0;
-	return n;
+		json_bool(j, key, t == TRI_YES);
 }
 
-void report_json_string(FILE *out, const char *s)
+static void json_endpoint(struct json *j, const char *key, const struct endpoint *e)
 {
-	const unsigned char *p = (const unsigned char *)s;
-
-	if (!s) {
-		fputs_unlocked("null", out);
-		return;
-	}
-	putc_unlocked('"', out);
-	for (; *p; p++) {
-		const unsigned char *run = p;
-		size_t u;
-
-		/* printable ASCII needs no escape: written a run at a time */
-		while (*p >= 0x20 && *p < 0x7f && *p != '"' && *p != '\\')
-			p++;
-		if (p > run)
-			fwrite_unlocked(run, 1, (size_t)(p - run), out);
-		if (!*p)
-			break;
-		u = *p >= 0x80 ? utf8_len(p) : 0;
-		if (u) {
-			fwrite_unlocked(p, 1, u, out);
-			p += u - 1;
-			continue;
-		}
-		switch (*p) {
-		case '"': fputs_unlocked("\\\"", out); break;
-		case '\\': fputs_unlocked("\\\\", out); break;
-		case '\n': fputs_unlocked("\\n", out); break;
-		case '\r': fputs_unlocked("\\r", out); break;
-		case '\t': fputs_unlocked("\\t", out); break;
-		default:
-			if (*p < 0x20 || *p >= 0x7f)
-				fprintf(out, "\\u%04x", *p);   /* a control byte, or not UTF-8 */
-			else
-				putc_unlocked(*p, out);
-		}
-	}
-	putc_unlocked('"', out);
+	json_object(j, key);
+	json_string(j, "ip", e->ip);
+	json_uint(j, "port", e->port);
+	json_end(j);
 }
 
-/* `lead` (punctuation and the member's name), then the value as a string. */
-static void json_field(FILE *out, const char *lead, const char *value)
-{
-	fputs_unlocked(lead, out);
-	report_json_string(out, value);
-}
-
-static void json_tristate(FILE *out, enum tristate t)
-{
-	fputs_unlocked(t == TRI_YES ? "true" : t == TRI_NO ? "false" : "null", out);
-}
-
-static void json_endpoint(FILE *out, const struct endpoint *e)
-{
-	json_field(out, "{\"ip\":", e->ip);
-	fprintf(out, ",\"port\":%u}", e->port);
-}
-
-static void json_cert(FILE *out, const struct cert_info *c)
+static void json_cert(struct json *j, const struct cert_info *c)
 {
 	char eku[sizeof(c->eku)];
 	char *tok, *save = NULL;
-	bool first = true;
 
+	json_object(j, NULL);
 	if (c->parse_failed) {
-		fputs_unlocked("{\"parse_error\":true,\"sha256\":", out);
-		report_json_string(out, c->sha256);
-		putc_unlocked('}', out);
+		json_bool(j, "parse_error", true);
+		json_string(j, "sha256", c->sha256);
+		json_end(j);
 		return;
 	}
-	json_field(out, "{\"subject\":", c->subject);
-	json_field(out, ",\"issuer\":", c->issuer);
-	json_field(out, ",\"serial\":", c->serial);
-	json_field(out, ",\"not_before\":", c->not_before);
-	json_field(out, ",\"not_after\":", c->not_after);
-	json_field(out, ",\"sha256\":", c->sha256);
-	json_field(out, ",\"key\":", c->key);
-	fputs_unlocked(",\"eku\":[", out);
+	json_string(j, "subject", c->subject);
+	json_string(j, "issuer", c->issuer);
+	json_string(j, "serial", c->serial);
+	json_string(j, "not_before", c->not_before);
+	json_string(j, "not_after", c->not_after);
+	json_string(j, "sha256", c->sha256);
+	json_string(j, "key", c->key);
+	json_array(j, "eku");
 	snprintf(eku, sizeof(eku), "%s", c->eku);
-	for (tok = strtok_r(eku, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
-		if (!first)
-			putc_unlocked(',', out);
-		report_json_string(out, tok);
-		first = false;
-	}
-	fputs_unlocked("]}", out);
+	for (tok = strtok_r(eku, ",", &save); tok; tok = strtok_r(NULL, ",", &save))
+		json_string(j, NULL, tok);
+	json_end(j);
+	json_end(j);
 }
 
-static void json_chain(FILE *out, const struct cert_chain *ch)
+static void json_chain(struct json *j, const char *key, const struct cert_chain *ch)
 {
-	size_t i;
-
-	putc_unlocked('[', out);
-	for (i = 0; i < ch->n; i++) {
-		if (i)
-			putc_unlocked(',', out);
-		json_cert(out, &ch->certs[i]);
-	}
-	putc_unlocked(']', out);
+	json_array(j, key);
+	for (size_t i = 0; i < ch->n; i++)
+		json_cert(j, &ch->certs[i]);
+	json_end(j);
 }
 
 /* The other leg of a terminating gateway: which leg it is, its endpoints,
  * SNI, first byte and verdict; null when there is none. */
-static void json_partner(FILE *out, const struct verdict_partner *p)
+static void json_partner(struct json *j, const struct verdict_partner *p)
 {
 	char ts[40];
 
 	if (!p->set) {
-		fputs_unlocked("null", out);
+		json_null(j, "partner");
 		return;
 	}
-	json_field(out, "{\"leg\":", p->server_leg ? "server" : "client");
-	fputs_unlocked(",\"client\":", out);
-	json_endpoint(out, &p->client);
-	fputs_unlocked(",\"server\":", out);
-	json_endpoint(out, &p->server);
-	json_field(out, ",\"sni\":", p->sni[0] ? p->sni : NULL);
+	json_object(j, "partner");
+	json_string(j, "leg", p->server_leg ? "server" : "client");
+	json_endpoint(j, "client", &p->client);
+	json_endpoint(j, "server", &p->server);
+	json_string(j, "sni", p->sni[0] ? p->sni : NULL);
 	report_time(ts, sizeof(ts), &p->ts, 6);
-	json_field(out, ",\"ts\":", ts);
-	json_field(out, ",\"verdict\":", verdict_code_name(p->code));
-	putc_unlocked('}', out);
+	json_string(j, "ts", ts);
+	json_string(j, "verdict", verdict_code_name(p->code));
+	json_end(j);
 }
 
-void report_json(FILE *out, const struct conn_facts *f, const struct verdict *v)
+static void json_alert(struct json *j, const struct alert *a)
+{
+	bool hidden = a->encrypted && !a->decrypted;
+
+	json_object(j, NULL);
+	json_string(j, "from", a->from == SIDE_CLIENT ? "client" : "server");
+	json_string(j, "level", hidden ? NULL : a->level == 2 ? "fatal" : a->level == 1 ? "warning" : "unknown");
+	json_string(j, "description", hidden ? NULL : tls_alert_name(a->description));
+	json_bool(j, "encrypted", a->encrypted);
+	if (a->decrypted)
+		json_bool(j, "decrypted", true);
+	json_end(j);
+}
+
+void report_json_members(struct json *j, const struct conn_facts *f, const struct verdict *v)
 {
 	char ts[40], line[1024];
 	size_t i;
 
-	/* one record is written by one thread: take the stream's lock once and
-	 * use the unlocked writers inside */
-	flockfile(out);
-
+	json_string(j, "type", "connection");
+	json_uint(j, "schema", REPORT_SCHEMA);
 	report_time(ts, sizeof(ts), &f->first_ts, 6);
-	json_field(out, "{\"type\":\"connection\",\"schema\":" REPORT_SCHEMA ",\"ts\":", ts);
-	fputs_unlocked(",\"client\":", out);
-	json_endpoint(out, &f->client);
-	fputs_unlocked(",\"server\":", out);
-	json_endpoint(out, &f->server);
-	json_field(out, ",\"sni\":", f->ch.sni[0] ? f->ch.sni : NULL);
-	fputs_unlocked(",\"alpn\":", out);
+	json_string(j, "ts", ts);
+	json_endpoint(j, "client", &f->client);
+	json_endpoint(j, "server", &f->server);
+	json_string(j, "sni", f->ch.sni[0] ? f->ch.sni : NULL);
 	if (!f->ch.seen) {
-		fputs_unlocked("null", out);
+		json_null(j, "alpn");
 	} else {
-		putc_unlocked('[', out);
-		for (i = 0; i < f->ch.n_alpn; i++) {
-			if (i)
-				putc_unlocked(',', out);
-			report_json_string(out, f->ch.alpn[i]);
-		}
-		putc_unlocked(']', out);
+		json_array(j, "alpn");
+		for (i = 0; i < f->ch.n_alpn; i++)
+			json_string(j, NULL, f->ch.alpn[i]);
+		json_end(j);
 	}
-	json_field(out, ",\"tls_version\":", f->sh.seen && !f->sh.hello_retry ? tls_version_name(f->sh.selected_version) : NULL);
-	json_field(out, ",\"ja4\":", f->ch.seen && f->ch.ja4[0] ? f->ch.ja4 : NULL);
-	fputs_unlocked(",\"cert_requested\":", out);
-	json_tristate(out, v->cert_requested);
-	fputs_unlocked(",\"acceptable_cas\":[", out);
-	for (i = 0; i < f->cr.n_ca_names; i++) {
-		if (i)
-			putc_unlocked(',', out);
-		report_json_string(out, f->cr.ca_names[i]);
-	}
-	fputs_unlocked("],\"client_cert_sent\":", out);
-	json_tristate(out, v->client_cert_sent);
-	fputs_unlocked(",\"client_chain\":", out);
-	json_chain(out, &f->client_chain);
-	fputs_unlocked(",\"server_chain\":", out);
-	json_chain(out, &f->server_chain);
-	fputs_unlocked(",\"alerts\":[", out);
-	for (i = 0; i < f->n_alerts; i++) {
-		const struct alert *a = &f->alerts[i];
-
-		fprintf(out, "%s{\"from\":\"%s\",\"level\":", i ? "," : "",
-			a->from == SIDE_CLIENT ? "client" : "server");
-		report_json_string(out, a->encrypted && !a->decrypted ? NULL
-			 : a->level == 2 ? "fatal" : a->level == 1 ? "warning" : "unknown");
-		fputs_unlocked(",\"description\":", out);
-		report_json_string(out, a->encrypted && !a->decrypted ? NULL : tls_alert_name(a->description));
-		fprintf(out, ",\"encrypted\":%s", a->encrypted ? "true" : "false");
-		if (a->decrypted)
-			fputs_unlocked(",\"decrypted\":true", out);
-		putc_unlocked('}', out);
-	}
-	fputs_unlocked("],\"http_status\":", out);
+	json_string(j, "tls_version", f->sh.seen && !f->sh.hello_retry ? tls_version_name(f->sh.selected_version) : NULL);
+	json_string(j, "ja4", f->ch.seen && f->ch.ja4[0] ? f->ch.ja4 : NULL);
+	json_tristate(j, "cert_requested", v->cert_requested);
+	json_array(j, "acceptable_cas");
+	for (i = 0; i < f->cr.n_ca_names; i++)
+		json_string(j, NULL, f->cr.ca_names[i]);
+	json_end(j);
+	json_tristate(j, "client_cert_sent", v->client_cert_sent);
+	json_chain(j, "client_chain", &f->client_chain);
+	json_chain(j, "server_chain", &f->server_chain);
+	json_array(j, "alerts");
+	for (i = 0; i < f->n_alerts; i++)
+		json_alert(j, &f->alerts[i]);
+	json_end(j);
 	if (f->http_status)
-		fprintf(out, "%d", f->http_status);
+		json_int(j, "http_status", f->http_status);
 	else
-		fputs_unlocked("null", out);
-	json_field(out, ",\"verdict\":", verdict_code_name(v->code));
-	json_field(out, ",\"reason\":", reason_code_name(v->reason));
-	json_field(out, ",\"fault\":", fault_name(v->fault));
-	json_field(out, ",\"basis\":", basis_name(v->basis));
-	fputs_unlocked(",\"evidence\":[", out);
-	for (i = 0; i < v->n_evidence; i++) {
-		if (i)
-			putc_unlocked(',', out);
-		report_json_string(out, v->evidence[i]);
-	}
-	fputs_unlocked("],\"summary\":", out);
+		json_null(j, "http_status");
+	json_string(j, "verdict", verdict_code_name(v->code));
+	json_string(j, "reason", reason_code_name(v->reason));
+	json_string(j, "fault", fault_name(v->fault));
+	json_string(j, "basis", basis_name(v->basis));
+	json_array(j, "evidence");
+	for (i = 0; i < v->n_evidence; i++)
+		json_string(j, NULL, v->evidence[i]);
+	json_end(j);
 	report_line(line, sizeof(line), f, v);
-	report_json_string(out, line);
+	json_string(j, "summary", line);
 	/* additions to the contract */
-	json_field(out, ",\"preamble\":", f->preamble ? preamble_kind_name(f->preamble) : NULL);
-	json_field(out, ",\"connect_target\":", f->connect_target[0] ? f->connect_target : NULL);
-	fprintf(out, ",\"bytes\":{\"client\":%llu,\"server\":%llu}",
-		(unsigned long long)f->dir[SIDE_CLIENT].bytes, (unsigned long long)f->dir[SIDE_SERVER].bytes);
-	fprintf(out, ",\"truncated\":%s", f->truncated ? "true" : "false");
-	json_field(out, ",\"decode_error\":", f->decode_error[0] ? f->decode_error : NULL);
-	json_field(out, ",\"keylog\":", keylog_use_name(f->keylog));
-	json_field(out, ",\"http_request\":", f->http_request[0] ? f->http_request : NULL);
-	json_field(out, ",\"http_reason\":", f->http_status ? f->http_reason : NULL);
-	json_field(out, ",\"http_title\":", f->http_title[0] ? f->http_title : NULL);
-	fputs_unlocked(",\"partner\":", out);
-	json_partner(out, &v->partner);
-	fputs_unlocked("}\n", out);
-	funlockfile(out);
+	json_string(j, "preamble", f->preamble ? preamble_kind_name(f->preamble) : NULL);
+	json_string(j, "connect_target", f->connect_target[0] ? f->connect_target : NULL);
+	json_object(j, "bytes");
+	json_uint(j, "client", f->dir[SIDE_CLIENT].bytes);
+	json_uint(j, "server", f->dir[SIDE_SERVER].bytes);
+	json_end(j);
+	json_bool(j, "truncated", f->truncated);
+	json_string(j, "decode_error", f->decode_error[0] ? f->decode_error : NULL);
+	json_string(j, "keylog", keylog_use_name(f->keylog));
+	json_string(j, "http_request", f->http_request[0] ? f->http_request : NULL);
+	json_string(j, "http_reason", f->http_status ? f->http_reason : NULL);
+	json_string(j, "http_title", f->http_title[0] ? f->http_title : NULL);
+	json_partner(j, &v->partner);
+}
+
+void report_json_string(FILE *out, const char *s)
+{
+	struct json j;
+
+	json_init(&j);
+	json_string(&j, NULL, s);
+	fputs(json_text(&j), out);
+	json_free(&j);
+}
+
+int report_json(FILE *out, const struct conn_facts *f, const struct verdict *v)
+{
+	struct json j;
+	int rc;
+
+	json_init(&j);
+	json_object(&j, NULL);
+	report_json_members(&j, f, v);
+	json_end(&j);
+	rc = json_write_line(&j, out);
+	json_free(&j);
+	return rc;
 }
 
 void report_tally_add(struct report_tally *t, const struct verdict *v)
@@ -399,22 +336,14 @@ void report_summary_text(FILE *out, const struct report_tally *t)
 	fputc_unlocked('\n', out);
 }
 
-void report_summary_json(FILE *out, const struct report_tally *t, const char *extra)
+void report_summary_members(struct json *j, const struct report_tally *t)
 {
-	int i;
-	bool first = true;
-
-	fprintf(out, "{\"type\":\"summary\",\"schema\":" REPORT_SCHEMA ",\"connections\":%llu,\"verdicts\":{",
-		(unsigned long long)t->connections);
-	for (i = 0; i < V_COUNT; i++) {
-		if (!t->by_verdict[i])
-			continue;
-		fprintf(out, "%s\"%s\":%llu", first ? "" : ",", verdict_code_name((enum verdict_code)i),
-			(unsigned long long)t->by_verdict[i]);
-		first = false;
-	}
-	putc_unlocked('}', out);
-	if (extra && *extra)
-		fprintf(out, ",%s", extra);
-	fputs_unlocked("}\n", out);
+	json_string(j, "type", "summary");
+	json_uint(j, "schema", REPORT_SCHEMA);
+	json_uint(j, "connections", t->connections);
+	json_object(j, "verdicts");
+	for (int i = 0; i < V_COUNT; i++)
+		if (t->by_verdict[i])
+			json_uint(j, verdict_code_name((enum verdict_code)i), t->by_verdict[i]);
+	json_end(j);
 }

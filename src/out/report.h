@@ -9,17 +9,22 @@
 #include "analysis/codes.h"
 #include "wire/facts.h"
 #include "analysis/verdict.h"
+#include "out/json.h"
 
 /* The human line without its newline:
  * "2026-11-23T12:14:02.120Z 10.0.1.45:53122 -> api.internal:443 TLS1.3 client did not send cert (fault: client; observed) ..." */
 void report_line(char *buf, size_t len, const struct conn_facts *f, const struct verdict *v);
 
-/* One JSON object on one line, "type": "connection". */
 /* The record format's version, in every JSON record ("schema"): members
  * are added, never renamed, within one version. */
-#define REPORT_SCHEMA "1"
+#define REPORT_SCHEMA 1
+#define REPORT_SCHEMA_TEXT "1"   /* for records not yet written through json.h */
 
-void report_json(FILE *out, const struct conn_facts *f, const struct verdict *v);
+/* The members of a "type": "connection" record, into an open object (a
+ * front end adds its own members after them). */
+void report_json_members(struct json *j, const struct conn_facts *f, const struct verdict *v);
+/* The whole record as one line: 0, or -1 with errno (json_write_line). */
+int report_json(FILE *out, const struct conn_facts *f, const struct verdict *v);
 
 /* A JSON string, the one escaper of every record: valid UTF-8 passes,
  * quotes, backslashes and control bytes are escaped, any other byte is
@@ -34,9 +39,8 @@ struct report_tally {
 
 void report_tally_add(struct report_tally *t, const struct verdict *v);
 void report_summary_text(FILE *out, const struct report_tally *t);
-/* {"type":"summary", ...}; `extra` is appended inside the object when not
- * NULL (already formatted JSON members, without a leading comma). */
-void report_summary_json(FILE *out, const struct report_tally *t, const char *extra);
+/* The members of a {"type":"summary"} record, into an open object. */
+void report_summary_members(struct json *j, const struct report_tally *t);
 
 /* "host:port", or "[v6]:port" for an IPv6 address. */
 void report_endpoint(char *buf, size_t len, const char *host, uint16_t port);

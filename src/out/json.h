@@ -1,0 +1,63 @@
+/* json: builds one JSON record in memory, member by member, and writes it
+ * as one line. Every record mtlsdiag writes (pcap, proxy, probe) is made
+ * here, so every string goes through one escaper: valid UTF-8 passes as it
+ * is, any other byte below 0x20 or above 0x7e becomes \u00XX.
+ *
+ *     struct json j;
+ *     json_init(&j);
+ *     json_object(&j, NULL);
+ *     json_string(&j, "type", "connection");
+ *     json_uint(&j, "port", 443);
+ *     json_end(&j);
+ *     json_write_line(&j, out);
+ *     json_free(&j);
+ *
+ * `key` names the member inside an object and is NULL for an array's
+ * elements and for the record itself. A builder that ran out of memory
+ * writes nothing and json_write_line says so. */
+#ifndef MTLSDIAG_OUT_JSON_H
+#define MTLSDIAG_OUT_JSON_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdio.h>
+
+/* objects and arrays open at once, the record included */
+#define JSON_MAX_DEPTH 16
+
+struct json {
+	char *buf;
+	size_t len, cap;
+	bool failed;                      /* out of memory, or nesting past JSON_MAX_DEPTH */
+	unsigned depth;
+	bool has_member[JSON_MAX_DEPTH];  /* the open container has a member: the next needs a comma */
+	char closer[JSON_MAX_DEPTH];      /* '}' or ']' for each open container */
+};
+
+void json_init(struct json *j) __attribute__((nonnull));
+/* Empties the builder for the next record, keeping its memory. */
+void json_reset(struct json *j) __attribute__((nonnull));
+void json_free(struct json *j) __attribute__((nonnull));
+
+/* Opens an object or array; json_end closes the innermost one. */
+void json_object(struct json *j, const char *key) __attribute__((nonnull(1)));
+void json_array(struct json *j, const char *key) __attribute__((nonnull(1)));
+void json_end(struct json *j) __attribute__((nonnull));
+
+/* A string; NULL writes null. */
+void json_string(struct json *j, const char *key, const char *s) __attribute__((nonnull(1)));
+void json_uint(struct json *j, const char *key, unsigned long long v) __attribute__((nonnull(1)));
+void json_int(struct json *j, const char *key, long long v) __attribute__((nonnull(1)));
+void json_bool(struct json *j, const char *key, bool v) __attribute__((nonnull(1)));
+void json_null(struct json *j, const char *key) __attribute__((nonnull(1)));
+
+/* The record so far, NUL-terminated (an empty string after a failure). */
+const char *json_text(const struct json *j) __attribute__((nonnull));
+
+/* Writes the finished record and a newline with one write (records from
+ * several threads do not interleave); flushing is the caller's choice.
+ * 0, or -1 with errno set (ENOMEM when the builder failed, EINVAL when a
+ * container is still open, else the stream's error). */
+int json_write_line(struct json *j, FILE *out) __attribute__((nonnull));
+
+#endif

@@ -1,0 +1,189 @@
+/* The one JSON writer (out/json): every record mtlsdiag writes is built
+ * here, so its escaping, its commas and its failures are tested once. */
+#include "config.h"
+
+#include <criterion/criterion.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "out/json.h"
+
+/* One string through the escaper, as a bare value. */
+static void expect(const char *in, const char *want)
+{
+	struct json j;
+
+	json_init(&j);
+	json_string(&j, NULL, in);
+	cr_assert_str_eq(json_text(&j), want, "in: %s", in ? in : "(null)");
+	json_free(&j);
+}
+
+Test(json, valid_utf8_passes_and_anything_else_is_escaped)
+{
+	expect(NULL, "null");
+	expect("", "\"\"");
+	expect("CN=Zürich Ø, O=\"x\\y\"", "\"CN=Zürich Ø, O=\\\"x\\\\y\\\"\"");
+	expect("a\nb\tc\rd", "\"a\\nb\\tc\\rd\"");
+	expect("bell\x07 del\x7f", "\"bell\\u0007 del\\u007f\"");
+	/* a lone continuation byte, a cut sequence, an overlong lead */
+	expect("x\x80y", "\"x\\u0080y\"");
+	expect("\xc3", "\"\\u00c3\"");
+	expect("\xc0\xaf", "\"\\u00c0\\u00af\"");
+	/* overlong three- and four-byte forms, a UTF-16 surrogate, past U+10FFFF */
+	expect("\xe0\x80\xaf", "\"\\u00e0\\u0080\\u00af\"");
+	expect("\xf0\x80\x80\xaf", "\"\\u00f0\\u0080\\u0080\\u00af\"");
+	expect("\xed\xa0\x80", "\"\\u00ed\\u00a0\\u0080\"");
+	expect("\xf4\x90\x80\x80", "\"\\u00f4\\u0090\\u0080\\u0080\"");
+	/* the largest code points that are allowed pass whole */
+	expect("\xed\x9f\xbf \xf4\x8f\xbf\xbf", "\"\xed\x9f\xbf \xf4\x8f\xbf\xbf\"");
+	expect("\xf0\x9f\x94\x92", "\"\xf0\x9f\x94\x92\"");
+	/* Latin-1 text is not UTF-8: each byte escaped, nothing garbled */
+	expect("Z\xfcrich", "\"Z\\u00fcrich\"");
+}
+
+Test(json, members_nest_with_commas_where_they_belong)
+{
+	struct json j;
+
+	json_init(&j);
+	json_object(&j, NULL);
+	json_string(&j, "type", "connection");
+	json_uint(&j, "schema", 1);
+	json_object(&j, "client");
+	json_string(&j, "ip", "10.0.0.1");
+	json_uint(&j, "port", 65535);
+	json_end(&j);
+	json_array(&j, "empty");
+	json_end(&j);
+	json_array(&j, "list");
+	json_string(&j, NULL, "a");
+	json_null(&j, NULL);
+	json_object(&j, NULL);
+	json_end(&j);
+	json_end(&j);
+	json_int(&j, "neg", -42);
+	json_bool(&j, "t", true);
+	json_bool(&j, "f", false);
+	json_null(&j, "n");
+	json_uint(&j, "max", 18446744073709551615ULL);
+	json_end(&j);
+	cr_assert_str_eq(json_text(&j),
+			 "{\"type\":\"connection\",\"schema\":1,\"client\":{\"ip\":\"10.0.0.1\",\"port\":65535},"
+			 "\"empty\":[],\"list\":[\"a\",null,{}],\"neg\":-42,\"t\":true,\"f\":false,\"n\":null,"
+			 "\"max\":18446744073709551615}");
+	json_free(&j);
+}
+
+static char *written(struct json *j, int *rc, int *err)
+{
+	char *buf = NULL;
+	size_t len = 0;
+	FILE *out = open_memstream(&buf, &len);
+
+	cr_assert_not_null(out);
+	errno = 0;
+	*rc = json_write_line(j, out);
+	*err = errno;
+	cr_assert_eq(fclose(out), 0);
+	return buf;
+}
+
+Test(json, a_record_is_written_as_one_line_and_the_builder_is_reused)
+{
+	struct json j;
+	int rc, err;
+	char *out;
+
+	json_init(&j);
+	json_object(&j, NULL);
+	json_string(&j, "k", "v");
+	json_end(&j);
+	out = written(&j, &rc, &err);
+	cr_assert_eq(rc, 0);
+	cr_assert_str_eq(out, "{\"k\":\"v\"}\n");
+	free(out);
+	/* the builder keeps its text after a write, and starts afresh on reset */
+	cr_assert_str_eq(json_text(&j), "{\"k\":\"v\"}");
+	json_reset(&j);
+	json_object(&j, NULL);
+	json_end(&j);
+	out = written(&j, &rc, &err);
+	cr_assert_str_eq(out, "{}\n");
+	free(out);
+	json_free(&j);
+}
+
+Test(json, an_unfinished_or_overdeep_record_is_refused_not_written)
+{
+	struct json j;
+	int rc, err;
+	char *out;
+
+	json_init(&j);
+	json_object(&j, NULL);
+	json_string(&j, "k", "v");
+	out = written(&j, &rc, &err);
+	cr_assert_eq(rc, -1);
+	cr_assert_eq(err, EINVAL);
+	cr_assert_str_eq(out, "");
+	free(out);
+	json_free(&j);
+
+	json_init(&j);
+	for (int i = 0; i < JSON_MAX_DEPTH + 1; i++)
+		json_array(&j, NULL);
+	for (int i = 0; i < JSON_MAX_DEPTH + 1; i++)
+		json_end(&j);
+	out = written(&j, &rc, &err);
+	cr_assert_eq(rc, -1);
+	cr_assert_eq(err, ENOMEM);
+	cr_assert_str_eq(out, "");
+	cr_assert_str_eq(json_text(&j), "");
+	free(out);
+	json_free(&j);
+
+	/* a close with nothing open */
+	json_init(&j);
+	json_end(&j);
+	out = written(&j, &rc, &err);
+	cr_assert_eq(rc, -1);
+	free(out);
+	json_free(&j);
+}
+
+Test(json, a_stream_that_fails_is_reported)
+{
+	struct json j;
+	FILE *full = fopen("/dev/full", "w");
+
+	cr_assert_not_null(full);
+	setvbuf(full, NULL, _IONBF, 0);
+	json_init(&j);
+	json_object(&j, NULL);
+	json_string(&j, "k", "v");
+	json_end(&j);
+	errno = 0;
+	cr_assert_eq(json_write_line(&j, full), -1);
+	cr_assert_eq(errno, ENOSPC);
+	fclose(full);
+	json_free(&j);
+}
+
+Test(json, a_long_record_grows_its_buffer)
+{
+	struct json j;
+	char big[5000];
+
+	memset(big, 'x', sizeof(big) - 1);
+	big[sizeof(big) - 1] = '\0';
+	json_init(&j);
+	json_array(&j, NULL);
+	for (int i = 0; i < 100; i++)
+		json_string(&j, NULL, big);
+	json_end(&j);
+	cr_assert_eq(strlen(json_text(&j)), 2 + 100 * (sizeof(big) - 1 + 2) + 99);
+	json_free(&j);
+}
