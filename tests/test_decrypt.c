@@ -1014,3 +1014,30 @@ Test(http1, statuses_interim_and_not_http)
 	cursor_init(&c, (const uint8_t *)"hello from the client\n", 22);
 	cr_assert_eq(http1_request_line(&c, line, sizeof(line)), HTTP1_NOT_HTTP);
 }
+
+static void redacted(const char *in, size_t size, const char *want)
+{
+	char line[256];
+
+	cr_assert(size <= sizeof(line));
+	snprintf(line, sizeof(line), "%s", in);
+	http1_redact_query(line, size);
+	cr_assert_str_eq(line, want, "in: %s (size %zu)", in, size);
+}
+
+Test(http1, the_query_string_is_redacted_from_the_request_line)
+{
+	redacted("GET /reset?token=abc&password=hunter2 HTTP/1.1", 256, "GET /reset?\xe2\x80\xa6 HTTP/1.1");
+	redacted("GET /x?y HTTP/1.1", 256, "GET /x?\xe2\x80\xa6 HTTP/1.1");
+	redacted("GET /x? HTTP/1.1", 256, "GET /x?\xe2\x80\xa6 HTTP/1.1");
+	/* only the request target is looked at, not the version */
+	redacted("GET /a/b HTTP/1.1", 256, "GET /a/b HTTP/1.1");
+	redacted("OPTIONS * HTTP/1.1", 256, "OPTIONS * HTTP/1.1");
+	/* twice is the same as once */
+	redacted("GET /x?\xe2\x80\xa6 HTTP/1.1", 256, "GET /x?\xe2\x80\xa6 HTTP/1.1");
+	/* a full buffer with a short query: the query goes, '?' stays */
+	redacted("GET /x?y HTTP/1.1", 18, "GET /x? HTTP/1.1");
+	/* not a request line */
+	redacted("garbage", 256, "garbage");
+	redacted("", 256, "");
+}

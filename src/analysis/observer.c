@@ -450,6 +450,8 @@ static void http_read(struct obs_conn *c, enum side role, bool complete)
 			c->f.http2 = true;
 		else if (r == HTTP1_NOT_HTTP)
 			r = http1_request_line(&head, c->f.http_request, sizeof(c->f.http_request));
+		if (r == HTTP1_DONE && !c->cfg.keep_query)
+			http1_redact_query(c->f.http_request, sizeof(c->f.http_request));
 		if (r == HTTP1_NOT_HTTP)
 			c->f.http_request[0] = '\0';
 	} else {

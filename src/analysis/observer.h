@@ -38,6 +38,7 @@ struct observer_config {
 	struct obs_pool *pool;           /* optional: spare connection objects (one per thread) */
 	bool no_evidence;        /* verdicts are only counted: decided without evidence lines */
 	bool endpoint;           /* the front end is the TLS client itself (the probe): it holds every key */
+	bool keep_query;         /* --keep-query: the request line keeps its query string (else "?…") */
 	/* Middlebox attribution (verdict_attribute): the inspection-CA
 	 * catalogue (--inspection-cas) and what the real server's chain is
 	 * (--expect-server-ca, --expect-server-spki); either may be NULL. */

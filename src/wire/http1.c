@@ -55,6 +55,28 @@ enum http1_result http1_request_line(const struct cursor *head, char *line, size
 	return HTTP1_DONE;
 }
 
+void http1_redact_query(char *line, size_t size)
+{
+	static const char ellipsis[] = "?\xe2\x80\xa6";
+	const size_t elen = sizeof(ellipsis) - 1;
+	char *target = strchr(line, ' '), *version = strrchr(line, ' '), *query;
+	size_t tail, len = strlen(line);
+
+	if (!target || version == target)
+		return;
+	query = memchr(target, '?', (size_t)(version - target));
+	if (!query)
+		return;
+	tail = strlen(version) + 1;
+	if (len - (size_t)(version - query) + elen >= size) {
+		/* no room for the ellipsis: the query goes, its '?' stays */
+		memmove(query + 1, version, tail);
+		return;
+	}
+	memmove(query + elen, version, tail);
+	memcpy(query, ellipsis, elen);
+}
+
 /* "HTTP/1.x SSS reason" */
 static int status_line(const struct cursor *line, struct http1_response *out)
 {

@@ -22,6 +22,11 @@ enum http1_result {
 enum http1_result http1_request_line(const struct cursor *head, char *line, size_t linelen)
 	__attribute__((nonnull));
 
+/* A request line with its query string replaced by "?…" (U+2026): method,
+ * path and version stay, a token or a password in the query does not.
+ * A line without a query is left as it is; `size` is line's buffer. */
+void http1_redact_query(char *line, size_t size) __attribute__((nonnull));
+
 struct http1_response {
 	int status;
 	char reason[64];
