@@ -10,7 +10,7 @@
 
 struct lab_case {
 	char name[64];         /* nginx-on_none_tls12 */
-	char server_id[32];    /* nginx-on: the lab server (LAB_SERVERS in scripts/lab) */
+	char server_id[64];    /* nginx-on: the lab server (LAB_SERVERS in scripts/lab) */
 	char server[24];       /* nginx, lighttpd-openssl */
 	char mode[16];         /* on, optional, off, depth1, depth0, required */
 	char client_case[16];  /* none, good, leafonly, expired, ... */

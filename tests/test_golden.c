@@ -85,12 +85,12 @@ static void keylog_for(const char *capture, char *out, size_t outlen)
 	if (dot)
 		*dot = '\0';
 	snprintf(dir, sizeof(dir), "%.*s", (int)dlen, capture);
-	snprintf(out, outlen, "%s/%s.keylog", dir, base);
+	test_fmtn(out, outlen, "%s/%s.keylog", dir, base);
 	if (exists(out))
 		return;
 	slash = strrchr(dir, '/');
 	if (slash) {
-		snprintf(out, outlen, "%.*s/keylogs/%s.keylog", (int)(slash - dir), dir, base);
+		test_fmtn(out, outlen, "%.*s/keylogs/%s.keylog", (int)(slash - dir), dir, base);
 		if (exists(out))
 			return;
 	}
@@ -151,8 +151,8 @@ static void run_row(struct row *row, const char *scratch)
 	int n = 0, status;
 	struct e2e_io io = { .in = NULL, .out = out, .err = err };
 
-	snprintf(out, sizeof(out), "%s/out", scratch);
-	snprintf(err, sizeof(err), "%s/err", scratch);
+	test_fmt(out, "%s/out", scratch);
+	test_fmt(err, "%s/err", scratch);
 	argv[n++] = getenv("MTLSDIAG_BIN");
 	argv[n++] = "pcap";
 	if (strcmp(row->keylog, "-") != 0) {

@@ -739,7 +739,7 @@ Test(proxy, upstream_down_is_logged_and_the_proxy_keeps_serving, .init = px_setu
 	cr_expect(write(fd, "hello", 5) == 5);
 	cr_expect(closed_within(fd, 5000), "the client's connection stayed open");
 	close(fd);
-	snprintf(want, sizeof(want), "-> %s upstream unreachable: connect: Connection refused", upstream);
+	test_fmt(want, "-> %s upstream unreachable: connect: Connection refused", upstream);
 	cr_expect(e2e_wait_contains(px_tmp("proxy.log"), want, 3000), "log: %s", px_nth_line(px_tmp("proxy.log"), 1));
 	cr_expect(e2e_wait_contains(px_tmp("proxy.json"), "\"type\":\"upstream_error\"", 0));
 

@@ -371,14 +371,14 @@ static int client_cert_args(const char *pki, const char *cc, char cert[4096], ch
 		cert[0] = key[0] = '\0';
 	} else if (strcmp(cc, "good") == 0 || strcmp(cc, "expired") == 0 || strcmp(cc, "notyet") == 0 ||
 		   strcmp(cc, "badeku") == 0) {
-		snprintf(cert, 4096, "%s/%s-chain.pem", pki, cc);
-		snprintf(key, 4096, "%s/%s.key", pki, cc);
+		test_fmtn(cert, 4096, "%s/%s-chain.pem", pki, cc);
+		test_fmtn(key, 4096, "%s/%s.key", pki, cc);
 	} else if (strcmp(cc, "leafonly") == 0) {
-		snprintf(cert, 4096, "%s/good.pem", pki);
-		snprintf(key, 4096, "%s/good.key", pki);
+		test_fmtn(cert, 4096, "%s/good.pem", pki);
+		test_fmtn(key, 4096, "%s/good.key", pki);
 	} else if (strcmp(cc, "foreign") == 0 || strcmp(cc, "selfsigned") == 0) {
-		snprintf(cert, 4096, "%s/%s.pem", pki, cc);
-		snprintf(key, 4096, "%s/%s.key", pki, cc);
+		test_fmtn(cert, 4096, "%s/%s.pem", pki, cc);
+		test_fmtn(key, 4096, "%s/%s.key", pki, cc);
 	} else {
 		return 0;
 	}
@@ -408,7 +408,7 @@ static void run_curl(struct run *r, const struct lab_case *c, uint16_t port, con
 	memset(out, 0, sizeof(*out));
 	cr_assert(client_cert_args(r->pki, c->client_case, cert, key), "%s: unknown client case '%s'", c->name,
 		  c->client_case);
-	snprintf(ca, sizeof(ca), "%s/server-root.pem", r->pki);
+	test_fmt(ca, "%s/server-root.pem", r->pki);
 	snprintf(resolve, sizeof(resolve), "localhost:%u:127.0.0.1", port);
 	snprintf(url, sizeof(url), "https://localhost:%u/", port);
 	path_in(body, sizeof(body), r->dir, "body");
@@ -589,7 +589,7 @@ static void run_s_client(struct run *r, uint16_t port, const char *tls, const ch
 	fputs("GET / HTTP/1.0\r\nHost: localhost\r\n\r\n", f);
 	fclose(f);
 	snprintf(connect, sizeof(connect), "127.0.0.1:%u", port);
-	snprintf(ca, sizeof(ca), "%s/server-root.pem", r->pki);
+	test_fmt(ca, "%s/server-root.pem", r->pki);
 	argv[n++] = "openssl";
 	argv[n++] = "s_client";
 	argv[n++] = "-connect";
@@ -602,9 +602,9 @@ static void run_s_client(struct run *r, uint16_t port, const char *tls, const ch
 	/* after the request, read until the server closes */
 	argv[n++] = "-ign_eof";
 	if (strcmp(cc, "none") != 0) {
-		snprintf(cert, sizeof(cert), "%s/%s.pem", r->pki, cc);
-		snprintf(key, sizeof(key), "%s/%s.key", r->pki, cc);
-		snprintf(chain, sizeof(chain), "%s/client-inter.pem", r->pki);
+		test_fmt(cert, "%s/%s.pem", r->pki, cc);
+		test_fmt(key, "%s/%s.key", r->pki, cc);
+		test_fmt(chain, "%s/client-inter.pem", r->pki);
 		argv[n++] = "-cert";
 		argv[n++] = cert;
 		argv[n++] = "-cert_chain";

@@ -491,7 +491,7 @@ static const char *pki_for_nobody(void)
 		return dir;
 	snprintf(dir, sizeof(dir), "%s/", px_tmp("pki"));
 	cr_assert(chmod(px_tmp(""), 0711) == 0);
-	snprintf(cmd, sizeof(cmd), "mkdir -m 0755 '%s' && cp '%s'*.pem '%s'*.key '%s' && chmod 0644 '%s'*",
+	test_fmt(cmd, "mkdir -m 0755 '%s' && cp '%s'*.pem '%s'*.key '%s' && chmod 0644 '%s'*",
 		 dir, test_path(PKI), test_path(PKI), dir, dir);
 	cr_assert(system(cmd) == 0, "cannot copy the lab PKI to %s", dir);
 	return dir;
@@ -505,7 +505,7 @@ static int ns_curl_as(bool redirected, const char *addr, uint16_t port, const ch
 	char cmd[2048], cert[512] = "";
 
 	if (cert_case)
-		snprintf(cert, sizeof(cert), "--cert '%s%s-chain.pem' --key '%s%s.key'",
+		test_fmt(cert, "--cert '%s%s-chain.pem' --key '%s%s.key'",
 			 pki, cert_case, pki, cert_case);
 	snprintf(cmd, sizeof(cmd),
 		 "ip netns exec " NS " %s "

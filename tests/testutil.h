@@ -20,4 +20,12 @@ uint8_t *test_unhex(const char *hex, size_t *len);
 /* Appends n bytes to a growing buffer (a recording sink's stream). */
 void test_append(uint8_t **data, size_t *len, size_t *cap, const uint8_t *p, size_t n);
 
+/* snprintf into an array, failing the test when the text does not fit
+ * (a path cut short would test the wrong file). Needs criterion. */
+#define test_fmt(buf, ...) \
+	cr_assert(snprintf((buf), sizeof(buf), __VA_ARGS__) < (int)sizeof(buf), "%s: text does not fit", #buf)
+/* The same into a pointer with its size. */
+#define test_fmtn(buf, size, ...) \
+	cr_assert(snprintf((buf), (size), __VA_ARGS__) < (int)(size), "%s: text does not fit", #buf)
+
 #endif
