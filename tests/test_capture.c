@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "wire/capture.h"
 #include "wire/cursor.h"
@@ -377,6 +378,8 @@ static void check_fixture(const char *file, const char *stem, int linktype)
 LINK_TEST(ethernet, "eth.pcap", "eth", DLT_EN10MB)
 LINK_TEST(ethernet_one_connection, "one.pcap", "one", DLT_EN10MB)
 LINK_TEST(pcapng, "eth_ng.pcapng", "eth_ng", DLT_EN10MB)
+/* mergecap of eth.pcap and sll.pcap: libpcap refuses it, pcapng.c reads it */
+LINK_TEST(pcapng_interfaces_with_different_link_types, "linkmix.pcapng", "linkmix", DLT_EN10MB)
 LINK_TEST(linux_sll, "sll.pcap", "sll", DLT_LINUX_SLL)
 LINK_TEST(linux_sll2, "sll2.pcap", "sll2", DLT_LINUX_SLL2)
 LINK_TEST(raw_linktype_101, "raw101.pcap", "raw101", DLT_RAW)
@@ -846,6 +849,46 @@ Test(capture_input, standard_input)
 	cr_assert_eq(capture_read_file("-", NULL, &sink, &st, err, sizeof(err)), 0, "%s", err);
 	check_contract(&r);
 	check_streams(&r, &e);
+	rec_free(&r);
+}
+
+/* Interfaces of different link types through a pipe: the file cannot be
+ * read twice, so it is refused with the reason, not called truncated. */
+Test(capture_input, mixed_link_types_from_a_pipe_are_refused_with_the_reason)
+{
+	struct recorder r = { 0 };
+	struct flow_sink sink = rec_sink(&r);
+	struct capture_stats st = { 0 };
+	char err[512] = "";
+	size_t len;
+	uint8_t *data = test_load("tests/data/capture/linkmix.pcapng", &len);
+	int fds[2];
+
+	cr_assert(len < 65536, "the pipe must hold the whole file");
+	cr_assert_eq(pipe(fds), 0);
+	cr_assert_eq(write(fds[1], data, len), (ssize_t)len);
+	close(fds[1]);
+	cr_assert_eq(dup2(fds[0], 0), 0);
+	close(fds[0]);
+	clearerr(stdin);
+	cr_assert_eq(capture_read_file("-", NULL, &sink, &st, err, sizeof(err)), -1);
+	cr_assert(strstr(err, "standard input") && strstr(err, "differ in link type"), "%s", err);
+	cr_assert_not(st.file_truncated);
+	free(data);
+	rec_free(&r);
+}
+
+Test(capture_input, mixed_link_types_with_a_filter)
+{
+	struct recorder r = { 0 };
+	struct capture_stats st;
+	struct capture_opts o = { .filter = "tcp port 4999" };
+	char err[512];
+
+	cr_assert_eq(run("linkmix.pcapng", &o, &r, &st, err, sizeof(err)), 0, "%s", err);
+	cr_assert_eq(st.flows, 1, "%llu flows", (unsigned long long)st.flows);
+	cr_assert_eq(st.packets, 2, "only the packets the filter selects are decoded: %llu",
+		     (unsigned long long)st.packets);
 	rec_free(&r);
 }
 

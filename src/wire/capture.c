@@ -20,6 +20,7 @@
 
 #include "wire/cursor.h"
 #include "wire/flow.h"
+#include "wire/pcapng.h"
 
 /* Link-layer type values as libpcap reports them.  LINKTYPE_RAW (101) in
  * a file becomes DLT_RAW, which is 12 on most systems and 14 on OpenBSD;
@@ -733,6 +734,102 @@ static int handoff_consume(struct handoff *ho, struct capture *cap)
 	return rc;
 }
 
+/* ---- pcapng files libpcap refuses ---- */
+
+/* libpcap reads a pcapng file only when all its interfaces share one link
+ * type and snapshot length; its error then says the interface's type or
+ * snapshot length is "different from" the first one's. */
+static bool mixed_interfaces(const char *pcap_error)
+{
+	return strstr(pcap_error, "different from") != NULL;
+}
+
+/* The --filter program for each link type met, compiled the first time. */
+struct mixed_reader {
+	struct capture *cap;
+	const char *filter;
+	struct {
+		int linktype;
+		struct bpf_program prog;
+	} progs[8];
+	size_t n_progs;
+	bool filter_failed;
+	char err[PCAP_ERRBUF_SIZE + 128];
+};
+
+static const struct bpf_program *mixed_filter(struct mixed_reader *mr, int linktype, uint32_t snaplen)
+{
+	pcap_t *dead;
+	size_t i;
+
+	for (i = 0; i < mr->n_progs; i++)
+		if (mr->progs[i].linktype == linktype)
+			return &mr->progs[i].prog;
+	if (mr->n_progs == sizeof(mr->progs) / sizeof(mr->progs[0]) || mr->filter_failed)
+		return NULL;
+	dead = pcap_open_dead(linktype, snaplen ? (int)(snaplen > 262144 ? 262144 : snaplen) : 262144);
+	if (!dead)
+		return NULL;
+	if (pcap_compile(dead, &mr->progs[mr->n_progs].prog, mr->filter, 1, PCAP_NETMASK_UNKNOWN) != 0) {
+		snprintf(mr->err, sizeof(mr->err), "bad filter expression \"%s\" for link type %d: %s",
+			 mr->filter, linktype, pcap_geterr(dead));
+		mr->filter_failed = true;
+		pcap_close(dead);
+		return NULL;
+	}
+	pcap_close(dead);
+	mr->progs[mr->n_progs].linktype = linktype;
+	return &mr->progs[mr->n_progs++].prog;
+}
+
+static void on_mixed_packet(void *ctx, const struct pcapng_packet *p)
+{
+	struct mixed_reader *mr = ctx;
+
+	if (mr->filter) {
+		const struct bpf_program *prog = mixed_filter(mr, p->linktype, p->snaplen);
+		struct pcap_pkthdr h = { .ts = p->ts, .caplen = p->caplen, .len = p->len };
+
+		if (!prog || pcap_offline_filter(prog, &h, p->data) == 0)
+			return;
+	}
+	capture_packet(mr->cap, p->linktype, &p->ts, p->data, p->caplen, p->len);
+}
+
+/* Reads f again from its start with the block reader (pcapng.c). */
+static int read_mixed(FILE *f, const char *name, const struct capture_opts *opts, struct capture *cap,
+		      struct capture_stats *stats, char *err, size_t errlen)
+{
+	struct mixed_reader mr = { .cap = cap, .filter = opts && opts->filter && *opts->filter ? opts->filter : NULL };
+	enum pcapng_result r;
+	uint64_t packets = 0;
+	char why[256];
+	int ret = 0;
+
+	if (fseek(f, 0, SEEK_SET) != 0) {
+		set_err(err, errlen, "mtlsdiag: %s: a pcapng file whose interfaces differ in link type or "
+			"snapshot length, which libpcap cannot read; mtlsdiag reads such files itself, but "
+			"only from a file it can read twice (not a pipe)", name);
+		return -1;
+	}
+	r = pcapng_read(f, on_mixed_packet, &mr, &packets, why, sizeof(why));
+	/* capture_packet counted the packets as it decoded them */
+	(void)packets;
+	if (mr.filter_failed) {
+		set_err(err, errlen, "mtlsdiag: %s", mr.err);
+		ret = -1;
+	} else if (r == PCAPNG_CUT) {
+		stats->stopped = stats->file_truncated = true;
+		set_err(err, errlen, "mtlsdiag: %s: the file ends inside a pcapng block", name);
+	} else if (r == PCAPNG_BAD) {
+		stats->stopped = true;
+		set_err(err, errlen, "mtlsdiag: %s: %s", name, why);
+	}
+	for (size_t i = 0; i < mr.n_progs; i++)
+		pcap_freecode(&mr.progs[i].prog);
+	return ret;
+}
+
 int capture_read_stream(FILE *f, const char *name, const struct capture_opts *opts,
 			const struct flow_sink *sink, struct capture_stats *stats,
 			char *err, size_t errlen)
@@ -813,14 +910,24 @@ int capture_read_stream(FILE *f, const char *name, const struct capture_opts *op
 		while ((rc = pcap_dispatch(p, -1, on_record, (u_char *)&rd)) > 0)
 			;
 	}
-	if (rc == PCAP_ERROR) {
-		/* Cut inside a record (or corrupt from there on): keep what was
+	if (rc == PCAP_ERROR && stats->packets == 0 && mixed_interfaces(pcap_geterr(p))) {
+		/* nothing was read yet: the whole file goes through our reader */
+		if (read_mixed(f, name, opts, cap, stats, err, errlen) != 0)
+			goto Exit;
+	} else if (rc == PCAP_ERROR && mixed_interfaces(pcap_geterr(p))) {
+		stats->stopped = true;
+		set_err(err, errlen, "mtlsdiag: %s: an interface described after %llu packets has another link "
+			"type or snapshot length, which libpcap cannot read", name,
+			(unsigned long long)stats->packets);
+	} else if (rc == PCAP_ERROR) {
+		/* Cut inside a record, or corrupt from there on: keep what was
 		 * read, say why it stopped. */
-		stats->file_truncated = true;
+		stats->stopped = true;
+		stats->file_truncated = strstr(pcap_geterr(p), "truncated") != NULL;
 		set_err(err, errlen, "mtlsdiag: %s: %s", name, pcap_geterr(p));
 	} else if (rc == PCAP_ERROR_BREAK) {
 		/* the reader ran out of memory for a record: it stopped there */
-		stats->file_truncated = true;
+		stats->stopped = true;
 		set_err(err, errlen, "mtlsdiag: %s: out of memory reading a record", name);
 	}
 	capture_end(cap);

@@ -31,7 +31,8 @@ struct capture_stats {
 	uint64_t retransmitted;  /* segments (or parts) already delivered */
 	uint64_t gaps;           /* holes given up on */
 	uint64_t gap_bytes;
-	bool file_truncated;     /* the file ended inside a packet record */
+	bool stopped;            /* reading stopped before the end: err says why */
+	bool file_truncated;     /* ... because the file ends inside a packet record */
 	int linktype;            /* DLT_ of the last file read */
 	uint64_t evicted;        /* flows finished early (as idle) to stay under max_flows */
 };
