@@ -8,7 +8,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <openssl/err.h>
 #include <openssl/x509.h>
@@ -29,6 +31,7 @@ struct pcap_run {
 	struct observer_config cfg;
 	FILE *text;             /* human lines, or NULL */
 	FILE *json;             /* JSON Lines, or NULL */
+	bool streaming;         /* the input is a pipe or a FIFO: records are flushed one by one */
 	struct report_tally tally;
 	bool quiet;
 	struct legpair *pairs;  /* holds possible gateway legs until paired */
@@ -53,6 +56,13 @@ static void emit(void *ctx, void *flow, const struct conn_facts *f, const struct
 	}
 	if (run->json)
 		report_json(run->json, f, v);
+	/* a capture being written as it is read: each verdict as it comes */
+	if (run->streaming) {
+		if (run->text)
+			fflush(run->text);
+		if (run->json)
+			fflush(run->json);
+	}
 	obs_conn_free(flow);
 }
 
@@ -62,6 +72,16 @@ static void finished(void *ctx, struct obs_conn *flow, bool truncated, const str
 	struct pcap_run *run = ctx;
 	(void)obs_conn_finish(flow, truncated, ts);
 	legpair_offer(run->pairs, flow, obs_conn_facts(flow), obs_conn_verdict_for_update(flow));
+}
+
+/* Standard input or a path that is not a regular file (a pipe, a FIFO). */
+static bool input_streams(const char *path)
+{
+	struct stat st;
+
+	if (strcmp(path, "-") == 0)
+		return fstat(STDIN_FILENO, &st) != 0 || !S_ISREG(st.st_mode);
+	return stat(path, &st) == 0 && !S_ISREG(st.st_mode);
 }
 
 static void usage(FILE *out)
@@ -212,6 +232,7 @@ int cmd_pcap(int argc, char **argv)
 		char err[512] = "";
 
 		obs_sink_init(&os, &sink);
+		run.streaming = input_streams(argv[i]);
 		if (capture_read_file(argv[i], &copts, &sink, &stats, err, sizeof(err)) != 0) {
 			fprintf(stderr, "%s\n", err[0] ? err : "mtlsdiag pcap: cannot read capture");
 			ret = 2;

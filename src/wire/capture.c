@@ -17,6 +17,7 @@
 #include <stdio_ext.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "wire/cursor.h"
 #include "wire/flow.h"
@@ -837,9 +838,11 @@ int capture_read_stream(FILE *f, const char *name, const struct capture_opts *op
 	char ebuf[PCAP_ERRBUF_SIZE] = "";
 	struct bpf_program prog;
 	struct capture *cap = NULL;
-	struct handoff *ho;
+	struct handoff *ho = NULL;
 	struct reader rd;
+	struct stat st;
 	pcap_t *p = NULL;
+	bool streams;
 	int ch, rc, dlt, ret = -1;
 
 	/* An empty input gets its own word: libpcap's would be "truncated". */
@@ -857,6 +860,7 @@ int capture_read_stream(FILE *f, const char *name, const struct capture_opts *op
 		close_stream(f);
 		goto Exit;
 	}
+	streams = fstat(fileno(f), &st) != 0 || !S_ISREG(st.st_mode);
 	/* One thread at a time reads the stream (the reader thread, once it
 	 * runs): stdio need not lock it on each of libpcap's two freads a
 	 * record. */
@@ -899,7 +903,10 @@ int capture_read_stream(FILE *f, const char *name, const struct capture_opts *op
 		set_err(err, errlen, "mtlsdiag: %s: out of memory", name);
 		goto Exit;
 	}
-	if ((ho = handoff_start(p, dlt)) != NULL) {
+	/* The reader thread hands packets over a chunk at a time: right for a
+	 * file, wrong for a pipe or a FIFO being written as it is read (a
+	 * connection's verdict would wait for the chunk to fill). */
+	if (!streams && (ho = handoff_start(p, dlt)) != NULL) {
 		rc = handoff_consume(ho, cap);
 	} else {
 		/* One pcap_dispatch reads a savefile to its end, handing each
