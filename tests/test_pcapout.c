@@ -8,7 +8,10 @@
  * followed TCP stream and the IP/TCP checksums). */
 #include <criterion/criterion.h>
 #include <dirent.h>
+#include <errno.h>
+#include <signal.h>
 #include <stdio.h>
+#include <sys/resource.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -477,4 +480,121 @@ Test(pcapout, bad_inputs)
 	pcapout_close_file(NULL);
 	pcapout_conn_free(NULL);
 	unlink(path);
+}
+
+Test(pcapout, the_file_is_readable_by_its_owner_only)
+{
+	char path[64], err[256] = "";
+	struct pcapout *po;
+	struct stat st;
+
+	umask(022);
+	tmp_name(path, sizeof(path));
+	unlink(path);
+	po = pcapout_open(path, err, sizeof(err));
+	cr_assert_not_null(po, "%s", err);
+	cr_assert_eq(stat(path, &st), 0);
+	cr_assert_eq(st.st_mode & 0777, 0600, "mode %o", st.st_mode & 0777);
+	pcapout_close_file(po);
+	unlink(path);
+}
+
+static void *count_open(void *ctx, const struct endpoint *init, const struct endpoint *resp,
+			const struct timeval *ts, bool saw_syn)
+{
+	return ctx;
+}
+
+static void count_finish(void *ctx, void *flow, bool truncated, const struct timeval *ts)
+{
+	unsigned *n = ctx;
+
+	cr_assert_not(truncated, "a connection read back was cut");
+	++*n;
+}
+
+/* Connections of 1,000 bytes each way into po until a flush fails or
+ * `max` connections; the number written. */
+static unsigned fill(struct pcapout *po, unsigned max)
+{
+	struct endpoint cli = ep("10.0.0.1", 40000), srv = ep("10.0.0.2", 443);
+	struct timeval tv = { 1700000000, 0 };
+	uint8_t data[1000];
+	unsigned i;
+
+	memset(data, 'x', sizeof(data));
+	for (i = 0; i < max; i++) {
+		struct pcapout_conn *c;
+
+		cli.port = (uint16_t)(40000 + i);
+		c = pcapout_conn_new(po, &cli, &srv, &tv);
+		cr_assert_not_null(c);
+		pcapout_data(c, SIDE_CLIENT, data, sizeof(data), &tv);
+		pcapout_data(c, SIDE_SERVER, data, sizeof(data), &tv);
+		pcapout_close(c, SIDE_CLIENT, CLOSE_FIN, &tv);
+		pcapout_close(c, SIDE_SERVER, CLOSE_FIN, &tv);
+		pcapout_conn_free(c);
+		if (pcapout_flush(po) != 0)
+			break;
+		tick(&tv);
+	}
+	return i;
+}
+
+Test(pcapout, a_full_disk_loses_packets_counted_and_leaves_a_whole_file)
+{
+	char path[64], err[256] = "";
+	struct rlimit lim = { .rlim_cur = 100000, .rlim_max = RLIM_INFINITY };
+	struct capture_stats st = { 0 };
+	struct pcapout *po;
+	struct stat sb;
+	unsigned written;
+	uint64_t lost;
+	int error;
+
+	/* a file size limit is a disk that fills at 100,000 bytes (EFBIG) */
+	signal(SIGXFSZ, SIG_IGN);
+	cr_assert_eq(getrlimit(RLIMIT_FSIZE, &lim) == 0 && (lim.rlim_cur = 100000, setrlimit(RLIMIT_FSIZE, &lim)), 0);
+	tmp_name(path, sizeof(path));
+	po = pcapout_open(path, err, sizeof(err));
+	cr_assert_not_null(po, "%s", err);
+	written = fill(po, 1000);
+	cr_assert_lt(written, 1000, "the limit was never reached");
+	lost = pcapout_lost(po, &error);
+	cr_assert_gt(lost, 0);
+	cr_assert_eq(error, EFBIG, "%s", strerror(error));
+	/* later connections are counted, not written */
+	cr_assert_eq(fill(po, 3), 0);
+	cr_assert_gt(pcapout_lost(po, NULL), lost);
+	pcapout_close_file(po);
+
+	/* what stays is whole: the connections flushed before the failure */
+	cr_assert_eq(stat(path, &sb), 0);
+	cr_assert_leq(sb.st_size, 100000);
+	lim.rlim_cur = RLIM_INFINITY;
+	cr_assert_eq(setrlimit(RLIMIT_FSIZE, &lim), 0);
+	{
+		unsigned finished = 0;
+		struct flow_sink sink = { .ctx = &finished, .open = count_open, .finish = count_finish };
+
+		cr_assert_eq(capture_read_file(path, NULL, &sink, &st, err, sizeof(err)), 0, "%s", err);
+		cr_assert_not(st.stopped, "%s", err);
+		cr_assert_eq(st.flows, written, "%llu flows read back, %u written whole",
+			     (unsigned long long)st.flows, written);
+		cr_assert_eq(finished, written);
+	}
+	unlink(path);
+}
+
+Test(pcapout, dev_full_reports_enospc)
+{
+	char err[256] = "";
+	struct pcapout *po = pcapout_open("/dev/full", err, sizeof(err));
+	int error;
+
+	cr_assert_not_null(po, "%s", err);
+	cr_assert_eq(fill(po, 10), 0, "the first flush fails");
+	cr_assert_gt(pcapout_lost(po, &error), 0);
+	cr_assert_eq(error, ENOSPC);
+	pcapout_close_file(po);
 }

@@ -4,11 +4,15 @@
 #include "out/pcapout.h"
 
 #include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
 #include <pcap/pcap.h>
 #include <stdbool.h>
 #include <stdio.h>
+#include <stdio_ext.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #define ETH_LEN 14
 #define IP4_LEN 20
@@ -25,6 +29,11 @@
 struct pcapout {
 	pcap_t *pd;
 	pcap_dumper_t *dumper;
+	FILE *file;
+	off_t good;                     /* the file's length at the last successful flush */
+	uint64_t pending;               /* packets written since then */
+	uint64_t lost;                  /* packets lost to a failed write */
+	int error;                      /* the failed write's errno; 0 while all is well */
 	uint32_t n_conns;               /* varies the initial sequence numbers */
 	uint8_t pkt[ETH_LEN + IP6_LEN + TCP_LEN + PCAPOUT_MAX_SEG];
 };
@@ -78,6 +87,7 @@ static uint16_t fold(uint32_t acc)
 struct pcapout *pcapout_open(const char *path, char *err, size_t errlen)
 {
 	struct pcapout *po = calloc(1, sizeof(*po));
+	int fd;
 
 	if (!po) {
 		if (err && errlen)
@@ -91,15 +101,39 @@ struct pcapout *pcapout_open(const char *path, char *err, size_t errlen)
 		free(po);
 		return NULL;
 	}
-	po->dumper = pcap_dump_open(po->pd, path);
+	/* a relay's bytes may hold credentials: the file is the operator's alone */
+	fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	if (fd < 0 || !(po->file = fdopen(fd, "wb"))) {
+		if (err && errlen)
+			snprintf(err, errlen, "%s: %s", path, strerror(errno));
+		if (fd >= 0)
+			close(fd);
+		pcap_close(po->pd);
+		free(po);
+		return NULL;
+	}
+	po->dumper = pcap_dump_fopen(po->pd, po->file);
 	if (!po->dumper) {
 		if (err && errlen)
 			snprintf(err, errlen, "%s: %s", path, pcap_geterr(po->pd));
+		fclose(po->file);
 		pcap_close(po->pd);
 		free(po);
 		return NULL;
 	}
 	return po;
+}
+
+/* A write failed: what was not flushed is lost, the file is cut back to
+ * the last whole packet, and nothing more is written. */
+static void failed(struct pcapout *po)
+{
+	po->error = errno ? errno : EIO;
+	po->lost += po->pending;
+	po->pending = 0;
+	__fpurge(po->file);
+	if (ftruncate(fileno(po->file), po->good) == 0)
+		(void)lseek(fileno(po->file), po->good, SEEK_SET);
 }
 
 /* Parses a textual address: 4 bytes (IPv4) or 16 (IPv6); 0 if neither. */
@@ -194,7 +228,15 @@ static void emit(struct pcapout_conn *c, enum side from, uint8_t flags, uint32_t
 
 	stamp(&h, ts);
 	h.caplen = h.len = (uint32_t)(ETH_LEN + iplen + l4len);
+	if (po->error) {
+		po->lost++;
+		return;
+	}
+	errno = 0;
 	pcap_dump((u_char *)po->dumper, &h, p);
+	po->pending++;
+	if (ferror(po->file))
+		failed(po);
 }
 
 struct pcapout_conn *pcapout_conn_new(struct pcapout *po, const struct endpoint *client,
@@ -293,7 +335,25 @@ void pcapout_conn_free(struct pcapout_conn *c)
 
 int pcapout_flush(struct pcapout *po)
 {
-	return pcap_dump_flush(po->dumper) == 0 ? 0 : -1;
+	off_t at;
+
+	if (po->error)
+		return -1;
+	errno = 0;
+	if (pcap_dump_flush(po->dumper) != 0 || ferror(po->file) || (at = ftello(po->file)) < 0) {
+		failed(po);
+		return -1;
+	}
+	po->good = at;
+	po->pending = 0;
+	return 0;
+}
+
+uint64_t pcapout_lost(const struct pcapout *po, int *error)
+{
+	if (error)
+		*error = po->error;
+	return po->lost;
 }
 
 void pcapout_close_file(struct pcapout *po)

@@ -26,8 +26,8 @@
 struct pcapout;
 struct pcapout_conn;
 
-/* Creates (truncates) the capture file.  NULL on failure, err says why
- * (one line naming the file). */
+/* Creates (truncates) the capture file, readable by its owner only.  NULL
+ * on failure, err says why (one line naming the file). */
 struct pcapout *pcapout_open(const char *path, char *err, size_t errlen)
 	__attribute__((nonnull(1), warn_unused_result));
 
@@ -56,8 +56,13 @@ void pcapout_close(struct pcapout_conn *c, enum side from, enum close_kind how,
 /* Forgets the connection (writes nothing).  NULL is allowed. */
 void pcapout_conn_free(struct pcapout_conn *c);
 
-/* Pushes buffered packets to the file.  0, or -1 on a write error. */
+/* Pushes buffered packets to the file.  0, or -1 on a write error.  After
+ * a failed write (a full disk) the file is cut back to its last whole
+ * packet and stays so: later packets are counted as lost, not written. */
 int pcapout_flush(struct pcapout *po);
+
+/* Packets lost to a failed write, and that write's errno (0: none). */
+uint64_t pcapout_lost(const struct pcapout *po, int *error) __attribute__((nonnull(1)));
 
 /* Flushes and closes the file.  Free the connections first.  NULL is allowed. */
 void pcapout_close_file(struct pcapout *po);
