@@ -285,3 +285,79 @@ Test(cli, the_bundled_catalogue_comes_from_the_environment_or_the_install)
 		cr_assert(strstr(r.err, "share/mtlsdiag/inspection-cas.conf") && !strstr(r.err, "/conf/"),
 			  "only the installed place is looked in: %s", r.err);
 }
+
+/* ---- --json FILE, the same for every command ---- */
+
+Test(cli, json_dash_takes_stdout_and_the_human_lines_move_to_stderr)
+{
+	const char *line;
+
+	run(&r, "pcap --json - tests/data/lab/captures/nginx-on_none_tls12.pcap tests/data/lab/captures/haproxy_expired_tls12.pcap");
+	cr_assert_eq(r.status, 0, "stderr: %s", r.err);
+	cr_assert_eq(lines(r.out), 3, "two connection records and the summary: %s", r.out);
+	for (line = r.out; *line; line = strchr(line, '\n') + 1)
+		cr_assert(line[0] == '{', "only JSON on stdout: %s", r.out);
+	cr_assert_eq(lines(r.err), 3, "two human lines and the summary: %s", r.err);
+	cr_assert(strstr(r.err, "2 connections: 1 client_sent_no_cert, 1 server_rejected_chain\n"), "%s", r.err);
+	cr_assert_null(strchr(r.err, '{'), "no JSON on stderr: %s", r.err);
+}
+
+Test(cli, json_file_is_written_and_truncated)
+{
+	char path[] = "/tmp/mtlsdiag-cli-json-XXXXXX", args[512];
+	int fd = mkstemp(path);
+	FILE *f;
+	size_t n;
+	static char got[1 << 16];
+
+	cr_assert(fd >= 0);
+	cr_assert_eq(write(fd, "old\n", 4), 4);
+	close(fd);
+	test_fmt(args, "pcap --json %s tests/data/lab/captures/apache_none_tls12.pcap", path);
+	run(&r, args);
+	f = fopen(path, "r");
+	n = f ? fread(got, 1, sizeof(got) - 1, f) : 0;
+	got[n] = '\0';
+	if (f)
+		fclose(f);
+	unlink(path);
+	cr_assert_eq(r.status, 0, "%s", r.err);
+	cr_assert_eq(lines(got), 2, "the file is truncated, then one record and the summary: %s", got);
+	cr_assert(strncmp(got, "{\"type\":\"connection\"", 20) == 0, "%s", got);
+	cr_assert(strstr(r.out, "client did not send cert"), "the human lines stay on stdout: %s", r.out);
+	cr_assert_str_empty(r.err);
+}
+
+Test(cli, json_unopenable_is_one_line_and_status_2)
+{
+	static const struct {
+		const char *args, *who;
+	} cmds[] = {
+		{ "pcap --json /nonexistent/dir/x tests/data/lab/captures/apache_none_tls12.pcap", "pcap" },
+		{ "probe --json /nonexistent/dir/x 127.0.0.1:1", "probe" },
+		{ "proxy --listen 127.0.0.1:1 --upstream 127.0.0.1:9 --json /nonexistent/dir/x", "proxy" },
+	};
+	char want[128];
+	size_t i;
+
+	for (i = 0; i < sizeof(cmds) / sizeof(cmds[0]); i++) {
+		run(&r, cmds[i].args);
+		test_fmt(want, "mtlsdiag %s: --json /nonexistent/dir/x: No such file or directory\n", cmds[i].who);
+		cr_assert_eq(r.status, 2, "%s: %s", cmds[i].args, r.err);
+		cr_assert_str_eq(r.err, want);
+		cr_assert_str_empty(r.out, "%s: nothing done", cmds[i].args);
+	}
+}
+
+Test(cli, json_write_failure_is_said_and_status_2)
+{
+	run(&r, "pcap --json /dev/full tests/data/lab/captures/apache_none_tls12.pcap");
+	cr_assert_eq(r.status, 2, "%s", r.err);
+	cr_assert_str_eq(r.err, "mtlsdiag pcap: --json /dev/full: No space left on device\n");
+	cr_assert(strstr(r.out, "client did not send cert"), "the human lines are still written: %s", r.out);
+	/* --json - on a standard output that cannot be written */
+	run(&r, "--version >/dev/null; sh -c '\"$MTLSDIAG_BIN\" pcap --json - tests/data/lab/captures/apache_none_tls12.pcap >/dev/full'");
+	cr_assert_eq(r.status, 2, "%s", r.err);
+	cr_assert(strstr(r.err, "client did not send cert"), "%s", r.err);
+	cr_assert(strstr(r.err, "\nmtlsdiag pcap: --json -: No space left on device\n"), "%s", r.err);
+}

@@ -174,6 +174,31 @@ Test(probe, direct_s_server_asks_with_the_lab_ca_names)
 	px_stop_child(srv);
 }
 
+/* --json -: the records on standard output, the human lines on standard
+ * error.  A JSON output that cannot be written is said, and exits 2. */
+Test(probe, json_on_stdout_and_a_json_write_failure)
+{
+	uint16_t port = e2e_free_port();
+	pid_t srv = px_start_s_server(port);
+	const char *out = px_tmp("out"), *err = px_tmp("err");
+	int rc;
+
+	rc = probe(out, err, "--tls", "1.2", "--json", "-", hostport("localhost", port), NULL);
+	cr_assert_eq(rc, 1, "exit %d: %s", rc, e2e_tail(err, 400));
+	cr_assert_eq(e2e_count_lines(out), 1, "%s", e2e_tail(out, 400));
+	cr_assert_str_eq(e2e_member(record(out, 0), "verdict"), "client_sent_no_cert");
+	cr_assert_not_null(px_find_line(err, "TLS1.2 client did not send cert (fault: client; observed)"),
+			   "%s", e2e_tail(err, 800));
+	cr_assert_null(px_find_line(err, "{\"type\""), "%s", e2e_tail(err, 800));
+
+	rc = probe(out, err, "--tls", "1.2", "--json", "/dev/full", hostport("localhost", port), NULL);
+	cr_assert_eq(rc, 2, "exit %d: %s", rc, e2e_tail(err, 400));
+	cr_assert_not_null(px_find_line(err, "mtlsdiag probe: --json /dev/full: a write failed; records are missing"),
+			   "%s", e2e_tail(err, 800));
+	cr_assert_not_null(px_find_line(out, "TLS1.2 client did not send cert"), "%s", e2e_tail(out, 800));
+	px_stop_child(srv);
+}
+
 Test(probe, good_certificate_accepted_expired_rejected)
 {
 	uint16_t port = e2e_free_port();

@@ -755,6 +755,39 @@ Test(proxy, upstream_down_is_logged_and_the_proxy_keeps_serving, .init = px_setu
 	px_stop_child(echo);
 }
 
+/* A JSON output that cannot be written: the proxy keeps relaying, and at
+ * the end says so and exits 2. */
+Test(proxy, json_write_failure_is_said_at_exit_with_status_2, .init = px_setup, .fini = px_teardown)
+{
+	uint16_t px_port = e2e_free_port();
+	char listen_at[64], upstream[64];
+	int saved = dup(2), errfd = open(px_tmp("err"), O_WRONLY | O_CREAT | O_TRUNC, 0644), fd;
+	pid_t proxy;
+	char *err;
+
+	test_fmt(listen_at, "127.0.0.1:%u", px_port);
+	test_fmt(upstream, "127.0.0.1:%u", e2e_free_port());
+	cr_assert(saved >= 0 && errfd >= 0);
+	dup2(errfd, 2);   /* the proxy's standard error, to read */
+	proxy = px_start(px_tmp("proxy.log"), "--listen", listen_at, "--upstream", upstream,
+			 "--json", "/dev/full", (char *)NULL);
+	dup2(saved, 2);
+	close(saved);
+	close(errfd);
+
+	fd = px_connect_to(AF_INET, px_port);
+	cr_assert(fd >= 0);
+	cr_expect(write(fd, "hello", 5) == 5);
+	cr_expect(closed_within(fd, 5000), "the client's connection stayed open");
+	close(fd);
+	cr_expect(e2e_wait_contains(px_tmp("proxy.log"), "upstream unreachable", 3000));
+	cr_assert_eq(e2e_stop(proxy, 12000), 2);
+	err = e2e_slurp(px_tmp("err"));
+	cr_assert_not_null(err);
+	cr_expect(strstr(err, "mtlsdiag proxy: --json /dev/full: a write failed; records are missing\n"), "%s", err);
+	free(err);
+}
+
 Test(proxy, garbage_is_relayed_unchanged_and_logged_not_tls, .init = px_setup, .fini = px_teardown)
 {
 	static const char garbage[] = "\x01\x02 this is not TLS at all \xff\xfe\r\n\x16\x03";

@@ -1,4 +1,5 @@
-/* cmd_common: option parsing shared by the subcommands. */
+/* cmd_common: what the subcommands share: option parsing, the files their
+ * options name, and their output files. */
 #include "config.h"
 
 #include <errno.h>
@@ -18,7 +19,7 @@
 #include "analysis/inspect.h"
 #include "wire/keylog.h"
 
-int cmd_parse_time(const char *s, time_t *out)
+static int parse_time(const char *s, time_t *out)
 {
 	static const char *const formats[] = {
 		"%Y-%m-%dT%H:%M:%SZ", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d %H:%M:%S", "%Y-%m-%d",
@@ -47,6 +48,14 @@ int cmd_parse_time(const char *s, time_t *out)
 			return 1;
 		}
 	}
+	return 0;
+}
+
+int cmd_parse_time(const char *who, const char *s, time_t *out)
+{
+	if (parse_time(s, out))
+		return 1;
+	fprintf(stderr, "%s: --at: cannot read time '%s' (use 2026-11-23T12:00:00Z, 2026-11-23 or @EPOCH)\n", who, s);
 	return 0;
 }
 
@@ -159,4 +168,48 @@ int cmd_add_expect(const char *who, struct server_expect *e, bool is_ca, const c
 		return 1;
 	fprintf(stderr, "%s: --expect-server-%s %s\n", who, is_ca ? "ca" : "spki", err);
 	return 0;
+}
+
+FILE *cmd_open_file(const char *who, const char *opt, const char *path, bool append)
+{
+	FILE *f;
+
+	if (strcmp(path, "-") == 0)
+		return stdout;
+	f = fopen(path, append ? "a" : "w");
+	if (!f)
+		fprintf(stderr, "%s: %s %s: %s\n", who, opt, path, strerror(errno));
+	return f;
+}
+
+int cmd_open_outputs(const char *who, const char *json_path, bool append, struct cmd_output *out)
+{
+	*out = (struct cmd_output){ .text = stdout, .json_path = json_path };
+	if (!json_path)
+		return 1;
+	if (!(out->json = cmd_open_file(who, "--json", json_path, append)))
+		return 0;
+	out->json_owned = out->json != stdout;
+	if (!out->json_owned)
+		out->text = stderr;
+	return 1;
+}
+
+int cmd_close_outputs(const char *who, struct cmd_output *out)
+{
+	/* a write that failed earlier dropped what was buffered (glibc), and
+	 * the close that follows may well succeed: the error flag tells */
+	bool lost;
+	int closed;
+
+	if (!out->json)
+		return 1;
+	lost = ferror(out->json) != 0;
+	closed = out->json_owned ? fclose(out->json) == 0 : fflush(out->json) == 0;
+	if (!closed)
+		fprintf(stderr, "%s: --json %s: %s\n", who, out->json_path, strerror(errno));
+	else if (lost)
+		fprintf(stderr, "%s: --json %s: a write failed; records are missing\n", who, out->json_path);
+	out->json = NULL;
+	return closed && !lost;
 }

@@ -27,10 +27,28 @@
 #include "out/report.h"
 #include "wire/x509info.h"
 
+#define WHO "mtlsdiag pcap"
+#define MAX_CATALOGUES 16
+
+/* The options as given. */
+struct pcap_opts {
+	const char *json_path, *bundle_path;
+	const char **keylogs;           /* --keylog FILE... (allocated: any number) */
+	size_t n_keylogs;
+	const char *cas[MAX_CATALOGUES];
+	size_t n_cas;
+	struct server_expect *expect;   /* allocated at the first --expect-server-*, or NULL */
+	bool at_set, quiet;
+	time_t at;
+	struct capture_opts capture;    /* --filter */
+	char *const *files;
+	size_t n_files;
+};
+
 struct pcap_run {
 	struct observer_config cfg;
-	FILE *text;             /* human lines, or NULL */
-	FILE *json;             /* JSON Lines, or NULL */
+	struct inspect_catalogue *cat;  /* cfg.inspection, owned */
+	struct cmd_output out;
 	bool streaming;         /* the input is a pipe or a FIFO: records are flushed one by one */
 	struct report_tally tally;
 	bool quiet;
@@ -48,20 +66,20 @@ static void emit(void *ctx, void *flow, const struct conn_facts *f, const struct
 	struct pcap_run *run = ctx;
 
 	report_tally_add(&run->tally, v);
-	if (run->text && !run->quiet) {
+	if (run->out.text && !run->quiet) {
 		char line[2048];
 
 		report_line(line, sizeof(line), f, v);
-		fprintf(run->text, "%s\n", line);
+		fprintf(run->out.text, "%s\n", line);
 	}
-	if (run->json)
-		report_json(run->json, f, v);
+	if (run->out.json)
+		report_json(run->out.json, f, v);
 	/* a capture being written as it is read: each verdict as it comes */
 	if (run->streaming) {
-		if (run->text)
-			fflush(run->text);
-		if (run->json)
-			fflush(run->json);
+		if (run->out.text)
+			fflush(run->out.text);
+		if (run->out.json)
+			fflush(run->out.json);
 	}
 	obs_conn_free(flow);
 }
@@ -121,8 +139,47 @@ static void usage(FILE *out)
 		"Exit status: 0 analysed, 2 usage or input error.\n");
 }
 
+/* One option into o.  0 after printing why it is unusable (or the usage,
+ * for an unknown one). */
+static int pcap_option(struct pcap_opts *o, int opt, const char *arg)
+{
+	switch (opt) {
+	case 'j': o->json_path = arg; return 1;
+	case 'b': o->bundle_path = arg; return 1;
+	case 'f': o->capture.filter = arg; return 1;
+	case 'q': o->quiet = true; return 1;
+	case 'a':
+		if (!cmd_parse_time(WHO, arg, &o->at))
+			return 0;
+		o->at_set = true;
+		return 1;
+	case 'k': {
+		const char **grown = realloc(o->keylogs, (o->n_keylogs + 1) * sizeof(*o->keylogs));
 
-int cmd_pcap(int argc, char **argv)
+		if (!grown) {
+			fprintf(stderr, WHO ": out of memory\n");
+			return 0;
+		}
+		o->keylogs = grown;
+		o->keylogs[o->n_keylogs++] = arg;
+		return 1;
+	}
+	case 'i':
+		return cmd_add_file(WHO, "--inspection-cas", o->cas, &o->n_cas, MAX_CATALOGUES, arg);
+	case 'e':
+	case 'p':
+		if (!o->expect && !(o->expect = calloc(1, sizeof(*o->expect)))) {
+			fprintf(stderr, WHO ": out of memory\n");
+			return 0;
+		}
+		return cmd_add_expect(WHO, o->expect, opt == 'e', arg);
+	default:
+		usage(stderr);
+		return 0;
+	}
+}
+
+static enum cmd_parsed parse_pcap(int argc, char **argv, struct pcap_opts *o)
 {
 	static const struct option opts[] = {
 		{ "json", required_argument, NULL, 'j' },
@@ -137,146 +194,139 @@ int cmd_pcap(int argc, char **argv)
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
-	struct pcap_run run = { .text = stdout };
-	struct capture_opts copts = { 0 };
-	const char *json_path = NULL, *bundle_path = NULL;
-	const char **keylogs = NULL;
-	const char *cas[16];
-	struct inspect_catalogue *cat = NULL;
-	struct server_expect *expect = NULL;
-	size_t n_keylogs = 0, n_cas = 0;
-	bool json_owned = false, any_truncated = false;
-	int ret = 2, opt, i;
+	int opt;
 
+	memset(o, 0, sizeof(*o));
 	while ((opt = getopt_long(argc, argv, "+f:qh", opts, NULL)) != -1) {
-		switch (opt) {
-		case 'j': json_path = optarg; break;
-		case 'a':
-			if (!cmd_parse_time(optarg, &run.cfg.at)) {
-				fprintf(stderr, "mtlsdiag pcap: --at: cannot read time '%s' (use 2026-11-23T12:00:00Z, 2026-11-23 or @EPOCH)\n", optarg);
-				goto Exit;
-			}
-			run.cfg.at_set = true;
-			break;
-		case 'b': bundle_path = optarg; break;
-		case 'k': {
-			const char **grown = realloc(keylogs, (n_keylogs + 1) * sizeof(*keylogs));
-
-			if (!grown) {
-				fprintf(stderr, "mtlsdiag pcap: out of memory\n");
-				goto Exit;
-			}
-			keylogs = grown;
-			keylogs[n_keylogs++] = optarg;
-			break;
+		if (opt == 'h') {
+			usage(stdout);
+			return CMD_HELP;
 		}
-		case 'i':
-			if (!cmd_add_file("mtlsdiag pcap", "--inspection-cas", cas, &n_cas, sizeof(cas) / sizeof(cas[0]), optarg))
-				goto Exit;
-			break;
-		case 'e':
-		case 'p':
-			if (!expect && !(expect = calloc(1, sizeof(*expect)))) {
-				fprintf(stderr, "mtlsdiag pcap: out of memory\n");
-				goto Exit;
-			}
-			if (!cmd_add_expect("mtlsdiag pcap", expect, opt == 'e', optarg))
-				goto Exit;
-			break;
-		case 'f': copts.filter = optarg; break;
-		case 'q': run.quiet = true; break;
-		case 'h': usage(stdout); ret = 0; goto Exit;
-		default: usage(stderr); goto Exit;
-		}
+		if (!pcap_option(o, opt, optarg))
+			return CMD_USAGE_ERROR;
 	}
 	if (optind >= argc) {
-		fprintf(stderr, "mtlsdiag pcap: no capture file given (try 'mtlsdiag pcap --help')\n");
-		goto Exit;
+		fprintf(stderr, WHO ": no capture file given (try 'mtlsdiag pcap --help')\n");
+		return CMD_USAGE_ERROR;
 	}
-	if (bundle_path && !(run.cfg.ca_bundle = cmd_load_bundle(bundle_path)))
-		goto Exit;
-	if (!(cat = cmd_load_inspection("mtlsdiag pcap", cas, n_cas)))
-		goto Exit;
-	run.cfg.inspection = cat;
-	run.cfg.expect = expect;
-	if (!cmd_load_keylogs("mtlsdiag pcap", keylogs, n_keylogs, false, &run.cfg.keylog))
-		goto Exit;
-	if (run.cfg.keylog && keylog_entries(run.cfg.keylog) == 0)
-		fprintf(stderr, "mtlsdiag pcap: warning: the key log has no usable secrets\n");
-	if (json_path) {
-		if (strcmp(json_path, "-") == 0) {
-			run.json = stdout;
-			run.text = stderr;
-		} else if (!(run.json = fopen(json_path, "w"))) {
-			fprintf(stderr, "mtlsdiag pcap: --json %s: %s\n", json_path, strerror(errno));
-			goto Exit;
-		} else {
-			json_owned = true;
-		}
+	o->files = argv + optind;
+	o->n_files = (size_t)(argc - optind);
+	return CMD_RUN;
+}
+
+/* The observer's inputs: --ca-bundle, the inspection catalogue, --keylog
+ * and the expectations.  0 after printing why. */
+static int load_inputs(struct pcap_run *run, const struct pcap_opts *o)
+{
+	struct observer_config *cfg = &run->cfg;
+
+	cfg->at = o->at;
+	cfg->at_set = o->at_set;
+	cfg->expect = o->expect;
+	if (o->bundle_path && !(cfg->ca_bundle = cmd_load_bundle(o->bundle_path)))
+		return 0;
+	if (!(run->cat = cmd_load_inspection(WHO, o->cas, o->n_cas)))
+		return 0;
+	cfg->inspection = run->cat;
+	if (!cmd_load_keylogs(WHO, o->keylogs, o->n_keylogs, false, &cfg->keylog))
+		return 0;
+	if (cfg->keylog && keylog_entries(cfg->keylog) == 0)
+		fprintf(stderr, WHO ": warning: the key log has no usable secrets\n");
+	return 1;
+}
+
+/* One capture file through the observer.  0 when it could not be read;
+ * *truncated when it was cut inside a packet record. */
+static int read_capture(struct pcap_run *run, const struct pcap_opts *o, const char *path, bool *truncated)
+{
+	struct obs_sink os = { .cfg = &run->cfg, .finished = finished, .ctx = run };
+	struct flow_sink sink;
+	struct capture_stats stats = { 0 };
+	char err[512] = "";
+
+	obs_sink_init(&os, &sink);
+	run->streaming = input_streams(path);
+	if (capture_read_file(path, &o->capture, &sink, &stats, err, sizeof(err)) != 0) {
+		fprintf(stderr, "%s\n", err[0] ? err : WHO ": cannot read capture");
+		return 0;
 	}
+	if (stats.file_truncated) {
+		fprintf(stderr, WHO ": %s: warning: the file is truncated (cut inside a packet record); analysed the %llu packets before the cut\n",
+			path, (unsigned long long)stats.packets);
+		*truncated = true;
+	}
+	if (stats.truncated)
+		fprintf(stderr, WHO ": %s: warning: %llu packet%s cut short by the capture's snap length\n",
+			path, (unsigned long long)stats.truncated, stats.truncated == 1 ? " was" : "s were");
+	return 1;
+}
+
+static void print_summary(struct pcap_run *run, bool any_truncated)
+{
+	struct json j;
+
+	if (run->out.text)
+		report_summary_text(run->out.text, &run->tally);
+	if (!run->out.json)
+		return;
+	json_init(&j);
+	json_object(&j, NULL);
+	report_summary_members(&j, &run->tally);
+	if (any_truncated)
+		json_bool(&j, "file_truncated", true);
+	json_end(&j);
+	(void)json_write_line(&j, run->out.json);
+	json_free(&j);
+}
+
+static int run_pcap(const struct pcap_opts *o)
+{
+	struct pcap_run run = { .quiet = o->quiet };
+	bool any_truncated = false;
+	size_t i;
+	int ret = 2;
+
+	if (!load_inputs(&run, o) || !cmd_open_outputs(WHO, o->json_path, false, &run.out))
+		goto Exit;
 	/* -q without --json prints only the counts: nothing reads the evidence */
-	run.cfg.no_evidence = run.quiet && !run.json;
+	run.cfg.no_evidence = run.quiet && !run.out.json;
 	run.cfg.certs = cert_cache_new(4096);
 	run.cfg.chains = chain_memo_new();
 	run.cfg.pool = obs_pool_new();
 	run.pairs = legpair_new(PAIR_MAX_HELD, PAIR_HOLD_S, emit, &run);
 	if (!run.cfg.certs || !run.cfg.chains || !run.cfg.pool || !run.pairs) {
-		fprintf(stderr, "mtlsdiag pcap: out of memory\n");
+		fprintf(stderr, WHO ": out of memory\n");
 		goto Exit;
 	}
 	ret = 0;
-	for (i = optind; i < argc; i++) {
-		struct obs_sink os = { .cfg = &run.cfg, .finished = finished, .ctx = &run };
-		struct flow_sink sink;
-		struct capture_stats stats = { 0 };
-		char err[512] = "";
-
-		obs_sink_init(&os, &sink);
-		run.streaming = input_streams(argv[i]);
-		if (capture_read_file(argv[i], &copts, &sink, &stats, err, sizeof(err)) != 0) {
-			fprintf(stderr, "%s\n", err[0] ? err : "mtlsdiag pcap: cannot read capture");
+	for (i = 0; i < o->n_files; i++) {
+		if (!read_capture(&run, o, o->files[i], &any_truncated))
 			ret = 2;
-			continue;
-		}
-		if (stats.file_truncated) {
-			fprintf(stderr, "mtlsdiag pcap: %s: warning: the file is truncated (cut inside a packet record); analysed the %llu packets before the cut\n",
-				argv[i], (unsigned long long)stats.packets);
-			any_truncated = true;
-		}
-		if (stats.truncated)
-			fprintf(stderr, "mtlsdiag pcap: %s: warning: %llu packet%s cut short by the capture's snap length\n",
-				argv[i], (unsigned long long)stats.truncated, stats.truncated == 1 ? " was" : "s were");
 	}
 	legpair_flush(run.pairs);
-	if (run.text)
-		report_summary_text(run.text, &run.tally);
-	if (run.json) {
-		struct json j;
-
-		json_init(&j);
-		json_object(&j, NULL);
-		report_summary_members(&j, &run.tally);
-		if (any_truncated)
-			json_bool(&j, "file_truncated", true);
-		json_end(&j);
-		(void)json_write_line(&j, run.json);
-		json_free(&j);
-	}
-	if (any_truncated && ret == 0)
+	print_summary(&run, any_truncated);
+	if (any_truncated)
 		ret = 2;
 Exit:
 	legpair_free(run.pairs);
-	if (json_owned && run.json && fclose(run.json) != 0) {
-		fprintf(stderr, "mtlsdiag pcap: --json %s: %s\n", json_path, strerror(errno));
+	if (!cmd_close_outputs(WHO, &run.out))
 		ret = 2;
-	}
 	obs_pool_free(run.cfg.pool);
 	chain_memo_free(run.cfg.chains);
 	cert_cache_free(run.cfg.certs);
 	X509_STORE_free(run.cfg.ca_bundle);
 	keylog_free(run.cfg.keylog);
-	free(keylogs);
-	inspect_free(cat);
-	free(expect);
+	inspect_free(run.cat);
+	return ret;
+}
+
+int cmd_pcap(int argc, char **argv)
+{
+	struct pcap_opts o;
+	enum cmd_parsed parsed = parse_pcap(argc, argv, &o);
+	int ret = parsed == CMD_RUN ? run_pcap(&o) : parsed == CMD_HELP ? 0 : 2;
+
+	free(o.keylogs);
+	free(o.expect);
 	return ret;
 }

@@ -28,6 +28,7 @@
 #include "wire/x509info.h"
 
 #define MAX_CATALOGUES 16
+#define WHO "mtlsdiag probe"
 
 static void usage(FILE *out)
 {
@@ -280,7 +281,7 @@ static const char *tls_name(int v)
 }
 
 struct run {
-	FILE *text, *json;
+	struct cmd_output out;
 	const struct inspect_catalogue *cat;
 	const char *host;
 	uint16_t port;
@@ -314,7 +315,7 @@ static void print_text(const struct run *run, const struct probe_options *o, con
 {
 	char line[2048], leg[340], list[4096];
 	size_t i, used;
-	FILE *out = run->text;
+	FILE *out = run->out.text;
 
 	if (!out)
 		return;
@@ -468,7 +469,7 @@ static void json_probe(struct json *j, const struct probe_options *o, const stru
  * few and someone may be watching. */
 static void write_record(const struct run *run, struct json *j)
 {
-	if (json_write_line(j, run->json) != 0 || fflush(run->json) != 0)
+	if (json_write_line(j, run->out.json) != 0 || fflush(run->out.json) != 0)
 		fprintf(stderr, "mtlsdiag probe: --json: a record could not be written: %s\n", strerror(errno));
 	json_free(j);
 }
@@ -478,7 +479,7 @@ static void print_json(const struct run *run, const struct probe_options *o, con
 {
 	struct json j;
 
-	if (!run->json || !r->verdict)
+	if (!run->out.json || !r->verdict)
 		return;
 	json_init(&j);
 	json_object(&j, NULL);
@@ -495,7 +496,7 @@ static void print_json_error(const struct run *run, const struct probe_options *
 {
 	struct json j;
 
-	if (!run->json)
+	if (!run->out.json)
 		return;
 	json_init(&j);
 	json_object(&j, NULL);
@@ -544,18 +545,18 @@ static void compare(const struct run *run, int version, const struct probe_resul
 	if (!probe_compare(a, b, &d))
 		return;
 	report_endpoint(x, sizeof(x), run->host, run->port);
-	if (run->text) {
+	if (run->out.text) {
 		if (d.n == 0)
-			fprintf(run->text, "compare TLS %s direct vs via %s: the same (server chain, client-certificate request, CA names): the proxy passes %s through\n",
+			fprintf(run->out.text, "compare TLS %s direct vs via %s: the same (server chain, client-certificate request, CA names): the proxy passes %s through\n",
 				tls_name(version), run->via, x);
 		else
-			fprintf(run->text, "compare TLS %s direct vs via %s: %zu difference%s%s\n", tls_name(version), run->via,
+			fprintf(run->out.text, "compare TLS %s direct vs via %s: %zu difference%s%s\n", tls_name(version), run->via,
 				d.n, d.n == 1 ? "" : "s",
 				d.intercepted ? ": the proxy terminates TLS (its server certificate is not the server's)" : "");
 		for (i = 0; i < d.n; i++)
-			fprintf(run->text, "  %s\n", d.lines[i]);
+			fprintf(run->out.text, "  %s\n", d.lines[i]);
 	}
-	if (run->json) {
+	if (run->out.json) {
 		struct json j;
 
 		json_init(&j);
@@ -592,7 +593,114 @@ static int parse_timeout(const char *s, unsigned *out)
 	return 1;
 }
 
-int cmd_probe(int argc, char **argv)
+/* The options as given, HOST:PORT, --via and --tls read.  (struct
+ * probe_options is one probe's, made from these.) */
+struct probe_cmd_opts {
+	char host[256];
+	uint16_t port;
+	const char *via;                /* --via as given, or NULL */
+	char via_host[256];
+	uint16_t via_port;
+	const char *tls;                /* --tls as given */
+	int versions[2];
+	size_t n_versions;
+	bool compare, http, no_http;
+	const char *cert_path, *key_path, *p12_path, *pass_spec, *json_path;
+	const char *cas[MAX_CATALOGUES];
+	size_t n_cas;
+	unsigned timeout_s;
+	bool at_set;
+	time_t at;
+};
+
+/* One option into o.  0 after printing why it is unusable (or the usage,
+ * for an unknown one). */
+static int probe_option(struct probe_cmd_opts *o, int opt, const char *arg)
+{
+	switch (opt) {
+	case 'v': o->via = arg; return 1;
+	case 'c': o->compare = true; return 1;
+	case 't': o->tls = arg; return 1;
+	case 'C': o->cert_path = arg; return 1;
+	case 'K': o->key_path = arg; return 1;
+	case 'P': o->p12_path = arg; return 1;
+	case 'p': o->pass_spec = arg; return 1;
+	case 'H': o->http = true; return 1;
+	case 'N': o->no_http = true; return 1;
+	case 'j': o->json_path = arg; return 1;
+	case 'i': return cmd_add_file(WHO, "--inspection-cas", o->cas, &o->n_cas, MAX_CATALOGUES, arg);
+	case 'T':
+		if (parse_timeout(arg, &o->timeout_s))
+			return 1;
+		fprintf(stderr, WHO ": --timeout: '%s' is not a number of seconds from 1 to 3600\n", arg);
+		return 0;
+	case 'a':
+		o->at_set = true;
+		return cmd_parse_time(WHO, arg, &o->at);
+	default:
+		usage(stderr);
+		return 0;
+	}
+}
+
+/* --tls into the versions to try.  0 after printing why. */
+static int read_tls(struct probe_cmd_opts *o)
+{
+	if (strcmp(o->tls, "1.2") == 0 || strcmp(o->tls, "both") == 0)
+		o->versions[o->n_versions++] = TLS1_2_VERSION;
+	if (strcmp(o->tls, "1.3") == 0 || strcmp(o->tls, "both") == 0)
+		o->versions[o->n_versions++] = TLS1_3_VERSION;
+	if (o->n_versions == 0)
+		fprintf(stderr, WHO ": --tls '%s': use 1.2, 1.3 or both\n", o->tls);
+	return o->n_versions != 0;
+}
+
+/* HOST:PORT (args) and the options that go together.  0 after printing why. */
+static int check_probe(struct probe_cmd_opts *o, int n_args, char **args)
+{
+	if (n_args == 0) {
+		fprintf(stderr, WHO ": no HOST:PORT given (try 'mtlsdiag probe --help')\n");
+		return 0;
+	}
+	if (n_args > 1) {
+		fprintf(stderr, WHO ": one HOST:PORT at a time ('%s' is one too many)\n", args[1]);
+		return 0;
+	}
+	if (!proxy_split_hostport(args[0], o->host, sizeof(o->host), &o->port)) {
+		fprintf(stderr, WHO ": '%s' is not HOST:PORT (a name or address, and a port from 1 to 65535; [::1]:443 for IPv6)\n", args[0]);
+		return 0;
+	}
+	if (o->via && !proxy_split_hostport(o->via, o->via_host, sizeof(o->via_host), &o->via_port)) {
+		fprintf(stderr, WHO ": --via '%s' is not HOST:PORT\n", o->via);
+		return 0;
+	}
+	if (o->http && o->no_http) {
+		fprintf(stderr, WHO ": --http and --no-http contradict each other\n");
+		return 0;
+	}
+	if (o->compare && !o->via) {
+		fprintf(stderr, WHO ": --compare needs --via HOST:PORT (the proxy to compare with)\n");
+		return 0;
+	}
+	if (!read_tls(o))
+		return 0;
+	if ((o->cert_path || o->key_path) && o->p12_path) {
+		fprintf(stderr, WHO ": --p12 or --cert/--key, not both\n");
+		return 0;
+	}
+	if (!!o->cert_path != !!o->key_path) {
+		fprintf(stderr, WHO ": %s\n", o->cert_path ? "--cert needs --key FILE" : "--key needs --cert FILE");
+		return 0;
+	}
+	if (o->pass_spec && strncmp(o->pass_spec, "env:", 4) != 0 && strncmp(o->pass_spec, "file:", 5) != 0 &&
+	    strncmp(o->pass_spec, "pass:", 5) != 0) {
+		fprintf(stderr, WHO ": --pass: '%s' is not env:VAR, file:PATH or pass:TEXT\n", o->pass_spec);
+		return 0;
+	}
+	return 1;
+}
+
+static enum cmd_parsed parse_probe(int argc, char **argv, struct probe_cmd_opts *o)
 {
 	static const struct option opts[] = {
 		{ "via", required_argument, NULL, 'v' },
@@ -611,177 +719,105 @@ int cmd_probe(int argc, char **argv)
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
-	const char *via = NULL, *tls = "both", *cert_path = NULL, *key_path = NULL, *p12_path = NULL;
-	const char *json_path = NULL, *cas[MAX_CATALOGUES];
-	size_t n_cas = 0, i;
-	struct pass pass = { 0 };
-	struct creds creds = { 0 };
-	struct observer_config ocfg = { 0 };
-	struct inspect_catalogue *cat = NULL;
-	struct run run = { .text = stdout };
-	bool do_compare = false, http = false, no_http = false, json_owned = false;
-	unsigned timeout_s = 10;
-	char host[256], via_host[256];
-	uint16_t port = 0, via_port = 0;
-	int versions[2], n_versions = 0, status = 2, opt;
+	int opt;
 
+	memset(o, 0, sizeof(*o));
+	o->tls = "both";
+	o->timeout_s = 10;
 	while ((opt = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
-		switch (opt) {
-		case 'v': via = optarg; break;
-		case 'c': do_compare = true; break;
-		case 't': tls = optarg; break;
-		case 'C': cert_path = optarg; break;
-		case 'K': key_path = optarg; break;
-		case 'P': p12_path = optarg; break;
-		case 'p': pass.spec = optarg; break;
-		case 'H': http = true; break;
-		case 'N': no_http = true; break;
-		case 'j': json_path = optarg; break;
-		case 'i':
-			if (!cmd_add_file("mtlsdiag probe", "--inspection-cas", cas, &n_cas, MAX_CATALOGUES, optarg))
-				return 2;
+		if (opt == 'h') {
+			usage(stdout);
+			return CMD_HELP;
+		}
+		if (!probe_option(o, opt, optarg))
+			return CMD_USAGE_ERROR;
+	}
+	return check_probe(o, argc - optind, argv + optind) ? CMD_RUN : CMD_USAGE_ERROR;
+}
+
+/* Every leg of one TLS version: direct or through --via, or with
+ * --compare both and what differs.  *status is made worse. */
+static void probe_version(const struct run *run, const struct probe_cmd_opts *po, const struct creds *creds,
+			  const struct observer_config *ocfg, int version, int *status)
+{
+	const struct probe_options o = {
+		.host = po->host, .port = po->port, .tls_version = version, .timeout_ms = po->timeout_s * 1000,
+		.no_http = po->no_http, .cert = creds->cert, .key = creds->key, .chain = creds->chain,
+		.cat = run->cat, .ocfg = ocfg,
+	};
+	struct probe_result res[2];
+	int legs = po->compare ? 2 : 1, l;
+
+	for (l = 0; l < legs; l++) {
+		struct probe_options lo = o;
+
+		if (l == 1 || (po->via && !po->compare)) {
+			lo.via_host = po->via_host;
+			lo.via_port = po->via_port;
+		}
+		probe_run(&lo, &res[l]);
+		if (!res[l].ran) {
+			fprintf(stderr, WHO ": %s\n", res[l].error);
+			print_json_error(run, &lo, &res[l]);
+		} else {
+			print_text(run, &lo, &res[l]);
+			print_json(run, &lo, &res[l]);
+		}
+		*status = worse_status(*status, probe_status(&res[l]));
+		if (*status == 2) {
+			legs = l + 1;
 			break;
-		case 'T':
-			if (!parse_timeout(optarg, &timeout_s)) {
-				fprintf(stderr, "mtlsdiag probe: --timeout: '%s' is not a number of seconds from 1 to 3600\n", optarg);
-				return 2;
-			}
-			break;
-		case 'a':
-			if (!cmd_parse_time(optarg, &ocfg.at)) {
-				fprintf(stderr, "mtlsdiag probe: --at: cannot read time '%s' (use 2026-11-23T12:00:00Z, 2026-11-23 or @EPOCH)\n", optarg);
-				return 2;
-			}
-			ocfg.at_set = true;
-			break;
-		case 'h': usage(stdout); return 0;
-		default: usage(stderr); return 2;
 		}
 	}
-	if (optind >= argc) {
-		fprintf(stderr, "mtlsdiag probe: no HOST:PORT given (try 'mtlsdiag probe --help')\n");
-		return 2;
-	}
-	if (optind + 1 < argc) {
-		fprintf(stderr, "mtlsdiag probe: one HOST:PORT at a time ('%s' is one too many)\n", argv[optind + 1]);
-		return 2;
-	}
-	if (!proxy_split_hostport(argv[optind], host, sizeof(host), &port)) {
-		fprintf(stderr, "mtlsdiag probe: '%s' is not HOST:PORT (a name or address, and a port from 1 to 65535; [::1]:443 for IPv6)\n", argv[optind]);
-		return 2;
-	}
-	if (via && !proxy_split_hostport(via, via_host, sizeof(via_host), &via_port)) {
-		fprintf(stderr, "mtlsdiag probe: --via '%s' is not HOST:PORT\n", via);
-		return 2;
-	}
-	if (http && no_http) {
-		fprintf(stderr, "mtlsdiag probe: --http and --no-http contradict each other\n");
-		return 2;
-	}
-	if (do_compare && !via) {
-		fprintf(stderr, "mtlsdiag probe: --compare needs --via HOST:PORT (the proxy to compare with)\n");
-		return 2;
-	}
-	if (strcmp(tls, "1.2") == 0) {
-		versions[n_versions++] = TLS1_2_VERSION;
-	} else if (strcmp(tls, "1.3") == 0) {
-		versions[n_versions++] = TLS1_3_VERSION;
-	} else if (strcmp(tls, "both") == 0) {
-		versions[n_versions++] = TLS1_2_VERSION;
-		versions[n_versions++] = TLS1_3_VERSION;
-	} else {
-		fprintf(stderr, "mtlsdiag probe: --tls '%s': use 1.2, 1.3 or both\n", tls);
-		return 2;
-	}
-	if ((cert_path || key_path) && p12_path) {
-		fprintf(stderr, "mtlsdiag probe: --p12 or --cert/--key, not both\n");
-		return 2;
-	}
-	if (!!cert_path != !!key_path) {
-		fprintf(stderr, "mtlsdiag probe: %s\n", cert_path ? "--cert needs --key FILE" : "--key needs --cert FILE");
-		return 2;
-	}
-	if (pass.spec && strncmp(pass.spec, "env:", 4) != 0 && strncmp(pass.spec, "file:", 5) != 0 &&
-	    strncmp(pass.spec, "pass:", 5) != 0) {
-		fprintf(stderr, "mtlsdiag probe: --pass: '%s' is not env:VAR, file:PATH or pass:TEXT\n", pass.spec);
-		return 2;
-	}
-	if (cert_path && !load_pem_creds(cert_path, key_path, &pass, &creds))
-		goto Exit;
-	if (p12_path && !load_p12(p12_path, &pass, &creds))
-		goto Exit;
+	if (po->compare && legs == 2)
+		compare(run, version, &res[0], &res[1], status);
+	for (l = 0; l < legs; l++)
+		probe_result_clear(&res[l]);
+}
 
-	if (!(cat = cmd_load_inspection("mtlsdiag probe", cas, n_cas)))
+static int run_probe(const struct probe_cmd_opts *o)
+{
+	struct pass pass = { .spec = o->pass_spec };
+	struct creds creds = { 0 };
+	struct observer_config ocfg = { .at = o->at, .at_set = o->at_set };
+	struct inspect_catalogue *cat = NULL;
+	struct run run = { .host = o->host, .port = o->port, .via = o->via };
+	size_t i;
+	int status = 2;
+
+	if (o->cert_path && !load_pem_creds(o->cert_path, o->key_path, &pass, &creds))
+		goto Exit;
+	if (o->p12_path && !load_p12(o->p12_path, &pass, &creds))
+		goto Exit;
+	if (!(cat = cmd_load_inspection(WHO, o->cas, o->n_cas)))
 		goto Exit;
 	run.cat = cat;
 	ocfg.inspection = cat;   /* the verdict line names the middlebox too */
 	run.n_rules = inspect_count(cat);
-	run.host = host;
-	run.port = port;
-	run.via = via;
-
-	if (json_path) {
-		if (strcmp(json_path, "-") == 0) {
-			run.json = stdout;
-			run.text = stderr;
-		} else if (!(run.json = fopen(json_path, "w"))) {
-			fprintf(stderr, "mtlsdiag probe: --json %s: %s\n", json_path, strerror(errno));
-			goto Exit;
-		} else {
-			json_owned = true;
-		}
-	}
+	if (!cmd_open_outputs(WHO, o->json_path, false, &run.out))
+		goto Exit;
 	if (!(ocfg.certs = cert_cache_new(64))) {
-		fprintf(stderr, "mtlsdiag probe: out of memory\n");
+		fprintf(stderr, WHO ": out of memory\n");
 		goto Exit;
 	}
-
 	status = 0;
-	for (i = 0; i < (size_t)n_versions && status != 2; i++) {
-		struct probe_options o = {
-			.host = host, .port = port, .tls_version = versions[i], .timeout_ms = timeout_s * 1000,
-			.no_http = no_http, .cert = creds.cert, .key = creds.key, .chain = creds.chain, .cat = cat,
-			.ocfg = &ocfg,
-		};
-		struct probe_result res[2];
-		int legs = do_compare ? 2 : 1, l;
-
-		for (l = 0; l < legs; l++) {
-			struct probe_options lo = o;
-
-			if (l == 1 || (via && !do_compare)) {
-				lo.via_host = via_host;
-				lo.via_port = via_port;
-			}
-			probe_run(&lo, &res[l]);
-			if (!res[l].ran) {
-				fprintf(stderr, "mtlsdiag probe: %s\n", res[l].error);
-				print_json_error(&run, &lo, &res[l]);
-			} else {
-				print_text(&run, &lo, &res[l]);
-				print_json(&run, &lo, &res[l]);
-			}
-			status = worse_status(status, probe_status(&res[l]));
-			if (status == 2) {
-				legs = l + 1;
-				break;
-			}
-		}
-		if (do_compare && legs == 2)
-			compare(&run, versions[i], &res[0], &res[1], &status);
-		for (l = 0; l < legs; l++)
-			probe_result_clear(&res[l]);
-	}
-	if (run.text)
-		fflush(run.text);
+	for (i = 0; i < o->n_versions && status != 2; i++)
+		probe_version(&run, o, &creds, &ocfg, o->versions[i], &status);
+	fflush(run.out.text);
 Exit:
-	if (json_owned && fclose(run.json) != 0) {
-		fprintf(stderr, "mtlsdiag probe: --json %s: %s\n", json_path, strerror(errno));
+	if (!cmd_close_outputs(WHO, &run.out))
 		status = 2;
-	}
 	OPENSSL_cleanse(pass.text, sizeof(pass.text));
 	cert_cache_free(ocfg.certs);
 	inspect_free(cat);
 	creds_free(&creds);
 	return status;
+}
+
+int cmd_probe(int argc, char **argv)
+{
+	struct probe_cmd_opts o;
+	enum cmd_parsed parsed = parse_probe(argc, argv, &o);
+
+	return parsed == CMD_RUN ? run_probe(&o) : parsed == CMD_HELP ? 0 : 2;
 }

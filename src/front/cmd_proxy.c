@@ -25,6 +25,7 @@
 #define MAX_ALLOW 256
 #define MAX_KEYLOGS 16
 #define MAX_CATALOGUES 16
+#define WHO "mtlsdiag proxy"
 
 static void usage(FILE *out)
 {
@@ -96,18 +97,6 @@ static int parse_uint(const char *opt, const char *s, unsigned min, unsigned max
 	}
 	*out = (unsigned)v;
 	return 1;
-}
-
-static FILE *open_out(const char *opt, const char *path)
-{
-	FILE *f;
-
-	if (strcmp(path, "-") == 0)
-		return stdout;
-	f = fopen(path, "a");
-	if (!f)
-		fprintf(stderr, "mtlsdiag proxy: %s %s: %s\n", opt, path, strerror(errno));
-	return f;
 }
 
 /* The listeners as the options describe them. */
@@ -185,11 +174,99 @@ static int check_listeners(struct listen_set *ls)
 	return 1;
 }
 
-int cmd_proxy(int argc, char **argv)
+enum {
+	O_LISTEN = 256, O_UPSTREAM, O_CONNECT, O_VIA, O_ALLOW, O_TRANSPARENT, O_JSON, O_LOG,
+	O_PCAP_OUT, O_PCAP_FULL, O_CA_BUNDLE, O_AT, O_WORKERS, O_MAX_CONNS, O_CONNECT_TIMEOUT,
+	O_IDLE_TIMEOUT, O_USER, O_KEYLOG, O_INSPECTION_CAS, O_EXPECT_CA, O_EXPECT_SPKI,
+};
+
+/* The options as given. */
+struct proxy_opts {
+	struct listen_set ls;
+	struct proxy_config relay;      /* the relay's own options as given: numbers,
+					 * --user, --pcap-out, --at, the --log and
+					 * --json paths, the expectations */
+	const char *bundle_path;
+	const char *keylogs[MAX_KEYLOGS];
+	size_t n_keylogs;
+	const char *cas[MAX_CATALOGUES];
+	size_t n_cas;
+	struct server_expect expect;
+};
+
+/* --listen and what describes a listener.  0 after printing why (or the
+ * usage, for an unknown option). */
+static int listener_option(struct listen_set *ls, int opt, const char *arg)
 {
-	enum { O_LISTEN = 256, O_UPSTREAM, O_CONNECT, O_VIA, O_ALLOW, O_TRANSPARENT, O_JSON, O_LOG,
-	       O_PCAP_OUT, O_PCAP_FULL, O_CA_BUNDLE, O_AT, O_WORKERS, O_MAX_CONNS, O_CONNECT_TIMEOUT,
-	       O_IDLE_TIMEOUT, O_USER, O_KEYLOG, O_INSPECTION_CAS, O_EXPECT_CA, O_EXPECT_SPKI };
+	struct proxy_listen_config *l;
+	char err[200];
+	size_t i;
+
+	switch (opt) {
+	case O_LISTEN: return add_listen(ls, arg);
+	case O_CONNECT: return set_mode(ls, "--connect", PROXY_CONNECT);
+	case O_TRANSPARENT: return set_mode(ls, "--transparent", PROXY_TRANSPARENT);
+	case O_UPSTREAM:
+		if (!set_mode(ls, "--upstream", PROXY_STATIC))
+			return 0;
+		current(ls, &i)->upstream = arg;
+		return 1;
+	case O_VIA:
+		if (!set_mode(ls, "--via", PROXY_CONNECT))
+			return 0;
+		current(ls, &i)->via = arg;
+		return 1;
+	case O_ALLOW:
+		l = current(ls, &i);
+		if (!proxy_allow_valid(arg, err, sizeof(err))) {
+			fprintf(stderr, WHO ": --allow '%s': %s\n", arg, err);
+			return 0;
+		}
+		if (l->n_allow == MAX_ALLOW) {
+			fprintf(stderr, WHO ": at most %d --allow per listener\n", MAX_ALLOW);
+			return 0;
+		}
+		ls->allow[i][l->n_allow++] = arg;
+		return 1;
+	default:
+		usage(stderr);
+		return 0;
+	}
+}
+
+/* One option into o.  0 after printing why it is unusable. */
+static int proxy_option(struct proxy_opts *o, int opt, const char *arg)
+{
+	struct proxy_config *c = &o->relay;
+
+	switch (opt) {
+	case O_JSON: c->json_path = arg; return 1;
+	case O_LOG: c->log_path = arg; return 1;
+	case O_PCAP_OUT: c->pcap_out = arg; return 1;
+	case O_PCAP_FULL: c->pcap_full = true; return 1;
+	case O_CA_BUNDLE: o->bundle_path = arg; return 1;
+	case O_USER: c->user = arg; return 1;
+	case O_AT:
+		c->at_set = true;
+		return cmd_parse_time(WHO, arg, &c->at);
+	case O_WORKERS: return parse_uint("--workers", arg, 1, 256, &c->workers);
+	case O_MAX_CONNS: return parse_uint("--max-conns", arg, 1, 1000000, &c->max_conns);
+	case O_CONNECT_TIMEOUT: return parse_uint("--connect-timeout", arg, 1, 3600, &c->connect_timeout_s);
+	case O_IDLE_TIMEOUT: return parse_uint("--idle-timeout", arg, 1, 7 * 86400, &c->idle_timeout_s);
+	case O_KEYLOG: return cmd_add_file(WHO, "--keylog", o->keylogs, &o->n_keylogs, MAX_KEYLOGS, arg);
+	case O_INSPECTION_CAS:
+		return cmd_add_file(WHO, "--inspection-cas", o->cas, &o->n_cas, MAX_CATALOGUES, arg);
+	case O_EXPECT_CA:
+	case O_EXPECT_SPKI:
+		c->expect = &o->expect;
+		return cmd_add_expect(WHO, &o->expect, opt == O_EXPECT_CA, arg);
+	default:
+		return listener_option(&o->ls, opt, arg);
+	}
+}
+
+static enum cmd_parsed parse_proxy(int argc, char **argv, struct proxy_opts *o)
+{
 	static const struct option opts[] = {
 		{ "listen", required_argument, NULL, O_LISTEN },
 		{ "upstream", required_argument, NULL, O_UPSTREAM },
@@ -215,142 +292,84 @@ int cmd_proxy(int argc, char **argv)
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
-	static struct listen_set ls;
-	struct proxy_config cfg = { .log = stderr };
-	const char *bundle_path = NULL;
-	const char *keylogs[MAX_KEYLOGS];
-	size_t n_keylogs = 0;
-	const char *cas[MAX_CATALOGUES];
-	size_t n_cas = 0;
-	struct inspect_catalogue *cat = NULL;
-	static struct server_expect expect;
-	struct proxy_listen_config *l;
-	char err[200];
-	size_t i;
-	int ret = 2, opt;
+	int opt;
 
-	memset(&ls, 0, sizeof(ls));
+	memset(o, 0, sizeof(*o));
 	while ((opt = getopt_long(argc, argv, "+h", opts, NULL)) != -1) {
-		switch (opt) {
-		case O_LISTEN:
-			if (!add_listen(&ls, optarg))
-				return 2;
-			break;
-		case O_UPSTREAM:
-			if (!set_mode(&ls, "--upstream", PROXY_STATIC))
-				return 2;
-			current(&ls, &i)->upstream = optarg;
-			break;
-		case O_CONNECT:
-			if (!set_mode(&ls, "--connect", PROXY_CONNECT))
-				return 2;
-			break;
-		case O_VIA:
-			if (!set_mode(&ls, "--via", PROXY_CONNECT))
-				return 2;
-			current(&ls, &i)->via = optarg;
-			break;
-		case O_ALLOW:
-			l = current(&ls, &i);
-			if (!proxy_allow_valid(optarg, err, sizeof(err))) {
-				fprintf(stderr, "mtlsdiag proxy: --allow '%s': %s\n", optarg, err);
-				return 2;
-			}
-			if (l->n_allow == MAX_ALLOW) {
-				fprintf(stderr, "mtlsdiag proxy: at most %d --allow per listener\n", MAX_ALLOW);
-				return 2;
-			}
-			ls.allow[i][l->n_allow++] = optarg;
-			break;
-		case O_TRANSPARENT:
-			if (!set_mode(&ls, "--transparent", PROXY_TRANSPARENT))
-				return 2;
-			break;
-		case O_INSPECTION_CAS:
-			if (!cmd_add_file("mtlsdiag proxy", "--inspection-cas", cas, &n_cas, MAX_CATALOGUES, optarg))
-				return 2;
-			break;
-		case O_EXPECT_CA:
-		case O_EXPECT_SPKI:
-			if (!cmd_add_expect("mtlsdiag proxy", &expect, opt == O_EXPECT_CA, optarg))
-				return 2;
-			cfg.expect = &expect;
-			break;
-		case O_JSON: cfg.json_path = optarg; break;
-		case O_LOG: cfg.log_path = optarg; break;
-		case O_PCAP_OUT: cfg.pcap_out = optarg; break;
-		case O_PCAP_FULL: cfg.pcap_full = true; break;
-		case O_CA_BUNDLE: bundle_path = optarg; break;
-		case O_AT:
-			if (!cmd_parse_time(optarg, &cfg.at)) {
-				fprintf(stderr, "mtlsdiag proxy: --at: cannot read time '%s' (use 2026-11-23T12:00:00Z, 2026-11-23 or @EPOCH)\n", optarg);
-				return 2;
-			}
-			cfg.at_set = true;
-			break;
-		case O_WORKERS:
-			if (!parse_uint("--workers", optarg, 1, 256, &cfg.workers))
-				return 2;
-			break;
-		case O_MAX_CONNS:
-			if (!parse_uint("--max-conns", optarg, 1, 1000000, &cfg.max_conns))
-				return 2;
-			break;
-		case O_CONNECT_TIMEOUT:
-			if (!parse_uint("--connect-timeout", optarg, 1, 3600, &cfg.connect_timeout_s))
-				return 2;
-			break;
-		case O_IDLE_TIMEOUT:
-			if (!parse_uint("--idle-timeout", optarg, 1, 7 * 86400, &cfg.idle_timeout_s))
-				return 2;
-			break;
-		case O_USER: cfg.user = optarg; break;
-		case O_KEYLOG:
-			if (!cmd_add_file("mtlsdiag proxy", "--keylog", keylogs, &n_keylogs, MAX_KEYLOGS, optarg))
-				return 2;
-			break;
-		case 'h': usage(stdout); return 0;
-		default: usage(stderr); return 2;
+		if (opt == 'h') {
+			usage(stdout);
+			return CMD_HELP;
 		}
+		if (!proxy_option(o, opt, optarg))
+			return CMD_USAGE_ERROR;
 	}
 	if (optind < argc) {
-		fprintf(stderr, "mtlsdiag proxy: unexpected argument '%s' (try 'mtlsdiag proxy --help')\n", argv[optind]);
-		return 2;
+		fprintf(stderr, WHO ": unexpected argument '%s' (try 'mtlsdiag proxy --help')\n", argv[optind]);
+		return CMD_USAGE_ERROR;
 	}
-	if (!check_listeners(&ls))
-		return 2;
-	if (cfg.pcap_full && !cfg.pcap_out) {
-		fprintf(stderr, "mtlsdiag proxy: --pcap-full goes with --pcap-out FILE\n");
-		return 2;
+	if (!check_listeners(&o->ls))
+		return CMD_USAGE_ERROR;
+	if (o->relay.pcap_full && !o->relay.pcap_out) {
+		fprintf(stderr, WHO ": --pcap-full goes with --pcap-out FILE\n");
+		return CMD_USAGE_ERROR;
 	}
-	cfg.listeners = ls.l;
-	cfg.n_listeners = ls.n;
-	if (bundle_path && !(cfg.ca_bundle = cmd_load_bundle(bundle_path)))
-		return 2;
-	if (!(cat = cmd_load_inspection("mtlsdiag proxy", cas, n_cas)))
-		goto Exit;
-	cfg.inspection = cat;
-	/* followed: read again whenever a connection needs a secret not yet there */
-	if (!cmd_load_keylogs("mtlsdiag proxy", keylogs, n_keylogs, true, &cfg.keylog))
-		goto Exit;
-	if (cfg.log_path && !(cfg.log = open_out("--log", cfg.log_path)))
-		goto Exit;
-	if (cfg.json_path && !(cfg.json = open_out("--json", cfg.json_path)))
-		goto Exit;
-	if (cfg.log == stdout)
-		cfg.log_path = NULL;   /* nothing to reopen */
-	if (cfg.json == stdout)
-		cfg.json_path = NULL;
-	ret = proxy_run(&cfg);
-Exit:
-	if (cfg.json && cfg.json != stdout && fclose(cfg.json) != 0) {
-		fprintf(stderr, "mtlsdiag proxy: --json %s: %s\n", cfg.json_path, strerror(errno));
+	return CMD_RUN;
+}
+
+/* The relay's configuration from the options, its files opened: the
+ * bundle, the catalogue, the key logs (followed: read again whenever a
+ * connection needs a secret not yet there), --log and --json.  0 after
+ * printing why; what was taken is in cfg, cat and out either way. */
+static int build_config(const struct proxy_opts *o, struct proxy_config *cfg, struct inspect_catalogue **cat,
+			struct cmd_output *out)
+{
+	*cfg = o->relay;
+	cfg->listeners = o->ls.l;
+	cfg->n_listeners = o->ls.n;
+	cfg->log = stderr;
+	if (o->bundle_path && !(cfg->ca_bundle = cmd_load_bundle(o->bundle_path)))
+		return 0;
+	if (!(*cat = cmd_load_inspection(WHO, o->cas, o->n_cas)))
+		return 0;
+	cfg->inspection = *cat;
+	if (!cmd_load_keylogs(WHO, o->keylogs, o->n_keylogs, true, &cfg->keylog))
+		return 0;
+	if (cfg->log_path && !(cfg->log = cmd_open_file(WHO, "--log", cfg->log_path, true)))
+		return 0;
+	if (!cmd_open_outputs(WHO, cfg->json_path, true, out))
+		return 0;
+	cfg->json = out->json;
+	/* standard output is not reopened on SIGHUP */
+	if (cfg->log == stdout)
+		cfg->log_path = NULL;
+	if (!out->json_owned)
+		cfg->json_path = NULL;
+	return 1;
+}
+
+static int run_proxy(const struct proxy_opts *o)
+{
+	struct proxy_config cfg;
+	struct inspect_catalogue *cat = NULL;
+	struct cmd_output out = { 0 };
+	int ret = 2;
+
+	if (build_config(o, &cfg, &cat, &out))
+		ret = proxy_run(&cfg);
+	if (!cmd_close_outputs(WHO, &out))
 		ret = 2;
-	}
 	if (cfg.log && cfg.log != stderr && cfg.log != stdout)
 		fclose(cfg.log);
 	X509_STORE_free(cfg.ca_bundle);
 	keylog_free(cfg.keylog);
 	inspect_free(cat);
 	return ret;
+}
+
+int cmd_proxy(int argc, char **argv)
+{
+	static struct proxy_opts o;   /* the listeners' --allow lists are large */
+	enum cmd_parsed parsed = parse_proxy(argc, argv, &o);
+
+	return parsed == CMD_RUN ? run_proxy(&o) : parsed == CMD_HELP ? 0 : 2;
 }

@@ -5,6 +5,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdio.h>
 #include <time.h>
 
 struct x509_store_st;
@@ -16,9 +17,42 @@ int cmd_pcap(int argc, char **argv);
 int cmd_proxy(int argc, char **argv);
 int cmd_probe(int argc, char **argv);
 
+/* What a command's option parsing decided.  Each command parses its
+ * options into a struct of its own, then runs from that struct alone. */
+enum cmd_parsed {
+	CMD_RUN,                /* the options are usable: run */
+	CMD_HELP,               /* --help was printed: exit 0 */
+	CMD_USAGE_ERROR,        /* one line (or the usage) was printed: exit 2 */
+};
+
+/* Where a command writes.  --json FILE: JSON Lines to FILE, or with "-" to
+ * standard output, and then the human lines go to standard error. */
+struct cmd_output {
+	FILE *text;             /* human lines (the proxy has --log instead) */
+	FILE *json;             /* JSON Lines, or NULL */
+	bool json_owned;        /* json is a file opened here */
+	const char *json_path;  /* as given ("-" included), or NULL */
+};
+
+/* An output option's file ("--json", "--log"): "-" is standard output;
+ * otherwise opened for appending (append) or truncated.  NULL after
+ * printing "who: OPT PATH: why". */
+FILE *cmd_open_file(const char *who, const char *opt, const char *path, bool append)
+	__attribute__((nonnull, warn_unused_result));
+
+/* Fills out for --json json_path (NULL: none).  0 after printing one line
+ * prefixed with `who` ("mtlsdiag pcap"); out can be closed either way. */
+int cmd_open_outputs(const char *who, const char *json_path, bool append, struct cmd_output *out)
+	__attribute__((nonnull(1, 4), warn_unused_result));
+
+/* Closes the JSON output (flushes it when it is standard output).  1 when
+ * every record reached it; 0 after printing "who: --json FILE: why", and
+ * the command then exits 2.  Idempotent. */
+int cmd_close_outputs(const char *who, struct cmd_output *out) __attribute__((nonnull));
+
 /* --at TIME: "2026-11-23T12:00:00Z", "2026-11-23 12:00:00", "2026-11-23"
- * (UTC) or "@EPOCH".  1 on success. */
-int cmd_parse_time(const char *s, time_t *out);
+ * (UTC) or "@EPOCH".  0 after printing one line prefixed with `who`. */
+int cmd_parse_time(const char *who, const char *s, time_t *out);
 
 /* --ca-bundle FILE: a PEM bundle as a store; NULL after printing why. */
 struct x509_store_st *cmd_load_bundle(const char *path);
