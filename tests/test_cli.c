@@ -156,6 +156,37 @@ Test(cli, truncated_capture_is_analysed_then_warned)
 	cr_assert_eq(lines(r.err), 1, "%s", r.err);
 }
 
+/* pcapng interfaces of different link types: read whole when they are all
+ * described first (mergecap's files); one described after packets stops
+ * the reading there, said as such, not as a truncated file. */
+Test(cli, pcapng_with_mixed_link_types)
+{
+	static const uint8_t late_idb[20] = { 1, 0, 0, 0, 20, 0, 0, 0, 113, 0, 0, 0, 0, 0, 4, 0, 20, 0, 0, 0 };
+	size_t len;
+	uint8_t *data = test_load("tests/data/capture/eth_ng.pcapng", &len);
+	char path[] = "/tmp/mtlsdiag-late-XXXXXX", args[256];
+	int fd = mkstemp(path);
+
+	run(&r, "pcap tests/data/capture/linkmix.pcapng");
+	cr_assert_eq(r.status, 0, "%s", r.err);
+	cr_assert(strstr(r.out, "4 connections: 3 cert_not_requested, 1 incomplete"), "%s", r.out);
+	cr_assert_str_eq(r.err, "");
+
+	cr_assert(fd >= 0);
+	cr_assert_eq(write(fd, data, len), (ssize_t)len);
+	cr_assert_eq(write(fd, late_idb, sizeof(late_idb)), (ssize_t)sizeof(late_idb));
+	close(fd);
+	free(data);
+	snprintf(args, sizeof(args), "pcap %s", path);
+	run(&r, args);
+	unlink(path);
+	cr_assert_eq(r.status, 2);
+	cr_assert(strstr(r.out, "3 connections"), "what came before is analysed: %s", r.out);
+	cr_assert(strstr(r.err, "another link type") && strstr(r.err, "analysed the 45 packets"), "%s", r.err);
+	cr_assert_not(strstr(r.err, "truncated"), "%s", r.err);
+	cr_assert_eq(lines(r.err), 1, "%s", r.err);
+}
+
 Test(cli, bad_flags_and_help)
 {
 	run(&r, "pcap --bogus x.pcap");

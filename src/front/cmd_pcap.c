@@ -243,6 +243,7 @@ static int read_capture(struct pcap_run *run, const struct pcap_opts *o, const c
 	struct flow_sink sink;
 	struct capture_stats stats = { 0 };
 	char err[512] = "";
+	int ok = 1;
 
 	obs_sink_init(&os, &sink);
 	run->streaming = input_streams(path);
@@ -254,11 +255,15 @@ static int read_capture(struct pcap_run *run, const struct pcap_opts *o, const c
 		fprintf(stderr, WHO ": %s: warning: the file is truncated (cut inside a packet record); analysed the %llu packets before the cut\n",
 			path, (unsigned long long)stats.packets);
 		*truncated = true;
+	} else if (stats.stopped) {
+		/* not a cut: the reader met something it cannot go past */
+		fprintf(stderr, "%s; analysed the %llu packets before it\n", err, (unsigned long long)stats.packets);
+		ok = 0;
 	}
 	if (stats.truncated)
 		fprintf(stderr, WHO ": %s: warning: %llu packet%s cut short by the capture's snap length\n",
 			path, (unsigned long long)stats.truncated, stats.truncated == 1 ? " was" : "s were");
-	return 1;
+	return ok;
 }
 
 static void print_summary(struct pcap_run *run, bool any_truncated)
