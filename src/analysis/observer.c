@@ -1110,6 +1110,11 @@ const struct verdict *obs_conn_finish(struct obs_conn *c, bool truncated, const 
 	return &c->verdict;
 }
 
+void obs_conn_set_source(struct obs_conn *c, const char *source)
+{
+	c->f.source = source;
+}
+
 const struct conn_facts *obs_conn_facts(const struct obs_conn *c)
 {
 	return &c->f;

@@ -94,6 +94,9 @@ const struct verdict *obs_conn_finish(struct obs_conn *c, bool truncated,
 				      const struct timeval *ts);
 
 const struct conn_facts *obs_conn_facts(const struct obs_conn *c);
+/* Names the capture file the connection came from (kept, not copied: it
+ * must outlive the connection), for its record's "source". */
+void obs_conn_set_source(struct obs_conn *c, const char *source) __attribute__((nonnull(1)));
 
 /* The finished connection's verdict, for rules that span connections
  * (legpair.c pairs a gateway's two legs) to add to. */

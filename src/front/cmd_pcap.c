@@ -50,6 +50,7 @@ struct pcap_run {
 	struct inspect_catalogue *cat;  /* cfg.inspection, owned */
 	struct cmd_output out;
 	bool streaming;         /* the input is a pipe or a FIFO: records are flushed one by one */
+	const char *source;     /* the file being read, as named on the command line ("-": standard input) */
 	struct report_tally tally;
 	bool quiet;
 	struct legpair *pairs;  /* holds possible gateway legs until paired */
@@ -88,6 +89,8 @@ static void emit(void *ctx, void *flow, const struct conn_facts *f, const struct
 static void finished(void *ctx, struct obs_conn *flow, bool truncated, const struct timeval *ts)
 {
 	struct pcap_run *run = ctx;
+
+	obs_conn_set_source(flow, run->source);
 	(void)obs_conn_finish(flow, truncated, ts);
 	legpair_offer(run->pairs, flow, obs_conn_facts(flow), obs_conn_verdict_for_update(flow));
 }
@@ -247,6 +250,7 @@ static int read_capture(struct pcap_run *run, const struct pcap_opts *o, const c
 
 	obs_sink_init(&os, &sink);
 	run->streaming = input_streams(path);
+	run->source = path;
 	if (capture_read_file(path, &o->capture, &sink, &stats, err, sizeof(err)) != 0) {
 		fprintf(stderr, "%s\n", err[0] ? err : WHO ": cannot read capture");
 		return 0;

@@ -287,6 +287,8 @@ void report_json_members(struct json *j, const struct conn_facts *f, const struc
 	json_string(j, "http_reason", f->http_status ? f->http_reason : NULL);
 	json_string(j, "http_title", f->http_title[0] ? f->http_title : NULL);
 	json_partner(j, &v->partner);
+	if (f->source)
+		json_string(j, "source", f->source);
 }
 
 void report_json_string(FILE *out, const char *s)

@@ -205,6 +205,7 @@ struct conn_facts {
 	bool not_tls;
 	enum preamble_kind preamble;
 	char connect_target[300];       /* CONNECT host:port */
+	const char *source;             /* the capture file it came from (set by the pcap front end), or NULL */
 	struct client_hello ch;
 	unsigned n_client_hellos;
 	unsigned renegotiations;        /* below 1.3: renegotiation ClientHellos read with the key log */
