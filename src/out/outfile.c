@@ -1,0 +1,272 @@
+/* outfile: whole lines or none (see outfile.h). stdio does the buffering;
+ * the cookie below is where its buffer meets the descriptor, and lets only
+ * complete lines through. */
+#include "config.h"
+
+#include "out/outfile.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+/* stdio's buffer: records are written to it whole and leave it in batches */
+#define STREAM_BUFFER (64 * 1024)
+
+struct outfile {
+	FILE *stream;
+	int fd;
+	bool own_fd;             /* opened here: closed and reopened here */
+	bool append;
+	mode_t mode;
+	char *path, *label;
+	off_t good;              /* the file's length after its last complete line (-1: not a file) */
+	char *tail;              /* the start of a line stdio has handed over, waiting for its end */
+	size_t tail_len, tail_cap;
+	uint64_t lost;
+	int error;
+	bool said;               /* the loss has been reported on standard error */
+};
+
+static size_t count_lines(const char *p, size_t n)
+{
+	size_t lines = 0;
+
+	for (const char *e = p + n; (p = memchr(p, '\n', (size_t)(e - p))) != NULL; p++)
+		lines++;
+	return lines;
+}
+
+/* n bytes of complete lines to the descriptor, or none of them. */
+static void put_lines(struct outfile *o, const char *p, size_t n)
+{
+	size_t done = 0;
+
+	while (done < n) {
+		ssize_t w = write(o->fd, p + done, n - done);
+
+		if (w > 0) {
+			done += (size_t)w;
+			continue;
+		}
+		if (w < 0 && errno == EINTR)
+			continue;
+		o->error = w < 0 ? errno : ENOSPC;
+		/* the lines written whole stay; the rest of what was written
+		 * goes, so the file ends on a line and the next record starts
+		 * clean (a pipe cannot take back a part: its line is lost) */
+		{
+			const char *nl = done ? memrchr(p, '\n', done) : NULL;
+			size_t keep = nl ? (size_t)(nl - p) + 1 : 0;
+
+			if (o->good >= 0) {
+				o->good += (off_t)keep;
+				if (ftruncate(o->fd, o->good) == 0)
+					(void)lseek(o->fd, o->good, SEEK_SET);
+			}
+			o->lost += count_lines(p + keep, n - keep);
+		}
+		if (!o->said) {
+			fprintf(stderr, "%s: %s: records are being lost (each written whole or not at all)\n",
+				o->label, strerror(o->error));
+			o->said = true;
+		}
+		return;
+	}
+	if (o->good >= 0)
+		o->good += (off_t)n;
+}
+
+static ssize_t cookie_write(void *cookie, const char *buf, size_t size)
+{
+	struct outfile *o = cookie;
+	const char *last = size ? memrchr(buf, '\n', size) : NULL;
+	size_t whole = last ? (size_t)(last - buf) + 1 : 0;
+
+	if (whole && o->tail_len) {
+		/* a line begun in an earlier batch ends in this one */
+		if (o->tail_len + whole > o->tail_cap) {
+			size_t cap = o->tail_len + whole;
+			char *t = realloc(o->tail, cap);
+
+			if (!t) {
+				o->lost += count_lines(buf, whole);
+				o->tail_len = 0;
+				goto Rest;
+			}
+			o->tail = t;
+			o->tail_cap = cap;
+		}
+		memcpy(o->tail + o->tail_len, buf, whole);
+		put_lines(o, o->tail, o->tail_len + whole);
+		o->tail_len = 0;
+	} else if (whole) {
+		put_lines(o, buf, whole);
+	}
+Rest:
+	/* the start of a line: kept until its end comes */
+	if (size > whole) {
+		size_t rest = size - whole;
+
+		if (o->tail_len + rest > o->tail_cap) {
+			size_t cap = (o->tail_len + rest) * 2;
+			char *t = realloc(o->tail, cap);
+
+			if (!t) {
+				errno = ENOMEM;
+				return -1;
+			}
+			o->tail = t;
+			o->tail_cap = cap;
+		}
+		memcpy(o->tail + o->tail_len, buf + whole, rest);
+		o->tail_len += rest;
+	}
+	/* stdio is always told all went well: the loss is counted here, and
+	 * the stream stays usable for the records that follow */
+	return (ssize_t)size;
+}
+
+static int cookie_close(void *cookie)
+{
+	struct outfile *o = cookie;
+
+	/* a last line without its newline is still a line */
+	if (o->tail_len)
+		put_lines(o, o->tail, o->tail_len);
+	o->tail_len = 0;
+	if (o->own_fd && o->fd >= 0 && close(o->fd) != 0 && !o->error)
+		o->error = errno;
+	o->fd = -1;
+	return 0;
+}
+
+static struct outfile *wrap(struct outfile *o)
+{
+	cookie_io_functions_t io = { .write = cookie_write, .close = cookie_close };
+	struct stat st;
+
+	o->good = fstat(o->fd, &st) == 0 && S_ISREG(st.st_mode) ? lseek(o->fd, 0, SEEK_END) : -1;
+	o->stream = fopencookie(o, "w", io);
+	if (!o->stream)
+		return NULL;
+	setvbuf(o->stream, NULL, _IOFBF, STREAM_BUFFER);
+	return o;
+}
+
+static void free_outfile(struct outfile *o)
+{
+	if (!o)
+		return;
+	free(o->tail);
+	free(o->path);
+	free(o->label);
+	free(o);
+}
+
+static int open_path(const struct outfile *o)
+{
+	return open(o->path, O_WRONLY | O_CREAT | O_CLOEXEC | (o->append ? O_APPEND : O_TRUNC), o->mode);
+}
+
+struct outfile *outfile_open(const char *path, bool append, mode_t mode, const char *label, char *err,
+			     size_t errlen)
+{
+	struct outfile *o = calloc(1, sizeof(*o));
+
+	if (!o || !(o->path = strdup(path)) || !(o->label = strdup(label))) {
+		snprintf(err, errlen, "%s: out of memory", label);
+		free_outfile(o);
+		return NULL;
+	}
+	o->append = append;
+	o->mode = mode;
+	o->own_fd = true;
+	o->fd = open_path(o);
+	if (o->fd < 0) {
+		snprintf(err, errlen, "%s: %s", label, strerror(errno));
+		free_outfile(o);
+		return NULL;
+	}
+	if (!wrap(o)) {
+		snprintf(err, errlen, "%s: %s", label, strerror(errno));
+		close(o->fd);
+		free_outfile(o);
+		return NULL;
+	}
+	return o;
+}
+
+struct outfile *outfile_fd(int fd, const char *label)
+{
+	struct outfile *o = calloc(1, sizeof(*o));
+
+	if (!o || !(o->label = strdup(label))) {
+		free_outfile(o);
+		return NULL;
+	}
+	o->fd = fd;
+	if (!wrap(o)) {
+		free_outfile(o);
+		return NULL;
+	}
+	return o;
+}
+
+FILE *outfile_stream(const struct outfile *o)
+{
+	return o->stream;
+}
+
+int outfile_reopen(struct outfile *o, char *err, size_t errlen)
+{
+	struct stat st;
+	int fd;
+
+	if (!o->own_fd)
+		return 0;
+	fd = open_path(o);
+	if (fd < 0) {
+		if (err)
+			snprintf(err, errlen, "%s: cannot reopen: %s", o->label, strerror(errno));
+		return -1;
+	}
+	flockfile(o->stream);
+	fflush_unlocked(o->stream);
+	close(o->fd);
+	o->fd = fd;
+	o->good = fstat(fd, &st) == 0 && S_ISREG(st.st_mode) ? lseek(fd, 0, SEEK_END) : -1;
+	funlockfile(o->stream);
+	return 0;
+}
+
+uint64_t outfile_lost(const struct outfile *o, int *error)
+{
+	uint64_t lost;
+
+	flockfile(o->stream);
+	lost = o->lost;
+	if (error)
+		*error = o->error;
+	funlockfile(o->stream);
+	return lost;
+}
+
+int outfile_close(struct outfile *o)
+{
+	int ret;
+
+	if (!o)
+		return 0;
+	fclose(o->stream);
+	if (o->lost)
+		fprintf(stderr, "%s: %llu record%s lost (%s)\n", o->label, (unsigned long long)o->lost,
+			o->lost == 1 ? "" : "s", strerror(o->error ? o->error : EIO));
+	else if (o->error)
+		fprintf(stderr, "%s: %s\n", o->label, strerror(o->error));
+	ret = o->lost || o->error ? -1 : 0;
+	free_outfile(o);
+	return ret;
+}
