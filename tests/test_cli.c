@@ -189,8 +189,20 @@ Test(cli, pcapng_with_mixed_link_types)
 
 Test(cli, bad_flags_and_help)
 {
-	run(&r, "pcap --bogus x.pcap");
+	run(&r, "pcap --bogus=1 x.pcap");
 	cr_assert_eq(r.status, 2);
+	cr_assert_str_eq(r.err, "mtlsdiag pcap: unknown option '--bogus' (try 'mtlsdiag pcap --help')\n");
+	run(&r, "pcap -qZ x.pcap");
+	cr_assert_str_eq(r.err, "mtlsdiag pcap: unknown option '-Z' (try 'mtlsdiag pcap --help')\n");
+	run(&r, "pcap --json");
+	cr_assert_eq(r.status, 2);
+	cr_assert_str_eq(r.err, "mtlsdiag pcap: --json needs an argument (try 'mtlsdiag pcap --help')\n");
+	run(&r, "pcap x.pcap -f");
+	cr_assert_eq(r.status, 2, "options come before the files");
+	run(&r, "probe --bogus");
+	cr_assert_str_eq(r.err, "mtlsdiag probe: unknown option '--bogus' (try 'mtlsdiag probe --help')\n");
+	run(&r, "proxy --listen");
+	cr_assert_str_eq(r.err, "mtlsdiag proxy: --listen needs an argument (try 'mtlsdiag proxy --help')\n");
 	run(&r, "pcap");
 	cr_assert_eq(r.status, 2);
 	cr_assert(strstr(r.err, "no capture file"), "%s", r.err);

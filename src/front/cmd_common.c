@@ -3,6 +3,7 @@
 #include "config.h"
 
 #include <errno.h>
+#include <getopt.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -212,4 +213,17 @@ int cmd_close_outputs(const char *who, struct cmd_output *out)
 		fprintf(stderr, "%s: --json %s: a write failed; records are missing\n", who, out->json_path);
 	out->json = NULL;
 	return closed && !lost;
+}
+
+void cmd_bad_option(const char *who, int opt, char *const *argv)
+{
+	const char *arg = optind > 0 ? argv[optind - 1] : "?";
+	int len = (int)strcspn(arg, "=");
+
+	if (opt == ':')
+		fprintf(stderr, "%s: %.*s needs an argument (try '%s --help')\n", who, len, arg, who);
+	else if (optopt > 0 && optopt < 128 && arg[0] == '-' && arg[1] != '-')
+		fprintf(stderr, "%s: unknown option '-%c' (try '%s --help')\n", who, optopt, who);
+	else
+		fprintf(stderr, "%s: unknown option '%.*s' (try '%s --help')\n", who, len, arg, who);
 }

@@ -200,10 +200,14 @@ static enum cmd_parsed parse_pcap(int argc, char **argv, struct pcap_opts *o)
 	int opt;
 
 	memset(o, 0, sizeof(*o));
-	while ((opt = getopt_long(argc, argv, "+f:qh", opts, NULL)) != -1) {
+	while ((opt = getopt_long(argc, argv, "+:f:qh", opts, NULL)) != -1) {
 		if (opt == 'h') {
 			usage(stdout);
 			return CMD_HELP;
+		}
+		if (opt == '?' || opt == ':') {
+			cmd_bad_option(WHO, opt, argv);
+			return CMD_USAGE_ERROR;
 		}
 		if (!pcap_option(o, opt, optarg))
 			return CMD_USAGE_ERROR;

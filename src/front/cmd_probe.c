@@ -724,10 +724,14 @@ static enum cmd_parsed parse_probe(int argc, char **argv, struct probe_cmd_opts 
 	memset(o, 0, sizeof(*o));
 	o->tls = "both";
 	o->timeout_s = 10;
-	while ((opt = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+	while ((opt = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
 		if (opt == 'h') {
 			usage(stdout);
 			return CMD_HELP;
+		}
+		if (opt == '?' || opt == ':') {
+			cmd_bad_option(WHO, opt, argv);
+			return CMD_USAGE_ERROR;
 		}
 		if (!probe_option(o, opt, optarg))
 			return CMD_USAGE_ERROR;

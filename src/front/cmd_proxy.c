@@ -295,10 +295,14 @@ static enum cmd_parsed parse_proxy(int argc, char **argv, struct proxy_opts *o)
 	int opt;
 
 	memset(o, 0, sizeof(*o));
-	while ((opt = getopt_long(argc, argv, "+h", opts, NULL)) != -1) {
+	while ((opt = getopt_long(argc, argv, "+:h", opts, NULL)) != -1) {
 		if (opt == 'h') {
 			usage(stdout);
 			return CMD_HELP;
+		}
+		if (opt == '?' || opt == ':') {
+			cmd_bad_option(WHO, opt, argv);
+			return CMD_USAGE_ERROR;
 		}
 		if (!proxy_option(o, opt, optarg))
 			return CMD_USAGE_ERROR;

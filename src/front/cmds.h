@@ -50,6 +50,11 @@ int cmd_open_outputs(const char *who, const char *json_path, bool append, struct
  * the command then exits 2.  Idempotent. */
 int cmd_close_outputs(const char *who, struct cmd_output *out) __attribute__((nonnull));
 
+/* An option getopt_long refused ('?') or one missing its argument (':',
+ * with opterr 0 and an optstring starting with ':'): one line and a hint,
+ * not the whole usage. */
+void cmd_bad_option(const char *who, int opt, char *const *argv) __attribute__((nonnull));
+
 /* --at TIME: "2026-11-23T12:00:00Z", "2026-11-23 12:00:00", "2026-11-23"
  * (UTC) or "@EPOCH".  0 after printing one line prefixed with `who`. */
 int cmd_parse_time(const char *who, const char *s, time_t *out);

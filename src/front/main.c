@@ -1,6 +1,7 @@
 /* main: dispatches mtlsdiag's subcommands. */
 #include "config.h"
 
+#include <getopt.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -36,6 +37,7 @@ int main(int argc, char **argv)
 		printf("mtlsdiag %s\n", PACKAGE_VERSION);
 		return 0;
 	}
+	opterr = 0;   /* the commands say what is wrong with an option themselves */
 	if (strcmp(argv[1], "pcap") == 0)
 		return cmd_pcap(argc - 1, argv + 1);
 	if (strcmp(argv[1], "proxy") == 0)
