@@ -1,7 +1,8 @@
 /* `mtlsdiag proxy` in front of the real lab servers. The lab (scripts/lab
  * start: nginx, HAProxy, Apache, openssl s_server, gnutls-serv, Node.js,
  * Go, Java, lighttpd with OpenSSL, mbedTLS and wolfSSL, Caddy, NSS) runs once
- * for the suite. Every row of tests/data/lab/truth.tsv is run with curl
+ * for the suite, in a directory of its own, on the free ports it chose
+ * (`scripts/lab status`). Every row of tests/data/lab/truth.tsv is run with curl
  * exactly as scripts/lab capture runs it, straight to the server and through
  * a proxy ($MTLSDIAG_BIN); openssl s_client does the same against s_server
  * and nginx-on. For each connection the proxy's JSON record must agree with
@@ -98,10 +99,17 @@ static int lab_up(char *err, size_t errlen)
 {
 	char script[4096], state[300], log[300], status[300];
 	struct e2e_io to_log = { NULL, log, log }, to_status = { NULL, status, NULL };
+	const char *tmp = getenv("TMPDIR");
 	int rc;
 
 	snprintf(script, sizeof(script), "%s", test_path("scripts/lab"));
-	snprintf(lab_dir, sizeof(lab_dir), "/tmp/mtlsdiag-proxylab.XXXXXX");
+	/* a directory of its own (the lab's servers take free ports): suites
+	 * run at the same time do not meet */
+	if ((size_t)snprintf(lab_dir, sizeof(lab_dir), "%s/mtlsdiag-proxylab.XXXXXX", tmp && *tmp ? tmp : "/tmp") >=
+	    sizeof(lab_dir)) {
+		snprintf(err, errlen, "TMPDIR is too long: %s", tmp);
+		return 0;
+	}
 	if (!mkdtemp(lab_dir)) {
 		snprintf(err, errlen, "mkdtemp %s: %s", lab_dir, strerror(errno));
 		return 0;
