@@ -38,7 +38,7 @@ struct pcap_opts {
 	const char *cas[MAX_CATALOGUES];
 	size_t n_cas;
 	struct server_expect *expect;   /* allocated at the first --expect-server-*, or NULL */
-	bool at_set, quiet;
+	bool at_set, quiet, keep_query;
 	time_t at;
 	struct capture_opts capture;    /* --filter */
 	char *const *files;
@@ -124,6 +124,8 @@ static void usage(FILE *out)
 		"  --keylog FILE     an NSS key log (what SSLKEYLOGFILE makes curl, browsers and\n"
 		"                    Python write): decrypt TLS 1.3 handshakes and the HTTP\n"
 		"                    answer; repeatable\n"
+		"  --keep-query      keep the query string of a decrypted request line (by\n"
+		"                    default it is written as '?\xe2\x80\xa6': it may hold tokens)\n"
 		"  --inspection-cas FILE  more inspection-CA rules, added to the bundled\n"
 		"                    catalogue (conf/inspection-cas.conf); repeatable\n"
 		"  --expect-server-ca FILE  the CA (PEM) the real server's chain comes from: a\n"
@@ -151,6 +153,7 @@ static int pcap_option(struct pcap_opts *o, int opt, const char *arg)
 	case 'b': o->bundle_path = arg; return 1;
 	case 'f': o->capture.filter = arg; return 1;
 	case 'q': o->quiet = true; return 1;
+	case 'Q': o->keep_query = true; return 1;
 	case 'a':
 		if (!cmd_parse_time(WHO, arg, &o->at))
 			return 0;
@@ -194,6 +197,7 @@ static enum cmd_parsed parse_pcap(int argc, char **argv, struct pcap_opts *o)
 		{ "expect-server-spki", required_argument, NULL, 'p' },
 		{ "filter", required_argument, NULL, 'f' },
 		{ "quiet", no_argument, NULL, 'q' },
+		{ "keep-query", no_argument, NULL, 'Q' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -303,6 +307,7 @@ static int run_pcap(const struct pcap_opts *o)
 		goto Exit;
 	/* -q without --json prints only the counts: nothing reads the evidence */
 	run.cfg.no_evidence = run.quiet && !run.out.json;
+	run.cfg.keep_query = o->keep_query;
 	run.cfg.certs = cert_cache_new(4096);
 	run.cfg.chains = chain_memo_new();
 	run.cfg.pool = obs_pool_new();
