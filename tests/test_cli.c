@@ -396,11 +396,13 @@ Test(cli, json_write_failure_is_said_and_status_2)
 {
 	run(&r, "pcap --json /dev/full tests/data/lab/captures/apache_none_tls12.pcap");
 	cr_assert_eq(r.status, 2, "%s", r.err);
-	cr_assert_str_eq(r.err, "mtlsdiag pcap: --json /dev/full: No space left on device\n");
+	cr_assert_str_eq(r.err, "mtlsdiag pcap: --json /dev/full: No space left on device: records are being lost "
+				"(each written whole or not at all)\n"
+				"mtlsdiag pcap: --json /dev/full: 2 records lost (No space left on device)\n");
 	cr_assert(strstr(r.out, "client did not send cert"), "the human lines are still written: %s", r.out);
 	/* --json - on a standard output that cannot be written */
 	run(&r, "--version >/dev/null; sh -c '\"$MTLSDIAG_BIN\" pcap --json - tests/data/lab/captures/apache_none_tls12.pcap >/dev/full'");
 	cr_assert_eq(r.status, 2, "%s", r.err);
 	cr_assert(strstr(r.err, "client did not send cert"), "%s", r.err);
-	cr_assert(strstr(r.err, "\nmtlsdiag pcap: --json -: No space left on device\n"), "%s", r.err);
+	cr_assert(strstr(r.err, "\nmtlsdiag pcap: --json -: 2 records lost (No space left on device)\n"), "%s", r.err);
 }

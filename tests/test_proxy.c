@@ -784,7 +784,63 @@ Test(proxy, json_write_failure_is_said_at_exit_with_status_2, .init = px_setup, 
 	cr_assert_eq(e2e_stop(proxy, 12000), 2);
 	err = e2e_slurp(px_tmp("err"));
 	cr_assert_not_null(err);
-	cr_expect(strstr(err, "mtlsdiag proxy: --json /dev/full: a write failed; records are missing\n"), "%s", err);
+	cr_expect(strstr(err, "mtlsdiag proxy: --json /dev/full: No space left on device: records are being lost"), "%s", err);
+	cr_expect(strstr(err, "mtlsdiag proxy: --json /dev/full: 1 record lost (No space left on device)\n"), "%s", err);
+	free(err);
+}
+
+/* A JSON file that fills (a file size limit): the relay keeps relaying,
+ * the file keeps only whole records, and the rest are counted and said,
+ * once as they start being lost and in a total at the end. */
+Test(proxy, a_json_file_that_fills_keeps_whole_records_and_counts_the_rest, .init = px_setup, .fini = px_teardown,
+     .timeout = 60)
+{
+	uint16_t up_port, px_port = e2e_free_port();
+	int lfd = px_listen_any(AF_INET, &up_port);
+	int saved = dup(2), errfd = open(px_tmp("err"), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+	char listen_at[64], upstream[64], lost[80], *err, *json, *line;
+	const char *args[] = { "--listen", listen_at, "--upstream", upstream, "--json", px_tmp("full.json"), NULL };
+	size_t records = 0;
+	pid_t echo, proxy;
+	struct stat st;
+
+	if (!px_have("prlimit"))
+		cr_skip_test("prlimit (util-linux) is not installed");
+	cr_assert(lfd >= 0 && saved >= 0 && errfd >= 0);
+	echo = start_echo(lfd, -1);
+	test_fmt(listen_at, "127.0.0.1:%u", px_port);
+	test_fmt(upstream, "127.0.0.1:%u", up_port);
+	dup2(errfd, 2);
+	/* every file the proxy writes stops at 12,000 bytes: about nine records */
+	proxy = px_start_argv("prlimit --fsize=12000 --", px_tmp("proxy.log"), args);
+	dup2(saved, 2);
+	close(saved);
+	close(errfd);
+	for (int i = 0; i < 40; i++)
+		cr_assert(echo_round_trip(px_port, "relayed while records are lost\n"), "round trip %d", i);
+	cr_assert(e2e_wait_lines(px_tmp("proxy.log"), 41, 5000), "%s", e2e_tail(px_tmp("proxy.log"), 300));
+	cr_assert_eq(e2e_stop(proxy, 12000), 2, "records were lost: exit 2");
+	px_stop_child(echo);
+
+	cr_assert_eq(stat(px_tmp("full.json"), &st), 0);
+	cr_assert_leq(st.st_size, 12000);
+	json = e2e_slurp(px_tmp("full.json"));
+	cr_assert_not_null(json);
+	for (line = json; *line; records++) {
+		char *nl = strchr(line, '\n');
+
+		cr_assert_not_null(nl, "the file ends inside a record");
+		cr_assert(strncmp(line, "{\"type\":\"connection\",", 21) == 0 && nl[-1] == '}',
+			  "not a whole record: %.60s ... %.60s", line, nl - 60 > line ? nl - 60 : line);
+		line = nl + 1;
+	}
+	cr_assert(records > 0 && records < 40, "%zu records kept", records);
+	err = e2e_slurp(px_tmp("err"));
+	cr_assert_not_null(err);
+	cr_assert(strstr(err, "File too large: records are being lost"), "%s", err);
+	test_fmt(lost, "%zu records lost (File too large)", 40 - records);
+	cr_assert(strstr(err, lost), "want '%s' in: %s", lost, err);
+	free(json);
 	free(err);
 }
 

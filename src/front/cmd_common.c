@@ -18,6 +18,7 @@
 #include "front/cmds.h"
 #include "analysis/expect.h"
 #include "analysis/inspect.h"
+#include "out/outfile.h"
 #include "wire/keylog.h"
 
 static int parse_time(const char *s, time_t *out)
@@ -171,16 +172,19 @@ int cmd_add_expect(const char *who, struct server_expect *e, bool is_ca, const c
 	return 0;
 }
 
-FILE *cmd_open_file(const char *who, const char *opt, const char *path, bool append)
+struct outfile *cmd_open_file(const char *who, const char *opt, const char *path, bool append)
 {
-	FILE *f;
+	char label[PATH_MAX + 64], err[PATH_MAX + 128];
+	struct outfile *o;
 
+	snprintf(label, sizeof(label), "%s: %s %s", who, opt, path);
 	if (strcmp(path, "-") == 0)
-		return stdout;
-	f = fopen(path, append ? "a" : "w");
-	if (!f)
-		fprintf(stderr, "%s: %s %s: %s\n", who, opt, path, strerror(errno));
-	return f;
+		o = outfile_fd(STDOUT_FILENO, label);
+	else
+		o = outfile_open(path, append, 0600, label, err, sizeof(err));
+	if (!o)
+		fprintf(stderr, "%s\n", strcmp(path, "-") == 0 ? label : err);
+	return o;
 }
 
 int cmd_open_outputs(const char *who, const char *json_path, bool append, struct cmd_output *out)
@@ -188,31 +192,25 @@ int cmd_open_outputs(const char *who, const char *json_path, bool append, struct
 	*out = (struct cmd_output){ .text = stdout, .json_path = json_path };
 	if (!json_path)
 		return 1;
-	if (!(out->json = cmd_open_file(who, "--json", json_path, append)))
+	if (!(out->json_file = cmd_open_file(who, "--json", json_path, append)))
 		return 0;
-	out->json_owned = out->json != stdout;
-	if (!out->json_owned)
+	out->json = outfile_stream(out->json_file);
+	if (strcmp(json_path, "-") == 0)
 		out->text = stderr;
 	return 1;
 }
 
 int cmd_close_outputs(const char *who, struct cmd_output *out)
 {
-	/* a write that failed earlier dropped what was buffered (glibc), and
-	 * the close that follows may well succeed: the error flag tells */
-	bool lost;
 	int closed;
 
-	if (!out->json)
+	(void)who;
+	if (!out->json_file)
 		return 1;
-	lost = ferror(out->json) != 0;
-	closed = out->json_owned ? fclose(out->json) == 0 : fflush(out->json) == 0;
-	if (!closed)
-		fprintf(stderr, "%s: --json %s: %s\n", who, out->json_path, strerror(errno));
-	else if (lost)
-		fprintf(stderr, "%s: --json %s: a write failed; records are missing\n", who, out->json_path);
+	closed = outfile_close(out->json_file) == 0;
+	out->json_file = NULL;
 	out->json = NULL;
-	return closed && !lost;
+	return closed;
 }
 
 void cmd_bad_option(const char *who, int opt, char *const *argv)

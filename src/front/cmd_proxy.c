@@ -20,6 +20,7 @@
 #include "analysis/inspect.h"
 #include "wire/keylog.h"
 #include "front/proxy.h"
+#include "out/outfile.h"
 
 #define MAX_LISTENERS 32
 #define MAX_ALLOW 256
@@ -338,16 +339,15 @@ static int build_config(const struct proxy_opts *o, struct proxy_config *cfg, st
 	cfg->inspection = *cat;
 	if (!cmd_load_keylogs(WHO, o->keylogs, o->n_keylogs, true, &cfg->keylog))
 		return 0;
-	if (cfg->log_path && !(cfg->log = cmd_open_file(WHO, "--log", cfg->log_path, true)))
-		return 0;
+	if (cfg->log_path) {
+		if (!(cfg->log_file = cmd_open_file(WHO, "--log", cfg->log_path, true)))
+			return 0;
+		cfg->log = outfile_stream(cfg->log_file);
+	}
 	if (!cmd_open_outputs(WHO, cfg->json_path, true, out))
 		return 0;
 	cfg->json = out->json;
-	/* standard output is not reopened on SIGHUP */
-	if (cfg->log == stdout)
-		cfg->log_path = NULL;
-	if (!out->json_owned)
-		cfg->json_path = NULL;
+	cfg->json_file = out->json_file;
 	return 1;
 }
 
@@ -362,8 +362,8 @@ static int run_proxy(const struct proxy_opts *o)
 		ret = proxy_run(&cfg);
 	if (!cmd_close_outputs(WHO, &out))
 		ret = 2;
-	if (cfg.log && cfg.log != stderr && cfg.log != stdout)
-		fclose(cfg.log);
+	if (outfile_close(cfg.log_file) != 0)
+		ret = 2;
 	X509_STORE_free(cfg.ca_bundle);
 	keylog_free(cfg.keylog);
 	inspect_free(cat);

@@ -11,6 +11,7 @@
 struct x509_store_st;
 struct inspect_catalogue;
 struct keylog;
+struct outfile;
 struct server_expect;
 
 int cmd_pcap(int argc, char **argv);
@@ -29,15 +30,16 @@ enum cmd_parsed {
  * standard output, and then the human lines go to standard error. */
 struct cmd_output {
 	FILE *text;             /* human lines (the proxy has --log instead) */
-	FILE *json;             /* JSON Lines, or NULL */
-	bool json_owned;        /* json is a file opened here */
+	FILE *json;             /* JSON Lines (json_file's stream), or NULL */
+	struct outfile *json_file;
 	const char *json_path;  /* as given ("-" included), or NULL */
 };
 
 /* An output option's file ("--json", "--log"): "-" is standard output;
- * otherwise opened for appending (append) or truncated.  NULL after
- * printing "who: OPT PATH: why". */
-FILE *cmd_open_file(const char *who, const char *opt, const char *path, bool append)
+ * otherwise opened for appending (append) or truncated, and created
+ * readable by its owner only.  Records reach it whole or not at all
+ * (out/outfile.h).  NULL after printing "who: OPT PATH: why". */
+struct outfile *cmd_open_file(const char *who, const char *opt, const char *path, bool append)
 	__attribute__((nonnull, warn_unused_result));
 
 /* Fills out for --json json_path (NULL: none).  0 after printing one line
@@ -45,9 +47,9 @@ FILE *cmd_open_file(const char *who, const char *opt, const char *path, bool app
 int cmd_open_outputs(const char *who, const char *json_path, bool append, struct cmd_output *out)
 	__attribute__((nonnull(1, 4), warn_unused_result));
 
-/* Closes the JSON output (flushes it when it is standard output).  1 when
- * every record reached it; 0 after printing "who: --json FILE: why", and
- * the command then exits 2.  Idempotent. */
+/* Closes the JSON output.  1 when every record reached it; 0 when records
+ * were lost (outfile_close has said how many), and the command then exits
+ * 2.  Idempotent. */
 int cmd_close_outputs(const char *who, struct cmd_output *out) __attribute__((nonnull));
 
 /* An option getopt_long refused ('?') or one missing its argument (':',

@@ -2,6 +2,7 @@
 #include "config.h"
 
 #include <getopt.h>
+#include <signal.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -38,6 +39,9 @@ int main(int argc, char **argv)
 		return 0;
 	}
 	opterr = 0;   /* the commands say what is wrong with an option themselves */
+	/* a file size limit is a full disk: the write fails and is counted,
+	 * the process goes on */
+	signal(SIGXFSZ, SIG_IGN);
 	if (strcmp(argv[1], "pcap") == 0)
 		return cmd_pcap(argc - 1, argv + 1);
 	if (strcmp(argv[1], "proxy") == 0)

@@ -57,6 +57,7 @@
 #include "wire/keylog.h"
 #include "front/netaddr.h"
 #include "analysis/observer.h"
+#include "out/outfile.h"
 #include "out/pcapout.h"
 #include "wire/preamble.h"
 #include "out/report.h"
@@ -1683,24 +1684,16 @@ static void stop_cb(evutil_socket_t fd, short what, void *arg)
 /* SIGHUP: the log files are opened again by name (after logrotate moved
  * them).  The FILE stays the same; its descriptor now points at the new
  * file, switched under the stream's lock so no line is split. */
-static void reopen(FILE *f, const char *path, const char *opt, FILE *log)
+/* SIGHUP: one output opened again at its path (after log rotation).  1, or
+ * 0 after saying why on the log (the old file stays in use). */
+static int reopen(struct outfile *o, FILE *log)
 {
-	int fd;
+	char err[PATH_MAX + 128];
 
-	if (!f || !path)
-		return;
-	fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
-	if (fd < 0) {
-		emit_fmt(log, "mtlsdiag proxy: SIGHUP: cannot reopen %s %s: %s (still writing to the old file)",
-			 opt, path, strerror(errno));
-		return;
-	}
-	flockfile(f);
-	fflush(f);
-	if (dup2(fd, fileno(f)) < 0)
-		emit_fmt(log, "mtlsdiag proxy: SIGHUP: cannot reopen %s %s: %s", opt, path, strerror(errno));
-	funlockfile(f);
-	close(fd);
+	if (!o || outfile_reopen(o, err, sizeof(err)) == 0)
+		return 1;
+	emit_fmt(log, "%s (SIGHUP; still writing to the old file)", err);
+	return 0;
 }
 
 static void signal_cb(evutil_socket_t sig, short what, void *arg)
@@ -1710,9 +1703,11 @@ static void signal_cb(evutil_socket_t sig, short what, void *arg)
 
 	(void)what;
 	if (sig == SIGHUP) {
-		reopen(px->cfg->log, px->cfg->log_path, "--log", px->cfg->log);
-		reopen(px->cfg->json, px->cfg->json_path, "--json", px->cfg->log);
-		emit_fmt(px->cfg->log, "mtlsdiag proxy: SIGHUP: log files reopened");
+		int ok = reopen(px->cfg->log_file, px->cfg->log);
+
+		ok &= reopen(px->cfg->json_file, px->cfg->log);
+		if (ok)
+			emit_fmt(px->cfg->log, "mtlsdiag proxy: SIGHUP: log files reopened");
 		return;
 	}
 	emit_fmt(px->cfg->log, "mtlsdiag proxy: %s: no longer accepting; closing once the open connections end (at most %u s)",

@@ -23,6 +23,7 @@
 #include <time.h>
 
 struct x509_store_st;
+struct outfile;
 
 enum proxy_mode { PROXY_STATIC, PROXY_CONNECT, PROXY_TRANSPARENT };
 
@@ -51,9 +52,11 @@ struct proxy_config {
 	size_t buffer_limit;         /* bytes queued towards one side before the other
 				      * side stops being read; 0: 256 KiB */
 	FILE *log;                   /* human lines (required) */
-	const char *log_path;        /* reopened on SIGHUP; NULL: not a file of ours */
-	FILE *json;                  /* JSON Lines, or NULL */
-	const char *json_path;       /* reopened on SIGHUP */
+	struct outfile *log_file;    /* log's file, reopened on SIGHUP; NULL: standard error */
+	const char *log_path;        /* --log as given */
+	FILE *json;                  /* JSON Lines (json_file's stream), or NULL */
+	struct outfile *json_file;   /* reopened on SIGHUP */
+	const char *json_path;       /* --json as given */
 	const char *pcap_out;        /* write the relayed connections here, or NULL */
 	bool pcap_full;              /* whole connections, not only up to the verdict */
 	const char *user;            /* drop privileges to this user after binding */
