@@ -707,6 +707,55 @@ Test(proxy, keylog_written_by_the_client_while_connecting, .init = px_setup, .fi
 		  "the human line says decrypted");
 }
 
+/* A decrypted request line loses its query string (tokens, passwords)
+ * unless --keep-query; the same in the proxy's records and when its
+ * capture is read again with mtlsdiag pcap. */
+Test(proxy, the_query_string_is_redacted_unless_kept, .init = px_setup, .fini = px_teardown, .timeout = 60)
+{
+	uint16_t srv_port = e2e_free_port();
+	const char *keys = px_tmp("keys.log");
+	char cmd[2048];
+	pid_t srv;
+
+	if (system("command -v curl >/dev/null 2>&1") != 0)
+		cr_skip_test("curl is not installed");
+	fclose(fopen(keys, "w"));   /* the proxy follows it from the start */
+	srv = px_start_s_server(srv_port);
+	cr_assert_eq(setenv("SSLKEYLOGFILE", keys, 1), 0);
+	for (int keep = 0; keep < 2; keep++) {
+		uint16_t px_port = e2e_free_port();
+		char listen_at[64], upstream[64], json[32], pcap[32], log[32];
+		const char *rec, *want = keep ? "GET /reset?token=abc123&password=hunter2 HTTP/1.1"
+					      : "GET /reset?\xe2\x80\xa6 HTTP/1.1";
+		pid_t proxy;
+
+		test_fmt(listen_at, "127.0.0.1:%u", px_port);
+		test_fmt(upstream, "127.0.0.1:%u", srv_port);
+		test_fmt(json, "proxy%d.json", keep);
+		test_fmt(pcap, "proxy%d.pcap", keep);
+		test_fmt(log, "proxy%d.log", keep);
+		proxy = px_start(px_tmp(log), "--listen", listen_at, "--upstream", upstream, "--json", px_tmp(json),
+				 "--keylog", keys, "--pcap-out", px_tmp(pcap), "--pcap-full",
+				 keep ? "--keep-query" : "--workers", keep ? "--workers" : "1", keep ? "1" : NULL, (char *)NULL);
+		test_fmt(cmd, "curl -s -o /dev/null --max-time 5 --cacert '%s' --cert '%s' --key '%s' "
+			 "--resolve localhost:%u:127.0.0.1 'https://localhost:%u/reset?token=abc123&password=hunter2'",
+			 px_pki("server-root.pem"), px_pki("good-chain.pem"), px_pki("good.key"), px_port, px_port);
+		cr_assert_eq(system(cmd), 0, "%s", cmd);
+		cr_assert(e2e_wait_lines(px_tmp(json), 1, 5000), "no record");
+		rec = px_nth_line(px_tmp(json), 0);
+		cr_assert_str_eq(px_json_field(rec, "http_request"), want, "%s", rec);
+		cr_assert_null(keep ? NULL : strstr(rec, "hunter2"), "%s", rec);
+		cr_expect_eq(e2e_stop(proxy, 12000), 0);
+
+		/* the capture read again: redacted the same way, or kept when asked */
+		test_fmt(cmd, "'%s' pcap --keylog '%s' --json - %s '%s' 2>/dev/null | grep -c '\"http_request\":\"%s\"'",
+			 getenv("MTLSDIAG_BIN"), keys, keep ? "--keep-query" : "", px_tmp(pcap), want);
+		cr_assert_eq(system(cmd), 0, "%s", cmd);
+	}
+	unsetenv("SSLKEYLOGFILE");
+	px_stop_child(srv);
+}
+
 Test(proxy, keylog_missing_is_one_line_and_exit_2, .init = px_setup, .fini = px_teardown)
 {
 	char cmd[1024];

@@ -65,6 +65,8 @@ static void usage(FILE *out)
 		"  --at TIME              judge certificate validity at TIME instead of now\n"
 		"  --keylog FILE          the clients' NSS key log (SSLKEYLOGFILE), read as they\n"
 		"                         write it: decrypt TLS 1.3 and the HTTP answer; repeatable\n"
+		"  --keep-query           keep the query string of a decrypted request line (by\n"
+		"                         default written as '?\xe2\x80\xa6': it may hold tokens)\n"
 		"  --inspection-cas FILE  more inspection-CA rules, added to the bundled\n"
 		"                         catalogue (conf/inspection-cas.conf); repeatable\n"
 		"  --expect-server-ca FILE  the CA (PEM) the real server's chain comes from: a\n"
@@ -178,7 +180,7 @@ static int check_listeners(struct listen_set *ls)
 enum {
 	O_LISTEN = 256, O_UPSTREAM, O_CONNECT, O_VIA, O_ALLOW, O_TRANSPARENT, O_JSON, O_LOG,
 	O_PCAP_OUT, O_PCAP_FULL, O_CA_BUNDLE, O_AT, O_WORKERS, O_MAX_CONNS, O_CONNECT_TIMEOUT,
-	O_IDLE_TIMEOUT, O_USER, O_KEYLOG, O_INSPECTION_CAS, O_EXPECT_CA, O_EXPECT_SPKI,
+	O_IDLE_TIMEOUT, O_USER, O_KEYLOG, O_INSPECTION_CAS, O_EXPECT_CA, O_EXPECT_SPKI, O_KEEP_QUERY,
 };
 
 /* The options as given. */
@@ -245,6 +247,7 @@ static int proxy_option(struct proxy_opts *o, int opt, const char *arg)
 	case O_LOG: c->log_path = arg; return 1;
 	case O_PCAP_OUT: c->pcap_out = arg; return 1;
 	case O_PCAP_FULL: c->pcap_full = true; return 1;
+	case O_KEEP_QUERY: c->keep_query = true; return 1;
 	case O_CA_BUNDLE: o->bundle_path = arg; return 1;
 	case O_USER: c->user = arg; return 1;
 	case O_AT:
@@ -279,6 +282,7 @@ static enum cmd_parsed parse_proxy(int argc, char **argv, struct proxy_opts *o)
 		{ "log", required_argument, NULL, O_LOG },
 		{ "pcap-out", required_argument, NULL, O_PCAP_OUT },
 		{ "pcap-full", no_argument, NULL, O_PCAP_FULL },
+		{ "keep-query", no_argument, NULL, O_KEEP_QUERY },
 		{ "ca-bundle", required_argument, NULL, O_CA_BUNDLE },
 		{ "at", required_argument, NULL, O_AT },
 		{ "workers", required_argument, NULL, O_WORKERS },

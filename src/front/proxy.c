@@ -1766,6 +1766,7 @@ static int worker_init(struct worker *w, size_t *failed_listener)
 	/* the clients write their key logs while their connections run */
 	w->ocfg.keylog = px->cfg->keylog;
 	w->ocfg.keylog_wait = px->cfg->keylog != NULL;
+	w->ocfg.keep_query = px->cfg->keep_query;
 	w->stop_ev = event_new(w->base, -1, 0, stop_cb, w);
 	w->deadline_ev = evtimer_new(w->base, deadline_cb, w);
 	w->retry_ev = evtimer_new(w->base, retry_accept_cb, w);

@@ -59,6 +59,7 @@ struct proxy_config {
 	const char *json_path;       /* --json as given */
 	const char *pcap_out;        /* write the relayed connections here, or NULL */
 	bool pcap_full;              /* whole connections, not only up to the verdict */
+	bool keep_query;             /* a decrypted request line keeps its query string */
 	const char *user;            /* drop privileges to this user after binding */
 	bool at_set;                 /* observer options, as for `mtlsdiag pcap` */
 	time_t at;
