@@ -252,9 +252,12 @@ static void splice_start(struct pconn *c)
 		struct evbuffer *out = bufferevent_get_output(sd->bev);
 
 		if (evbuffer_get_length(out)) {
-			if ((sd->spill = evbuffer_new()))
-				evbuffer_add_buffer(sd->spill, out);
-			else
+			/* libevent freezes the start of a socket bufferevent's
+			 * output (only its own writes take from it) until the
+			 * socket is set again: with the socket, we take over
+			 * the bytes, or evbuffer_add_buffer refuses to move them */
+			evbuffer_unfreeze(out, 1);
+			if (!(sd->spill = evbuffer_new()) || evbuffer_add_buffer(sd->spill, out) != 0)
 				lost = true;
 		}
 		sd->fd = bufferevent_getfd(sd->bev);
