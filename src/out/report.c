@@ -291,16 +291,6 @@ void report_json_members(struct json *j, const struct conn_facts *f, const struc
 		json_string(j, "source", f->source);
 }
 
-void report_json_string(FILE *out, const char *s)
-{
-	struct json j;
-
-	json_init(&j);
-	json_string(&j, NULL, s);
-	fputs(json_text(&j), out);
-	json_free(&j);
-}
-
 int report_json(FILE *out, const struct conn_facts *f, const struct verdict *v)
 {
 	struct json j;

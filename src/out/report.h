@@ -18,18 +18,12 @@ void report_line(char *buf, size_t len, const struct conn_facts *f, const struct
 /* The record format's version, in every JSON record ("schema"): members
  * are added, never renamed, within one version. */
 #define REPORT_SCHEMA 1
-#define REPORT_SCHEMA_TEXT "1"   /* for records not yet written through json.h */
 
 /* The members of a "type": "connection" record, into an open object (a
  * front end adds its own members after them). */
 void report_json_members(struct json *j, const struct conn_facts *f, const struct verdict *v);
 /* The whole record as one line: 0, or -1 with errno (json_write_line). */
 int report_json(FILE *out, const struct conn_facts *f, const struct verdict *v);
-
-/* A JSON string, the one escaper of every record: valid UTF-8 passes,
- * quotes, backslashes and control bytes are escaped, any other byte is
- * \u00XX; NULL is null. */
-void report_json_string(FILE *out, const char *s);
 
 /* Per-verdict tallies for the closing summary. */
 struct report_tally {

@@ -1,0 +1,661 @@
+/* proxy_conn: one relayed connection, a struct pconn with two symmetric
+ * sides, SIDE_CLIENT (accepted) and SIDE_SERVER (upstream), from accept to
+ * pconn_teardown, the only place its final record is written and its
+ * resources freed.
+ *
+ * A connection goes through up to three phases: REQUEST (connect mode
+ * only: reading the client's CONNECT request), CONNECTING (resolving and
+ * connecting to the server; what the client sends meanwhile waits in the
+ * server side's output, which libevent does not write before the connect
+ * completes) and RELAY (relay.c); or ANSWERED, when the proxy itself
+ * answers a CONNECT request with an error and closes.  What is relayed is
+ * shown to the connection's observer and written to the capture here
+ * (the tap), and the verdict is logged the moment it is final. */
+#include "config.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/event.h>
+
+#include "front/netaddr.h"
+#include "front/proxy_int.h"
+#include "out/pcapout.h"
+#include "out/report.h"
+#include "wire/cursor.h"
+#include "wire/keylog.h"
+#include "wire/preamble.h"
+
+/* While the verdict waits for the conversation after the handshake, the
+ * timer wakes this often: an open, quiet session after its answer has gone
+ * on (conversation.h), and its record should not wait for the close. */
+#define VERDICT_POLL_S 1
+
+static const char CONNECT_OK_ANSWER[] = "HTTP/1.1 200 Connection established\r\n\r\n";
+
+enum side pconn_side_of(const struct pconn *c, const struct bufferevent *bev)
+{
+	return c->side[SIDE_SERVER].bev == bev ? SIDE_SERVER : SIDE_CLIENT;
+}
+
+void pconn_now(const struct pconn *c, struct timeval *tv)
+{
+	event_base_gettimeofday_cached(c->w->base, tv);
+}
+
+void pconn_note_end(struct pconn *c, enum closer who, enum end_kind how)
+{
+	if (c->closed_by == CLOSER_NONE) {
+		c->closed_by = who;
+		c->end = how;
+	}
+}
+
+/* ---- the observer and the capture see what was relayed ---- */
+
+static void pcap_locked(struct proxy *px, void (*fn)(struct pconn *, enum side, enum close_kind,
+						    const uint8_t *, size_t, const struct timeval *),
+			struct pconn *c, enum side s, enum close_kind how, const uint8_t *p, size_t n,
+			const struct timeval *ts)
+{
+	pthread_mutex_lock(&px->pcap_lock);
+	fn(c, s, how, p, n, ts);
+	pthread_mutex_unlock(&px->pcap_lock);
+}
+
+static void pcap_write(struct pconn *c, enum side s, enum close_kind how, const uint8_t *p, size_t n,
+		       const struct timeval *ts)
+{
+	(void)how;
+	pcapout_skip(c->pcap, s, c->side[s].unrecorded);
+	c->side[s].unrecorded = 0;
+	pcapout_data(c->pcap, s, p, n, ts);
+}
+
+static void pcap_end(struct pconn *c, enum side s, enum close_kind how, const uint8_t *p, size_t n,
+		     const struct timeval *ts)
+{
+	(void)p;
+	(void)n;
+	pcapout_skip(c->pcap, s, c->side[s].unrecorded);
+	c->side[s].unrecorded = 0;
+	pcapout_close(c->pcap, s, how, ts);
+}
+
+/* Bytes side `from` sent, in order: to the observer while it still wants
+ * them, and to the capture (all of them with --pcap-full; otherwise as
+ * long as the observer reads, then only counted). */
+static void tap_bytes(struct pconn *c, enum side from, const uint8_t *p, size_t n,
+		      const struct timeval *now)
+{
+	bool wanted = obs_conn_wants_bytes(c->obs);
+
+	/* a secret the client has not written yet may be there by now */
+	if (wanted && c->w->ocfg.keylog && obs_conn_awaiting_keys(c->obs))
+		keylog_refresh(c->w->ocfg.keylog);
+	if (wanted)
+		obs_conn_feed(c->obs, from, p, n, now);
+	if (!c->pcap)
+		return;
+	if (wanted || c->w->px->cfg->pcap_full)
+		pcap_locked(c->w->px, pcap_write, c, from, CLOSE_FIN, p, n, now);
+	else
+		c->side[from].unrecorded += n;
+}
+
+void tap_buffer(struct pconn *c, enum side from, struct evbuffer *buf, const struct timeval *now)
+{
+	struct evbuffer_iovec small[16], *vec = small;
+	int n, i;
+
+	if (!c->obs || (!c->pcap && !obs_conn_wants_bytes(c->obs)))
+		return;
+	n = evbuffer_peek(buf, -1, NULL, NULL, 0);
+	if (n <= 0)
+		return;
+	if (n > 16 && !(vec = malloc((size_t)n * sizeof(*vec))))
+		return;
+	n = evbuffer_peek(buf, -1, NULL, vec, n);
+	for (i = 0; i < n; i++)
+		tap_bytes(c, from, vec[i].iov_base, vec[i].iov_len, now);
+	if (vec != small)
+		free(vec);
+}
+
+void tap_close(struct pconn *c, enum side s, enum close_kind how)
+{
+	struct timeval now;
+
+	if (!c->obs || c->side[s].tap_closed)
+		return;
+	pconn_now(c, &now);
+	c->side[s].tap_closed = true;
+	obs_conn_close(c->obs, s, how, &now);
+	if (c->pcap)
+		pcap_locked(c->w->px, pcap_end, c, s, how, NULL, 0, &now);
+}
+
+/* ---- the verdict, the end ---- */
+
+/* The verdict the moment the observer calls it final. */
+void pconn_check_early(struct pconn *c)
+{
+	const struct verdict *v;
+	char line[2048];
+
+	if (c->early_logged || !c->obs)
+		return;
+	v = obs_conn_early_verdict(c->obs);
+	if (!v)
+		return;
+	c->early_logged = true;
+	report_line(line, sizeof(line), obs_conn_facts(c->obs), v);
+	emit_line(c->w->px->cfg->log, line);
+}
+
+void pconn_maybe_done(struct pconn *c)
+{
+	int s;
+
+	for (s = 0; s < 2; s++)
+		if (!c->side[s].read_done || !c->side[s].write_done)
+			return;
+	pconn_teardown(c);
+}
+
+/* ---- the proxy answers itself ---- */
+
+/* Connect mode: the connection ends with an HTTP answer from the proxy
+ * itself (the CONNECT refused, or its target unreachable); the client's
+ * side is shut once the answer is written. */
+static void answer_and_close(struct pconn *c, int status, const char *phrase, const char *text)
+{
+	struct pconn_side *cl = &c->side[SIDE_CLIENT], *up = &c->side[SIDE_SERVER];
+	struct timeval flush = { c->w->px->connect_timeout_s, 0 };
+
+	c->phase = PH_ANSWERED;
+	evtimer_add(c->timer, &flush);   /* for the answer to be read */
+	relay_close_side(up);
+	up->dead = up->read_done = up->write_done = true;
+	cl->read_done = true;
+	bufferevent_disable(cl->bev, EV_READ);
+	evbuffer_drain(bufferevent_get_input(cl->bev), evbuffer_get_length(bufferevent_get_input(cl->bev)));
+	if (cl->write_done || cl->dead) {
+		pconn_maybe_done(c);
+		return;
+	}
+	evbuffer_add_printf(bufferevent_get_output(cl->bev),
+			    "HTTP/1.1 %d %s\r\nContent-Type: text/plain\r\nContent-Length: %zu\r\n"
+			    "Connection: close\r\nProxy-Agent: mtlsdiag\r\n\r\n%s\n",
+			    status, phrase, strlen(text) + 1, text);
+	cl->shut_pending = true;
+}
+
+static void upstream_failed(struct pconn *c, const char *why, bool timed_out)
+{
+	char text[600];
+
+	emit_failure(c, "upstream_error", "upstream unreachable", why);
+	pconn_note_end(c, CLOSER_PROXY, END_UPSTREAM_ERROR);
+	if (c->wl->l->cfg->mode != PROXY_CONNECT) {
+		pconn_teardown(c);
+		return;
+	}
+	snprintf(text, sizeof(text), "mtlsdiag proxy: cannot reach %s: %s", c->target, why);
+	if (timed_out)
+		answer_and_close(c, 504, "Gateway Timeout", text);
+	else
+		answer_and_close(c, 502, "Bad Gateway", text);
+}
+
+static void refuse_connect(struct pconn *c, int status, const char *phrase, const char *why)
+{
+	char text[600], what[64];
+
+	snprintf(what, sizeof(what), "refused with %d %s", status, phrase);
+	emit_failure(c, "connect_refused", what, why);
+	pconn_note_end(c, CLOSER_PROXY, END_REFUSED);
+	snprintf(text, sizeof(text), "mtlsdiag proxy: %s", why);
+	answer_and_close(c, status, phrase, text);
+}
+
+/* The client went away before its CONNECT request was complete. */
+void pconn_request_abandoned(struct pconn *c, enum end_kind how)
+{
+	emit_failure(c, "connect_refused", "abandoned",
+		     how == END_RST ? "the client reset the connection before its CONNECT request was complete"
+				    : "the client closed before its CONNECT request was complete");
+	pconn_note_end(c, CLOSER_CLIENT, how);
+	pconn_teardown(c);
+}
+
+/* ---- connected, events and timers ---- */
+
+/* The observer (and the capture), once the server's address is known, or
+ * for a connection that ended before the upstream answered. */
+static void start_observer(struct pconn *c, const struct endpoint *server, const struct timeval *now)
+{
+	struct proxy *px = c->w->px;
+	struct pconn_side *up = &c->side[SIDE_SERVER];
+
+	c->obs = obs_conn_new(&c->w->ocfg, &c->client, server, &c->start, true);
+	if (!c->obs)
+		return;
+	if (px->pcap) {
+		pthread_mutex_lock(&px->pcap_lock);
+		c->pcap = pcapout_conn_new(px->pcap, &c->client, server, &c->start);
+		pthread_mutex_unlock(&px->pcap_lock);
+	}
+	if (c->request) {
+		/* connect mode answered here: the exchange the client saw comes
+		 * first, as a capture on the client's side would show it */
+		tap_buffer(c, SIDE_CLIENT, c->request, &c->start);
+		evbuffer_free(c->request);
+		c->request = NULL;
+		if (c->phase == PH_RELAY) {
+			bufferevent_write(c->side[SIDE_CLIENT].bev, CONNECT_OK_ANSWER, sizeof(CONNECT_OK_ANSWER) - 1);
+			tap_bytes(c, SIDE_SERVER, (const uint8_t *)CONNECT_OK_ANSWER, sizeof(CONNECT_OK_ANSWER) - 1, now);
+		}
+	}
+	/* What the client sent while we connected waits, unsent, in the
+	 * upstream's output: libevent writes nothing before the connection. */
+	if (up->bev)
+		tap_buffer(c, SIDE_CLIENT, bufferevent_get_output(up->bev), now);
+	if (c->side[SIDE_CLIENT].read_done)   /* the client left while we connected */
+		tap_close(c, SIDE_CLIENT, c->side[SIDE_CLIENT].dead ? CLOSE_RST : CLOSE_FIN);
+}
+
+static void configured_upstream(const struct pconn *c, struct endpoint *server)
+{
+	memset(server, 0, sizeof(*server));
+	/* a name longer than an address is cut here; the record's `upstream`
+	 * member carries it whole */
+	snprintf(server->ip, sizeof(server->ip), "%.*s", (int)sizeof(server->ip) - 1, c->up_host);
+	server->port = c->up_port;
+}
+
+static void on_connected(struct pconn *c)
+{
+	struct proxy *px = c->w->px;
+	struct pconn_side *up = &c->side[SIDE_SERVER];
+	evutil_socket_t fd = bufferevent_getfd(up->bev);
+	struct sockaddr_storage ss;
+	socklen_t sslen = sizeof(ss);
+	struct endpoint server;
+	struct timeval now, idle = { px->idle_timeout_s, 0 };
+
+	c->phase = PH_RELAY;
+	pconn_now(c, &now);
+	c->last_activity = now;
+	proxy_set_nodelay(fd);
+	/* a numeric upstream is where we connected: no getpeername needed */
+	if (netaddr_numeric(c->up_host, c->up_port, &ss) != 0 ||
+	    getpeername(fd, (struct sockaddr *)&ss, &sslen) == 0)
+		netaddr_endpoint((struct sockaddr *)&ss, &server);
+	else
+		configured_upstream(c, &server);
+	start_observer(c, &server, &now);
+	if (idle.tv_sec > VERDICT_POLL_S)
+		idle.tv_sec = VERDICT_POLL_S;
+	evtimer_add(c->timer, &idle);
+	if (up->shut_pending && evbuffer_get_length(bufferevent_get_output(up->bev)) == 0)
+		relay_shut_side(c, SIDE_SERVER);
+	pconn_check_early(c);
+	pconn_maybe_done(c);
+}
+
+void pconn_event_cb(struct bufferevent *bev, short what, void *arg)
+{
+	struct pconn *c = arg;
+	enum side s = pconn_side_of(c, bev);
+	int err = EVUTIL_SOCKET_ERROR();
+
+	if (what & BEV_EVENT_CONNECTED) {
+		on_connected(c);
+		return;
+	}
+	if (s == SIDE_SERVER && c->phase == PH_CONNECTING) {
+		char why[300];
+		int dns = bufferevent_socket_get_dns_error(bev);
+
+		if (dns)
+			snprintf(why, sizeof(why), "cannot resolve %s: %s", c->up_host, evutil_gai_strerror(dns));
+		else
+			snprintf(why, sizeof(why), "connect: %s", err ? evutil_socket_error_to_string(err) : "failed");
+		upstream_failed(c, why, false);
+		return;
+	}
+	if (what & BEV_EVENT_EOF)
+		relay_eof(c, s);
+	else if (what & (BEV_EVENT_ERROR | BEV_EVENT_TIMEOUT))
+		relay_error(c, s);
+}
+
+static void timer_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct pconn *c = arg;
+	struct proxy *px = c->w->px;
+	struct timeval now, idle_end, left;
+	int s;
+
+	(void)fd;
+	(void)what;
+	if (c->phase == PH_ANSWERED) {   /* the client did not take the answer */
+		pconn_teardown(c);
+		return;
+	}
+	if (c->phase == PH_REQUEST) {
+		char why[100];
+
+		snprintf(why, sizeof(why), "no complete CONNECT request within %u s", px->connect_timeout_s);
+		emit_failure(c, "connect_refused", "timed out", why);
+		pconn_note_end(c, CLOSER_PROXY, END_TIMEOUT);
+		pconn_teardown(c);
+		return;
+	}
+	if (c->phase == PH_CONNECTING) {
+		char why[64];
+
+		snprintf(why, sizeof(why), "connect: timed out after %u s", px->connect_timeout_s);
+		upstream_failed(c, why, true);
+		return;
+	}
+	pconn_now(c, &now);
+	if (!c->early_logged && c->obs) {
+		obs_conn_quiet_until(c->obs, &now);
+		pconn_check_early(c);
+	}
+	idle_end = c->last_activity;
+	idle_end.tv_sec += px->idle_timeout_s;
+	if (timercmp(&now, &idle_end, <)) {
+		timersub(&idle_end, &now, &left);
+		if (!c->early_logged && left.tv_sec >= VERDICT_POLL_S) {
+			left.tv_sec = VERDICT_POLL_S;
+			left.tv_usec = 0;
+		}
+		evtimer_add(c->timer, &left);
+		return;
+	}
+	pconn_note_end(c, CLOSER_PROXY, END_TIMEOUT);
+	for (s = 0; s < 2; s++)
+		tap_close(c, (enum side)s, CLOSE_TIMEOUT);
+	pconn_teardown(c);
+}
+
+/* The one teardown: the final record, then everything freed. */
+void pconn_teardown(struct pconn *c)
+{
+	struct worker *w = c->w;
+	struct proxy *px = w->px;
+	struct timeval now;
+	int s;
+
+	if (c->torn_down)
+		return;
+	c->torn_down = true;
+	pconn_now(c, &now);
+	if (!c->obs && c->phase == PH_CONNECTING && c->closed_by != CLOSER_NONE &&
+	    c->end != END_UPSTREAM_ERROR) {
+		/* It ended before the upstream connected (a client that reset at
+		 * once, a stop while connecting): it still gets its one record,
+		 * with the upstream as configured for the server.  An upstream
+		 * error has written its own. */
+		struct endpoint server;
+
+		configured_upstream(c, &server);
+		start_observer(c, &server, &now);
+	}
+	if (c->obs) {
+		const struct verdict *v;
+		const struct conn_facts *f;
+		uint64_t ms = ms_between(&c->start, &now);
+		char line[2048];
+		size_t used;
+
+		/* the client has written its secrets by the time it closes */
+		if (c->w->ocfg.keylog && obs_conn_awaiting_keys(c->obs)) {
+			keylog_refresh(c->w->ocfg.keylog);
+			obs_conn_retry_keys(c->obs);
+		}
+		/* sides the proxy closed itself did not close: nothing to report */
+		v = obs_conn_finish(c->obs, false, &now);
+		f = obs_conn_facts(c->obs);
+		report_line(line, sizeof(line), f, v);
+		used = strlen(line);
+		if (used < sizeof(line))
+			snprintf(line + used, sizeof(line) - used,
+				 " [closed by %s: %s; %llu ms; client sent %llu B, server sent %llu B]",
+				 closer_name(c->closed_by), end_name(c->end), (unsigned long long)ms,
+				 (unsigned long long)c->side[SIDE_CLIENT].bytes,
+				 (unsigned long long)c->side[SIDE_SERVER].bytes);
+		emit_line(px->cfg->log, line);
+		if (px->cfg->json)
+			emit_json(px->cfg->json, c, f, v, ms);
+		obs_conn_free(c->obs);
+	}
+	if (c->pcap) {
+		pthread_mutex_lock(&px->pcap_lock);
+		pcapout_conn_free(c->pcap);
+		if (pcapout_flush(px->pcap) != 0 && !atomic_exchange(&px->pcap_failed, true))
+			emit_fmt(px->cfg->log, "mtlsdiag proxy: --pcap-out %s: write failed: %s",
+				 px->cfg->pcap_out, strerror(errno));
+		pthread_mutex_unlock(&px->pcap_lock);
+	}
+	if (c->request)
+		evbuffer_free(c->request);
+	if (c->own_port)
+		atomic_fetch_sub(&px->own_ports[c->own_port], 1);
+	for (s = 0; s < 2; s++)
+		relay_close_side(&c->side[s]);
+	if (c->timer)
+		event_free(c->timer);
+	if (c->prev)
+		c->prev->next = c->next;
+	else
+		w->conns = c->next;
+	if (c->next)
+		c->next->prev = c->prev;
+	free(c);
+	worker_conn_closed(w);
+}
+
+/* ---- connecting ---- */
+
+static void start_connect(struct pconn *c)
+{
+	struct sockaddr_storage ss;
+	socklen_t len = netaddr_numeric(c->up_host, c->up_port, &ss);
+	int r;
+
+	c->phase = PH_CONNECTING;
+	/* Last: with a numeric address the callbacks may run before it returns. */
+	if (len)
+		r = bufferevent_socket_connect(c->side[SIDE_SERVER].bev, (struct sockaddr *)&ss, (int)len);
+	else
+		r = bufferevent_socket_connect_hostname(c->side[SIDE_SERVER].bev, c->w->dns, AF_UNSPEC,
+							c->up_host, c->up_port);
+	if (r != 0)
+		upstream_failed(c, "connect: cannot start", false);
+}
+
+/* Transparent mode: the upstream socket is bound to its local port before
+ * it connects, and the port noted, so that the loop recognises this very
+ * connection should a REDIRECT rule send it back here (redirected_back). */
+static void start_connect_transparent(struct pconn *c, const struct sockaddr_storage *dst)
+{
+	struct proxy *px = c->w->px;
+	struct sockaddr_storage any = { .ss_family = dst->ss_family }, local;
+	socklen_t len = dst->ss_family == AF_INET6 ? sizeof(struct sockaddr_in6) : sizeof(struct sockaddr_in);
+	socklen_t llen = sizeof(local);
+	struct endpoint ep;
+	evutil_socket_t fd;
+	char why[200];
+
+	c->phase = PH_CONNECTING;
+	fd = socket(dst->ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (fd < 0 || bind(fd, (struct sockaddr *)&any, len) != 0 ||
+	    getsockname(fd, (struct sockaddr *)&local, &llen) != 0) {
+		snprintf(why, sizeof(why), "socket: %s", strerror(errno));
+		if (fd >= 0)
+			close(fd);
+		upstream_failed(c, why, false);
+		return;
+	}
+	netaddr_endpoint((struct sockaddr *)&local, &ep);
+	c->own_port = ep.port;
+	atomic_fetch_add(&px->own_ports[c->own_port], 1);
+	bufferevent_setfd(c->side[SIDE_SERVER].bev, fd);
+	/* Last: the callbacks may run before it returns. */
+	if (bufferevent_socket_connect(c->side[SIDE_SERVER].bev, (const struct sockaddr *)dst, (int)len) != 0)
+		upstream_failed(c, "connect: cannot start", false);
+}
+
+/* Connect mode: the client's request, once its header block is complete. */
+void pconn_connect_request(struct pconn *c)
+{
+	const struct proxy_listen_config *lc = c->wl->l->cfg;
+	struct evbuffer *in = bufferevent_get_input(c->side[SIDE_CLIENT].bev);
+	size_t len = evbuffer_get_length(in), i;
+	size_t view_len = len < CONNECT_HEAD_MAX ? len : CONNECT_HEAD_MAX;
+	const uint8_t *view = evbuffer_pullup(in, (ev_ssize_t)view_len);
+	struct connect_request req;
+	struct cursor cur;
+	char host[256];
+	uint16_t port;
+	bool allowed;
+
+	if (!view)
+		return;
+	cursor_init(&cur, view, view_len);
+	switch (preamble_parse_connect(&cur, &req)) {
+	case CONNECT_MORE:
+		return;
+	case CONNECT_BAD:
+		refuse_connect(c, 400, "Bad Request", req.error);
+		return;
+	case CONNECT_OK:
+		break;
+	}
+	snprintf(c->target, sizeof(c->target), "%s", req.target);
+	if (!proxy_split_hostport(req.target, host, sizeof(host), &port)) {
+		refuse_connect(c, 400, "Bad Request", "the CONNECT target is not host:port");
+		return;
+	}
+	allowed = lc->n_allow == 0;
+	for (i = 0; i < lc->n_allow && !allowed; i++)
+		allowed = proxy_allow_match(lc->allow[i], host, port);
+	if (!allowed) {
+		refuse_connect(c, 403, "Forbidden", "destination not allowed (see --allow)");
+		return;
+	}
+	if (lc->via) {
+		/* the gateway gets the request as the client wrote it (its
+		 * Proxy-Authorization included) and answers it itself */
+		snprintf(c->up_host, sizeof(c->up_host), "%s", c->wl->l->up_host);
+		c->up_port = c->wl->l->up_port;
+	} else {
+		c->request = evbuffer_new();
+		if (!c->request || evbuffer_remove_buffer(in, c->request, req.head_len) != (int)req.head_len) {
+			refuse_connect(c, 500, "Internal Server Error", "out of memory");
+			return;
+		}
+		c->side[SIDE_CLIENT].bytes += req.head_len;
+		snprintf(c->up_host, sizeof(c->up_host), "%s", host);
+		c->up_port = port;
+	}
+	c->side[SIDE_CLIENT].bytes += evbuffer_get_length(in);
+	relay_input(c, SIDE_CLIENT);
+	start_connect(c);
+}
+
+/* ---- accepted ---- */
+
+/* Whether a transparent connection's client is one of our own upstream
+ * sockets: its port is one we connect from, and its address is ours. */
+static bool redirected_back(const struct proxy *px, evutil_socket_t fd, const struct endpoint *client)
+{
+	struct sockaddr_storage ss;
+	socklen_t len = sizeof(ss);
+	struct endpoint local;
+
+	if (!px->own_ports || atomic_load(&px->own_ports[client->port]) == 0 ||
+	    getsockname(fd, (struct sockaddr *)&ss, &len) != 0)
+		return false;
+	netaddr_endpoint((struct sockaddr *)&ss, &local);
+	return strcmp(local.ip, client->ip) == 0;
+}
+
+void pconn_accept(const struct wlistener *wl, evutil_socket_t fd, const struct sockaddr *sa)
+{
+	struct worker *w = wl->w;
+	struct proxy *px = w->px;
+	struct pconn *c = calloc(1, sizeof(*c));
+	struct timeval ct = { px->connect_timeout_s, 0 };
+	char why[200];
+
+	if (!c) {
+		evutil_closesocket(fd);
+		return;
+	}
+	c->w = w;
+	c->wl = wl;
+	c->side[SIDE_CLIENT].fd = c->side[SIDE_SERVER].fd = -1;
+	c->closed_by = CLOSER_NONE;
+	event_base_gettimeofday_cached(w->base, &c->start);
+	c->last_activity = c->start;
+	netaddr_endpoint(sa, &c->client);
+	c->next = w->conns;
+	if (w->conns)
+		w->conns->prev = c;
+	w->conns = c;
+	worker_conn_opened(w);   /* TCP_NODELAY comes from the listener */
+	c->side[SIDE_CLIENT].bev = relay_side_new(c, fd);
+	if (!c->side[SIDE_CLIENT].bev)
+		evutil_closesocket(fd);
+	c->side[SIDE_SERVER].bev = relay_side_new(c, -1);
+	c->timer = evtimer_new(w->base, timer_cb, c);
+	if (!c->side[SIDE_CLIENT].bev || !c->side[SIDE_SERVER].bev || !c->timer) {
+		emit_fmt(px->cfg->log, "mtlsdiag proxy: out of memory: connection from %s dropped", c->client.ip);
+		pconn_teardown(c);
+		return;
+	}
+	evtimer_add(c->timer, &ct);
+	switch (wl->l->cfg->mode) {
+	case PROXY_STATIC:
+		snprintf(c->up_host, sizeof(c->up_host), "%s", wl->l->up_host);
+		c->up_port = wl->l->up_port;
+		start_connect(c);
+		break;
+	case PROXY_TRANSPARENT: {
+		struct sockaddr_storage dst;
+		struct endpoint ep;
+
+		if (redirected_back(px, fd, &c->client)) {
+			emit_failure(c, "upstream_error", "redirect loop",
+				     "this connection comes from the proxy's own upstream connection: exclude the proxy's traffic from the REDIRECT rule (e.g. iptables -m owner ! --uid-owner USER, with --user USER)");
+			pconn_note_end(c, CLOSER_PROXY, END_UPSTREAM_ERROR);
+			pconn_teardown(c);
+			return;
+		}
+		if (!netaddr_original_dst(fd, &dst, why, sizeof(why))) {
+			emit_failure(c, "upstream_error", "no destination", why);
+			pconn_note_end(c, CLOSER_PROXY, END_UPSTREAM_ERROR);
+			pconn_teardown(c);
+			return;
+		}
+		netaddr_endpoint((struct sockaddr *)&dst, &ep);
+		snprintf(c->up_host, sizeof(c->up_host), "%s", ep.ip);
+		c->up_port = ep.port;
+		start_connect_transparent(c, &dst);
+		break;
+	}
+	case PROXY_CONNECT:
+		c->phase = PH_REQUEST;   /* relay.c's read_cb takes it from here */
+		break;
+	}
+}

@@ -1,0 +1,162 @@
+/* proxy_record: what the proxy writes, apart from its start-up and
+ * shutdown notices: the human line and JSON record of a connection that
+ * ended (emit_json), of one that never reached its server (emit_failure),
+ * and the line and string helpers they use.  Lines are written whole,
+ * under the stream's lock, so that the workers' lines do not mix. */
+#include "config.h"
+
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "front/proxy_int.h"
+#include "out/json.h"
+#include "out/report.h"
+
+void emit_line(FILE *out, const char *line)
+{
+	flockfile(out);
+	fputs(line, out);
+	putc('\n', out);
+	fflush(out);
+	funlockfile(out);
+}
+
+void __attribute__((format(printf, 2, 3)))
+emit_fmt(FILE *out, const char *fmt, ...)
+{
+	char line[1024];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(line, sizeof(line), fmt, ap);
+	va_end(ap);
+	emit_line(out, line);
+}
+
+const char *closer_name(enum closer c)
+{
+	switch (c) {
+	case CLOSER_CLIENT: return "client";
+	case CLOSER_SERVER: return "server";
+	case CLOSER_PROXY: return "proxy";
+	default: break;
+	}
+	return "none";
+}
+
+const char *end_name(enum end_kind e)
+{
+	switch (e) {
+	case END_FIN: return "fin";
+	case END_RST: return "rst";
+	case END_TIMEOUT: return "timeout";
+	case END_SHUTDOWN: return "shutdown";
+	case END_UPSTREAM_ERROR: return "upstream_error";
+	case END_REFUSED: return "refused";
+	default: break;
+	}
+	return "none";
+}
+
+static const char *mode_name(enum proxy_mode m)
+{
+	switch (m) {
+	case PROXY_CONNECT: return "connect";
+	case PROXY_TRANSPARENT: return "transparent";
+	default: break;
+	}
+	return "static";
+}
+
+uint64_t ms_between(const struct timeval *a, const struct timeval *b)
+{
+	struct timeval d;
+
+	if (timercmp(b, a, <))
+		return 0;
+	timersub(b, a, &d);
+	return (uint64_t)d.tv_sec * 1000 + (uint64_t)d.tv_usec / 1000;
+}
+
+/* One record to the JSON output, whole, and flushed: a connection's record
+ * is written as the connection ends. */
+static void write_record(FILE *out, struct json *j)
+{
+	flockfile(out);
+	(void)json_write_line(j, out);   /* a loss is counted by the output (outfile) */
+	fflush(out);
+	funlockfile(out);
+}
+
+/* The final record: report.c's members, then the relay's own (mode,
+ * upstream, closed_by, close, duration_ms, relayed bytes each way, and
+ * whether the rest was spliced once the verdict settled). */
+void emit_json(FILE *out, const struct pconn *c, const struct conn_facts *f,
+	       const struct verdict *v, uint64_t duration_ms)
+{
+	struct json j;
+	char up[300];
+
+	report_endpoint(up, sizeof(up), c->up_host, c->up_port);
+	json_init(&j);
+	json_object(&j, NULL);
+	report_json_members(&j, f, v);
+	json_string(&j, "mode", mode_name(c->wl->l->cfg->mode));
+	json_string(&j, "upstream", up);
+	json_string(&j, "closed_by", closer_name(c->closed_by));
+	json_string(&j, "close", end_name(c->end));
+	json_uint(&j, "duration_ms", duration_ms);
+	json_object(&j, "relayed");
+	json_uint(&j, "client", c->side[SIDE_CLIENT].bytes);
+	json_uint(&j, "server", c->side[SIDE_SERVER].bytes);
+	json_end(&j);
+	json_bool(&j, "spliced", c->spliced);
+	json_end(&j);
+	write_record(out, &j);
+	json_free(&j);
+}
+
+/* A connection that never reached its server: one human line, one JSON
+ * record of type `type` ("upstream_error", "connect_refused"). */
+void emit_failure(const struct pconn *c, const char *type, const char *what, const char *why)
+{
+	const struct proxy *px = c->w->px;
+	char ts[40], client[80], up[300];
+	struct json j;
+
+	report_time(ts, sizeof(ts), &c->start, 3);
+	report_endpoint(client, sizeof(client), c->client.ip, c->client.port);
+	if (c->up_host[0])
+		report_endpoint(up, sizeof(up), c->up_host, c->up_port);
+	else
+		snprintf(up, sizeof(up), "?");
+	if (c->target[0] && strcmp(type, "connect_refused") == 0)
+		emit_fmt(px->cfg->log, "%s %s CONNECT %s %s: %s", ts, client, c->target, what, why);
+	else if (c->target[0])
+		emit_fmt(px->cfg->log, "%s %s -> %s (CONNECT %s) %s: %s (client connection closed)",
+			 ts, client, up, c->target, what, why);
+	else
+		emit_fmt(px->cfg->log, "%s %s -> %s %s: %s (client connection closed)", ts, client, up, what, why);
+	if (!px->cfg->json)
+		return;
+	report_time(ts, sizeof(ts), &c->start, 6);
+	json_init(&j);
+	json_object(&j, NULL);
+	json_string(&j, "type", type);
+	json_uint(&j, "schema", REPORT_SCHEMA);
+	json_string(&j, "ts", ts);
+	json_string(&j, "mode", mode_name(c->wl->l->cfg->mode));
+	json_object(&j, "client");
+	json_string(&j, "ip", c->client.ip);
+	json_uint(&j, "port", c->client.port);
+	json_end(&j);
+	if (c->target[0])
+		json_string(&j, "connect_target", c->target);
+	if (c->up_host[0])
+		json_string(&j, "upstream", up);
+	json_string(&j, "error", why);
+	json_end(&j);
+	write_record(px->cfg->json, &j);
+	json_free(&j);
+}
