@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -185,6 +186,32 @@ Test(cli, pcapng_with_mixed_link_types)
 	cr_assert(strstr(r.err, "another link type") && strstr(r.err, "analysed the 45 packets"), "%s", r.err);
 	cr_assert_not(strstr(r.err, "truncated"), "%s", r.err);
 	cr_assert_eq(lines(r.err), 1, "%s", r.err);
+}
+
+/* Output files may hold request lines and names: created for their owner
+ * only, unless --umask says otherwise. */
+Test(cli, json_files_are_created_0600_unless_umask)
+{
+	char dir[] = "/tmp/mtlsdiag-mode-XXXXXX", args[512], path[128];
+	struct stat st;
+
+	cr_assert(mkdtemp(dir));
+	test_fmt(path, "%s/a.json", dir);
+	test_fmt(args, "pcap --json %s tests/data/capture/one.pcap", path);
+	run(&r, args);
+	cr_assert_eq(r.status, 0, "%s", r.err);
+	cr_assert_eq(stat(path, &st), 0);
+	cr_assert_eq(st.st_mode & 0777, 0600, "%o", st.st_mode & 0777);
+	test_fmt(path, "%s/b.json", dir);
+	test_fmt(args, "pcap --umask 022 --json %s tests/data/capture/one.pcap", path);
+	run(&r, args);
+	cr_assert_eq(stat(path, &st), 0);
+	cr_assert_eq(st.st_mode & 0777, 0644, "%o", st.st_mode & 0777);
+	run(&r, "pcap --umask 9x tests/data/capture/one.pcap");
+	cr_assert_eq(r.status, 2);
+	cr_assert_str_eq(r.err, "mtlsdiag pcap: --umask: '9x' is not an octal mask (022, 077)\n");
+	test_fmt(args, "rm -rf '%s'", dir);
+	cr_assert_eq(system(args), 0);
 }
 
 Test(cli, bad_flags_and_help)

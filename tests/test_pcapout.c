@@ -166,7 +166,7 @@ static void write_stream(const char *path, const struct endpoint *cli, const str
 			 const uint8_t *cb, size_t cn, const uint8_t *sb, size_t sn)
 {
 	char err[256] = "";
-	struct pcapout *po = pcapout_open(path, err, sizeof(err));
+	struct pcapout *po = pcapout_open(path, 0600, err, sizeof(err));
 	struct pcapout_conn *c;
 	struct timeval tv = { 1700000000, 0 };
 	size_t ci = 0, si = 0;
@@ -412,7 +412,7 @@ Test(pcapout, large_write_split)
 	for (i = 0; i < n; i++)
 		big[i] = (uint8_t)(i * 7 + (i >> 9));
 	tmp_name(path, sizeof(path));
-	po = pcapout_open(path, err, sizeof(err));
+	po = pcapout_open(path, 0600, err, sizeof(err));
 	cr_assert_not_null(po, "%s", err);
 	c = pcapout_conn_new(po, &cli, &srv, &tv);
 	cr_assert_not_null(c);
@@ -444,7 +444,7 @@ Test(pcapout, reset)
 	struct capture_stats st;
 
 	tmp_name(path, sizeof(path));
-	po = pcapout_open(path, err, sizeof(err));
+	po = pcapout_open(path, 0600, err, sizeof(err));
 	cr_assert_not_null(po, "%s", err);
 	c = pcapout_conn_new(po, &cli, &srv, NULL);
 	cr_assert_not_null(c);
@@ -470,10 +470,10 @@ Test(pcapout, bad_inputs)
 	char path[64], err[256] = "";
 	struct pcapout *po;
 
-	cr_assert_null(pcapout_open("/nonexistent-dir/x.pcap", err, sizeof(err)));
+	cr_assert_null(pcapout_open("/nonexistent-dir/x.pcap", 0600, err, sizeof(err)));
 	cr_assert(strstr(err, "/nonexistent-dir/x.pcap") != NULL, "%s", err);
 	tmp_name(path, sizeof(path));
-	po = pcapout_open(path, err, sizeof(err));
+	po = pcapout_open(path, 0600, err, sizeof(err));
 	cr_assert_not_null(po, "%s", err);
 	cr_assert_null(pcapout_conn_new(po, &cli, &srv, NULL));
 	pcapout_close_file(po);
@@ -491,7 +491,7 @@ Test(pcapout, the_file_is_readable_by_its_owner_only)
 	umask(022);
 	tmp_name(path, sizeof(path));
 	unlink(path);
-	po = pcapout_open(path, err, sizeof(err));
+	po = pcapout_open(path, 0600, err, sizeof(err));
 	cr_assert_not_null(po, "%s", err);
 	cr_assert_eq(stat(path, &st), 0);
 	cr_assert_eq(st.st_mode & 0777, 0600, "mode %o", st.st_mode & 0777);
@@ -556,7 +556,7 @@ Test(pcapout, a_full_disk_loses_packets_counted_and_leaves_a_whole_file)
 	signal(SIGXFSZ, SIG_IGN);
 	cr_assert_eq(getrlimit(RLIMIT_FSIZE, &lim) == 0 && (lim.rlim_cur = 100000, setrlimit(RLIMIT_FSIZE, &lim)), 0);
 	tmp_name(path, sizeof(path));
-	po = pcapout_open(path, err, sizeof(err));
+	po = pcapout_open(path, 0600, err, sizeof(err));
 	cr_assert_not_null(po, "%s", err);
 	written = fill(po, 1000);
 	cr_assert_lt(written, 1000, "the limit was never reached");
@@ -589,7 +589,7 @@ Test(pcapout, a_full_disk_loses_packets_counted_and_leaves_a_whole_file)
 Test(pcapout, dev_full_reports_enospc)
 {
 	char err[256] = "";
-	struct pcapout *po = pcapout_open("/dev/full", err, sizeof(err));
+	struct pcapout *po = pcapout_open("/dev/full", 0600, err, sizeof(err));
 	int error;
 
 	cr_assert_not_null(po, "%s", err);

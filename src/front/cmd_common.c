@@ -172,7 +172,22 @@ int cmd_add_expect(const char *who, struct server_expect *e, bool is_ca, const c
 	return 0;
 }
 
-struct outfile *cmd_open_file(const char *who, const char *opt, const char *path, bool append)
+int cmd_parse_umask(const char *who, const char *arg, mode_t *mode)
+{
+	char *end;
+	unsigned long mask;
+
+	errno = 0;
+	mask = strtoul(arg, &end, 8);
+	if (errno || !*arg || *end || mask > 0777) {
+		fprintf(stderr, "%s: --umask: '%s' is not an octal mask (022, 077)\n", who, arg);
+		return 0;
+	}
+	*mode = 0666 & ~(mode_t)mask;
+	return 1;
+}
+
+struct outfile *cmd_open_file(const char *who, const char *opt, const char *path, bool append, mode_t mode)
 {
 	char label[PATH_MAX + 64], err[PATH_MAX + 128];
 	struct outfile *o;
@@ -181,18 +196,18 @@ struct outfile *cmd_open_file(const char *who, const char *opt, const char *path
 	if (strcmp(path, "-") == 0)
 		o = outfile_fd(STDOUT_FILENO, label);
 	else
-		o = outfile_open(path, append, 0600, label, err, sizeof(err));
+		o = outfile_open(path, append, mode, label, err, sizeof(err));
 	if (!o)
 		fprintf(stderr, "%s\n", strcmp(path, "-") == 0 ? label : err);
 	return o;
 }
 
-int cmd_open_outputs(const char *who, const char *json_path, bool append, struct cmd_output *out)
+int cmd_open_outputs(const char *who, const char *json_path, bool append, mode_t mode, struct cmd_output *out)
 {
 	*out = (struct cmd_output){ .text = stdout, .json_path = json_path };
 	if (!json_path)
 		return 1;
-	if (!(out->json_file = cmd_open_file(who, "--json", json_path, append)))
+	if (!(out->json_file = cmd_open_file(who, "--json", json_path, append, mode)))
 		return 0;
 	out->json = outfile_stream(out->json_file);
 	if (strcmp(json_path, "-") == 0)

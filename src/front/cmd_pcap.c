@@ -33,6 +33,7 @@
 /* The options as given. */
 struct pcap_opts {
 	const char *json_path, *bundle_path;
+	mode_t file_mode;               /* of the --json file: 0600, or by --umask */
 	const char **keylogs;           /* --keylog FILE... (allocated: any number) */
 	size_t n_keylogs;
 	const char *cas[MAX_CATALOGUES];
@@ -116,7 +117,8 @@ static void usage(FILE *out)
 		"\n"
 		"options:\n"
 		"  --json FILE       also write JSON Lines to FILE (- for standard output; the\n"
-		"                    human lines then go to standard error)\n"
+		"                    human lines then go to standard error); created 0600\n"
+		"  --umask MASK      create output files with 0666 less MASK (022) instead\n"
 		"  --at TIME         judge certificate validity at TIME (2026-11-23T12:00:00Z,\n"
 		"                    2026-11-23, or @EPOCH) instead of the capture's timestamps\n"
 		"  --ca-bundle FILE  the server's client-CA bundle (PEM): verify client chains\n"
@@ -150,6 +152,7 @@ static int pcap_option(struct pcap_opts *o, int opt, const char *arg)
 {
 	switch (opt) {
 	case 'j': o->json_path = arg; return 1;
+	case 'U': return cmd_parse_umask(WHO, arg, &o->file_mode);
 	case 'b': o->bundle_path = arg; return 1;
 	case 'f': o->capture.filter = arg; return 1;
 	case 'q': o->quiet = true; return 1;
@@ -189,6 +192,7 @@ static enum cmd_parsed parse_pcap(int argc, char **argv, struct pcap_opts *o)
 {
 	static const struct option opts[] = {
 		{ "json", required_argument, NULL, 'j' },
+		{ "umask", required_argument, NULL, 'U' },
 		{ "at", required_argument, NULL, 'a' },
 		{ "ca-bundle", required_argument, NULL, 'b' },
 		{ "keylog", required_argument, NULL, 'k' },
@@ -204,6 +208,7 @@ static enum cmd_parsed parse_pcap(int argc, char **argv, struct pcap_opts *o)
 	int opt;
 
 	memset(o, 0, sizeof(*o));
+	o->file_mode = CMD_FILE_MODE;
 	while ((opt = getopt_long(argc, argv, "+:f:qh", opts, NULL)) != -1) {
 		if (opt == 'h') {
 			usage(stdout);
@@ -303,7 +308,7 @@ static int run_pcap(const struct pcap_opts *o)
 	size_t i;
 	int ret = 2;
 
-	if (!load_inputs(&run, o) || !cmd_open_outputs(WHO, o->json_path, false, &run.out))
+	if (!load_inputs(&run, o) || !cmd_open_outputs(WHO, o->json_path, false, o->file_mode, &run.out))
 		goto Exit;
 	/* -q without --json prints only the counts: nothing reads the evidence */
 	run.cfg.no_evidence = run.quiet && !run.out.json;

@@ -55,7 +55,8 @@ static void usage(FILE *out)
 		"                          sends GET / and reads the first answer, where nginx\n"
 		"                          refuses a certificate with 400; --http is that default)\n"
 		"  --json FILE             also write JSON Lines to FILE (- for standard output;\n"
-		"                          the human lines then go to standard error)\n"
+		"                          the human lines then go to standard error); created 0600\n"
+		"  --umask MASK            create output files with 0666 less MASK (022) instead\n"
 		"  --inspection-cas FILE   more inspection-CA rules, added to the bundled\n"
 		"                          catalogue (repeatable)\n"
 		"  --timeout S             give up a probe after S seconds (default 10)\n"
@@ -597,6 +598,7 @@ static int parse_timeout(const char *s, unsigned *out)
 /* The options as given, HOST:PORT, --via and --tls read.  (struct
  * probe_options is one probe's, made from these.) */
 struct probe_cmd_opts {
+	mode_t file_mode;               /* of the --json file: 0600, or by --umask */
 	char host[256];
 	uint16_t port;
 	const char *via;                /* --via as given, or NULL */
@@ -629,6 +631,7 @@ static int probe_option(struct probe_cmd_opts *o, int opt, const char *arg)
 	case 'H': o->http = true; return 1;
 	case 'N': o->no_http = true; return 1;
 	case 'j': o->json_path = arg; return 1;
+	case 'U': return cmd_parse_umask(WHO, arg, &o->file_mode);
 	case 'i': return cmd_add_file(WHO, "--inspection-cas", o->cas, &o->n_cas, MAX_CATALOGUES, arg);
 	case 'T':
 		if (parse_timeout(arg, &o->timeout_s))
@@ -714,6 +717,7 @@ static enum cmd_parsed parse_probe(int argc, char **argv, struct probe_cmd_opts 
 		{ "http", no_argument, NULL, 'H' },
 		{ "no-http", no_argument, NULL, 'N' },
 		{ "json", required_argument, NULL, 'j' },
+		{ "umask", required_argument, NULL, 'U' },
 		{ "inspection-cas", required_argument, NULL, 'i' },
 		{ "timeout", required_argument, NULL, 'T' },
 		{ "at", required_argument, NULL, 'a' },
@@ -723,6 +727,7 @@ static enum cmd_parsed parse_probe(int argc, char **argv, struct probe_cmd_opts 
 	int opt;
 
 	memset(o, 0, sizeof(*o));
+	o->file_mode = CMD_FILE_MODE;
 	o->tls = "both";
 	o->timeout_s = 10;
 	while ((opt = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
@@ -799,7 +804,7 @@ static int run_probe(const struct probe_cmd_opts *o)
 	run.cat = cat;
 	ocfg.inspection = cat;   /* the verdict line names the middlebox too */
 	run.n_rules = inspect_count(cat);
-	if (!cmd_open_outputs(WHO, o->json_path, false, &run.out))
+	if (!cmd_open_outputs(WHO, o->json_path, false, o->file_mode, &run.out))
 		goto Exit;
 	if (!(ocfg.certs = cert_cache_new(64))) {
 		fprintf(stderr, WHO ": out of memory\n");

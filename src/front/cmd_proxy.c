@@ -57,6 +57,8 @@ static void usage(FILE *out)
 		"  --json FILE            also write JSON Lines to FILE, appending (- for standard\n"
 		"                         output)\n"
 		"  --log FILE             human lines to FILE, appending (default: standard error)\n"
+		"  --umask MASK           create --json, --log and --pcap-out files with 0666 less\n"
+		"                         MASK (022) instead of 0600\n"
 		"  --pcap-out FILE        write the relayed connections to FILE as a capture, each\n"
 		"                         up to its verdict (for Wireshark, `mtlsdiag pcap`, a ticket)\n"
 		"  --pcap-full            with --pcap-out: whole connections\n"
@@ -180,7 +182,7 @@ static int check_listeners(struct listen_set *ls)
 enum {
 	O_LISTEN = 256, O_UPSTREAM, O_CONNECT, O_VIA, O_ALLOW, O_TRANSPARENT, O_JSON, O_LOG,
 	O_PCAP_OUT, O_PCAP_FULL, O_CA_BUNDLE, O_AT, O_WORKERS, O_MAX_CONNS, O_CONNECT_TIMEOUT,
-	O_IDLE_TIMEOUT, O_USER, O_KEYLOG, O_INSPECTION_CAS, O_EXPECT_CA, O_EXPECT_SPKI, O_KEEP_QUERY,
+	O_IDLE_TIMEOUT, O_USER, O_KEYLOG, O_INSPECTION_CAS, O_EXPECT_CA, O_EXPECT_SPKI, O_KEEP_QUERY, O_UMASK,
 };
 
 /* The options as given. */
@@ -244,6 +246,7 @@ static int proxy_option(struct proxy_opts *o, int opt, const char *arg)
 
 	switch (opt) {
 	case O_JSON: c->json_path = arg; return 1;
+	case O_UMASK: return cmd_parse_umask(WHO, arg, &c->file_mode);
 	case O_LOG: c->log_path = arg; return 1;
 	case O_PCAP_OUT: c->pcap_out = arg; return 1;
 	case O_PCAP_FULL: c->pcap_full = true; return 1;
@@ -279,6 +282,7 @@ static enum cmd_parsed parse_proxy(int argc, char **argv, struct proxy_opts *o)
 		{ "allow", required_argument, NULL, O_ALLOW },
 		{ "transparent", no_argument, NULL, O_TRANSPARENT },
 		{ "json", required_argument, NULL, O_JSON },
+		{ "umask", required_argument, NULL, O_UMASK },
 		{ "log", required_argument, NULL, O_LOG },
 		{ "pcap-out", required_argument, NULL, O_PCAP_OUT },
 		{ "pcap-full", no_argument, NULL, O_PCAP_FULL },
@@ -300,6 +304,7 @@ static enum cmd_parsed parse_proxy(int argc, char **argv, struct proxy_opts *o)
 	int opt;
 
 	memset(o, 0, sizeof(*o));
+	o->relay.file_mode = CMD_FILE_MODE;
 	while ((opt = getopt_long(argc, argv, "+:h", opts, NULL)) != -1) {
 		if (opt == 'h') {
 			usage(stdout);
@@ -344,11 +349,11 @@ static int build_config(const struct proxy_opts *o, struct proxy_config *cfg, st
 	if (!cmd_load_keylogs(WHO, o->keylogs, o->n_keylogs, true, &cfg->keylog))
 		return 0;
 	if (cfg->log_path) {
-		if (!(cfg->log_file = cmd_open_file(WHO, "--log", cfg->log_path, true)))
+		if (!(cfg->log_file = cmd_open_file(WHO, "--log", cfg->log_path, true, cfg->file_mode)))
 			return 0;
 		cfg->log = outfile_stream(cfg->log_file);
 	}
-	if (!cmd_open_outputs(WHO, cfg->json_path, true, out))
+	if (!cmd_open_outputs(WHO, cfg->json_path, true, cfg->file_mode, out))
 		return 0;
 	cfg->json = out->json;
 	cfg->json_file = out->json_file;

@@ -6,6 +6,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdio.h>
+#include <sys/types.h>
 #include <time.h>
 
 struct x509_store_st;
@@ -39,13 +40,18 @@ struct cmd_output {
  * otherwise opened for appending (append) or truncated, and created
  * readable by its owner only.  Records reach it whole or not at all
  * (out/outfile.h).  NULL after printing "who: OPT PATH: why". */
-struct outfile *cmd_open_file(const char *who, const char *opt, const char *path, bool append)
+struct outfile *cmd_open_file(const char *who, const char *opt, const char *path, bool append, mode_t mode)
 	__attribute__((nonnull, warn_unused_result));
+
+/* Files the commands create are readable by their owner only (0600); with
+ * --umask MASK they get 0666 less MASK instead.  0 after printing why. */
+#define CMD_FILE_MODE 0600
+int cmd_parse_umask(const char *who, const char *arg, mode_t *mode) __attribute__((nonnull));
 
 /* Fills out for --json json_path (NULL: none).  0 after printing one line
  * prefixed with `who` ("mtlsdiag pcap"); out can be closed either way. */
-int cmd_open_outputs(const char *who, const char *json_path, bool append, struct cmd_output *out)
-	__attribute__((nonnull(1, 4), warn_unused_result));
+int cmd_open_outputs(const char *who, const char *json_path, bool append, mode_t mode, struct cmd_output *out)
+	__attribute__((nonnull(1, 5), warn_unused_result));
 
 /* Closes the JSON output.  1 when every record reached it; 0 when records
  * were lost (outfile_close has said how many), and the command then exits

@@ -469,7 +469,7 @@ int proxy_run(const struct proxy_config *cfg)
 		goto Exit;
 	}
 	signal(SIGPIPE, SIG_IGN);   /* a peer gone mid-write is an error to handle, not a reason to die */
-	if (cfg->pcap_out && !(px.pcap = pcapout_open(cfg->pcap_out, err, sizeof(err)))) {
+	if (cfg->pcap_out && !(px.pcap = pcapout_open(cfg->pcap_out, cfg->file_mode, err, sizeof(err)))) {
 		fprintf(stderr, "mtlsdiag proxy: --pcap-out: %s\n", err);
 		goto Exit;
 	}

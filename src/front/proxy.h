@@ -19,6 +19,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 #include <stdio.h>
 #include <time.h>
 
@@ -58,6 +59,7 @@ struct proxy_config {
 	struct outfile *json_file;   /* reopened on SIGHUP */
 	const char *json_path;       /* --json as given */
 	const char *pcap_out;        /* write the relayed connections here, or NULL */
+	mode_t file_mode;            /* of the files it creates (--json, --log, --pcap-out) */
 	bool pcap_full;              /* whole connections, not only up to the verdict */
 	bool keep_query;             /* a decrypted request line keeps its query string */
 	const char *user;            /* drop privileges to this user after binding */

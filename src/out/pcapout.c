@@ -84,7 +84,7 @@ static uint16_t fold(uint32_t acc)
 	return (uint16_t)~acc;
 }
 
-struct pcapout *pcapout_open(const char *path, char *err, size_t errlen)
+struct pcapout *pcapout_open(const char *path, mode_t mode, char *err, size_t errlen)
 {
 	struct pcapout *po = calloc(1, sizeof(*po));
 	int fd;
@@ -102,7 +102,7 @@ struct pcapout *pcapout_open(const char *path, char *err, size_t errlen)
 		return NULL;
 	}
 	/* a relay's bytes may hold credentials: the file is the operator's alone */
-	fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode);
 	if (fd < 0 || !(po->file = fdopen(fd, "wb"))) {
 		if (err && errlen)
 			snprintf(err, errlen, "%s: %s", path, strerror(errno));

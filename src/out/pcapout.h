@@ -18,6 +18,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/time.h>
+#include <sys/types.h>
 
 #include "wire/facts.h"
 
@@ -26,9 +27,9 @@
 struct pcapout;
 struct pcapout_conn;
 
-/* Creates (truncates) the capture file, readable by its owner only.  NULL
- * on failure, err says why (one line naming the file). */
-struct pcapout *pcapout_open(const char *path, char *err, size_t errlen)
+/* Creates (truncates) the capture file with `mode` (0600: readable by its
+ * owner only).  NULL on failure, err says why (one line naming the file). */
+struct pcapout *pcapout_open(const char *path, mode_t mode, char *err, size_t errlen)
 	__attribute__((nonnull(1), warn_unused_result));
 
 /* A new connection from client to server; writes the three-way handshake
