@@ -893,6 +893,40 @@ Test(proxy, a_json_file_that_fills_keeps_whole_records_and_counts_the_rest, .ini
 	free(err);
 }
 
+/* A capture output that cannot be written: said once in the log as it
+ * starts, the relay goes on, and the count at the end (exit 2). */
+Test(proxy, pcap_out_write_failure_is_said_and_the_relay_goes_on, .init = px_setup, .fini = px_teardown,
+     .timeout = 60)
+{
+	uint16_t up_port, px_port = e2e_free_port();
+	int lfd = px_listen_any(AF_INET, &up_port);
+	int saved = dup(2), errfd = open(px_tmp("err"), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+	char listen_at[64], upstream[64], *err;
+	pid_t echo, proxy;
+
+	cr_assert(lfd >= 0 && saved >= 0 && errfd >= 0);
+	echo = start_echo(lfd, -1);
+	test_fmt(listen_at, "127.0.0.1:%u", px_port);
+	test_fmt(upstream, "127.0.0.1:%u", up_port);
+	dup2(errfd, 2);
+	proxy = px_start(px_tmp("proxy.log"), "--listen", listen_at, "--upstream", upstream, "--pcap-out", "/dev/full",
+			 "--pcap-full", (char *)NULL);
+	dup2(saved, 2);
+	close(saved);
+	close(errfd);
+	for (int i = 0; i < 5; i++)
+		cr_assert(echo_round_trip(px_port, "relayed all the same\n"), "round trip %d", i);
+	cr_assert(e2e_wait_contains(px_tmp("proxy.log"), "--pcap-out /dev/full: No space left on device: packets are "
+			 "being lost", 3000), "%s", e2e_tail(px_tmp("proxy.log"), 400));
+	cr_assert_eq(e2e_stop(proxy, 12000), 2);
+	px_stop_child(echo);
+	err = e2e_slurp(px_tmp("err"));
+	cr_assert_not_null(err);
+	cr_assert(strstr(err, "mtlsdiag proxy: --pcap-out /dev/full: ") && strstr(err, "packets lost (No space left on device)"),
+		  "%s", err);
+	free(err);
+}
+
 Test(proxy, garbage_is_relayed_unchanged_and_logged_not_tls, .init = px_setup, .fini = px_teardown)
 {
 	static const char garbage[] = "\x01\x02 this is not TLS at all \xff\xfe\r\n\x16\x03";

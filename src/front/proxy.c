@@ -543,6 +543,16 @@ Exit:
 	for (i = 0; px.workers && i < px.n_workers; i++)
 		worker_free(&px.workers[i]);
 	free(px.workers);
+	if (px.pcap) {
+		int error;
+		uint64_t lost = pcapout_lost(px.pcap, &error);
+
+		if (lost) {
+			fprintf(stderr, "mtlsdiag proxy: --pcap-out %s: %llu packets lost (%s)\n", cfg->pcap_out,
+				(unsigned long long)lost, strerror(error));
+			ret = 2;
+		}
+	}
 	pcapout_close_file(px.pcap);
 	pthread_mutex_destroy(&px.pcap_lock);
 	free(px.own_ports);

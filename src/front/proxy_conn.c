@@ -441,9 +441,13 @@ void pconn_teardown(struct pconn *c)
 	if (c->pcap) {
 		pthread_mutex_lock(&px->pcap_lock);
 		pcapout_conn_free(c->pcap);
-		if (pcapout_flush(px->pcap) != 0 && !atomic_exchange(&px->pcap_failed, true))
-			emit_fmt(px->cfg->log, "mtlsdiag proxy: --pcap-out %s: write failed: %s",
-				 px->cfg->pcap_out, strerror(errno));
+		if (pcapout_flush(px->pcap) != 0 && !atomic_exchange(&px->pcap_failed, true)) {
+			int error;
+
+			(void)pcapout_lost(px->pcap, &error);
+			emit_fmt(px->cfg->log, "mtlsdiag proxy: --pcap-out %s: %s: packets are being lost (the file "
+				 "keeps its whole packets; the relay goes on)", px->cfg->pcap_out, strerror(error));
+		}
 		pthread_mutex_unlock(&px->pcap_lock);
 	}
 	if (c->request)
