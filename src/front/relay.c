@@ -1,23 +1,24 @@
 /* relay: moving a connection's bytes, both ways, unchanged.
  *
- * First through the two sides' libevent bufferevents, each chunk shown to
- * the observer (tap_buffer) on its way; a side whose peer's output passes
- * the buffer limit is not read until that output drains (backpressure),
- * and a FIN is passed on once what came before it is delivered.  Once the
- * observer wants no more bytes (its verdict is settled) and nothing waits
- * in a buffer, the connection is spliced: the bufferevents are let go and
- * splice(2) moves each side's bytes to the other socket through the
- * worker's one pipe without copying them into the process; what a socket
- * does not take at once is read back out of the pipe into a small
- * per-side spill buffer, so the pipe is empty between callbacks and no
- * connection holds one of its own. */
+ * First through the two sides' libevent bufferevents: each chunk is shown
+ * to the observer (tap_buffer) and queued on the other side's output,
+ * which libevent writes (nothing writes to a bufferevent's socket behind
+ * its back).  A side whose peer's output passes the buffer limit is not
+ * read until that output drains (backpressure), and a FIN is passed on
+ * once what came before it is delivered.  Once the observer wants no more
+ * bytes (its verdict is settled) and nothing waits to be read, the
+ * connection is spliced: the bufferevents are let go, what waited in an
+ * output moves to that side's spill buffer, and splice(2) moves each
+ * side's bytes to the other socket through the worker's one pipe without
+ * copying them into the process; what a socket does not take at once is
+ * read back out of the pipe into the spill buffer, so the pipe is empty
+ * between callbacks and no connection holds one of its own. */
 #include "config.h"
 
 #include <errno.h>
 #include <fcntl.h>
 #include <string.h>
 #include <sys/socket.h>
-#include <sys/uio.h>
 #include <unistd.h>
 
 #include <event2/buffer.h>
@@ -92,33 +93,6 @@ void relay_input(struct pconn *c, enum side s)
 	}
 }
 
-/* The fast path: with nothing queued towards the other side, what side s
- * sent is written to it at once, before the observer looks at it (a pass
- * through the loop sooner, and the decoding off the latency path).
- * Returns how much the socket took; it is still in `in`, to be drained.  A
- * failure shows on the bufferevent's next write. */
-static size_t write_ahead(struct pconn *c, enum side s, struct evbuffer *in)
-{
-	enum side o = other(s);
-	struct evbuffer_iovec vec[16];
-	struct iovec iov[16];
-	ssize_t w;
-	int n, i;
-
-	if (c->phase != PH_RELAY || !c->side[o].bev || c->side[o].dead || c->side[o].write_done ||
-	    output_len(c, o) != 0)
-		return 0;
-	n = evbuffer_peek(in, -1, NULL, vec, 16);
-	if (n > 16)
-		n = 16;
-	for (i = 0; i < n; i++) {
-		iov[i].iov_base = vec[i].iov_base;
-		iov[i].iov_len = vec[i].iov_len;
-	}
-	w = n > 0 ? writev(bufferevent_getfd(c->side[o].bev), iov, n) : -1;
-	return w > 0 ? (size_t)w : 0;
-}
-
 static bool splice_ready(const struct pconn *c);
 static void splice_start(struct pconn *c);
 
@@ -127,7 +101,7 @@ static void read_cb(struct bufferevent *bev, void *arg)
 	struct pconn *c = arg;
 	enum side s = pconn_side_of(c, bev);
 	struct evbuffer *in = bufferevent_get_input(bev);
-	size_t n = evbuffer_get_length(in), sent;
+	size_t n = evbuffer_get_length(in);
 
 	if (n == 0)
 		return;
@@ -137,9 +111,7 @@ static void read_cb(struct bufferevent *bev, void *arg)
 		return;
 	}
 	c->side[s].bytes += n;
-	sent = write_ahead(c, s, in);
 	tap_buffer(c, s, in, &c->last_activity);
-	evbuffer_drain(in, sent);
 	relay_input(c, s);
 	pconn_check_early(c);
 	if (splice_ready(c))
