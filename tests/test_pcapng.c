@@ -322,7 +322,11 @@ Test(pcapng, broken_blocks_are_one_line_naming_the_offset)
 
 	/* not pcapng at all, and an empty file */
 	memset(&f, 0, sizeof(f));
-	bytes(&f, "\xd4\xc3\xb2\xa1 a classic pcap header", 28);
+	{
+		static const char classic[] = "\xd4\xc3\xb2\xa1 a classic pcap header";
+
+		bytes(&f, classic, sizeof(classic) - 1);
+	}
 	cr_assert_eq(read_file(&f, f.n, &s, err, sizeof(err)), PCAPNG_BAD);
 	cr_assert(strstr(err, "not a pcapng file"), "%s", err);
 	cr_assert_eq(read_file(&f, 0, &s, err, sizeof(err)), PCAPNG_BAD);

@@ -447,7 +447,15 @@ Test(proxy_modes, user_drops_privileges_after_binding, .init = px_setup, .fini =
 
 /* ---- transparent mode ---- */
 
-#define NS "mtlsdiag-tproxy"
+/* The namespace's name is the test process's own: two runs on one machine
+ * do not share it. */
+static char ns[40], ns_exec[80];
+
+static void ns_name(void)
+{
+	snprintf(ns, sizeof(ns), "mtlsdiag-tp-%d", (int)getpid());
+	snprintf(ns_exec, sizeof(ns_exec), "ip netns exec %s", ns);
+}
 
 static int sh(const char *cmd)
 {
@@ -462,9 +470,13 @@ static void netns_up(uint16_t dport, uint16_t to)
 	char rules[512], cmd[1024];
 	FILE *f;
 
-	(void)sh("ip netns del " NS " 2>/dev/null");
-	cr_assert(sh("ip netns add " NS) == 0, "cannot create a network namespace");
-	cr_assert(sh("ip -n " NS " link set lo up") == 0);
+	ns_name();
+	test_fmt(cmd, "ip netns del %s 2>/dev/null", ns);
+	(void)sh(cmd);
+	test_fmt(cmd, "ip netns add %s", ns);
+	cr_assert(sh(cmd) == 0, "cannot create a network namespace");
+	test_fmt(cmd, "ip -n %s link set lo up", ns);
+	cr_assert(sh(cmd) == 0);
 	snprintf(rules, sizeof(rules),
 		 "table inet mtlsdiag_test {\n"
 		 "  chain out { type nat hook output priority -100; policy accept;\n"
@@ -475,7 +487,7 @@ static void netns_up(uint16_t dport, uint16_t to)
 	cr_assert_not_null(f);
 	fputs(rules, f);
 	fclose(f);
-	snprintf(cmd, sizeof(cmd), "ip netns exec " NS " nft -f '%s'", px_tmp("rules.nft"));
+	test_fmt(cmd, "%s nft -f '%s'", ns_exec, px_tmp("rules.nft"));
 	cr_assert(system(cmd) == 0, "nft could not load the REDIRECT rule");
 }
 
@@ -508,10 +520,10 @@ static int ns_curl_as(bool redirected, const char *addr, uint16_t port, const ch
 		test_fmt(cert, "--cert '%s%s-chain.pem' --key '%s%s.key'",
 			 pki, cert_case, pki, cert_case);
 	snprintf(cmd, sizeof(cmd),
-		 "ip netns exec " NS " %s "
+		 "%s %s "
 		 "curl -s -o /dev/null --max-time 5 --tlsv1.2 --tls-max 1.2 --cacert '%sserver-root.pem' "
 		 "--resolve 'localhost:%u:%s' %s 'https://localhost:%u/'",
-		 redirected ? "setpriv --reuid=65534 --regid=65534 --clear-groups" : "",
+		 ns_exec, redirected ? "setpriv --reuid=65534 --regid=65534 --clear-groups" : "",
 		 pki, port, addr, cert, port);
 	return WEXITSTATUS(system(cmd));
 }
@@ -534,9 +546,9 @@ Test(proxy_modes, transparent_mode_follows_the_redirect, .init = px_setup, .fini
 	cr_assert(system("command -v nft >/dev/null && command -v ip >/dev/null") == 0,
 		  "nft and ip are needed (Debian packages nftables, iproute2: scripts/deps test)");
 	netns_up(srv_port, px_port);
-	srv = px_start_s_server_in("ip netns exec " NS, "0.0.0.0", srv_port);
+	srv = px_start_s_server_in(ns_exec, "0.0.0.0", srv_port);
 	args[4] = json;
-	proxy = px_start_argv("ip netns exec " NS, log, args);
+	proxy = px_start_argv(ns_exec, log, args);
 
 	cr_expect_eq(ns_curl("127.0.0.1", srv_port, "good"), 0, "the client reaches its server through the proxy");
 	cr_expect_eq(ns_curl("::1", srv_port, NULL), ns_curl_as(false, "::1", srv_port, NULL),
@@ -556,7 +568,7 @@ Test(proxy_modes, transparent_mode_follows_the_redirect, .init = px_setup, .fini
 	{
 		const char *args2[] = { "--listen", "[::]:18952", "--transparent", "--user", "nobody", NULL };
 
-		proxy = px_start_argv("ip netns exec " NS, px_tmp("loop.log"), args2);
+		proxy = px_start_argv(ns_exec, px_tmp("loop.log"), args2);
 		cr_expect_neq(ns_curl("127.0.0.1", srv_port, "good"), 0);
 		cr_expect(e2e_wait_contains(px_tmp("loop.log"), "redirect loop", 3000), "%s",
 			  px_nth_line(px_tmp("loop.log"), 2));
@@ -565,5 +577,10 @@ Test(proxy_modes, transparent_mode_follows_the_redirect, .init = px_setup, .fini
 		cr_expect_eq(e2e_stop(proxy, 12000), 0);
 	}
 	px_stop_child(srv);
-	(void)sh("ip netns del " NS);
+	{
+		char cmd[128];
+
+		test_fmt(cmd, "ip netns del %s", ns);
+		(void)sh(cmd);
+	}
 }
