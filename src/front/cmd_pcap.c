@@ -148,8 +148,10 @@ static void usage(FILE *out)
 
 /* One option into o.  0 after printing why it is unusable (or the usage,
  * for an unknown one). */
-static int pcap_option(struct pcap_opts *o, int opt, const char *arg)
+static int pcap_option(void *opts, int opt, const char *arg)
 {
+	struct pcap_opts *o = opts;
+
 	switch (opt) {
 	case 'j': o->json_path = arg; return 1;
 	case 'U': return cmd_parse_umask(WHO, arg, &o->file_mode);
@@ -205,22 +207,13 @@ static enum cmd_parsed parse_pcap(int argc, char **argv, struct pcap_opts *o)
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
-	int opt;
+	enum cmd_parsed parsed;
 
 	memset(o, 0, sizeof(*o));
 	o->file_mode = CMD_FILE_MODE;
-	while ((opt = getopt_long(argc, argv, "+:f:qh", opts, NULL)) != -1) {
-		if (opt == 'h') {
-			usage(stdout);
-			return CMD_HELP;
-		}
-		if (opt == '?' || opt == ':') {
-			cmd_bad_option(WHO, opt, argv);
-			return CMD_USAGE_ERROR;
-		}
-		if (!pcap_option(o, opt, optarg))
-			return CMD_USAGE_ERROR;
-	}
+	parsed = cmd_getopt(WHO, argc, argv, "+:f:qh", opts, usage, pcap_option, o);
+	if (parsed != CMD_RUN)
+		return parsed;
 	if (optind >= argc) {
 		fprintf(stderr, WHO ": no capture file given (try 'mtlsdiag pcap --help')\n");
 		return CMD_USAGE_ERROR;

@@ -618,8 +618,10 @@ struct probe_cmd_opts {
 
 /* One option into o.  0 after printing why it is unusable (or the usage,
  * for an unknown one). */
-static int probe_option(struct probe_cmd_opts *o, int opt, const char *arg)
+static int probe_option(void *opts, int opt, const char *arg)
 {
+	struct probe_cmd_opts *o = opts;
+
 	switch (opt) {
 	case 'v': o->via = arg; return 1;
 	case 'c': o->compare = true; return 1;
@@ -724,24 +726,15 @@ static enum cmd_parsed parse_probe(int argc, char **argv, struct probe_cmd_opts 
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
-	int opt;
+	enum cmd_parsed parsed;
 
 	memset(o, 0, sizeof(*o));
 	o->file_mode = CMD_FILE_MODE;
 	o->tls = "both";
 	o->timeout_s = 10;
-	while ((opt = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
-		if (opt == 'h') {
-			usage(stdout);
-			return CMD_HELP;
-		}
-		if (opt == '?' || opt == ':') {
-			cmd_bad_option(WHO, opt, argv);
-			return CMD_USAGE_ERROR;
-		}
-		if (!probe_option(o, opt, optarg))
-			return CMD_USAGE_ERROR;
-	}
+	parsed = cmd_getopt(WHO, argc, argv, ":h", opts, usage, probe_option, o);
+	if (parsed != CMD_RUN)
+		return parsed;
 	return check_probe(o, argc - optind, argv + optind) ? CMD_RUN : CMD_USAGE_ERROR;
 }
 

@@ -240,8 +240,10 @@ static int listener_option(struct listen_set *ls, int opt, const char *arg)
 }
 
 /* One option into o.  0 after printing why it is unusable. */
-static int proxy_option(struct proxy_opts *o, int opt, const char *arg)
+static int proxy_option(void *opts, int opt, const char *arg)
 {
+	struct proxy_opts *o = opts;
+
 	struct proxy_config *c = &o->relay;
 
 	switch (opt) {
@@ -301,22 +303,13 @@ static enum cmd_parsed parse_proxy(int argc, char **argv, struct proxy_opts *o)
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
-	int opt;
+	enum cmd_parsed parsed;
 
 	memset(o, 0, sizeof(*o));
 	o->relay.file_mode = CMD_FILE_MODE;
-	while ((opt = getopt_long(argc, argv, "+:h", opts, NULL)) != -1) {
-		if (opt == 'h') {
-			usage(stdout);
-			return CMD_HELP;
-		}
-		if (opt == '?' || opt == ':') {
-			cmd_bad_option(WHO, opt, argv);
-			return CMD_USAGE_ERROR;
-		}
-		if (!proxy_option(o, opt, optarg))
-			return CMD_USAGE_ERROR;
-	}
+	parsed = cmd_getopt(WHO, argc, argv, "+:h", opts, usage, proxy_option, o);
+	if (parsed != CMD_RUN)
+		return parsed;
 	if (optind < argc) {
 		fprintf(stderr, WHO ": unexpected argument '%s' (try 'mtlsdiag proxy --help')\n", argv[optind]);
 		return CMD_USAGE_ERROR;

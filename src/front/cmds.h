@@ -58,6 +58,15 @@ int cmd_open_outputs(const char *who, const char *json_path, bool append, mode_t
  * 2.  Idempotent. */
 int cmd_close_outputs(const char *who, struct cmd_output *out) __attribute__((nonnull));
 
+/* One command's option loop: getopt_long over argv, --help printed with
+ * `usage`, each other option handed to `option` (which returns 0 after
+ * saying why it is unusable).  CMD_RUN leaves optind at the first operand. */
+struct option;
+enum cmd_parsed cmd_getopt(const char *who, int argc, char **argv, const char *optstring,
+			   const struct option *opts, void (*usage)(FILE *out),
+			   int (*option)(void *o, int opt, const char *arg), void *o)
+	__attribute__((nonnull(1, 3, 4, 5, 6, 7)));
+
 /* An option getopt_long refused ('?') or one missing its argument (':',
  * with opterr 0 and an optstring starting with ':'): one line and a hint,
  * not the whole usage. */
