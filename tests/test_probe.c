@@ -115,6 +115,28 @@ static void assert_one_line(const char *path, const char *want)
 
 /* ---- against openssl s_server ---- */
 
+/* --sni: a numeric address asked for a name (a virtual host behind an
+ * address); without it an address sends no server name. */
+Test(probe, sni_names_the_virtual_host_of_an_address)
+{
+	uint16_t port = e2e_free_port();
+	pid_t srv = px_start_s_server(port);
+	const char *out = px_tmp("out"), *json = px_tmp("json");
+	int rc;
+
+	rc = probe(out, px_tmp("err"), "--tls", "1.3", "--json", json, "--sni", "api.example.test",
+		   hostport("127.0.0.1", port), NULL);
+	cr_assert_eq(rc, 1, "exit %d: %s", rc, e2e_tail(px_tmp("err"), 400));
+	cr_assert_str_eq(e2e_member(record(json, 0), "sni"), "api.example.test");
+	rc = probe(out, px_tmp("err"), "--tls", "1.3", "--json", json, hostport("127.0.0.1", port), NULL);
+	cr_assert_str_eq(e2e_member(record(json, 0), "sni"), "null");
+	rc = probe(out, px_tmp("err"), "--sni", "bad name", hostport("127.0.0.1", port), NULL);
+	cr_assert_eq(rc, 2);
+	cr_assert(e2e_wait_contains(px_tmp("err"), "--sni: 'bad name' is not a host name", 0), "%s",
+		  e2e_tail(px_tmp("err"), 300));
+	px_stop_child(srv);
+}
+
 Test(probe, direct_s_server_asks_with_the_lab_ca_names)
 {
 	uint16_t port = e2e_free_port();

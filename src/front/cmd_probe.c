@@ -50,6 +50,8 @@ static void usage(FILE *out)
 		"  --p12 FILE              a client certificate and key as PKCS#12\n"
 		"  --pass SPEC             the password of --p12 or --key: env:VAR, file:PATH or\n"
 		"                          pass:TEXT (default: asked on the terminal, if any)\n"
+		"  --sni NAME              ask for NAME (server name indication and the HTTP Host)\n"
+		"                          instead of HOST: a virtual host behind an address\n"
 		"  --no-http               the server does not speak HTTP: offer no ALPN and send\n"
 		"                          no request (by default the probe offers ALPN http/1.1,\n"
 		"                          sends GET / and reads the first answer, where nginx\n"
@@ -608,6 +610,7 @@ struct probe_cmd_opts {
 	int versions[2];
 	size_t n_versions;
 	bool compare, http, no_http;
+	const char *sni;                /* --sni NAME, or NULL */
 	const char *cert_path, *key_path, *p12_path, *pass_spec, *json_path;
 	const char *cas[MAX_CATALOGUES];
 	size_t n_cas;
@@ -632,6 +635,13 @@ static int probe_option(void *opts, int opt, const char *arg)
 	case 'p': o->pass_spec = arg; return 1;
 	case 'H': o->http = true; return 1;
 	case 'N': o->no_http = true; return 1;
+	case 'S':
+		if (!*arg || strlen(arg) > 253 || strspn(arg, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.-_*") != strlen(arg)) {
+			fprintf(stderr, WHO ": --sni: '%s' is not a host name\n", arg);
+			return 0;
+		}
+		o->sni = arg;
+		return 1;
 	case 'j': o->json_path = arg; return 1;
 	case 'U': return cmd_parse_umask(WHO, arg, &o->file_mode);
 	case 'i': return cmd_add_file(WHO, "--inspection-cas", o->cas, &o->n_cas, MAX_CATALOGUES, arg);
@@ -719,6 +729,7 @@ static enum cmd_parsed parse_probe(int argc, char **argv, struct probe_cmd_opts 
 		{ "http", no_argument, NULL, 'H' },
 		{ "no-http", no_argument, NULL, 'N' },
 		{ "json", required_argument, NULL, 'j' },
+		{ "sni", required_argument, NULL, 'S' },
 		{ "umask", required_argument, NULL, 'U' },
 		{ "inspection-cas", required_argument, NULL, 'i' },
 		{ "timeout", required_argument, NULL, 'T' },
@@ -745,7 +756,7 @@ static void probe_version(const struct run *run, const struct probe_cmd_opts *po
 {
 	const struct probe_options o = {
 		.host = po->host, .port = po->port, .tls_version = version, .timeout_ms = po->timeout_s * 1000,
-		.no_http = po->no_http, .cert = creds->cert, .key = creds->key, .chain = creds->chain,
+		.no_http = po->no_http, .sni = po->sni, .cert = creds->cert, .key = creds->key, .chain = creds->chain,
 		.cat = run->cat, .ocfg = ocfg,
 	};
 	struct probe_result res[2];

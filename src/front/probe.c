@@ -689,7 +689,7 @@ static void after_handshake(struct probe *p, SSL *ssl)
 	if (http) {
 		char req[600], host[300];
 
-		report_endpoint(host, sizeof(host), o->host, o->port);
+		report_endpoint(host, sizeof(host), o->sni ? o->sni : o->host, o->port);
 		snprintf(req, sizeof(req), "GET / HTTP/1.1\r\nHost: %s\r\nUser-Agent: mtlsdiag-probe/%s\r\n"
 			 "Accept: */*\r\nConnection: close\r\n\r\n", host, PACKAGE_VERSION);
 		rc = ssl_step(p, ssl, op_write, req, (int)strlen(req), &got);
@@ -866,7 +866,9 @@ static void tls(struct probe *p)
 	BIO_set_callback_arg(bio, (char *)p);
 	SSL_set_bio(ssl, bio, bio);
 	SSL_set_app_data(ssl, p);
-	if (!is_numeric_host(o->host))
+	if (o->sni)
+		SSL_set_tlsext_host_name(ssl, o->sni);
+	else if (!is_numeric_host(o->host))
 		SSL_set_tlsext_host_name(ssl, o->host);
 	p->r->ran = true;
 	rc = ssl_step(p, ssl, op_connect, NULL, 0, &e);

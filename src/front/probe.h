@@ -29,6 +29,7 @@
 
 struct probe_options {
 	const char *host;                /* the server: a name or a numeric address */
+	const char *sni;                 /* the name to ask for (SNI and Host), or NULL: host when a name */
 	uint16_t port;
 	const char *via_host;            /* an HTTP proxy to CONNECT through, or NULL */
 	uint16_t via_port;
