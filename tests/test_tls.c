@@ -489,27 +489,24 @@ Test(records, sslv2_client_hello)
 	}
 }
 
-/* Handshake messages against record and segment boundaries: a message
- * spread over two records, an empty one sharing a record, an oversized one
- * (skipped across many records), and one after it. */
-Test(records, messages_across_records_and_an_oversized_one, .timeout = 120)
-{
-	static const struct { uint8_t type; uint32_t len; } msgs[] = {
-		{ TLS_HS_CERTIFICATE, 20000 },
-		{ TLS_HS_SERVER_HELLO_DONE, 0 },
-		{ TLS_HS_CERTIFICATE, TLS_MAX_HANDSHAKE + 40000 },
-		{ TLS_HS_SERVER_HELLO_DONE, 0 },
-	};
-	size_t hs_len = 0, len = 0, at = 0, i, cut;
-	uint8_t *hs, *stream;
-	static struct ev_log whole, split;
+struct hs_msg {
+	uint8_t type;
+	uint32_t len;
+};
 
-	for (i = 0; i < 4; i++)
+/* Handshake messages in TLS 1.2 records of 16 KiB; message i's body byte b
+ * is b * 7 + i. */
+static uint8_t *records_of(const struct hs_msg *msgs, size_t n_msgs, size_t *out_len)
+{
+	size_t hs_len = 0, at = 0, len = 0, i;
+	uint8_t *hs, *stream;
+
+	for (i = 0; i < n_msgs; i++)
 		hs_len += 4 + msgs[i].len;
 	hs = malloc(hs_len);
 	stream = malloc(hs_len + 5 * (hs_len / 16384 + 1));
 	cr_assert(hs && stream);
-	for (i = 0; i < 4; i++) {
+	for (i = 0; i < n_msgs; i++) {
 		hs[at++] = msgs[i].type;
 		hs[at++] = (uint8_t)(msgs[i].len >> 16);
 		hs[at++] = (uint8_t)(msgs[i].len >> 8);
@@ -528,6 +525,26 @@ Test(records, messages_across_records_and_an_oversized_one, .timeout = 120)
 		memcpy(stream + len, hs + at, n);
 		len += n;
 	}
+	free(hs);
+	*out_len = len;
+	return stream;
+}
+
+/* Handshake messages against record and segment boundaries: a message
+ * spread over two records, an empty one sharing a record, an oversized one
+ * (skipped across many records), and one after it. */
+Test(records, messages_across_records_and_an_oversized_one, .timeout = 120)
+{
+	static const struct hs_msg msgs[] = {
+		{ TLS_HS_CERTIFICATE, 20000 },
+		{ TLS_HS_SERVER_HELLO_DONE, 0 },
+		{ TLS_HS_CERTIFICATE, TLS_MAX_HANDSHAKE + 40000 },
+		{ TLS_HS_SERVER_HELLO_DONE, 0 },
+	};
+	size_t len, i, cut;
+	uint8_t *stream = records_of(msgs, 4, &len), first[20000];
+	static struct ev_log whole, split;
+
 	decode(stream, len, NULL, 0, false, &whole);
 	cr_assert_eq(whole.n, 4, "%zu events", whole.n);
 	cr_assert(strncmp(whole.text[0], "k0 t22 l16384 h11/20000 ", 24) == 0, "%s", whole.text[0]);
@@ -540,7 +557,9 @@ Test(records, messages_across_records_and_an_oversized_one, .timeout = 120)
 		unsigned char md[32];
 		char want[9];
 
-		EVP_Digest(hs + 4, 20000, md, NULL, EVP_sha256(), NULL);
+		for (i = 0; i < sizeof(first); i++)
+			first[i] = (uint8_t)(i * 7);
+		EVP_Digest(first, sizeof(first), md, NULL, EVP_sha256(), NULL);
 		snprintf(want, sizeof(want), "%02x%02x%02x%02x", md[0], md[1], md[2], md[3]);
 		cr_assert(strstr(whole.text[0], want), "%s, want %s", whole.text[0], want);
 	}
@@ -562,6 +581,52 @@ Test(records, messages_across_records_and_an_oversized_one, .timeout = 120)
 		for (i = 0; i < whole.n; i++)
 			cr_assert_str_eq(split.text[i], whole.text[i], "byte by byte, event %zu", i);
 	}
-	free(hs);
+	free(stream);
+}
+
+/* The caller's budget for the reassembly buffer: a message within it is
+ * handed over as without one (and its big buffer given back); one past it
+ * stops the framing with over_budget, having held no more than the budget. */
+Test(records, the_reassembly_budget_stops_a_message_past_it)
+{
+	static const struct hs_msg fits[] = { { TLS_HS_CERTIFICATE, 30000 }, { TLS_HS_CERTIFICATE, 100 } },
+		past[] = { { TLS_HS_CERTIFICATE, 100 }, { TLS_HS_CERTIFICATE, 70000 } };
+	static struct ev_log log;
+	struct tls_dir d;
+	uint8_t *stream;
+	size_t len, at, peak = 0;
+
+	stream = records_of(fits, 2, &len);
+	tls_dir_init(&d);
+	d.hs_max = 32768;
+	log.n = 0;
+	cr_assert(tls_dir_feed(&d, stream, len, log_event, &log), "%s", d.error);
+	cr_assert_eq(log.n, 2);
+	cr_assert(strstr(log.text[0], " h11/30000 "), "%s", log.text[0]);
+	cr_assert_eq(d.hs_cap, 0, "the 30000-byte message's buffer was kept (%zu bytes)", d.hs_cap);
+	cr_assert_eq(tls_dir_buffered(&d), 0);
+	cr_assert_not(d.over_budget);
+	tls_dir_free(&d);
+	free(stream);
+
+	stream = records_of(past, 2, &len);
+	tls_dir_init(&d);
+	d.hs_max = 65536;
+	log.n = 0;
+	for (at = 0; at < len && !d.failed; at += 1000) {
+		size_t n = len - at < 1000 ? len - at : 1000;
+
+		(void)tls_dir_feed(&d, stream + at, n, log_event, &log);
+		if (tls_dir_buffered(&d) > peak)
+			peak = tls_dir_buffered(&d);
+	}
+	cr_assert(d.failed && d.over_budget, "framing went on past the budget");
+	cr_assert(strstr(d.error, "reassembly budget"), "%s", d.error);
+	cr_assert_eq(log.n, 1, "the message before it was handed over: %zu events", log.n);
+	cr_assert_leq(peak, 65536, "%zu bytes held", peak);
+	cr_assert_leq(d.hs_cap, 65536, "a %zu-byte buffer", d.hs_cap);
+	cr_assert_gt(d.hs_refused, 65536);
+	cr_assert_leq(d.hs_refused, 65536 + 1000);
+	tls_dir_free(&d);
 	free(stream);
 }

@@ -9,6 +9,10 @@
 
 /* Internal record type for the SSLv2-format ClientHello (RFC 5246 E.2). */
 #define REC_SSL2 0x80
+/* A reassembly buffer larger than this is given back once its message is
+ * handed over: a big message is rare, and its buffer should not stay for
+ * the connection's life. */
+#define HS_KEEP 16384
 
 void tls_dir_init(struct tls_dir *d)
 {
@@ -55,25 +59,53 @@ static int fail(struct tls_dir *d, const char *what)
 	return 0;
 }
 
+size_t tls_dir_buffered(const struct tls_dir *d)
+{
+	return d->hs_len + (d->rec_protected ? d->rec_have : 0);
+}
+
+/* Appends to the reassembly buffer: 1, or 0 once framing has stopped (out
+ * of memory, or past the caller's budget). */
 static int hs_append(struct tls_dir *d, const struct cursor *bytes)
 {
 	size_t n = cursor_len(bytes);
 	struct cursor src = *bytes;
 
+	if (d->hs_max && d->hs_len + n > d->hs_max) {
+		d->over_budget = true;
+		d->hs_refused = d->hs_len + n;
+		return fail(d, "handshake message over the reassembly budget");
+	}
 	if (d->hs_len + n > d->hs_cap) {
 		size_t cap = d->hs_cap ? d->hs_cap : 4096;
 		uint8_t *grown;
 
 		while (cap < d->hs_len + n)
 			cap *= 2;
+		if (d->hs_max && cap > d->hs_max)
+			cap = d->hs_max;
 		grown = realloc(d->hs, cap);
 		if (!grown)
-			return 0;
+			return fail(d, "out of memory");
 		d->hs = grown;
 		d->hs_cap = cap;
 	}
 	/* the destination is inside our own buffer; the source is read through its cursor */
-	return cursor_copy_bytes(&src, d->hs + d->hs_len, n) && (d->hs_len += n, 1);
+	if (!cursor_copy_bytes(&src, d->hs + d->hs_len, n))
+		return fail(d, "internal copy error");
+	d->hs_len += n;
+	return 1;
+}
+
+/* The buffered message was handed over (or dropped). */
+static void hs_reset(struct tls_dir *d)
+{
+	d->hs_len = 0;
+	if (d->hs_cap > HS_KEEP) {
+		free(d->hs);
+		d->hs = NULL;
+		d->hs_cap = 0;
+	}
 }
 
 /* Hands over one handshake message whose 4-byte header is at the front of
@@ -147,18 +179,18 @@ static int hs_feed(struct tls_dir *d, struct cursor *c, tls_event_fn fn, void *c
 			if (d->hs_skip || !cursor_len(c))
 				continue;
 			/* the start of a message the next bytes complete */
-			if (!hs_append(d, c))
-				return fail(d, "out of memory");
-			return 1;
+			return hs_append(d, c);
 		}
 		n = hs_missing(d);
 		if (n > cursor_len(c))
 			n = cursor_len(c);
-		if (!cursor_get_bytes(c, &part, n) || !hs_append(d, &part))
-			return fail(d, "out of memory");
+		if (!cursor_get_bytes(c, &part, n))
+			return fail(d, "internal read error");
+		if (!hs_append(d, &part))
+			return 0;
 		cursor_init(&buffered, d->hs, d->hs_len);
 		if (hs_message(d, &buffered, fn, ctx) || d->hs_skip)
-			d->hs_len = 0;
+			hs_reset(d);
 	}
 	return 1;
 }
@@ -192,9 +224,7 @@ static int record_start(struct tls_dir *d, tls_event_fn fn, void *ctx)
 		d->rec_len = (uint16_t)len;
 		d->rec_left = len - 3;
 		cursor_init(&first, d->hdr + 2, 3);
-		if (!hs_append(d, &first))
-			return fail(d, "out of memory");
-		return 1;
+		return hs_append(d, &first);
 	}
 	cursor_init(&h, d->hdr, sizeof(d->hdr));
 	if (!cursor_get_u8(&h, &d->rec_type) || !cursor_get_u16(&h, &d->rec_version) ||
@@ -235,7 +265,7 @@ static int record_start(struct tls_dir *d, tls_event_fn fn, void *ctx)
 		 * in 1.3 the CCS is a middlebox-compatibility dummy (RFC 8446 D.4). */
 		if (!d->tls13)
 			d->encrypted = true;
-		d->hs_len = 0;
+		hs_reset(d);
 		break;
 	default:
 		emit_simple(d, TLS_EV_ENCRYPTED, fn, ctx);
@@ -276,7 +306,7 @@ static int record_body(struct tls_dir *d, const struct cursor *body, tls_event_f
 	}
 	if (d->rec_type == REC_SSL2) {
 		if (!hs_append(d, &c))
-			return fail(d, "out of memory");
+			return 0;
 		if (d->rec_left == cursor_len(&c)) {
 			struct tls_event ev = { .kind = TLS_EV_SSL2_CLIENT_HELLO };
 			ev.record_len = d->rec_len;
@@ -286,7 +316,7 @@ static int record_body(struct tls_dir *d, const struct cursor *body, tls_event_f
 			if (!cursor_skip(&ev.body, 1))
 				return fail(d, "SSLv2 ClientHello too short");
 			fn(ctx, &ev);
-			d->hs_len = 0;
+			hs_reset(d);
 		}
 		return 1;
 	}

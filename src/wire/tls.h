@@ -104,6 +104,13 @@ struct tls_dir {
 	uint8_t *hs;             /* handshake reassembly buffer */
 	size_t hs_len, hs_cap;
 	size_t hs_skip;          /* bytes of an oversized message still to drop */
+	/* The caller's budget: at most hs_max bytes held in the reassembly
+	 * buffer (0: no limit beyond TLS_MAX_HANDSHAKE).  A message that needs
+	 * more stops the framing with over_budget set, hs_refused the bytes
+	 * it would have held. */
+	size_t hs_max;
+	bool over_budget;
+	size_t hs_refused;
 	bool keep_protected;     /* collect protected records whole (TLS_EV_PROTECTED) */
 	bool rec_protected;      /* the current record is being collected */
 	uint8_t *rec;            /* its body (TLS_MAX_RECORD bytes, allocated on first use) */
@@ -117,8 +124,13 @@ struct tls_dir {
 void tls_dir_init(struct tls_dir *d);
 void tls_dir_free(struct tls_dir *d);
 
+/* Bytes held until more arrive: a handshake message being reassembled
+ * and a protected record being collected. */
+size_t tls_dir_buffered(const struct tls_dir *d) __attribute__((nonnull));
+
 /* Feeds stream bytes. Returns 1, or 0 once framing is lost (d->error says
- * why, with the stream offset); later calls then do nothing. */
+ * why, with the stream offset; over_budget when hs_max was the cause);
+ * later calls then do nothing. */
 int tls_dir_feed(struct tls_dir *d, const uint8_t *data, size_t len,
 		 tls_event_fn fn, void *ctx);
 
