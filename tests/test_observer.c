@@ -345,16 +345,38 @@ static void feed_records(struct obs_conn *c, enum side from, const uint8_t *msg,
 	}
 }
 
+/* A client Certificate message of `copies` copies of the lab's client
+ * leaf (about 1 KB each). */
+static uint8_t *long_chain(size_t copies, size_t *msg_len)
+{
+	size_t cert_len, der_len, i, at;
+	uint8_t *cert = test_load("tests/data/msgs/certificate_client_chain_tls12.bin", &cert_len), *msg;
+
+	/* type, length, list length, then the first entry: its length and DER */
+	der_len = (size_t)cert[7] << 16 | (size_t)cert[8] << 8 | cert[9];
+	cr_assert_lt(10 + der_len, cert_len + 1);
+	*msg_len = 4 + 3 + copies * (3 + der_len);
+	msg = malloc(*msg_len);
+	cr_assert_not_null(msg);
+	msg[0] = 11;
+	put_u24(msg + 1, *msg_len - 4);
+	put_u24(msg + 4, *msg_len - 7);
+	for (i = 0, at = 7; i < copies; i++, at += 3 + der_len)
+		memcpy(msg + at, cert + 7, 3 + der_len);
+	free(cert);
+	return msg;
+}
+
 /* A client Certificate of 150 copies of the lab's leaf (curl's real
  * ClientHello and the server's ServerHello before it): the first
  * FACTS_MAX_CHAIN_KEPT are summarized, the rest counted, the chain is not
  * judged, and the record says so. */
 Test(observer, a_chain_past_any_verify_depth_is_kept_in_part_and_not_judged)
 {
-	size_t ch_len, sh_len, cert_len, der_len, i, msg_len, at;
+	size_t ch_len, sh_len, msg_len;
 	uint8_t *ch = test_load("tests/data/msgs/clienthello_curl_tls12.bin", &ch_len);
 	uint8_t *sh = test_load("tests/data/msgs/serverhello_tls12.bin", &sh_len);
-	uint8_t *cert = test_load("tests/data/msgs/certificate_client_chain_tls12.bin", &cert_len), *msg;
+	uint8_t *msg = long_chain(150, &msg_len);
 	struct observer_config cfg = { 0 };
 	struct endpoint a = { "127.0.0.1", 40000 }, b = { "127.0.0.1", 443 };
 	struct timeval ts = { 1700000000, 0 };
@@ -362,17 +384,6 @@ Test(observer, a_chain_past_any_verify_depth_is_kept_in_part_and_not_judged)
 	const struct conn_facts *f;
 	const struct verdict *v;
 
-	/* type, length, list length, then the first entry: its length and DER */
-	der_len = (size_t)cert[7] << 16 | (size_t)cert[8] << 8 | cert[9];
-	cr_assert_lt(10 + der_len, cert_len + 1);
-	msg_len = 4 + 3 + 150 * (3 + der_len);
-	msg = malloc(msg_len);
-	cr_assert_not_null(msg);
-	msg[0] = 11;
-	put_u24(msg + 1, msg_len - 4);
-	put_u24(msg + 4, msg_len - 7);
-	for (i = 0, at = 7; i < 150; i++, at += 3 + der_len)
-		memcpy(msg + at, cert + 7, 3 + der_len);
 	cfg.certs = cert_cache_new(16);
 	c = obs_conn_new(&cfg, &a, &b, &ts, true);
 	feed_records(c, SIDE_CLIENT, ch, ch_len, &ts);
@@ -392,5 +403,108 @@ Test(observer, a_chain_past_any_verify_depth_is_kept_in_part_and_not_judged)
 	free(msg);
 	free(ch);
 	free(sh);
-	free(cert);
+}
+
+/* ---- the front end's budget ---- */
+
+/* The same 150-certificate chain (about 150 KB) with a budget of 64 KiB:
+ * no more than that is ever held, the observing stops, its buffers go,
+ * and the verdict says why instead of judging a handshake seen in part. */
+Test(observer, a_message_past_the_budget_stops_the_observing)
+{
+	size_t ch_len, sh_len, msg_len, off, n, peak = 0, need = 0;
+	uint8_t *ch = test_load("tests/data/msgs/clienthello_curl_tls12.bin", &ch_len);
+	uint8_t *sh = test_load("tests/data/msgs/serverhello_tls12.bin", &sh_len);
+	uint8_t *msg = long_chain(150, &msg_len), rec[5 + 16384];
+	struct observer_config cfg = { .max_buffered = 65536 };
+	struct endpoint a = { "127.0.0.1", 40000 }, b = { "127.0.0.1", 443 };
+	struct timeval ts = { 1700000000, 0 };
+	const struct verdict *v;
+	struct obs_conn *c;
+
+	cfg.certs = cert_cache_new(16);
+	c = obs_conn_new(&cfg, &a, &b, &ts, true);
+	feed_records(c, SIDE_CLIENT, ch, ch_len, &ts);
+	feed_records(c, SIDE_SERVER, sh, sh_len, &ts);
+	cr_assert_not(obs_conn_over_budget(c, &need));
+	cr_assert_not(obs_conn_handshake_over(c));
+	for (off = 0; off < msg_len; off += n) {
+		n = msg_len - off < 16384 ? msg_len - off : 16384;
+		rec[0] = 22;
+		rec[1] = 3;
+		rec[2] = 3;
+		rec[3] = (uint8_t)(n >> 8);
+		rec[4] = (uint8_t)n;
+		memcpy(rec + 5, msg + off, n);
+		obs_conn_feed(c, SIDE_CLIENT, rec, 5 + n, &ts);
+		if (obs_conn_buffered(c) > peak)
+			peak = obs_conn_buffered(c);
+	}
+	cr_assert(obs_conn_over_budget(c, &need));
+	cr_assert_gt(need, 65536);
+	cr_assert_leq(peak, 65536, "%zu bytes held", peak);
+	cr_assert_eq(obs_conn_buffered(c), 0, "the buffers were kept");
+	cr_assert_not(obs_conn_wants_bytes(c));
+	cr_assert(obs_conn_handshake_over(c), "no longer watched: over for the front end");
+	cr_assert_null(obs_conn_early_verdict(c), "no early verdict for a handshake seen in part");
+	v = obs_conn_finish(c, false, &ts);
+	cr_assert_eq(v->code, V_INCOMPLETE, "%s", verdict_code_name(v->code));
+	cr_assert_eq(v->fault, F_UNKNOWN);
+	cr_assert(v->n_evidence > 0 && strstr(v->evidence[v->n_evidence - 1], "over budget"), "%s",
+		  v->n_evidence ? v->evidence[v->n_evidence - 1] : "(none)");
+	obs_conn_free(c);
+
+	/* the front end gives up itself, with its own reason */
+	c = obs_conn_new(&cfg, &a, &b, &ts, true);
+	feed_records(c, SIDE_CLIENT, ch, ch_len, &ts);
+	obs_conn_abandon(c, "the front end's reason");
+	cr_assert_not(obs_conn_wants_bytes(c));
+	cr_assert_eq(obs_conn_buffered(c), 0);
+	feed_records(c, SIDE_SERVER, sh, sh_len, &ts);
+	v = obs_conn_finish(c, false, &ts);
+	cr_assert_eq(v->code, V_INCOMPLETE);
+	cr_assert_str_eq(v->evidence[v->n_evidence - 1], "the front end's reason");
+	cr_assert_not(obs_conn_facts(c)->sh.seen, "fed after it gave up");
+	obs_conn_free(c);
+	cert_cache_free(cfg.certs);
+	free(msg);
+	free(ch);
+	free(sh);
+}
+
+/* Each side of a real stream, fed in turn: the handshake is over once both
+ * sides' protected flights (or Finished) are in, not before. */
+static void handshake_over_after_both(const char *stream)
+{
+	char rel[256];
+	size_t clen, slen;
+	uint8_t *cl, *sv;
+	struct observer_config cfg = { 0 };
+	struct endpoint a = { "127.0.0.1", 40000 }, b = { "127.0.0.1", 443 };
+	struct timeval ts = { 1700000000, 0 };
+	struct obs_conn *c;
+
+	snprintf(rel, sizeof(rel), "tests/data/msgs/streams/%s/client.bin", stream);
+	cl = test_load(rel, &clen);
+	snprintf(rel, sizeof(rel), "tests/data/msgs/streams/%s/server.bin", stream);
+	sv = test_load(rel, &slen);
+	cfg.certs = cert_cache_new(16);
+	c = obs_conn_new(&cfg, &a, &b, &ts, true);
+	obs_conn_feed(c, SIDE_CLIENT, cl, 300, &ts);
+	cr_assert_not(obs_conn_handshake_over(c), "%s: over after the ClientHello", stream);
+	obs_conn_feed(c, SIDE_SERVER, sv, slen, &ts);
+	cr_assert_not(obs_conn_handshake_over(c), "%s: over before the client's flight", stream);
+	obs_conn_feed(c, SIDE_CLIENT, cl + 300, clen - 300, &ts);
+	cr_assert(obs_conn_handshake_over(c), "%s: not over after both flights", stream);
+	obs_conn_free(c);
+	cert_cache_free(cfg.certs);
+	free(cl);
+	free(sv);
+}
+
+Test(observer, the_handshake_is_over_once_both_flights_are_in)
+{
+	handshake_over_after_both("nginx-on_good_tls12");
+	handshake_over_after_both("nginx-on_good_tls13");
+	handshake_over_after_both("openssl_none_tls13");
 }

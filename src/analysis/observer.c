@@ -78,6 +78,10 @@ struct obs_conn {
 	bool http_done[2];
 	bool finished;
 	bool early_decided;         /* obs_conn_early_verdict has decided */
+	bool over_budget;           /* a message needed more than cfg.max_buffered */
+	size_t over_budget_need;    /* the bytes it would have held */
+	bool abandoned;             /* the front end stopped the observing */
+	char abandon_why[VERDICT_EVIDENCE_LEN];
 	/* last: not zeroed at creation, verdict_decide and chain_check fill them */
 	struct verdict verdict;
 	struct chain_report chain_storage; /* `chain` points here once there is one */
@@ -333,6 +337,43 @@ static void start_decrypt(struct obs_conn *c)
 	set_keep_protected(c);
 }
 
+/* What the decoders hold besides side tap's handshake reassembly. */
+static size_t held_besides(const struct obs_conn *c, enum side tap)
+{
+	return c->held_len[0] + c->held_len[1] + tls_dir_buffered(&c->tls[!tap]) +
+	       (c->tls[tap].rec_protected ? c->tls[tap].rec_have : 0);
+}
+
+/* A message needed more than the budget: nothing more is decoded, and
+ * the decoders' buffers are freed as the feed returns (not from inside
+ * the record layer's callbacks, which may be reading them). */
+static void went_over_budget(struct obs_conn *c, size_t need)
+{
+	if (c->over_budget)
+		return;
+	c->over_budget = true;
+	c->over_budget_need = need;
+}
+
+/* Side tap's reassembly gets what the rest of the budget leaves.  False
+ * when nothing is left. */
+static bool budget_room(struct obs_conn *c, enum side tap)
+{
+	size_t others;
+
+	if (c->over_budget)
+		return false;
+	if (!c->cfg.max_buffered)
+		return true;
+	others = held_besides(c, tap);
+	if (others >= c->cfg.max_buffered) {
+		went_over_budget(c, others + c->tls[tap].hs_len + 1);
+		return false;
+	}
+	c->tls[tap].hs_max = c->cfg.max_buffered - others;
+	return true;
+}
+
 static void on_tls_event(void *ctx, const struct tls_event *ev);
 
 /* A protected record that will not be opened still counts as it would
@@ -388,8 +429,14 @@ static bool open_record(struct obs_conn *c, enum side tap, uint8_t type, uint16_
 	switch (decrypt_open(c->dec, role, type, version, body, &plain, &inner)) {
 	case DR_OK:
 		c->f.dir[role].decrypted++;
-		if (!tls_dir_plaintext(&c->tls[tap], inner, &plain, on_tls_event, &cb))
-			note_error(c, "TLS framing lost: %s", c->tls[tap].error);
+		if (!budget_room(c, tap))
+			return true;
+		if (!tls_dir_plaintext(&c->tls[tap], inner, &plain, on_tls_event, &cb)) {
+			if (c->tls[tap].over_budget)
+				went_over_budget(c, held_besides(c, tap) + c->tls[tap].hs_refused);
+			else
+				note_error(c, "TLS framing lost: %s", c->tls[tap].error);
+		}
 		return true;
 	case DR_NO_KEY:
 		if (may_wait && c->cfg.keylog_wait && c->pend_bytes < PENDING_MAX)
@@ -760,18 +807,27 @@ static void idle_side(struct obs_conn *c, enum side tap)
 	tls_dir_free(&c->tls[tap]);
 }
 
+/* The record layer stopped on side tap. */
+static void framing_stopped(struct obs_conn *c, enum side tap)
+{
+	if (c->tls[tap].over_budget) {
+		went_over_budget(c, held_besides(c, tap) + c->tls[tap].hs_refused);
+		return;
+	}
+	c->f.dir[role_of(c, tap)].desync = true;
+	if (!c->f.is_tls)
+		c->f.not_tls = true;
+	else
+		note_error(c, "TLS framing lost: %s", c->tls[tap].error);
+	idle_side(c, tap);
+}
+
 static void feed_tls(struct obs_conn *c, enum side tap, const uint8_t *data, size_t len)
 {
 	struct tls_cb cb = { c, tap };
 
-	if (!tls_dir_feed(&c->tls[tap], data, len, on_tls_event, &cb)) {
-		c->f.dir[role_of(c, tap)].desync = true;
-		if (!c->f.is_tls)
-			c->f.not_tls = true;
-		else
-			note_error(c, "TLS framing lost: %s", c->tls[tap].error);
-		idle_side(c, tap);
-	}
+	if (budget_room(c, tap) && !tls_dir_feed(&c->tls[tap], data, len, on_tls_event, &cb))
+		framing_stopped(c, tap);
 }
 
 /* Appends what fits below `max` of a segment to the side's held bytes;
@@ -909,10 +965,12 @@ static void feed_resync(struct obs_conn *c, enum side tap, const uint8_t *data, 
 		idle_side(c, tap);
 }
 
+static void free_decoding_state(struct obs_conn *c);
+
 void obs_conn_feed(struct obs_conn *c, enum side tap, const uint8_t *data, size_t len,
 		   const struct timeval *ts)
 {
-	if (c->finished || len == 0)
+	if (c->finished || c->over_budget || c->abandoned || len == 0)
 		return;
 	c->f.last_ts = *ts;
 	c->f.dir[role_of(c, tap)].bytes += len;
@@ -931,7 +989,9 @@ void obs_conn_feed(struct obs_conn *c, enum side tap, const uint8_t *data, size_
 	case SS_IDLE:
 		break;
 	}
-	if (c->f.is_tls && enough_seen(c)) {
+	if (c->over_budget)
+		free_decoding_state(c);
+	else if (c->f.is_tls && enough_seen(c)) {
 		idle_side(c, SIDE_CLIENT);
 		idle_side(c, SIDE_SERVER);
 	}
@@ -999,11 +1059,52 @@ void obs_conn_retry_keys(struct obs_conn *c)
 		drain_pending(c, false);
 	else if (decrypt_retry(c->dec))
 		set_keep_protected(c);
+	if (c->over_budget)
+		free_decoding_state(c);
 }
 
 bool obs_conn_wants_bytes(const struct obs_conn *c)
 {
 	return !c->finished && (c->st[0] != SS_IDLE || c->st[1] != SS_IDLE);
+}
+
+size_t obs_conn_buffered(const struct obs_conn *c)
+{
+	return held_besides(c, SIDE_SERVER) + c->tls[SIDE_SERVER].hs_len + c->pend_bytes;
+}
+
+bool obs_conn_over_budget(const struct obs_conn *c, size_t *need)
+{
+	*need = c->over_budget_need;
+	return c->over_budget;
+}
+
+void obs_conn_abandon(struct obs_conn *c, const char *why)
+{
+	if (c->finished)
+		return;
+	c->abandoned = true;
+	snprintf(c->abandon_why, sizeof(c->abandon_why), "%s", why);
+	free_decoding_state(c);
+}
+
+bool obs_conn_handshake_over(const struct obs_conn *c)
+{
+	const struct direction_facts *cl = &c->f.dir[SIDE_CLIENT], *sv = &c->f.dir[SIDE_SERVER];
+
+	if (c->finished || c->early_decided || c->abandoned || c->f.not_tls || !obs_conn_wants_bytes(c))
+		return true;
+	if (!c->f.sh.seen || c->f.sh.hello_retry)
+		return false;
+	/* the Finished of each side, plaintext or read with a key log */
+	if (cl->finished_seen && sv->finished_seen)
+		return true;
+	/* or each side's first protected record: below 1.3 the Finished after
+	 * its ChangeCipherSpec, in 1.3 the server's flight and the client's
+	 * answer to it */
+	if (cl->n_enc_total == 0 || sv->n_enc_total == 0)
+		return false;
+	return c->f.sh.selected_version == TLS_V_1_3 || (cl->ccs_seen && sv->ccs_seen);
 }
 
 /* Final before the close when nothing later can change the outcome: the
@@ -1055,6 +1156,8 @@ const struct verdict *obs_conn_early_verdict(struct obs_conn *c)
 {
 	if (c->finished)
 		return &c->verdict;
+	if (c->abandoned || c->over_budget)
+		return NULL;   /* said at the end, with why */
 	if (!c->early_decided) {
 		if (outcome_settled(c)) {
 			settle_keylog(c);
@@ -1107,6 +1210,15 @@ const struct verdict *obs_conn_finish(struct obs_conn *c, bool truncated, const 
 	}
 	free_decoding_state(c);
 	decide(c);
+	if (c->abandoned || c->over_budget) {
+		/* what was seen is kept in the facts, but no rule may judge a
+		 * handshake watched only in part */
+		if (!c->abandon_why[0])
+			snprintf(c->abandon_why, sizeof(c->abandon_why),
+				 "handshake over budget: %zu bytes to hold for this connection, more than %zu; not observed further",
+				 c->over_budget_need, c->cfg.max_buffered);
+		verdict_overrule(&c->verdict, V_INCOMPLETE, F_UNKNOWN, B_OBSERVED, c->abandon_why);
+	}
 	return &c->verdict;
 }
 

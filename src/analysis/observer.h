@@ -44,6 +44,13 @@ struct observer_config {
 	 * (--expect-server-ca, --expect-server-spki); either may be NULL. */
 	const struct inspect_catalogue *inspection;
 	const struct server_expect *expect;
+	/* The front end's budget for one connection (the proxy's
+	 * --max-handshake-bytes): at most this many bytes held by its decoders
+	 * (handshake messages being reassembled, a protected record being
+	 * collected, preamble bytes).  A message that needs more stops the
+	 * observing (obs_conn_over_budget).  0: no budget.  Records held for a
+	 * key log's secret have a bound of their own (256 KiB). */
+	size_t max_buffered;
 };
 
 struct obs_conn;
@@ -71,6 +78,26 @@ void obs_conn_close(struct obs_conn *c, enum side from, enum close_kind how,
 /* False once further payload can no longer change the verdict: the front
  * end may then skip payload bytes (closes still matter). */
 bool obs_conn_wants_bytes(const struct obs_conn *c);
+
+/* Bytes the connection holds until more arrive: what its decoders hold
+ * (see max_buffered) and the records held for a key log's secret. */
+size_t obs_conn_buffered(const struct obs_conn *c) __attribute__((nonnull));
+
+/* Whether a message needed more than cfg->max_buffered: the observing has
+ * stopped and its buffers are freed (the front end says why with
+ * obs_conn_abandon).  *need: the bytes the connection would have held. */
+bool obs_conn_over_budget(const struct obs_conn *c, size_t *need) __attribute__((nonnull));
+
+/* The front end stops the observing (a budget, its own limits): the
+ * decoding state is freed at once and no more bytes are wanted; the
+ * verdict is `incomplete`, with `why` as its last evidence line. */
+void obs_conn_abandon(struct obs_conn *c, const char *why) __attribute__((nonnull));
+
+/* Whether the TLS handshake is behind the connection, as far as the bytes
+ * show: both sides sent their protected flight (below 1.3 after their
+ * ChangeCipherSpec), or the verdict came early (not TLS, a fatal alert, a
+ * session that went on), or the observer wants no more bytes. */
+bool obs_conn_handshake_over(const struct obs_conn *c) __attribute__((nonnull));
 
 /* With keylog_wait: records are held for secrets the key log does not
  * have yet.  The front end refreshes the key log (keylog_refresh) and the
