@@ -1212,7 +1212,10 @@ const struct verdict *obs_conn_finish(struct obs_conn *c, bool truncated, const 
 	decide(c);
 	if (c->abandoned || c->over_budget) {
 		/* what was seen is kept in the facts, but no rule may judge a
-		 * handshake watched only in part */
+		 * handshake watched only in part, nor explain it */
+		c->verdict.n_evidence = 0;
+		c->verdict.keylog_evidence = -1;
+		c->verdict.middlebox_named = false;
 		if (!c->abandon_why[0])
 			snprintf(c->abandon_why, sizeof(c->abandon_why),
 				 "handshake over budget: %zu bytes to hold for this connection, more than %zu; not observed further",

@@ -80,6 +80,11 @@ static void usage(FILE *out)
 		"                         many as the descriptor limit allows)\n"
 		"  --connect-timeout S    give up connecting to the server after S seconds (10)\n"
 		"  --idle-timeout S       close a connection idle both ways for S seconds (300)\n"
+		"  --max-handshake-bytes N  handshake bytes held for one connection while its\n"
+		"                         messages are reassembled (64K; K, M: KiB, MiB)\n"
+		"  --max-handshake-total N  the same for all connections together (64M)\n"
+		"  --over-budget splice|close  a connection past either: relayed on unobserved\n"
+		"                         (splice, the default) or closed; its record says so\n"
 		"  --user USER            run as USER once the listeners are bound\n"
 		"  -h, --help             this help\n"
 		"\n"
@@ -102,6 +107,43 @@ static int parse_uint(const char *opt, const char *s, unsigned min, unsigned max
 	}
 	*out = (unsigned)v;
 	return 1;
+}
+
+/* A byte count: a number, or one followed by K, M or G (KiB, MiB, GiB). */
+static int parse_size(const char *opt, const char *s, size_t min, size_t max, size_t *out)
+{
+	char *end;
+	unsigned long long v;
+	unsigned shift = 0;
+
+	errno = 0;
+	v = strtoull(s, &end, 10);
+	if (*end && !end[1]) {
+		switch (*end) {
+		case 'k': case 'K': shift = 10; end++; break;
+		case 'm': case 'M': shift = 20; end++; break;
+		case 'g': case 'G': shift = 30; end++; break;
+		default: break;
+		}
+	}
+	if (errno || *end || end == s || s[0] == '-' || v > (max >> shift) || (v << shift) < min) {
+		fprintf(stderr, "mtlsdiag proxy: %s: '%s' is not a size from %zu to %zu bytes (K, M, G: KiB, MiB, GiB)\n",
+			opt, s, min, max);
+		return 0;
+	}
+	*out = (size_t)(v << shift);
+	return 1;
+}
+
+/* One of two words: 1 (the first) or 2 (the second), 0 after saying so. */
+static int parse_choice(const char *opt, const char *s, const char *first, const char *second)
+{
+	if (strcmp(s, first) == 0)
+		return 1;
+	if (strcmp(s, second) == 0)
+		return 2;
+	fprintf(stderr, "mtlsdiag proxy: %s: '%s' is neither %s nor %s\n", opt, s, first, second);
+	return 0;
 }
 
 /* The listeners as the options describe them. */
@@ -183,6 +225,7 @@ enum {
 	O_LISTEN = 256, O_UPSTREAM, O_CONNECT, O_VIA, O_ALLOW, O_TRANSPARENT, O_JSON, O_LOG,
 	O_PCAP_OUT, O_PCAP_FULL, O_CA_BUNDLE, O_AT, O_WORKERS, O_MAX_CONNS, O_CONNECT_TIMEOUT,
 	O_IDLE_TIMEOUT, O_USER, O_KEYLOG, O_INSPECTION_CAS, O_EXPECT_CA, O_EXPECT_SPKI, O_KEEP_QUERY, O_UMASK,
+	O_MAX_HANDSHAKE_BYTES, O_MAX_HANDSHAKE_TOTAL, O_OVER_BUDGET,
 };
 
 /* The options as given. */
@@ -262,6 +305,16 @@ static int proxy_option(void *opts, int opt, const char *arg)
 	case O_MAX_CONNS: return parse_uint("--max-conns", arg, 1, 1000000, &c->max_conns);
 	case O_CONNECT_TIMEOUT: return parse_uint("--connect-timeout", arg, 1, 3600, &c->connect_timeout_s);
 	case O_IDLE_TIMEOUT: return parse_uint("--idle-timeout", arg, 1, 7 * 86400, &c->idle_timeout_s);
+	case O_MAX_HANDSHAKE_BYTES:
+		return parse_size("--max-handshake-bytes", arg, 1024, (size_t)16 << 20, &c->max_handshake_bytes);
+	case O_MAX_HANDSHAKE_TOTAL:
+		return parse_size("--max-handshake-total", arg, 65536, (size_t)64 << 30, &c->max_handshake_total);
+	case O_OVER_BUDGET: {
+		int which = parse_choice("--over-budget", arg, "splice", "close");
+
+		c->over_budget_close = which == 2;
+		return which != 0;
+	}
 	case O_KEYLOG: return cmd_add_file(WHO, "--keylog", o->keylogs, &o->n_keylogs, MAX_KEYLOGS, arg);
 	case O_INSPECTION_CAS:
 		return cmd_add_file(WHO, "--inspection-cas", o->cas, &o->n_cas, MAX_CATALOGUES, arg);
@@ -295,6 +348,9 @@ static enum cmd_parsed parse_proxy(int argc, char **argv, struct proxy_opts *o)
 		{ "max-conns", required_argument, NULL, O_MAX_CONNS },
 		{ "connect-timeout", required_argument, NULL, O_CONNECT_TIMEOUT },
 		{ "idle-timeout", required_argument, NULL, O_IDLE_TIMEOUT },
+		{ "max-handshake-bytes", required_argument, NULL, O_MAX_HANDSHAKE_BYTES },
+		{ "max-handshake-total", required_argument, NULL, O_MAX_HANDSHAKE_TOTAL },
+		{ "over-budget", required_argument, NULL, O_OVER_BUDGET },
 		{ "user", required_argument, NULL, O_USER },
 		{ "keylog", required_argument, NULL, O_KEYLOG },
 		{ "inspection-cas", required_argument, NULL, O_INSPECTION_CAS },

@@ -10,6 +10,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <grp.h>
+#include <malloc.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <pthread.h>
@@ -39,6 +40,11 @@
 #define DEFAULT_IDLE_TIMEOUT_S 300
 #define DEFAULT_DRAIN_TIMEOUT_S 10
 #define DEFAULT_BUFFER_LIMIT (256 * 1024)
+#define DEFAULT_MAX_HANDSHAKE (64 * 1024)
+#define DEFAULT_MAX_HANDSHAKE_TOTAL (64 * 1024 * 1024)
+/* Freed memory stays in the allocator's free lists (and in the process's
+ * RSS) until given back: after about this much, it is (malloc_trim). */
+#define TRIM_AFTER (8 * 1024 * 1024)
 #define ACCEPT_RETRY_S 1
 #define SPLICE_PIPE_SIZE (1024 * 1024) /* asked for; the kernel may give less (fs.pipe-max-size) */
 #define FDS_RESERVED 64          /* descriptors kept for files, DNS, listeners */
@@ -49,6 +55,23 @@ void proxy_set_nodelay(evutil_socket_t fd)
 
 	/* we forward each chunk as it comes: Nagle would only add latency */
 	(void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+}
+
+/* ---- memory ---- */
+
+/* Gives the free memory at the top and inside the allocator's heaps (all
+ * threads' arenas) back to the system. */
+static void give_back_memory(struct proxy *px)
+{
+	atomic_store(&px->freed, 0);
+#ifdef HAVE_MALLOC_TRIM
+	(void)malloc_trim(0);
+#endif
+}
+
+void proxy_note_freed(struct proxy *px, size_t n)
+{
+	atomic_fetch_add(&px->freed, n);
 }
 
 /* ---- workers ---- */
@@ -92,6 +115,8 @@ void worker_conn_closed(struct worker *w)
 		evtimer_del(w->retry_ev);
 		set_accepting(w);
 	}
+	if (w->n_conns == 0 && atomic_load(&w->px->freed) > 0)
+		give_back_memory(w->px);   /* the end of a burst */
 	if (w->draining && w->n_conns == 0)
 		event_base_loopexit(w->base, NULL);
 }
@@ -211,6 +236,17 @@ static void signal_cb(evutil_socket_t sig, short what, void *arg)
 		event_active(px->workers[i].stop_ev, EV_TIMEOUT, 0);
 }
 
+/* Once a second, on worker 0. */
+static void tick_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct proxy *px = arg;
+
+	(void)fd;
+	(void)what;
+	if (atomic_load(&px->freed) >= TRIM_AFTER)
+		give_back_memory(px);
+}
+
 static void *worker_main(void *arg)
 {
 	struct worker *w = arg;
@@ -262,6 +298,7 @@ static int worker_init(struct worker *w, size_t *failed_listener)
 	w->ocfg.keylog = px->cfg->keylog;
 	w->ocfg.keylog_wait = px->cfg->keylog != NULL;
 	w->ocfg.keep_query = px->cfg->keep_query;
+	w->ocfg.max_buffered = px->max_handshake;
 	w->stop_ev = event_new(w->base, -1, 0, stop_cb, w);
 	w->deadline_ev = evtimer_new(w->base, deadline_cb, w);
 	w->retry_ev = evtimer_new(w->base, retry_accept_cb, w);
@@ -310,6 +347,8 @@ static void worker_free(struct worker *w)
 		event_free(w->deadline_ev);
 	if (w->retry_ev)
 		event_free(w->retry_ev);
+	if (w->tick_ev)
+		event_free(w->tick_ev);
 	if (w->dns)
 		evdns_base_free(w->dns, 0);
 	if (w->pipe[0] >= 0) {
@@ -439,6 +478,8 @@ int proxy_run(const struct proxy_config *cfg)
 	px.idle_timeout_s = cfg->idle_timeout_s ? cfg->idle_timeout_s : DEFAULT_IDLE_TIMEOUT_S;
 	px.drain_timeout_s = cfg->drain_timeout_s ? cfg->drain_timeout_s : DEFAULT_DRAIN_TIMEOUT_S;
 	px.buffer_limit = cfg->buffer_limit ? cfg->buffer_limit : DEFAULT_BUFFER_LIMIT;
+	px.max_handshake = cfg->max_handshake_bytes ? cfg->max_handshake_bytes : DEFAULT_MAX_HANDSHAKE;
+	px.max_handshake_total = cfg->max_handshake_total ? cfg->max_handshake_total : DEFAULT_MAX_HANDSHAKE_TOTAL;
 	pthread_mutex_init(&px.pcap_lock, NULL);
 	if (cfg->n_listeners == 0 || !(px.ls = calloc(cfg->n_listeners, sizeof(*px.ls)))) {
 		fprintf(stderr, "mtlsdiag proxy: no listener\n");
@@ -491,6 +532,16 @@ int proxy_run(const struct proxy_config *cfg)
 		}
 		if (r == 0) {
 			fprintf(stderr, "mtlsdiag proxy: cannot set up worker %zu (out of memory?)\n", i);
+			goto Exit;
+		}
+	}
+	{
+		struct timeval second = { 1, 0 };
+		struct worker *w0 = &px.workers[0];
+
+		w0->tick_ev = event_new(w0->base, -1, EV_PERSIST, tick_cb, &px);
+		if (!w0->tick_ev || event_add(w0->tick_ev, &second) != 0) {
+			fprintf(stderr, "mtlsdiag proxy: out of memory\n");
 			goto Exit;
 		}
 	}

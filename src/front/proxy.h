@@ -52,6 +52,11 @@ struct proxy_config {
 				      * 0: as many as the descriptor limit allows */
 	size_t buffer_limit;         /* bytes queued towards one side before the other
 				      * side stops being read; 0: 256 KiB */
+	size_t max_handshake_bytes;  /* handshake bytes the observer may hold for one
+				      * connection (observer_config.max_buffered); 0: 64 KiB */
+	size_t max_handshake_total;  /* the same for all connections together; 0: 64 MiB */
+	bool over_budget_close;      /* past either: close the connection, instead of
+				      * relaying it on unobserved */
 	FILE *log;                   /* human lines (required) */
 	struct outfile *log_file;    /* log's file, reopened on SIGHUP; NULL: standard error */
 	const char *log_path;        /* --log as given */

@@ -35,6 +35,10 @@
  * timer wakes this often: an open, quiet session after its answer has gone
  * on (conversation.h), and its record should not wait for the close. */
 #define VERDICT_POLL_S 1
+/* About what an open connection takes besides its handshake bytes (its
+ * observer's facts and verdict, the bufferevents): counted as freed at
+ * its end, towards the next malloc_trim. */
+#define CONN_FOOTPRINT (16 * 1024)
 
 static const char CONNECT_OK_ANSWER[] = "HTTP/1.1 200 Connection established\r\n\r\n";
 
@@ -53,6 +57,85 @@ void pconn_note_end(struct pconn *c, enum closer who, enum end_kind how)
 	if (c->closed_by == CLOSER_NONE) {
 		c->closed_by = who;
 		c->end = how;
+	}
+}
+
+/* ---- closing from inside a callback ---- */
+
+/* A close decided inside a relay callback, which goes on using c after
+ * this returns: nothing more is read (nor spliced), and the timer tears c
+ * down as soon as the loop gets back to it. */
+static void close_soon(struct pconn *c, enum end_kind how)
+{
+	int s;
+
+	pconn_note_end(c, CLOSER_PROXY, how);
+	if (c->closing || !c->timer)
+		return;
+	c->closing = true;
+	for (s = 0; s < 2; s++) {
+		c->side[s].read_done = true;
+		if (c->side[s].bev)
+			bufferevent_disable(c->side[s].bev, EV_READ);
+	}
+	evtimer_del(c->timer);
+	event_active(c->timer, EV_TIMEOUT, 1);
+}
+
+/* ---- the handshake budget ---- */
+
+/* Brings c's share of the proxy's handshake total up to date (what its
+ * observer holds now); returns the new total. */
+static size_t budget_account(struct pconn *c)
+{
+	struct proxy *px = c->w->px;
+	size_t now = c->obs ? obs_conn_buffered(c->obs) : 0, was = c->hs_counted;
+
+	c->hs_counted = now;
+	if (now >= was)
+		return atomic_fetch_add(&px->hs_total, now - was) + (now - was);
+	proxy_note_freed(px, was - now);
+	return atomic_fetch_sub(&px->hs_total, was - now) - (was - now);
+}
+
+/* c went over the handshake budget (why): its observer stops and frees
+ * what it held; c is relayed on unobserved, or closed (--over-budget). */
+static void over_budget(struct pconn *c, const char *why)
+{
+	char text[VERDICT_EVIDENCE_LEN];
+	bool close = c->w->px->cfg->over_budget_close;
+
+	snprintf(text, sizeof(text), "%s; %s", why,
+		 close ? "connection closed (--over-budget close)" : "relayed on unobserved");
+	obs_conn_abandon(c->obs, text);
+	c->unobserved = true;
+	(void)budget_account(c);
+	emit_note(c, text);
+	if (close)
+		close_soon(c, END_OVER_BUDGET);
+}
+
+/* After the observer was fed: this connection past --max-handshake-bytes,
+ * or the total past --max-handshake-total as this one grew. */
+static void budget_check(struct pconn *c)
+{
+	struct proxy *px = c->w->px;
+	size_t was = c->hs_counted, need, total;
+	char why[VERDICT_EVIDENCE_LEN];
+
+	if (obs_conn_over_budget(c->obs, &need)) {
+		snprintf(why, sizeof(why),
+			 "handshake over budget: %zu bytes to hold for this connection, over --max-handshake-bytes %zu",
+			 need, px->max_handshake);
+		over_budget(c, why);
+		return;
+	}
+	total = budget_account(c);
+	if (total > px->max_handshake_total && c->hs_counted > was) {
+		snprintf(why, sizeof(why),
+			 "handshake over budget: %zu bytes held for all connections, over --max-handshake-total %zu",
+			 total, px->max_handshake_total);
+		over_budget(c, why);
 	}
 }
 
@@ -98,8 +181,10 @@ static void tap_bytes(struct pconn *c, enum side from, const uint8_t *p, size_t 
 	/* a secret the client has not written yet may be there by now */
 	if (wanted && c->w->ocfg.keylog && obs_conn_awaiting_keys(c->obs))
 		keylog_refresh(c->w->ocfg.keylog);
-	if (wanted)
+	if (wanted) {
 		obs_conn_feed(c->obs, from, p, n, now);
+		budget_check(c);
+	}
 	if (!c->pcap)
 		return;
 	if (wanted || c->w->px->cfg->pcap_full)
@@ -151,6 +236,7 @@ void pconn_check_early(struct pconn *c)
 	if (c->early_logged || !c->obs)
 		return;
 	v = obs_conn_early_verdict(c->obs);
+	(void)budget_account(c);   /* a settled verdict frees the decoding state */
 	if (!v)
 		return;
 	c->early_logged = true;
@@ -349,6 +435,12 @@ static void timer_cb(evutil_socket_t fd, short what, void *arg)
 		pconn_teardown(c);
 		return;
 	}
+	if (c->closing) {
+		for (s = 0; s < 2; s++)
+			tap_close(c, (enum side)s, CLOSE_TIMEOUT);
+		pconn_teardown(c);
+		return;
+	}
 	if (c->phase == PH_REQUEST) {
 		char why[100];
 
@@ -437,7 +529,10 @@ void pconn_teardown(struct pconn *c)
 		if (px->cfg->json)
 			emit_json(px->cfg->json, c, f, v, ms);
 		obs_conn_free(c->obs);
+		c->obs = NULL;
 	}
+	(void)budget_account(c);
+	proxy_note_freed(px, CONN_FOOTPRINT);
 	if (c->pcap) {
 		pthread_mutex_lock(&px->pcap_lock);
 		pcapout_conn_free(c->pcap);

@@ -39,7 +39,10 @@ struct pcapout_conn;
 enum closer { CLOSER_NONE = -1, CLOSER_CLIENT = SIDE_CLIENT, CLOSER_SERVER = SIDE_SERVER, CLOSER_PROXY = 2 };
 
 /* How the connection ended, as the final record names it. */
-enum end_kind { END_NONE, END_FIN, END_RST, END_TIMEOUT, END_SHUTDOWN, END_UPSTREAM_ERROR, END_REFUSED };
+enum end_kind {
+	END_NONE, END_FIN, END_RST, END_TIMEOUT, END_SHUTDOWN, END_UPSTREAM_ERROR, END_REFUSED,
+	END_OVER_BUDGET,
+};
 
 enum phase { PH_REQUEST, PH_CONNECTING, PH_RELAY, PH_ANSWERED };
 
@@ -79,8 +82,11 @@ struct pconn {
 	char target[300];            /* connect mode: the CONNECT target as asked */
 	uint16_t own_port;           /* transparent: local port of the upstream socket */
 	struct timeval start, last_activity;
+	size_t hs_counted;           /* its share of the handshake total (proxy.hs_total) */
 	bool early_logged;
 	bool spliced;
+	bool unobserved;             /* over the handshake budget: relayed on without the observer */
+	bool closing;                /* closed from the timer as soon as the callback returns */
 	bool torn_down;
 	enum closer closed_by;
 	enum end_kind end;
@@ -107,6 +113,9 @@ struct proxy {
 	size_t buffer_limit;
 	unsigned connect_timeout_s, idle_timeout_s, drain_timeout_s;
 	size_t max_conns_per_worker;
+	size_t max_handshake, max_handshake_total;
+	atomic_size_t hs_total;      /* handshake bytes the observers hold, all workers */
+	atomic_size_t freed;         /* about as many bytes freed since the last malloc_trim */
 	struct plistener *ls;
 	size_t n_ls;
 	struct worker *workers;
@@ -129,6 +138,7 @@ struct worker {
 	struct evdns_base *dns;
 	struct wlistener *wls;       /* one per plistener */
 	struct event *stop_ev, *deadline_ev, *retry_ev;
+	struct event *tick_ev;       /* worker 0: the proxy's once-a-second chores */
 	struct observer_config ocfg;
 	struct pconn *conns;
 	size_t n_conns;
@@ -143,6 +153,9 @@ struct worker {
 
 void worker_conn_opened(struct worker *w) __attribute__((nonnull));
 void worker_conn_closed(struct worker *w) __attribute__((nonnull));
+/* About n bytes were freed: the memory goes back to the system once enough
+ * has been (malloc_trim, from the once-a-second tick). */
+void proxy_note_freed(struct proxy *px, size_t n) __attribute__((nonnull));
 /* TCP_NODELAY: each chunk is forwarded as it comes. */
 void proxy_set_nodelay(evutil_socket_t fd);
 
@@ -203,5 +216,7 @@ uint64_t ms_between(const struct timeval *a, const struct timeval *b);
 void emit_json(FILE *out, const struct pconn *c, const struct conn_facts *f,
 	       const struct verdict *v, uint64_t duration_ms);
 void emit_failure(const struct pconn *c, const char *type, const char *what, const char *why);
+/* A line about an open connection: "TIME CLIENT -> UPSTREAM what". */
+void emit_note(const struct pconn *c, const char *what) __attribute__((nonnull));
 
 #endif

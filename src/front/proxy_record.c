@@ -54,6 +54,7 @@ const char *end_name(enum end_kind e)
 	case END_SHUTDOWN: return "shutdown";
 	case END_UPSTREAM_ERROR: return "upstream_error";
 	case END_REFUSED: return "refused";
+	case END_OVER_BUDGET: return "over_budget";
 	default: break;
 	}
 	return "none";
@@ -112,9 +113,30 @@ void emit_json(FILE *out, const struct pconn *c, const struct conn_facts *f,
 	json_uint(&j, "server", c->side[SIDE_SERVER].bytes);
 	json_end(&j);
 	json_bool(&j, "spliced", c->spliced);
+	json_bool(&j, "observed", !c->unobserved);
 	json_end(&j);
 	write_record(out, &j);
 	json_free(&j);
+}
+
+/* What a connection's own lines start with: its time, client and
+ * upstream ("?" when none was chosen). */
+static void line_head(const struct pconn *c, char ts[40], char client[80], char up[300])
+{
+	report_time(ts, 40, &c->start, 3);
+	report_endpoint(client, 80, c->client.ip, c->client.port);
+	if (c->up_host[0])
+		report_endpoint(up, 300, c->up_host, c->up_port);
+	else
+		snprintf(up, 300, "?");
+}
+
+void emit_note(const struct pconn *c, const char *what)
+{
+	char ts[40], client[80], up[300];
+
+	line_head(c, ts, client, up);
+	emit_fmt(c->w->px->cfg->log, "%s %s -> %s %s", ts, client, up, what);
 }
 
 /* A connection that never reached its server: one human line, one JSON
@@ -125,12 +147,7 @@ void emit_failure(const struct pconn *c, const char *type, const char *what, con
 	char ts[40], client[80], up[300];
 	struct json j;
 
-	report_time(ts, sizeof(ts), &c->start, 3);
-	report_endpoint(client, sizeof(client), c->client.ip, c->client.port);
-	if (c->up_host[0])
-		report_endpoint(up, sizeof(up), c->up_host, c->up_port);
-	else
-		snprintf(up, sizeof(up), "?");
+	line_head(c, ts, client, up);
 	if (c->target[0] && strcmp(type, "connect_refused") == 0)
 		emit_fmt(px->cfg->log, "%s %s CONNECT %s %s: %s", ts, client, c->target, what, why);
 	else if (c->target[0])

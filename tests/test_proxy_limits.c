@@ -1,0 +1,367 @@
+/* `mtlsdiag proxy` under abuse and at its limits: clients that send an
+ * unfinished ClientHello of a quarter of a megabyte (the handshake
+ * budget), that drip a byte a second (the handshake deadline), that open
+ * too many connections from one address (the per-source cap); and the
+ * stop: listeners closed at once, the open connections drained.  The
+ * built program runs as a child between real sockets on loopback. */
+#include "config.h"
+
+#include <criterion/criterion.h>
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "proxyutil.h"
+#include "testutil.h"
+
+/* ---- peers ---- */
+
+/* A server that takes up to max_conns connections at once and reads
+ * whatever they send without answering: a TLS server waiting for the rest
+ * of a ClientHello.  It closes a connection when its client does. */
+static pid_t start_sink(int lfd, size_t max_conns)
+{
+	pid_t pid = fork();
+	struct pollfd *p;
+	size_t n = 1, i;
+
+	cr_assert(pid >= 0);
+	if (pid > 0) {
+		close(lfd);
+		return pid;
+	}
+	px_child_guard(120);
+	if (!(p = calloc(max_conns + 1, sizeof(*p))))
+		_exit(1);
+	fcntl(lfd, F_SETFL, O_NONBLOCK);
+	p[0].fd = lfd;
+	for (;;) {
+		p[0].events = n <= max_conns ? POLLIN : 0;
+		if (poll(p, n, -1) < 0)
+			continue;
+		if (p[0].revents & POLLIN) {
+			int fd;
+
+			while (n <= max_conns && (fd = accept4(lfd, NULL, NULL, SOCK_NONBLOCK)) >= 0) {
+				p[n].fd = fd;
+				p[n].events = POLLIN;
+				p[n++].revents = 0;
+			}
+		}
+		for (i = n - 1; i >= 1; i--) {
+			char buf[65536];
+			ssize_t r;
+
+			if (!p[i].revents)
+				continue;
+			r = read(p[i].fd, buf, sizeof(buf));
+			if (r == 0 || (r < 0 && errno != EINTR && errno != EAGAIN)) {
+				close(p[i].fd);
+				p[i] = p[--n];
+			}
+		}
+	}
+}
+
+/* Raises this process's descriptor limit to make room for n sockets, or
+ * skips the test. */
+static void room_for_sockets(size_t n)
+{
+	struct rlimit rl;
+
+	cr_assert(getrlimit(RLIMIT_NOFILE, &rl) == 0);
+	if (rl.rlim_max != RLIM_INFINITY && rl.rlim_max < n + 100)
+		cr_skip_test("RLIMIT_NOFILE hard limit %llu is below %zu", (unsigned long long)rl.rlim_max, n + 100);
+	rl.rlim_cur = rl.rlim_max == RLIM_INFINITY ? 65536 : rl.rlim_max;
+	cr_assert(setrlimit(RLIMIT_NOFILE, &rl) == 0, "setrlimit: %s", strerror(errno));
+}
+
+static size_t count_lines_with(const char *path, const char *needle)
+{
+	FILE *f = fopen(path, "r");
+	char *line = NULL;
+	size_t cap = 0, n = 0;
+
+	if (!f)
+		return 0;
+	while (getline(&line, &cap, f) > 0)
+		n += strstr(line, needle) != NULL;
+	free(line);
+	fclose(f);
+	return n;
+}
+
+/* Bytes process pid has read (rchar in /proc/PID/io), or -1. */
+static long long bytes_read_by(pid_t pid)
+{
+	char path[64], line[128];
+	long long v = -1;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "/proc/%d/io", (int)pid);
+	if (!(f = fopen(path, "r")))
+		return -1;
+	while (fgets(line, sizeof(line), f))
+		if (strncmp(line, "rchar:", 6) == 0)
+			v = strtoll(line + 6, NULL, 10);
+	fclose(f);
+	return v;
+}
+
+/* ---- the handshake budget ---- */
+
+/* The flooding clients' ClientHello: its header claims HELLO_CLAIMED
+ * bytes, of which only HELLO_SENT arrive (a valid start, never finished). */
+#define HELLO_CLAIMED 260000u
+#define HELLO_SENT 261000u
+
+/* `sent` bytes of TLS records of 16 KiB carrying one ClientHello whose
+ * header claims `claimed` bytes. */
+static uint8_t *unfinished_hello(size_t claimed, size_t sent)
+{
+	uint8_t *buf = malloc(sent);
+	size_t at = 0, body = 0;
+
+	cr_assert_not_null(buf);
+	while (at < sent) {
+		size_t n = sent - at - 5 < 16384 ? sent - at - 5 : 16384, i;
+
+		buf[at++] = 22;
+		buf[at++] = 3;
+		buf[at++] = 1;
+		buf[at++] = (uint8_t)(n >> 8);
+		buf[at++] = (uint8_t)n;
+		for (i = 0; i < n; i++, body++) {
+			if (body == 0)
+				buf[at + i] = 1;   /* client_hello */
+			else if (body < 4)
+				buf[at + i] = (uint8_t)(claimed >> (8 * (3 - body)));
+			else if (body < 6)
+				buf[at + i] = 3;   /* legacy_version 3.3 */
+			else
+				buf[at + i] = (uint8_t)(body * 31);
+		}
+		at += n;
+	}
+	return buf;
+}
+
+struct flood_rss {
+	long before, peak, held, after;
+};
+
+/* n clients each send the unfinished ClientHello through the proxy at
+ * px_port and hold; then all leave.  The proxy's resident memory (KiB)
+ * before, at its peak, while they hold, and once they have gone and
+ * their records are written (json: n more lines than `lines_before`). */
+static struct flood_rss flood(pid_t proxy, pid_t sink, uint16_t px_port, size_t n, const char *json)
+{
+	struct flood_rss rss = { px_proc_status(proxy, "VmRSS"), 0, 0, 0 };
+	int *fds = calloc(n, sizeof(int));
+	size_t *sent = calloc(n, sizeof(size_t)), hello_len = HELLO_SENT, done = 0, i;
+	uint8_t *hello = unfinished_hello(HELLO_CLAIMED, HELLO_SENT);
+	long long deadline;
+
+	cr_assert(fds && sent);
+	for (i = 0; i < n; i++) {
+		fds[i] = px_connect_to(AF_INET, px_port);
+		cr_assert(fds[i] >= 0, "connection %zu: %s", i, strerror(errno));
+		fcntl(fds[i], F_SETFL, O_NONBLOCK);
+	}
+	deadline = e2e_now_ms() + 60000;
+	while (done < n && e2e_now_ms() < deadline) {
+		for (i = 0; i < n; i++) {
+			ssize_t w;
+
+			if (sent[i] == hello_len)
+				continue;
+			w = write(fds[i], hello + sent[i], hello_len - sent[i]);
+			if (w > 0) {
+				sent[i] += (size_t)w;
+				done += sent[i] == hello_len;
+			} else if (w < 0 && errno != EAGAIN) {
+				cr_assert_fail("client %zu: write: %s", i, strerror(errno));
+			}
+		}
+		usleep(1000);
+	}
+	cr_assert_eq(done, n, "%zu of %zu clients sent their ClientHello in time", done, n);
+	/* what the kernel still holds reaches the proxy, and through it the
+	 * server */
+	deadline = e2e_now_ms() + 60000;
+	while (bytes_read_by(sink) < (long long)(n * hello_len) && e2e_now_ms() < deadline)
+		usleep(50000);
+	cr_expect_geq(bytes_read_by(sink), (long long)(n * hello_len), "the server got %lld bytes of %zu",
+		      bytes_read_by(sink), n * hello_len);
+	/* the proxy gives freed memory back once a second */
+	usleep(2500000);
+	rss.held = px_proc_status(proxy, "VmRSS");
+	rss.peak = px_proc_status(proxy, "VmHWM");
+	for (i = 0; i < n; i++)
+		close(fds[i]);
+	cr_expect(e2e_wait_lines(json, n, 30000), "%zu records for %zu connections", e2e_count_lines(json), n);
+	usleep(1500000);
+	rss.after = px_proc_status(proxy, "VmRSS");
+	free(hello);
+	free(fds);
+	free(sent);
+	return rss;
+}
+
+/* The defaults (--max-handshake-bytes 64K, --max-handshake-total 64M,
+ * --over-budget splice): each connection is relayed on unobserved once its
+ * observer would hold more, and says so in its record; the memory goes
+ * back after the burst.  MTLSDIAG_FLOOD_CLIENTS=2000 gives README's
+ * figures. */
+Test(proxy_limits, an_unfinished_quarter_megabyte_hello_is_relayed_unobserved, .init = px_setup,
+     .fini = px_teardown)
+{
+	const char *env = getenv("MTLSDIAG_FLOOD_CLIENTS");
+	size_t n = env ? strtoul(env, NULL, 10) : 200;
+	uint16_t up_port, px_port = e2e_free_port();
+	int lfd = px_listen_any(AF_INET, &up_port);
+	const char *json = px_tmp("proxy.json"), *log = px_tmp("proxy.log");
+	char listen_at[64], upstream[64];
+	struct flood_rss rss;
+	pid_t sink, proxy;
+
+	alarm(110);
+	room_for_sockets(3 * n);
+	cr_assert(listen(lfd, (int)n + 24) == 0);
+	sink = start_sink(lfd, n + 16);
+	snprintf(listen_at, sizeof(listen_at), "127.0.0.1:%u", px_port);
+	snprintf(upstream, sizeof(upstream), "127.0.0.1:%u", up_port);
+	proxy = px_start(log, "--listen", listen_at, "--upstream", upstream, "--json", json, (char *)NULL);
+	rss = flood(proxy, sink, px_port, n, json);
+	cr_log_info("%zu clients, %u-byte unfinished ClientHello each: proxy RSS %ld KiB before, %ld KiB at the peak, "
+		    "%ld KiB while they held, %ld KiB after they left",
+		    n, HELLO_SENT, rss.before, rss.peak, rss.held, rss.after);
+	/* without the budget the observers held the whole ClientHello: RSS
+	 * grew by n times its size (and a third of that stayed) */
+	cr_expect_lt((rss.peak - rss.before) * 1024, (long)(n * HELLO_SENT) / 2,
+		     "RSS grew from %ld to %ld KiB", rss.before, rss.peak);
+	cr_expect_lt((rss.after - rss.before) * 1024, (long)(n * HELLO_SENT) / 8,
+		     "RSS %ld KiB after the clients left, %ld before", rss.after, rss.before);
+	cr_expect_eq(count_lines_with(json, "\"observed\":false"), n, "%zu of %zu records unobserved",
+		     count_lines_with(json, "\"observed\":false"), n);
+	cr_expect_eq(count_lines_with(json, "handshake over budget: "), n);
+	cr_expect_eq(count_lines_with(json, "\"verdict\":\"incomplete\""), n);
+	cr_expect_eq(count_lines_with(json, "\"spliced\":true"), n, "%s", px_nth_line(json, 0));
+	cr_expect_eq(count_lines_with(log, "relayed on unobserved"), 2 * n, "a line when it happened, one at the end");
+	cr_expect_eq(e2e_stop(proxy, 12000), 0);
+	px_stop_child(sink);
+}
+
+/* A client that sends `sent` bytes of a ClientHello claiming `claimed`
+ * and holds; -1 if it could not connect. */
+static int send_unfinished_hello(uint16_t px_port, size_t claimed, size_t sent)
+{
+	int fd = px_connect_to(AF_INET, px_port);
+	uint8_t *hello = unfinished_hello(claimed, sent);
+
+	cr_assert(fd >= 0);
+	cr_assert(write(fd, hello, sent) == (ssize_t)sent, "write: %s", strerror(errno));
+	free(hello);
+	return fd;
+}
+
+/* How the proxy ended fd: 'F' at a FIN, 'R' at a reset, 0 if it did not
+ * within timeout_ms. */
+static char ended_by_proxy(int fd, int timeout_ms)
+{
+	long long end = e2e_now_ms() + timeout_ms;
+	char buf[4096];
+
+	while (e2e_now_ms() < end) {
+		struct pollfd pfd = { fd, POLLIN, 0 };
+		ssize_t r;
+
+		if (poll(&pfd, 1, 50) <= 0)
+			continue;
+		r = read(fd, buf, sizeof(buf));
+		if (r == 0)
+			return 'F';
+		if (r < 0)
+			return errno == ECONNRESET ? 'R' : 0;
+	}
+	return 0;
+}
+
+/* The proxy in front of a sink of its own, with the options in `extra`
+ * (NULL-terminated); its log and records in proxy.log, proxy.json. */
+static pid_t start_proxy_with_sink(uint16_t px_port, pid_t *sink, const char *const *extra)
+{
+	uint16_t up_port;
+	int lfd = px_listen_any(AF_INET, &up_port);
+	char listen_at[64], upstream[64];
+	const char *args[32] = { "--listen", listen_at, "--upstream", upstream, "--json", px_tmp("proxy.json") };
+	size_t n = 6, i;
+
+	*sink = start_sink(lfd, 64);
+	snprintf(listen_at, sizeof(listen_at), "127.0.0.1:%u", px_port);
+	snprintf(upstream, sizeof(upstream), "127.0.0.1:%u", up_port);
+	for (i = 0; extra[i] && n < 31; i++)
+		args[n++] = extra[i];
+	args[n] = NULL;
+	return px_start_argv(NULL, px_tmp("proxy.log"), args);
+}
+
+/* --over-budget close: the connection past --max-handshake-bytes is closed
+ * at once, both ways, with its record. */
+Test(proxy_limits, over_budget_close_ends_the_connection_with_its_record, .init = px_setup, .fini = px_teardown)
+{
+	uint16_t px_port = e2e_free_port();
+	const char *json = px_tmp("proxy.json"), *rec;
+	static const char *const opts[] = { "--max-handshake-bytes", "16K", "--over-budget", "close", NULL };
+	pid_t sink, proxy = start_proxy_with_sink(px_port, &sink, opts);
+	int fd = send_unfinished_hello(px_port, 40000, 30000);
+
+	cr_expect_neq(ended_by_proxy(fd, 2000), 0, "the connection was not closed");
+	cr_assert(e2e_wait_lines(json, 1, 3000), "no record");
+	rec = px_nth_line(json, 0);
+	cr_expect_str_eq(px_json_field(rec, "close"), "over_budget", "%s", rec);
+	cr_expect_str_eq(px_json_field(rec, "closed_by"), "proxy");
+	cr_expect_str_eq(px_json_field(rec, "observed"), "false");
+	cr_expect_str_eq(px_json_field(rec, "verdict"), "incomplete");
+	cr_expect(strstr(rec, "over --max-handshake-bytes 16384; connection closed (--over-budget close)"), "%s", rec);
+	close(fd);
+	cr_expect_eq(e2e_stop(proxy, 12000), 0);
+	px_stop_child(sink);
+}
+
+/* --max-handshake-total: connections each within their own budget hold
+ * until the total would pass it; the one that passes it goes on
+ * unobserved, the others stay observed. */
+Test(proxy_limits, the_total_budget_is_shared_by_all_connections, .init = px_setup, .fini = px_teardown)
+{
+	uint16_t px_port = e2e_free_port();
+	const char *json = px_tmp("proxy.json"), *log = px_tmp("proxy.log");
+	static const char *const opts[] = { "--max-handshake-bytes", "48K", "--max-handshake-total", "64K", NULL };
+	pid_t sink, proxy = start_proxy_with_sink(px_port, &sink, opts);
+	int fd[3], i;
+
+	for (i = 0; i < 3; i++) {
+		fd[i] = send_unfinished_hello(px_port, 40000, 30000);
+		usleep(300000);
+	}
+	cr_expect(e2e_wait_contains(log, "over --max-handshake-total 65536; relayed on unobserved", 2000), "%s",
+		  e2e_tail(log, 400));
+	cr_expect_eq(count_lines_with(log, "handshake over budget"), 1, "%s", e2e_tail(log, 600));
+	for (i = 0; i < 3; i++)
+		close(fd[i]);
+	cr_assert(e2e_wait_lines(json, 3, 3000));
+	cr_expect_eq(count_lines_with(json, "\"observed\":false"), 1);
+	cr_expect_eq(count_lines_with(json, "\"observed\":true"), 2);
+	cr_expect_eq(e2e_stop(proxy, 12000), 0);
+	px_stop_child(sink);
+}
