@@ -365,3 +365,68 @@ Test(proxy_limits, the_total_budget_is_shared_by_all_connections, .init = px_set
 	cr_expect_eq(e2e_stop(proxy, 12000), 0);
 	px_stop_child(sink);
 }
+
+/* ---- the handshake deadline ---- */
+
+/* curl's real ClientHello in its record. */
+static uint8_t *client_hello_record(size_t *len)
+{
+	size_t mlen;
+	uint8_t *msg = test_load("tests/data/msgs/clienthello_curl_tls13.bin", &mlen);
+	uint8_t *rec = malloc(5 + mlen);
+
+	cr_assert_not_null(rec);
+	rec[0] = 22;
+	rec[1] = 3;
+	rec[2] = 1;
+	rec[3] = (uint8_t)(mlen >> 8);
+	rec[4] = (uint8_t)mlen;
+	memcpy(rec + 5, msg, mlen);
+	free(msg);
+	*len = 5 + mlen;
+	return rec;
+}
+
+/* A client that drips its ClientHello a byte a second keeps the idle
+ * timeout from ever running out; --handshake-timeout 3 closes it about 3 s
+ * after the accept, with its record.  A client that is not TLS is left
+ * alone past the deadline. */
+Test(proxy_limits, a_handshake_dripped_a_byte_a_second_is_closed_at_the_deadline, .init = px_setup,
+     .fini = px_teardown)
+{
+	static const char *const opts[] = { "--handshake-timeout", "3", "--idle-timeout", "60", NULL };
+	uint16_t px_port = e2e_free_port();
+	const char *json = px_tmp("proxy.json"), *rec;
+	pid_t sink, proxy = start_proxy_with_sink(px_port, &sink, opts);
+	size_t len, at;
+	uint8_t *hello = client_hello_record(&len);
+	int fd = px_connect_to(AF_INET, px_port), plain = px_connect_to(AF_INET, px_port);
+	long long start = e2e_now_ms(), ended = 0;
+	char how = 0;
+
+	cr_assert(fd >= 0 && plain >= 0);
+	cr_assert(write(plain, "hello, not TLS\n", 15) == 15);
+	for (at = 0; at < len && !how; at++) {
+		if (write(fd, hello + at, 1) != 1)
+			break;
+		how = ended_by_proxy(fd, 1000);
+	}
+	ended = e2e_now_ms() - start;
+	cr_expect_neq(how, 0, "still open after %lld ms, %zu bytes dripped", ended, at);
+	cr_expect(ended >= 2500 && ended <= 4500, "closed after %lld ms", ended);
+	cr_assert(e2e_wait_contains(json, "handshake_timeout", 2000), "no record: %s", e2e_tail(px_tmp("proxy.log"), 400));
+	rec = px_find_line(json, "handshake_timeout");
+	cr_expect_str_eq(px_json_field(rec, "closed_by"), "proxy", "%s", rec);
+	cr_expect_str_eq(px_json_field(rec, "close"), "handshake_timeout");
+	cr_expect(strstr(rec, "its TLS handshake was not over 3 s after it was accepted (--handshake-timeout 3)"), "%s",
+		  rec);
+	/* the one that is not TLS: still open, past the deadline */
+	cr_expect_eq(ended_by_proxy(plain, 1500), 0, "the connection that is not TLS was closed");
+	cr_expect_eq(e2e_count_lines(json), 1);
+	close(fd);
+	close(plain);
+	cr_expect(e2e_wait_lines(json, 2, 3000));
+	cr_expect_eq(e2e_stop(proxy, 12000), 0);
+	px_stop_child(sink);
+	free(hello);
+}

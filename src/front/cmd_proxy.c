@@ -80,6 +80,8 @@ static void usage(FILE *out)
 		"                         many as the descriptor limit allows)\n"
 		"  --connect-timeout S    give up connecting to the server after S seconds (10)\n"
 		"  --idle-timeout S       close a connection idle both ways for S seconds (300)\n"
+		"  --handshake-timeout S  close a connection whose TLS handshake is not over S\n"
+		"                         seconds after it was accepted (10); not TLS: no limit\n"
 		"  --max-handshake-bytes N  handshake bytes held for one connection while its\n"
 		"                         messages are reassembled (64K; K, M: KiB, MiB)\n"
 		"  --max-handshake-total N  the same for all connections together (64M)\n"
@@ -225,7 +227,7 @@ enum {
 	O_LISTEN = 256, O_UPSTREAM, O_CONNECT, O_VIA, O_ALLOW, O_TRANSPARENT, O_JSON, O_LOG,
 	O_PCAP_OUT, O_PCAP_FULL, O_CA_BUNDLE, O_AT, O_WORKERS, O_MAX_CONNS, O_CONNECT_TIMEOUT,
 	O_IDLE_TIMEOUT, O_USER, O_KEYLOG, O_INSPECTION_CAS, O_EXPECT_CA, O_EXPECT_SPKI, O_KEEP_QUERY, O_UMASK,
-	O_MAX_HANDSHAKE_BYTES, O_MAX_HANDSHAKE_TOTAL, O_OVER_BUDGET,
+	O_MAX_HANDSHAKE_BYTES, O_MAX_HANDSHAKE_TOTAL, O_OVER_BUDGET, O_HANDSHAKE_TIMEOUT,
 };
 
 /* The options as given. */
@@ -305,6 +307,8 @@ static int proxy_option(void *opts, int opt, const char *arg)
 	case O_MAX_CONNS: return parse_uint("--max-conns", arg, 1, 1000000, &c->max_conns);
 	case O_CONNECT_TIMEOUT: return parse_uint("--connect-timeout", arg, 1, 3600, &c->connect_timeout_s);
 	case O_IDLE_TIMEOUT: return parse_uint("--idle-timeout", arg, 1, 7 * 86400, &c->idle_timeout_s);
+	case O_HANDSHAKE_TIMEOUT:
+		return parse_uint("--handshake-timeout", arg, 1, 3600, &c->handshake_timeout_s);
 	case O_MAX_HANDSHAKE_BYTES:
 		return parse_size("--max-handshake-bytes", arg, 1024, (size_t)16 << 20, &c->max_handshake_bytes);
 	case O_MAX_HANDSHAKE_TOTAL:
@@ -348,6 +352,7 @@ static enum cmd_parsed parse_proxy(int argc, char **argv, struct proxy_opts *o)
 		{ "max-conns", required_argument, NULL, O_MAX_CONNS },
 		{ "connect-timeout", required_argument, NULL, O_CONNECT_TIMEOUT },
 		{ "idle-timeout", required_argument, NULL, O_IDLE_TIMEOUT },
+		{ "handshake-timeout", required_argument, NULL, O_HANDSHAKE_TIMEOUT },
 		{ "max-handshake-bytes", required_argument, NULL, O_MAX_HANDSHAKE_BYTES },
 		{ "max-handshake-total", required_argument, NULL, O_MAX_HANDSHAKE_TOTAL },
 		{ "over-budget", required_argument, NULL, O_OVER_BUDGET },

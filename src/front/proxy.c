@@ -39,6 +39,7 @@
 #define DEFAULT_CONNECT_TIMEOUT_S 10
 #define DEFAULT_IDLE_TIMEOUT_S 300
 #define DEFAULT_DRAIN_TIMEOUT_S 10
+#define DEFAULT_HANDSHAKE_TIMEOUT_S 10
 #define DEFAULT_BUFFER_LIMIT (256 * 1024)
 #define DEFAULT_MAX_HANDSHAKE (64 * 1024)
 #define DEFAULT_MAX_HANDSHAKE_TOTAL (64 * 1024 * 1024)
@@ -477,6 +478,7 @@ int proxy_run(const struct proxy_config *cfg)
 	px.connect_timeout_s = cfg->connect_timeout_s ? cfg->connect_timeout_s : DEFAULT_CONNECT_TIMEOUT_S;
 	px.idle_timeout_s = cfg->idle_timeout_s ? cfg->idle_timeout_s : DEFAULT_IDLE_TIMEOUT_S;
 	px.drain_timeout_s = cfg->drain_timeout_s ? cfg->drain_timeout_s : DEFAULT_DRAIN_TIMEOUT_S;
+	px.handshake_timeout_s = cfg->handshake_timeout_s ? cfg->handshake_timeout_s : DEFAULT_HANDSHAKE_TIMEOUT_S;
 	px.buffer_limit = cfg->buffer_limit ? cfg->buffer_limit : DEFAULT_BUFFER_LIMIT;
 	px.max_handshake = cfg->max_handshake_bytes ? cfg->max_handshake_bytes : DEFAULT_MAX_HANDSHAKE;
 	px.max_handshake_total = cfg->max_handshake_total ? cfg->max_handshake_total : DEFAULT_MAX_HANDSHAKE_TOTAL;

@@ -48,6 +48,8 @@ struct proxy_config {
 	unsigned connect_timeout_s;  /* resolve + connect (and a CONNECT request); 0: 10 */
 	unsigned idle_timeout_s;     /* no byte either way; 0: 300 */
 	unsigned drain_timeout_s;    /* after SIGTERM/SIGINT; 0: 10 */
+	unsigned handshake_timeout_s; /* a TLS handshake not over this long after accept
+				      * closes the connection; 0: 10 */
 	unsigned max_conns;          /* open connections before accepting pauses;
 				      * 0: as many as the descriptor limit allows */
 	size_t buffer_limit;         /* bytes queued towards one side before the other

@@ -23,6 +23,7 @@
 #include <event2/bufferevent.h>
 #include <event2/event.h>
 
+#include "analysis/evidence.h"
 #include "front/netaddr.h"
 #include "front/proxy_int.h"
 #include "out/pcapout.h"
@@ -422,11 +423,17 @@ void pconn_event_cb(struct bufferevent *bev, short what, void *arg)
 		relay_error(c, s);
 }
 
+/* The connection's one timer: the CONNECT request, connecting, then
+ * while relaying the handshake deadline (--handshake-timeout, from the
+ * accept until obs_conn_handshake_over), the idle timeout, and polling
+ * for the verdict of a session gone quiet. */
 static void timer_cb(evutil_socket_t fd, short what, void *arg)
 {
 	struct pconn *c = arg;
 	struct proxy *px = c->w->px;
-	struct timeval now, idle_end, left;
+	struct timeval now, idle_end, hs_end, left;
+	enum end_kind how = END_TIMEOUT;
+	bool hs_pending;
 	int s;
 
 	(void)fd;
@@ -464,7 +471,14 @@ static void timer_cb(evutil_socket_t fd, short what, void *arg)
 	}
 	idle_end = c->last_activity;
 	idle_end.tv_sec += px->idle_timeout_s;
-	if (timercmp(&now, &idle_end, <)) {
+	hs_end = c->start;
+	hs_end.tv_sec += px->handshake_timeout_s;
+	hs_pending = c->obs && !c->unobserved && !obs_conn_handshake_over(c->obs);
+	if (hs_pending && !timercmp(&now, &hs_end, <)) {
+		how = END_HANDSHAKE_TIMEOUT;
+	} else if (timercmp(&now, &idle_end, <)) {
+		if (hs_pending && timercmp(&hs_end, &idle_end, <))
+			idle_end = hs_end;
 		timersub(&idle_end, &now, &left);
 		if (!c->early_logged && left.tv_sec >= VERDICT_POLL_S) {
 			left.tv_sec = VERDICT_POLL_S;
@@ -473,7 +487,7 @@ static void timer_cb(evutil_socket_t fd, short what, void *arg)
 		evtimer_add(c->timer, &left);
 		return;
 	}
-	pconn_note_end(c, CLOSER_PROXY, END_TIMEOUT);
+	pconn_note_end(c, CLOSER_PROXY, how);
 	for (s = 0; s < 2; s++)
 		tap_close(c, (enum side)s, CLOSE_TIMEOUT);
 	pconn_teardown(c);
@@ -516,6 +530,10 @@ void pconn_teardown(struct pconn *c)
 		}
 		/* sides the proxy closed itself did not close: nothing to report */
 		v = obs_conn_finish(c->obs, false, &now);
+		if (c->end == END_HANDSHAKE_TIMEOUT)
+			(void)verdict_line_kept(obs_conn_verdict_for_update(c->obs),
+						"the proxy closed the connection: its TLS handshake was not over %u s after it was accepted (--handshake-timeout %u)",
+						px->handshake_timeout_s, px->handshake_timeout_s);
 		f = obs_conn_facts(c->obs);
 		report_line(line, sizeof(line), f, v);
 		used = strlen(line);

@@ -41,7 +41,7 @@ enum closer { CLOSER_NONE = -1, CLOSER_CLIENT = SIDE_CLIENT, CLOSER_SERVER = SID
 /* How the connection ended, as the final record names it. */
 enum end_kind {
 	END_NONE, END_FIN, END_RST, END_TIMEOUT, END_SHUTDOWN, END_UPSTREAM_ERROR, END_REFUSED,
-	END_OVER_BUDGET,
+	END_OVER_BUDGET, END_HANDSHAKE_TIMEOUT,
 };
 
 enum phase { PH_REQUEST, PH_CONNECTING, PH_RELAY, PH_ANSWERED };
@@ -75,7 +75,7 @@ struct pconn {
 	struct obs_conn *obs;        /* created once the upstream is connected */
 	struct pcapout_conn *pcap;   /* likewise, with --pcap-out */
 	struct evbuffer *request;    /* connect mode, no --via: the CONNECT request */
-	struct event *timer;         /* request, connect, then idle timeout */
+	struct event *timer;         /* request, connect, then handshake and idle timeouts */
 	struct endpoint client;
 	char up_host[256];           /* what is connected to: upstream, via or target */
 	uint16_t up_port;
@@ -111,7 +111,7 @@ struct wlistener {
 struct proxy {
 	const struct proxy_config *cfg;
 	size_t buffer_limit;
-	unsigned connect_timeout_s, idle_timeout_s, drain_timeout_s;
+	unsigned connect_timeout_s, idle_timeout_s, drain_timeout_s, handshake_timeout_s;
 	size_t max_conns_per_worker;
 	size_t max_handshake, max_handshake_total;
 	atomic_size_t hs_total;      /* handshake bytes the observers hold, all workers */

@@ -55,6 +55,7 @@ const char *end_name(enum end_kind e)
 	case END_UPSTREAM_ERROR: return "upstream_error";
 	case END_REFUSED: return "refused";
 	case END_OVER_BUDGET: return "over_budget";
+	case END_HANDSHAKE_TIMEOUT: return "handshake_timeout";
 	default: break;
 	}
 	return "none";
