@@ -21,6 +21,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "front/sourcecap.h"
 #include "proxyutil.h"
 #include "testutil.h"
 
@@ -429,4 +430,118 @@ Test(proxy_limits, a_handshake_dripped_a_byte_a_second_is_closed_at_the_deadline
 	cr_expect_eq(e2e_stop(proxy, 12000), 0);
 	px_stop_child(sink);
 	free(hello);
+}
+
+/* ---- the per-source cap ---- */
+
+/* The sum of a member over the records that have it. */
+static unsigned long long sum_member(const char *path, const char *type, const char *member)
+{
+	FILE *f = fopen(path, "r");
+	char *line = NULL, want[64];
+	size_t cap = 0;
+	unsigned long long sum = 0;
+
+	if (!f)
+		return 0;
+	snprintf(want, sizeof(want), "\"type\":\"%s\"", type);
+	while (getline(&line, &cap, f) > 0)
+		if (strstr(line, want))
+			sum += strtoull(px_json_field(line, member), NULL, 10);
+	free(line);
+	fclose(f);
+	return sum;
+}
+
+/* --max-conns-per-source 2: a third connection from the address is reset
+ * at once; one line says so at the first refusal, the rest are counted
+ * and said later (here at the stop), and the records add up; once one of
+ * the two closes, the address may connect again. */
+Test(proxy_limits, a_source_past_its_cap_is_refused_and_reported_without_a_flood, .init = px_setup,
+     .fini = px_teardown)
+{
+	static const char *const opts[] = { "--max-conns-per-source", "2", NULL };
+	uint16_t px_port = e2e_free_port();
+	const char *json = px_tmp("proxy.json"), *log = px_tmp("proxy.log"), *rec;
+	pid_t sink, proxy = start_proxy_with_sink(px_port, &sink, opts);
+	int held[2], fd, i;
+
+	for (i = 0; i < 2; i++) {
+		held[i] = px_connect_to(AF_INET, px_port);
+		cr_assert(held[i] >= 0 && write(held[i], "x", 1) == 1);
+	}
+	usleep(200000);
+	for (i = 0; i < 5; i++) {
+		long long t0 = e2e_now_ms();
+		char how;
+
+		fd = px_connect_to(AF_INET, px_port);
+		cr_assert(fd >= 0, "connect: %s", strerror(errno));
+		how = ended_by_proxy(fd, 1000);
+		cr_expect_eq(how, 'R', "refusal %d: %s after %lld ms", i, how ? "a FIN" : "still open", e2e_now_ms() - t0);
+		close(fd);
+	}
+	cr_expect(e2e_wait_contains(log, "127.0.0.1 has 2 connections open (--max-conns-per-source 2): 1 more refused since", 1000),
+		  "%s", e2e_tail(log, 500));
+	cr_expect_eq(count_lines_with(log, "--max-conns-per-source 2)"), 1, "one line, not one per refusal: %s",
+		     e2e_tail(log, 800));
+	cr_expect(!ended_by_proxy(held[0], 100) && !ended_by_proxy(held[1], 100), "the two open ones were closed");
+	close(held[0]);
+	cr_assert(e2e_wait_lines(json, 2, 3000), "%s", e2e_tail(json, 400));
+	fd = px_connect_to(AF_INET, px_port);
+	cr_assert(fd >= 0);
+	cr_expect_eq(ended_by_proxy(fd, 500), 0, "refused below the cap");
+	close(fd);
+	close(held[1]);
+	cr_expect_eq(e2e_stop(proxy, 12000), 0);
+	cr_expect_eq(sum_member(json, "refused", "refused"), 5, "%s", e2e_tail(json, 800));
+	rec = px_find_line(json, "\"type\":\"refused\"");
+	cr_assert_not_null(rec);
+	cr_expect(strstr(rec, "\"client\":{\"ip\":\"127.0.0.1\"},\"reason\":\"per-source limit\",\"limit\":2,\"open\":2,\"refused\":1,"),
+		  "%s", rec);
+	cr_expect_eq(count_lines_with(json, "\"type\":\"connection\""), 3);
+	cr_expect(e2e_wait_contains(log, "stopped; 5 connections refused over --max-conns-per-source", 0), "%s",
+		  e2e_tail(log, 300));
+	px_stop_child(sink);
+}
+
+/* The table itself: counts per address, the first refusal reported at
+ * once, the next ones after SOURCECAP_REPORT_S, an address forgotten once
+ * it has nothing open or to say. */
+Test(proxy_limits, sourcecap_counts_and_reports_each_address_apart)
+{
+	struct sourcecap *sc = sourcecap_new(2);
+	struct sourcecap_report r, due[4];
+	struct timeval t = { 1700000000, 0 };
+
+	cr_assert_not_null(sc);
+	cr_assert(sourcecap_take(sc, "192.0.2.1", &t, &r) && r.refused == 0);
+	cr_assert(sourcecap_take(sc, "192.0.2.1", &t, &r));
+	cr_assert(sourcecap_take(sc, "2001:db8::1", &t, &r), "another address has its own count");
+	cr_assert_not(sourcecap_take(sc, "192.0.2.1", &t, &r));
+	cr_assert_eq(r.refused, 1, "the first refusal is reported at once");
+	cr_assert_str_eq(r.ip, "192.0.2.1");
+	cr_assert_eq(r.open, 2);
+	t.tv_sec += 3;
+	cr_assert_not(sourcecap_take(sc, "192.0.2.1", &t, &r));
+	cr_assert_eq(r.refused, 0, "reported again within the period");
+	cr_assert_not(sourcecap_take(sc, "192.0.2.1", &t, &r));
+	cr_assert_eq(sourcecap_due(sc, &t, false, due, 4), 0);
+	t.tv_sec += SOURCECAP_REPORT_S;
+	cr_assert_eq(sourcecap_due(sc, &t, false, due, 4), 1);
+	cr_assert_eq(due[0].refused, 2);
+	cr_assert_eq(due[0].first.tv_sec, 1700000003);
+	sourcecap_release(sc, "192.0.2.1");
+	cr_assert(sourcecap_take(sc, "192.0.2.1", &t, &r), "below the limit again");
+	sourcecap_release(sc, "192.0.2.1");
+	sourcecap_release(sc, "192.0.2.1");
+	sourcecap_release(sc, "2001:db8::1");
+	t.tv_sec += SOURCECAP_REPORT_S;
+	cr_assert_eq(sourcecap_due(sc, &t, false, due, 4), 0);
+	/* forgotten: its next refusal (were it over again) would be said at once */
+	cr_assert(sourcecap_take(sc, "192.0.2.1", &t, &r));
+	cr_assert(sourcecap_take(sc, "192.0.2.1", &t, &r));
+	cr_assert_not(sourcecap_take(sc, "192.0.2.1", &t, &r));
+	cr_assert_eq(r.refused, 1);
+	sourcecap_free(sc);
 }

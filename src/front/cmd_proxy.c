@@ -78,6 +78,9 @@ static void usage(FILE *out)
 		"  --workers N            event loops, one thread each (default 1)\n"
 		"  --max-conns N          open connections before accepting pauses (default: as\n"
 		"                         many as the descriptor limit allows)\n"
+		"  --max-conns-per-source N  connections one client address may have open; more\n"
+		"                         are reset at accept, counted, and reported at most every\n"
+		"                         10 s per address (default 0: no limit)\n"
 		"  --connect-timeout S    give up connecting to the server after S seconds (10)\n"
 		"  --idle-timeout S       close a connection idle both ways for S seconds (300)\n"
 		"  --handshake-timeout S  close a connection whose TLS handshake is not over S\n"
@@ -227,7 +230,7 @@ enum {
 	O_LISTEN = 256, O_UPSTREAM, O_CONNECT, O_VIA, O_ALLOW, O_TRANSPARENT, O_JSON, O_LOG,
 	O_PCAP_OUT, O_PCAP_FULL, O_CA_BUNDLE, O_AT, O_WORKERS, O_MAX_CONNS, O_CONNECT_TIMEOUT,
 	O_IDLE_TIMEOUT, O_USER, O_KEYLOG, O_INSPECTION_CAS, O_EXPECT_CA, O_EXPECT_SPKI, O_KEEP_QUERY, O_UMASK,
-	O_MAX_HANDSHAKE_BYTES, O_MAX_HANDSHAKE_TOTAL, O_OVER_BUDGET, O_HANDSHAKE_TIMEOUT,
+	O_MAX_HANDSHAKE_BYTES, O_MAX_HANDSHAKE_TOTAL, O_OVER_BUDGET, O_HANDSHAKE_TIMEOUT, O_MAX_CONNS_PER_SOURCE,
 };
 
 /* The options as given. */
@@ -305,6 +308,8 @@ static int proxy_option(void *opts, int opt, const char *arg)
 		return cmd_parse_time(WHO, arg, &c->at);
 	case O_WORKERS: return parse_uint("--workers", arg, 1, 256, &c->workers);
 	case O_MAX_CONNS: return parse_uint("--max-conns", arg, 1, 1000000, &c->max_conns);
+	case O_MAX_CONNS_PER_SOURCE:
+		return parse_uint("--max-conns-per-source", arg, 0, 1000000, &c->max_conns_per_source);
 	case O_CONNECT_TIMEOUT: return parse_uint("--connect-timeout", arg, 1, 3600, &c->connect_timeout_s);
 	case O_IDLE_TIMEOUT: return parse_uint("--idle-timeout", arg, 1, 7 * 86400, &c->idle_timeout_s);
 	case O_HANDSHAKE_TIMEOUT:
@@ -350,6 +355,7 @@ static enum cmd_parsed parse_proxy(int argc, char **argv, struct proxy_opts *o)
 		{ "at", required_argument, NULL, O_AT },
 		{ "workers", required_argument, NULL, O_WORKERS },
 		{ "max-conns", required_argument, NULL, O_MAX_CONNS },
+		{ "max-conns-per-source", required_argument, NULL, O_MAX_CONNS_PER_SOURCE },
 		{ "connect-timeout", required_argument, NULL, O_CONNECT_TIMEOUT },
 		{ "idle-timeout", required_argument, NULL, O_IDLE_TIMEOUT },
 		{ "handshake-timeout", required_argument, NULL, O_HANDSHAKE_TIMEOUT },

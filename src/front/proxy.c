@@ -31,6 +31,7 @@
 #include "analysis/chain.h"
 #include "front/netaddr.h"
 #include "front/proxy_int.h"
+#include "front/sourcecap.h"
 #include "out/outfile.h"
 #include "out/pcapout.h"
 #include "out/report.h"
@@ -237,6 +238,24 @@ static void signal_cb(evutil_socket_t sig, short what, void *arg)
 		event_active(px->workers[i].stop_ev, EV_TIMEOUT, 0);
 }
 
+/* The per-source refusals whose report waited for its turn (all of them
+ * at the stop). */
+static void report_refusals(struct proxy *px, bool all)
+{
+	struct sourcecap_report due[32];
+	struct timeval now;
+	size_t n, i;
+
+	if (!px->sources)
+		return;
+	gettimeofday(&now, NULL);
+	do {
+		n = sourcecap_due(px->sources, &now, all, due, sizeof(due) / sizeof(due[0]));
+		for (i = 0; i < n; i++)
+			emit_refused(px, &due[i]);
+	} while (all && n > 0);
+}
+
 /* Once a second, on worker 0. */
 static void tick_cb(evutil_socket_t fd, short what, void *arg)
 {
@@ -246,6 +265,7 @@ static void tick_cb(evutil_socket_t fd, short what, void *arg)
 	(void)what;
 	if (atomic_load(&px->freed) >= TRIM_AFTER)
 		give_back_memory(px);
+	report_refusals(px, false);
 }
 
 static void *worker_main(void *arg)
@@ -500,6 +520,10 @@ int proxy_run(const struct proxy_config *cfg)
 			max_conns = cfg->max_conns;
 	}
 	px.max_conns_per_worker = (max_conns + px.n_workers - 1) / px.n_workers;
+	if (cfg->max_conns_per_source && !(px.sources = sourcecap_new(cfg->max_conns_per_source))) {
+		fprintf(stderr, "mtlsdiag proxy: out of memory\n");
+		goto Exit;
+	}
 	for (i = 0; i < px.n_ls; i++) {
 		if (px.ls[i].cfg->mode == PROXY_TRANSPARENT && !px.own_ports &&
 		    !(px.own_ports = calloc(65536, sizeof(*px.own_ports)))) {
@@ -588,7 +612,12 @@ int proxy_run(const struct proxy_config *cfg)
 	for (i = 1; i < px.n_workers; i++)
 		if (px.workers[i].thread_started)
 			pthread_join(px.workers[i].thread, NULL);
-	emit_fmt(cfg->log, "mtlsdiag proxy: stopped");
+	report_refusals(&px, true);
+	if (atomic_load(&px.refused))
+		emit_fmt(cfg->log, "mtlsdiag proxy: stopped; %llu connections refused over --max-conns-per-source",
+			 (unsigned long long)atomic_load(&px.refused));
+	else
+		emit_fmt(cfg->log, "mtlsdiag proxy: stopped");
 Exit:
 	for (i = 0; i < 3; i++)
 		if (sigs[i])
@@ -608,6 +637,7 @@ Exit:
 	}
 	pcapout_close_file(px.pcap);
 	pthread_mutex_destroy(&px.pcap_lock);
+	sourcecap_free(px.sources);
 	free(px.own_ports);
 	free(px.ls);
 	return ret;

@@ -52,6 +52,8 @@ struct proxy_config {
 				      * closes the connection; 0: 10 */
 	unsigned max_conns;          /* open connections before accepting pauses;
 				      * 0: as many as the descriptor limit allows */
+	unsigned max_conns_per_source; /* open connections from one client address;
+				      * more are closed at accept; 0: no limit */
 	size_t buffer_limit;         /* bytes queued towards one side before the other
 				      * side stops being read; 0: 256 KiB */
 	size_t max_handshake_bytes;  /* handshake bytes the observer may hold for one

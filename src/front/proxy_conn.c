@@ -17,6 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/time.h>
 #include <unistd.h>
 
 #include <event2/buffer.h>
@@ -26,6 +27,7 @@
 #include "analysis/evidence.h"
 #include "front/netaddr.h"
 #include "front/proxy_int.h"
+#include "front/sourcecap.h"
 #include "out/pcapout.h"
 #include "out/report.h"
 #include "wire/cursor.h"
@@ -567,6 +569,8 @@ void pconn_teardown(struct pconn *c)
 		evbuffer_free(c->request);
 	if (c->own_port)
 		atomic_fetch_sub(&px->own_ports[c->own_port], 1);
+	if (c->source_counted)
+		sourcecap_release(px->sources, c->client.ip);
 	for (s = 0; s < 2; s++)
 		relay_close_side(&c->side[s]);
 	if (c->timer)
@@ -707,15 +711,44 @@ static bool redirected_back(const struct proxy *px, evutil_socket_t fd, const st
 	return strcmp(local.ip, client->ip) == 0;
 }
 
+/* Closes a connection refused at accept, with a reset: the client learns
+ * at once, and no TIME_WAIT stays behind here. */
+static void refuse_at_accept(evutil_socket_t fd)
+{
+	struct linger lg = { 1, 0 };
+
+	(void)setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
+	evutil_closesocket(fd);
+}
+
 void pconn_accept(const struct wlistener *wl, evutil_socket_t fd, const struct sockaddr *sa)
 {
 	struct worker *w = wl->w;
 	struct proxy *px = w->px;
-	struct pconn *c = calloc(1, sizeof(*c));
-	struct timeval ct = { px->connect_timeout_s, 0 };
+	struct pconn *c;
+	struct timeval ct = { px->connect_timeout_s, 0 }, now;
+	struct endpoint client;
 	char why[200];
 
-	if (!c) {
+	/* the record's time: the accept's own, not the loop's cached time
+	 * that every connection accepted in this pass would share */
+	gettimeofday(&now, NULL);
+	event_base_update_cache_time(w->base);
+	netaddr_endpoint(sa, &client);
+	if (px->sources) {
+		struct sourcecap_report report;
+
+		if (!sourcecap_take(px->sources, client.ip, &now, &report)) {
+			refuse_at_accept(fd);
+			atomic_fetch_add(&px->refused, 1);
+			if (report.refused)
+				emit_refused(px, &report);
+			return;
+		}
+	}
+	if (!(c = calloc(1, sizeof(*c)))) {
+		if (px->sources)
+			sourcecap_release(px->sources, client.ip);
 		evutil_closesocket(fd);
 		return;
 	}
@@ -723,9 +756,9 @@ void pconn_accept(const struct wlistener *wl, evutil_socket_t fd, const struct s
 	c->wl = wl;
 	c->side[SIDE_CLIENT].fd = c->side[SIDE_SERVER].fd = -1;
 	c->closed_by = CLOSER_NONE;
-	event_base_gettimeofday_cached(w->base, &c->start);
-	c->last_activity = c->start;
-	netaddr_endpoint(sa, &c->client);
+	c->source_counted = px->sources != NULL;
+	c->start = c->last_activity = now;
+	c->client = client;
 	c->next = w->conns;
 	if (w->conns)
 		w->conns->prev = c;

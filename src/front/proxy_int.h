@@ -34,6 +34,8 @@ struct evconnlistener;
 struct evdns_base;
 struct pcapout;
 struct pcapout_conn;
+struct sourcecap;
+struct sourcecap_report;
 
 /* Who ended the connection first, for the final record. */
 enum closer { CLOSER_NONE = -1, CLOSER_CLIENT = SIDE_CLIENT, CLOSER_SERVER = SIDE_SERVER, CLOSER_PROXY = 2 };
@@ -87,6 +89,7 @@ struct pconn {
 	bool spliced;
 	bool unobserved;             /* over the handshake budget: relayed on without the observer */
 	bool closing;                /* closed from the timer as soon as the callback returns */
+	bool source_counted;         /* counted in proxy.sources */
 	bool torn_down;
 	enum closer closed_by;
 	enum end_kind end;
@@ -116,6 +119,8 @@ struct proxy {
 	size_t max_handshake, max_handshake_total;
 	atomic_size_t hs_total;      /* handshake bytes the observers hold, all workers */
 	atomic_size_t freed;         /* about as many bytes freed since the last malloc_trim */
+	struct sourcecap *sources;   /* --max-conns-per-source, or NULL */
+	atomic_ullong refused;       /* connections it refused */
 	struct plistener *ls;
 	size_t n_ls;
 	struct worker *workers;
@@ -218,5 +223,8 @@ void emit_json(FILE *out, const struct pconn *c, const struct conn_facts *f,
 void emit_failure(const struct pconn *c, const char *type, const char *what, const char *why);
 /* A line about an open connection: "TIME CLIENT -> UPSTREAM what". */
 void emit_note(const struct pconn *c, const char *what) __attribute__((nonnull));
+/* An address's connections refused by --max-conns-per-source: a line, and
+ * a "refused" record. */
+void emit_refused(const struct proxy *px, const struct sourcecap_report *r) __attribute__((nonnull));
 
 #endif

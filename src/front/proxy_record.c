@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "front/proxy_int.h"
+#include "front/sourcecap.h"
 #include "out/json.h"
 #include "out/report.h"
 
@@ -174,6 +175,37 @@ void emit_failure(const struct pconn *c, const char *type, const char *what, con
 	if (c->up_host[0])
 		json_string(&j, "upstream", up);
 	json_string(&j, "error", why);
+	json_end(&j);
+	write_record(px->cfg->json, &j);
+	json_free(&j);
+}
+
+void emit_refused(const struct proxy *px, const struct sourcecap_report *r)
+{
+	char first[40], last[40];
+	struct json j;
+
+	report_time(first, sizeof(first), &r->first, 3);
+	emit_fmt(px->cfg->log, "mtlsdiag proxy: %s has %u connection%s open (--max-conns-per-source %u): %llu more refused since %s",
+		 r->ip, r->open, r->open == 1 ? "" : "s", px->cfg->max_conns_per_source,
+		 (unsigned long long)r->refused, first);
+	if (!px->cfg->json)
+		return;
+	report_time(first, sizeof(first), &r->first, 6);
+	report_time(last, sizeof(last), &r->last, 6);
+	json_init(&j);
+	json_object(&j, NULL);
+	json_string(&j, "type", "refused");
+	json_uint(&j, "schema", REPORT_SCHEMA);
+	json_string(&j, "ts", first);
+	json_object(&j, "client");
+	json_string(&j, "ip", r->ip);
+	json_end(&j);
+	json_string(&j, "reason", "per-source limit");
+	json_uint(&j, "limit", px->cfg->max_conns_per_source);
+	json_uint(&j, "open", r->open);
+	json_uint(&j, "refused", r->refused);
+	json_string(&j, "last_ts", last);
 	json_end(&j);
 	write_record(px->cfg->json, &j);
 	json_free(&j);
