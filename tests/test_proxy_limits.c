@@ -545,3 +545,45 @@ Test(proxy_limits, sourcecap_counts_and_reports_each_address_apart)
 	cr_assert_eq(r.refused, 1);
 	sourcecap_free(sc);
 }
+
+/* ---- the stop ---- */
+
+/* SIGTERM closes the listener at once: a client that connects during the
+ * drain is refused at once, not left hanging; the connection that was
+ * open goes on being relayed, and gets its record when it ends. */
+Test(proxy_limits, a_client_connecting_during_the_drain_is_refused_at_once, .init = px_setup,
+     .fini = px_teardown)
+{
+	static const char *const opts[] = { NULL };
+	uint16_t px_port = e2e_free_port();
+	const char *json = px_tmp("proxy.json"), *log = px_tmp("proxy.log");
+	pid_t sink, proxy = start_proxy_with_sink(px_port, &sink, opts);
+	int open_fd = px_connect_to(AF_INET, px_port), late;
+	long long t0;
+
+	cr_assert(open_fd >= 0 && write(open_fd, "before the stop", 15) == 15);
+	usleep(200000);
+	kill(proxy, SIGTERM);
+	cr_assert(e2e_wait_contains(log, "SIGTERM: listeners closed, no longer accepting", 2000), "%s",
+		  e2e_tail(log, 300));
+	t0 = e2e_now_ms();
+	late = px_connect_to(AF_INET, px_port);
+	if (late >= 0) {   /* accepted by the kernel after all: closed at once */
+		cr_expect_neq(ended_by_proxy(late, 1000), 0, "a connection during the drain was left open");
+		close(late);
+	} else {
+		cr_expect_eq(errno, ECONNREFUSED, "connect: %s", strerror(errno));
+	}
+	cr_expect_lt(e2e_now_ms() - t0, 1000, "refused after %lld ms", e2e_now_ms() - t0);
+	/* the open connection is still relayed */
+	cr_expect(write(open_fd, " and after", 10) == 10);
+	usleep(300000);
+	cr_expect_eq(ended_by_proxy(open_fd, 200), 0, "the open connection was closed by the stop");
+	cr_expect_eq(e2e_count_lines(json), 0);
+	close(open_fd);
+	cr_expect_eq(e2e_wait(proxy, 5000), 0, "the proxy did not exit 0 once the connection ended");
+	cr_expect_eq(e2e_count_lines(json), 1);
+	cr_expect_str_eq(px_json_field(px_nth_line(json, 0), "closed_by"), "client");
+	cr_expect_str_eq(px_json_field(px_nth_line(json, 0), "relayed"), "{\"client\":25");
+	px_stop_child(sink);
+}

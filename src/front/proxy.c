@@ -183,10 +183,49 @@ static void deadline_cb(evutil_socket_t fd, short what, void *arg)
 	event_base_loopexit(w->base, NULL);
 }
 
+/* The connections the kernel completed on wl before it closes are served
+ * like any other; returns when none is left (or after a bound). */
+static void accept_queued(struct wlistener *wl)
+{
+	evutil_socket_t lfd = evconnlistener_get_fd(wl->ev);
+	int i;
+
+	for (i = 0; i < SOMAXCONN; i++) {
+		struct sockaddr_storage ss;
+		socklen_t len = sizeof(ss);
+		int fd = accept4(lfd, (struct sockaddr *)&ss, &len, SOCK_NONBLOCK | SOCK_CLOEXEC);
+
+		if (fd < 0)
+			break;
+		pconn_accept(wl, fd, (struct sockaddr *)&ss);
+	}
+}
+
+/* At the stop: the worker's listeners are closed, not only left unread,
+ * so that a client connecting from now on is refused by the kernel at once
+ * instead of waiting in a queue nobody reads (and being reset at the
+ * exit, unrecorded). */
+static void close_listeners(struct worker *w)
+{
+	size_t i;
+
+	for (i = 0; i < w->px->n_ls; i++) {
+		struct wlistener *wl = &w->wls[i];
+
+		if (!wl->ev)
+			continue;
+		if (!w->full && !w->backing_off)
+			accept_queued(wl);
+		evconnlistener_free(wl->ev);
+		wl->ev = NULL;
+	}
+}
+
 static void stop_cb(evutil_socket_t fd, short what, void *arg)
 {
 	struct worker *w = arg;
-	struct timeval deadline = { w->px->drain_timeout_s, 0 };
+	struct proxy *px = w->px;
+	struct timeval deadline = { px->drain_timeout_s, 0 };
 
 	(void)fd;
 	(void)what;
@@ -194,13 +233,27 @@ static void stop_cb(evutil_socket_t fd, short what, void *arg)
 		deadline_cb(-1, 0, w);
 		return;
 	}
+	close_listeners(w);
 	w->draining = true;
-	set_accepting(w);
 	evtimer_del(w->retry_ev);
+	if (atomic_fetch_sub(&px->listening, 1) == 1)
+		emit_fmt(px->cfg->log, "mtlsdiag proxy: %s: listeners closed, no longer accepting; closing once the open connections end (at most %u s)",
+			 px->stop_why, px->drain_timeout_s);
 	if (w->n_conns == 0)
 		event_base_loopexit(w->base, NULL);
 	else
 		evtimer_add(w->deadline_ev, &deadline);
+}
+
+/* Stops the proxy as SIGTERM does (why: "SIGTERM"); again: at once. */
+static void proxy_stop(struct proxy *px, const char *why)
+{
+	unsigned i;
+
+	if (!px->stop_why)
+		px->stop_why = why;
+	for (i = 0; i < px->n_workers; i++)
+		event_active(px->workers[i].stop_ev, EV_TIMEOUT, 0);
 }
 
 /* SIGHUP: the log files are opened again by name (after logrotate moved
@@ -221,7 +274,6 @@ static int reopen(struct outfile *o, FILE *log)
 static void signal_cb(evutil_socket_t sig, short what, void *arg)
 {
 	struct proxy *px = arg;
-	unsigned i;
 
 	(void)what;
 	if (sig == SIGHUP) {
@@ -232,10 +284,7 @@ static void signal_cb(evutil_socket_t sig, short what, void *arg)
 			emit_fmt(px->cfg->log, "mtlsdiag proxy: SIGHUP: log files reopened");
 		return;
 	}
-	emit_fmt(px->cfg->log, "mtlsdiag proxy: %s: no longer accepting; closing once the open connections end (at most %u s)",
-		 sig == SIGINT ? "SIGINT" : "SIGTERM", px->drain_timeout_s);
-	for (i = 0; i < px->n_workers; i++)
-		event_active(px->workers[i].stop_ev, EV_TIMEOUT, 0);
+	proxy_stop(px, sig == SIGINT ? "SIGINT" : "SIGTERM");
 }
 
 /* The per-source refusals whose report waited for its turn (all of them
@@ -495,6 +544,7 @@ int proxy_run(const struct proxy_config *cfg)
 	char desc[600], err[300];
 
 	px.n_workers = cfg->workers ? cfg->workers : 1;
+	atomic_init(&px.listening, px.n_workers);
 	px.connect_timeout_s = cfg->connect_timeout_s ? cfg->connect_timeout_s : DEFAULT_CONNECT_TIMEOUT_S;
 	px.idle_timeout_s = cfg->idle_timeout_s ? cfg->idle_timeout_s : DEFAULT_IDLE_TIMEOUT_S;
 	px.drain_timeout_s = cfg->drain_timeout_s ? cfg->drain_timeout_s : DEFAULT_DRAIN_TIMEOUT_S;
@@ -602,6 +652,7 @@ int proxy_run(const struct proxy_config *cfg)
 	}
 	pthread_sigmask(SIG_SETMASK, &old, NULL);
 	if (i < px.n_workers) {
+		px.stop_why = "a worker could not start";
 		for (i = 1; i < px.n_workers; i++)
 			if (px.workers[i].thread_started)
 				event_active(px.workers[i].stop_ev, EV_TIMEOUT, 0);

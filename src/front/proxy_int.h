@@ -120,6 +120,8 @@ struct proxy {
 	atomic_size_t hs_total;      /* handshake bytes the observers hold, all workers */
 	atomic_size_t freed;         /* about as many bytes freed since the last malloc_trim */
 	struct sourcecap *sources;   /* --max-conns-per-source, or NULL */
+	const char *stop_why;        /* what stopped it ("SIGTERM"), set before the workers are told */
+	atomic_uint listening;       /* workers whose listeners are still open */
 	atomic_ullong refused;       /* connections it refused */
 	struct plistener *ls;
 	size_t n_ls;
