@@ -562,6 +562,9 @@ Test(proxy_limits, a_client_connecting_during_the_drain_is_refused_at_once, .ini
 	long long t0;
 
 	cr_assert(open_fd >= 0 && write(open_fd, "before the stop", 15) == 15);
+	/* no --max-conns: the limit's origin is said, and it is not --max-conns */
+	cr_expect(e2e_wait_contains(log, " connections open (from the descriptor limit, ", 0), "%s", e2e_tail(log, 300));
+	cr_expect(!e2e_wait_contains(log, "--max-conns", 0));
 	usleep(200000);
 	kill(proxy, SIGTERM);
 	cr_assert(e2e_wait_contains(log, "SIGTERM: listeners closed, no longer accepting", 2000), "%s",
@@ -585,5 +588,131 @@ Test(proxy_limits, a_client_connecting_during_the_drain_is_refused_at_once, .ini
 	cr_expect_eq(e2e_count_lines(json), 1);
 	cr_expect_str_eq(px_json_field(px_nth_line(json, 0), "closed_by"), "client");
 	cr_expect_str_eq(px_json_field(px_nth_line(json, 0), "relayed"), "{\"client\":25");
+	px_stop_child(sink);
+}
+
+/* --on-output-error stop: the --json file cannot take the first record
+ * (/dev/full); the proxy says so on standard error and stops as on
+ * SIGTERM, exit status 2 (a lost record). */
+Test(proxy_limits, on_output_error_stop_stops_at_the_first_lost_record, .init = px_setup, .fini = px_teardown)
+{
+	uint16_t up_port, px_port = e2e_free_port();
+	int lfd = px_listen_any(AF_INET, &up_port), fd;
+	char listen_at[64], upstream[64];
+	const char *log = px_tmp("proxy.log"), *err = px_tmp("proxy.err");
+	const char *argv[] = { getenv("MTLSDIAG_BIN"), "proxy", "--listen", listen_at, "--upstream", upstream,
+			       "--json", "/dev/full", "--log", log, "--on-output-error", "stop", NULL };
+	struct e2e_io io = { .out = NULL, .err = err };
+	pid_t sink = start_sink(lfd, 8), proxy;
+
+	cr_assert_not_null(argv[0]);
+	snprintf(listen_at, sizeof(listen_at), "127.0.0.1:%u", px_port);
+	snprintf(upstream, sizeof(upstream), "127.0.0.1:%u", up_port);
+	proxy = e2e_spawn((char *const *)argv, &io, 30);
+	cr_assert(proxy > 0);
+	cr_assert(e2e_wait_contains(log, "listening on", 5000), "%s", e2e_tail(err, 300));
+	fd = px_connect_to(AF_INET, px_port);
+	cr_assert(fd >= 0 && write(fd, "one record", 10) == 10);
+	usleep(100000);
+	close(fd);
+	cr_expect_eq(e2e_wait(proxy, 4000), 2, "the proxy did not stop with status 2");
+	cr_expect(e2e_wait_contains(err, "mtlsdiag proxy: --json /dev/full: 1 record lost (No space left on device); stopping (--on-output-error stop)", 0),
+		  "%s", e2e_tail(err, 500));
+	cr_expect(e2e_wait_contains(log, "--on-output-error stop: listeners closed", 0), "%s", e2e_tail(log, 500));
+	px_stop_child(sink);
+}
+
+/* ---- names, libevent's messages ---- */
+
+/* Runs in a mount namespace of its own where /etc/resolv.conf is
+ * $MTLSDIAG_RESOLV_CONF. */
+static const char *in_own_resolv_conf(const char *resolv)
+{
+	const char *script = px_tmp("own-resolv.sh");
+	FILE *f = fopen(script, "w");
+	static char prefix[512];
+
+	cr_assert_not_null(f);
+	fprintf(f, "#!/bin/sh\nmount --bind \"$MTLSDIAG_RESOLV_CONF\" /etc/resolv.conf || exit 126\nexec \"$@\"\n");
+	fclose(f);
+	setenv("MTLSDIAG_RESOLV_CONF", resolv, 1);
+	snprintf(prefix, sizeof(prefix), "unshare -m sh %s", script);
+	return prefix;
+}
+
+/* A name server that never answers (a UDP socket nobody reads) and a
+ * line libevent cannot parse: the resolver's complaint goes to --log as
+ * the proxy's own line, and a name not resolved within --connect-timeout
+ * is said to be that, not a connect timeout. */
+Test(proxy_limits, a_resolver_that_never_answers_is_a_dns_timeout, .init = px_setup, .fini = px_teardown)
+{
+	struct sockaddr_in dns = { .sin_family = AF_INET, .sin_port = htons(53) };
+	uint16_t px_port = e2e_free_port();
+	const char *log = px_tmp("proxy.log"), *json = px_tmp("proxy.json"), *resolv = px_tmp("resolv.conf"), *rec;
+	char listen_at[64];
+	const char *args[] = { "--listen", listen_at, "--upstream", "nowhere.invalid:443", "--connect-timeout", "2",
+			       "--json", json, NULL };
+	int udp, fd;
+	FILE *f;
+	pid_t proxy;
+
+	if (geteuid() != 0 || !px_have("unshare") || access("/etc/resolv.conf", F_OK) != 0)
+		cr_skip_test("needs root, unshare and an /etc/resolv.conf to mount over");
+	/* a loopback address of its own: nothing else listens on its port 53 */
+	dns.sin_addr.s_addr = htonl(0x7f350000u | (uint32_t)(getpid() & 0xffff));
+	udp = socket(AF_INET, SOCK_DGRAM, 0);
+	cr_assert(udp >= 0);
+	if (bind(udp, (struct sockaddr *)&dns, sizeof(dns)) != 0)
+		cr_skip_test("cannot bind a UDP socket on port 53: %s", strerror(errno));
+	f = fopen(resolv, "w");
+	cr_assert_not_null(f);
+	fprintf(f, "nameserver not-an-address\nnameserver %s\noptions timeout:30 attempts:1\n", inet_ntoa(dns.sin_addr));
+	fclose(f);
+	snprintf(listen_at, sizeof(listen_at), "127.0.0.1:%u", px_port);
+	proxy = px_start_argv(in_own_resolv_conf(resolv), log, args);
+	cr_expect(e2e_wait_contains(log, "mtlsdiag proxy: libevent: Unable to parse nameserver address not-an-address", 0),
+		  "%s", e2e_tail(log, 500));
+	fd = px_connect_to(AF_INET, px_port);
+	cr_assert(fd >= 0);
+	cr_expect_eq(ended_by_proxy(fd, 4000), 'F', "not closed after the timeout");
+	cr_assert(e2e_wait_lines(json, 1, 2000));
+	rec = px_nth_line(json, 0);
+	cr_expect_str_eq(px_json_field(rec, "type"), "upstream_error", "%s", rec);
+	cr_expect_str_eq(px_json_field(rec, "error"), "resolving nowhere.invalid timed out after 2 s", "%s", rec);
+	cr_expect(e2e_wait_contains(log, "upstream unreachable: resolving nowhere.invalid timed out after 2 s", 0), "%s",
+		  e2e_tail(log, 500));
+	close(fd);
+	close(udp);
+	cr_expect_eq(e2e_stop(proxy, 12000), 0);
+}
+
+/* ---- records ---- */
+
+/* Connections accepted in one pass of the loop each get the time of their
+ * own accept, not one they share. */
+Test(proxy_limits, connections_accepted_together_have_their_own_times, .init = px_setup, .fini = px_teardown)
+{
+	static const char *const opts[] = { NULL };
+	uint16_t px_port = e2e_free_port();
+	const char *json = px_tmp("proxy.json");
+	pid_t sink, proxy = start_proxy_with_sink(px_port, &sink, opts);
+	int fds[20], i, j;
+	char ts[20][40];
+
+	/* connected before the proxy's loop gets to them: one pass takes all */
+	kill(proxy, SIGSTOP);
+	for (i = 0; i < 20; i++)
+		cr_assert((fds[i] = px_connect_to(AF_INET, px_port)) >= 0);
+	kill(proxy, SIGCONT);
+	usleep(300000);
+	for (i = 0; i < 20; i++)
+		close(fds[i]);
+	cr_assert(e2e_wait_lines(json, 20, 3000));
+	for (i = 0; i < 20; i++)
+		snprintf(ts[i], sizeof(ts[i]), "%s", px_json_field(px_nth_line(json, (size_t)i), "ts"));
+	for (i = 0; i < 20; i++)
+		for (j = i + 1; j < 20; j++)
+			cr_expect_str_neq(ts[i], ts[j], "records %d and %d share the time %s", i, j, ts[i]);
+	cr_expect_eq(e2e_stop(proxy, 12000), 0);
 	px_stop_child(sink);
 }

@@ -370,7 +370,9 @@ Test(proxy_modes, max_conns_pauses_accepting_instead_of_refusing, .init = px_set
 	cr_assert(c1 >= 0 && c2 >= 0);
 	cr_expect(echoes(c1, "one", 3000));
 	cr_expect(echoes(c2, "two", 3000));
-	cr_expect(e2e_wait_contains(log, "accepting paused", 2000), "no pause logged");
+	cr_expect(e2e_wait_contains(log, "2 connections open, the limit (--max-conns 2): accepting paused", 2000),
+		  "no pause logged: %s", e2e_tail(log, 400));
+	cr_expect(e2e_wait_contains(log, "at most 2 connections open (--max-conns 2)", 0), "%s", e2e_tail(log, 400));
 	/* the third waits in the kernel's queue: connected, not served */
 	c3 = px_connect_to(AF_INET, px_port);
 	cr_assert(c3 >= 0, "the third connection was refused: %s", strerror(errno));
@@ -378,7 +380,7 @@ Test(proxy_modes, max_conns_pauses_accepting_instead_of_refusing, .init = px_set
 	cr_expect(!arrives(c3, "three", 700), "served beyond --max-conns");
 	close(c1);
 	cr_expect(arrives(c3, "three", 3000), "not served once a connection closed");
-	cr_expect(e2e_wait_contains(log, "accepting again", 2000));
+	cr_expect(e2e_wait_contains(log, "below the limit (--max-conns 2): accepting again", 2000));
 	close(c2);
 	close(c3);
 	cr_expect_eq(e2e_stop(proxy, 12000), 0);

@@ -57,6 +57,9 @@ static void usage(FILE *out)
 		"  --json FILE            also write JSON Lines to FILE, appending (- for standard\n"
 		"                         output)\n"
 		"  --log FILE             human lines to FILE, appending (default: standard error)\n"
+		"  --on-output-error continue|stop  when --json or --log loses a record (a full\n"
+		"                         disk): go on, saying so (continue, the default), or\n"
+		"                         stop as on SIGTERM (stop)\n"
 		"  --umask MASK           create --json, --log and --pcap-out files with 0666 less\n"
 		"                         MASK (022) instead of 0600\n"
 		"  --pcap-out FILE        write the relayed connections to FILE as a capture, each\n"
@@ -231,6 +234,7 @@ enum {
 	O_PCAP_OUT, O_PCAP_FULL, O_CA_BUNDLE, O_AT, O_WORKERS, O_MAX_CONNS, O_CONNECT_TIMEOUT,
 	O_IDLE_TIMEOUT, O_USER, O_KEYLOG, O_INSPECTION_CAS, O_EXPECT_CA, O_EXPECT_SPKI, O_KEEP_QUERY, O_UMASK,
 	O_MAX_HANDSHAKE_BYTES, O_MAX_HANDSHAKE_TOTAL, O_OVER_BUDGET, O_HANDSHAKE_TIMEOUT, O_MAX_CONNS_PER_SOURCE,
+	O_ON_OUTPUT_ERROR,
 };
 
 /* The options as given. */
@@ -324,6 +328,12 @@ static int proxy_option(void *opts, int opt, const char *arg)
 		c->over_budget_close = which == 2;
 		return which != 0;
 	}
+	case O_ON_OUTPUT_ERROR: {
+		int which = parse_choice("--on-output-error", arg, "continue", "stop");
+
+		c->stop_on_output_error = which == 2;
+		return which != 0;
+	}
 	case O_KEYLOG: return cmd_add_file(WHO, "--keylog", o->keylogs, &o->n_keylogs, MAX_KEYLOGS, arg);
 	case O_INSPECTION_CAS:
 		return cmd_add_file(WHO, "--inspection-cas", o->cas, &o->n_cas, MAX_CATALOGUES, arg);
@@ -362,6 +372,7 @@ static enum cmd_parsed parse_proxy(int argc, char **argv, struct proxy_opts *o)
 		{ "max-handshake-bytes", required_argument, NULL, O_MAX_HANDSHAKE_BYTES },
 		{ "max-handshake-total", required_argument, NULL, O_MAX_HANDSHAKE_TOTAL },
 		{ "over-budget", required_argument, NULL, O_OVER_BUDGET },
+		{ "on-output-error", required_argument, NULL, O_ON_OUTPUT_ERROR },
 		{ "user", required_argument, NULL, O_USER },
 		{ "keylog", required_argument, NULL, O_KEYLOG },
 		{ "inspection-cas", required_argument, NULL, O_INSPECTION_CAS },

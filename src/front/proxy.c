@@ -59,6 +59,21 @@ void proxy_set_nodelay(evutil_socket_t fd)
 	(void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 }
 
+/* ---- libevent's own messages ---- */
+
+/* The proxy's --log while it runs: libevent's warnings (its resolver's
+ * among them) go there instead of to standard error. */
+static FILE *libevent_log;
+
+static void libevent_log_cb(int severity, const char *msg)
+{
+	(void)severity;   /* debug messages are not enabled: each is worth a line */
+	if (libevent_log)
+		emit_fmt(libevent_log, "mtlsdiag proxy: libevent: %s", msg);
+	else
+		fprintf(stderr, "mtlsdiag proxy: libevent: %s\n", msg);
+}
+
 /* ---- memory ---- */
 
 /* Gives the free memory at the top and inside the allocator's heaps (all
@@ -99,8 +114,8 @@ void worker_conn_opened(struct worker *w)
 	if (w->n_conns >= w->px->max_conns_per_worker && !w->full) {
 		w->full = true;
 		set_accepting(w);
-		emit_fmt(w->px->cfg->log, "mtlsdiag proxy: %zu connections open (the --max-conns limit): accepting paused",
-			 w->n_conns);
+		emit_fmt(w->px->cfg->log, "mtlsdiag proxy: %zu connections open, the limit (%s): accepting paused",
+			 w->n_conns, w->px->conns_limit_from);
 	}
 }
 
@@ -110,7 +125,8 @@ void worker_conn_closed(struct worker *w)
 	if (w->full && w->n_conns < w->px->max_conns_per_worker) {
 		w->full = false;
 		set_accepting(w);
-		emit_fmt(w->px->cfg->log, "mtlsdiag proxy: below the --max-conns limit: accepting again");
+		emit_fmt(w->px->cfg->log, "mtlsdiag proxy: below the limit (%s): accepting again",
+			 w->px->conns_limit_from);
 	}
 	if (w->backing_off) {   /* a descriptor was freed: try again now */
 		w->backing_off = false;
@@ -305,6 +321,24 @@ static void report_refusals(struct proxy *px, bool all)
 	} while (all && n > 0);
 }
 
+/* --on-output-error stop: an output that lost a record stops the proxy.
+ * True when o did. */
+static bool output_lost(struct proxy *px, struct outfile *o, const char *opt, const char *path)
+{
+	uint64_t lost;
+	int err = 0;
+
+	if (!o || !(lost = outfile_lost(o, &err)))
+		return false;
+	fprintf(stderr, "mtlsdiag proxy: %s %s: %llu record%s lost (%s); stopping (--on-output-error stop)\n", opt, path,
+		(unsigned long long)lost, lost == 1 ? "" : "s", err ? strerror(err) : "write failed");
+	if (px->cfg->log != stderr)
+		emit_fmt(px->cfg->log, "mtlsdiag proxy: %s %s: %llu record%s lost (%s); stopping (--on-output-error stop)",
+			 opt, path, (unsigned long long)lost, lost == 1 ? "" : "s", err ? strerror(err) : "write failed");
+	proxy_stop(px, "--on-output-error stop");
+	return true;
+}
+
 /* Once a second, on worker 0. */
 static void tick_cb(evutil_socket_t fd, short what, void *arg)
 {
@@ -315,6 +349,9 @@ static void tick_cb(evutil_socket_t fd, short what, void *arg)
 	if (atomic_load(&px->freed) >= TRIM_AFTER)
 		give_back_memory(px);
 	report_refusals(px, false);
+	if (px->cfg->stop_on_output_error && !px->stop_why &&
+	    !output_lost(px, px->cfg->json_file, "--json", px->cfg->json_path))
+		(void)output_lost(px, px->cfg->log_file, "--log", px->cfg->log_path);
 }
 
 static void *worker_main(void *arg)
@@ -434,11 +471,13 @@ static void worker_free(struct worker *w)
 /* ---- start-up ---- */
 
 /* Each relayed connection holds two descriptors: the soft limit goes up
- * to the hard one, and the connection limit follows from what is there. */
-static size_t descriptor_budget(void)
+ * to the hard one, and the connection limit follows from what is there
+ * (*nofile: the descriptor limit then, 0 if unknown). */
+static size_t descriptor_budget(unsigned long long *nofile)
 {
 	struct rlimit rl;
 
+	*nofile = 0;
 	if (getrlimit(RLIMIT_NOFILE, &rl) != 0)
 		return 1000;
 	if (rl.rlim_cur < rl.rlim_max) {
@@ -449,6 +488,7 @@ static size_t descriptor_budget(void)
 	}
 	if (rl.rlim_cur == RLIM_INFINITY || rl.rlim_cur > 2000000)
 		rl.rlim_cur = 2000000;
+	*nofile = rl.rlim_cur;
 	return rl.rlim_cur > 2 * FDS_RESERVED ? (size_t)(rl.rlim_cur - FDS_RESERVED) / 2 : 32;
 }
 
@@ -540,6 +580,7 @@ int proxy_run(const struct proxy_config *cfg)
 	static const int signos[3] = { SIGINT, SIGTERM, SIGHUP };
 	sigset_t block, old;
 	size_t i, max_conns, failed = 0;
+	unsigned long long nofile;
 	int ret = 2, r;
 	char desc[600], err[300];
 
@@ -561,13 +602,20 @@ int proxy_run(const struct proxy_config *cfg)
 	for (i = 0; i < px.n_ls; i++)
 		if (!setup_listener(&px.ls[i], &cfg->listeners[i]))
 			goto Exit;
-	max_conns = descriptor_budget();
+	max_conns = descriptor_budget(&nofile);
+	if (nofile)
+		snprintf(px.conns_limit_from, sizeof(px.conns_limit_from),
+			 "from the descriptor limit, %llu descriptors", nofile);
+	else
+		snprintf(px.conns_limit_from, sizeof(px.conns_limit_from), "the descriptor limit being unknown");
 	if (cfg->max_conns) {
 		if (cfg->max_conns > max_conns)
 			fprintf(stderr, "mtlsdiag proxy: --max-conns %u: the descriptor limit allows %zu; using that\n",
 				cfg->max_conns, max_conns);
-		else
+		else {
 			max_conns = cfg->max_conns;
+			snprintf(px.conns_limit_from, sizeof(px.conns_limit_from), "--max-conns %u", cfg->max_conns);
+		}
 	}
 	px.max_conns_per_worker = (max_conns + px.n_workers - 1) / px.n_workers;
 	if (cfg->max_conns_per_source && !(px.sources = sourcecap_new(cfg->max_conns_per_source))) {
@@ -581,6 +629,8 @@ int proxy_run(const struct proxy_config *cfg)
 			goto Exit;
 		}
 	}
+	libevent_log = cfg->log;
+	event_set_log_callback(libevent_log_cb);
 	if (evthread_use_pthreads() != 0) {
 		fprintf(stderr, "mtlsdiag proxy: cannot set up libevent threading\n");
 		goto Exit;
@@ -634,8 +684,8 @@ int proxy_run(const struct proxy_config *cfg)
 		describe_listener(&px.ls[i], desc, sizeof(desc));
 		emit_fmt(cfg->log, "mtlsdiag proxy: listening on %s", desc);
 	}
-	emit_fmt(cfg->log, "mtlsdiag proxy: %u worker%s, at most %zu connections open%s%s%s", px.n_workers,
-		 px.n_workers == 1 ? "" : "s", px.max_conns_per_worker * px.n_workers,
+	emit_fmt(cfg->log, "mtlsdiag proxy: %u worker%s, at most %zu connections open (%s)%s%s%s", px.n_workers,
+		 px.n_workers == 1 ? "" : "s", px.max_conns_per_worker * px.n_workers, px.conns_limit_from,
 		 cfg->pcap_out ? "; writing " : "", cfg->pcap_out ? cfg->pcap_out : "",
 		 cfg->pcap_out ? (cfg->pcap_full ? " (whole connections)" : " (up to each verdict)") : "");
 	/* signals are taken by worker 0's loop, on this thread */
@@ -691,5 +741,6 @@ Exit:
 	sourcecap_free(px.sources);
 	free(px.own_ports);
 	free(px.ls);
+	libevent_log = NULL;   /* the log may be closed next */
 	return ret;
 }

@@ -61,6 +61,8 @@ struct proxy_config {
 	size_t max_handshake_total;  /* the same for all connections together; 0: 64 MiB */
 	bool over_budget_close;      /* past either: close the connection, instead of
 				      * relaying it on unobserved */
+	bool stop_on_output_error;   /* --on-output-error stop: --json or --log lost a
+				      * record: say so and stop as on SIGTERM */
 	FILE *log;                   /* human lines (required) */
 	struct outfile *log_file;    /* log's file, reopened on SIGHUP; NULL: standard error */
 	const char *log_path;        /* --log as given */

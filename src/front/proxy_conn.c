@@ -460,9 +460,13 @@ static void timer_cb(evutil_socket_t fd, short what, void *arg)
 		return;
 	}
 	if (c->phase == PH_CONNECTING) {
-		char why[64];
+		char why[300];
 
-		snprintf(why, sizeof(why), "connect: timed out after %u s", px->connect_timeout_s);
+		/* a name being resolved has no socket yet */
+		if (bufferevent_getfd(c->side[SIDE_SERVER].bev) < 0)
+			snprintf(why, sizeof(why), "resolving %s timed out after %u s", c->up_host, px->connect_timeout_s);
+		else
+			snprintf(why, sizeof(why), "connect: timed out after %u s", px->connect_timeout_s);
 		upstream_failed(c, why, true);
 		return;
 	}

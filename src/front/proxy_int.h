@@ -116,6 +116,7 @@ struct proxy {
 	size_t buffer_limit;
 	unsigned connect_timeout_s, idle_timeout_s, drain_timeout_s, handshake_timeout_s;
 	size_t max_conns_per_worker;
+	char conns_limit_from[80];   /* where that comes from: "--max-conns 2", the descriptor limit */
 	size_t max_handshake, max_handshake_total;
 	atomic_size_t hs_total;      /* handshake bytes the observers hold, all workers */
 	atomic_size_t freed;         /* about as many bytes freed since the last malloc_trim */
