@@ -481,9 +481,9 @@ Test(proxy_limits, a_source_past_its_cap_is_refused_and_reported_without_a_flood
 		cr_expect_eq(how, 'R', "refusal %d: %s after %lld ms", i, how ? "a FIN" : "still open", e2e_now_ms() - t0);
 		close(fd);
 	}
-	cr_expect(e2e_wait_contains(log, "127.0.0.1 has 2 connections open (--max-conns-per-source 2): 1 more refused since", 1000),
+	cr_expect(e2e_wait_contains(log, "mtlsdiag proxy: --max-conns-per-source 2: 1 connection from 127.0.0.1 refused since ", 1000),
 		  "%s", e2e_tail(log, 500));
-	cr_expect_eq(count_lines_with(log, "--max-conns-per-source 2)"), 1, "one line, not one per refusal: %s",
+	cr_expect_eq(count_lines_with(log, "--max-conns-per-source 2: "), 1, "one line, not one per refusal: %s",
 		     e2e_tail(log, 800));
 	cr_expect(!ended_by_proxy(held[0], 100) && !ended_by_proxy(held[1], 100), "the two open ones were closed");
 	close(held[0]);

@@ -84,7 +84,8 @@ static void usage(FILE *out)
 		"  --max-conns-per-source N  connections one client address may have open; more\n"
 		"                         are reset at accept, counted, and reported at most every\n"
 		"                         10 s per address (default 0: no limit)\n"
-		"  --connect-timeout S    give up connecting to the server after S seconds (10)\n"
+		"  --connect-timeout S    give up resolving and connecting to the server after S\n"
+		"                         seconds (10)\n"
 		"  --idle-timeout S       close a connection idle both ways for S seconds (300)\n"
 		"  --handshake-timeout S  close a connection whose TLS handshake is not over S\n"
 		"                         seconds after it was accepted (10); not TLS: no limit\n"
@@ -96,10 +97,11 @@ static void usage(FILE *out)
 		"  --user USER            run as USER once the listeners are bound\n"
 		"  -h, --help             this help\n"
 		"\n"
-		"SIGTERM or SIGINT stops accepting; the proxy exits once the open connections\n"
-		"end, closing those still open after 10 s.  SIGHUP reopens the --log and --json\n"
-		"files.\n"
-		"Exit status: 0 after a normal stop, 2 usage error, bad address or port in use.\n");
+		"SIGTERM or SIGINT closes the listeners at once (a client connecting then is\n"
+		"refused); the proxy exits once the open connections end, closing those still\n"
+		"open after 10 s.  SIGHUP reopens the --log and --json files.\n"
+		"Exit status: 0 after a normal stop, 2 usage error, bad address or port in use,\n"
+		"or a record lost by --json or --log.\n");
 }
 
 static int parse_uint(const char *opt, const char *s, unsigned min, unsigned max, unsigned *out)

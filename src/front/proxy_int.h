@@ -7,6 +7,7 @@
  *                   timers, the observer and capture tap
  *   relay.c         moving the bytes: through bufferevents, then spliced
  *   proxy_record.c  the human lines and JSON records the proxy writes
+ *   sourcecap.c     --max-conns-per-source: connections per client address
  *   netaddr.c       socket addresses, --allow patterns, SO_ORIGINAL_DST */
 #ifndef MTLSDIAG_PROXY_INT_H
 #define MTLSDIAG_PROXY_INT_H

@@ -186,9 +186,9 @@ void emit_refused(const struct proxy *px, const struct sourcecap_report *r)
 	struct json j;
 
 	report_time(first, sizeof(first), &r->first, 3);
-	emit_fmt(px->cfg->log, "mtlsdiag proxy: %s has %u connection%s open (--max-conns-per-source %u): %llu more refused since %s",
-		 r->ip, r->open, r->open == 1 ? "" : "s", px->cfg->max_conns_per_source,
-		 (unsigned long long)r->refused, first);
+	emit_fmt(px->cfg->log, "mtlsdiag proxy: --max-conns-per-source %u: %llu connection%s from %s refused since %s (%u open)",
+		 px->cfg->max_conns_per_source, (unsigned long long)r->refused, r->refused == 1 ? "" : "s", r->ip,
+		 first, r->open);
 	if (!px->cfg->json)
 		return;
 	report_time(first, sizeof(first), &r->first, 6);
