@@ -14,6 +14,7 @@
 #include "config.h"
 
 #include <errno.h>
+#include <netinet/in.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -22,6 +23,7 @@
 
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
+#include <event2/dns.h>
 #include <event2/event.h>
 
 #include "analysis/evidence.h"
@@ -42,6 +44,14 @@
  * observer's facts and verdict, the bufferevents): counted as freed at
  * its end, towards the next malloc_trim. */
 #define CONN_FOOTPRINT (16 * 1024)
+
+/* A name being resolved for a connection.  The lookup outlives the
+ * connection when the connection ends first: it is cancelled, and its
+ * callback (which libevent always makes) frees it. */
+struct dns_lookup {
+	struct pconn *c;             /* NULL once the connection is gone */
+	struct evdns_getaddrinfo_request *req;
+};
 
 static const char CONNECT_OK_ANSWER[] = "HTTP/1.1 200 Connection established\r\n\r\n";
 
@@ -410,12 +420,8 @@ void pconn_event_cb(struct bufferevent *bev, short what, void *arg)
 	}
 	if (s == SIDE_SERVER && c->phase == PH_CONNECTING) {
 		char why[300];
-		int dns = bufferevent_socket_get_dns_error(bev);
 
-		if (dns)
-			snprintf(why, sizeof(why), "cannot resolve %s: %s", c->up_host, evutil_gai_strerror(dns));
-		else
-			snprintf(why, sizeof(why), "connect: %s", err ? evutil_socket_error_to_string(err) : "failed");
+		snprintf(why, sizeof(why), "connect: %s", err ? evutil_socket_error_to_string(err) : "failed");
 		upstream_failed(c, why, false);
 		return;
 	}
@@ -462,8 +468,7 @@ static void timer_cb(evutil_socket_t fd, short what, void *arg)
 	if (c->phase == PH_CONNECTING) {
 		char why[300];
 
-		/* a name being resolved has no socket yet */
-		if (bufferevent_getfd(c->side[SIDE_SERVER].bev) < 0)
+		if (c->lookup)
 			snprintf(why, sizeof(why), "resolving %s timed out after %u s", c->up_host, px->connect_timeout_s);
 		else
 			snprintf(why, sizeof(why), "connect: timed out after %u s", px->connect_timeout_s);
@@ -571,6 +576,10 @@ void pconn_teardown(struct pconn *c)
 	}
 	if (c->request)
 		evbuffer_free(c->request);
+	if (c->lookup) {   /* its callback, cancelled, frees it */
+		c->lookup->c = NULL;
+		evdns_getaddrinfo_cancel(c->lookup->req);
+	}
 	if (c->own_port)
 		atomic_fetch_sub(&px->own_ports[c->own_port], 1);
 	if (c->source_counted)
@@ -591,20 +600,73 @@ void pconn_teardown(struct pconn *c)
 
 /* ---- connecting ---- */
 
+static void resolved_cb(int err, struct evutil_addrinfo *ai, void *arg)
+{
+	struct dns_lookup *l = arg;
+	struct pconn *c = l->c;
+	char why[300];
+
+	free(l);
+	if (!c) {   /* cancelled: the connection ended while its name was resolved */
+		if (ai)
+			evutil_freeaddrinfo(ai);
+		return;
+	}
+	c->lookup = NULL;
+	if (err || !ai) {
+		snprintf(why, sizeof(why), "cannot resolve %s: %s", c->up_host,
+			 evutil_gai_strerror(err ? err : EVUTIL_EAI_NONAME));
+		if (ai)
+			evutil_freeaddrinfo(ai);
+		upstream_failed(c, why, false);
+		return;
+	}
+	/* Last: the callbacks may run before it returns */
+	if (bufferevent_socket_connect(c->side[SIDE_SERVER].bev, ai->ai_addr, (int)ai->ai_addrlen) != 0)
+		upstream_failed(c, "connect: cannot start", false);
+	evutil_freeaddrinfo(ai);
+}
+
+/* A name is resolved by the worker's evdns base, without blocking (the
+ * first address is connected to, as libevent's own connect_hostname does). */
+static void start_lookup(struct pconn *c)
+{
+	struct evutil_addrinfo hints;
+	struct dns_lookup *l = calloc(1, sizeof(*l));
+	struct evdns_getaddrinfo_request *req;
+	char port[8];
+
+	if (!l) {
+		upstream_failed(c, "cannot resolve: out of memory", false);
+		return;
+	}
+	memset(&hints, 0, sizeof(hints));
+	hints.ai_family = AF_UNSPEC;
+	hints.ai_socktype = SOCK_STREAM;
+	hints.ai_protocol = IPPROTO_TCP;
+	snprintf(port, sizeof(port), "%u", c->up_port);
+	l->c = c;
+	c->lookup = l;
+	/* Last: an answer known at once (an /etc/hosts name, a failure) comes
+	 * through the callback before it returns, and then NULL is returned
+	 * (l and possibly c are gone by then) */
+	req = evdns_getaddrinfo(c->w->dns, c->up_host, port, &hints, resolved_cb, l);
+	if (req)
+		l->req = req;
+}
+
 static void start_connect(struct pconn *c)
 {
 	struct sockaddr_storage ss;
 	socklen_t len = netaddr_numeric(c->up_host, c->up_port, &ss);
-	int r;
 
 	c->phase = PH_CONNECTING;
-	/* Last: with a numeric address the callbacks may run before it returns. */
-	if (len)
-		r = bufferevent_socket_connect(c->side[SIDE_SERVER].bev, (struct sockaddr *)&ss, (int)len);
-	else
-		r = bufferevent_socket_connect_hostname(c->side[SIDE_SERVER].bev, c->w->dns, AF_UNSPEC,
-							c->up_host, c->up_port);
-	if (r != 0)
+	if (!len) {
+		start_lookup(c);
+		return;
+	}
+	/* Last: the callbacks may run before it returns. */
+	if (bufferevent_socket_connect(c->side[SIDE_SERVER].bev, (struct sockaddr *)&ss, (int)len) != 0)
 		upstream_failed(c, "connect: cannot start", false);
 }
 

@@ -33,6 +33,7 @@ struct event_base;
 struct evbuffer;
 struct evconnlistener;
 struct evdns_base;
+struct dns_lookup;
 struct pcapout;
 struct pcapout_conn;
 struct sourcecap;
@@ -79,6 +80,7 @@ struct pconn {
 	struct pcapout_conn *pcap;   /* likewise, with --pcap-out */
 	struct evbuffer *request;    /* connect mode, no --via: the CONNECT request */
 	struct event *timer;         /* request, connect, then handshake and idle timeouts */
+	struct dns_lookup *lookup;   /* the upstream's name being resolved, or NULL */
 	struct endpoint client;
 	char up_host[256];           /* what is connected to: upstream, via or target */
 	uint16_t up_port;
