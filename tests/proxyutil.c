@@ -8,6 +8,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <netinet/in.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -460,4 +461,82 @@ pid_t px_start_mitmproxy(uint16_t port, const char *confdir)
 	cr_assert(pid > 0);
 	px_wait_port(port, pid, "mitmdump", px_tmp("mitm.log"));
 	return pid;
+}
+
+pid_t px_start_poll_server(int lfd, size_t max_conns, bool echo)
+{
+	pid_t pid = fork();
+	struct pollfd *p;
+	size_t n = 1, i;
+
+	cr_assert(pid >= 0);
+	if (pid > 0) {
+		close(lfd);
+		return pid;
+	}
+	px_child_guard(120);
+	if (!(p = calloc(max_conns + 1, sizeof(*p))))
+		_exit(1);
+	fcntl(lfd, F_SETFL, O_NONBLOCK);
+	p[0].fd = lfd;
+	for (;;) {
+		p[0].events = n <= max_conns ? POLLIN : 0;
+		if (poll(p, n, -1) < 0)
+			continue;
+		if (p[0].revents & POLLIN) {
+			int fd;
+
+			/* an echo writes blocking: the echoes are small */
+			while (n <= max_conns && (fd = accept4(lfd, NULL, NULL, echo ? 0 : SOCK_NONBLOCK)) >= 0) {
+				p[n].fd = fd;
+				p[n].events = POLLIN;
+				p[n++].revents = 0;
+			}
+		}
+		for (i = n - 1; i >= 1; i--) {
+			char buf[65536];
+			ssize_t r, off = 0;
+
+			if (!p[i].revents)
+				continue;
+			r = read(p[i].fd, buf, sizeof(buf));
+			while (echo && r > 0 && off < r) {
+				ssize_t w = write(p[i].fd, buf + off, (size_t)(r - off));
+
+				if (w <= 0)
+					break;
+				off += w;
+			}
+			if (r == 0 || (r < 0 && errno != EINTR && errno != EAGAIN)) {
+				close(p[i].fd);
+				p[i] = p[--n];
+			}
+		}
+	}
+}
+
+void px_room_for_fds(size_t n)
+{
+	struct rlimit rl;
+
+	cr_assert(getrlimit(RLIMIT_NOFILE, &rl) == 0);
+	if (rl.rlim_max != RLIM_INFINITY && rl.rlim_max < n)
+		cr_skip_test("RLIMIT_NOFILE hard limit %llu is below %zu", (unsigned long long)rl.rlim_max, n);
+	rl.rlim_cur = rl.rlim_max == RLIM_INFINITY ? 65536 : rl.rlim_max;
+	cr_assert(setrlimit(RLIMIT_NOFILE, &rl) == 0, "setrlimit: %s", strerror(errno));
+}
+
+size_t px_count_lines(const char *path, const char *needle)
+{
+	FILE *f = fopen(path, "r");
+	char *line = NULL;
+	size_t cap = 0, n = 0;
+
+	if (!f)
+		return 0;
+	while (getline(&line, &cap, f) > 0)
+		n += strstr(line, needle) != NULL;
+	free(line);
+	fclose(f);
+	return n;
 }

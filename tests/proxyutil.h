@@ -1,7 +1,8 @@
 /* proxyutil: what the proxy suites share, on top of e2e.h (processes,
  * ports, files): a scratch directory per test,
  * loopback sockets, child processes with deadlines (the proxy itself,
- * openssl s_server, curl) and waiting on the files the proxy writes. */
+ * openssl s_server, curl, a poll server for many connections) and waiting
+ * on the files the proxy writes. */
 #ifndef MTLSDIAG_PROXYUTIL_H
 #define MTLSDIAG_PROXYUTIL_H
 
@@ -49,6 +50,19 @@ pid_t px_start_argv(const char *prefix, const char *log, const char *const *args
 /* A member of a one-line JSON record: a string's text, or the literal
  * (number, true, null); "(absent)" when missing.  Static buffer. */
 const char *px_json_field(const char *rec, const char *name);
+
+/* A server for many connections at once (poll), in a child: takes up to
+ * max_conns at a time from lfd (which it closes in the caller), echoes
+ * what each sends (echo) or reads it without answering, and closes each at
+ * its client's FIN. */
+pid_t px_start_poll_server(int lfd, size_t max_conns, bool echo);
+
+/* Raises this process's descriptor limit as far as the hard one, or skips
+ * the test when that leaves no room for n. */
+void px_room_for_fds(size_t n);
+
+/* Lines of a file that contain needle. */
+size_t px_count_lines(const char *path, const char *needle);
 
 /* A number from /proc/PID/status ("VmRSS", "Uid": the first number after
  * the key), or -1. */

@@ -22,6 +22,17 @@ struct fed {
 	struct verdict verdict;
 };
 
+/* A fixture's two sides: dir/client.bin and dir/server.bin. */
+static void load_sides(const char *dir, uint8_t **c, size_t *clen, uint8_t **s, size_t *slen)
+{
+	char rel[300];
+
+	snprintf(rel, sizeof(rel), "%s/client.bin", dir);
+	*c = test_load(rel, clen);
+	snprintf(rel, sizeof(rel), "%s/server.bin", dir);
+	*s = test_load(rel, slen);
+}
+
 static void feed_fixture(const char *name, struct fed *out)
 {
 	char rel[256], side;
@@ -33,10 +44,8 @@ static void feed_fixture(const char *name, struct fed *out)
 	struct timeval ts = { 1700000000, 0 };
 	struct obs_conn *conn;
 
-	snprintf(rel, sizeof(rel), "tests/data/preamble/%s/client.bin", name);
-	c = test_load(rel, &clen);
-	snprintf(rel, sizeof(rel), "tests/data/preamble/%s/server.bin", name);
-	s = test_load(rel, &slen);
+	snprintf(rel, sizeof(rel), "tests/data/preamble/%s", name);
+	load_sides(rel, &c, &clen, &s, &slen);
 	snprintf(rel, sizeof(rel), "tests/data/preamble/%s/chunks", name);
 	chunks = fopen(test_path(rel), "r");
 	cr_assert_not_null(chunks, "%s: no chunks file", name);
@@ -327,11 +336,13 @@ static void put_u24(uint8_t *p, size_t v)
 	p[2] = (uint8_t)v;
 }
 
-/* Feeds one handshake message as TLS 1.2 records of at most 16 KiB. */
-static void feed_records(struct obs_conn *c, enum side from, const uint8_t *msg, size_t len, const struct timeval *ts)
+/* Feeds one handshake message as TLS 1.2 records of at most 16 KiB, one
+ * feed each; returns the most the connection held between two. */
+static size_t feed_records(struct obs_conn *c, enum side from, const uint8_t *msg, size_t len,
+			   const struct timeval *ts)
 {
 	uint8_t rec[5 + 16384];
-	size_t off, n;
+	size_t off, n, peak = 0;
 
 	for (off = 0; off < len; off += n) {
 		n = len - off < 16384 ? len - off : 16384;
@@ -342,7 +353,10 @@ static void feed_records(struct obs_conn *c, enum side from, const uint8_t *msg,
 		rec[4] = (uint8_t)n;
 		memcpy(rec + 5, msg + off, n);
 		obs_conn_feed(c, from, rec, 5 + n, ts);
+		if (obs_conn_buffered(c) > peak)
+			peak = obs_conn_buffered(c);
 	}
+	return peak;
 }
 
 /* A client Certificate message of `copies` copies of the lab's client
@@ -412,10 +426,10 @@ Test(observer, a_chain_past_any_verify_depth_is_kept_in_part_and_not_judged)
  * and the verdict says why instead of judging a handshake seen in part. */
 Test(observer, a_message_past_the_budget_stops_the_observing)
 {
-	size_t ch_len, sh_len, msg_len, off, n, peak = 0, need = 0;
+	size_t ch_len, sh_len, msg_len, peak, need = 0;
 	uint8_t *ch = test_load("tests/data/msgs/clienthello_curl_tls12.bin", &ch_len);
 	uint8_t *sh = test_load("tests/data/msgs/serverhello_tls12.bin", &sh_len);
-	uint8_t *msg = long_chain(150, &msg_len), rec[5 + 16384];
+	uint8_t *msg = long_chain(150, &msg_len);
 	struct observer_config cfg = { .max_buffered = 65536 };
 	struct endpoint a = { "127.0.0.1", 40000 }, b = { "127.0.0.1", 443 };
 	struct timeval ts = { 1700000000, 0 };
@@ -428,18 +442,7 @@ Test(observer, a_message_past_the_budget_stops_the_observing)
 	feed_records(c, SIDE_SERVER, sh, sh_len, &ts);
 	cr_assert_not(obs_conn_over_budget(c, &need));
 	cr_assert_not(obs_conn_handshake_over(c));
-	for (off = 0; off < msg_len; off += n) {
-		n = msg_len - off < 16384 ? msg_len - off : 16384;
-		rec[0] = 22;
-		rec[1] = 3;
-		rec[2] = 3;
-		rec[3] = (uint8_t)(n >> 8);
-		rec[4] = (uint8_t)n;
-		memcpy(rec + 5, msg + off, n);
-		obs_conn_feed(c, SIDE_CLIENT, rec, 5 + n, &ts);
-		if (obs_conn_buffered(c) > peak)
-			peak = obs_conn_buffered(c);
-	}
+	peak = feed_records(c, SIDE_CLIENT, msg, msg_len, &ts);
 	cr_assert(obs_conn_over_budget(c, &need));
 	cr_assert_gt(need, 65536);
 	cr_assert_leq(peak, 65536, "%zu bytes held", peak);
@@ -484,10 +487,8 @@ static void handshake_over_after_both(const char *stream)
 	struct timeval ts = { 1700000000, 0 };
 	struct obs_conn *c;
 
-	snprintf(rel, sizeof(rel), "tests/data/msgs/streams/%s/client.bin", stream);
-	cl = test_load(rel, &clen);
-	snprintf(rel, sizeof(rel), "tests/data/msgs/streams/%s/server.bin", stream);
-	sv = test_load(rel, &slen);
+	snprintf(rel, sizeof(rel), "tests/data/msgs/streams/%s", stream);
+	load_sides(rel, &cl, &clen, &sv, &slen);
 	cfg.certs = cert_cache_new(16);
 	c = obs_conn_new(&cfg, &a, &b, &ts, true);
 	obs_conn_feed(c, SIDE_CLIENT, cl, 300, &ts);

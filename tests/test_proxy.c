@@ -1393,59 +1393,6 @@ Test(proxy, trickled_client_hello_gets_the_same_verdict, .init = px_setup, .fini
 
 #define CROWD 1000
 
-/* An echo server for many connections at once (poll): echoes what each
- * sends and closes it at the client's FIN. */
-static pid_t start_echo_many(int lfd, size_t max_conns)
-{
-	pid_t pid = fork();
-	struct pollfd *p;
-	size_t n = 1, i;
-
-	cr_assert(pid >= 0);
-	if (pid > 0) {
-		close(lfd);
-		return pid;
-	}
-	px_child_guard(60);
-	if (!(p = calloc(max_conns + 1, sizeof(*p))))
-		_exit(1);
-	fcntl(lfd, F_SETFL, O_NONBLOCK);
-	p[0].fd = lfd;
-	for (;;) {
-		p[0].events = n <= max_conns ? POLLIN : 0;
-		if (poll(p, n, -1) < 0)
-			continue;
-		if (p[0].revents & POLLIN) {
-			int fd;
-
-			while (n <= max_conns && (fd = accept(lfd, NULL, NULL)) >= 0) {
-				p[n].fd = fd;   /* blocking: the echoes are small */
-				p[n].events = POLLIN;
-				p[n++].revents = 0;
-			}
-		}
-		for (i = n - 1; i >= 1; i--) {
-			char buf[4096];
-			ssize_t r, off = 0;
-
-			if (!p[i].revents)
-				continue;
-			r = read(p[i].fd, buf, sizeof(buf));
-			while (r > 0 && off < r) {
-				ssize_t w = write(p[i].fd, buf + off, (size_t)(r - off));
-
-				if (w <= 0)
-					break;
-				off += w;
-			}
-			if (r <= 0 && !(r < 0 && (errno == EINTR || errno == EAGAIN))) {
-				close(p[i].fd);
-				p[i] = p[--n];
-			}
-		}
-	}
-}
-
 /* px_connect_to for IPv4 loopback, giving up after the time (a full backlog
  * drops SYNs, and a blocking connect would wait for minutes). */
 static int connect_within(uint16_t port, long long timeout_ms)
@@ -1491,21 +1438,6 @@ static size_t count_fds(pid_t pid)
 	return n;
 }
 
-static size_t count_matching_lines(const char *path, const char *needle)
-{
-	FILE *f = fopen(path, "r");
-	char *line = NULL;
-	size_t cap = 0, n = 0;
-
-	if (!f)
-		return 0;
-	while (getline(&line, &cap, f) > 0)
-		n += strstr(line, needle) != NULL;
-	free(line);
-	fclose(f);
-	return n;
-}
-
 Test(proxy, a_thousand_concurrent_connections_are_relayed_and_logged, .init = px_setup, .fini = px_teardown)
 {
 	uint16_t up_port, px_port = e2e_free_port();
@@ -1515,24 +1447,19 @@ Test(proxy, a_thousand_concurrent_connections_are_relayed_and_logged, .init = px
 	char listen_at[64], upstream[64];
 	const char *json = px_tmp("proxy.json");
 	long long start, deadline;
-	struct rlimit rl;
 	pid_t echo, proxy;
 
 	cr_assert(fds && msg && got && got_len);
 	/* this process, the echo and the proxy each hold about 1,000 to 2,000
 	 * descriptors: raise the soft limit as far as the hard one allows */
-	cr_assert(getrlimit(RLIMIT_NOFILE, &rl) == 0);
-	if (rl.rlim_max != RLIM_INFINITY && rl.rlim_max < 2 * CROWD + 100)
-		cr_skip_test("RLIMIT_NOFILE hard limit %llu is below %d", (unsigned long long)rl.rlim_max, 2 * CROWD + 100);
-	rl.rlim_cur = rl.rlim_max == RLIM_INFINITY ? 65536 : rl.rlim_max;
-	cr_assert(setrlimit(RLIMIT_NOFILE, &rl) == 0, "setrlimit: %s", strerror(errno));
+	px_room_for_fds(2 * CROWD + 100);
 	/* the proxy starts with the usual default and must raise its own */
 	px_soft_nofile = 1024;
 
 	/* the proxy connects a thousand times at once: room in the backlog, so
 	 * no SYN is dropped and retried after a second */
 	cr_assert(listen(lfd, CROWD + 24) == 0);
-	echo = start_echo_many(lfd, CROWD + 16);
+	echo = px_start_poll_server(lfd, CROWD + 16, true);
 	snprintf(listen_at, sizeof(listen_at), "127.0.0.1:%u", px_port);
 	snprintf(upstream, sizeof(upstream), "127.0.0.1:%u", up_port);
 	proxy = start_proxy(listen_at, upstream);
@@ -1595,10 +1522,10 @@ Test(proxy, a_thousand_concurrent_connections_are_relayed_and_logged, .init = px
 	for (i = 0; i < CROWD; i++)
 		close(fds[i]);
 	cr_expect(e2e_wait_lines(json, CROWD, 10000), "%zu final records for %d connections", e2e_count_lines(json), CROWD);
-	n_fin = count_matching_lines(json, "\"closed_by\":\"client\",\"close\":\"fin\"");
+	n_fin = px_count_lines(json, "\"closed_by\":\"client\",\"close\":\"fin\"");
 	cr_expect_eq(n_fin, CROWD, "%zu of %zu records closed by the client's FIN", n_fin, e2e_count_lines(json));
-	cr_expect_eq(count_matching_lines(json, "\"verdict\":\"not_tls\""), CROWD);
-	cr_expect_eq(count_matching_lines(px_tmp("proxy.log"), "accept:"), 0, "the proxy ran out of descriptors");
+	cr_expect_eq(px_count_lines(json, "\"verdict\":\"not_tls\""), CROWD);
+	cr_expect_eq(px_count_lines(px_tmp("proxy.log"), "accept:"), 0, "the proxy ran out of descriptors");
 	/* every descriptor is given back */
 	deadline = e2e_now_ms() + 3000;
 	while (count_fds(proxy) > open_fds && e2e_now_ms() < deadline)

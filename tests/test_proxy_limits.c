@@ -27,81 +27,6 @@
 
 /* ---- peers ---- */
 
-/* A server that takes up to max_conns connections at once and reads
- * whatever they send without answering: a TLS server waiting for the rest
- * of a ClientHello.  It closes a connection when its client does. */
-static pid_t start_sink(int lfd, size_t max_conns)
-{
-	pid_t pid = fork();
-	struct pollfd *p;
-	size_t n = 1, i;
-
-	cr_assert(pid >= 0);
-	if (pid > 0) {
-		close(lfd);
-		return pid;
-	}
-	px_child_guard(120);
-	if (!(p = calloc(max_conns + 1, sizeof(*p))))
-		_exit(1);
-	fcntl(lfd, F_SETFL, O_NONBLOCK);
-	p[0].fd = lfd;
-	for (;;) {
-		p[0].events = n <= max_conns ? POLLIN : 0;
-		if (poll(p, n, -1) < 0)
-			continue;
-		if (p[0].revents & POLLIN) {
-			int fd;
-
-			while (n <= max_conns && (fd = accept4(lfd, NULL, NULL, SOCK_NONBLOCK)) >= 0) {
-				p[n].fd = fd;
-				p[n].events = POLLIN;
-				p[n++].revents = 0;
-			}
-		}
-		for (i = n - 1; i >= 1; i--) {
-			char buf[65536];
-			ssize_t r;
-
-			if (!p[i].revents)
-				continue;
-			r = read(p[i].fd, buf, sizeof(buf));
-			if (r == 0 || (r < 0 && errno != EINTR && errno != EAGAIN)) {
-				close(p[i].fd);
-				p[i] = p[--n];
-			}
-		}
-	}
-}
-
-/* Raises this process's descriptor limit to make room for n sockets, or
- * skips the test. */
-static void room_for_sockets(size_t n)
-{
-	struct rlimit rl;
-
-	cr_assert(getrlimit(RLIMIT_NOFILE, &rl) == 0);
-	if (rl.rlim_max != RLIM_INFINITY && rl.rlim_max < n + 100)
-		cr_skip_test("RLIMIT_NOFILE hard limit %llu is below %zu", (unsigned long long)rl.rlim_max, n + 100);
-	rl.rlim_cur = rl.rlim_max == RLIM_INFINITY ? 65536 : rl.rlim_max;
-	cr_assert(setrlimit(RLIMIT_NOFILE, &rl) == 0, "setrlimit: %s", strerror(errno));
-}
-
-static size_t count_lines_with(const char *path, const char *needle)
-{
-	FILE *f = fopen(path, "r");
-	char *line = NULL;
-	size_t cap = 0, n = 0;
-
-	if (!f)
-		return 0;
-	while (getline(&line, &cap, f) > 0)
-		n += strstr(line, needle) != NULL;
-	free(line);
-	fclose(f);
-	return n;
-}
-
 /* Bytes process pid has read (rchar in /proc/PID/io), or -1. */
 static long long bytes_read_by(pid_t pid)
 {
@@ -117,6 +42,27 @@ static long long bytes_read_by(pid_t pid)
 			v = strtoll(line + 6, NULL, 10);
 	fclose(f);
 	return v;
+}
+
+/* The proxy in front of a server of its own that reads without answering
+ * (room for `conns` connections at once), with the options in `extra`
+ * (NULL-terminated); its log and records in proxy.log, proxy.json. */
+static pid_t start_proxy_with_sink(uint16_t px_port, size_t conns, pid_t *sink, const char *const *extra)
+{
+	uint16_t up_port;
+	int lfd = px_listen_any(AF_INET, &up_port);
+	char listen_at[64], upstream[64];
+	const char *args[32] = { "--listen", listen_at, "--upstream", upstream, "--json", px_tmp("proxy.json") };
+	size_t n = 6, i;
+
+	cr_assert(listen(lfd, (int)conns + 24) == 0);
+	*sink = px_start_poll_server(lfd, conns + 16, false);
+	snprintf(listen_at, sizeof(listen_at), "127.0.0.1:%u", px_port);
+	snprintf(upstream, sizeof(upstream), "127.0.0.1:%u", up_port);
+	for (i = 0; extra[i] && n < 31; i++)
+		args[n++] = extra[i];
+	args[n] = NULL;
+	return px_start_argv(NULL, px_tmp("proxy.log"), args);
 }
 
 /* ---- the handshake budget ---- */
@@ -163,8 +109,8 @@ struct flood_rss {
 
 /* n clients each send the unfinished ClientHello through the proxy at
  * px_port and hold; then all leave.  The proxy's resident memory (KiB)
- * before, at its peak, while they hold, and once they have gone and
- * their records are written (json: n more lines than `lines_before`). */
+ * before, at its peak, while they hold (once the server has had all their
+ * bytes), and once they have gone and their n records are in json. */
 static struct flood_rss flood(pid_t proxy, pid_t sink, uint16_t px_port, size_t n, const char *json)
 {
 	struct flood_rss rss = { px_proc_status(proxy, "VmRSS"), 0, 0, 0 };
@@ -227,22 +173,17 @@ static struct flood_rss flood(pid_t proxy, pid_t sink, uint16_t px_port, size_t 
 Test(proxy_limits, an_unfinished_quarter_megabyte_hello_is_relayed_unobserved, .init = px_setup,
      .fini = px_teardown)
 {
+	static const char *const opts[] = { NULL };
 	const char *env = getenv("MTLSDIAG_FLOOD_CLIENTS");
 	size_t n = env ? strtoul(env, NULL, 10) : 200;
-	uint16_t up_port, px_port = e2e_free_port();
-	int lfd = px_listen_any(AF_INET, &up_port);
+	uint16_t px_port = e2e_free_port();
 	const char *json = px_tmp("proxy.json"), *log = px_tmp("proxy.log");
-	char listen_at[64], upstream[64];
 	struct flood_rss rss;
 	pid_t sink, proxy;
 
 	alarm(110);
-	room_for_sockets(3 * n);
-	cr_assert(listen(lfd, (int)n + 24) == 0);
-	sink = start_sink(lfd, n + 16);
-	snprintf(listen_at, sizeof(listen_at), "127.0.0.1:%u", px_port);
-	snprintf(upstream, sizeof(upstream), "127.0.0.1:%u", up_port);
-	proxy = px_start(log, "--listen", listen_at, "--upstream", upstream, "--json", json, (char *)NULL);
+	px_room_for_fds(3 * n + 100);
+	proxy = start_proxy_with_sink(px_port, n, &sink, opts);
 	rss = flood(proxy, sink, px_port, n, json);
 	cr_log_info("%zu clients, %u-byte unfinished ClientHello each: proxy RSS %ld KiB before, %ld KiB at the peak, "
 		    "%ld KiB while they held, %ld KiB after they left",
@@ -257,12 +198,12 @@ Test(proxy_limits, an_unfinished_quarter_megabyte_hello_is_relayed_unobserved, .
 	cr_expect_lt((rss.after - rss.before) * 1024, (long)(n * HELLO_SENT) / 8,
 		     "RSS %ld KiB after the clients left, %ld before", rss.after, rss.before);
 #endif
-	cr_expect_eq(count_lines_with(json, "\"observed\":false"), n, "%zu of %zu records unobserved",
-		     count_lines_with(json, "\"observed\":false"), n);
-	cr_expect_eq(count_lines_with(json, "handshake over budget: "), n);
-	cr_expect_eq(count_lines_with(json, "\"verdict\":\"incomplete\""), n);
-	cr_expect_eq(count_lines_with(json, "\"spliced\":true"), n, "%s", px_nth_line(json, 0));
-	cr_expect_eq(count_lines_with(log, "relayed on unobserved"), 2 * n, "a line when it happened, one at the end");
+	cr_expect_eq(px_count_lines(json, "\"observed\":false"), n, "%zu of %zu records unobserved",
+		     px_count_lines(json, "\"observed\":false"), n);
+	cr_expect_eq(px_count_lines(json, "handshake over budget: "), n);
+	cr_expect_eq(px_count_lines(json, "\"verdict\":\"incomplete\""), n);
+	cr_expect_eq(px_count_lines(json, "\"spliced\":true"), n, "%s", px_nth_line(json, 0));
+	cr_expect_eq(px_count_lines(log, "relayed on unobserved"), 2 * n, "a line when it happened, one at the end");
 	cr_expect_eq(e2e_stop(proxy, 12000), 0);
 	px_stop_child(sink);
 }
@@ -302,25 +243,6 @@ static char ended_by_proxy(int fd, int timeout_ms)
 	return 0;
 }
 
-/* The proxy in front of a sink of its own, with the options in `extra`
- * (NULL-terminated); its log and records in proxy.log, proxy.json. */
-static pid_t start_proxy_with_sink(uint16_t px_port, pid_t *sink, const char *const *extra)
-{
-	uint16_t up_port;
-	int lfd = px_listen_any(AF_INET, &up_port);
-	char listen_at[64], upstream[64];
-	const char *args[32] = { "--listen", listen_at, "--upstream", upstream, "--json", px_tmp("proxy.json") };
-	size_t n = 6, i;
-
-	*sink = start_sink(lfd, 64);
-	snprintf(listen_at, sizeof(listen_at), "127.0.0.1:%u", px_port);
-	snprintf(upstream, sizeof(upstream), "127.0.0.1:%u", up_port);
-	for (i = 0; extra[i] && n < 31; i++)
-		args[n++] = extra[i];
-	args[n] = NULL;
-	return px_start_argv(NULL, px_tmp("proxy.log"), args);
-}
-
 /* --over-budget close: the connection past --max-handshake-bytes is closed
  * at once, both ways, with its record. */
 Test(proxy_limits, over_budget_close_ends_the_connection_with_its_record, .init = px_setup, .fini = px_teardown)
@@ -328,7 +250,7 @@ Test(proxy_limits, over_budget_close_ends_the_connection_with_its_record, .init 
 	uint16_t px_port = e2e_free_port();
 	const char *json = px_tmp("proxy.json"), *rec;
 	static const char *const opts[] = { "--max-handshake-bytes", "16K", "--over-budget", "close", NULL };
-	pid_t sink, proxy = start_proxy_with_sink(px_port, &sink, opts);
+	pid_t sink, proxy = start_proxy_with_sink(px_port, 64, &sink, opts);
 	int fd = send_unfinished_hello(px_port, 40000, 30000);
 
 	cr_expect_neq(ended_by_proxy(fd, 2000), 0, "the connection was not closed");
@@ -352,7 +274,7 @@ Test(proxy_limits, the_total_budget_is_shared_by_all_connections, .init = px_set
 	uint16_t px_port = e2e_free_port();
 	const char *json = px_tmp("proxy.json"), *log = px_tmp("proxy.log");
 	static const char *const opts[] = { "--max-handshake-bytes", "48K", "--max-handshake-total", "64K", NULL };
-	pid_t sink, proxy = start_proxy_with_sink(px_port, &sink, opts);
+	pid_t sink, proxy = start_proxy_with_sink(px_port, 64, &sink, opts);
 	int fd[3], i;
 
 	for (i = 0; i < 3; i++) {
@@ -361,12 +283,12 @@ Test(proxy_limits, the_total_budget_is_shared_by_all_connections, .init = px_set
 	}
 	cr_expect(e2e_wait_contains(log, "over --max-handshake-total 65536; relayed on unobserved", 2000), "%s",
 		  e2e_tail(log, 400));
-	cr_expect_eq(count_lines_with(log, "handshake over budget"), 1, "%s", e2e_tail(log, 600));
+	cr_expect_eq(px_count_lines(log, "handshake over budget"), 1, "%s", e2e_tail(log, 600));
 	for (i = 0; i < 3; i++)
 		close(fd[i]);
 	cr_assert(e2e_wait_lines(json, 3, 3000));
-	cr_expect_eq(count_lines_with(json, "\"observed\":false"), 1);
-	cr_expect_eq(count_lines_with(json, "\"observed\":true"), 2);
+	cr_expect_eq(px_count_lines(json, "\"observed\":false"), 1);
+	cr_expect_eq(px_count_lines(json, "\"observed\":true"), 2);
 	cr_expect_eq(e2e_stop(proxy, 12000), 0);
 	px_stop_child(sink);
 }
@@ -402,7 +324,7 @@ Test(proxy_limits, a_handshake_dripped_a_byte_a_second_is_closed_at_the_deadline
 	static const char *const opts[] = { "--handshake-timeout", "3", "--idle-timeout", "60", NULL };
 	uint16_t px_port = e2e_free_port();
 	const char *json = px_tmp("proxy.json"), *rec;
-	pid_t sink, proxy = start_proxy_with_sink(px_port, &sink, opts);
+	pid_t sink, proxy = start_proxy_with_sink(px_port, 64, &sink, opts);
 	size_t len, at;
 	uint8_t *hello = client_hello_record(&len);
 	int fd = px_connect_to(AF_INET, px_port), plain = px_connect_to(AF_INET, px_port);
@@ -467,7 +389,7 @@ Test(proxy_limits, a_source_past_its_cap_is_refused_and_reported_without_a_flood
 	static const char *const opts[] = { "--max-conns-per-source", "2", NULL };
 	uint16_t px_port = e2e_free_port();
 	const char *json = px_tmp("proxy.json"), *log = px_tmp("proxy.log"), *rec;
-	pid_t sink, proxy = start_proxy_with_sink(px_port, &sink, opts);
+	pid_t sink, proxy = start_proxy_with_sink(px_port, 64, &sink, opts);
 	int held[2], fd, i;
 
 	for (i = 0; i < 2; i++) {
@@ -487,7 +409,7 @@ Test(proxy_limits, a_source_past_its_cap_is_refused_and_reported_without_a_flood
 	}
 	cr_expect(e2e_wait_contains(log, "mtlsdiag proxy: --max-conns-per-source 2: 1 connection from 127.0.0.1 refused since ", 1000),
 		  "%s", e2e_tail(log, 500));
-	cr_expect_eq(count_lines_with(log, "--max-conns-per-source 2: "), 1, "one line, not one per refusal: %s",
+	cr_expect_eq(px_count_lines(log, "--max-conns-per-source 2: "), 1, "one line, not one per refusal: %s",
 		     e2e_tail(log, 800));
 	cr_expect(!ended_by_proxy(held[0], 100) && !ended_by_proxy(held[1], 100), "the two open ones were closed");
 	close(held[0]);
@@ -503,7 +425,7 @@ Test(proxy_limits, a_source_past_its_cap_is_refused_and_reported_without_a_flood
 	cr_assert_not_null(rec);
 	cr_expect(strstr(rec, "\"client\":{\"ip\":\"127.0.0.1\"},\"reason\":\"per-source limit\",\"limit\":2,\"open\":2,\"refused\":1,"),
 		  "%s", rec);
-	cr_expect_eq(count_lines_with(json, "\"type\":\"connection\""), 3);
+	cr_expect_eq(px_count_lines(json, "\"type\":\"connection\""), 3);
 	cr_expect(e2e_wait_contains(log, "stopped; 5 connections refused over --max-conns-per-source", 0), "%s",
 		  e2e_tail(log, 300));
 	px_stop_child(sink);
@@ -561,7 +483,7 @@ Test(proxy_limits, a_client_connecting_during_the_drain_is_refused_at_once, .ini
 	static const char *const opts[] = { NULL };
 	uint16_t px_port = e2e_free_port();
 	const char *json = px_tmp("proxy.json"), *log = px_tmp("proxy.log");
-	pid_t sink, proxy = start_proxy_with_sink(px_port, &sink, opts);
+	pid_t sink, proxy = start_proxy_with_sink(px_port, 64, &sink, opts);
 	int open_fd = px_connect_to(AF_INET, px_port), late;
 	long long t0;
 
@@ -607,7 +529,7 @@ Test(proxy_limits, on_output_error_stop_stops_at_the_first_lost_record, .init = 
 	const char *argv[] = { getenv("MTLSDIAG_BIN"), "proxy", "--listen", listen_at, "--upstream", upstream,
 			       "--json", "/dev/full", "--log", log, "--on-output-error", "stop", NULL };
 	struct e2e_io io = { .out = NULL, .err = err };
-	pid_t sink = start_sink(lfd, 8), proxy;
+	pid_t sink = px_start_poll_server(lfd, 8, false), proxy;
 
 	cr_assert_not_null(argv[0]);
 	snprintf(listen_at, sizeof(listen_at), "127.0.0.1:%u", px_port);
@@ -699,7 +621,7 @@ Test(proxy_limits, connections_accepted_together_have_their_own_times, .init = p
 	static const char *const opts[] = { NULL };
 	uint16_t px_port = e2e_free_port();
 	const char *json = px_tmp("proxy.json");
-	pid_t sink, proxy = start_proxy_with_sink(px_port, &sink, opts);
+	pid_t sink, proxy = start_proxy_with_sink(px_port, 64, &sink, opts);
 	int fds[20], i, j;
 	char ts[20][40];
 
