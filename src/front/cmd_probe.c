@@ -16,7 +16,6 @@
 #include <openssl/pem.h>
 #include <openssl/pkcs12.h>
 #include <openssl/ssl.h>
-#include <openssl/ui.h>
 #include <openssl/x509.h>
 
 #include "front/cmds.h"
@@ -78,155 +77,7 @@ static void usage(FILE *out)
 
 /* ---- credentials ---- */
 
-struct pass {
-	const char *spec;       /* NULL: prompt when there is a terminal */
-	char text[1024];
-	bool have;
-	bool prompted;
-	bool asked;             /* a key or file wanted a password */
-	bool failed;            /* get_pass said why it has none */
-	char label[300];        /* what the password is for, in messages */
-};
-
-/* 1 with the password in p->text; 0 after printing why. */
-static int get_pass(struct pass *p, const char *what)
-{
-	p->asked = true;
-	if (p->have)
-		return 1;
-	if (p->failed)
-		return 0;
-	p->failed = true;   /* until a password is had: each reason is said once */
-	if (p->spec) {
-		if (strncmp(p->spec, "env:", 4) == 0) {
-			const char *v = getenv(p->spec + 4);
-
-			if (!v) {
-				fprintf(stderr, "mtlsdiag probe: --pass %s: the variable is not set\n", p->spec);
-				return 0;
-			}
-			snprintf(p->text, sizeof(p->text), "%s", v);
-		} else if (strncmp(p->spec, "file:", 5) == 0) {
-			FILE *f = fopen(p->spec + 5, "r");
-
-			if (!f) {
-				fprintf(stderr, "mtlsdiag probe: --pass %s: %s\n", p->spec, strerror(errno));
-				return 0;
-			}
-			if (!fgets(p->text, sizeof(p->text), f))
-				p->text[0] = '\0';
-			fclose(f);
-			p->text[strcspn(p->text, "\r\n")] = '\0';
-		} else if (strncmp(p->spec, "pass:", 5) == 0) {
-			snprintf(p->text, sizeof(p->text), "%s", p->spec + 5);
-		} else {
-			fprintf(stderr, "mtlsdiag probe: --pass: '%s' is not env:VAR, file:PATH or pass:TEXT\n", p->spec);
-			return 0;
-		}
-		p->have = true;
-		p->failed = false;
-		return 1;
-	}
-	if (!isatty(STDIN_FILENO)) {
-		fprintf(stderr, "mtlsdiag probe: %s needs a password and there is no terminal to ask on: give --pass env:VAR, file:PATH or pass:TEXT\n", what);
-		return 0;
-	}
-	{
-		char prompt[300];
-
-		snprintf(prompt, sizeof(prompt), "Password for %s: ", what);
-		if (EVP_read_pw_string(p->text, sizeof(p->text), prompt, 0) != 0) {
-			fprintf(stderr, "mtlsdiag probe: %s: no password read\n", what);
-			return 0;
-		}
-	}
-	p->have = p->prompted = true;
-	p->failed = false;
-	return 1;
-}
-
-static int pem_pass_cb(char *buf, int size, int rwflag, void *u)
-{
-	struct pass *p = u;
-	int n;
-
-	(void)rwflag;
-	if (!get_pass(p, p->label))
-		return -1;
-	n = (int)strlen(p->text);
-	if (n >= size)
-		n = size - 1;
-	memcpy(buf, p->text, (size_t)n);
-	return n;
-}
-
-struct creds {
-	X509 *cert;
-	EVP_PKEY *key;
-	STACK_OF(X509) *chain;
-};
-
-static void creds_free(struct creds *c)
-{
-	X509_free(c->cert);
-	EVP_PKEY_free(c->key);
-	sk_X509_pop_free(c->chain, X509_free);
-	memset(c, 0, sizeof(*c));
-}
-
-static const char *ossl_reason(void)
-{
-	unsigned long e = ERR_peek_last_error();
-	const char *r = e ? ERR_reason_error_string(e) : NULL;
-
-	return r ? r : "not recognised";
-}
-
-static int load_pem_creds(const char *cert_path, const char *key_path, struct pass *pass, struct creds *c)
-{
-	FILE *f = fopen(cert_path, "r");
-	X509 *x;
-
-	if (!f) {
-		fprintf(stderr, "mtlsdiag probe: --cert %s: %s\n", cert_path, strerror(errno));
-		return 0;
-	}
-	c->cert = PEM_read_X509(f, NULL, NULL, NULL);
-	if (!c->cert) {
-		fprintf(stderr, "mtlsdiag probe: --cert %s: not a PEM certificate (%s)\n", cert_path, ossl_reason());
-		fclose(f);
-		return 0;
-	}
-	c->chain = sk_X509_new_null();
-	while ((x = PEM_read_X509(f, NULL, NULL, NULL)))
-		sk_X509_push(c->chain, x);
-	ERR_clear_error();
-	fclose(f);
-	if (!(f = fopen(key_path, "r"))) {
-		fprintf(stderr, "mtlsdiag probe: --key %s: %s\n", key_path, strerror(errno));
-		return 0;
-	}
-	snprintf(pass->label, sizeof(pass->label), "--key %s", key_path);
-	c->key = PEM_read_PrivateKey(f, NULL, pem_pass_cb, pass);
-	fclose(f);
-	if (!c->key) {
-		if (pass->failed)
-			;   /* get_pass has said why */
-		else if (pass->asked && pass->have)
-			fprintf(stderr, "mtlsdiag probe: --key %s: wrong password (the key does not decrypt)\n", key_path);
-		else
-			fprintf(stderr, "mtlsdiag probe: --key %s: not a PEM private key (%s)\n", key_path, ossl_reason());
-		return 0;
-	}
-	if (X509_check_private_key(c->cert, c->key) != 1) {
-		fprintf(stderr, "mtlsdiag probe: --key %s is not the key of the certificate in --cert %s\n",
-			key_path, cert_path);
-		return 0;
-	}
-	return 1;
-}
-
-static int load_p12(const char *path, struct pass *pass, struct creds *c)
+static int load_p12(const char *path, struct cmd_pass *pass, struct cmd_creds *c)
 {
 	FILE *f = fopen(path, "rb");
 	PKCS12 *p12;
@@ -240,7 +91,7 @@ static int load_p12(const char *path, struct pass *pass, struct creds *c)
 	p12 = d2i_PKCS12_fp(f, NULL);
 	fclose(f);
 	if (!p12) {
-		fprintf(stderr, "mtlsdiag probe: --p12 %s: not a PKCS#12 file (%s)\n", path, ossl_reason());
+		fprintf(stderr, "mtlsdiag probe: --p12 %s: not a PKCS#12 file (%s)\n", path, cmd_ossl_reason());
 		return 0;
 	}
 	if (PKCS12_mac_present(p12)) {
@@ -251,7 +102,7 @@ static int load_p12(const char *path, struct pass *pass, struct creds *c)
 			char what[300];
 
 			snprintf(what, sizeof(what), "--p12 %s", path);
-			if (!get_pass(pass, what))
+			if (!cmd_pass_get(pass, what))
 				goto Exit;
 			if (PKCS12_verify_mac(p12, pass->text, -1) != 1) {
 				fprintf(stderr, "mtlsdiag probe: --p12 %s: wrong password (the MAC does not verify)\n", path);
@@ -262,7 +113,7 @@ static int load_p12(const char *path, struct pass *pass, struct creds *c)
 	}
 	if (PKCS12_parse(p12, pw, &c->key, &c->cert, &c->chain) != 1 || !c->cert || !c->key) {
 		fprintf(stderr, "mtlsdiag probe: --p12 %s: %s\n", path,
-			!c->cert || !c->key ? "no certificate with its key inside" : ossl_reason());
+			!c->cert || !c->key ? "no certificate with its key inside" : cmd_ossl_reason());
 		goto Exit;
 	}
 	if (X509_check_private_key(c->cert, c->key) != 1) {
@@ -709,12 +560,7 @@ static int check_probe(struct probe_cmd_opts *o, int n_args, char **args)
 		fprintf(stderr, WHO ": %s\n", o->cert_path ? "--cert needs --key FILE" : "--key needs --cert FILE");
 		return 0;
 	}
-	if (o->pass_spec && strncmp(o->pass_spec, "env:", 4) != 0 && strncmp(o->pass_spec, "file:", 5) != 0 &&
-	    strncmp(o->pass_spec, "pass:", 5) != 0) {
-		fprintf(stderr, WHO ": --pass: '%s' is not env:VAR, file:PATH or pass:TEXT\n", o->pass_spec);
-		return 0;
-	}
-	return 1;
+	return !o->pass_spec || cmd_pass_valid(WHO, "--pass", o->pass_spec);
 }
 
 static enum cmd_parsed parse_probe(int argc, char **argv, struct probe_cmd_opts *o)
@@ -752,7 +598,7 @@ static enum cmd_parsed parse_probe(int argc, char **argv, struct probe_cmd_opts 
 
 /* Every leg of one TLS version: direct or through --via, or with
  * --compare both and what differs.  *status is made worse. */
-static void probe_version(const struct run *run, const struct probe_cmd_opts *po, const struct creds *creds,
+static void probe_version(const struct run *run, const struct probe_cmd_opts *po, const struct cmd_creds *creds,
 			  const struct observer_config *ocfg, int version, int *status)
 {
 	const struct probe_options o = {
@@ -792,15 +638,16 @@ static void probe_version(const struct run *run, const struct probe_cmd_opts *po
 
 static int run_probe(const struct probe_cmd_opts *o)
 {
-	struct pass pass = { .spec = o->pass_spec };
-	struct creds creds = { 0 };
+	struct cmd_pass pass = { .who = WHO, .opt = "--pass", .spec = o->pass_spec };
+	struct cmd_key_source key = { .opt = "--key", .path = o->key_path };
+	struct cmd_creds creds = { 0 };
 	struct observer_config ocfg = { .at = o->at, .at_set = o->at_set };
 	struct inspect_catalogue *cat = NULL;
 	struct run run = { .host = o->host, .port = o->port, .via = o->via };
 	size_t i;
 	int status = 2;
 
-	if (o->cert_path && !load_pem_creds(o->cert_path, o->key_path, &pass, &creds))
+	if (o->cert_path && !cmd_load_pem_creds("--cert", o->cert_path, &key, &pass, &creds))
 		goto Exit;
 	if (o->p12_path && !load_p12(o->p12_path, &pass, &creds))
 		goto Exit;
@@ -822,10 +669,10 @@ static int run_probe(const struct probe_cmd_opts *o)
 Exit:
 	if (!cmd_close_outputs(WHO, &run.out))
 		status = 2;
-	OPENSSL_cleanse(pass.text, sizeof(pass.text));
+	cmd_pass_clear(&pass);
 	cert_cache_free(ocfg.certs);
 	inspect_free(cat);
-	creds_free(&creds);
+	cmd_creds_free(&creds);
 	return status;
 }
 

@@ -19,6 +19,7 @@
 #include "analysis/expect.h"
 #include "analysis/inspect.h"
 #include "wire/keylog.h"
+#include "front/intercept.h"
 #include "front/proxy.h"
 #include "out/outfile.h"
 
@@ -50,6 +51,34 @@ static void usage(FILE *out)
 		"                         and it relays anywhere\n"
 		"  --transparent          connections redirected here by iptables/nftables\n"
 		"                         REDIRECT go on to where they were headed\n"
+		"  --intercept            with --upstream: terminate TLS as the server's stand-in\n"
+		"                         (its keys, or --forge-ca) and see the client's\n"
+		"                         certificate in every TLS version; see below\n"
+		"\n"
+		"intercept (the operator holds the server's keys):\n"
+		"  --server-cert FILE     the certificate (and chain) clients are shown: the real\n"
+		"  --server-key FILE      server's, and its key (mode 0600; --key-pass if encrypted)\n"
+		"  --forge-ca FILE        or: a diagnostic CA that issues a certificate for each\n"
+		"  --forge-ca-key FILE    name clients ask for (SNI), cached per name\n"
+		"  --ca-bundle FILE       (required) the client CAs: named to clients, and the\n"
+		"                         store their chains are verified against\n"
+		"  --verify MODE          require (default: refuse a missing or bad certificate)\n"
+		"                         or optional (record it, forward anyway)\n"
+		"  --verify-depth N       as nginx's ssl_verify_depth (default: OpenSSL's, 100)\n"
+		"  --refuse HOW           http (default: complete the handshake, log the verify\n"
+		"                         error, answer 400 as nginx does) or alert (the alert\n"
+		"                         OpenSSL sends)\n"
+		"  --upstream-cert FILE   a client identity the real server trusts, and its key;\n"
+		"  --upstream-key FILE    without them no certificate is sent upstream\n"
+		"  --upstream-ca FILE     the CAs the real server's chain must come from\n"
+		"                         (default: the system's store)\n"
+		"  --key-pass SPEC        passphrase of the keys: env:VAR, file:PATH or pass:TEXT\n"
+		"  --forward-identity     add X-SSL-Client-Verify, X-SSL-Client-S-DN and\n"
+		"                         X-SSL-Client-Cert to the first HTTP/1.1 request\n"
+		"  --post-handshake-auth  TLS 1.3: ask again after the handshake when the client\n"
+		"                         offers it and sent no certificate\n"
+		"  --no-faithful          do not probe the real server at start for its CA names,\n"
+		"                         signature algorithms and versions (use --ca-bundle's)\n"
 		"\n"
 		"options:\n"
 		"  --listen ADDR:PORT     where clients connect (numeric address: 127.0.0.1:8443,\n"
@@ -163,6 +192,7 @@ struct listen_set {
 	bool connect_flag[MAX_LISTENERS];
 	const char *allow[MAX_LISTENERS][MAX_ALLOW];
 	size_t n;
+	bool intercepting;              /* a listener has --intercept */
 };
 
 /* The listener a mode option describes: the last --listen, or the first. */
@@ -226,6 +256,11 @@ static int check_listeners(struct listen_set *ls)
 			fprintf(stderr, "mtlsdiag proxy: --listen %s: --via and --allow go with --connect\n", l->listen);
 			return 0;
 		}
+		if (l->intercept && l->mode != PROXY_STATIC) {
+			fprintf(stderr, "mtlsdiag proxy: --listen %s: --intercept goes with --upstream HOST:PORT\n", l->listen);
+			return 0;
+		}
+		ls->intercepting |= l->intercept;
 		l->allow = ls->allow[i];
 	}
 	return 1;
@@ -251,6 +286,8 @@ struct proxy_opts {
 	const char *cas[MAX_CATALOGUES];
 	size_t n_cas;
 	struct server_expect expect;
+	struct icpt_opts icpt;
+	struct intercept_config icpt_cfg; /* what the intercept options name, loaded */
 };
 
 /* --listen and what describes a listener.  0 after printing why (or the
@@ -265,6 +302,9 @@ static int listener_option(struct listen_set *ls, int opt, const char *arg)
 	case O_LISTEN: return add_listen(ls, arg);
 	case O_CONNECT: return set_mode(ls, "--connect", PROXY_CONNECT);
 	case O_TRANSPARENT: return set_mode(ls, "--transparent", PROXY_TRANSPARENT);
+	case O_ICPT_INTERCEPT:
+		current(ls, &i)->intercept = true;
+		return 1;
 	case O_UPSTREAM:
 		if (!set_mode(ls, "--upstream", PROXY_STATIC))
 			return 0;
@@ -299,6 +339,7 @@ static int proxy_option(void *opts, int opt, const char *arg)
 	struct proxy_opts *o = opts;
 
 	struct proxy_config *c = &o->relay;
+	int r;
 
 	switch (opt) {
 	case O_JSON: c->json_path = arg; return 1;
@@ -344,6 +385,8 @@ static int proxy_option(void *opts, int opt, const char *arg)
 		c->expect = &o->expect;
 		return cmd_add_expect(WHO, &o->expect, opt == O_EXPECT_CA, arg);
 	default:
+		if ((r = icpt_option(&o->icpt, opt, arg)) >= 0)
+			return r;
 		return listener_option(&o->ls, opt, arg);
 	}
 }
@@ -380,6 +423,21 @@ static enum cmd_parsed parse_proxy(int argc, char **argv, struct proxy_opts *o)
 		{ "inspection-cas", required_argument, NULL, O_INSPECTION_CAS },
 		{ "expect-server-ca", required_argument, NULL, O_EXPECT_CA },
 		{ "expect-server-spki", required_argument, NULL, O_EXPECT_SPKI },
+		{ "intercept", no_argument, NULL, O_ICPT_INTERCEPT },
+		{ "server-cert", required_argument, NULL, O_ICPT_SERVER_CERT },
+		{ "server-key", required_argument, NULL, O_ICPT_SERVER_KEY },
+		{ "forge-ca", required_argument, NULL, O_ICPT_FORGE_CA },
+		{ "forge-ca-key", required_argument, NULL, O_ICPT_FORGE_CA_KEY },
+		{ "upstream-cert", required_argument, NULL, O_ICPT_UPSTREAM_CERT },
+		{ "upstream-key", required_argument, NULL, O_ICPT_UPSTREAM_KEY },
+		{ "upstream-ca", required_argument, NULL, O_ICPT_UPSTREAM_CA },
+		{ "key-pass", required_argument, NULL, O_ICPT_KEY_PASS },
+		{ "verify", required_argument, NULL, O_ICPT_VERIFY },
+		{ "verify-depth", required_argument, NULL, O_ICPT_VERIFY_DEPTH },
+		{ "refuse", required_argument, NULL, O_ICPT_REFUSE },
+		{ "forward-identity", no_argument, NULL, O_ICPT_FORWARD_IDENTITY },
+		{ "post-handshake-auth", no_argument, NULL, O_ICPT_PHA },
+		{ "no-faithful", no_argument, NULL, O_ICPT_NO_FAITHFUL },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -396,6 +454,8 @@ static enum cmd_parsed parse_proxy(int argc, char **argv, struct proxy_opts *o)
 	}
 	if (!check_listeners(&o->ls))
 		return CMD_USAGE_ERROR;
+	if (!icpt_check(&o->icpt, o->ls.intercepting, o->bundle_path))
+		return CMD_USAGE_ERROR;
 	if (o->relay.pcap_full && !o->relay.pcap_out) {
 		fprintf(stderr, WHO ": --pcap-full goes with --pcap-out FILE\n");
 		return CMD_USAGE_ERROR;
@@ -407,7 +467,7 @@ static enum cmd_parsed parse_proxy(int argc, char **argv, struct proxy_opts *o)
  * bundle, the catalogue, the key logs (followed: read again whenever a
  * connection needs a secret not yet there), --log and --json.  0 after
  * printing why; what was taken is in cfg, cat and out either way. */
-static int build_config(const struct proxy_opts *o, struct proxy_config *cfg, struct inspect_catalogue **cat,
+static int build_config(struct proxy_opts *o, struct proxy_config *cfg, struct inspect_catalogue **cat,
 			struct cmd_output *out)
 {
 	*cfg = o->relay;
@@ -416,6 +476,12 @@ static int build_config(const struct proxy_opts *o, struct proxy_config *cfg, st
 	cfg->log = stderr;
 	if (o->bundle_path && !(cfg->ca_bundle = cmd_load_bundle(o->bundle_path)))
 		return 0;
+	if (o->ls.intercepting) {
+		if (!icpt_load(&o->icpt, o->bundle_path, &o->icpt_cfg))
+			return 0;
+		o->icpt_cfg.ca_store = cfg->ca_bundle;
+		cfg->intercept = &o->icpt_cfg;
+	}
 	if (!(*cat = cmd_load_inspection(WHO, o->cas, o->n_cas)))
 		return 0;
 	cfg->inspection = *cat;
@@ -433,7 +499,7 @@ static int build_config(const struct proxy_opts *o, struct proxy_config *cfg, st
 	return 1;
 }
 
-static int run_proxy(const struct proxy_opts *o)
+static int run_proxy(struct proxy_opts *o)
 {
 	struct proxy_config cfg;
 	struct inspect_catalogue *cat = NULL;
@@ -447,6 +513,7 @@ static int run_proxy(const struct proxy_opts *o)
 	if (outfile_close(cfg.log_file) != 0)
 		ret = 2;
 	X509_STORE_free(cfg.ca_bundle);
+	intercept_config_clear(&o->icpt_cfg);
 	keylog_free(cfg.keylog);
 	inspect_free(cat);
 	return ret;

@@ -14,6 +14,9 @@ struct inspect_catalogue;
 struct keylog;
 struct outfile;
 struct server_expect;
+struct x509_st;
+struct evp_pkey_st;
+struct stack_st_X509;
 
 int cmd_pcap(int argc, char **argv);
 int cmd_proxy(int argc, char **argv);
@@ -96,5 +99,90 @@ int cmd_load_keylogs(const char *who, const char *const *files, size_t n, bool f
 /* --expect-server-ca FILE (is_ca) or --expect-server-spki SHA256 into e.
  * 0 after printing one line prefixed with `who`. */
 int cmd_add_expect(const char *who, struct server_expect *e, bool is_ca, const char *arg);
+
+/* ---- cmd_intercept.c: the options of proxy --intercept ---- */
+
+/* Option ids for getopt_long, above the proxy's own. */
+enum {
+	O_ICPT_INTERCEPT = 512, O_ICPT_SERVER_CERT, O_ICPT_SERVER_KEY, O_ICPT_FORGE_CA, O_ICPT_FORGE_CA_KEY,
+	O_ICPT_UPSTREAM_CERT, O_ICPT_UPSTREAM_KEY, O_ICPT_UPSTREAM_CA, O_ICPT_KEY_PASS, O_ICPT_VERIFY,
+	O_ICPT_VERIFY_DEPTH, O_ICPT_REFUSE, O_ICPT_FORWARD_IDENTITY, O_ICPT_PHA, O_ICPT_NO_FAITHFUL,
+};
+
+/* The intercept options as given. */
+struct icpt_opts {
+	const char *server_cert, *server_key, *forge_ca, *forge_ca_key;
+	const char *upstream_cert, *upstream_key, *upstream_ca, *key_pass;
+	const char *verify, *refuse;
+	int verify_depth;
+	bool verify_depth_set, forward_identity, post_handshake_auth, no_faithful;
+};
+
+struct intercept_config;
+
+/* One option into o: 1 taken, 0 after printing why it is unusable, -1
+ * not an intercept option. */
+int icpt_option(struct icpt_opts *o, int opt, const char *arg) __attribute__((nonnull(1)));
+/* The options that go together (intercepting: a listener has
+ * --intercept; ca_bundle: --ca-bundle as given).  0 after one line. */
+int icpt_check(const struct icpt_opts *o, bool intercepting, const char *ca_bundle) __attribute__((nonnull(1)));
+/* Reads what the options name into c (intercept_config_clear frees it,
+ * whatever the outcome).  0 after one line. */
+int icpt_load(const struct icpt_opts *o, const char *ca_bundle, struct intercept_config *c)
+	__attribute__((nonnull, warn_unused_result));
+
+/* ---- cmd_creds.c: credentials named on the command line ---- */
+
+/* Where the password of an encrypted key comes from: spec "env:VAR",
+ * "file:PATH" or "pass:TEXT" (option `opt`), else the terminal, unless
+ * no_prompt (a daemon: then an encrypted key is refused).  Messages are
+ * prefixed with `who`. */
+struct cmd_pass {
+	const char *who;        /* "mtlsdiag probe" */
+	const char *opt;        /* "--pass" */
+	const char *spec;       /* NULL: none given */
+	bool no_prompt;
+	char text[1024];
+	bool have, prompted;
+	bool asked;             /* a key or file wanted a password */
+	bool failed;            /* cmd_pass_get said why it has none */
+	char label[300];        /* what the password is for, in messages */
+};
+
+/* 0 after printing why spec is none of env:VAR, file:PATH, pass:TEXT. */
+int cmd_pass_valid(const char *who, const char *opt, const char *spec) __attribute__((nonnull));
+/* 1 with the password in p->text; 0 after printing why (once). */
+int cmd_pass_get(struct cmd_pass *p, const char *what) __attribute__((nonnull));
+/* Wipes the password. */
+void cmd_pass_clear(struct cmd_pass *p) __attribute__((nonnull));
+
+/* A certificate (the first in its file), the rest of the file as its
+ * chain, and its private key. */
+struct cmd_creds {
+	struct x509_st *cert;
+	struct evp_pkey_st *key;
+	struct stack_st_X509 *chain;
+};
+
+/* A private key file as an option names it.  private_file: refused, with
+ * the chmod to run, when group or others may read it. */
+struct cmd_key_source {
+	const char *opt;        /* "--key" */
+	const char *path;
+	bool private_file;
+};
+
+/* The key (PEM, decrypted with pass when it is encrypted).  0 after
+ * printing one line. */
+int cmd_load_key(const struct cmd_key_source *src, struct cmd_pass *pass, struct evp_pkey_st **out)
+	__attribute__((nonnull, warn_unused_result));
+/* The certificate, its chain and its key, which must be the
+ * certificate's.  0 after printing one line; what was read is in c either
+ * way (cmd_creds_free). */
+int cmd_load_pem_creds(const char *cert_opt, const char *cert_path, const struct cmd_key_source *key,
+		       struct cmd_pass *pass, struct cmd_creds *c) __attribute__((nonnull, warn_unused_result));
+void cmd_creds_free(struct cmd_creds *c) __attribute__((nonnull));
+/* OpenSSL's reason for the last error, or "not recognised". */
+const char *cmd_ossl_reason(void);
 
 #endif

@@ -35,11 +35,13 @@ struct proxy_listen_config {
 	const char *via;             /* connect: a further HTTP proxy "HOST:PORT", or NULL */
 	const char *const *allow;    /* connect: destinations allowed, "HOST:PORT" patterns */
 	size_t n_allow;              /* 0: any destination (loopback listeners only) */
+	bool intercept;              /* static: terminate TLS as the server's stand-in (intercept.h) */
 };
 
 struct keylog;
 struct inspect_catalogue;
 struct server_expect;
+struct intercept_config;
 
 struct proxy_config {
 	const struct proxy_listen_config *listeners;
@@ -80,6 +82,7 @@ struct proxy_config {
 	struct keylog *keylog;       /* --keylog: followed key logs (clients still writing them), or NULL */
 	const struct inspect_catalogue *inspection; /* middlebox attribution, as for `mtlsdiag pcap` */
 	const struct server_expect *expect;
+	const struct intercept_config *intercept; /* the listeners with intercept set: keys and options */
 };
 
 /* Splits "HOST:PORT" or "[V6]:PORT".  1 on success (port 1-65535, host not

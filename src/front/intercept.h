@@ -1,0 +1,83 @@
+/* intercept: `mtlsdiag proxy --intercept`, the proxy as the server's
+ * stand-in.  With the operator's keys (the real server's certificate and
+ * key, or a diagnostic CA that issues one for each name asked for) it
+ * terminates the client's TLS as the server would (the same CA names,
+ * signature algorithms, versions and verify depth), sees the client's
+ * certificate in every TLS version, verifies it with OpenSSL, and then,
+ * unless it refuses the client as nginx would (HTTP 400) or as OpenSSL
+ * would (an alert), relays the plaintext to the real server over a TLS
+ * connection of its own.
+ *
+ * Each side is a TLS endpoint of the proxy's, observed as the probe
+ * observes its own connection (observer_config.endpoint): the raw bytes of
+ * the socket and OpenSSL's secrets (an in-memory key log) go to one
+ * observer per leg, so every verdict rule applies unchanged and decrypts.
+ * The two legs make one connection record (doc/verdicts.md: client_leg,
+ * upstream_leg).
+ *
+ * The configuration is read once at start (cmd_intercept.c): keys never
+ * leave memory and are never logged. */
+#ifndef MTLSDIAG_INTERCEPT_H
+#define MTLSDIAG_INTERCEPT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <openssl/ssl.h>
+#include <openssl/x509.h>
+
+enum icpt_verify {
+	ICPT_VERIFY_REQUIRE,     /* nginx ssl_verify_client on */
+	ICPT_VERIFY_OPTIONAL,    /* asked for, recorded, forwarded whatever it is */
+};
+
+enum icpt_refuse {
+	ICPT_REFUSE_HTTP,        /* complete the handshake, answer 400 as nginx does */
+	ICPT_REFUSE_ALERT,       /* the alert OpenSSL sends (certificate_required, unknown_ca, ...) */
+};
+
+#define ICPT_MAX_SIGALGS 48
+
+/* What the real server asks of its clients, as the start-up probe saw it
+ * (faithful mode); n_versions 0 when it was not learnt. */
+struct icpt_server_profile {
+	bool learnt;
+	int versions[2];                 /* TLS1_2_VERSION, TLS1_3_VERSION it completed a handshake in */
+	size_t n_versions;
+	bool cert_requested;
+	STACK_OF(X509_NAME) *ca_names;   /* the CertificateRequest's names (owned) */
+	char sigalgs[ICPT_MAX_SIGALGS * 32]; /* "RSA-PSS+SHA256:..." for SSL_CTX_set1_client_sigalgs_list, "" none */
+	char summary[512];               /* one line for the start-up log */
+};
+
+struct intercept_config {
+	/* the certificate shown to clients: the real server's ... */
+	X509 *server_cert;
+	EVP_PKEY *server_key;
+	STACK_OF(X509) *server_chain;
+	/* ... or one issued per name by this CA (--forge-ca) */
+	X509 *forge_ca;
+	EVP_PKEY *forge_ca_key;
+	/* --ca-bundle: the client CAs, as names for the CertificateRequest and
+	 * as the store that verifies (shared with the observer's chain checks) */
+	STACK_OF(X509_NAME) *ca_names;
+	X509_STORE *ca_store;
+	enum icpt_verify verify;
+	int verify_depth;                /* --verify-depth, as nginx's ssl_verify_depth (default 1) */
+	enum icpt_refuse refuse;
+	/* towards the real server */
+	X509 *upstream_cert;             /* --upstream-cert, or NULL */
+	EVP_PKEY *upstream_key;
+	STACK_OF(X509) *upstream_chain;
+	X509_STORE *upstream_ca;         /* --upstream-ca, or NULL: the system's store */
+	bool forward_identity;           /* X-SSL-Client-* headers on the first request */
+	bool post_handshake_auth;        /* TLS 1.3: ask again after the handshake when not given */
+	bool faithful;                   /* learn the server's request by a probe at start */
+	struct icpt_server_profile profile;
+};
+
+/* Frees what the configuration holds (keys cleansed by OpenSSL). */
+void intercept_config_clear(struct intercept_config *c);
+
+#endif
