@@ -961,13 +961,8 @@ void verdict_decide_quiet(const struct conn_facts *f, const struct chain_report 
 	decide(f, chain, false, v);
 }
 
-void verdict_overrule(struct verdict *v, enum verdict_code code, enum fault fault, enum basis basis, const char *why)
+void verdict_add_evidence(struct verdict *v, const char *line)
 {
-	v->code = code;
-	v->reason = R_NONE;
-	v->fault = fault;
-	v->basis = basis;
-	v->settled = false;
 	if (v->evidence_omitted)
 		return;
 	if (v->keylog_evidence >= 0 && (size_t)v->keylog_evidence < v->n_evidence) {
@@ -977,14 +972,24 @@ void verdict_overrule(struct verdict *v, enum verdict_code code, enum fault faul
 		if (last == FACTS_MAX_EVIDENCE)
 			last--;   /* the list is full: its last line gives way */
 		memmove(v->evidence[at + 1], v->evidence[at], (last - at) * sizeof(v->evidence[0]));
-		snprintf(v->evidence[at], VERDICT_EVIDENCE_LEN, "%s", why);
+		snprintf(v->evidence[at], VERDICT_EVIDENCE_LEN, "%s", line);
 		v->n_evidence = last + 1;
 		v->keylog_evidence++;
 		if (v->middlebox_named && v->middlebox_line >= at)
 			v->middlebox_line++;
 		return;
 	}
-	(void)verdict_line_kept(v, "%s", why);
+	(void)verdict_line_kept(v, "%s", line);
+}
+
+void verdict_overrule(struct verdict *v, enum verdict_code code, enum fault fault, enum basis basis, const char *why)
+{
+	v->code = code;
+	v->reason = R_NONE;
+	v->fault = fault;
+	v->basis = basis;
+	v->settled = false;
+	verdict_add_evidence(v, why);
 }
 
 bool verdict_nginx_no_cert(const struct conn_facts *f)

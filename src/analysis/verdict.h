@@ -66,6 +66,10 @@ bool verdict_nginx_no_cert(const struct conn_facts *f) __attribute__((nonnull));
 void verdict_overrule(struct verdict *v, enum verdict_code code, enum fault fault, enum basis basis,
 		      const char *why) __attribute__((nonnull));
 
+/* A fact a front end knows beyond the wire (the intercepting proxy's own
+ * OpenSSL verification), as one more evidence line, before the key log's. */
+void verdict_add_evidence(struct verdict *v, const char *line) __attribute__((nonnull));
+
 struct inspect_catalogue;
 struct server_expect;
 

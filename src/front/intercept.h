@@ -77,6 +77,14 @@ struct intercept_config {
 	struct icpt_server_profile profile;
 };
 
+struct intercept;
+
+/* The TLS contexts from the configuration (which must outlive them), for
+ * the proxy's workers to share; NULL with why in err. */
+struct intercept *intercept_new(const struct intercept_config *cfg, char *err, size_t errlen)
+	__attribute__((nonnull, warn_unused_result));
+void intercept_free(struct intercept *ic);
+
 /* Frees what the configuration holds (keys cleansed by OpenSSL). */
 void intercept_config_clear(struct intercept_config *c);
 

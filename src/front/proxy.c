@@ -29,6 +29,7 @@
 #include <event2/util.h>
 
 #include "analysis/chain.h"
+#include "front/intercept.h"
 #include "front/netaddr.h"
 #include "front/proxy_int.h"
 #include "front/sourcecap.h"
@@ -150,7 +151,10 @@ static void accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct socka
 		evutil_closesocket(fd);
 		return;
 	}
-	pconn_accept(wl, fd, sa);
+	if (wl->l->cfg->intercept)
+		icpt_accept(wl, fd, sa);
+	else
+		pconn_accept(wl, fd, sa);
 }
 
 static void retry_accept_cb(evutil_socket_t fd, short what, void *arg)
@@ -196,6 +200,7 @@ static void deadline_cb(evutil_socket_t fd, short what, void *arg)
 			tap_close(c, (enum side)s, CLOSE_TIMEOUT);
 		pconn_teardown(c);
 	}
+	icpt_close_all(w);
 	event_base_loopexit(w->base, NULL);
 }
 
@@ -444,6 +449,7 @@ static void worker_free(struct worker *w)
 		pconn_note_end(w->conns, CLOSER_PROXY, END_SHUTDOWN);
 		pconn_teardown(w->conns);
 	}
+	icpt_close_all(w);
 	for (i = 0; w->wls && i < w->px->n_ls; i++)
 		if (w->wls[i].ev)
 			evconnlistener_free(w->wls[i].ev);
@@ -555,7 +561,8 @@ static void describe_listener(const struct plistener *l, char *buf, size_t len)
 	switch (lc->mode) {
 	case PROXY_STATIC:
 		report_endpoint(up, sizeof(up), l->up_host, l->up_port);
-		snprintf(buf, len, "%s relaying to %s", lc->listen, up);
+		snprintf(buf, len, "%s %s %s", lc->listen, lc->intercept ? "intercepting TLS (the server's stand-in) for"
+									 : "relaying to", up);
 		break;
 	case PROXY_CONNECT:
 		if (lc->via) {
@@ -638,6 +645,10 @@ int proxy_run(const struct proxy_config *cfg)
 	signal(SIGPIPE, SIG_IGN);   /* a peer gone mid-write is an error to handle, not a reason to die */
 	if (cfg->pcap_out && !(px.pcap = pcapout_open(cfg->pcap_out, cfg->file_mode, err, sizeof(err)))) {
 		fprintf(stderr, "mtlsdiag proxy: --pcap-out: %s\n", err);
+		goto Exit;
+	}
+	if (cfg->intercept && !(px.icpt = intercept_new(cfg->intercept, err, sizeof(err)))) {
+		fprintf(stderr, "mtlsdiag proxy: --intercept: %s\n", err);
 		goto Exit;
 	}
 	px.workers = calloc(px.n_workers, sizeof(*px.workers));
@@ -726,6 +737,7 @@ Exit:
 	for (i = 0; px.workers && i < px.n_workers; i++)
 		worker_free(&px.workers[i]);
 	free(px.workers);
+	intercept_free(px.icpt);
 	if (px.pcap) {
 		int error;
 		uint64_t lost = pcapout_lost(px.pcap, &error);

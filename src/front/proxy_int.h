@@ -38,6 +38,9 @@ struct pcapout;
 struct pcapout_conn;
 struct sourcecap;
 struct sourcecap_report;
+struct intercept;
+struct icpt_conn;
+struct ssl_session_st;
 
 /* Who ended the connection first, for the final record. */
 enum closer { CLOSER_NONE = -1, CLOSER_CLIENT = SIDE_CLIENT, CLOSER_SERVER = SIDE_SERVER, CLOSER_PROXY = 2 };
@@ -112,6 +115,7 @@ struct wlistener {
 	struct worker *w;
 	const struct plistener *l;
 	struct evconnlistener *ev;
+	struct ssl_session_st *up_session; /* intercept: the real server's last session, resumed */
 };
 
 struct proxy {
@@ -138,6 +142,7 @@ struct proxy {
 	 * recognise one of them redirected back to us (a REDIRECT rule that
 	 * also matches the proxy's own traffic) */
 	atomic_ushort *own_ports;
+	struct intercept *icpt;      /* --intercept listeners: the TLS contexts */
 };
 
 struct worker {
@@ -152,6 +157,7 @@ struct worker {
 	struct event *tick_ev;       /* worker 0: the proxy's once-a-second chores */
 	struct observer_config ocfg;
 	struct pconn *conns;
+	struct icpt_conn *iconns;    /* intercepted connections (intercept_conn.c) */
 	size_t n_conns;
 	bool draining;
 	bool full;                   /* accepts paused at the connection limit */
@@ -200,6 +206,14 @@ void tap_close(struct pconn *c, enum side s, enum close_kind how) __attribute__(
 enum side pconn_side_of(const struct pconn *c, const struct bufferevent *bev) __attribute__((nonnull));
 /* The loop's cached time. */
 void pconn_now(const struct pconn *c, struct timeval *tv) __attribute__((nonnull));
+
+/* ---- intercept_conn.c: a connection the proxy terminates ---- */
+
+/* A connection accepted on an --intercept listener (takes fd). */
+void icpt_accept(struct wlistener *wl, evutil_socket_t fd, const struct sockaddr *sa) __attribute__((nonnull));
+/* Ends every intercepted connection of w now (each gets its record), and
+ * lets go of the sessions kept for its listeners. */
+void icpt_close_all(struct worker *w) __attribute__((nonnull));
 
 /* ---- relay.c: moving the bytes ---- */
 

@@ -1,0 +1,862 @@
+/* intercept_conn: one intercepted connection (struct icpt_conn), from
+ * accept to icpt_teardown, the only place its record is written and its
+ * resources freed.
+ *
+ * The client leg is a TLS server of the proxy's on the accepted socket
+ * (libevent's bufferevent_openssl); once its handshake completes the
+ * stand-in decides: a client that --verify require refuses gets, once its
+ * request has arrived, nginx's 400 page (IP_REFUSING, then IP_ANSWERED);
+ * any other is forwarded: the proxy connects to the real server (a plain
+ * socket, then TLS as a client on it: IP_CONNECTING) and relays the
+ * plaintext both ways (IP_RELAY), each leg's output bounded
+ * (backpressure), a close on one leg passed on as close_notify on the
+ * other.  A server that cannot be reached is answered 502 (IP_ANSWERED).
+ *
+ * Both sockets' BIOs carry a callback that hands every byte read or
+ * written to that leg's observer, the raw TLS a capture would see, and
+ * OpenSSL hands the secrets to the leg's key log (intercept.c). */
+#include "config.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <arpa/inet.h>
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/bufferevent_ssl.h>
+#include <event2/event.h>
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+#include <openssl/x509v3.h>
+
+#include "analysis/verdict.h"
+#include "front/intercept_int.h"
+#include "front/netaddr.h"
+#include "wire/keylog.h"
+#include "wire/x509info.h"
+
+#define HEAD_MAX 65536          /* the first request's head, for --forward-identity and refusals */
+#define LINGER_S 2              /* after a close passed on, the other end's close is waited for this long */
+#define TICK_S 1
+
+static void icpt_teardown(struct icpt_conn *c);
+static void start_upstream_tls(struct icpt_conn *c, evutil_socket_t fd);
+
+static struct icpt_leg *other(struct icpt_leg *leg)
+{
+	return &leg->c->leg[leg->id == ICPT_CLIENT_LEG ? ICPT_UPSTREAM_LEG : ICPT_CLIENT_LEG];
+}
+
+/* The proxy is the server on the client leg, the client on its own. */
+static enum side own_side(const struct icpt_leg *leg)
+{
+	return leg->id == ICPT_CLIENT_LEG ? SIDE_SERVER : SIDE_CLIENT;
+}
+
+static enum side peer_side(const struct icpt_leg *leg)
+{
+	return leg->id == ICPT_CLIENT_LEG ? SIDE_CLIENT : SIDE_SERVER;
+}
+
+static void now_of(const struct icpt_conn *c, struct timeval *tv)
+{
+	event_base_gettimeofday_cached(c->w->base, tv);
+}
+
+static void note_end(struct icpt_conn *c, enum closer who, enum end_kind how)
+{
+	if (c->closed_by == CLOSER_NONE) {
+		c->closed_by = who;
+		c->end = how;
+	}
+}
+
+/* ---- the tap: the socket's bytes to the leg's observer ---- */
+
+static long bio_tap(BIO *b, int oper, const char *argp, size_t len, int argi, long argl, int ret,
+		    size_t *processed)
+{
+	struct icpt_leg *leg = (struct icpt_leg *)BIO_get_callback_arg(b);
+	struct timeval tv;
+
+	(void)len;
+	(void)argi;
+	(void)argl;
+	if (!leg || !leg->obs || ret <= 0 || !processed || *processed == 0 || !obs_conn_wants_bytes(leg->obs))
+		return ret;
+	now_of(leg->c, &tv);
+	if (oper == (BIO_CB_READ | BIO_CB_RETURN))
+		obs_conn_feed(leg->obs, peer_side(leg), (const uint8_t *)argp, *processed, &tv);
+	else if (oper == (BIO_CB_WRITE | BIO_CB_RETURN))
+		obs_conn_feed(leg->obs, own_side(leg), (const uint8_t *)argp, *processed, &tv);
+	return ret;
+}
+
+static void leg_tap_close(struct icpt_leg *leg, enum side s, enum close_kind how)
+{
+	struct timeval tv;
+
+	if (!leg->obs || leg->tap_closed[s])
+		return;
+	leg->tap_closed[s] = true;
+	now_of(leg->c, &tv);
+	obs_conn_close(leg->obs, s, how, &tv);
+}
+
+/* The leg's observer, endpoint of its own connection: it holds every key. */
+static int leg_observe(struct icpt_leg *leg)
+{
+	struct observer_config cfg = leg->c->w->ocfg;
+	struct timeval tv;
+
+	if (!(leg->keys = keylog_new(NULL, NULL)))
+		return 0;
+	cfg.endpoint = true;
+	cfg.keylog = leg->keys;
+	cfg.keylog_wait = true;
+	now_of(leg->c, &tv);
+	if (leg->id == ICPT_CLIENT_LEG)
+		leg->obs = obs_conn_new(&cfg, &leg->peer, &leg->local, &tv, true);
+	else
+		leg->obs = obs_conn_new(&cfg, &leg->local, &leg->peer, &tv, true);
+	return leg->obs != NULL;
+}
+
+static void leg_endpoints(struct icpt_leg *leg, evutil_socket_t fd)
+{
+	struct sockaddr_storage ss;
+	socklen_t len = sizeof(ss);
+
+	if (getsockname(fd, (struct sockaddr *)&ss, &len) == 0)
+		netaddr_endpoint((struct sockaddr *)&ss, &leg->local);
+	len = sizeof(ss);
+	if (getpeername(fd, (struct sockaddr *)&ss, &len) == 0)
+		netaddr_endpoint((struct sockaddr *)&ss, &leg->peer);
+}
+
+static void read_cb(struct bufferevent *bev, void *arg);
+static void write_cb(struct bufferevent *bev, void *arg);
+static void event_cb(struct bufferevent *bev, short what, void *arg);
+
+/* TLS on fd for leg (the SSL made and set up by the caller, its BIO the
+ * tapped socket); 0 out of memory (the caller still owns fd and ssl). */
+static int leg_start(struct icpt_leg *leg, evutil_socket_t fd, SSL *ssl, enum bufferevent_ssl_state state)
+{
+	struct proxy *px = leg->c->w->px;
+	BIO *bio = BIO_new_socket((int)fd, BIO_NOCLOSE);
+
+	if (!bio)
+		return 0;
+	BIO_set_callback_ex(bio, bio_tap);
+	BIO_set_callback_arg(bio, (char *)leg);
+	SSL_set_bio(ssl, bio, bio);
+	leg->ssl = ssl;
+	leg->bev = bufferevent_openssl_socket_new(leg->c->w->base, fd, ssl, state, BEV_OPT_CLOSE_ON_FREE);
+	if (!leg->bev) {
+		leg->ssl = NULL;
+		return 0;
+	}
+	bufferevent_openssl_set_allow_dirty_shutdown(leg->bev, 1);
+	bufferevent_setcb(leg->bev, read_cb, write_cb, event_cb, leg);
+	bufferevent_setwatermark(leg->bev, EV_WRITE, px->buffer_limit / 2, 0);
+	/* a leg whose bytes cannot move on yet stops being read at the limit */
+	bufferevent_setwatermark(leg->bev, EV_READ, 0, px->buffer_limit);
+	bufferevent_enable(leg->bev, EV_READ | EV_WRITE);
+	return 1;
+}
+
+static size_t out_len(const struct icpt_leg *leg)
+{
+	return leg->bev ? evbuffer_get_length(bufferevent_get_output(leg->bev)) : 0;
+}
+
+/* close_notify, then FIN: nothing more goes to this leg. */
+static void leg_shut(struct icpt_leg *leg)
+{
+	if (leg->shut || !leg->bev)
+		return;
+	leg->shut = true;
+	leg->shut_pending = false;
+	if (!leg->dead && leg->tls_done) {
+		(void)SSL_shutdown(leg->ssl);
+		ERR_clear_error();
+		(void)shutdown(bufferevent_getfd(leg->bev), SHUT_WR);
+	}
+	leg_tap_close(leg, own_side(leg), CLOSE_FIN);
+}
+
+/* Shut leg once what waits for it is written. */
+static void leg_shut_when_drained(struct icpt_leg *leg)
+{
+	if (!leg->bev || leg->shut)
+		return;
+	if (out_len(leg) == 0 || leg->dead)
+		leg_shut(leg);
+	else
+		leg->shut_pending = true;
+}
+
+static bool leg_done(const struct icpt_leg *leg)
+{
+	return !leg->bev || ((leg->eof || leg->dead) && (leg->shut || leg->dead));
+}
+
+static void maybe_done(struct icpt_conn *c)
+{
+	if (leg_done(&c->leg[ICPT_CLIENT_LEG]) && leg_done(&c->leg[ICPT_UPSTREAM_LEG]) &&
+	    !c->leg[ICPT_UPSTREAM_LEG].connecting)
+		icpt_teardown(c);
+}
+
+static void arm(struct icpt_conn *c, unsigned seconds)
+{
+	struct timeval tv = { seconds, 0 };
+
+	evtimer_add(c->timer, &tv);
+}
+
+/* ---- the proxy answers itself ---- */
+
+/* An error page to the client, then its leg closes. */
+static void answer(struct icpt_conn *c, int status, const char *phrase, const char *title, const char *detail)
+{
+	struct icpt_leg *cl = &c->leg[ICPT_CLIENT_LEG];
+	struct evbuffer *in;
+
+	c->phase = IP_ANSWERED;
+	arm(c, c->w->px->connect_timeout_s);   /* for the answer to be taken */
+	if (!cl->bev || cl->dead || cl->shut) {
+		maybe_done(c);
+		return;
+	}
+	in = bufferevent_get_input(cl->bev);
+	cl->bytes += evbuffer_get_length(in);
+	evbuffer_drain(in, evbuffer_get_length(in));
+	icpt_http_page(bufferevent_get_output(cl->bev), status, phrase, title, detail);
+	leg_shut_when_drained(cl);
+}
+
+/* Refused (--verify require): once the request is in, nginx's answer. */
+static void refuse_now(struct icpt_conn *c)
+{
+	struct icpt_leg *cl = &c->leg[ICPT_CLIENT_LEG];
+	char detail[900];
+
+	snprintf(detail, sizeof(detail), "The client certificate was refused: %s.", c->refusal);
+	answer(c, 400, "Bad Request", cl->peer_cert ? "400 The SSL certificate error"
+						    : "400 No required SSL certificate was sent", detail);
+}
+
+static void upstream_failed(struct icpt_conn *c, const char *why)
+{
+	struct icpt_leg *up = &c->leg[ICPT_UPSTREAM_LEG];
+	char detail[700];
+
+	if (!up->error[0])
+		snprintf(up->error, sizeof(up->error), "%s", why);
+	c->outcome = IO_UPSTREAM_FAILED;
+	if (up->connecting) {
+		bufferevent_free(up->connecting);
+		up->connecting = NULL;
+	}
+	if (up->bev) {
+		up->dead = true;
+		leg_tap_close(up, own_side(up), CLOSE_FIN);
+	}
+	snprintf(detail, sizeof(detail), "The server could not be reached for this request: %s.", why);
+	answer(c, 502, "Bad Gateway", "502 Bad Gateway", detail);
+}
+
+/* ---- the relay ---- */
+
+/* The first request with the client's identity in its headers
+ * (--forward-identity); 0 while its head is incomplete. */
+static int forward_identity(struct icpt_conn *c, struct evbuffer *in, struct evbuffer *out)
+{
+	struct icpt_leg *cl = &c->leg[ICPT_CLIENT_LEG];
+	struct evbuffer *head;
+	long n = icpt_http_head_len(in, HEAD_MAX);
+	const uint8_t *p;
+
+	if (n == 0)
+		return 0;
+	c->identity_added = false;
+	if (n < 0) {
+		snprintf(c->identity_note, sizeof(c->identity_note),
+			 "the first request's head is longer than %d bytes: sent unchanged", HEAD_MAX);
+		return 1;
+	}
+	if (!(head = evbuffer_new()) || !(p = evbuffer_pullup(in, n))) {
+		snprintf(c->identity_note, sizeof(c->identity_note), "out of memory: sent unchanged");
+		evbuffer_free(head);
+		return 1;
+	}
+	if (icpt_http_add_identity(head, p, (size_t)n, cl->ssl, &cl->verify, c->identity_note,
+				   sizeof(c->identity_note))) {
+		cl->bytes += (uint64_t)n;
+		evbuffer_drain(in, (size_t)n);
+		evbuffer_add_buffer(out, head);
+		c->identity_added = true;
+	}
+	evbuffer_free(head);
+	return 1;
+}
+
+/* What leg `from` sent, on to the other leg. */
+static void relay(struct icpt_leg *from)
+{
+	struct icpt_conn *c = from->c;
+	struct icpt_leg *to = other(from);
+	struct evbuffer *in = bufferevent_get_input(from->bev), *out;
+
+	if (!to->bev || to->dead || to->shut) {
+		from->bytes += evbuffer_get_length(in);
+		evbuffer_drain(in, evbuffer_get_length(in));   /* nowhere to go */
+		return;
+	}
+	out = bufferevent_get_output(to->bev);
+	if (from->id == ICPT_CLIENT_LEG && c->w->px->icpt->cfg->forward_identity && !c->identity_note[0] &&
+	    !c->identity_added && !forward_identity(c, in, out))
+		return;
+	from->bytes += evbuffer_get_length(in);
+	evbuffer_add_buffer(out, in);
+	if (evbuffer_get_length(out) >= c->w->px->buffer_limit) {
+		bufferevent_disable(from->bev, EV_READ);
+		from->paused = true;
+	}
+}
+
+static void read_cb(struct bufferevent *bev, void *arg)
+{
+	struct icpt_leg *leg = arg;
+	struct icpt_conn *c = leg->c;
+	struct evbuffer *in = bufferevent_get_input(bev);
+	long head;
+
+	(void)bev;
+	now_of(c, &c->last_activity);
+	switch (c->phase) {
+	case IP_REFUSING:
+		/* nginx reads the request before it answers */
+		head = icpt_http_head_len(in, HEAD_MAX);
+		if (head != 0)
+			refuse_now(c);
+		break;
+	case IP_RELAY:
+		relay(leg);
+		break;
+	case IP_ANSWERED:
+		leg->bytes += evbuffer_get_length(in);
+		evbuffer_drain(in, evbuffer_get_length(in));
+		break;
+	default:
+		break;   /* kept until the server is there (bounded by the read watermark) */
+	}
+}
+
+static void write_cb(struct bufferevent *bev, void *arg)
+{
+	struct icpt_leg *leg = arg, *o = other(arg);
+	struct icpt_conn *c = leg->c;
+	size_t left = evbuffer_get_length(bufferevent_get_output(bev));
+
+	now_of(c, &c->last_activity);
+	if (o->paused && !o->eof && !o->dead && left < c->w->px->buffer_limit) {
+		o->paused = false;
+		bufferevent_enable(o->bev, EV_READ);
+	}
+	if (left == 0 && leg->shut_pending)
+		leg_shut(leg);
+	maybe_done(c);
+}
+
+/* The peer closed (close_notify or FIN): the other leg is closed in turn
+ * once what this one sent is delivered. */
+static void leg_eof(struct icpt_leg *leg)
+{
+	struct icpt_conn *c = leg->c;
+
+	leg->eof = true;
+	bufferevent_disable(leg->bev, EV_READ);
+	leg_tap_close(leg, peer_side(leg), CLOSE_FIN);
+	note_end(c, leg->id == ICPT_CLIENT_LEG ? CLOSER_CLIENT : CLOSER_SERVER, END_FIN);
+	if (c->phase == IP_RELAY)
+		leg_shut_when_drained(other(leg));
+	else if (leg->id == ICPT_CLIENT_LEG && c->phase == IP_CONNECTING)
+		upstream_failed(c, "the client left before the server was reached");
+	if (leg->id == ICPT_CLIENT_LEG && c->phase != IP_RELAY)
+		leg_shut_when_drained(leg);
+	arm(c, LINGER_S);
+	maybe_done(c);
+}
+
+static void leg_dead(struct icpt_leg *leg)
+{
+	struct icpt_conn *c = leg->c;
+
+	leg->dead = leg->eof = true;
+	bufferevent_disable(leg->bev, EV_READ | EV_WRITE);
+	leg_tap_close(leg, peer_side(leg), CLOSE_RST);
+	note_end(c, leg->id == ICPT_CLIENT_LEG ? CLOSER_CLIENT : CLOSER_SERVER, END_RST);
+	if (c->phase == IP_RELAY)
+		leg_shut_when_drained(other(leg));
+	else if (leg->id == ICPT_CLIENT_LEG && c->phase == IP_CONNECTING)
+		upstream_failed(c, "the client left before the server was reached");
+	arm(c, LINGER_S);
+	maybe_done(c);
+}
+
+/* OpenSSL's reason for a failed handshake, one line. */
+static void ssl_error_text(struct bufferevent *bev, struct icpt_leg *leg, char *out, size_t len)
+{
+	unsigned long e, first = 0;
+	const char *reason;
+
+	while ((e = bufferevent_get_openssl_error(bev)))
+		if (!first)
+			first = e;
+	ERR_clear_error();
+	reason = first ? ERR_reason_error_string(first) : NULL;
+	if (leg->alert_received >= 0)
+		snprintf(out, len, "the %s sent alert %s (%d)", leg->id == ICPT_CLIENT_LEG ? "client" : "server",
+			 icpt_alert_name(leg->alert_received), leg->alert_received);
+	else if (reason)
+		snprintf(out, len, "%s", reason);
+	else
+		snprintf(out, len, "the %s closed the connection during the handshake",
+			 leg->id == ICPT_CLIENT_LEG ? "client" : "server");
+}
+
+/* ---- the client's handshake and the decision ---- */
+
+static void client_handshake_done(struct icpt_conn *c)
+{
+	struct icpt_leg *cl = &c->leg[ICPT_CLIENT_LEG];
+	const struct intercept_config *cfg = c->w->px->icpt->cfg;
+	bool verified;
+
+	cl->tls_done = true;
+	cl->peer_cert = SSL_get0_peer_certificate(cl->ssl) != NULL;
+	if (cl->peer_cert && !cl->verify.ran)   /* a chain OpenSSL did not get to check */
+		cl->verify.err = (int)SSL_get_verify_result(cl->ssl);
+	verified = cl->peer_cert && cl->verify.err == X509_V_OK;
+	if (cfg->verify == ICPT_VERIFY_REQUIRE && !verified) {
+		char why[400];
+
+		if (!cl->peer_cert) {
+			snprintf(c->refusal, sizeof(c->refusal), "no client certificate was sent");
+		} else {
+			icpt_verify_text(&cl->verify, why, sizeof(why));
+			snprintf(c->refusal, sizeof(c->refusal), "%s", why);
+		}
+		c->outcome = IO_REFUSED_HTTP;
+		c->phase = IP_REFUSING;
+		arm(c, c->w->px->connect_timeout_s);
+		if (icpt_http_head_len(bufferevent_get_input(cl->bev), HEAD_MAX) != 0)
+			refuse_now(c);
+		return;
+	}
+	c->outcome = IO_FORWARDED;
+	c->phase = IP_CONNECTING;
+	arm(c, c->w->px->connect_timeout_s);
+	{
+		struct icpt_leg *up = &c->leg[ICPT_UPSTREAM_LEG];
+		struct sockaddr_storage ss;
+		socklen_t len = netaddr_numeric(c->wl->l->up_host, c->wl->l->up_port, &ss);
+		int r;
+
+		up->connecting = bufferevent_socket_new(c->w->base, -1, BEV_OPT_CLOSE_ON_FREE);
+		if (!up->connecting) {
+			upstream_failed(c, "out of memory");
+			return;
+		}
+		bufferevent_setcb(up->connecting, NULL, NULL, event_cb, up);
+		if (len)
+			r = bufferevent_socket_connect(up->connecting, (struct sockaddr *)&ss, (int)len);
+		else
+			r = bufferevent_socket_connect_hostname(up->connecting, c->w->dns, AF_UNSPEC, c->wl->l->up_host,
+								c->wl->l->up_port);
+		if (r != 0)
+			upstream_failed(c, "connect: cannot start");
+	}
+}
+
+/* The client's handshake failed: refused with an alert (--refuse alert),
+ * or for a reason that is not the stand-in's. */
+static void client_handshake_failed(struct icpt_conn *c)
+{
+	struct icpt_leg *cl = &c->leg[ICPT_CLIENT_LEG];
+	const struct intercept_config *cfg = c->w->px->icpt->cfg;
+	char why[400];
+
+	if (!cl->error[0])
+		ssl_error_text(cl->bev, cl, cl->error, sizeof(cl->error));
+	if (cfg->verify == ICPT_VERIFY_REQUIRE && cfg->refuse == ICPT_REFUSE_ALERT && cl->alert_sent >= 0 &&
+	    (cl->verify.err != X509_V_OK || !cl->verify.ran)) {
+		c->outcome = IO_REFUSED_ALERT;
+		if (cl->verify.err != X509_V_OK) {
+			icpt_verify_text(&cl->verify, why, sizeof(why));
+			snprintf(c->refusal, sizeof(c->refusal), "%s; alert %s sent", why,
+				 icpt_alert_name(cl->alert_sent));
+		} else {
+			snprintf(c->refusal, sizeof(c->refusal), "no client certificate was sent; alert %s sent",
+				 icpt_alert_name(cl->alert_sent));
+		}
+		note_end(c, CLOSER_PROXY, END_FIN);
+	} else {
+		c->outcome = IO_HANDSHAKE_FAILED;
+		note_end(c, cl->alert_sent >= 0 ? CLOSER_PROXY : CLOSER_CLIENT, END_FIN);
+	}
+	cl->dead = true;
+	leg_tap_close(cl, own_side(cl), CLOSE_FIN);
+	icpt_teardown(c);
+}
+
+/* ---- the real server ---- */
+
+static void upstream_handshake_done(struct icpt_conn *c)
+{
+	struct icpt_leg *up = &c->leg[ICPT_UPSTREAM_LEG], *cl = &c->leg[ICPT_CLIENT_LEG];
+
+	up->tls_done = true;
+	up->peer_cert = SSL_get0_peer_certificate(up->ssl) != NULL;
+	c->phase = IP_RELAY;
+	arm(c, TICK_S);
+	/* what the client sent meanwhile */
+	if (cl->bev && evbuffer_get_length(bufferevent_get_input(cl->bev)))
+		relay(cl);
+	if (cl->eof || cl->dead)
+		leg_shut_when_drained(up);
+	maybe_done(c);
+}
+
+static void upstream_handshake_failed(struct icpt_conn *c)
+{
+	struct icpt_leg *up = &c->leg[ICPT_UPSTREAM_LEG];
+	char why[500], verify[400];
+
+	ssl_error_text(up->bev, up, why, sizeof(why));
+	if (up->verify.err != X509_V_OK) {
+		icpt_verify_text(&up->verify, verify, sizeof(verify));
+		snprintf(up->error, sizeof(up->error), "the server's certificate was refused: %.300s", verify);
+	} else {
+		snprintf(up->error, sizeof(up->error), "TLS handshake with the server failed: %.300s", why);
+	}
+	note_end(c, up->alert_sent >= 0 ? CLOSER_PROXY : CLOSER_SERVER, END_FIN);
+	upstream_failed(c, up->error);
+}
+
+/* TCP to the real server is up: TLS on that socket, the proxy as client. */
+static void start_upstream_tls(struct icpt_conn *c, evutil_socket_t fd)
+{
+	struct icpt_leg *up = &c->leg[ICPT_UPSTREAM_LEG], *cl = &c->leg[ICPT_CLIENT_LEG];
+	struct intercept *ic = c->w->px->icpt;
+	const char *host = c->wl->l->up_host;
+	const char *sni = SSL_get_servername(cl->ssl, TLSEXT_NAMETYPE_host_name);
+	const unsigned char *alpn = NULL;
+	unsigned int alpn_len = 0;
+	unsigned char addr[16];
+	bool numeric = inet_pton(AF_INET, host, addr) == 1 || inet_pton(AF_INET6, host, addr) == 1;
+	SSL *ssl = icpt_ssl_new(ic, up);
+
+	proxy_set_nodelay(fd);
+	leg_endpoints(up, fd);
+	if (!ssl || !leg_observe(up)) {
+		SSL_free(ssl);
+		evutil_closesocket(fd);
+		upstream_failed(c, "out of memory");
+		return;
+	}
+	/* the name the client asked for goes on; the server's chain must be
+	 * for the upstream as configured */
+	if (sni && *sni)
+		SSL_set_tlsext_host_name(ssl, sni);
+	else if (!numeric)
+		SSL_set_tlsext_host_name(ssl, host);
+	if (numeric)
+		X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(ssl), host);
+	else
+		SSL_set1_host(ssl, host);
+	SSL_get0_alpn_selected(cl->ssl, &alpn, &alpn_len);
+	if (alpn_len == 8 && memcmp(alpn, "http/1.1", 8) == 0)
+		SSL_set_alpn_protos(ssl, (const unsigned char *)"\x08http/1.1", 9);
+	if (c->wl->up_session)
+		SSL_set_session(ssl, c->wl->up_session);
+	ERR_clear_error();
+	if (!leg_start(up, fd, ssl, BUFFEREVENT_SSL_CONNECTING)) {
+		SSL_free(ssl);
+		evutil_closesocket(fd);
+		upstream_failed(c, "out of memory");
+	}
+}
+
+static void connecting_event(struct icpt_conn *c, struct bufferevent *bev, short what)
+{
+	struct icpt_leg *up = &c->leg[ICPT_UPSTREAM_LEG];
+	char why[300];
+
+	if (what & BEV_EVENT_CONNECTED) {
+		evutil_socket_t fd = bufferevent_getfd(bev);
+
+		bufferevent_setfd(bev, -1);   /* the socket goes on under TLS */
+		bufferevent_free(bev);
+		up->connecting = NULL;
+		start_upstream_tls(c, fd);
+		return;
+	}
+	{
+		int dns = bufferevent_socket_get_dns_error(bev);
+		int err = EVUTIL_SOCKET_ERROR();
+
+		if (dns)
+			snprintf(why, sizeof(why), "cannot resolve %s: %s", c->wl->l->up_host, evutil_gai_strerror(dns));
+		else
+			snprintf(why, sizeof(why), "connect: %s", err ? evutil_socket_error_to_string(err) : "failed");
+	}
+	note_end(c, CLOSER_PROXY, END_UPSTREAM_ERROR);
+	upstream_failed(c, why);
+}
+
+static void event_cb(struct bufferevent *bev, short what, void *arg)
+{
+	struct icpt_leg *leg = arg;
+	struct icpt_conn *c = leg->c;
+
+	now_of(c, &c->last_activity);
+	if (leg->id == ICPT_UPSTREAM_LEG && bev == leg->connecting) {
+		connecting_event(c, bev, what);
+		return;
+	}
+	if (what & BEV_EVENT_CONNECTED) {
+		if (leg->id == ICPT_CLIENT_LEG)
+			client_handshake_done(c);
+		else
+			upstream_handshake_done(c);
+		return;
+	}
+	if (!leg->tls_done) {
+		if (leg->id == ICPT_CLIENT_LEG)
+			client_handshake_failed(c);
+		else
+			upstream_handshake_failed(c);
+		return;
+	}
+	if (what & BEV_EVENT_EOF)
+		leg_eof(leg);
+	else
+		leg_dead(leg);
+}
+
+static void timer_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct icpt_conn *c = arg;
+	struct proxy *px = c->w->px;
+	struct timeval now, idle_end;
+	unsigned limit;
+	char why[100];
+
+	(void)fd;
+	(void)what;
+	now_of(c, &now);
+	switch (c->phase) {
+	case IP_HANDSHAKE:
+		snprintf(c->leg[ICPT_CLIENT_LEG].error, sizeof(c->leg[0].error),
+			 "the client did not complete its handshake within %u s", px->connect_timeout_s);
+		c->outcome = IO_HANDSHAKE_FAILED;
+		note_end(c, CLOSER_PROXY, END_TIMEOUT);
+		icpt_teardown(c);
+		return;
+	case IP_REFUSING:   /* no request came: the answer goes all the same */
+		refuse_now(c);
+		return;
+	case IP_CONNECTING:
+		snprintf(why, sizeof(why), "connect: timed out after %u s", px->connect_timeout_s);
+		note_end(c, CLOSER_PROXY, END_UPSTREAM_ERROR);
+		upstream_failed(c, why);
+		return;
+	case IP_ANSWERED:
+		note_end(c, CLOSER_PROXY, END_FIN);
+		icpt_teardown(c);
+		return;
+	case IP_RELAY:
+		break;
+	}
+	/* a close passed on: the other end has LINGER_S to answer it */
+	limit = c->leg[0].eof || c->leg[1].eof || c->leg[0].dead || c->leg[1].dead ? LINGER_S : px->idle_timeout_s;
+	idle_end = c->last_activity;
+	idle_end.tv_sec += limit;
+	if (timercmp(&now, &idle_end, <)) {
+		arm(c, TICK_S);
+		return;
+	}
+	note_end(c, CLOSER_PROXY, limit == LINGER_S ? END_FIN : END_TIMEOUT);
+	icpt_teardown(c);
+}
+
+/* ---- the end ---- */
+
+static bool refusal_verdict(enum verdict_code code)
+{
+	return code == V_SERVER_REJECTED_CHAIN || code == V_CLIENT_SENT_NO_CERT;
+}
+
+/* The stand-in knows what it did: its own verification is evidence, and
+ * a refusal it relayed from the real server (about the proxy's identity,
+ * on the upstream leg) is not a refusal of the client's certificate. */
+static void correct_client_verdict(struct icpt_conn *c, struct verdict *v)
+{
+	struct icpt_leg *cl = &c->leg[ICPT_CLIENT_LEG];
+	char text[400];
+
+	if (cl->peer_cert && cl->verify.err != X509_V_OK) {
+		icpt_verify_text(&cl->verify, text, sizeof(text));
+		verdict_add_evidence(v, text);
+	} else if (cl->peer_cert && cl->tls_done) {
+		verdict_add_evidence(v, "the stand-in verified the client's chain against --ca-bundle: ok");
+	}
+	if (c->outcome == IO_FORWARDED && refusal_verdict(v->code) && (!cl->peer_cert || cl->verify.err == X509_V_OK)) {
+		verdict_overrule(v, cl->peer_cert ? V_CLIENT_CERT_ACCEPTED : V_NO_CERT_ACCEPTED, F_NONE, v->basis,
+				 "the stand-in accepted the client; the refusal relayed to it came from the real server, about the proxy's own certificate (see the upstream leg)");
+	}
+}
+
+/* The proxy refused the real server's chain: OpenSSL stopped reading the
+ * server's flight at the certificate (it reads no further than it needs),
+ * so the observer saw it cut short; the proxy knows why it ended. */
+static void correct_upstream_verdict(struct icpt_conn *c, struct verdict *v)
+{
+	struct icpt_leg *up = &c->leg[ICPT_UPSTREAM_LEG];
+	char text[400];
+
+	if (up->tls_done || up->verify.err == X509_V_OK)
+		return;
+	icpt_verify_text(&up->verify, text, sizeof(text));
+	if (v->code == V_CLIENT_REJECTED_SERVER_CERT)
+		verdict_add_evidence(v, text);
+	else
+		verdict_overrule(v, V_CLIENT_REJECTED_SERVER_CERT, F_SERVER, v->basis == B_INFERRED ? B_OBSERVED : v->basis,
+				 text);
+}
+
+static void leg_free(struct icpt_leg *leg)
+{
+	if (leg->connecting)
+		bufferevent_free(leg->connecting);
+	if (leg->bev)
+		bufferevent_free(leg->bev);   /* frees the SSL and closes the socket */
+	else
+		SSL_free(leg->ssl);
+	if (leg->obs)
+		obs_conn_free(leg->obs);
+	keylog_free(leg->keys);
+	memset(leg, 0, sizeof(*leg));
+}
+
+static void icpt_teardown(struct icpt_conn *c)
+{
+	struct worker *w = c->w;
+	const struct verdict *cv = NULL, *uv = NULL;
+	struct timeval now;
+	int i;
+
+	if (c->torn_down)
+		return;
+	c->torn_down = true;
+	now_of(c, &now);
+	for (i = 0; i < 2; i++) {
+		struct icpt_leg *leg = &c->leg[i];
+
+		if (!leg->obs)
+			continue;
+		leg_tap_close(leg, own_side(leg), CLOSE_FIN);
+		if (i == ICPT_CLIENT_LEG)
+			cv = obs_conn_finish(leg->obs, false, &now);
+		else
+			uv = obs_conn_finish(leg->obs, false, &now);
+	}
+	if (uv)
+		correct_upstream_verdict(c, obs_conn_verdict_for_update(c->leg[ICPT_UPSTREAM_LEG].obs));
+	if (cv)
+		correct_client_verdict(c, obs_conn_verdict_for_update(c->leg[ICPT_CLIENT_LEG].obs));
+	icpt_record(c, cv, uv, ms_between(&c->start, &now));
+	if (icpt_upstream_failed(c, uv) && c->wl->up_session) {
+		/* a session the server refused is not to be resumed: the next
+		 * connection shows it the certificate exchange again */
+		SSL_SESSION_free(c->wl->up_session);
+		c->wl->up_session = NULL;
+	}
+	for (i = 0; i < 2; i++)
+		leg_free(&c->leg[i]);
+	if (c->timer)
+		event_free(c->timer);
+	if (c->prev)
+		c->prev->next = c->next;
+	else
+		w->iconns = c->next;
+	if (c->next)
+		c->next->prev = c->prev;
+	free(c);
+	worker_conn_closed(w);
+}
+
+void icpt_close_all(struct worker *w)
+{
+	size_t i;
+
+	while (w->iconns) {
+		note_end(w->iconns, CLOSER_PROXY, END_SHUTDOWN);
+		icpt_teardown(w->iconns);
+	}
+	for (i = 0; w->wls && i < w->px->n_ls; i++) {
+		SSL_SESSION_free(w->wls[i].up_session);
+		w->wls[i].up_session = NULL;
+	}
+}
+
+/* ---- accepted ---- */
+
+void icpt_accept(struct wlistener *wl, evutil_socket_t fd, const struct sockaddr *sa)
+{
+	struct worker *w = wl->w;
+	struct icpt_conn *c = calloc(1, sizeof(*c));
+	struct icpt_leg *cl;
+	SSL *ssl = NULL;
+	int i;
+
+	if (!c) {
+		evutil_closesocket(fd);
+		return;
+	}
+	c->w = w;
+	c->wl = wl;
+	c->closed_by = CLOSER_NONE;
+	for (i = 0; i < 2; i++) {
+		c->leg[i].c = c;
+		c->leg[i].id = (enum icpt_leg_id)i;
+		c->leg[i].alert_sent = c->leg[i].alert_received = -1;
+	}
+	cl = &c->leg[ICPT_CLIENT_LEG];
+	event_base_gettimeofday_cached(w->base, &c->start);
+	c->last_activity = c->start;
+	netaddr_endpoint(sa, &c->client);
+	c->next = w->iconns;
+	if (w->iconns)
+		w->iconns->prev = c;
+	w->iconns = c;
+	worker_conn_opened(w);
+	leg_endpoints(cl, fd);
+	c->timer = evtimer_new(w->base, timer_cb, c);
+	if (!c->timer || !(ssl = icpt_ssl_new(w->px->icpt, cl)) || !leg_observe(cl) ||
+	    !leg_start(cl, fd, ssl, BUFFEREVENT_SSL_ACCEPTING)) {
+		emit_fmt(w->px->cfg->log, "mtlsdiag proxy: out of memory: connection from %s dropped", c->client.ip);
+		SSL_free(ssl);
+		evutil_closesocket(fd);
+		note_end(c, CLOSER_PROXY, END_SHUTDOWN);
+		icpt_teardown(c);
+		return;
+	}
+	arm(c, w->px->connect_timeout_s);
+}

@@ -1,0 +1,162 @@
+/* intercept_int.h: what the stand-in's own files share (intercept.h is
+ * what the proxy sees).  The rooms:
+ *   intercept.c         the TLS contexts, built once at start: what clients
+ *                       are asked and shown, how the real server is met
+ *   intercept_forge.c   --forge-ca: a certificate per name, cached
+ *   intercept_probe.c   faithful mode: the real server's request, learnt
+ *   intercept_conn.c    one intercepted connection: two TLS legs, the
+ *                       decision, the relay of the plaintext, one teardown
+ *   intercept_http.c    the proxy's own HTTP: the refusal and 502 pages,
+ *                       the identity headers of --forward-identity
+ *   intercept_record.c  the human line and JSON record of both legs */
+#ifndef MTLSDIAG_INTERCEPT_INT_H
+#define MTLSDIAG_INTERCEPT_INT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/time.h>
+
+#include <openssl/ssl.h>
+
+#include "analysis/observer.h"
+#include "front/intercept.h"
+#include "front/proxy_int.h"
+#include "wire/facts.h"
+
+struct icpt_forge;
+struct evbuffer;
+
+/* The contexts, shared by the workers (an SSL_CTX may serve several
+ * threads once set up). */
+struct intercept {
+	const struct intercept_config *cfg;
+	SSL_CTX *server_ctx;             /* towards clients: the stand-in */
+	SSL_CTX *client_ctx;             /* towards the real server */
+	struct icpt_forge *forge;        /* --forge-ca, or NULL */
+	int ex_leg;                      /* SSL ex_data index: the leg an SSL belongs to */
+};
+
+/* OpenSSL's verdict on a peer's chain, as its verify callback saw it: the
+ * first error, the one `openssl verify` reports for the same chain. */
+struct icpt_verify_seen {
+	bool ran;                        /* the callback was called: a chain was checked */
+	int err;                         /* X509_V_OK, or the first error */
+	int depth;
+	char subject[256];               /* the certificate at that depth */
+};
+
+enum icpt_leg_id { ICPT_CLIENT_LEG = 0, ICPT_UPSTREAM_LEG = 1 };
+
+struct icpt_conn;
+
+/* One TLS connection of the proxy's: the client's to it (the proxy is the
+ * server, SIDE_SERVER of its observer), or its own to the real server
+ * (the proxy is the client). */
+struct icpt_leg {
+	struct icpt_conn *c;
+	enum icpt_leg_id id;
+	struct bufferevent *bev;         /* bufferevent_openssl on the socket; NULL before or after */
+	struct bufferevent *connecting;  /* upstream: the plain socket while it connects */
+	SSL *ssl;                        /* the bufferevent's, freed with it */
+	struct obs_conn *obs;
+	struct keylog *keys;             /* the session's secrets, as OpenSSL derives them */
+	struct endpoint local, peer;
+	bool tls_done;                   /* handshake completed */
+	bool eof;                        /* the peer will send nothing more */
+	bool shut;                       /* close_notify sent, writing shut */
+	bool shut_pending;               /* shut once the output drains */
+	bool dead;                       /* error or reset: unusable */
+	bool paused;                     /* not read: the other leg's output is full */
+	bool tap_closed[2];              /* its sides' closes told to the observer */
+	uint64_t bytes;                  /* plaintext read from this leg */
+	struct icpt_verify_seen verify;
+	bool peer_cert;                  /* the peer presented a certificate */
+	int alert_sent, alert_received;  /* the first alert each way (its description), -1 none */
+	char error[400];                 /* why it failed, one line; "" none */
+};
+
+enum icpt_phase {
+	IP_HANDSHAKE,                    /* the client's handshake */
+	IP_REFUSING,                     /* refused: waiting for the request to answer 400 */
+	IP_CONNECTING,                   /* the real server: TCP, then TLS */
+	IP_RELAY,
+	IP_ANSWERED,                     /* the proxy answered itself (400, 502): closing */
+};
+
+enum icpt_outcome {
+	IO_NONE,                         /* not decided (the client left during its handshake) */
+	IO_FORWARDED,
+	IO_REFUSED_HTTP,
+	IO_REFUSED_ALERT,
+	IO_HANDSHAKE_FAILED,             /* the client's handshake failed for another reason */
+	IO_UPSTREAM_FAILED,              /* the real server could not be reached: 502 */
+};
+
+struct icpt_conn {
+	struct worker *w;
+	struct wlistener *wl;
+	struct icpt_conn *prev, *next;
+	struct icpt_leg leg[2];
+	enum icpt_phase phase;
+	enum icpt_outcome outcome;
+	struct event *timer;
+	struct endpoint client;
+	char shown_for[256];             /* forged: the name the certificate was issued for */
+	bool forged;
+	char refusal[512];               /* why the client was refused, in words */
+	bool identity_added;             /* --forward-identity: the headers went out */
+	char identity_note[160];         /* why they did not, when they did not */
+	struct timeval start, last_activity;
+	enum closer closed_by;
+	enum end_kind end;
+	bool torn_down;
+};
+
+/* ---- intercept.c ---- */
+/* The leg an SSL belongs to (ex_data), or NULL. */
+struct icpt_leg *icpt_leg_of(const SSL *ssl);
+/* An SSL of leg's, with the leg its callbacks find. */
+SSL *icpt_ssl_new(struct intercept *ic, struct icpt_leg *leg);
+/* "verify error 20: unable to get local issuer certificate at depth 0 (CN=...)",
+ * the wording `openssl verify` uses for the number and text. */
+void icpt_verify_text(const struct icpt_verify_seen *v, char *out, size_t len);
+
+/* An alert's name ("certificate_required"), or "alert N". */
+const char *icpt_alert_name(int description);
+
+/* ---- intercept_forge.c ---- */
+struct icpt_forge *icpt_forge_new(X509 *ca, EVP_PKEY *ca_key, char *err, size_t errlen);
+void icpt_forge_free(struct icpt_forge *f);
+/* Puts the certificate for `name` (issued now, or from the cache) on ssl.
+ * 0 when the name cannot be a certificate's or issuing failed. */
+int icpt_forge_use(struct icpt_forge *f, SSL *ssl, const char *name);
+/* Certificates issued so far (the cache's misses). */
+unsigned long icpt_forge_issued(struct icpt_forge *f);
+
+/* ---- intercept_http.c ---- */
+/* The first request's head ends in buf (\r\n\r\n): its length, head
+ * included; 0 not yet; -1 when it is not found within max bytes. */
+long icpt_http_head_len(struct evbuffer *buf, size_t max);
+/* An error page as nginx writes one (its <title> is what the verdict rules
+ * read), with `detail` in plain words after it, into out. */
+void icpt_http_page(struct evbuffer *out, int status, const char *phrase, const char *title,
+		    const char *detail);
+/* The head of the first request (head, len bytes) into out with the
+ * client's identity added (X-SSL-Client-Verify, -S-DN, -Cert), any such
+ * header the client sent removed, and "Connection: close" (later requests
+ * on the connection would go without them).  0 when the head is not an
+ * HTTP/1.x request (then out is untouched), with why in note. */
+int icpt_http_add_identity(struct evbuffer *out, const uint8_t *head, size_t len, SSL *client,
+			   const struct icpt_verify_seen *v, char *note, size_t notelen);
+
+/* ---- intercept_record.c ---- */
+/* Whether the upstream leg failed: not reached, its handshake or the
+ * certificate exchange went wrong, or the server refused in HTTP. */
+bool icpt_upstream_failed(const struct icpt_conn *c, const struct verdict *uv);
+/* The one human line and JSON record of both legs, at teardown; the
+ * observers are finished by then (v: their verdicts, NULL when a leg has
+ * none). */
+void icpt_record(struct icpt_conn *c, const struct verdict *cv, const struct verdict *uv, uint64_t ms);
+
+#endif
