@@ -411,6 +411,11 @@ pid_t px_start_nginx(uint16_t port)
 
 pid_t px_start_nginx_verify(uint16_t port, const char *verify)
 {
+	return px_start_nginx_answer(port, verify, "return 200 \"ok nginx\\n\";");
+}
+
+pid_t px_start_nginx_answer(uint16_t port, const char *verify, const char *location)
+{
 	const char *conf = px_tmp("nginx.conf");
 	FILE *f = fopen(conf, "w");
 	const char *argv[] = { "nginx", "-p", px_tmp(""), "-c", conf, "-e", px_tmp("nginx-error.log"), NULL };
@@ -431,12 +436,12 @@ pid_t px_start_nginx_verify(uint16_t port, const char *verify)
 		"    ssl_certificate %s; ssl_certificate_key %s;\n"
 		"    ssl_protocols TLSv1.2 TLSv1.3;\n"
 		"    ssl_verify_client %s; ssl_client_certificate %s; ssl_verify_depth 2;\n"
-		"    location / { return 200 \"ok nginx\\n\"; }\n"
+		"    location / { %s }\n"
 		"  }\n"
 		"}\n",
 		px_tmp("nginx.pid"), px_tmp("nginx-error.log"), px_tmp("t-body"), px_tmp("t-proxy"), px_tmp("t-fcgi"),
 		px_tmp("t-uwsgi"), px_tmp("t-scgi"), port, px_pki("server.pem"), px_pki("server.key"), verify,
-		px_pki("client-root.pem"));
+		px_pki("client-root.pem"), location);
 	fclose(f);
 	pid = e2e_spawn((char *const *)argv, &io, 60);
 	cr_assert(pid > 0);

@@ -91,6 +91,9 @@ void px_wait_port(uint16_t port, pid_t pid, const char *what, const char *log);
 pid_t px_start_nginx(uint16_t port);
 /* The same with ssl_verify_client `verify` ("on", "optional"). */
 pid_t px_start_nginx_verify(uint16_t port, const char *verify);
+/* The same with `location` as the body of its location / block (the
+ * others answer `return 200 "ok nginx\n";`). */
+pid_t px_start_nginx_answer(uint16_t port, const char *verify, const char *location);
 
 /* mitmdump as an explicit proxy on 127.0.0.1:port, accepting the lab
  * server's certificate (ssl_insecure); its CA (made on the first start,

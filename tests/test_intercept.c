@@ -1,0 +1,465 @@
+/* `mtlsdiag proxy --intercept` end to end: the proxy stands in for a real
+ * nginx started here (ssl_verify_client on, the lab's client root), holds
+ * the server's certificate and key (or a forge CA made here), and meets
+ * nginx with the lab's good client certificate as its own identity.  curl
+ * brings each client-certificate case of the lab PKI in TLS 1.2 and 1.3;
+ * the records must be observed (decrypted) in both versions, and the
+ * stand-in's verify error must be the one `openssl verify` gives for the
+ * same chain. */
+#include "config.h"
+
+#include <criterion/criterion.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "proxyutil.h"
+#include "testutil.h"
+
+TestSuite(intercept, .init = px_setup, .fini = px_teardown);
+
+/* A copy of a lab key the proxy accepts: readable by its owner only. */
+static const char *private_key(const char *lab_key)
+{
+	char name[64], cmd[1200];
+
+	snprintf(name, sizeof(name), "p-%s", lab_key);
+	snprintf(cmd, sizeof(cmd), "cp '%s' '%s' && chmod 600 '%s'", px_pki(lab_key), px_tmp(name), px_tmp(name));
+	cr_assert_eq(system(cmd), 0);
+	return px_tmp(name);
+}
+
+/* Runs a shell command; its first line of output into out (may be NULL). */
+static int run(const char *cmd, char *out, size_t outlen)
+{
+	FILE *p = popen(cmd, "r");
+	char line[4096];
+	int status;
+
+	cr_assert_not_null(p);
+	if (out) {
+		out[0] = '\0';
+		if (fgets(line, sizeof(line), p)) {
+			size_t n = strcspn(line, "\n");
+
+			if (n >= outlen)
+				n = outlen - 1;
+			memcpy(out, line, n);
+			out[n] = '\0';
+		}
+	}
+	while (fgets(line, sizeof(line), p))
+		;
+	status = pclose(p);
+	return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+struct client_case {
+	const char *name;
+	const char *cert, *key;         /* lab files; cert NULL: none */
+	const char *verdict, *reason;   /* expected; reason NULL: null */
+	int http;
+};
+
+static const struct client_case cases[] = {
+	{ "none", NULL, NULL, "client_sent_no_cert", NULL, 400 },
+	{ "good", "good-chain.pem", "good.key", "client_cert_accepted", NULL, 200 },
+	{ "expired", "expired-chain.pem", "expired.key", "server_rejected_chain", "expired", 400 },
+	{ "wrong CA", "foreign.pem", "foreign.key", "server_rejected_chain", "unknown_issuer", 400 },
+	{ "self-signed", "selfsigned.pem", "selfsigned.key", "server_rejected_chain", "self_signed", 400 },
+	{ "missing intermediate", "good.pem", "good.key", "server_rejected_chain", "missing_intermediate", 400 },
+};
+
+/* curl https://NAME:port/ resolved to 127.0.0.1, trusting ca, with the
+ * client's certificate (NULL: none); the HTTP code (000 when none) and
+ * the body into body_path. */
+static int icurl(uint16_t port, const char *name, const char *ca, const char *tls, const char *cert,
+		 const char *key, const char *body_path, char *code, size_t codelen)
+{
+	char cmd[3000], creds[1200] = "", versions[80] = "";
+
+	if (cert)
+		snprintf(creds, sizeof(creds), "--cert '%s' --key '%s'", px_pki(cert), px_pki(key));
+	if (tls)
+		snprintf(versions, sizeof(versions), "--tlsv%s --tls-max %s", tls, tls);
+	snprintf(cmd, sizeof(cmd),
+		 "curl -s -o '%s' -w '%%{http_code}' --max-time 5 --cacert '%s' --resolve %s:%u:127.0.0.1 %s %s "
+		 "'https://%s:%u/'", body_path, ca, name, port, versions, creds, name, port);
+	return run(cmd, code, codelen);
+}
+
+/* `openssl verify` on the chain the client sends: "N TEXT" of its first
+ * error, or "" when it verifies. */
+static void openssl_verify(const struct client_case *k, char *out, size_t len)
+{
+	char cmd[2000], line[512];
+	int n, depth;
+	char text[300];
+
+	snprintf(cmd, sizeof(cmd), "openssl verify -CAfile '%s' -untrusted '%s' '%s' 2>&1 | grep '^error [0-9]'",
+		 px_pki("client-root.pem"), px_pki(k->cert), px_pki(k->cert));
+	(void)run(cmd, line, sizeof(line));
+	out[0] = '\0';
+	/* "error 20 at 0 depth lookup: unable to get local issuer certificate" */
+	if (sscanf(line, "error %d at %d depth lookup: %299[^\n]", &n, &depth, text) == 3)
+		snprintf(out, len, "%d %s", n, text);
+}
+
+struct stand_in {
+	uint16_t nginx_port, port;
+	pid_t nginx, proxy;
+	const char *log, *json;
+};
+
+/* nginx (ssl_verify_client on) and the stand-in in front of it, with the
+ * server's key; `extra` more proxy options (NULL-terminated, at most 8). */
+static void start_stand_in(struct stand_in *s, const char *location, const char *const *extra)
+{
+	char listen[40], upstream[40];
+	const char *args[40];
+	size_t n = 0, i;
+
+	s->nginx_port = e2e_free_port();
+	s->nginx = location ? px_start_nginx_answer(s->nginx_port, "on", location) : px_start_nginx(s->nginx_port);
+	s->port = e2e_free_port();
+	s->log = px_tmp("proxy.log");
+	s->json = px_tmp("proxy.json");
+	snprintf(listen, sizeof(listen), "127.0.0.1:%u", s->port);
+	snprintf(upstream, sizeof(upstream), "127.0.0.1:%u", s->nginx_port);
+	args[n++] = "--listen";
+	args[n++] = listen;
+	args[n++] = "--upstream";
+	args[n++] = upstream;
+	args[n++] = "--intercept";
+	args[n++] = "--ca-bundle";
+	args[n++] = px_pki("client-root.pem");
+	args[n++] = "--json";
+	args[n++] = s->json;
+	for (i = 0; extra && extra[i]; i++)
+		args[n++] = extra[i];
+	args[n] = NULL;
+	s->proxy = px_start_argv(NULL, s->log, args);
+}
+
+static void stop_stand_in(struct stand_in *s)
+{
+	px_stop_child(s->proxy);
+	px_stop_child(s->nginx);
+}
+
+/* The proxy's identity towards nginx: the lab's good client. */
+#define SERVER_KEYS(keybuf) "--server-cert", px_pki("server.pem"), "--server-key", (keybuf)
+#define IDENTITY(keybuf) "--upstream-cert", px_pki("good-chain.pem"), "--upstream-key", (keybuf), \
+	"--upstream-ca", px_pki("server-root.pem")
+
+/* Record n (0-based) once it is written. */
+static const char *record(const struct stand_in *s, size_t n)
+{
+	if (!e2e_wait_lines(s->json, n + 1, 5000))
+		cr_assert_fail("no record %zu: %s", n, e2e_tail(s->log, 600));
+	return px_nth_line(s->json, n);
+}
+
+static void client_cases(const char *tls)
+{
+	struct stand_in s;
+	const char *server_key = private_key("server.key"), *good_key = private_key("good.key");
+	const char *const extra[] = { SERVER_KEYS(server_key), IDENTITY(good_key), NULL };
+	size_t i;
+
+	start_stand_in(&s, NULL, extra);
+	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		const struct client_case *k = &cases[i];
+		char code[16], want[400], got[400], body[256] = "";
+		const char *rec;
+
+		icurl(s.port, "localhost", px_pki("server-root.pem"), tls, k->cert, k->key, px_tmp("body"), code,
+		      sizeof(code));
+		cr_expect_eq(atoi(code), k->http, "TLS %s %s: HTTP %s", tls, k->name, code);
+		rec = record(&s, i);
+		cr_expect_str_eq(e2e_member(rec, "tls_version"), tls, "%s: %s", k->name, rec);
+		cr_expect_str_eq(e2e_member(rec, "verdict"), k->verdict, "TLS %s %s: %s", tls, k->name, rec);
+		cr_expect_str_eq(e2e_member(rec, "reason"), k->reason ? k->reason : "null", "TLS %s %s: %s", tls,
+				 k->name, rec);
+		/* seen, not guessed: the stand-in holds every key */
+		cr_expect_str_eq(e2e_member(rec, "basis"), "decrypted", "TLS %s %s: %s", tls, k->name, rec);
+		cr_expect_str_eq(e2e_member(rec, "mode"), "intercept");
+		if (k->http == 200) {
+			FILE *f = fopen(px_tmp("body"), "r");
+
+			cr_assert_not_null(f);
+			if (!fgets(body, sizeof(body), f))
+				body[0] = '\0';
+			fclose(f);
+			cr_expect_str_eq(body, "ok nginx\n", "the answer is nginx's");
+			cr_expect_str_eq(e2e_member(rec, "outcome"), "forwarded");
+			cr_expect(strstr(rec, "\"upstream_leg\":{\"opened\":true,\"failed\":false"), "%s", rec);
+		} else {
+			cr_expect_str_eq(e2e_member(rec, "outcome"), "refused_http", "%s", rec);
+			cr_expect(strstr(rec, "\"upstream_leg\":{\"opened\":false"), "%s", rec);
+		}
+		if (!k->cert || k->http == 200) {
+			cr_expect_str_eq(e2e_member(rec, "verify_error"), "null", "%s", rec);
+			continue;
+		}
+		/* the same error as `openssl verify` for the same chain */
+		openssl_verify(k, want, sizeof(want));
+		cr_assert_neq(want[0], '\0', "openssl verify found no error for %s", k->name);
+		snprintf(got, sizeof(got), "%s %s", e2e_member(rec, "code"), e2e_member(rec, "text"));
+		cr_expect_str_eq(got, want, "TLS %s %s", tls, k->name);
+		snprintf(want, sizeof(want), "verify error %s: %s at depth", e2e_member(rec, "code"),
+			 e2e_member(rec, "text"));
+		cr_expect(strstr(rec, want), "the verify error is evidence: %s", rec);
+	}
+	stop_stand_in(&s);
+}
+
+Test(intercept, client_cases_tls13, .timeout = 90)
+{
+	client_cases("1.3");
+}
+
+Test(intercept, client_cases_tls12, .timeout = 90)
+{
+	client_cases("1.2");
+}
+
+/* The human line says which leg did what. */
+Test(intercept, human_line_names_the_legs, .timeout = 60)
+{
+	struct stand_in s;
+	const char *server_key = private_key("server.key"), *good_key = private_key("good.key");
+	const char *const extra[] = { SERVER_KEYS(server_key), IDENTITY(good_key), NULL };
+	char code[16];
+
+	start_stand_in(&s, NULL, extra);
+	icurl(s.port, "localhost", px_pki("server-root.pem"), "1.3", "expired-chain.pem", "expired.key",
+	      px_tmp("body"), code, sizeof(code));
+	icurl(s.port, "localhost", px_pki("server-root.pem"), "1.3", "good-chain.pem", "good.key", px_tmp("body"),
+	      code, sizeof(code));
+	(void)record(&s, 1);
+	cr_expect_not_null(px_find_line(s.log, "TLS1.3 server rejected chain: expired (fault: client; decrypted)"),
+			   "%s", e2e_tail(s.log, 800));
+	cr_expect_not_null(px_find_line(s.log, "[client leg refused: answered HTTP 400] [upstream leg: not opened]"),
+			   "%s", e2e_tail(s.log, 800));
+	cr_expect_not_null(px_find_line(s.log, "client cert accepted (fault: none; decrypted) client cert CN=good-client"),
+			   "%s", e2e_tail(s.log, 800));
+	cr_expect_not_null(px_find_line(s.log, "[upstream leg: TLS1.3 client cert accepted"), "%s", e2e_tail(s.log, 800));
+	stop_stand_in(&s);
+}
+
+/* --refuse alert: OpenSSL's own alert instead of nginx's page. */
+Test(intercept, refuse_with_alert, .timeout = 60)
+{
+	struct stand_in s;
+	const char *server_key = private_key("server.key"), *good_key = private_key("good.key");
+	const char *const extra[] = { SERVER_KEYS(server_key), IDENTITY(good_key), "--refuse", "alert", NULL };
+	char code[16];
+	const char *rec;
+
+	start_stand_in(&s, NULL, extra);
+	cr_expect_neq(icurl(s.port, "localhost", px_pki("server-root.pem"), "1.3", "expired-chain.pem", "expired.key",
+			    px_tmp("body"), code, sizeof(code)), 0, "curl must fail the handshake");
+	rec = record(&s, 0);
+	cr_expect_str_eq(e2e_member(rec, "verdict"), "server_rejected_chain", "%s", rec);
+	cr_expect_str_eq(e2e_member(rec, "reason"), "expired", "%s", rec);
+	cr_expect_str_eq(e2e_member(rec, "outcome"), "refused_alert", "%s", rec);
+	cr_expect_str_eq(e2e_member(rec, "alert_sent"), "certificate_expired", "%s", rec);
+	cr_expect_str_eq(e2e_member(rec, "code"), "10", "%s", rec);
+	stop_stand_in(&s);
+}
+
+/* --forge-ca: a name never seen gets a certificate of its own, issued once. */
+Test(intercept, forge_ca_issues_per_name_and_caches, .timeout = 90)
+{
+	struct stand_in s;
+	const char *good_key = private_key("good.key");
+	const char *forge = px_tmp("forge.pem"), *forge_key = px_tmp("forge.key");
+	const char *const extra[] = { "--forge-ca", forge, "--forge-ca-key", forge_key, IDENTITY(good_key), NULL };
+	char cmd[2000], code[16], first[600], second[600];
+	const char *rec;
+
+	snprintf(cmd, sizeof(cmd),
+		 "openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout '%s' -out '%s' "
+		 "-subj '/CN=mtlsdiag test forge CA' -days 2 -addext basicConstraints=critical,CA:TRUE "
+		 "-addext keyUsage=critical,keyCertSign,cRLSign >/dev/null 2>&1 && chmod 600 '%s'",
+		 forge_key, forge, forge_key);
+	cr_assert_eq(system(cmd), 0);
+	start_stand_in(&s, NULL, extra);
+	icurl(s.port, "never-seen.example", forge, "1.3", "good-chain.pem", "good.key", px_tmp("body"), code,
+	      sizeof(code));
+	cr_expect_str_eq(code, "200", "a client trusting the forge CA gets through: %s", e2e_tail(s.log, 600));
+	rec = record(&s, 0);
+	cr_expect_str_eq(e2e_member(rec, "certificate"), "forged", "%s", rec);
+	cr_expect_str_eq(e2e_member(rec, "forged_for"), "never-seen.example", "%s", rec);
+	cr_expect_str_eq(e2e_member(rec, "verdict"), "client_cert_accepted", "%s", rec);
+	/* the certificate shown: for that name, and the same one twice */
+	snprintf(cmd, sizeof(cmd),
+		 "openssl s_client -connect 127.0.0.1:%u -servername never-seen.example </dev/null 2>/dev/null | "
+		 "openssl x509 -noout -subject -ext subjectAltName -serial -fingerprint -sha256 | tr '\\n' ' '",
+		 s.port);
+	cr_assert_eq(run(cmd, first, sizeof(first)), 0);
+	cr_expect(strstr(first, "subject=CN = never-seen.example"), "%s", first);
+	cr_expect(strstr(first, "DNS:never-seen.example"), "%s", first);
+	cr_assert_eq(run(cmd, second, sizeof(second)), 0);
+	cr_expect_str_eq(second, first, "the second connection gets the cached certificate");
+	stop_stand_in(&s);
+}
+
+/* The real server's chain is not from --upstream-ca: the upstream leg
+ * fails, on its own, and the client gets a 502 that says so. */
+Test(intercept, upstream_chain_refused, .timeout = 60)
+{
+	struct stand_in s;
+	const char *server_key = private_key("server.key"), *good_key = private_key("good.key");
+	const char *const extra[] = { SERVER_KEYS(server_key), "--upstream-cert", px_pki("good-chain.pem"),
+				      "--upstream-key", good_key, "--upstream-ca", px_pki("client-root.pem"), NULL };
+	char code[16];
+	const char *rec;
+
+	start_stand_in(&s, NULL, extra);
+	icurl(s.port, "localhost", px_pki("server-root.pem"), "1.3", "good-chain.pem", "good.key", px_tmp("body"),
+	      code, sizeof(code));
+	cr_expect_str_eq(code, "502");
+	rec = record(&s, 0);
+	cr_expect_str_eq(e2e_member(rec, "verdict"), "client_cert_accepted", "the client leg is fine: %s", rec);
+	cr_expect_str_eq(e2e_member(rec, "outcome"), "upstream_failed", "%s", rec);
+	cr_expect(strstr(rec, "\"upstream_leg\":{\"opened\":true,\"failed\":true"), "%s", rec);
+	cr_expect(strstr(rec, "\"verify_error\":{\"code\":20,\"text\":\"unable to get local issuer certificate\""),
+		  "%s", rec);
+	cr_expect(strstr(rec, "\"verdict\":\"client_rejected_server_cert\""), "the upstream leg's own verdict: %s", rec);
+	cr_expect_not_null(px_find_line(s.log, "[upstream leg failed: the server's certificate was refused: verify error 20"),
+			   "%s", e2e_tail(s.log, 800));
+	stop_stand_in(&s);
+}
+
+/* nginx asks the proxy for a certificate it does not have: the refusal
+ * is the upstream leg's, not the client's. */
+Test(intercept, upstream_wants_a_certificate, .timeout = 60)
+{
+	struct stand_in s;
+	const char *server_key = private_key("server.key");
+	const char *const extra[] = { SERVER_KEYS(server_key), "--upstream-ca", px_pki("server-root.pem"), NULL };
+	char code[16];
+	const char *rec;
+
+	start_stand_in(&s, NULL, extra);
+	icurl(s.port, "localhost", px_pki("server-root.pem"), "1.3", "good-chain.pem", "good.key", px_tmp("body"),
+	      code, sizeof(code));
+	cr_expect_str_eq(code, "400", "nginx's refusal reaches the client");
+	rec = record(&s, 0);
+	cr_expect_str_eq(e2e_member(rec, "verdict"), "client_cert_accepted", "%s", rec);
+	cr_expect(strstr(rec, "\"upstream_leg\":{\"opened\":true,\"failed\":true"), "%s", rec);
+	cr_expect(strstr(rec, "\"connection\":{\"type\":\"connection\""), "%s", rec);
+	cr_expect(strstr(strstr(rec, "\"upstream_leg\""), "\"verdict\":\"client_sent_no_cert\""), "%s", rec);
+	cr_expect_not_null(px_find_line(s.log, "[upstream leg failed: TLS1.3 client did not send cert"), "%s",
+			   e2e_tail(s.log, 800));
+	stop_stand_in(&s);
+}
+
+/* --forward-identity: nginx reads the client's certificate in headers. */
+Test(intercept, forward_identity_headers, .timeout = 60)
+{
+	struct stand_in s;
+	const char *server_key = private_key("server.key"), *good_key = private_key("good.key");
+	const char *const extra[] = { SERVER_KEYS(server_key), IDENTITY(good_key), "--forward-identity",
+				      "--verify", "optional", NULL };
+	char code[16], body[2000] = "";
+	FILE *f;
+	const char *rec;
+
+	start_stand_in(&s, "return 200 \"[$http_x_ssl_client_verify] [$http_x_ssl_client_s_dn] [$http_x_ssl_client_cert]\\n\";",
+		       extra);
+	icurl(s.port, "localhost", px_pki("server-root.pem"), "1.3", "good-chain.pem", "good.key", px_tmp("body"),
+	      code, sizeof(code));
+	cr_expect_str_eq(code, "200");
+	f = fopen(px_tmp("body"), "r");
+	cr_assert_not_null(f);
+	if (!fgets(body, sizeof(body), f))
+		body[0] = '\0';
+	fclose(f);
+	cr_expect(strstr(body, "[SUCCESS] [CN=good-client,O=mtlsdiag Lab] [-----BEGIN%20CERTIFICATE-----%0A"), "%s",
+		  body);
+	rec = record(&s, 0);
+	cr_expect_str_eq(e2e_member(rec, "identity_forwarded"), "true", "%s", rec);
+	/* optional: an expired certificate is forwarded, and said so */
+	icurl(s.port, "localhost", px_pki("server-root.pem"), "1.2", "expired-chain.pem", "expired.key",
+	      px_tmp("body"), code, sizeof(code));
+	cr_expect_str_eq(code, "200");
+	f = fopen(px_tmp("body"), "r");
+	cr_assert_not_null(f);
+	if (!fgets(body, sizeof(body), f))
+		body[0] = '\0';
+	fclose(f);
+	cr_expect(strstr(body, "[FAILED:certificate has expired] [CN=expired-client,O=mtlsdiag Lab]"), "%s", body);
+	rec = record(&s, 1);
+	cr_expect_str_eq(e2e_member(rec, "outcome"), "forwarded", "%s", rec);
+	cr_expect_str_eq(e2e_member(rec, "code"), "10", "%s", rec);
+	stop_stand_in(&s);
+}
+
+/* ---- bad input at start: one line, exit 2 ---- */
+
+static void start_fails(const char *const *args, const char *want)
+{
+	const char *bin = getenv("MTLSDIAG_BIN");
+	char cmd[4000], line[1000];
+	size_t used, i;
+	int rc;
+
+	cr_assert_not_null(bin);
+	used = (size_t)snprintf(cmd, sizeof(cmd), "'%s' proxy --listen 127.0.0.1:%u --upstream 127.0.0.1:1 --intercept",
+				bin, e2e_free_port());
+	for (i = 0; args[i] && used < sizeof(cmd); i++)
+		used += (size_t)snprintf(cmd + used, sizeof(cmd) - used, " '%s'", args[i]);
+	snprintf(cmd + used, sizeof(cmd) - used, " 2>&1 >/dev/null");
+	rc = run(cmd, line, sizeof(line));
+	cr_expect_eq(rc, 2, "%s: exit %d", want, rc);
+	cr_expect(strstr(line, want), "'%s' not in '%s'", want, line);
+}
+
+Test(intercept, key_readable_by_others_is_refused)
+{
+	const char *key = private_key("server.key");
+	const char *const args[] = { "--server-cert", px_pki("server.pem"), "--server-key", key, "--ca-bundle",
+				     px_pki("client-root.pem"), NULL };
+	char want[600];
+
+	cr_assert_eq(chmod(key, 0644), 0);
+	snprintf(want, sizeof(want), "is readable by others (mode 0644): run chmod 600 '%s'", key);
+	start_fails(args, want);
+}
+
+Test(intercept, key_not_the_certificates_is_refused)
+{
+	const char *key = private_key("good.key");
+	const char *const args[] = { "--server-cert", px_pki("server.pem"), "--server-key", key, "--ca-bundle",
+				     px_pki("client-root.pem"), NULL };
+
+	start_fails(args, "is not the key of the certificate in --server-cert");
+}
+
+Test(intercept, encrypted_key_needs_a_passphrase)
+{
+	const char *key = px_tmp("enc.key");
+	const char *const args[] = { "--server-cert", px_pki("server.pem"), "--server-key", key, "--ca-bundle",
+				     px_pki("client-root.pem"), NULL };
+	char cmd[1200];
+
+	snprintf(cmd, sizeof(cmd), "openssl pkey -in '%s' -aes256 -passout pass:s3cret -out '%s' && chmod 600 '%s'",
+		 px_pki("server.key"), key, key);
+	cr_assert_eq(system(cmd), 0);
+	start_fails(args, "is encrypted and no passphrase was given: give --key-pass");
+}
+
+Test(intercept, bundle_without_a_ca_is_refused)
+{
+	const char *key = private_key("server.key");
+	const char *const args[] = { "--server-cert", px_pki("server.pem"), "--server-key", key, "--ca-bundle",
+				     px_pki("good.pem"), NULL };
+
+	start_fails(args, "no CA certificate in it");
+}
