@@ -21,13 +21,30 @@
 
 TestSuite(intercept, .init = px_setup, .fini = px_teardown);
 
+/* A lab PKI file's path, the same pointer for as long as the test runs
+ * (px_pki's buffers rotate; argument lists here hold many at once). */
+static const char *lab(const char *file)
+{
+	static char paths[32][512], names[32][64];
+	static size_t n;
+	size_t i;
+
+	for (i = 0; i < n; i++)
+		if (strcmp(names[i], file) == 0)
+			return paths[i];
+	cr_assert(n < 32);
+	snprintf(names[n], sizeof(names[n]), "%s", file);
+	snprintf(paths[n], sizeof(paths[n]), "%s", px_pki(file));
+	return paths[n++];
+}
+
 /* A copy of a lab key the proxy accepts: readable by its owner only. */
 static const char *private_key(const char *lab_key)
 {
 	char name[64], cmd[1200];
 
 	snprintf(name, sizeof(name), "p-%s", lab_key);
-	snprintf(cmd, sizeof(cmd), "cp '%s' '%s' && chmod 600 '%s'", px_pki(lab_key), px_tmp(name), px_tmp(name));
+	snprintf(cmd, sizeof(cmd), "cp '%s' '%s' && chmod 600 '%s'", lab(lab_key), px_tmp(name), px_tmp(name));
 	cr_assert_eq(system(cmd), 0);
 	return px_tmp(name);
 }
@@ -82,7 +99,7 @@ static int icurl(uint16_t port, const char *name, const char *ca, const char *tl
 	char cmd[3000], creds[1200] = "", versions[80] = "";
 
 	if (cert)
-		snprintf(creds, sizeof(creds), "--cert '%s' --key '%s'", px_pki(cert), px_pki(key));
+		snprintf(creds, sizeof(creds), "--cert '%s' --key '%s'", lab(cert), lab(key));
 	if (tls)
 		snprintf(versions, sizeof(versions), "--tlsv%s --tls-max %s", tls, tls);
 	snprintf(cmd, sizeof(cmd),
@@ -100,7 +117,7 @@ static void openssl_verify(const struct client_case *k, char *out, size_t len)
 	char text[300];
 
 	snprintf(cmd, sizeof(cmd), "openssl verify -CAfile '%s' -untrusted '%s' '%s' 2>&1 | grep '^error [0-9]'",
-		 px_pki("client-root.pem"), px_pki(k->cert), px_pki(k->cert));
+		 lab("client-root.pem"), lab(k->cert), lab(k->cert));
 	(void)run(cmd, line, sizeof(line));
 	out[0] = '\0';
 	/* "error 20 at 0 depth lookup: unable to get local issuer certificate" */
@@ -135,7 +152,7 @@ static void start_stand_in(struct stand_in *s, const char *location, const char 
 	args[n++] = upstream;
 	args[n++] = "--intercept";
 	args[n++] = "--ca-bundle";
-	args[n++] = px_pki("client-root.pem");
+	args[n++] = lab("client-root.pem");
 	args[n++] = "--json";
 	args[n++] = s->json;
 	for (i = 0; extra && extra[i]; i++)
@@ -151,9 +168,9 @@ static void stop_stand_in(struct stand_in *s)
 }
 
 /* The proxy's identity towards nginx: the lab's good client. */
-#define SERVER_KEYS(keybuf) "--server-cert", px_pki("server.pem"), "--server-key", (keybuf)
-#define IDENTITY(keybuf) "--upstream-cert", px_pki("good-chain.pem"), "--upstream-key", (keybuf), \
-	"--upstream-ca", px_pki("server-root.pem")
+#define SERVER_KEYS(keybuf) "--server-cert", lab("server.pem"), "--server-key", (keybuf)
+#define IDENTITY(keybuf) "--upstream-cert", lab("good-chain.pem"), "--upstream-key", (keybuf), \
+	"--upstream-ca", lab("server-root.pem")
 
 /* Record n (0-based) once it is written. */
 static const char *record(const struct stand_in *s, size_t n)
@@ -176,7 +193,7 @@ static void client_cases(const char *tls)
 		char code[16], want[400], got[400], body[256] = "";
 		const char *rec;
 
-		icurl(s.port, "localhost", px_pki("server-root.pem"), tls, k->cert, k->key, px_tmp("body"), code,
+		icurl(s.port, "localhost", lab("server-root.pem"), tls, k->cert, k->key, px_tmp("body"), code,
 		      sizeof(code));
 		cr_expect_eq(atoi(code), k->http, "TLS %s %s: HTTP %s", tls, k->name, code);
 		rec = record(&s, i);
@@ -236,9 +253,9 @@ Test(intercept, human_line_names_the_legs, .timeout = 60)
 	char code[16];
 
 	start_stand_in(&s, NULL, extra);
-	icurl(s.port, "localhost", px_pki("server-root.pem"), "1.3", "expired-chain.pem", "expired.key",
+	icurl(s.port, "localhost", lab("server-root.pem"), "1.3", "expired-chain.pem", "expired.key",
 	      px_tmp("body"), code, sizeof(code));
-	icurl(s.port, "localhost", px_pki("server-root.pem"), "1.3", "good-chain.pem", "good.key", px_tmp("body"),
+	icurl(s.port, "localhost", lab("server-root.pem"), "1.3", "good-chain.pem", "good.key", px_tmp("body"),
 	      code, sizeof(code));
 	(void)record(&s, 1);
 	cr_expect_not_null(px_find_line(s.log, "TLS1.3 server rejected chain: expired (fault: client; decrypted)"),
@@ -261,7 +278,7 @@ Test(intercept, refuse_with_alert, .timeout = 60)
 	const char *rec;
 
 	start_stand_in(&s, NULL, extra);
-	cr_expect_neq(icurl(s.port, "localhost", px_pki("server-root.pem"), "1.3", "expired-chain.pem", "expired.key",
+	cr_expect_neq(icurl(s.port, "localhost", lab("server-root.pem"), "1.3", "expired-chain.pem", "expired.key",
 			    px_tmp("body"), code, sizeof(code)), 0, "curl must fail the handshake");
 	rec = record(&s, 0);
 	cr_expect_str_eq(e2e_member(rec, "verdict"), "server_rejected_chain", "%s", rec);
@@ -315,13 +332,13 @@ Test(intercept, upstream_chain_refused, .timeout = 60)
 {
 	struct stand_in s;
 	const char *server_key = private_key("server.key"), *good_key = private_key("good.key");
-	const char *const extra[] = { SERVER_KEYS(server_key), "--upstream-cert", px_pki("good-chain.pem"),
-				      "--upstream-key", good_key, "--upstream-ca", px_pki("client-root.pem"), NULL };
+	const char *const extra[] = { SERVER_KEYS(server_key), "--upstream-cert", lab("good-chain.pem"),
+				      "--upstream-key", good_key, "--upstream-ca", lab("client-root.pem"), NULL };
 	char code[16];
 	const char *rec;
 
 	start_stand_in(&s, NULL, extra);
-	icurl(s.port, "localhost", px_pki("server-root.pem"), "1.3", "good-chain.pem", "good.key", px_tmp("body"),
+	icurl(s.port, "localhost", lab("server-root.pem"), "1.3", "good-chain.pem", "good.key", px_tmp("body"),
 	      code, sizeof(code));
 	cr_expect_str_eq(code, "502");
 	rec = record(&s, 0);
@@ -342,12 +359,12 @@ Test(intercept, upstream_wants_a_certificate, .timeout = 60)
 {
 	struct stand_in s;
 	const char *server_key = private_key("server.key");
-	const char *const extra[] = { SERVER_KEYS(server_key), "--upstream-ca", px_pki("server-root.pem"), NULL };
+	const char *const extra[] = { SERVER_KEYS(server_key), "--upstream-ca", lab("server-root.pem"), NULL };
 	char code[16];
 	const char *rec;
 
 	start_stand_in(&s, NULL, extra);
-	icurl(s.port, "localhost", px_pki("server-root.pem"), "1.3", "good-chain.pem", "good.key", px_tmp("body"),
+	icurl(s.port, "localhost", lab("server-root.pem"), "1.3", "good-chain.pem", "good.key", px_tmp("body"),
 	      code, sizeof(code));
 	cr_expect_str_eq(code, "400", "nginx's refusal reaches the client");
 	rec = record(&s, 0);
@@ -373,7 +390,7 @@ Test(intercept, forward_identity_headers, .timeout = 60)
 
 	start_stand_in(&s, "return 200 \"[$http_x_ssl_client_verify] [$http_x_ssl_client_s_dn] [$http_x_ssl_client_cert]\\n\";",
 		       extra);
-	icurl(s.port, "localhost", px_pki("server-root.pem"), "1.3", "good-chain.pem", "good.key", px_tmp("body"),
+	icurl(s.port, "localhost", lab("server-root.pem"), "1.3", "good-chain.pem", "good.key", px_tmp("body"),
 	      code, sizeof(code));
 	cr_expect_str_eq(code, "200");
 	f = fopen(px_tmp("body"), "r");
@@ -386,7 +403,7 @@ Test(intercept, forward_identity_headers, .timeout = 60)
 	rec = record(&s, 0);
 	cr_expect_str_eq(e2e_member(rec, "identity_forwarded"), "true", "%s", rec);
 	/* optional: an expired certificate is forwarded, and said so */
-	icurl(s.port, "localhost", px_pki("server-root.pem"), "1.2", "expired-chain.pem", "expired.key",
+	icurl(s.port, "localhost", lab("server-root.pem"), "1.2", "expired-chain.pem", "expired.key",
 	      px_tmp("body"), code, sizeof(code));
 	cr_expect_str_eq(code, "200");
 	f = fopen(px_tmp("body"), "r");
@@ -424,8 +441,8 @@ static void start_fails(const char *const *args, const char *want)
 Test(intercept, key_readable_by_others_is_refused)
 {
 	const char *key = private_key("server.key");
-	const char *const args[] = { "--server-cert", px_pki("server.pem"), "--server-key", key, "--ca-bundle",
-				     px_pki("client-root.pem"), NULL };
+	const char *const args[] = { "--server-cert", lab("server.pem"), "--server-key", key, "--ca-bundle",
+				     lab("client-root.pem"), NULL };
 	char want[600];
 
 	cr_assert_eq(chmod(key, 0644), 0);
@@ -436,8 +453,8 @@ Test(intercept, key_readable_by_others_is_refused)
 Test(intercept, key_not_the_certificates_is_refused)
 {
 	const char *key = private_key("good.key");
-	const char *const args[] = { "--server-cert", px_pki("server.pem"), "--server-key", key, "--ca-bundle",
-				     px_pki("client-root.pem"), NULL };
+	const char *const args[] = { "--server-cert", lab("server.pem"), "--server-key", key, "--ca-bundle",
+				     lab("client-root.pem"), NULL };
 
 	start_fails(args, "is not the key of the certificate in --server-cert");
 }
@@ -445,12 +462,12 @@ Test(intercept, key_not_the_certificates_is_refused)
 Test(intercept, encrypted_key_needs_a_passphrase)
 {
 	const char *key = px_tmp("enc.key");
-	const char *const args[] = { "--server-cert", px_pki("server.pem"), "--server-key", key, "--ca-bundle",
-				     px_pki("client-root.pem"), NULL };
+	const char *const args[] = { "--server-cert", lab("server.pem"), "--server-key", key, "--ca-bundle",
+				     lab("client-root.pem"), NULL };
 	char cmd[1200];
 
 	snprintf(cmd, sizeof(cmd), "openssl pkey -in '%s' -aes256 -passout pass:s3cret -out '%s' && chmod 600 '%s'",
-		 px_pki("server.key"), key, key);
+		 lab("server.key"), key, key);
 	cr_assert_eq(system(cmd), 0);
 	start_fails(args, "is encrypted and no passphrase was given: give --key-pass");
 }
@@ -458,8 +475,54 @@ Test(intercept, encrypted_key_needs_a_passphrase)
 Test(intercept, bundle_without_a_ca_is_refused)
 {
 	const char *key = private_key("server.key");
-	const char *const args[] = { "--server-cert", px_pki("server.pem"), "--server-key", key, "--ca-bundle",
-				     px_pki("good.pem"), NULL };
+	const char *const args[] = { "--server-cert", lab("server.pem"), "--server-key", key, "--ca-bundle",
+				     lab("good.pem"), NULL };
 
 	start_fails(args, "no CA certificate in it");
+}
+
+/* Faithful by default: clients are asked for a certificate from the CAs
+ * the real server names (nginx: the lab's client root), not from every CA
+ * of --ca-bundle; --no-faithful names the bundle's. */
+static void asked_cas(bool faithful, const char *want)
+{
+	struct stand_in s;
+	const char *server_key = private_key("server.key"), *good_key = private_key("good.key");
+	const char *bundle = px_tmp("bundle.pem");
+	const char *const plain[] = { SERVER_KEYS(server_key), IDENTITY(good_key), NULL };
+	const char *const unfaithful[] = { SERVER_KEYS(server_key), IDENTITY(good_key), "--no-faithful", NULL };
+	char cmd[1200], code[16];
+	const char *rec;
+
+	snprintf(cmd, sizeof(cmd), "cat '%s' '%s' > '%s'", lab("client-root.pem"), lab("foreign-root.pem"), bundle);
+	cr_assert_eq(system(cmd), 0);
+	/* the bundle replaces the lab root as --ca-bundle (the later one wins) */
+	{
+		const char *args[16];
+		size_t n = 0, i;
+		const char *const *extra = faithful ? plain : unfaithful;
+
+		for (i = 0; extra[i]; i++)
+			args[n++] = extra[i];
+		args[n++] = "--ca-bundle";
+		args[n++] = bundle;
+		args[n] = NULL;
+		start_stand_in(&s, NULL, args);
+	}
+	cr_expect_not_null(px_find_line(s.log, faithful ? "learnt from 127.0.0.1:" : "(--no-faithful)"), "%s",
+			   e2e_tail(s.log, 600));
+	icurl(s.port, "localhost", lab("server-root.pem"), "1.2", NULL, NULL, px_tmp("body"), code, sizeof(code));
+	rec = record(&s, 0);
+	cr_expect(strstr(rec, want), "%s not in %s", want, rec);
+	stop_stand_in(&s);
+}
+
+Test(intercept, faithful_asks_for_the_servers_cas, .timeout = 60)
+{
+	asked_cas(true, "\"acceptable_cas\":[\"CN=Lab Client Root CA, O=mtlsdiag Lab\"]");
+}
+
+Test(intercept, no_faithful_asks_for_the_bundles_cas, .timeout = 60)
+{
+	asked_cas(false, "\"acceptable_cas\":[\"CN=Lab Client Root CA, O=mtlsdiag Lab\",\"CN=Elsewhere Root CA, O=Elsewhere Inc\"]");
 }

@@ -37,7 +37,6 @@ int icpt_option(struct icpt_opts *o, int opt, const char *arg)
 	case O_ICPT_UPSTREAM_CA: o->upstream_ca = arg; return 1;
 	case O_ICPT_KEY_PASS: o->key_pass = arg; return cmd_pass_valid(WHO, "--key-pass", arg);
 	case O_ICPT_FORWARD_IDENTITY: o->forward_identity = true; return 1;
-	case O_ICPT_PHA: o->post_handshake_auth = true; return 1;
 	case O_ICPT_NO_FAITHFUL: o->no_faithful = true; return 1;
 	case O_ICPT_VERIFY:
 		if (strcmp(arg, "require") == 0 || strcmp(arg, "optional") == 0) {
@@ -77,7 +76,7 @@ int icpt_check(const struct icpt_opts *o, bool intercepting, const char *ca_bund
 			    : o->upstream_ca ? "--upstream-ca" : o->key_pass ? "--key-pass"
 			    : o->verify ? "--verify" : o->refuse ? "--refuse"
 			    : o->verify_depth_set ? "--verify-depth" : o->forward_identity ? "--forward-identity"
-			    : o->post_handshake_auth ? "--post-handshake-auth" : o->no_faithful ? "--no-faithful" : NULL;
+			    : o->no_faithful ? "--no-faithful" : NULL;
 
 	if (!intercepting) {
 		if (stray)
@@ -193,7 +192,6 @@ int icpt_load(const struct icpt_opts *o, const char *ca_bundle, struct intercept
 	c->refuse = o->refuse && strcmp(o->refuse, "alert") == 0 ? ICPT_REFUSE_ALERT : ICPT_REFUSE_HTTP;
 	c->verify_depth = o->verify_depth_set ? o->verify_depth : -1;
 	c->forward_identity = o->forward_identity;
-	c->post_handshake_auth = o->post_handshake_auth;
 	c->faithful = !o->no_faithful;
 	if (o->server_cert &&
 	    !load_pair("--server-cert", o->server_cert, "--server-key", o->server_key, &pass, &c->server_cert,

@@ -75,8 +75,6 @@ static void usage(FILE *out)
 		"  --key-pass SPEC        passphrase of the keys: env:VAR, file:PATH or pass:TEXT\n"
 		"  --forward-identity     add X-SSL-Client-Verify, X-SSL-Client-S-DN and\n"
 		"                         X-SSL-Client-Cert to the first HTTP/1.1 request\n"
-		"  --post-handshake-auth  TLS 1.3: ask again after the handshake when the client\n"
-		"                         offers it and sent no certificate\n"
 		"  --no-faithful          do not probe the real server at start for its CA names,\n"
 		"                         signature algorithms and versions (use --ca-bundle's)\n"
 		"\n"
@@ -436,7 +434,6 @@ static enum cmd_parsed parse_proxy(int argc, char **argv, struct proxy_opts *o)
 		{ "verify-depth", required_argument, NULL, O_ICPT_VERIFY_DEPTH },
 		{ "refuse", required_argument, NULL, O_ICPT_REFUSE },
 		{ "forward-identity", no_argument, NULL, O_ICPT_FORWARD_IDENTITY },
-		{ "post-handshake-auth", no_argument, NULL, O_ICPT_PHA },
 		{ "no-faithful", no_argument, NULL, O_ICPT_NO_FAITHFUL },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },

@@ -106,7 +106,7 @@ int cmd_add_expect(const char *who, struct server_expect *e, bool is_ca, const c
 enum {
 	O_ICPT_INTERCEPT = 512, O_ICPT_SERVER_CERT, O_ICPT_SERVER_KEY, O_ICPT_FORGE_CA, O_ICPT_FORGE_CA_KEY,
 	O_ICPT_UPSTREAM_CERT, O_ICPT_UPSTREAM_KEY, O_ICPT_UPSTREAM_CA, O_ICPT_KEY_PASS, O_ICPT_VERIFY,
-	O_ICPT_VERIFY_DEPTH, O_ICPT_REFUSE, O_ICPT_FORWARD_IDENTITY, O_ICPT_PHA, O_ICPT_NO_FAITHFUL,
+	O_ICPT_VERIFY_DEPTH, O_ICPT_REFUSE, O_ICPT_FORWARD_IDENTITY, O_ICPT_NO_FAITHFUL,
 };
 
 /* The intercept options as given. */
@@ -115,7 +115,7 @@ struct icpt_opts {
 	const char *upstream_cert, *upstream_key, *upstream_ca, *key_pass;
 	const char *verify, *refuse;
 	int verify_depth;
-	bool verify_depth_set, forward_identity, post_handshake_auth, no_faithful;
+	bool verify_depth_set, forward_identity, no_faithful;
 };
 
 struct intercept_config;

@@ -120,7 +120,7 @@ static int verify_cb(int ok, X509_STORE_CTX *x)
 	}
 	if (leg->id == ICPT_UPSTREAM_LEG)
 		return ok;
-	cfg = leg->c->w->px->icpt->cfg;
+	cfg = leg->c->wl->l->icpt->cfg;
 	/* diagnose before deciding: the handshake completes, the request is
 	 * refused in HTTP (or, optional, forwarded) */
 	return cfg->verify == ICPT_VERIFY_OPTIONAL || cfg->refuse == ICPT_REFUSE_HTTP ? 1 : ok;
@@ -195,7 +195,7 @@ static int use_identity(SSL_CTX *ctx, X509 *cert, EVP_PKEY *key, STACK_OF(X509) 
 static SSL_CTX *server_ctx(struct intercept *ic, char *err, size_t errlen)
 {
 	const struct intercept_config *cfg = ic->cfg;
-	const struct icpt_server_profile *prof = &cfg->profile;
+	const struct icpt_server_profile *prof = &ic->profile;
 	SSL_CTX *ctx = SSL_CTX_new(TLS_server_method());
 	STACK_OF(X509_NAME) *names;
 	int mode = SSL_VERIFY_PEER;
@@ -219,11 +219,9 @@ static SSL_CTX *server_ctx(struct intercept *ic, char *err, size_t errlen)
 	SSL_CTX_set_client_CA_list(ctx, names);
 	if (prof->learnt && prof->sigalgs[0] && SSL_CTX_set1_client_sigalgs_list(ctx, prof->sigalgs) != 1)
 		ERR_clear_error();   /* a list OpenSSL cannot take: its own */
-	if (prof->learnt && prof->n_versions) {
-		int lo = prof->versions[0], hi = prof->versions[prof->n_versions - 1];
-
-		SSL_CTX_set_min_proto_version(ctx, lo < hi ? lo : hi);
-		SSL_CTX_set_max_proto_version(ctx, lo < hi ? hi : lo);
+	if (prof->learnt) {
+		SSL_CTX_set_min_proto_version(ctx, prof->min_version);
+		SSL_CTX_set_max_proto_version(ctx, prof->max_version);
 	}
 	if (cfg->verify == ICPT_VERIFY_REQUIRE && cfg->refuse == ICPT_REFUSE_ALERT)
 		mode |= SSL_VERIFY_FAIL_IF_NO_PEER_CERT;
@@ -273,7 +271,8 @@ Fail:
 	return NULL;
 }
 
-struct intercept *intercept_new(const struct intercept_config *cfg, char *err, size_t errlen)
+struct intercept *intercept_new(const struct intercept_config *cfg, const char *host, uint16_t port, char *err,
+				size_t errlen)
 {
 	struct intercept *ic = calloc(1, sizeof(*ic));
 
@@ -282,11 +281,20 @@ struct intercept *intercept_new(const struct intercept_config *cfg, char *err, s
 		return NULL;
 	}
 	ic->cfg = cfg;
+	ic->up_host = host;
+	ic->up_port = port;
 	if (ex_leg < 0)
 		ex_leg = SSL_get_ex_new_index(0, NULL, NULL, NULL, NULL);
+	if (!(ic->client_ctx = client_ctx(ic, err, errlen)))
+		goto Fail;
+	if (cfg->faithful)
+		icpt_learn(ic);
+	else
+		snprintf(ic->description, sizeof(ic->description),
+			 "clients are asked for a certificate from the CAs of --ca-bundle (--no-faithful)");
 	if (cfg->forge_ca && !(ic->forge = icpt_forge_new(cfg->forge_ca, cfg->forge_ca_key, err, errlen)))
 		goto Fail;
-	if (!(ic->server_ctx = server_ctx(ic, err, errlen)) || !(ic->client_ctx = client_ctx(ic, err, errlen)))
+	if (!(ic->server_ctx = server_ctx(ic, err, errlen)))
 		goto Fail;
 	return ic;
 Fail:
@@ -301,7 +309,13 @@ void intercept_free(struct intercept *ic)
 	SSL_CTX_free(ic->server_ctx);
 	SSL_CTX_free(ic->client_ctx);
 	icpt_forge_free(ic->forge);
+	sk_X509_NAME_pop_free(ic->profile.ca_names, X509_NAME_free);
 	free(ic);
+}
+
+const char *intercept_describe(const struct intercept *ic)
+{
+	return ic->description;
 }
 
 void intercept_config_clear(struct intercept_config *c)
@@ -316,7 +330,6 @@ void intercept_config_clear(struct intercept_config *c)
 	EVP_PKEY_free(c->upstream_key);
 	sk_X509_pop_free(c->upstream_chain, X509_free);
 	X509_STORE_free(c->upstream_ca);
-	sk_X509_NAME_pop_free(c->profile.ca_names, X509_NAME_free);
 	/* ca_store is the proxy's --ca-bundle, freed with it */
 	memset(c, 0, sizeof(*c));
 }

@@ -37,20 +37,6 @@ enum icpt_refuse {
 	ICPT_REFUSE_ALERT,       /* the alert OpenSSL sends (certificate_required, unknown_ca, ...) */
 };
 
-#define ICPT_MAX_SIGALGS 48
-
-/* What the real server asks of its clients, as the start-up probe saw it
- * (faithful mode); n_versions 0 when it was not learnt. */
-struct icpt_server_profile {
-	bool learnt;
-	int versions[2];                 /* TLS1_2_VERSION, TLS1_3_VERSION it completed a handshake in */
-	size_t n_versions;
-	bool cert_requested;
-	STACK_OF(X509_NAME) *ca_names;   /* the CertificateRequest's names (owned) */
-	char sigalgs[ICPT_MAX_SIGALGS * 32]; /* "RSA-PSS+SHA256:..." for SSL_CTX_set1_client_sigalgs_list, "" none */
-	char summary[512];               /* one line for the start-up log */
-};
-
 struct intercept_config {
 	/* the certificate shown to clients: the real server's ... */
 	X509 *server_cert;
@@ -72,17 +58,20 @@ struct intercept_config {
 	STACK_OF(X509) *upstream_chain;
 	X509_STORE *upstream_ca;         /* --upstream-ca, or NULL: the system's store */
 	bool forward_identity;           /* X-SSL-Client-* headers on the first request */
-	bool post_handshake_auth;        /* TLS 1.3: ask again after the handshake when not given */
 	bool faithful;                   /* learn the server's request by a probe at start */
-	struct icpt_server_profile profile;
 };
 
 struct intercept;
 
 /* The TLS contexts from the configuration (which must outlive them), for
  * the proxy's workers to share; NULL with why in err. */
-struct intercept *intercept_new(const struct intercept_config *cfg, char *err, size_t errlen)
-	__attribute__((nonnull, warn_unused_result));
+/* For the real server at host:port, asked at start what it asks of its
+ * clients when cfg->faithful (a blocking probe, intercept_probe.c). */
+struct intercept *intercept_new(const struct intercept_config *cfg, const char *host, uint16_t port, char *err,
+				size_t errlen) __attribute__((nonnull, warn_unused_result));
+/* One line for the start-up log: what the stand-in asks its clients,
+ * and whence (learnt from the server, or --ca-bundle). */
+const char *intercept_describe(const struct intercept *ic) __attribute__((nonnull));
 void intercept_free(struct intercept *ic);
 
 /* Frees what the configuration holds (keys cleansed by OpenSSL). */

@@ -318,7 +318,7 @@ static void relay(struct icpt_leg *from)
 		return;
 	}
 	out = bufferevent_get_output(to->bev);
-	if (from->id == ICPT_CLIENT_LEG && c->w->px->icpt->cfg->forward_identity && !c->identity_note[0] &&
+	if (from->id == ICPT_CLIENT_LEG && c->wl->l->icpt->cfg->forward_identity && !c->identity_note[0] &&
 	    !c->identity_added && !forward_identity(c, in, out))
 		return;
 	from->bytes += evbuffer_get_length(in);
@@ -435,7 +435,7 @@ static void ssl_error_text(struct bufferevent *bev, struct icpt_leg *leg, char *
 static void client_handshake_done(struct icpt_conn *c)
 {
 	struct icpt_leg *cl = &c->leg[ICPT_CLIENT_LEG];
-	const struct intercept_config *cfg = c->w->px->icpt->cfg;
+	const struct intercept_config *cfg = c->wl->l->icpt->cfg;
 	bool verified;
 
 	cl->tls_done = true;
@@ -489,7 +489,7 @@ static void client_handshake_done(struct icpt_conn *c)
 static void client_handshake_failed(struct icpt_conn *c)
 {
 	struct icpt_leg *cl = &c->leg[ICPT_CLIENT_LEG];
-	const struct intercept_config *cfg = c->w->px->icpt->cfg;
+	const struct intercept_config *cfg = c->wl->l->icpt->cfg;
 	char why[400];
 
 	if (!cl->error[0])
@@ -553,7 +553,7 @@ static void upstream_handshake_failed(struct icpt_conn *c)
 static void start_upstream_tls(struct icpt_conn *c, evutil_socket_t fd)
 {
 	struct icpt_leg *up = &c->leg[ICPT_UPSTREAM_LEG], *cl = &c->leg[ICPT_CLIENT_LEG];
-	struct intercept *ic = c->w->px->icpt;
+	struct intercept *ic = c->wl->l->icpt;
 	const char *host = c->wl->l->up_host;
 	const char *sni = SSL_get_servername(cl->ssl, TLSEXT_NAMETYPE_host_name);
 	const unsigned char *alpn = NULL;
@@ -849,7 +849,7 @@ void icpt_accept(struct wlistener *wl, evutil_socket_t fd, const struct sockaddr
 	worker_conn_opened(w);
 	leg_endpoints(cl, fd);
 	c->timer = evtimer_new(w->base, timer_cb, c);
-	if (!c->timer || !(ssl = icpt_ssl_new(w->px->icpt, cl)) || !leg_observe(cl) ||
+	if (!c->timer || !(ssl = icpt_ssl_new(wl->l->icpt, cl)) || !leg_observe(cl) ||
 	    !leg_start(cl, fd, ssl, BUFFEREVENT_SSL_ACCEPTING)) {
 		emit_fmt(w->px->cfg->log, "mtlsdiag proxy: out of memory: connection from %s dropped", c->client.ip);
 		SSL_free(ssl);

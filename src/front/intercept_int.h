@@ -27,10 +27,27 @@
 struct icpt_forge;
 struct evbuffer;
 
-/* The contexts, shared by the workers (an SSL_CTX may serve several
- * threads once set up). */
+#define ICPT_MAX_SIGALGS 48
+
+/* What the real server asks of its clients, as the start-up probe saw it
+ * (faithful mode). */
+struct icpt_server_profile {
+	bool learnt;                     /* a probe completed a handshake */
+	int min_version, max_version;    /* of those it completed (TLS1_2_VERSION, TLS1_3_VERSION) */
+	bool cert_requested;
+	STACK_OF(X509_NAME) *ca_names;   /* the CertificateRequest's names (owned) */
+	char sigalgs[ICPT_MAX_SIGALGS * 32]; /* its signature algorithms, as OpenSSL takes a list; "" none */
+	size_t n_sigalgs;
+};
+
+/* One listener's contexts, shared by the workers (an SSL_CTX may serve
+ * several threads once set up). */
 struct intercept {
 	const struct intercept_config *cfg;
+	const char *up_host;             /* the real server (the listener's --upstream) */
+	uint16_t up_port;
+	struct icpt_server_profile profile;
+	char description[1400];          /* intercept_describe's line */
 	SSL_CTX *server_ctx;             /* towards clients: the stand-in */
 	SSL_CTX *client_ctx;             /* towards the real server */
 	struct icpt_forge *forge;        /* --forge-ca, or NULL */
@@ -124,6 +141,12 @@ void icpt_verify_text(const struct icpt_verify_seen *v, char *out, size_t len);
 
 /* An alert's name ("certificate_required"), or "alert N". */
 const char *icpt_alert_name(int description);
+
+/* ---- intercept_probe.c ---- */
+/* Faithful mode: probes the real server (TLS 1.3, then 1.2, with the
+ * upstream identity) and fills ic->profile; a line saying what was learnt,
+ * or why nothing was, into ic->description. */
+void icpt_learn(struct intercept *ic);
 
 /* ---- intercept_forge.c ---- */
 struct icpt_forge *icpt_forge_new(X509 *ca, EVP_PKEY *ca_key, char *err, size_t errlen);

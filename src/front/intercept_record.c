@@ -150,7 +150,7 @@ static void json_opt(struct json *j, const char *key, const char *s)
 static void json_client_leg(struct json *j, const struct icpt_conn *c)
 {
 	const struct icpt_leg *cl = &c->leg[ICPT_CLIENT_LEG];
-	const struct intercept_config *cfg = c->w->px->icpt->cfg;
+	const struct intercept_config *cfg = c->wl->l->icpt->cfg;
 
 	json_object(j, "client_leg");
 	json_string(j, "certificate", cfg->forge_ca ? "forged" : "server");
@@ -178,7 +178,7 @@ static void json_client_leg(struct json *j, const struct icpt_conn *c)
 static void json_upstream_leg(struct json *j, const struct icpt_conn *c, const struct verdict *uv)
 {
 	const struct icpt_leg *up = &c->leg[ICPT_UPSTREAM_LEG];
-	const struct intercept_config *cfg = c->w->px->icpt->cfg;
+	const struct intercept_config *cfg = c->wl->l->icpt->cfg;
 	char subject[256] = "";
 
 	json_object(j, "upstream_leg");

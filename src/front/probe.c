@@ -498,6 +498,8 @@ static void collect_request(SSL *ssl, struct probe_result *r)
 
 	if (!names || sk_X509_NAME_num(names) == 0)
 		names = SSL_get_client_CA_list(ssl);
+	if (names && !r->ca_list)
+		r->ca_list = SSL_dup_CA_list(names);
 	for (i = 0; names && i < sk_X509_NAME_num(names) && r->n_ca_names < FACTS_MAX_CA_NAMES; i++)
 		x509info_name(sk_X509_NAME_value(names, i), r->ca_names[r->n_ca_names++], sizeof(r->ca_names[0]));
 	n = SSL_get_sigalgs(ssl, -1, NULL, NULL, NULL, NULL, NULL);
@@ -1017,6 +1019,8 @@ void probe_result_clear(struct probe_result *r)
 	r->keylog = NULL;
 	free(r->chain);
 	r->chain = NULL;
+	sk_X509_NAME_pop_free(r->ca_list, X509_NAME_free);
+	r->ca_list = NULL;
 	r->n_chain = 0;
 }
 

@@ -74,6 +74,7 @@ struct probe_result {
 	bool cert_requested;
 	char ca_names[FACTS_MAX_CA_NAMES][256];
 	size_t n_ca_names;
+	STACK_OF(X509_NAME) *ca_list;    /* the same names as OpenSSL read them (owned) */
 	char sigalgs[PROBE_MAX_SIGALGS][32];
 	size_t n_sigalgs;
 

@@ -647,9 +647,14 @@ int proxy_run(const struct proxy_config *cfg)
 		fprintf(stderr, "mtlsdiag proxy: --pcap-out: %s\n", err);
 		goto Exit;
 	}
-	if (cfg->intercept && !(px.icpt = intercept_new(cfg->intercept, err, sizeof(err)))) {
-		fprintf(stderr, "mtlsdiag proxy: --intercept: %s\n", err);
-		goto Exit;
+	for (i = 0; i < px.n_ls; i++) {
+		struct plistener *l = &px.ls[i];
+
+		if (l->cfg->intercept &&
+		    !(l->icpt = intercept_new(cfg->intercept, l->up_host, l->up_port, err, sizeof(err)))) {
+			fprintf(stderr, "mtlsdiag proxy: --listen %s --intercept: %s\n", l->cfg->listen, err);
+			goto Exit;
+		}
 	}
 	px.workers = calloc(px.n_workers, sizeof(*px.workers));
 	if (!px.workers) {
@@ -694,6 +699,8 @@ int proxy_run(const struct proxy_config *cfg)
 	for (i = 0; i < px.n_ls; i++) {
 		describe_listener(&px.ls[i], desc, sizeof(desc));
 		emit_fmt(cfg->log, "mtlsdiag proxy: listening on %s", desc);
+		if (px.ls[i].icpt)
+			emit_fmt(cfg->log, "mtlsdiag proxy: %s", intercept_describe(px.ls[i].icpt));
 	}
 	emit_fmt(cfg->log, "mtlsdiag proxy: %u worker%s, at most %zu connections open (%s)%s%s%s", px.n_workers,
 		 px.n_workers == 1 ? "" : "s", px.max_conns_per_worker * px.n_workers, px.conns_limit_from,
@@ -737,7 +744,8 @@ Exit:
 	for (i = 0; px.workers && i < px.n_workers; i++)
 		worker_free(&px.workers[i]);
 	free(px.workers);
-	intercept_free(px.icpt);
+	for (i = 0; i < px.n_ls; i++)
+		intercept_free(px.ls[i].icpt);
 	if (px.pcap) {
 		int error;
 		uint64_t lost = pcapout_lost(px.pcap, &error);

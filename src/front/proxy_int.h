@@ -108,6 +108,7 @@ struct plistener {
 	socklen_t sslen;
 	char up_host[256];           /* static: the upstream; connect: the --via proxy */
 	uint16_t up_port;
+	struct intercept *icpt;      /* --intercept: its TLS contexts, and what the server asks */
 };
 
 /* One listener on one worker's loop. */
@@ -142,7 +143,6 @@ struct proxy {
 	 * recognise one of them redirected back to us (a REDIRECT rule that
 	 * also matches the proxy's own traffic) */
 	atomic_ushort *own_ports;
-	struct intercept *icpt;      /* --intercept listeners: the TLS contexts */
 };
 
 struct worker {
