@@ -234,18 +234,18 @@ static void client_cases(const char *tls)
 	stop_stand_in(&s);
 }
 
-Test(intercept, client_cases_tls13, .timeout = 90)
+Test(intercept, client_cases_tls13)
 {
 	client_cases("1.3");
 }
 
-Test(intercept, client_cases_tls12, .timeout = 90)
+Test(intercept, client_cases_tls12)
 {
 	client_cases("1.2");
 }
 
 /* The human line says which leg did what. */
-Test(intercept, human_line_names_the_legs, .timeout = 60)
+Test(intercept, human_line_names_the_legs)
 {
 	struct stand_in s;
 	const char *server_key = private_key("server.key"), *good_key = private_key("good.key");
@@ -269,7 +269,7 @@ Test(intercept, human_line_names_the_legs, .timeout = 60)
 }
 
 /* --refuse alert: OpenSSL's own alert instead of nginx's page. */
-Test(intercept, refuse_with_alert, .timeout = 60)
+Test(intercept, refuse_with_alert)
 {
 	struct stand_in s;
 	const char *server_key = private_key("server.key"), *good_key = private_key("good.key");
@@ -290,7 +290,7 @@ Test(intercept, refuse_with_alert, .timeout = 60)
 }
 
 /* --forge-ca: a name never seen gets a certificate of its own, issued once. */
-Test(intercept, forge_ca_issues_per_name_and_caches, .timeout = 90)
+Test(intercept, forge_ca_issues_per_name_and_caches)
 {
 	struct stand_in s;
 	const char *good_key = private_key("good.key");
@@ -328,7 +328,7 @@ Test(intercept, forge_ca_issues_per_name_and_caches, .timeout = 90)
 
 /* The real server's chain is not from --upstream-ca: the upstream leg
  * fails, on its own, and the client gets a 502 that says so. */
-Test(intercept, upstream_chain_refused, .timeout = 60)
+Test(intercept, upstream_chain_refused)
 {
 	struct stand_in s;
 	const char *server_key = private_key("server.key"), *good_key = private_key("good.key");
@@ -355,7 +355,7 @@ Test(intercept, upstream_chain_refused, .timeout = 60)
 
 /* nginx asks the proxy for a certificate it does not have: the refusal
  * is the upstream leg's, not the client's. */
-Test(intercept, upstream_wants_a_certificate, .timeout = 60)
+Test(intercept, upstream_wants_a_certificate)
 {
 	struct stand_in s;
 	const char *server_key = private_key("server.key");
@@ -378,7 +378,7 @@ Test(intercept, upstream_wants_a_certificate, .timeout = 60)
 }
 
 /* --forward-identity: nginx reads the client's certificate in headers. */
-Test(intercept, forward_identity_headers, .timeout = 60)
+Test(intercept, forward_identity_headers)
 {
 	struct stand_in s;
 	const char *server_key = private_key("server.key"), *good_key = private_key("good.key");
@@ -517,12 +517,12 @@ static void asked_cas(bool faithful, const char *want)
 	stop_stand_in(&s);
 }
 
-Test(intercept, faithful_asks_for_the_servers_cas, .timeout = 60)
+Test(intercept, faithful_asks_for_the_servers_cas)
 {
 	asked_cas(true, "\"acceptable_cas\":[\"CN=Lab Client Root CA, O=mtlsdiag Lab\"]");
 }
 
-Test(intercept, no_faithful_asks_for_the_bundles_cas, .timeout = 60)
+Test(intercept, no_faithful_asks_for_the_bundles_cas)
 {
 	asked_cas(false, "\"acceptable_cas\":[\"CN=Lab Client Root CA, O=mtlsdiag Lab\",\"CN=Elsewhere Root CA, O=Elsewhere Inc\"]");
 }

@@ -78,6 +78,22 @@ const char *icpt_alert_name(int description)
 	return unnamed;
 }
 
+void icpt_ssl_forget(SSL *ssl)
+{
+	BIO *rbio = SSL_get_rbio(ssl), *wbio = SSL_get_wbio(ssl);
+
+	SSL_set_ex_data(ssl, ex_leg, NULL);
+	SSL_set_info_callback(ssl, NULL);
+	if (rbio) {
+		BIO_set_callback_ex(rbio, NULL);
+		BIO_set_callback_arg(rbio, NULL);
+	}
+	if (wbio && wbio != rbio) {
+		BIO_set_callback_ex(wbio, NULL);
+		BIO_set_callback_arg(wbio, NULL);
+	}
+}
+
 void icpt_verify_text(const struct icpt_verify_seen *v, char *out, size_t len)
 {
 	if (v->subject[0])

@@ -745,6 +745,8 @@ static void leg_free(struct icpt_leg *leg)
 {
 	if (leg->connecting)
 		bufferevent_free(leg->connecting);
+	if (leg->ssl)
+		icpt_ssl_forget(leg->ssl);
 	if (leg->bev)
 		bufferevent_free(leg->bev);   /* frees the SSL and closes the socket */
 	else

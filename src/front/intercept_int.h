@@ -135,6 +135,9 @@ struct icpt_conn {
 struct icpt_leg *icpt_leg_of(const SSL *ssl);
 /* An SSL of leg's, with the leg its callbacks find. */
 SSL *icpt_ssl_new(struct intercept *ic, struct icpt_leg *leg);
+/* The leg is going: its SSL (which libevent may free later, from a
+ * callback still running) no longer leads to it. */
+void icpt_ssl_forget(SSL *ssl);
 /* "verify error 20: unable to get local issuer certificate at depth 0 (CN=...)",
  * the wording `openssl verify` uses for the number and text. */
 void icpt_verify_text(const struct icpt_verify_seen *v, char *out, size_t len);
