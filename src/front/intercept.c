@@ -158,9 +158,10 @@ static int alpn_select(SSL *ssl, const unsigned char **out, unsigned char *outle
 	return SSL_TLSEXT_ERR_NOACK;
 }
 
-/* --forge-ca: the certificate for the name the client asked for, or for
- * the upstream's name when it sent none. */
-static int forge_servername(SSL *ssl, int *alert, void *arg)
+/* The client's hello is read: with --forge-ca, the certificate for the
+ * name it asked for (or for the upstream's name when it sent none); and
+ * the connection to the real server begins. */
+static int servername(SSL *ssl, int *alert, void *arg)
 {
 	struct intercept *ic = arg;
 	struct icpt_leg *leg = icpt_leg_of(ssl);
@@ -168,6 +169,10 @@ static int forge_servername(SSL *ssl, int *alert, void *arg)
 
 	if (!leg)
 		return SSL_TLSEXT_ERR_ALERT_FATAL;
+	if (!ic->forge) {
+		icpt_client_hello(leg);
+		return SSL_TLSEXT_ERR_OK;
+	}
 	if (!name || !*name)
 		name = leg->c->wl->l->up_host;
 	snprintf(leg->c->shown_for, sizeof(leg->c->shown_for), "%s", name);
@@ -177,6 +182,7 @@ static int forge_servername(SSL *ssl, int *alert, void *arg)
 		return SSL_TLSEXT_ERR_ALERT_FATAL;
 	}
 	leg->c->forged = true;
+	icpt_client_hello(leg);
 	return SSL_TLSEXT_ERR_OK;
 }
 
@@ -224,10 +230,8 @@ static SSL_CTX *server_ctx(struct intercept *ic, char *err, size_t errlen)
 	SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_OFF);
 	if (cfg->server_cert && !use_identity(ctx, cfg->server_cert, cfg->server_key, cfg->server_chain))
 		goto Fail;
-	if (cfg->forge_ca) {
-		SSL_CTX_set_tlsext_servername_callback(ctx, forge_servername);
-		SSL_CTX_set_tlsext_servername_arg(ctx, ic);
-	}
+	SSL_CTX_set_tlsext_servername_callback(ctx, servername);
+	SSL_CTX_set_tlsext_servername_arg(ctx, ic);
 	/* what the real server names and asks for, when it was learnt */
 	names = SSL_dup_CA_list(prof->learnt && prof->cert_requested && prof->ca_names ? prof->ca_names : cfg->ca_names);
 	if (!names)

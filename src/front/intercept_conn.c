@@ -138,6 +138,10 @@ static void leg_endpoints(struct icpt_leg *leg, evutil_socket_t fd)
 }
 
 static void read_cb(struct bufferevent *bev, void *arg);
+static void leg_free(struct icpt_leg *leg);
+static void upstream_connect(struct icpt_conn *c);
+static void drop_upstream(struct icpt_conn *c);
+static void begin_relay(struct icpt_conn *c);
 static void write_cb(struct bufferevent *bev, void *arg);
 static void event_cb(struct bufferevent *bev, short what, void *arg);
 
@@ -250,6 +254,9 @@ static void refuse_now(struct icpt_conn *c)
 						    : "400 No required SSL certificate was sent", detail);
 }
 
+/* The real server cannot be reached (or went away before the request):
+ * said to the client as a 502 once it is known that the client is to be
+ * forwarded; while its handshake is on, only noted. */
 static void upstream_failed(struct icpt_conn *c, const char *why)
 {
 	struct icpt_leg *up = &c->leg[ICPT_UPSTREAM_LEG];
@@ -257,15 +264,19 @@ static void upstream_failed(struct icpt_conn *c, const char *why)
 
 	if (!up->error[0])
 		snprintf(up->error, sizeof(up->error), "%s", why);
-	c->outcome = IO_UPSTREAM_FAILED;
 	if (up->connecting) {
 		bufferevent_free(up->connecting);
 		up->connecting = NULL;
 	}
-	if (up->bev) {
+	if (up->bev && !up->dead) {
 		up->dead = true;
+		bufferevent_disable(up->bev, EV_READ | EV_WRITE);
 		leg_tap_close(up, own_side(up), CLOSE_FIN);
 	}
+	if (c->phase == IP_HANDSHAKE)
+		return;
+	c->outcome = IO_UPSTREAM_FAILED;
+	note_end(c, CLOSER_PROXY, END_UPSTREAM_ERROR);
 	snprintf(detail, sizeof(detail), "The server could not be reached for this request: %s.", why);
 	answer(c, 502, "Bad Gateway", "502 Bad Gateway", detail);
 }
@@ -382,6 +393,11 @@ static void leg_eof(struct icpt_leg *leg)
 	leg->eof = true;
 	bufferevent_disable(leg->bev, EV_READ);
 	leg_tap_close(leg, peer_side(leg), CLOSE_FIN);
+	if (leg->id == ICPT_UPSTREAM_LEG && c->phase != IP_RELAY) {
+		upstream_failed(c, "the server closed the connection before the client's request");
+		maybe_done(c);
+		return;
+	}
 	note_end(c, leg->id == ICPT_CLIENT_LEG ? CLOSER_CLIENT : CLOSER_SERVER, END_FIN);
 	if (c->phase == IP_RELAY)
 		leg_shut_when_drained(other(leg));
@@ -400,6 +416,11 @@ static void leg_dead(struct icpt_leg *leg)
 	leg->dead = leg->eof = true;
 	bufferevent_disable(leg->bev, EV_READ | EV_WRITE);
 	leg_tap_close(leg, peer_side(leg), CLOSE_RST);
+	if (leg->id == ICPT_UPSTREAM_LEG && c->phase != IP_RELAY) {
+		upstream_failed(c, "the server reset the connection before the client's request");
+		maybe_done(c);
+		return;
+	}
 	note_end(c, leg->id == ICPT_CLIENT_LEG ? CLOSER_CLIENT : CLOSER_SERVER, END_RST);
 	if (c->phase == IP_RELAY)
 		leg_shut_when_drained(other(leg));
@@ -432,9 +453,54 @@ static void ssl_error_text(struct bufferevent *bev, struct icpt_leg *leg, char *
 
 /* ---- the client's handshake and the decision ---- */
 
+/* TCP to the real server, begun as soon as the client's hello is read:
+ * the server's handshake then runs while the client completes its own. */
+static void upstream_connect(struct icpt_conn *c)
+{
+	struct icpt_leg *up = &c->leg[ICPT_UPSTREAM_LEG];
+	struct sockaddr_storage ss;
+	socklen_t len = netaddr_numeric(c->wl->l->up_host, c->wl->l->up_port, &ss);
+	int r;
+
+	c->up_started = true;
+	up->connecting = bufferevent_socket_new(c->w->base, -1, BEV_OPT_CLOSE_ON_FREE);
+	if (!up->connecting) {
+		upstream_failed(c, "out of memory");
+		return;
+	}
+	bufferevent_setcb(up->connecting, NULL, NULL, event_cb, up);
+	if (len)
+		r = bufferevent_socket_connect(up->connecting, (struct sockaddr *)&ss, (int)len);
+	else
+		r = bufferevent_socket_connect_hostname(up->connecting, c->w->dns, AF_UNSPEC, c->wl->l->up_host,
+							c->wl->l->up_port);
+	if (r != 0)
+		upstream_failed(c, "connect: cannot start");
+}
+
+void icpt_client_hello(struct icpt_leg *cl)
+{
+	struct icpt_conn *c = cl->c;
+
+	if (!c->up_started && c->phase == IP_HANDSHAKE)
+		upstream_connect(c);
+}
+
+/* A client that is not forwarded leaves no trace of a server connection
+ * begun for it: the record's upstream leg says it was not opened. */
+static void drop_upstream(struct icpt_conn *c)
+{
+	struct icpt_leg *up = &c->leg[ICPT_UPSTREAM_LEG];
+
+	leg_free(up);
+	up->c = c;
+	up->id = ICPT_UPSTREAM_LEG;
+	up->alert_sent = up->alert_received = -1;
+}
+
 static void client_handshake_done(struct icpt_conn *c)
 {
-	struct icpt_leg *cl = &c->leg[ICPT_CLIENT_LEG];
+	struct icpt_leg *cl = &c->leg[ICPT_CLIENT_LEG], *up = &c->leg[ICPT_UPSTREAM_LEG];
 	const struct intercept_config *cfg = c->wl->l->icpt->cfg;
 	bool verified;
 
@@ -454,6 +520,7 @@ static void client_handshake_done(struct icpt_conn *c)
 		}
 		c->outcome = IO_REFUSED_HTTP;
 		c->phase = IP_REFUSING;
+		drop_upstream(c);
 		arm(c, c->w->px->connect_timeout_s);
 		if (icpt_http_head_len(bufferevent_get_input(cl->bev), HEAD_MAX) != 0)
 			refuse_now(c);
@@ -462,26 +529,12 @@ static void client_handshake_done(struct icpt_conn *c)
 	c->outcome = IO_FORWARDED;
 	c->phase = IP_CONNECTING;
 	arm(c, c->w->px->connect_timeout_s);
-	{
-		struct icpt_leg *up = &c->leg[ICPT_UPSTREAM_LEG];
-		struct sockaddr_storage ss;
-		socklen_t len = netaddr_numeric(c->wl->l->up_host, c->wl->l->up_port, &ss);
-		int r;
-
-		up->connecting = bufferevent_socket_new(c->w->base, -1, BEV_OPT_CLOSE_ON_FREE);
-		if (!up->connecting) {
-			upstream_failed(c, "out of memory");
-			return;
-		}
-		bufferevent_setcb(up->connecting, NULL, NULL, event_cb, up);
-		if (len)
-			r = bufferevent_socket_connect(up->connecting, (struct sockaddr *)&ss, (int)len);
-		else
-			r = bufferevent_socket_connect_hostname(up->connecting, c->w->dns, AF_UNSPEC, c->wl->l->up_host,
-								c->wl->l->up_port);
-		if (r != 0)
-			upstream_failed(c, "connect: cannot start");
-	}
+	if (!c->up_started)
+		upstream_connect(c);
+	if (up->error[0])
+		upstream_failed(c, up->error);
+	else if (up->tls_done)
+		begin_relay(c);
 }
 
 /* The client's handshake failed: refused with an alert (--refuse alert),
@@ -512,17 +565,17 @@ static void client_handshake_failed(struct icpt_conn *c)
 	}
 	cl->dead = true;
 	leg_tap_close(cl, own_side(cl), CLOSE_FIN);
+	drop_upstream(c);
 	icpt_teardown(c);
 }
 
 /* ---- the real server ---- */
 
-static void upstream_handshake_done(struct icpt_conn *c)
+/* Both legs are up and the client is forwarded: the plaintext flows. */
+static void begin_relay(struct icpt_conn *c)
 {
 	struct icpt_leg *up = &c->leg[ICPT_UPSTREAM_LEG], *cl = &c->leg[ICPT_CLIENT_LEG];
 
-	up->tls_done = true;
-	up->peer_cert = SSL_get0_peer_certificate(up->ssl) != NULL;
 	c->phase = IP_RELAY;
 	arm(c, TICK_S);
 	/* what the client sent meanwhile */
@@ -531,6 +584,16 @@ static void upstream_handshake_done(struct icpt_conn *c)
 	if (cl->eof || cl->dead)
 		leg_shut_when_drained(up);
 	maybe_done(c);
+}
+
+static void upstream_handshake_done(struct icpt_conn *c)
+{
+	struct icpt_leg *up = &c->leg[ICPT_UPSTREAM_LEG];
+
+	up->tls_done = true;
+	up->peer_cert = SSL_get0_peer_certificate(up->ssl) != NULL;
+	if (c->phase == IP_CONNECTING)   /* else the client's handshake is still on */
+		begin_relay(c);
 }
 
 static void upstream_handshake_failed(struct icpt_conn *c)
@@ -545,7 +608,6 @@ static void upstream_handshake_failed(struct icpt_conn *c)
 	} else {
 		snprintf(up->error, sizeof(up->error), "TLS handshake with the server failed: %.300s", why);
 	}
-	note_end(c, up->alert_sent >= 0 ? CLOSER_PROXY : CLOSER_SERVER, END_FIN);
 	upstream_failed(c, up->error);
 }
 
@@ -616,7 +678,6 @@ static void connecting_event(struct icpt_conn *c, struct bufferevent *bev, short
 		else
 			snprintf(why, sizeof(why), "connect: %s", err ? evutil_socket_error_to_string(err) : "failed");
 	}
-	note_end(c, CLOSER_PROXY, END_UPSTREAM_ERROR);
 	upstream_failed(c, why);
 }
 
@@ -667,14 +728,15 @@ static void timer_cb(evutil_socket_t fd, short what, void *arg)
 			 "the client did not complete its handshake within %u s", px->connect_timeout_s);
 		c->outcome = IO_HANDSHAKE_FAILED;
 		note_end(c, CLOSER_PROXY, END_TIMEOUT);
+		drop_upstream(c);
 		icpt_teardown(c);
 		return;
 	case IP_REFUSING:   /* no request came: the answer goes all the same */
 		refuse_now(c);
 		return;
 	case IP_CONNECTING:
-		snprintf(why, sizeof(why), "connect: timed out after %u s", px->connect_timeout_s);
-		note_end(c, CLOSER_PROXY, END_UPSTREAM_ERROR);
+		snprintf(why, sizeof(why), "%s: timed out after %u s",
+			 c->leg[ICPT_UPSTREAM_LEG].bev ? "TLS handshake with the server" : "connect", px->connect_timeout_s);
 		upstream_failed(c, why);
 		return;
 	case IP_ANSWERED:

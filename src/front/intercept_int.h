@@ -122,6 +122,7 @@ struct icpt_conn {
 	char shown_for[256];             /* forged: the name the certificate was issued for */
 	bool forged;
 	char refusal[512];               /* why the client was refused, in words */
+	bool up_started;                 /* the connection to the real server was begun */
 	bool identity_added;             /* --forward-identity: the headers went out */
 	char identity_note[160];         /* why they did not, when they did not */
 	struct timeval start, last_activity;
@@ -150,6 +151,11 @@ const char *icpt_alert_name(int description);
  * upstream identity) and fills ic->profile; a line saying what was learnt,
  * or why nothing was, into ic->description. */
 void icpt_learn(struct intercept *ic);
+
+/* ---- intercept_conn.c ---- */
+/* The client's hello is read (its name, its ALPN): the connection to the
+ * real server begins, in parallel with the rest of the client's handshake. */
+void icpt_client_hello(struct icpt_leg *cl);
 
 /* ---- intercept_forge.c ---- */
 struct icpt_forge *icpt_forge_new(X509 *ca, EVP_PKEY *ca_key, char *err, size_t errlen);
