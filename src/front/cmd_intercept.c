@@ -15,6 +15,7 @@
 #include <openssl/err.h>
 #include <openssl/pem.h>
 #include <openssl/x509.h>
+#include <openssl/ssl.h>
 #include <openssl/x509v3.h>
 
 #include "front/cmds.h"
@@ -38,6 +39,13 @@ int icpt_option(struct icpt_opts *o, int opt, const char *arg)
 	case O_ICPT_KEY_PASS: o->key_pass = arg; return cmd_pass_valid(WHO, "--key-pass", arg);
 	case O_ICPT_FORWARD_IDENTITY: o->forward_identity = true; return 1;
 	case O_ICPT_NO_FAITHFUL: o->no_faithful = true; return 1;
+	case O_ICPT_UPSTREAM_TLS:
+		if (strcmp(arg, "1.2") == 0 || strcmp(arg, "1.3") == 0 || strcmp(arg, "auto") == 0) {
+			o->upstream_tls = arg;
+			return 1;
+		}
+		fprintf(stderr, WHO ": --upstream-tls '%s': use 1.2, 1.3 or auto\n", arg);
+		return 0;
 	case O_ICPT_VERIFY:
 		if (strcmp(arg, "require") == 0 || strcmp(arg, "optional") == 0) {
 			o->verify = arg;
@@ -74,6 +82,7 @@ int icpt_check(const struct icpt_opts *o, bool intercepting, const char *ca_bund
 			    : o->forge_ca ? "--forge-ca" : o->forge_ca_key ? "--forge-ca-key"
 			    : o->upstream_cert ? "--upstream-cert" : o->upstream_key ? "--upstream-key"
 			    : o->upstream_ca ? "--upstream-ca" : o->key_pass ? "--key-pass"
+			    : o->upstream_tls ? "--upstream-tls"
 			    : o->verify ? "--verify" : o->refuse ? "--refuse"
 			    : o->verify_depth_set ? "--verify-depth" : o->forward_identity ? "--forward-identity"
 			    : o->no_faithful ? "--no-faithful" : NULL;
@@ -193,6 +202,8 @@ int icpt_load(const struct icpt_opts *o, const char *ca_bundle, struct intercept
 	c->verify_depth = o->verify_depth_set ? o->verify_depth : -1;
 	c->forward_identity = o->forward_identity;
 	c->faithful = !o->no_faithful;
+	c->upstream_tls = !o->upstream_tls || strcmp(o->upstream_tls, "auto") == 0 ? 0
+			  : strcmp(o->upstream_tls, "1.2") == 0 ? TLS1_2_VERSION : TLS1_3_VERSION;
 	if (o->server_cert &&
 	    !load_pair("--server-cert", o->server_cert, "--server-key", o->server_key, &pass, &c->server_cert,
 		       &c->server_key, &c->server_chain))

@@ -72,6 +72,9 @@ static void usage(FILE *out)
 		"  --upstream-key FILE    without them no certificate is sent upstream\n"
 		"  --upstream-ca FILE     the CAs the real server's chain must come from\n"
 		"                         (default: the system's store)\n"
+		"  --upstream-tls V       the proxy's own TLS version towards the server: 1.2,\n"
+		"                         1.3, or auto (default: 1.2 when the server has it; its\n"
+		"                         sessions are resumed, and a 1.2 resumption is cheapest)\n"
 		"  --key-pass SPEC        passphrase of the keys: env:VAR, file:PATH or pass:TEXT\n"
 		"  --forward-identity     add X-SSL-Client-Verify, X-SSL-Client-S-DN and\n"
 		"                         X-SSL-Client-Cert to the first HTTP/1.1 request\n"
@@ -435,6 +438,7 @@ static enum cmd_parsed parse_proxy(int argc, char **argv, struct proxy_opts *o)
 		{ "refuse", required_argument, NULL, O_ICPT_REFUSE },
 		{ "forward-identity", no_argument, NULL, O_ICPT_FORWARD_IDENTITY },
 		{ "no-faithful", no_argument, NULL, O_ICPT_NO_FAITHFUL },
+		{ "upstream-tls", required_argument, NULL, O_ICPT_UPSTREAM_TLS },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};

@@ -106,14 +106,14 @@ int cmd_add_expect(const char *who, struct server_expect *e, bool is_ca, const c
 enum {
 	O_ICPT_INTERCEPT = 512, O_ICPT_SERVER_CERT, O_ICPT_SERVER_KEY, O_ICPT_FORGE_CA, O_ICPT_FORGE_CA_KEY,
 	O_ICPT_UPSTREAM_CERT, O_ICPT_UPSTREAM_KEY, O_ICPT_UPSTREAM_CA, O_ICPT_KEY_PASS, O_ICPT_VERIFY,
-	O_ICPT_VERIFY_DEPTH, O_ICPT_REFUSE, O_ICPT_FORWARD_IDENTITY, O_ICPT_NO_FAITHFUL,
+	O_ICPT_VERIFY_DEPTH, O_ICPT_REFUSE, O_ICPT_FORWARD_IDENTITY, O_ICPT_NO_FAITHFUL, O_ICPT_UPSTREAM_TLS,
 };
 
 /* The intercept options as given. */
 struct icpt_opts {
 	const char *server_cert, *server_key, *forge_ca, *forge_ca_key;
 	const char *upstream_cert, *upstream_key, *upstream_ca, *key_pass;
-	const char *verify, *refuse;
+	const char *verify, *refuse, *upstream_tls;
 	int verify_depth;
 	bool verify_depth_set, forward_identity, no_faithful;
 };

@@ -57,6 +57,8 @@ struct intercept_config {
 	EVP_PKEY *upstream_key;
 	STACK_OF(X509) *upstream_chain;
 	X509_STORE *upstream_ca;         /* --upstream-ca, or NULL: the system's store */
+	int upstream_tls;                /* --upstream-tls: TLS1_2_VERSION, TLS1_3_VERSION, or 0 (auto:
+					  * 1.2 when the server has it, whose resumption is the cheapest) */
 	bool forward_identity;           /* X-SSL-Client-* headers on the first request */
 	bool faithful;                   /* learn the server's request by a probe at start */
 };
