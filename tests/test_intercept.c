@@ -74,6 +74,17 @@ static int run(const char *cmd, char *out, size_t outlen)
 	return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
 }
 
+/* The first line of a file, its end of line kept ("" when there is none). */
+static void first_line(const char *path, char *out, size_t len)
+{
+	FILE *f = fopen(path, "r");
+
+	cr_assert_not_null(f, "%s", path);
+	if (!fgets(out, (int)len, f))
+		out[0] = '\0';
+	fclose(f);
+}
+
 struct client_case {
 	const char *name;
 	const char *cert, *key;         /* lab files; cert NULL: none */
@@ -205,12 +216,7 @@ static void client_cases(const char *tls)
 		cr_expect_str_eq(e2e_member(rec, "basis"), "decrypted", "TLS %s %s: %s", tls, k->name, rec);
 		cr_expect_str_eq(e2e_member(rec, "mode"), "intercept");
 		if (k->http == 200) {
-			FILE *f = fopen(px_tmp("body"), "r");
-
-			cr_assert_not_null(f);
-			if (!fgets(body, sizeof(body), f))
-				body[0] = '\0';
-			fclose(f);
+			first_line(px_tmp("body"), body, sizeof(body));
 			cr_expect_str_eq(body, "ok nginx\n", "the answer is nginx's");
 			cr_expect_str_eq(e2e_member(rec, "outcome"), "forwarded");
 			cr_expect(strstr(rec, "\"upstream_leg\":{\"opened\":true,\"failed\":false"), "%s", rec);
@@ -387,8 +393,7 @@ Test(intercept, forward_identity_headers)
 	const char *server_key = private_key("server.key"), *good_key = private_key("good.key");
 	const char *const extra[] = { SERVER_KEYS(server_key), IDENTITY(good_key), "--forward-identity",
 				      "--verify", "optional", NULL };
-	char code[16], body[2000] = "";
-	FILE *f;
+	char code[16], body[2000];
 	const char *rec;
 
 	start_stand_in(&s, "return 200 \"[$http_x_ssl_client_verify] [$http_x_ssl_client_s_dn] [$http_x_ssl_client_cert]\\n\";",
@@ -396,11 +401,7 @@ Test(intercept, forward_identity_headers)
 	icurl(s.port, "localhost", lab("server-root.pem"), "1.3", "good-chain.pem", "good.key", px_tmp("body"),
 	      code, sizeof(code));
 	cr_expect_str_eq(code, "200");
-	f = fopen(px_tmp("body"), "r");
-	cr_assert_not_null(f);
-	if (!fgets(body, sizeof(body), f))
-		body[0] = '\0';
-	fclose(f);
+	first_line(px_tmp("body"), body, sizeof(body));
 	cr_expect(strstr(body, "[SUCCESS] [CN=good-client,O=mtlsdiag Lab] [-----BEGIN%20CERTIFICATE-----%0A"), "%s",
 		  body);
 	rec = record(&s, 0);
@@ -409,11 +410,7 @@ Test(intercept, forward_identity_headers)
 	icurl(s.port, "localhost", lab("server-root.pem"), "1.2", "expired-chain.pem", "expired.key",
 	      px_tmp("body"), code, sizeof(code));
 	cr_expect_str_eq(code, "200");
-	f = fopen(px_tmp("body"), "r");
-	cr_assert_not_null(f);
-	if (!fgets(body, sizeof(body), f))
-		body[0] = '\0';
-	fclose(f);
+	first_line(px_tmp("body"), body, sizeof(body));
 	cr_expect(strstr(body, "[FAILED:certificate has expired] [CN=expired-client,O=mtlsdiag Lab]"), "%s", body);
 	rec = record(&s, 1);
 	cr_expect_str_eq(e2e_member(rec, "outcome"), "forwarded", "%s", rec);

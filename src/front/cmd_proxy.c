@@ -131,7 +131,8 @@ static void usage(FILE *out)
 		"refused); the proxy exits once the open connections end, closing those still\n"
 		"open after 10 s.  SIGHUP reopens the --log and --json files.\n"
 		"Exit status: 0 after a normal stop, 2 usage error, bad address or port in use,\n"
-		"or a record lost by --json or --log.\n");
+		"a record lost by --json or --log, or (--intercept) a key or CA bundle refused\n"
+		"at start.\n");
 }
 
 static int parse_uint(const char *opt, const char *s, unsigned min, unsigned max, unsigned *out)
