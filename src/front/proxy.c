@@ -140,6 +140,15 @@ void worker_conn_closed(struct worker *w)
 		event_base_loopexit(w->base, NULL);
 }
 
+/* A connection accepted on wl, to the room that serves its listener. */
+static void dispatch(struct wlistener *wl, evutil_socket_t fd, const struct sockaddr *sa)
+{
+	if (wl->l->cfg->intercept)
+		icpt_accept(wl, fd, sa);
+	else
+		pconn_accept(wl, fd, sa);
+}
+
 static void accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa,
 		      int salen, void *arg)
 {
@@ -151,10 +160,7 @@ static void accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct socka
 		evutil_closesocket(fd);
 		return;
 	}
-	if (wl->l->cfg->intercept)
-		icpt_accept(wl, fd, sa);
-	else
-		pconn_accept(wl, fd, sa);
+	dispatch(wl, fd, sa);
 }
 
 static void retry_accept_cb(evutil_socket_t fd, short what, void *arg)
@@ -218,7 +224,7 @@ static void accept_queued(struct wlistener *wl)
 
 		if (fd < 0)
 			break;
-		pconn_accept(wl, fd, (struct sockaddr *)&ss);
+		dispatch(wl, fd, (struct sockaddr *)&ss);
 	}
 }
 
