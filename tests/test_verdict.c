@@ -61,7 +61,7 @@ Test(verdict13, empty_certificate_then_encrypted_alert_is_client_sent_no_cert)
 	rec(&f, SIDE_CLIENT, 69);
 	rec(&f, SIDE_SERVER, 19);    /* alert: 2+1+16 */
 	closes(&f, SIDE_SERVER);
-	verdict_decide(&f, NULL, &v);
+	verdict_decide(&f, NULL, SK_UNKNOWN, &v);
 	cr_assert_eq(v.code, V_CLIENT_SENT_NO_CERT, "got %s", verdict_code_name(v.code));
 	cr_assert_eq(v.fault, F_CLIENT);
 	cr_assert_eq(v.basis, B_INFERRED);
@@ -79,7 +79,7 @@ Test(verdict13, coalesced_empty_certificate_and_finished_sha256)
 	rec(&f, SIDE_CLIENT, 61);    /* 8 + 36 + 1 + 16: one record */
 	rec(&f, SIDE_SERVER, 19);
 	closes(&f, SIDE_SERVER);
-	verdict_decide(&f, NULL, &v);
+	verdict_decide(&f, NULL, SK_UNKNOWN, &v);
 	cr_assert_eq(v.code, V_CLIENT_SENT_NO_CERT, "got %s", verdict_code_name(v.code));
 }
 
@@ -96,7 +96,7 @@ Test(verdict13, lone_finished_means_not_requested)
 	rec(&f, SIDE_CLIENT, 53);    /* Finished: 4+32+1+16 */
 	rec(&f, SIDE_CLIENT, 100);   /* request */
 	rec(&f, SIDE_SERVER, 300);
-	verdict_decide(&f, NULL, &v);
+	verdict_decide(&f, NULL, SK_UNKNOWN, &v);
 	cr_assert_eq(v.code, V_CERT_NOT_REQUESTED, "got %s", verdict_code_name(v.code));
 	cr_assert_eq(v.cert_requested, TRI_NO);
 	cr_assert_eq(v.basis, B_INFERRED);
@@ -114,7 +114,7 @@ Test(verdict13, chain_then_alert_is_rejected_chain)
 	rec(&f, SIDE_CLIENT, 69);    /* Finished */
 	rec(&f, SIDE_SERVER, 19);
 	closes(&f, SIDE_SERVER);
-	verdict_decide(&f, NULL, &v);
+	verdict_decide(&f, NULL, SK_UNKNOWN, &v);
 	cr_assert_eq(v.code, V_SERVER_REJECTED_CHAIN, "got %s", verdict_code_name(v.code));
 	cr_assert_eq(v.client_cert_sent, TRI_YES);
 	cr_assert_eq(v.basis, B_INFERRED);
@@ -137,7 +137,7 @@ Test(verdict13, chain_and_session_goes_on_is_accepted)
 	rec(&f, SIDE_SERVER, 400);
 	closes(&f, SIDE_CLIENT);
 	closes(&f, SIDE_SERVER);
-	verdict_decide(&f, NULL, &v);
+	verdict_decide(&f, NULL, SK_UNKNOWN, &v);
 	cr_assert_eq(v.code, V_CLIENT_CERT_ACCEPTED, "got %s", verdict_code_name(v.code));
 	cr_assert_eq(v.fault, F_NONE);
 }
@@ -161,7 +161,7 @@ Test(verdict13, chain_then_one_answer_is_undetermined_without_keys)
 	rec(&f, SIDE_CLIENT, 19);
 	closes(&f, SIDE_CLIENT);
 	rec(&f, SIDE_SERVER, 19);
-	verdict_decide(&f, NULL, &v);
+	verdict_decide(&f, NULL, SK_UNKNOWN, &v);
 	cr_assert_eq(v.code, V_UNDETERMINED, "got %s", verdict_code_name(v.code));
 	cr_assert_eq(v.client_cert_sent, TRI_YES);
 }
@@ -176,7 +176,7 @@ Test(verdict13, padded_records_are_undetermined_not_guessed)
 	rec(&f, SIDE_CLIENT, 256);   /* padded to a block: matches nothing */
 	rec(&f, SIDE_SERVER, 19);
 	closes(&f, SIDE_SERVER);
-	verdict_decide(&f, NULL, &v);
+	verdict_decide(&f, NULL, SK_UNKNOWN, &v);
 	cr_assert_eq(v.code, V_UNDETERMINED, "got %s", verdict_code_name(v.code));
 	cr_assert_eq(v.fault, F_UNKNOWN);
 }
@@ -190,7 +190,7 @@ Test(verdict13, client_alert_instead_of_finished_rejects_server_cert)
 	server_flight(&f);
 	rec(&f, SIDE_CLIENT, 19);
 	closes(&f, SIDE_CLIENT);
-	verdict_decide(&f, NULL, &v);
+	verdict_decide(&f, NULL, SK_UNKNOWN, &v);
 	cr_assert_eq(v.code, V_CLIENT_REJECTED_SERVER_CERT, "got %s", verdict_code_name(v.code));
 	cr_assert_eq(v.fault, F_SERVER);
 }
@@ -206,7 +206,7 @@ Test(verdict13, ccm8_sizes_follow_the_shorter_tag)
 	rec(&f, SIDE_CLIENT, 45);    /* 4+32+1+8 */
 	rec(&f, SIDE_SERVER, 11);    /* 2+1+8 */
 	closes(&f, SIDE_SERVER);
-	verdict_decide(&f, NULL, &v);
+	verdict_decide(&f, NULL, SK_UNKNOWN, &v);
 	cr_assert_eq(v.code, V_CLIENT_SENT_NO_CERT, "got %s", verdict_code_name(v.code));
 }
 
@@ -220,7 +220,7 @@ Test(verdict13, psk_resumption_is_resumed)
 	rec(&f, SIDE_SERVER, 23);
 	rec(&f, SIDE_SERVER, 53);
 	rec(&f, SIDE_CLIENT, 53);
-	verdict_decide(&f, NULL, &v);
+	verdict_decide(&f, NULL, SK_UNKNOWN, &v);
 	cr_assert_eq(v.code, V_RESUMED);
 }
 
@@ -232,7 +232,7 @@ Test(verdict, mid_connection_capture_is_incomplete)
 	memset(&f, 0, sizeof(f));
 	f.is_tls = true;
 	f.saw_syn = false;
-	verdict_decide(&f, NULL, &v);
+	verdict_decide(&f, NULL, SK_UNKNOWN, &v);
 	cr_assert_eq(v.code, V_INCOMPLETE);
 	cr_assert(strstr(v.evidence[0], "mid-connection"));
 }
@@ -244,7 +244,7 @@ Test(verdict, not_tls)
 
 	memset(&f, 0, sizeof(f));
 	f.not_tls = true;
-	verdict_decide(&f, NULL, &v);
+	verdict_decide(&f, NULL, SK_UNKNOWN, &v);
 	cr_assert_eq(v.code, V_NOT_TLS);
 	cr_assert_str_eq(verdict_code_text(v.code), "not TLS");
 }
@@ -271,7 +271,7 @@ Test(verdict12, empty_certificate_and_fatal_alert_observed)
 	f.client_cert_seq = ++seq;
 	f.alerts[0] = (struct alert){ .from = SIDE_SERVER, .level = 2, .description = 40, .seq = ++seq };
 	f.n_alerts = 1;
-	verdict_decide(&f, NULL, &v);
+	verdict_decide(&f, NULL, SK_UNKNOWN, &v);
 	cr_assert_eq(v.code, V_CLIENT_SENT_NO_CERT);
 	cr_assert_eq(v.basis, B_OBSERVED);
 	cr_assert_eq(v.fault, F_CLIENT);
@@ -308,7 +308,7 @@ Test(verdict13, a_warning_after_the_servers_data_is_no_refusal)
 	f.alerts[1] = (struct alert){ .from = SIDE_SERVER, .level = 1, .description = 0, .encrypted = true,
 				      .decrypted = true, .seq = ++seq };
 	f.n_alerts = 2;
-	verdict_decide(&f, NULL, &v);
+	verdict_decide(&f, NULL, SK_UNKNOWN, &v);
 	cr_assert_eq(v.code, V_CLIENT_CERT_ACCEPTED, "%s", verdict_code_name(v.code));
 	cr_assert_eq(v.basis, B_DECRYPTED);
 }
@@ -324,7 +324,7 @@ Test(verdict13, a_warning_before_any_data_still_ends_the_handshake)
 				      .decrypted = true, .seq = ++seq };
 	f.n_alerts = 1;
 	closes(&f, SIDE_SERVER);
-	verdict_decide(&f, NULL, &v);
+	verdict_decide(&f, NULL, SK_UNKNOWN, &v);
 	cr_assert_eq(v.code, V_SERVER_REJECTED_CHAIN, "%s", verdict_code_name(v.code));
 }
 
@@ -338,7 +338,7 @@ Test(verdict13, a_decrypted_401_is_a_refusal)
 	decrypted13_chain_sent(&f);
 	f.dir[SIDE_SERVER].first_app_seq = ++seq;
 	f.http_status = 401;
-	verdict_decide(&f, NULL, &v);
+	verdict_decide(&f, NULL, SK_UNKNOWN, &v);
 	cr_assert_eq(v.code, V_SERVER_REJECTED_CHAIN, "%s", verdict_code_name(v.code));
 	cr_assert_eq(v.basis, B_DECRYPTED);
 	{
@@ -409,7 +409,7 @@ Test(verdict12, a_chain_the_checks_refuse_served_twice_is_accepted_with_a_note)
 	rec12(&f, SIDE_SERVER, 244, 2000);
 	rec12(&f, SIDE_CLIENT, 103, 3000);
 	rec12(&f, SIDE_SERVER, 244, 4000);
-	verdict_decide(&f, &chain, &v);
+	verdict_decide(&f, &chain, SK_UNKNOWN, &v);
 	cr_assert_eq(v.code, V_CLIENT_CERT_ACCEPTED, "%s", verdict_code_name(v.code));
 	cr_assert_eq(v.basis, B_INFERRED);
 	for (i = 0; i < v.n_evidence; i++)
@@ -428,7 +428,7 @@ Test(verdict12, a_chain_the_checks_refuse_and_a_small_answer_is_undetermined)
 	expired_chain12(&f, &chain);
 	rec12(&f, SIDE_CLIENT, 103, 1000);
 	rec12(&f, SIDE_SERVER, 244, 2000);
-	verdict_decide(&f, &chain, &v);
+	verdict_decide(&f, &chain, SK_UNKNOWN, &v);
 	cr_assert_eq(v.code, V_UNDETERMINED, "%s", verdict_code_name(v.code));
 }
 
@@ -443,7 +443,7 @@ Test(verdict12, a_chain_the_checks_refuse_and_an_error_page_is_refused)
 	expired_chain12(&f, &chain);
 	rec12(&f, SIDE_CLIENT, 103, 1000);
 	rec12(&f, SIDE_SERVER, 391, 2000);
-	verdict_decide(&f, &chain, &v);
+	verdict_decide(&f, &chain, SK_UNKNOWN, &v);
 	cr_assert_eq(v.code, V_SERVER_REJECTED_CHAIN, "%s", verdict_code_name(v.code));
 	cr_assert_eq(v.reason, R_EXPIRED);
 }

@@ -481,53 +481,72 @@ static enum reason_code map_verify_error(const struct ctx *c, int err, X509 *cur
 	}
 }
 
-/* X509_verify_cert as an OpenSSL server verifies a client ("ssl_client"
- * purpose and trust), at the connection's time. */
-static void check_bundle(struct ctx *c, X509 *const *certs, size_t n, time_t at, X509_STORE *bundle)
+static bool in_bundle(const struct chain_policy *pol, const X509 *x)
 {
-	X509_STORE_CTX *vctx = X509_STORE_CTX_new();
-	STACK_OF(X509) *untrusted = sk_X509_new_null();
-	X509 *cur;
-	char who[256];
 	size_t i;
-	int rc, err, depth;
 
-	if (vctx == NULL || untrusted == NULL)
-		goto Fail;
-	for (i = 1; i < n; i++)
-		if (certs[i] != NULL && !sk_X509_push(untrusted, certs[i]))
-			goto Fail;
-	if (!X509_STORE_CTX_init(vctx, bundle, certs[0], untrusted) ||
-	    !X509_STORE_CTX_set_default(vctx, "ssl_client"))
-		goto Fail;
-	X509_VERIFY_PARAM_set_time(X509_STORE_CTX_get0_param(vctx), at);
-	rc = X509_verify_cert(vctx);
-	if (rc == 1) {
+	for (i = 0; x != NULL && pol->bundle_certs != NULL && i < pol->n_bundle_certs; i++)
+		if (pol->bundle_certs[i] == x)
+			return true;
+	return false;
+}
+
+/* The reason the verification's errors stand for: a depth that alone
+ * refuses the chain, a revocation wherever it shows, otherwise the first
+ * error (where `openssl verify` stops). */
+static enum reason_code verify_reason(const struct ctx *c, const struct chain_verify *cv,
+				      const struct chain_verify_errors *errs, X509_STORE *bundle)
+{
+	size_t i;
+
+	if (cv->depth_limited)
+		return R_DEPTH_EXCEEDED;
+	for (i = 0; i < errs->n; i++)
+		if (errs->e[i].code == X509_V_ERR_CERT_REVOKED)
+			return R_REVOKED;
+	return map_verify_error(c, errs->e[0].code, errs->e[0].cert, bundle);
+}
+
+/* X509_verify_cert as the server runs it (chainverify.c), against the
+ * bundle or, without one, the CA names, into c->out->verify.  The reason
+ * its errors stand for; R_NONE when it passed or could not run. */
+static enum reason_code run_verify(struct ctx *c, X509 *const *certs, size_t n, time_t at,
+				   const struct chain_policy *pol)
+{
+	struct chain_verify *cv = &c->out->verify;
+	struct chain_verify_errors errs;
+
+	chain_verify_run(certs, n, c->ca_names, c->n_ca, at, pol, cv, &errs);
+	if (cv->trust == CHAIN_TRUST_NONE)
+		return pol->bundle != NULL ? R_UNKNOWN : R_NONE;
+	if (cv->trust == CHAIN_TRUST_BUNDLE && cv->ok)
 		c->out->bundle_verified = true;
-		goto Exit;
+	if (cv->ok || errs.n == 0)
+		return R_NONE;
+	cv->cause_in_bundle = in_bundle(pol, errs.e[0].cert) || (cv->stop_issuer[0] && in_bundle(pol, errs.top));
+	return verify_reason(c, cv, &errs, pol->bundle);
+}
+
+/* The verification's finding.  Its text is nginx's log line; verdict.c
+ * writes it again for the server's kind once that is known. */
+static void verify_finding(struct ctx *c, enum reason_code reason)
+{
+	const struct chain_verify *cv = &c->out->verify;
+	const char *who;
+	char line[160];
+	size_t i;
+
+	if (reason == R_NONE)
+		return;
+	if (cv->trust == CHAIN_TRUST_NONE) {
+		add_finding(c, RANK_BUNDLE, R_UNKNOWN, "verification against the CA bundle could not run (OpenSSL error)");
+		return;
 	}
-	err = X509_STORE_CTX_get_error(vctx);
-	if (err == X509_V_OK)
-		goto Fail;
-	depth = X509_STORE_CTX_get_error_depth(vctx);
-	cur = X509_STORE_CTX_get_current_cert(vctx);
-	if (cur != NULL)
-		label(X509_get_subject_name(cur), who);
-	else
-		snprintf(who, sizeof(who), "no certificate");
-	/* nginx logs "client SSL certificate verify error: (20:unable to get
-	 * local issuer certificate)": the same number and text */
-	add_finding(c, RANK_BUNDLE, map_verify_error(c, err, cur, bundle),
-		    "the CA bundle refuses the chain as nginx logs it: %d:%s (at depth %d, %s)",
-		    err, X509_verify_cert_error_string(err), depth, who);
-	goto Exit;
-Fail:
-	add_finding(c, RANK_BUNDLE, R_UNKNOWN,
-		    "verification against the CA bundle could not run (OpenSSL error)");
-Exit:
-	X509_STORE_CTX_free(vctx);
-	sk_X509_free(untrusted);  /* borrowed certificates: free the stack only */
-	x509info_err_clear();
+	chain_verify_log_line(cv, SK_NGINX, line, sizeof(line), &who);
+	add_finding(c, RANK_BUNDLE, reason, "%s would log \"%s\"", who, line);
+	for (i = 0; i < c->out->n; i++)
+		if (c->ranks[i] == RANK_BUNDLE)
+			c->out->findings[i].from_verify = true;
 }
 
 /* A verification that passed settles the questions it asks itself: trust
@@ -591,14 +610,25 @@ static void ctx_init(struct ctx *c, struct chain_report *out, X509_NAME *const *
 	c->at = at;
 }
 
+static const struct chain_policy *policy_or_default(const struct chain_policy *pol, struct chain_policy *tmp)
+{
+	if (pol != NULL)
+		return pol;
+	chain_policy_init(tmp);
+	return tmp;
+}
+
 /* Findings are kept in rank order, so the time findings (the most decisive
  * ranks) may come after the others and still take their places first. */
-void chain_check(X509 *const *certs, size_t n, X509_NAME *const *ca_names,
-		 size_t n_ca, time_t at, X509_STORE *bundle,
-		 struct chain_report *out)
+void chain_check_policy(X509 *const *certs, size_t n, X509_NAME *const *ca_names, size_t n_ca,
+			time_t at, const struct chain_policy *policy, bool verify_names,
+			struct chain_report *out)
 {
+	struct chain_policy tmp;
+	const struct chain_policy *pol = policy_or_default(policy, &tmp);
 	struct ctx c;
 	struct validity v;
+	enum reason_code reason;
 	size_t path[CHAIN_SCAN_MAX], np, k;
 
 	memset(out, 0, sizeof(*out));
@@ -611,12 +641,29 @@ void chain_check(X509 *const *certs, size_t n, X509_NAME *const *ca_names,
 		validity_of(certs[path[k]], &v);
 		check_time(&c, certs[path[k]], path[k], n, &v);
 	}
-	if (bundle != NULL) {
-		check_bundle(&c, certs, n, at, bundle);
+	if (pol->bundle != NULL) {
+		verify_finding(&c, run_verify(&c, certs, n, at, pol));
 		if (out->bundle_verified)
 			drop_settled(&c);
+	} else if (verify_names && c.n_ca > 0) {
+		/* the stand-ins for the CA names judge what the wire's checks
+		 * did not: only a refusal they alone see is a finding */
+		reason = run_verify(&c, certs, n, at, pol);
+		if (out->n == 0)
+			verify_finding(&c, reason);
 	}
 	x509info_err_clear();
+}
+
+void chain_check(X509 *const *certs, size_t n, X509_NAME *const *ca_names,
+		 size_t n_ca, time_t at, X509_STORE *bundle,
+		 struct chain_report *out)
+{
+	struct chain_policy pol;
+
+	chain_policy_init(&pol);
+	pol.bundle = bundle;
+	chain_check_policy(certs, n, ca_names, n_ca, at, &pol, true, out);
 }
 
 /* ---- remembered checks ---- */
@@ -629,8 +676,15 @@ struct memo_entry {
 	uint64_t ids[CHAIN_MEMO_CERTS], ca_id;
 	size_t path[CHAIN_MEMO_CERTS], np;
 	struct validity valid[CHAIN_MEMO_CERTS];  /* of path[k] */
+	struct validity sent[CHAIN_MEMO_CERTS];   /* of certs[i] */
 	struct chain_report report;               /* the static checks' findings */
 	enum rank ranks[CHAIN_MAX_FINDINGS];
+	/* the verification against the CA names, for the validity of the
+	 * sent certificates it was made with */
+	bool verified;
+	uint32_t verified_mask;
+	enum reason_code verified_reason;
+	struct chain_verify verify;
 };
 
 struct chain_memo {
@@ -654,26 +708,46 @@ static bool memo_key_eq(const struct memo_entry *e, const uint64_t *ids, size_t 
 	       memcmp(e->ids, ids, n * sizeof(*ids)) == 0;
 }
 
+/* Which sent certificates are expired or not yet valid at `at`: all a
+ * verification's outcome takes from the time, without a CRL. */
+static uint32_t validity_mask(const struct memo_entry *e, time_t at)
+{
+	uint32_t mask = 0;
+	size_t i;
+
+	for (i = 0; i < e->n; i++) {
+		if (e->sent[i].na_ok && e->sent[i].na <= at)
+			mask |= 1u << (2 * i);
+		if (e->sent[i].nb_ok && e->sent[i].nb > at)
+			mask |= 2u << (2 * i);
+	}
+	return mask;
+}
+
 void chain_check_memo(struct chain_memo *m, const uint64_t *ids, uint64_t ca_id,
 		      X509 *const *certs, size_t n, X509_NAME *const *ca_names, size_t n_ca,
-		      time_t at, X509_STORE *bundle, struct chain_report *out)
+		      time_t at, const struct chain_policy *policy, bool verify_names,
+		      struct chain_report *out)
 {
+	struct chain_policy tmp;
+	const struct chain_policy *pol = policy_or_default(policy, &tmp);
 	struct memo_entry *e;
 	struct ctx c;
 	uint64_t h = ca_id * 0x9e3779b97f4a7c15ULL;
 	size_t path[CHAIN_SCAN_MAX], i, k;
+	uint32_t mask;
 
 	if (ca_names == NULL)
 		n_ca = 0;
 	/* a bundle verification depends on the time throughout */
-	if (m == NULL || bundle != NULL || n == 0 || n > CHAIN_MEMO_CERTS || certs == NULL ||
+	if (m == NULL || pol->bundle != NULL || n == 0 || n > CHAIN_MEMO_CERTS || certs == NULL ||
 	    certs[0] == NULL || (n_ca > 0 && ca_id == 0)) {
-		chain_check(certs, n, ca_names, n_ca, at, bundle, out);
+		chain_check_policy(certs, n, ca_names, n_ca, at, pol, verify_names, out);
 		return;
 	}
 	for (i = 0; i < n; i++) {
 		if (ids[i] == 0) {
-			chain_check(certs, n, ca_names, n_ca, at, bundle, out);
+			chain_check_policy(certs, n, ca_names, n_ca, at, pol, verify_names, out);
 			return;
 		}
 		h = (h ^ ids[i]) * 0x9e3779b97f4a7c15ULL;
@@ -688,6 +762,9 @@ void chain_check_memo(struct chain_memo *m, const uint64_t *ids, uint64_t ca_id,
 			e->path[k] = path[k];
 			validity_of(certs[path[k]], &e->valid[k]);
 		}
+		for (i = 0; i < n; i++)
+			if (certs[i] != NULL)
+				validity_of(certs[i], &e->sent[i]);
 		memcpy(e->ranks, c.ranks, sizeof(e->ranks));
 		memcpy(e->ids, ids, n * sizeof(*ids));
 		e->n = n;
@@ -701,4 +778,17 @@ void chain_check_memo(struct chain_memo *m, const uint64_t *ids, uint64_t ca_id,
 	memcpy(c.ranks, e->ranks, sizeof(c.ranks));
 	for (k = 0; k < e->np; k++)
 		check_time(&c, certs[e->path[k]], e->path[k], n, &e->valid[k]);
+	if (!verify_names || c.n_ca == 0)
+		return;
+	mask = validity_mask(e, at);
+	if (!e->verified || e->verified_mask != mask) {
+		e->verified_reason = run_verify(&c, certs, n, at, pol);
+		e->verify = out->verify;
+		e->verified_mask = mask;
+		e->verified = true;
+	} else {
+		out->verify = e->verify;
+	}
+	if (out->n == 0)
+		verify_finding(&c, e->verified_reason);
 }

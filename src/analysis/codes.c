@@ -4,6 +4,7 @@
 #include "analysis/codes.h"
 
 #include <stddef.h>
+#include <strings.h>
 
 static const char *const verdict_names[V_COUNT][2] = {
 	[V_CLIENT_SENT_NO_CERT] = { "client_sent_no_cert", "client did not send cert" },
@@ -71,6 +72,44 @@ const char *basis_name(enum basis b)
 	case B_INFERRED: break;
 	}
 	return "inferred";
+}
+
+static const char *const server_kind_names[SK_COUNT] = {
+	[SK_UNKNOWN] = "unknown",
+	[SK_NGINX] = "nginx",
+	[SK_APACHE] = "apache",
+	[SK_HAPROXY] = "haproxy",
+	[SK_ENVOY] = "envoy",
+};
+
+const char *server_kind_name(enum server_kind k)
+{
+	return (unsigned)k < SK_COUNT && k != SK_UNKNOWN ? server_kind_names[k] : NULL;
+}
+
+int server_kind_parse(const char *s, enum server_kind *out)
+{
+	int k;
+
+	for (k = 0; k < SK_COUNT; k++) {
+		if (strcasecmp(s, server_kind_names[k]) == 0) {
+			*out = (enum server_kind)k;
+			return 1;
+		}
+	}
+	return 0;
+}
+
+const char *server_kind_source_name(enum server_kind_source s)
+{
+	switch (s) {
+	case SKS_OPTION: return "option";
+	case SKS_SERVER_HEADER: return "server_header";
+	case SKS_ERROR_PAGE: return "error_page";
+	case SKS_REFUSAL: return "refusal";
+	case SKS_NONE: break;
+	}
+	return NULL;
 }
 
 const char *tls_alert_name(int d)

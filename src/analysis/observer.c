@@ -120,6 +120,23 @@ static enum side role_of(const struct obs_conn *c, enum side tap)
 	return c->swapped ? (enum side)!tap : tap;
 }
 
+/* How the server verifies: the front end's policy, or one made of
+ * --ca-bundle alone (in tmp). */
+static const struct chain_policy *chain_policy_of(const struct obs_conn *c, struct chain_policy *tmp)
+{
+	if (c->cfg.chain_policy)
+		return c->cfg.chain_policy;
+	chain_policy_init(tmp);
+	tmp->bundle = c->cfg.ca_bundle;
+	return tmp;
+}
+
+/* The server kind --server-kind names, or SK_UNKNOWN. */
+static enum server_kind kind_told(const struct obs_conn *c)
+{
+	return c->cfg.chain_policy ? c->cfg.chain_policy->server_kind : SK_UNKNOWN;
+}
+
 static time_t check_time(const struct obs_conn *c, const struct timeval *ts)
 {
 	return c->cfg.at_set ? c->cfg.at : ts->tv_sec;
@@ -267,6 +284,7 @@ static void on_certificate(struct obs_conn *c, enum side role, const struct curs
 	}
 	{
 		X509_NAME *names[FACTS_MAX_CA_NAMES];
+		struct chain_policy pol;
 		size_t n = 0;
 
 		for (i = 0; c->ca && i < c->ca->n; i++)
@@ -274,7 +292,7 @@ static void on_certificate(struct obs_conn *c, enum side role, const struct curs
 				names[n++] = c->ca->names[i];
 		c->chain = &c->chain_storage;
 		chain_check_memo(c->cfg.chains, ids, c->ca ? c->ca->id : 0, certs, list.n_total,
-				 names, n, check_time(c, ts), c->cfg.ca_bundle, c->chain);
+				 names, n, check_time(c, ts), chain_policy_of(c, &pol), !c->cfg.no_evidence, c->chain);
 	}
 Exit:
 	for (i = 0; certs && i < list.n_total; i++)
@@ -514,6 +532,7 @@ static void http_read(struct obs_conn *c, enum side role, bool complete)
 			c->f.http_status = resp.status;
 			snprintf(c->f.http_reason, sizeof(c->f.http_reason), "%s", resp.reason);
 			snprintf(c->f.http_title, sizeof(c->f.http_title), "%s", resp.title);
+			snprintf(c->f.http_server, sizeof(c->f.http_server), "%s", resp.server);
 		}
 	}
 	if (r == HTTP1_MORE && !complete)
@@ -1146,9 +1165,9 @@ static bool may_have_gone_on(const struct obs_conn *c)
 static void decide(struct obs_conn *c)
 {
 	if (c->cfg.no_evidence)
-		verdict_decide_quiet(&c->f, c->chain, &c->verdict);
+		verdict_decide_quiet(&c->f, c->chain, kind_told(c), &c->verdict);
 	else
-		verdict_decide(&c->f, c->chain, &c->verdict);
+		verdict_decide(&c->f, c->chain, kind_told(c), &c->verdict);
 	verdict_attribute(&c->f, c->cfg.inspection, c->cfg.expect, &c->verdict);
 }
 
@@ -1169,7 +1188,7 @@ const struct verdict *obs_conn_early_verdict(struct obs_conn *c)
 			settle_keylog(c);
 			/* asked on every read until the session settles: the test
 			 * is made without writing evidence lines */
-			verdict_decide_quiet(&c->f, c->chain, &c->verdict);
+			verdict_decide_quiet(&c->f, c->chain, kind_told(c), &c->verdict);
 			if (!c->verdict.settled)
 				return NULL;
 			decide(c);

@@ -20,6 +20,7 @@ struct x509_store_st;
 struct cert_cache;
 struct keylog;
 struct chain_memo;
+struct chain_policy;
 struct obs_pool;
 struct inspect_catalogue;
 struct server_expect;
@@ -28,6 +29,9 @@ struct observer_config {
 	bool at_set;             /* --at: validity checks use `at` instead of the connection's time */
 	time_t at;
 	struct x509_store_st *ca_bundle; /* --ca-bundle: the server's client-CA bundle, or NULL */
+	/* How the server verifies (--ca-bundle, --verify-depth, --crl,
+	 * --purpose, --server-kind), or NULL: ca_bundle alone then. */
+	const struct chain_policy *chain_policy;
 	struct cert_cache *certs;        /* parsed-certificate cache (one per thread), required */
 	struct keylog *keylog;           /* --keylog: decrypt with these secrets, or NULL */
 	/* The key log is still being written (the proxy): protected records

@@ -7,6 +7,7 @@
 #include <stddef.h>
 #include <stdio.h>
 #include <string.h>
+#include <strings.h>
 
 #include "analysis/chain.h"
 #include "analysis/conversation.h"
@@ -344,6 +345,17 @@ static void http_evidence(const struct conn_facts *f, struct verdict *v)
 		 f->http_reason[0] ? " " : "", f->http_reason, title, request);
 }
 
+/* nginx refuses a client certificate inside the HTTP stream (a 400 page
+ * after a completed handshake) where Apache, HAProxy and Envoy send an
+ * alert: a refusal read that way tells nginx. */
+static void told_by_refusal(struct verdict *v)
+{
+	if (v->server_kind != SK_UNKNOWN)
+		return;
+	v->server_kind = SK_NGINX;
+	v->server_kind_source = SKS_REFUSAL;
+}
+
 /* The server asked and the client sent no certificate. */
 static void conclude_no_cert(const struct conn_facts *f, const struct server_answer *ans,
 			     enum basis basis, size_t alert_len, struct verdict *v)
@@ -387,6 +399,7 @@ static void conclude_no_cert(const struct conn_facts *f, const struct server_ans
 		return;
 	case CONV_REFUSED:
 		set(v, V_CLIENT_SENT_NO_CERT, R_NONE, F_CLIENT, B_INFERRED);
+		told_by_refusal(v);
 		EVIDENCE(v, "%s: the way nginx refuses a missing certificate (HTTP 400 \"No required SSL certificate was sent\")", words);
 		return;
 	case CONV_UNKNOWN:
@@ -397,6 +410,7 @@ static void conclude_no_cert(const struct conn_facts *f, const struct server_ans
 		 * an error page's size: nginx's 400, its close crossing the
 		 * client's */
 		set(v, V_CLIENT_SENT_NO_CERT, R_NONE, F_CLIENT, B_INFERRED);
+		told_by_refusal(v);
 		EVIDENCE(v, "%s; the answer is an error page's size: the way nginx refuses a missing certificate (HTTP 400 \"No required SSL certificate was sent\")",
 			 words);
 		return;
@@ -410,13 +424,32 @@ static void conclude_no_cert(const struct conn_facts *f, const struct server_ans
 		 what_tells(f));
 }
 
+/* The verification's line, as the server's kind logs it. */
+static void verify_evidence(const struct chain_verify *cv, struct verdict *v)
+{
+	const char *who;
+	char line[160];
+
+	chain_verify_log_line(cv, v->server_kind, line, sizeof(line), &who);
+	if (cv->trust == CHAIN_TRUST_BUNDLE)
+		EVIDENCE(v, "%s would log \"%s\" (verified against --ca-bundle)", who, line);
+	else
+		EVIDENCE(v, "%s would log \"%s\" (verified against stand-ins for the CA names the server sent)", who,
+			 line);
+}
+
 static void chain_evidence(const struct chain_report *chain, struct verdict *v)
 {
 	size_t i;
 
-	for (i = 0; chain && i < chain->n; i++)
-		EVIDENCE(v, "%s", chain->findings[i].text);
+	for (i = 0; chain && i < chain->n; i++) {
+		if (chain->findings[i].from_verify && chain->verify.trust != CHAIN_TRUST_NONE)
+			verify_evidence(&chain->verify, v);
+		else
+			EVIDENCE(v, "%s", chain->findings[i].text);
+	}
 }
+
 
 /* The client's leaf is issued by a CA that is not among the certificates it
  * sent (and does not sign itself). */
@@ -524,6 +557,7 @@ static void conclude_chain(const struct conn_facts *f, const struct chain_report
 		case CONV_REFUSED:
 			reason = predicted != R_NONE ? predicted : R_UNKNOWN;
 			set(v, V_SERVER_REJECTED_CHAIN, reason, reason_fault(reason), B_INFERRED);
+			told_by_refusal(v);
 			EVIDENCE(v, "%s: the way nginx refuses a certificate (HTTP 400 \"The SSL certificate error\")", words);
 			chain_evidence(chain, v);
 			if (predicted == R_NONE && chain && chain->checked)
@@ -537,6 +571,7 @@ static void conclude_chain(const struct conn_facts *f, const struct chain_report
 			 * refusal (nginx's 400), though its close crossed the
 			 * client's */
 			set(v, V_SERVER_REJECTED_CHAIN, predicted, reason_fault(predicted), B_INFERRED);
+			told_by_refusal(v);
 			EVIDENCE(v, "a verifying server must refuse this chain, and the answer is an error page's size (nginx completes the handshake and answers HTTP 400)");
 			chain_evidence(chain, v);
 			EVIDENCE(v, "%s", words);
@@ -591,6 +626,8 @@ static void conclude_certificate(const struct conn_facts *f, const struct chain_
 	}
 	v->client_cert_sent = TRI_YES;
 	describe_chain_sent(f, v);
+	if (chain && chain->verify.note[0])
+		EVIDENCE(v, "%s", chain->verify.note);
 	conclude_chain(f, chain, ans, basis, 0, v);
 }
 
@@ -874,8 +911,51 @@ static void keylog_evidence(const struct conn_facts *f, struct verdict *v)
 		v->keylog_evidence = (int)before;
 }
 
-static void decide(const struct conn_facts *f, const struct chain_report *chain, bool with_evidence,
-		   struct verdict *v)
+/* The server's kind before the rules run: as the user named it, from the
+ * decrypted answer's Server header, or from one of nginx's own pages. */
+static void kind_told(const struct conn_facts *f, enum server_kind told, struct verdict *v)
+{
+	static const struct { const char *product; enum server_kind kind; } products[] = {
+		{ "nginx", SK_NGINX }, { "openresty", SK_NGINX }, { "apache", SK_APACHE },
+		{ "haproxy", SK_HAPROXY }, { "envoy", SK_ENVOY }, { "istio-envoy", SK_ENVOY },
+	};
+	size_t i, len;
+
+	if (told != SK_UNKNOWN) {
+		v->server_kind = told;
+		v->server_kind_source = SKS_OPTION;
+		return;
+	}
+	for (i = 0; f->http_server[0] && i < sizeof(products) / sizeof(products[0]); i++) {
+		len = strlen(products[i].product);
+		/* the product token, before its "/version" or a comment */
+		if (strncasecmp(f->http_server, products[i].product, len) == 0 &&
+		    (f->http_server[len] == '\0' || f->http_server[len] == '/' || f->http_server[len] == ' ')) {
+			v->server_kind = products[i].kind;
+			v->server_kind_source = SKS_SERVER_HEADER;
+			return;
+		}
+	}
+	if (strstr(f->http_title, "No required SSL certificate") || strstr(f->http_title, "The SSL certificate error")) {
+		v->server_kind = SK_NGINX;
+		v->server_kind_source = SKS_ERROR_PAGE;
+	}
+}
+
+/* A refusal the verification explains by the server's own bundle (an
+ * expired CA in it, a chain that stops at one of its certificates): the
+ * server must act. */
+static void bundle_fault(const struct chain_report *chain, struct verdict *v)
+{
+	if (v->code != V_SERVER_REJECTED_CHAIN || chain == NULL || chain->n == 0 || !chain->findings[0].from_verify ||
+	    chain->verify.trust != CHAIN_TRUST_BUNDLE || !chain->verify.cause_in_bundle ||
+	    v->reason != chain->findings[0].reason)
+		return;
+	v->fault = F_SERVER;
+}
+
+static void decide(const struct conn_facts *f, const struct chain_report *chain, enum server_kind told,
+		   bool with_evidence, struct verdict *v)
 {
 	char buf[96];
 
@@ -885,6 +965,8 @@ static void decide(const struct conn_facts *f, const struct chain_report *chain,
 	v->keylog_evidence = -1;
 	v->cert_requested = TRI_UNKNOWN;
 	v->client_cert_sent = TRI_UNKNOWN;
+	v->check = chain && chain->verify.trust != CHAIN_TRUST_NONE ? &chain->verify : NULL;
+	kind_told(f, told, v);
 	if (f->not_tls) {
 		set(v, V_NOT_TLS, R_NONE, F_NONE, B_OBSERVED);
 		EVIDENCE(v, f->preamble ? "the plaintext exchange never switched to TLS"
@@ -948,17 +1030,20 @@ static void decide(const struct conn_facts *f, const struct chain_report *chain,
 	}
 	if (f->truncated && v->code == V_INCOMPLETE)
 		EVIDENCE(v, "the capture ended before the connection did");
+	bundle_fault(chain, v);
 	keylog_evidence(f, v);
 }
 
-void verdict_decide(const struct conn_facts *f, const struct chain_report *chain, struct verdict *v)
+void verdict_decide(const struct conn_facts *f, const struct chain_report *chain, enum server_kind told,
+		    struct verdict *v)
 {
-	decide(f, chain, true, v);
+	decide(f, chain, told, true, v);
 }
 
-void verdict_decide_quiet(const struct conn_facts *f, const struct chain_report *chain, struct verdict *v)
+void verdict_decide_quiet(const struct conn_facts *f, const struct chain_report *chain, enum server_kind told,
+			  struct verdict *v)
 {
-	decide(f, chain, false, v);
+	decide(f, chain, told, false, v);
 }
 
 void verdict_add_evidence(struct verdict *v, const char *line)

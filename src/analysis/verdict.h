@@ -38,20 +38,29 @@ struct verdict {
 	bool middlebox_named;     /* evidence[middlebox_line] names the middlebox */
 	size_t middlebox_line;
 	struct verdict_partner partner;
+	/* Which server software answered (its directives name the remedies),
+	 * and how that was told. */
+	enum server_kind server_kind;
+	enum server_kind_source server_kind_source;
+	/* The verification of the client's chain (chain.h), or NULL: it
+	 * lives as long as the chain report the verdict was decided from. */
+	const struct chain_verify *check;
 	char evidence[FACTS_MAX_EVIDENCE][VERDICT_EVIDENCE_LEN];
 };
 
 struct chain_report;
 
 /* Decides the verdict for a finished connection.  chain: the client chain
- * checks, or NULL when no client chain was seen. */
-void verdict_decide(const struct conn_facts *f, const struct chain_report *chain,
+ * checks, or NULL when no client chain was seen.  told: the server's kind
+ * as the user named it (--server-kind), SK_UNKNOWN to tell it from the
+ * connection. */
+void verdict_decide(const struct conn_facts *f, const struct chain_report *chain, enum server_kind told,
 		    struct verdict *out);
 
 /* The same verdict, reason, fault, basis and tri-states, without writing
  * the evidence lines (n_evidence 0, evidence_omitted set): for a front end
  * that only counts verdicts. */
-void verdict_decide_quiet(const struct conn_facts *f, const struct chain_report *chain,
+void verdict_decide_quiet(const struct conn_facts *f, const struct chain_report *chain, enum server_kind told,
 			  struct verdict *out);
 /* The first HTTP answer after a client-certificate handshake refuses the
  * certificate: nginx's 400 pages (and its codes 495, 496), 400, 401, 403. */

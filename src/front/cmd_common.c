@@ -12,9 +12,12 @@
 #include <unistd.h>
 
 #include <openssl/err.h>
+#include <openssl/pem.h>
 #include <openssl/x509.h>
 #include <openssl/x509_vfy.h>
 
+#include "analysis/bundle.h"
+#include "analysis/chain.h"
 #include "front/cmds.h"
 #include "analysis/expect.h"
 #include "analysis/inspect.h"
@@ -76,6 +79,187 @@ struct x509_store_st *cmd_load_bundle(const char *path)
 		return NULL;
 	}
 	return store;
+}
+
+void cmd_chain_opts_init(struct cmd_chain_opts *o)
+{
+	memset(o, 0, sizeof(*o));
+	o->verify_depth = -1;
+}
+
+int cmd_parse_verify_depth(const char *who, const char *arg, int *out)
+{
+	char *end;
+	long v;
+
+	errno = 0;
+	v = strtol(arg, &end, 10);
+	if (errno || end == arg || *end || v < 0 || v > 100) {
+		fprintf(stderr, "%s: --verify-depth: '%s' is not a number from 0 to 100\n", who, arg);
+		return 0;
+	}
+	*out = (int)v;
+	return 1;
+}
+
+int cmd_parse_purpose(const char *who, const char *arg, int *out)
+{
+	if ((*out = chain_purpose_parse(arg)) != 0)
+		return 1;
+	fprintf(stderr, "%s: --purpose: unknown purpose '%s' (sslclient, sslserver, any, ...: as openssl verify -purpose)\n",
+		who, arg);
+	return 0;
+}
+
+int cmd_parse_server_kind(const char *who, const char *arg, enum server_kind *out)
+{
+	if (server_kind_parse(arg, out))
+		return 1;
+	fprintf(stderr, "%s: --server-kind: '%s' is not one of nginx, apache, haproxy, envoy, unknown\n", who, arg);
+	return 0;
+}
+
+STACK_OF(X509) *cmd_read_pem(const char *who, const char *what, const char *path, STACK_OF(X509_CRL) *crls)
+{
+	STACK_OF(X509_INFO) *infos = NULL;
+	STACK_OF(X509) *certs = NULL;
+	BIO *bio = BIO_new_file(path, "r");
+	unsigned long e;
+	int i;
+
+	if (bio == NULL) {
+		fprintf(stderr, "%s: %s %s: %s\n", who, what, path, strerror(errno ? errno : ENOENT));
+		goto Exit;
+	}
+	infos = PEM_X509_INFO_read_bio(bio, NULL, NULL, NULL);
+	if (infos == NULL || !(certs = sk_X509_new_null())) {
+		e = ERR_peek_last_error();
+		fprintf(stderr, "%s: %s %s: not PEM: %s\n", who, what, path, e ? ERR_reason_error_string(e) : "unreadable");
+		goto Exit;
+	}
+	for (i = 0; i < sk_X509_INFO_num(infos); i++) {
+		X509_INFO *info = sk_X509_INFO_value(infos, i);
+
+		if (info->x509 && sk_X509_push(certs, info->x509))
+			info->x509 = NULL;   /* the stack owns it now */
+		if (crls && info->crl && sk_X509_CRL_push(crls, info->crl))
+			info->crl = NULL;
+	}
+Exit:
+	sk_X509_INFO_pop_free(infos, X509_INFO_free);
+	BIO_free(bio);
+	ERR_clear_error();
+	return certs;
+}
+
+/* The policy and what it owns: the certificates, in file order. */
+struct owned_policy {
+	struct chain_policy p;      /* first: the pointer handed out */
+	STACK_OF(X509) *certs;
+	X509 **list;
+};
+
+void cmd_policy_free(struct chain_policy *p)
+{
+	struct owned_policy *o = (struct owned_policy *)p;
+
+	if (!o)
+		return;
+	X509_STORE_free(o->p.bundle);
+	sk_X509_pop_free(o->certs, X509_free);
+	free(o->list);
+	free(o);
+}
+
+/* Each mistake of the bundle as a warning (bundle.h). */
+static void warn_bundle(const char *who, const char *path, X509 *const *list, size_t n, time_t at)
+{
+	char line[512];
+	unsigned bit;
+	size_t i;
+
+	for (i = 0; i < n; i++) {
+		unsigned p = bundle_problems(list, n, i, at, -1);
+
+		for (bit = 1; bit < (1u << BUNDLE_PROBLEM_BITS); bit <<= 1) {
+			if (!(p & bit))
+				continue;
+			bundle_problem_text(list, n, i, bit, at, line, sizeof(line));
+			fprintf(stderr, "%s: warning: --ca-bundle %s: %s\n", who, path, line);
+		}
+	}
+}
+
+struct chain_policy *cmd_load_policy(const char *who, const struct cmd_chain_opts *o, const time_t *warn_at)
+{
+	struct owned_policy *op = calloc(1, sizeof(*op));
+	STACK_OF(X509_CRL) *crls = sk_X509_CRL_new_null();
+	STACK_OF(X509) *crl_certs = NULL;
+	int i, n_crls;
+
+	if (!op || !crls) {
+		fprintf(stderr, "%s: out of memory\n", who);
+		goto Fail;
+	}
+	chain_policy_init(&op->p);
+	op->p.verify_depth = o->verify_depth;
+	if (o->purpose)
+		op->p.purpose = o->purpose;
+	op->p.server_kind = o->server_kind;
+	if (o->crl_path && !o->bundle_path) {
+		fprintf(stderr, "%s: --crl goes with --ca-bundle FILE (the CRLs' CAs)\n", who);
+		goto Fail;
+	}
+	if (!o->bundle_path)
+		goto Done;
+	/* as nginx's ssl_client_certificate: the certificates and any CRLs in it */
+	if (!(op->certs = cmd_read_pem(who, "--ca-bundle", o->bundle_path, crls)))
+		goto Fail;
+	if (sk_X509_num(op->certs) == 0) {
+		fprintf(stderr, "%s: --ca-bundle %s: no certificate in it\n", who, o->bundle_path);
+		goto Fail;
+	}
+	if (o->crl_path) {
+		/* as ssl_crl: CRLs (and certificates) added to the same store */
+		if (!(crl_certs = cmd_read_pem(who, "--crl", o->crl_path, crls)))
+			goto Fail;
+		while (sk_X509_num(crl_certs) > 0)
+			if (!sk_X509_push(op->certs, sk_X509_value(crl_certs, 0)) || !sk_X509_shift(crl_certs))
+				goto Fail;
+		if (sk_X509_CRL_num(crls) == 0) {
+			fprintf(stderr, "%s: --crl %s: no CRL in it\n", who, o->crl_path);
+			goto Fail;
+		}
+		op->p.crl = true;
+	}
+	if (!(op->p.bundle = X509_STORE_new()) || !(op->list = calloc((size_t)sk_X509_num(op->certs), sizeof(X509 *)))) {
+		fprintf(stderr, "%s: out of memory\n", who);
+		goto Fail;
+	}
+	for (i = 0; i < sk_X509_num(op->certs); i++) {
+		X509 *x = sk_X509_value(op->certs, i);
+
+		op->list[i] = x;
+		if (!X509_STORE_add_cert(op->p.bundle, x))
+			ERR_clear_error();   /* a duplicate: nginx loads the file the same way */
+	}
+	n_crls = sk_X509_CRL_num(crls);
+	for (i = 0; i < n_crls; i++)
+		if (!X509_STORE_add_crl(op->p.bundle, sk_X509_CRL_value(crls, i)))
+			ERR_clear_error();
+	op->p.bundle_certs = op->list;
+	op->p.n_bundle_certs = (size_t)sk_X509_num(op->certs);
+	if (warn_at)
+		warn_bundle(who, o->bundle_path, op->list, op->p.n_bundle_certs, *warn_at);
+Done:
+	sk_X509_CRL_pop_free(crls, X509_CRL_free);
+	sk_X509_pop_free(crl_certs, X509_free);
+	return &op->p;
+Fail:
+	sk_X509_CRL_pop_free(crls, X509_CRL_free);
+	sk_X509_pop_free(crl_certs, X509_free);
+	cmd_policy_free(op ? &op->p : NULL);
+	return NULL;
 }
 
 /* Where the bundled catalogue is: $MTLSDIAG_INSPECTION_CAS when set (the

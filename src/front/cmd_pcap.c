@@ -32,7 +32,8 @@
 
 /* The options as given. */
 struct pcap_opts {
-	const char *json_path, *bundle_path;
+	const char *json_path;
+	struct cmd_chain_opts chain;    /* --ca-bundle, --verify-depth, --crl, --purpose, --server-kind */
 	mode_t file_mode;               /* of the --json file: 0600, or by --umask */
 	const char **keylogs;           /* --keylog FILE... (allocated: any number) */
 	size_t n_keylogs;
@@ -48,6 +49,7 @@ struct pcap_opts {
 
 struct pcap_run {
 	struct observer_config cfg;
+	struct chain_policy *policy;    /* cfg.chain_policy, owned */
 	struct inspect_catalogue *cat;  /* cfg.inspection, owned */
 	struct cmd_output out;
 	bool streaming;         /* the input is a pipe or a FIFO: records are flushed one by one */
@@ -121,8 +123,16 @@ static void usage(FILE *out)
 		"  --umask MASK      create output files with 0666 less MASK (022) instead\n"
 		"  --at TIME         judge certificate validity at TIME (2026-11-23T12:00:00Z,\n"
 		"                    2026-11-23, or @EPOCH) instead of the capture's timestamps\n"
-		"  --ca-bundle FILE  the server's client-CA bundle (PEM): verify client chains\n"
-		"                    fully, as the server would\n"
+		"  --ca-bundle FILE  the server's client-CA bundle (PEM, nginx's\n"
+		"                    ssl_client_certificate): verify client chains with OpenSSL\n"
+		"                    as the server does, and say the error as nginx logs it\n"
+		"  --verify-depth N  the server's verify depth (nginx's ssl_verify_depth)\n"
+		"  --crl FILE        the server's CRLs (PEM, nginx's ssl_crl): every certificate\n"
+		"                    of the chain is checked, as nginx does\n"
+		"  --purpose NAME    the purpose verified (default sslclient, as a TLS server)\n"
+		"  --server-kind KIND  nginx, apache, haproxy, envoy: the server's software, for\n"
+		"                    its log line and the remedies (default: told from the\n"
+		"                    connection)\n"
 		"  --keylog FILE     an NSS key log (what SSLKEYLOGFILE makes curl, browsers and\n"
 		"                    Python write): decrypt TLS 1.3 handshakes and the HTTP\n"
 		"                    answer; repeatable\n"
@@ -155,7 +165,11 @@ static int pcap_option(void *opts, int opt, const char *arg)
 	switch (opt) {
 	case 'j': o->json_path = arg; return 1;
 	case 'U': return cmd_parse_umask(WHO, arg, &o->file_mode);
-	case 'b': o->bundle_path = arg; return 1;
+	case 'b': o->chain.bundle_path = arg; return 1;
+	case 'C': o->chain.crl_path = arg; return 1;
+	case 'D': return cmd_parse_verify_depth(WHO, arg, &o->chain.verify_depth);
+	case 'P': return cmd_parse_purpose(WHO, arg, &o->chain.purpose);
+	case 'S': return cmd_parse_server_kind(WHO, arg, &o->chain.server_kind);
 	case 'f': o->capture.filter = arg; return 1;
 	case 'q': o->quiet = true; return 1;
 	case 'Q': o->keep_query = true; return 1;
@@ -197,6 +211,10 @@ static enum cmd_parsed parse_pcap(int argc, char **argv, struct pcap_opts *o)
 		{ "umask", required_argument, NULL, 'U' },
 		{ "at", required_argument, NULL, 'a' },
 		{ "ca-bundle", required_argument, NULL, 'b' },
+		{ "verify-depth", required_argument, NULL, 'D' },
+		{ "crl", required_argument, NULL, 'C' },
+		{ "purpose", required_argument, NULL, 'P' },
+		{ "server-kind", required_argument, NULL, 'S' },
 		{ "keylog", required_argument, NULL, 'k' },
 		{ "inspection-cas", required_argument, NULL, 'i' },
 		{ "expect-server-ca", required_argument, NULL, 'e' },
@@ -210,6 +228,7 @@ static enum cmd_parsed parse_pcap(int argc, char **argv, struct pcap_opts *o)
 	enum cmd_parsed parsed;
 
 	memset(o, 0, sizeof(*o));
+	cmd_chain_opts_init(&o->chain);
 	o->file_mode = CMD_FILE_MODE;
 	parsed = cmd_getopt(WHO, argc, argv, "+:f:qh", opts, usage, pcap_option, o);
 	if (parsed != CMD_RUN)
@@ -223,8 +242,9 @@ static enum cmd_parsed parse_pcap(int argc, char **argv, struct pcap_opts *o)
 	return CMD_RUN;
 }
 
-/* The observer's inputs: --ca-bundle, the inspection catalogue, --keylog
- * and the expectations.  0 after printing why. */
+/* The observer's inputs: how the server verifies (--ca-bundle, ...), the
+ * inspection catalogue, --keylog and the expectations.  0 after printing
+ * why. */
 static int load_inputs(struct pcap_run *run, const struct pcap_opts *o)
 {
 	struct observer_config *cfg = &run->cfg;
@@ -232,8 +252,12 @@ static int load_inputs(struct pcap_run *run, const struct pcap_opts *o)
 	cfg->at = o->at;
 	cfg->at_set = o->at_set;
 	cfg->expect = o->expect;
-	if (o->bundle_path && !(cfg->ca_bundle = cmd_load_bundle(o->bundle_path)))
+	time_t now = o->at_set ? o->at : time(NULL);
+
+	if (!(run->policy = cmd_load_policy(WHO, &o->chain, &now)))
 		return 0;
+	cfg->chain_policy = run->policy;
+	cfg->ca_bundle = run->policy->bundle;
 	if (!(run->cat = cmd_load_inspection(WHO, o->cas, o->n_cas)))
 		return 0;
 	cfg->inspection = run->cat;
@@ -330,7 +354,7 @@ Exit:
 	obs_pool_free(run.cfg.pool);
 	chain_memo_free(run.cfg.chains);
 	cert_cache_free(run.cfg.certs);
-	X509_STORE_free(run.cfg.ca_bundle);
+	cmd_policy_free(run.policy);
 	keylog_free(run.cfg.keylog);
 	inspect_free(run.cat);
 	return ret;

@@ -12,9 +12,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <openssl/x509_vfy.h>
 
+#include "analysis/chain.h"
 #include "front/cmds.h"
 #include "analysis/expect.h"
 #include "analysis/inspect.h"
@@ -95,8 +97,14 @@ static void usage(FILE *out)
 		"  --pcap-out FILE        write the relayed connections to FILE as a capture, each\n"
 		"                         up to its verdict (for Wireshark, `mtlsdiag pcap`, a ticket)\n"
 		"  --pcap-full            with --pcap-out: whole connections\n"
-		"  --ca-bundle FILE       the server's client-CA bundle (PEM): verify client chains\n"
-		"                         as the server would\n"
+		"  --ca-bundle FILE       the server's client-CA bundle (PEM, nginx's\n"
+		"                         ssl_client_certificate): verify client chains as the\n"
+		"                         server does; the error as nginx logs it\n"
+		"  --verify-depth N       the server's verify depth (nginx's ssl_verify_depth)\n"
+		"  --crl FILE             the server's CRLs (nginx's ssl_crl), with --ca-bundle\n"
+		"  --purpose NAME         the purpose verified (default sslclient)\n"
+		"  --server-kind KIND     nginx, apache, haproxy or envoy: for the log line and\n"
+		"                         the remedies (default: told from each connection)\n"
 		"  --at TIME              judge certificate validity at TIME instead of now\n"
 		"  --keylog FILE          the clients' NSS key log (SSLKEYLOGFILE), read as they\n"
 		"                         write it: decrypt TLS 1.3 and the HTTP answer; repeatable\n"
@@ -274,6 +282,7 @@ enum {
 	O_IDLE_TIMEOUT, O_USER, O_KEYLOG, O_INSPECTION_CAS, O_EXPECT_CA, O_EXPECT_SPKI, O_KEEP_QUERY, O_UMASK,
 	O_MAX_HANDSHAKE_BYTES, O_MAX_HANDSHAKE_TOTAL, O_OVER_BUDGET, O_HANDSHAKE_TIMEOUT, O_MAX_CONNS_PER_SOURCE,
 	O_ON_OUTPUT_ERROR,
+	O_VERIFY_DEPTH, O_CRL, O_PURPOSE, O_SERVER_KIND,
 };
 
 /* The options as given. */
@@ -282,7 +291,7 @@ struct proxy_opts {
 	struct proxy_config relay;      /* the relay's own options as given: numbers,
 					 * --user, --pcap-out, --at, the --log and
 					 * --json paths, the expectations */
-	const char *bundle_path;
+	struct cmd_chain_opts chain;    /* --ca-bundle, --verify-depth, --crl, --purpose, --server-kind */
 	const char *keylogs[MAX_KEYLOGS];
 	size_t n_keylogs;
 	const char *cas[MAX_CATALOGUES];
@@ -350,7 +359,11 @@ static int proxy_option(void *opts, int opt, const char *arg)
 	case O_PCAP_OUT: c->pcap_out = arg; return 1;
 	case O_PCAP_FULL: c->pcap_full = true; return 1;
 	case O_KEEP_QUERY: c->keep_query = true; return 1;
-	case O_CA_BUNDLE: o->bundle_path = arg; return 1;
+	case O_CA_BUNDLE: o->chain.bundle_path = arg; return 1;
+	case O_CRL: o->chain.crl_path = arg; return 1;
+	case O_VERIFY_DEPTH: return cmd_parse_verify_depth(WHO, arg, &o->chain.verify_depth);
+	case O_PURPOSE: return cmd_parse_purpose(WHO, arg, &o->chain.purpose);
+	case O_SERVER_KIND: return cmd_parse_server_kind(WHO, arg, &o->chain.server_kind);
 	case O_USER: c->user = arg; return 1;
 	case O_AT:
 		c->at_set = true;
@@ -409,6 +422,10 @@ static enum cmd_parsed parse_proxy(int argc, char **argv, struct proxy_opts *o)
 		{ "pcap-full", no_argument, NULL, O_PCAP_FULL },
 		{ "keep-query", no_argument, NULL, O_KEEP_QUERY },
 		{ "ca-bundle", required_argument, NULL, O_CA_BUNDLE },
+		{ "verify-depth", required_argument, NULL, O_VERIFY_DEPTH },
+		{ "crl", required_argument, NULL, O_CRL },
+		{ "purpose", required_argument, NULL, O_PURPOSE },
+		{ "server-kind", required_argument, NULL, O_SERVER_KIND },
 		{ "at", required_argument, NULL, O_AT },
 		{ "workers", required_argument, NULL, O_WORKERS },
 		{ "max-conns", required_argument, NULL, O_MAX_CONNS },
@@ -446,6 +463,7 @@ static enum cmd_parsed parse_proxy(int argc, char **argv, struct proxy_opts *o)
 	enum cmd_parsed parsed;
 
 	memset(o, 0, sizeof(*o));
+	cmd_chain_opts_init(&o->chain);
 	o->relay.file_mode = CMD_FILE_MODE;
 	parsed = cmd_getopt(WHO, argc, argv, "+:h", opts, usage, proxy_option, o);
 	if (parsed != CMD_RUN)
@@ -456,7 +474,7 @@ static enum cmd_parsed parse_proxy(int argc, char **argv, struct proxy_opts *o)
 	}
 	if (!check_listeners(&o->ls))
 		return CMD_USAGE_ERROR;
-	if (!icpt_check(&o->icpt, o->ls.intercepting, o->bundle_path))
+	if (!icpt_check(&o->icpt, o->ls.intercepting, o->chain.bundle_path))
 		return CMD_USAGE_ERROR;
 	if (o->relay.pcap_full && !o->relay.pcap_out) {
 		fprintf(stderr, WHO ": --pcap-full goes with --pcap-out FILE\n");
@@ -472,15 +490,21 @@ static enum cmd_parsed parse_proxy(int argc, char **argv, struct proxy_opts *o)
 static int build_config(struct proxy_opts *o, struct proxy_config *cfg, struct inspect_catalogue **cat,
 			struct cmd_output *out)
 {
+	struct chain_policy *policy;
+	time_t now = o->relay.at_set ? o->relay.at : time(NULL);
+
 	*cfg = o->relay;
 	cfg->listeners = o->ls.l;
 	cfg->n_listeners = o->ls.n;
 	cfg->log = stderr;
-	if (o->bundle_path && !(cfg->ca_bundle = cmd_load_bundle(o->bundle_path)))
+	/* the interception's refusal of a bundle comes before the bundle's warnings */
+	if (o->ls.intercepting && !icpt_load(&o->icpt, o->chain.bundle_path, &o->icpt_cfg))
 		return 0;
+	if (!(policy = cmd_load_policy(WHO, &o->chain, &now)))
+		return 0;
+	cfg->chain_policy = policy;
+	cfg->ca_bundle = policy->bundle;
 	if (o->ls.intercepting) {
-		if (!icpt_load(&o->icpt, o->bundle_path, &o->icpt_cfg))
-			return 0;
 		o->icpt_cfg.ca_store = cfg->ca_bundle;
 		cfg->intercept = &o->icpt_cfg;
 	}
@@ -514,7 +538,7 @@ static int run_proxy(struct proxy_opts *o)
 		ret = 2;
 	if (outfile_close(cfg.log_file) != 0)
 		ret = 2;
-	X509_STORE_free(cfg.ca_bundle);
+	cmd_policy_free((struct chain_policy *)cfg.chain_policy);
 	intercept_config_clear(&o->icpt_cfg);
 	keylog_free(cfg.keylog);
 	inspect_free(cat);

@@ -9,7 +9,12 @@
 #include <sys/types.h>
 #include <time.h>
 
+#include <openssl/x509.h>
+
+#include "analysis/codes.h"
+
 struct x509_store_st;
+struct chain_policy;
 struct inspect_catalogue;
 struct keylog;
 struct outfile;
@@ -81,6 +86,37 @@ int cmd_parse_time(const char *who, const char *s, time_t *out);
 
 /* --ca-bundle FILE: a PEM bundle as a store; NULL after printing why. */
 struct x509_store_st *cmd_load_bundle(const char *path);
+
+/* The options that say how the server verifies client chains, as given. */
+struct cmd_chain_opts {
+	const char *bundle_path;   /* --ca-bundle FILE */
+	const char *crl_path;      /* --crl FILE */
+	int verify_depth;          /* --verify-depth N, -1 when not given */
+	int purpose;               /* --purpose NAME, 0 when not given (sslclient) */
+	enum server_kind server_kind; /* --server-kind KIND */
+};
+
+void cmd_chain_opts_init(struct cmd_chain_opts *o) __attribute__((nonnull));
+
+/* --verify-depth N, --purpose NAME and --server-kind KIND: 0 after
+ * printing why the argument is unusable. */
+int cmd_parse_verify_depth(const char *who, const char *arg, int *out) __attribute__((nonnull));
+int cmd_parse_purpose(const char *who, const char *arg, int *out) __attribute__((nonnull));
+int cmd_parse_server_kind(const char *who, const char *arg, enum server_kind *out) __attribute__((nonnull));
+
+/* The policy the options describe, its files read as nginx reads
+ * ssl_client_certificate and ssl_crl (certificates and CRLs both); with
+ * warn_at, a warning on stderr for each mistake in the bundle at that
+ * time.  NULL after printing why (an unreadable file, --crl without
+ * --ca-bundle). */
+struct chain_policy *cmd_load_policy(const char *who, const struct cmd_chain_opts *o, const time_t *warn_at)
+	__attribute__((nonnull(1, 2), warn_unused_result));
+void cmd_policy_free(struct chain_policy *p);
+
+/* A PEM file's certificates in file order (and its CRLs into crls, when
+ * not NULL).  NULL after printing "who: what FILE: why". */
+STACK_OF(X509) *cmd_read_pem(const char *who, const char *what, const char *path, STACK_OF(X509_CRL) *crls)
+	__attribute__((nonnull(1, 2, 3)));
 
 /* The inspection-CA catalogue: the bundled file (a warning when it is not
  * installed) and then each --inspection-cas FILE.  NULL after printing

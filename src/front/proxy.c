@@ -408,6 +408,7 @@ static int worker_init(struct worker *w, size_t *failed_listener)
 	w->ocfg.at_set = px->cfg->at_set;
 	w->ocfg.at = px->cfg->at;
 	w->ocfg.ca_bundle = px->cfg->ca_bundle;
+	w->ocfg.chain_policy = px->cfg->chain_policy;
 	w->ocfg.inspection = px->cfg->inspection;
 	w->ocfg.expect = px->cfg->expect;
 	w->ocfg.certs = cert_cache_new(4096);

@@ -24,6 +24,7 @@
 #include <time.h>
 
 struct x509_store_st;
+struct chain_policy;
 struct outfile;
 
 enum proxy_mode { PROXY_STATIC, PROXY_CONNECT, PROXY_TRANSPARENT };
@@ -79,6 +80,7 @@ struct proxy_config {
 	bool at_set;                 /* observer options, as for `mtlsdiag pcap` */
 	time_t at;
 	struct x509_store_st *ca_bundle;
+	const struct chain_policy *chain_policy; /* --verify-depth, --crl, --purpose, --server-kind with it */
 	struct keylog *keylog;       /* --keylog: followed key logs (clients still writing them), or NULL */
 	const struct inspect_catalogue *inspection; /* middlebox attribution, as for `mtlsdiag pcap` */
 	const struct server_expect *expect;

@@ -7,6 +7,11 @@
 #include <string.h>
 #include <time.h>
 
+#include <openssl/x509_vfy.h>
+
+#include "analysis/bundle.h"
+#include "analysis/chain.h"
+#include "analysis/remedy.h"
 #include "out/json.h"
 #include "wire/preamble.h"
 #include "wire/tls_msgs.h"
@@ -107,7 +112,9 @@ static void headline(char *buf, size_t len, const struct conn_facts *f, const st
 void report_line(char *buf, size_t len, const struct conn_facts *f, const struct verdict *v)
 {
 	char ts[40], client[80], server[300], head[2 * VERDICT_EVIDENCE_LEN + 128], status[96] = "";
+	char remedy[1][REMEDY_LEN];
 	const char *reason = reason_code_name(v->reason);
+	size_t used;
 
 	report_time(ts, sizeof(ts), &f->first_ts, 3);
 	report_endpoint(client, sizeof(client), f->client.ip, f->client.port);
@@ -118,9 +125,12 @@ void report_line(char *buf, size_t len, const struct conn_facts *f, const struct
 	    !strstr(head, "HTTP "))
 		snprintf(status, sizeof(status), "HTTP %d%s%s%s", f->http_status, f->http_reason[0] ? " " : "",
 			 f->http_reason, head[0] ? "; " : "");
-	snprintf(buf, len, "%s %s -> %s %s %s%s%s (fault: %s; %s)%s%s%s", ts, client, server,
-		 verdict_tls_label(f), verdict_code_text(v->code), reason ? ": " : "", reason ? reason : "",
-		 fault_name(v->fault), basis_name(v->basis), status[0] || head[0] ? " " : "", status, head);
+	used = (size_t)snprintf(buf, len, "%s %s -> %s %s %s%s%s (fault: %s; %s)%s%s%s", ts, client, server,
+				verdict_tls_label(f), verdict_code_text(v->code), reason ? ": " : "", reason ? reason : "",
+				fault_name(v->fault), basis_name(v->basis), status[0] || head[0] ? " " : "", status, head);
+	/* what to change, the first of the remedies */
+	if (used < len && !v->evidence_omitted && remedy_lines(f, v, remedy, 1) == 1)
+		snprintf(buf + used, len - used, "; remedy: %s", remedy[0]);
 }
 
 /* ---- JSON ---- */
@@ -225,8 +235,85 @@ static void json_alert(struct json *j, const struct alert *a)
 	json_end(j);
 }
 
+/* The verification of the client's chain (chain.h); null when none ran. */
+static void json_chain_check(struct json *j, const struct conn_facts *f, const struct verdict *v)
+{
+	const struct chain_verify *cv = v->check;
+	const char *who;
+	char line[160];
+	unsigned i, bit;
+
+	if (cv == NULL || cv->trust == CHAIN_TRUST_NONE) {
+		json_null(j, "chain_check");
+		return;
+	}
+	json_object(j, "chain_check");
+	json_string(j, "trust", cv->trust == CHAIN_TRUST_BUNDLE ? "ca-bundle" : "ca-names");
+	json_bool(j, "verified", cv->ok);
+	chain_verify_log_line(cv, v->server_kind, line, sizeof(line), &who);
+	if (cv->ok) {
+		json_null(j, "error");
+		json_null(j, "error_text");
+		json_null(j, "error_depth");
+		json_null(j, "first_error");
+		json_null(j, "first_error_text");
+		json_null(j, "first_error_depth");
+		json_null(j, "log");
+	} else {
+		json_int(j, "error", cv->error);
+		json_string(j, "error_text", X509_verify_cert_error_string(cv->error));
+		json_int(j, "error_depth", cv->error_depth);
+		json_int(j, "first_error", cv->first_error);
+		json_string(j, "first_error_text", X509_verify_cert_error_string(cv->first_error));
+		json_int(j, "first_error_depth", cv->first_depth);
+		json_string(j, "log", line);
+	}
+	json_string(j, "log_server", who);
+	json_array(j, "chain");
+	for (i = 0; i < cv->n_built; i++)
+		json_string(j, NULL, chain_verify_subject(cv, i));
+	json_end(j);
+	json_string(j, "stops_at", cv->stop_issuer[0] ? cv->stop_issuer : NULL);
+	if (cv->verify_depth >= 0)
+		json_int(j, "verify_depth", cv->verify_depth);
+	else
+		json_null(j, "verify_depth");
+	if (cv->needed_depth >= 0)
+		json_int(j, "needed_depth", cv->needed_depth);
+	else
+		json_null(j, "needed_depth");
+	json_bool(j, "depth_limited", cv->depth_limited);
+	json_string(j, "purpose", chain_purpose_name(cv->purpose));
+	json_bool(j, "crl", cv->crl);
+	if (cv->trust == CHAIN_TRUST_BUNDLE && f->cr.n_ca_names > 0)
+		json_bool(j, "cas_agree", !cv->names_disagree);
+	else
+		json_null(j, "cas_agree");
+	json_array(j, "bundle_problems");
+	for (bit = 1; bit < (1u << BUNDLE_PROBLEM_BITS); bit <<= 1)
+		if (cv->bundle_problems & bit)
+			json_string(j, NULL, bundle_problem_name(bit));
+	json_end(j);
+	json_string(j, "note", cv->note[0] ? cv->note : NULL);
+	json_end(j);
+}
+
+static void json_server_kind(struct json *j, const struct verdict *v)
+{
+	if (v->server_kind == SK_UNKNOWN) {
+		json_null(j, "server_kind");
+		return;
+	}
+	json_object(j, "server_kind");
+	json_string(j, "name", server_kind_name(v->server_kind));
+	json_string(j, "from", server_kind_source_name(v->server_kind_source));
+	json_end(j);
+}
+
 void report_json_members(struct json *j, const struct conn_facts *f, const struct verdict *v)
 {
+	char remedies[REMEDY_MAX][REMEDY_LEN];
+	size_t n_remedies;
 	char ts[40], line[1024];
 	size_t i;
 
@@ -287,6 +374,13 @@ void report_json_members(struct json *j, const struct conn_facts *f, const struc
 	json_string(j, "http_reason", f->http_status ? f->http_reason : NULL);
 	json_string(j, "http_title", f->http_title[0] ? f->http_title : NULL);
 	json_partner(j, &v->partner);
+	json_chain_check(j, f, v);
+	json_server_kind(j, v);
+	n_remedies = remedy_lines(f, v, remedies, REMEDY_MAX);
+	json_array(j, "remedies");
+	for (i = 0; i < n_remedies; i++)
+		json_string(j, NULL, remedies[i]);
+	json_end(j);
 	if (f->source)
 		json_string(j, "source", f->source);
 }

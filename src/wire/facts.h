@@ -230,6 +230,7 @@ struct conn_facts {
 	char http_request[256];         /* the client's request line (decrypted), "" if unknown */
 	char http_reason[64];           /* the status line's reason phrase */
 	char http_title[128];           /* <title> of an error page (status >= 400) */
+	char http_server[64];           /* the answer's Server header (HTTP/1.x), "" if none */
 	bool endpoint;                  /* seen by the client itself (the probe), which holds the keys */
 	enum keylog_use keylog;
 	char keylog_note[160];          /* why the key log did not help, for the evidence */

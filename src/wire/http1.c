@@ -123,6 +123,20 @@ static enum http1_result find_title(const struct cursor *body, bool complete, ch
 	return HTTP1_DONE;
 }
 
+/* "Server: nginx/1.22.1" (RFC 9110 10.2.4), leading blanks skipped. */
+static void server_header(const struct cursor *line, struct http1_response *out)
+{
+	struct cursor c = *line;
+	uint8_t b;
+
+	if (!cursor_starts_with(&c, "server:", 7, 1) || !cursor_skip(&c, 7))
+		return;
+	while (cursor_peek_u8(&c, 0, &b) && (b == ' ' || b == '\t'))
+		if (!cursor_skip(&c, 1))
+			return;
+	cursor_copy_printable(&c, out->server, sizeof(out->server));
+}
+
 enum http1_result http1_response(const struct cursor *head, bool complete, struct http1_response *out)
 {
 	struct cursor c = *head, line;
@@ -152,6 +166,7 @@ enum http1_result http1_response(const struct cursor *head, bool complete, struc
 			if (r != HTTP1_DONE)
 				return HTTP1_NOT_HTTP;
 			in_headers = cursor_len(&line) > 0;
+			server_header(&line, out);
 		}
 		if (out->status >= 200)
 			break;

@@ -1,8 +1,9 @@
 /* http1: the first bytes of a decrypted HTTP/1.x exchange: the request line,
- * the response's status code and reason, and an error page's <title>
- * (nginx says why it refused a client certificate only there: "400 No
- * required SSL certificate was sent", "400 The SSL certificate error").
- * Nothing else of the headers or the body is kept. */
+ * the response's status code and reason, its Server header (which server
+ * software answered, for the remedies) and an error page's <title> (nginx
+ * says why it refused a client certificate only there: "400 No required
+ * SSL certificate was sent", "400 The SSL certificate error").  Nothing
+ * else of the headers or the body is kept. */
 #ifndef MTLSDIAG_HTTP1_H
 #define MTLSDIAG_HTTP1_H
 
@@ -31,6 +32,7 @@ struct http1_response {
 	int status;
 	char reason[64];
 	char title[128];        /* error pages (status >= 400) only; "" if none */
+	char server[64];        /* the Server header's value (printable ASCII), "" if none */
 };
 
 /* The first final (non-1xx) response in `head`, the first bytes the server

@@ -1,0 +1,47 @@
+/* bundle: a CA bundle (nginx's ssl_client_certificate, Apache's
+ * SSLCACertificateFile) looked at as a whole, for the mistakes that make a
+ * server refuse good clients or trust too much: a leaf certificate put in
+ * it, a CA expired or not yet valid, one name under two keys (a rotation
+ * left half done).  Pure: the front end reads the file. */
+#ifndef MTLSDIAG_BUNDLE_H
+#define MTLSDIAG_BUNDLE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <time.h>
+
+#include <openssl/x509.h>
+
+/* What can be wrong with one certificate of a bundle (bits). */
+enum bundle_problem {
+	BUNDLE_LEAF = 1u << 0,           /* not a CA: a client or server certificate */
+	BUNDLE_EXPIRED = 1u << 1,        /* expired at the time judged */
+	BUNDLE_NOT_YET_VALID = 1u << 2,  /* not valid yet at the time judged */
+	BUNDLE_ROTATION = 1u << 3,       /* another certificate has its name and another key */
+	BUNDLE_EXPIRING = 1u << 4,       /* valid, but expires within the warning window */
+};
+
+#define BUNDLE_PROBLEM_BITS 5
+
+/* The problems of certs[i] among the n of its bundle at time `at`;
+ * warn_days (>= 0) sets the window of BUNDLE_EXPIRING, -1 leaves it out. */
+unsigned bundle_problems(X509 *const *certs, size_t n, size_t i, time_t at, int warn_days)
+	__attribute__((nonnull));
+
+/* The problems of every certificate, or-ed. */
+unsigned bundle_problems_all(X509 *const *certs, size_t n, time_t at, int warn_days);
+
+/* "leaf", "expired", "not_yet_valid", "rotation", "expiring" for one bit. */
+const char *bundle_problem_name(unsigned bit);
+
+/* One line about one problem of certs[i]: "CN=Lab Retired CA, O=... expired
+ * 2021-01-01T00:00:00Z". */
+void bundle_problem_text(X509 *const *certs, size_t n, size_t i, unsigned bit, time_t at,
+			 char *out, size_t outlen) __attribute__((nonnull));
+
+/* Whether every CA name the server sent is the subject of a bundle
+ * certificate and every bundle certificate's subject was sent (nginx names
+ * each certificate of ssl_client_certificate).  n_names 0: true. */
+bool bundle_matches_names(X509 *const *certs, size_t n, X509_NAME *const *names, size_t n_names);
+
+#endif
