@@ -26,6 +26,7 @@ struct stack_st_X509;
 int cmd_pcap(int argc, char **argv);
 int cmd_proxy(int argc, char **argv);
 int cmd_probe(int argc, char **argv);
+int cmd_check_bundle(int argc, char **argv);
 
 /* What a command's option parsing decided.  Each command parses its
  * options into a struct of its own, then runs from that struct alone. */

@@ -20,6 +20,8 @@ static void usage(FILE *out)
 		"  proxy             relay connections to a server and analyse them inline\n"
 		"  probe HOST:PORT   connect to a server (directly or through a proxy) and report\n"
 		"                    its client-certificate request, chain and interception\n"
+		"  check-bundle FILE check a CA bundle (and a client certificate against it)\n"
+		"                    before a server is given it\n"
 		"\n"
 		"'mtlsdiag COMMAND --help' shows a command's options.\n");
 }
@@ -48,6 +50,8 @@ int main(int argc, char **argv)
 		return cmd_proxy(argc - 1, argv + 1);
 	if (strcmp(argv[1], "probe") == 0)
 		return cmd_probe(argc - 1, argv + 1);
+	if (strcmp(argv[1], "check-bundle") == 0)
+		return cmd_check_bundle(argc - 1, argv + 1);
 	fprintf(stderr, "mtlsdiag: unknown command '%s' (try 'mtlsdiag --help')\n", argv[1]);
 	return 2;
 }
