@@ -254,6 +254,86 @@ Test(cli, ca_bundle_gives_the_error_nginx_logs)
 	cr_assert_eq(lines(r.err), 1, "%s", r.err);
 }
 
+Test(cli, the_verification_options_say_what_the_server_would)
+{
+	/* nginx's depth 0 refused the lab's three-certificate chain; the same
+	 * as --verify-depth 0: nginx's 20, openssl verify's 22, and the depth
+	 * it needs */
+	run(&r, "pcap --json - --ca-bundle tests/data/lab/pki/client-root.pem --verify-depth 0 "
+		"--keylog tests/data/lab/keylogs/nginx-depth0_good_tls12.keylog tests/data/lab/captures/nginx-depth0_good_tls12.pcap");
+	cr_assert_eq(r.status, 0, "%s", r.err);
+	cr_assert(strstr(r.out, "\"verdict\":\"server_rejected_chain\",\"reason\":\"depth_exceeded\",\"fault\":\"server\""), "%s", r.out);
+	cr_assert(strstr(r.out, "\"chain_check\":{\"trust\":\"ca-bundle\",\"verified\":false,\"error\":20,"
+				"\"error_text\":\"unable to get local issuer certificate\",\"error_depth\":1,\"first_error\":22,"
+				"\"first_error_text\":\"certificate chain too long\",\"first_error_depth\":1,"
+				"\"log\":\"client SSL certificate verify error: (20:unable to get local issuer certificate)\","
+				"\"log_server\":\"nginx\",\"chain\":[\"CN=good-client, O=mtlsdiag Lab\",\"CN=Lab Issuing CA, O=mtlsdiag Lab\"],"
+				"\"stops_at\":null,\"verify_depth\":0,\"needed_depth\":1,\"depth_limited\":true,\"purpose\":\"sslclient\","
+				"\"crl\":false,\"cas_agree\":true,\"bundle_problems\":[],\"note\":null}"), "%s", r.out);
+	cr_assert(strstr(r.out, "\"server_kind\":{\"name\":\"nginx\",\"from\":\"server_header\"},\"remedies\":"
+				"[\"nginx: set ssl_verify_depth 1 (the chain has 3 certificates; OpenSSL counts neither the leaf nor the trusted root), then nginx -s reload\"]"),
+		  "%s", r.out);
+	/* the human line: nginx's words, then the remedy */
+	cr_assert(strstr(r.err, "nginx would log \"client SSL certificate verify error: (20:unable to get local issuer certificate)\" "
+				"(verified against --ca-bundle); remedy: nginx: set ssl_verify_depth 1"), "%s", r.err);
+	/* --server-kind apache: Apache's line (its first error) and directives */
+	run(&r, "pcap --server-kind apache --ca-bundle tests/data/lab/pki/client-root.pem --verify-depth 0 "
+		"tests/data/lab/captures/nginx-depth0_good_tls12.pcap");
+	cr_assert_eq(r.status, 0, "%s", r.err);
+	cr_assert(strstr(r.out, "apache would log \"Certificate Verification: Error (22): certificate chain too long\""), "%s", r.out);
+	cr_assert(strstr(r.out, "; remedy: Apache: set SSLVerifyDepth 2 (the chain has 3 certificates, the root included), then apachectl graceful\n"),
+		  "%s", r.out);
+	/* bad arguments */
+	run(&r, "pcap --verify-depth deep tests/data/lab/captures/nginx-depth0_good_tls12.pcap");
+	cr_assert_eq(r.status, 2);
+	cr_assert_str_eq(r.err, "mtlsdiag pcap: --verify-depth: 'deep' is not a number from 0 to 100\n");
+	run(&r, "pcap --server-kind iis tests/data/lab/captures/nginx-depth0_good_tls12.pcap");
+	cr_assert_eq(r.status, 2);
+	run(&r, "pcap --crl tests/data/lab/pki/deep-crl.pem tests/data/lab/captures/nginx-depth0_good_tls12.pcap");
+	cr_assert_eq(r.status, 2);
+	cr_assert_str_eq(r.err, "mtlsdiag pcap: --crl goes with --ca-bundle FILE (the CRLs' CAs)\n");
+}
+
+Test(cli, a_bundle_that_is_not_the_servers_is_said)
+{
+	/* the server named the lab's client root; the bundle is another PKI's */
+	run(&r, "pcap --json - --ca-bundle tests/data/lab/pki/deep-cas.pem tests/data/lab/captures/nginx-on_good_tls12.pcap");
+	cr_assert_eq(r.status, 0, "%s", r.err);
+	cr_assert(strstr(r.out, "\"cas_agree\":false"), "%s", r.out);
+	cr_assert(strstr(r.out, "\"note\":\"the server named CA CN=Lab Client Root CA, O=mtlsdiag Lab, which --ca-bundle does not hold: "
+				"the bundle given is not the one this server verifies with\""), "%s", r.out);
+	cr_assert(strstr(r.out, "\"evidence\":[\"the server asked for a client certificate from CAs [CN=Lab Client Root CA, O=mtlsdiag Lab]\","
+				"\"the client sent 2 certificates: CN=good-client, O=mtlsdiag Lab (issuer CN=Lab Issuing CA, O=mtlsdiag Lab, valid 2020-01-01T00:00:00Z to 2080-01-01T00:00:00Z)\","
+				"\"the server named CA CN=Lab Client Root CA"), "%s", r.out);
+	/* the bundle's own mistakes are warned about when it is loaded */
+	run(&r, "pcap -q --at 2026-12-01 --ca-bundle tests/data/lab/pki/bundle-dated.pem tests/data/lab/captures/nginx-on_good_tls12.pcap");
+	cr_assert_eq(r.status, 0, "%s", r.err);
+	cr_assert_str_eq(r.err,
+			 "mtlsdiag pcap: warning: --ca-bundle tests/data/lab/pki/bundle-dated.pem: CN=Lab Retired CA, O=mtlsdiag Lab expired 2021-01-01T00:00:00Z: no chain through it verifies\n"
+			 "mtlsdiag pcap: warning: --ca-bundle tests/data/lab/pki/bundle-dated.pem: CN=Lab Future CA, O=mtlsdiag Lab is not valid until 2090-01-01T00:00:00Z: no chain through it verifies before then\n");
+}
+
+Test(cli, remedies_by_verdict_and_server_kind)
+{
+	/* optional client authentication is a security note, nginx's own */
+	run(&r, "pcap --json - --keylog tests/data/lab/keylogs/nginx-optional_none_tls12.keylog tests/data/lab/captures/nginx-optional_none_tls12.pcap");
+	cr_assert(strstr(r.out, "\"verdict\":\"no_cert_accepted\""), "%s", r.out);
+	cr_assert(strstr(r.out, "\"remedies\":[\"nginx: ssl_verify_client optional let this connection in without a certificate, "
+				"a security hole unless the application checks $ssl_client_verify: set ssl_verify_client on\"]"), "%s", r.out);
+	/* without a bundle the CA names stand in: nginx's 21 for a leaf sent alone */
+	run(&r, "pcap --json - tests/data/lab/captures/apache_leafonly_tls12.pcap");
+	cr_assert(strstr(r.out, "\"chain_check\":{\"trust\":\"ca-names\",\"verified\":false,\"error\":21,"), "%s", r.out);
+	cr_assert(strstr(r.out, "\"server_kind\":null,\"remedies\":["
+				"\"client: send the intermediate CA certificates with the leaf (the chain stops short of CN=Lab Issuing CA, O=mtlsdiag Lab): curl --cert FILE takes the leaf followed by its intermediates in that one PEM file\","
+				"\"browser: import a PKCS#12 bundle that holds the intermediates (openssl pkcs12 -export -in leaf.pem -inkey leaf.key -certfile intermediates.pem -out client.p12), then restart the browser\","
+				"\"server: or add CN=Lab Issuing CA, O=mtlsdiag Lab to the CA bundle it verifies client certificates with (nginx: ssl_client_certificate)\"]"),
+		  "%s", r.out);
+	/* a verdict that needs nothing has none */
+	run(&r, "pcap --json - tests/data/lab/captures/nginx-on_good_tls12.pcap");
+	cr_assert(strstr(r.out, "\"remedies\":[]"), "%s", r.out);
+	cr_assert(!strstr(r.err, "remedy"), "%s", r.err);
+}
+
 /* ---- --keylog ---- */
 
 Test(cli, keylog_decrypts_tls13_and_reads_the_answer)

@@ -96,6 +96,8 @@ static const struct row rows[] = {
 	  "nginx: or, if the server is to trust {stop}, add it to the file of ssl_client_certificate, then nginx -s reload" },
 	{ V_SERVER_REJECTED_CHAIN, R_UNKNOWN_ISSUER, SK_APACHE, W_NOT_IN_BUNDLE, 0,
 	  "Apache: or, if the server is to trust {stop}, add it to SSLCACertificateFile, then apachectl graceful" },
+	{ V_SERVER_REJECTED_CHAIN, R_UNKNOWN_ISSUER, SK_UNKNOWN, W_NOT_IN_BUNDLE, 0,
+	  "server: or, if it is to trust {stop}, add that CA to the bundle it verifies client certificates with (nginx: ssl_client_certificate)" },
 
 	{ V_SERVER_REJECTED_CHAIN, R_DEPTH_EXCEEDED, SK_NGINX, 0, 4,
 	  "nginx: set ssl_verify_depth {depth} (the chain has {n} certificates; OpenSSL counts neither the leaf nor the trusted root), then nginx -s reload" },
