@@ -7,6 +7,7 @@
 
 #include <stdint.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "wire/http1.h"
 #include "wire/http2.h"
@@ -27,6 +28,12 @@ static void read_all(const uint8_t *data, size_t size, bool complete)
 		abort();
 	if (http1_response(&c, complete, &resp) == HTTP1_DONE && (resp.status < 100 || resp.status > 999))
 		abort();
+	/* the Server header's value: printable and terminated */
+	if (strnlen(resp.server, sizeof(resp.server)) == sizeof(resp.server))
+		abort();
+	for (const char *p = resp.server; *p; p++)
+		if (*p < 0x20 || *p > 0x7e)
+			abort();
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)

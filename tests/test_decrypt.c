@@ -984,6 +984,27 @@ Test(http1, nginx_error_pages)
 	cr_assert_str_eq(r.title, "");
 }
 
+/* The Server header names the software for the remedies: its value,
+ * whatever the header's case and the blanks before it; only a final
+ * response's; binary bytes made printable. */
+Test(http1, the_server_header)
+{
+	struct http1_response r;
+
+	cr_assert_eq(response("HTTP/1.1 400 Bad Request\r\nServer: nginx/1.22.1\r\n\r\n<title>x</title>", false, &r),
+		     HTTP1_DONE);
+	cr_assert_str_eq(r.server, "nginx/1.22.1");
+	cr_assert_eq(response("HTTP/1.1 200 OK\r\nSERVER:\t  Apache/2.4.57 (Debian)\r\n\r\n", false, &r), HTTP1_DONE);
+	cr_assert_str_eq(r.server, "Apache/2.4.57 (Debian)");
+	cr_assert_eq(response("HTTP/1.1 103 Early Hints\r\nServer: early\r\n\r\nHTTP/1.1 200 OK\r\nX-Server: no\r\n\r\n",
+			      false, &r), HTTP1_DONE);
+	cr_assert_str_eq(r.server, "");
+	cr_assert_eq(response("HTTP/1.1 200 OK\r\nServer: a\x01" "b\r\n\r\n", false, &r), HTTP1_DONE);
+	cr_assert_str_eq(r.server, "a?b");
+	cr_assert_eq(response("HTTP/1.1 200 OK\r\nServer:\r\n\r\n", false, &r), HTTP1_DONE);
+	cr_assert_str_eq(r.server, "");
+}
+
 Test(http1, statuses_interim_and_not_http)
 {
 	struct http1_response r;
