@@ -7,15 +7,14 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/wait.h>
-#include <unistd.h>
 
+#include "e2e.h"
+#include "proxyutil.h"
 #include "testutil.h"
 
 struct run {
 	int status;
-	char out[1 << 16];
-	char err[1 << 12];
+	char *out, *err;
 };
 
 static struct run r;
@@ -24,31 +23,23 @@ static struct run r;
 static void run(const char *args)
 {
 	const char *bin = getenv("MTLSDIAG_BIN");
-	char cmd[4096], outp[] = "/tmp/mtlsdiag-cb-out-XXXXXX", errp[] = "/tmp/mtlsdiag-cb-err-XXXXXX";
-	int fo = mkstemp(outp), fe = mkstemp(errp), st;
-	FILE *f;
-	size_t n;
+	char cmd[4096], outp[600], errp[600];
+	char *argv[] = { "sh", "-c", cmd, NULL };
+	struct e2e_io io = { NULL, outp, errp };
 
 	cr_assert(bin && *bin, "MTLSDIAG_BIN is not set");
-	cr_assert(fo >= 0 && fe >= 0);
-	close(fo);
-	close(fe);
-	test_fmt(cmd, "cd '%s' && timeout 60 '%s' %s >%s 2>%s", test_path("tests/data/lab/pki"), bin, args, outp, errp);
-	st = system(cmd);
-	r.status = WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-	f = fopen(outp, "r");
-	n = f ? fread(r.out, 1, sizeof(r.out) - 1, f) : 0;
-	r.out[n] = '\0';
-	if (f)
-		fclose(f);
-	f = fopen(errp, "r");
-	n = f ? fread(r.err, 1, sizeof(r.err) - 1, f) : 0;
-	r.err[n] = '\0';
-	if (f)
-		fclose(f);
-	unlink(outp);
-	unlink(errp);
+	test_fmt(outp, "%s", px_tmp("out"));
+	test_fmt(errp, "%s", px_tmp("err"));
+	test_fmt(cmd, "cd '%s' && exec '%s' %s", test_path("tests/data/lab/pki"), bin, args);
+	free(r.out);
+	free(r.err);
+	r.status = e2e_run(argv, &io, 60000);
+	r.out = e2e_slurp(outp);
+	r.err = e2e_slurp(errp);
+	cr_assert(r.out && r.err);
 }
+
+TestSuite(check_bundle, .init = px_setup, .fini = px_teardown);
 
 #define HAS(s) cr_assert(strstr(r.out, (s)), "missing: %s\nin:\n%s", (s), r.out)
 
