@@ -1026,8 +1026,8 @@ static void same_report(const char *what, const struct chain_report *a, const st
 	cr_assert(a->verify.trust == b->verify.trust && a->verify.ok == b->verify.ok &&
 		  a->verify.error == b->verify.error && a->verify.first_error == b->verify.first_error &&
 		  a->verify.n_built == b->verify.n_built && a->verify.needed_depth == b->verify.needed_depth &&
-		  memcmp(a->verify.built, b->verify.built, sizeof(a->verify.built)) == 0 &&
-		  strcmp(a->verify.stop_issuer, b->verify.stop_issuer) == 0,
+		  memcmp(a->verify.built, b->verify.built, a->verify.n_built * sizeof(a->verify.built[0])) == 0 &&
+		  a->verify.stops == b->verify.stops,
 		  "%s: verifications differ (%d/%d, %d/%d)", what, a->verify.error, b->verify.error,
 		  a->verify.first_error, b->verify.first_error);
 }

@@ -523,7 +523,7 @@ static enum reason_code run_verify(struct ctx *c, X509 *const *certs, size_t n, 
 		c->out->bundle_verified = true;
 	if (cv->ok || errs.n == 0)
 		return R_NONE;
-	cv->cause_in_bundle = in_bundle(pol, errs.e[0].cert) || (cv->stop_issuer[0] && in_bundle(pol, errs.top));
+	cv->cause_in_bundle = in_bundle(pol, errs.e[0].cert) || (cv->stops && in_bundle(pol, errs.top));
 	return verify_reason(c, cv, &errs, pol->bundle);
 }
 

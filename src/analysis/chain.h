@@ -48,7 +48,16 @@ enum chain_trust {
 	CHAIN_TRUST_CA_NAMES,   /* the CertificateRequest's CA names stood in for the CAs */
 };
 
-#define CHAIN_BUILT_LEN 512
+#define CHAIN_BUILT_MAX 16
+
+/* An element of the chain as built, by where it came from: a sent
+ * certificate (its index in the Certificate message), a certificate of the
+ * bundle (CHAIN_BUILT_BUNDLE + its index), or a stand-in for a CA name
+ * (whose name is the issuer of the element before it).  Kept as codes,
+ * not text: a connection holds its verification while it is open. */
+#define CHAIN_BUILT_BUNDLE 1000u
+#define CHAIN_BUILT_ANCHOR 65534u
+#define CHAIN_BUILT_UNKNOWN 65535u
 
 /* X509_verify_cert run as a server runs it (chainverify.c). */
 struct chain_verify {
@@ -65,9 +74,11 @@ struct chain_verify {
 	bool cause_in_bundle;        /* the first error is about a certificate of the bundle, or the
 				      * chain stops at one: the server's bundle is what must change */
 	unsigned bundle_problems;    /* bundle_problem bits at the connection's time */
+	bool stops;                  /* the chain stops short of its top's issuer (chain_verify_stop) */
 	unsigned n_built;            /* certificates in the chain as built, leaf first */
-	char built[CHAIN_BUILT_LEN]; /* their subjects, one after the other, each NUL-terminated */
-	char stop_issuer[256];       /* the issuer the chain stops short of, "" if it does not */
+	uint16_t built[CHAIN_BUILT_MAX];  /* where each came from (CHAIN_BUILT_*) */
+	X509 *const *bundle_certs;   /* the policy's, for CHAIN_BUILT_BUNDLE elements */
+	size_t n_bundle_certs;
 	char note[VERDICT_EVIDENCE_LEN]; /* the bundle against the CA names, or its own mistake; "" */
 };
 
@@ -78,8 +89,15 @@ const char *chain_purpose_name(int purpose);
 /* The purpose id of a short name ("sslclient"); 0 when there is none. */
 int chain_purpose_parse(const char *name) __attribute__((nonnull));
 
-/* The n-th subject of the chain as built (i < n_built). */
-const char *chain_verify_subject(const struct chain_verify *cv, unsigned i) __attribute__((nonnull));
+/* The subject of element i of the chain as built, into out; `sent`: the
+ * summaries of the certificates the client sent. */
+void chain_verify_subject(const struct chain_verify *cv, const struct cert_chain *sent, unsigned i, char *out,
+			  size_t outlen) __attribute__((nonnull));
+
+/* The issuer the chain stops short of (a CA neither sent nor trusted),
+ * into out; "" when it does not stop short. */
+void chain_verify_stop(const struct chain_verify *cv, const struct cert_chain *sent, char *out, size_t outlen)
+	__attribute__((nonnull));
 
 /* The error line as `kind` logs it: nginx (and unknown) "client SSL
  * certificate verify error: (21:unable to verify the first certificate)"

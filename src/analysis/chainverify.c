@@ -21,6 +21,7 @@
 #include "analysis/chain.h"
 
 #include <pthread.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -54,14 +55,44 @@ int chain_purpose_parse(const char *name)
 	return p ? X509_PURPOSE_get_id(p) : 0;
 }
 
-const char *chain_verify_subject(const struct chain_verify *cv, unsigned i)
+/* The subject (or the issuer) of element i, into out. */
+static void element_name(const struct chain_verify *cv, const struct cert_chain *sent, unsigned i, bool issuer,
+			 char *out, size_t outlen)
 {
-	const char *s = cv->built;
-	unsigned k;
+	unsigned code = i < cv->n_built ? cv->built[i] : CHAIN_BUILT_UNKNOWN;
+	X509 *x;
 
-	for (k = 0; k < i && k < cv->n_built; k++)
-		s += strlen(s) + 1;
-	return k == i && i < cv->n_built ? s : "";
+	out[0] = '\0';
+	if (code == CHAIN_BUILT_ANCHOR) {
+		/* a stand-in is named as the CA its child names as issuer */
+		if (issuer)
+			element_name(cv, sent, i, false, out, outlen);
+		else if (i > 0)
+			element_name(cv, sent, i - 1, true, out, outlen);
+		return;
+	}
+	if (code >= CHAIN_BUILT_BUNDLE && code < CHAIN_BUILT_ANCHOR) {
+		code -= CHAIN_BUILT_BUNDLE;
+		if (cv->bundle_certs == NULL || code >= cv->n_bundle_certs || !(x = cv->bundle_certs[code]))
+			return;
+		x509info_name(issuer ? X509_get_issuer_name(x) : X509_get_subject_name(x), out, outlen);
+		return;
+	}
+	if (code < sent->n && !sent->certs[code].parse_failed)
+		snprintf(out, outlen, "%s", issuer ? sent->certs[code].issuer : sent->certs[code].subject);
+}
+
+void chain_verify_subject(const struct chain_verify *cv, const struct cert_chain *sent, unsigned i, char *out,
+			  size_t outlen)
+{
+	element_name(cv, sent, i, false, out, outlen);
+}
+
+void chain_verify_stop(const struct chain_verify *cv, const struct cert_chain *sent, char *out, size_t outlen)
+{
+	out[0] = '\0';
+	if (cv->stops && cv->n_built > 0)
+		element_name(cv, sent, cv->n_built - 1, true, out, outlen);
 }
 
 void chain_verify_log_line(const struct chain_verify *cv, enum server_kind kind, char *out, size_t outlen,
@@ -277,6 +308,23 @@ static int keep_going(int ok, X509_STORE_CTX *ctx)
 	return 1;
 }
 
+/* Where a certificate of the chain as built came from. */
+static uint16_t built_code(X509 *const *certs, size_t n, const struct chain_policy *pol, const struct run_state *st,
+			   const X509 *x)
+{
+	size_t i;
+
+	if (is_standin(st, x))
+		return CHAIN_BUILT_ANCHOR;
+	for (i = 0; i < n && i < CHAIN_BUILT_BUNDLE; i++)
+		if (certs[i] == x)
+			return (uint16_t)i;
+	for (i = 0; pol->bundle_certs && i < pol->n_bundle_certs && i < CHAIN_BUILT_ANCHOR - CHAIN_BUILT_BUNDLE; i++)
+		if (pol->bundle_certs[i] == x)
+			return (uint16_t)(CHAIN_BUILT_BUNDLE + i);
+	return CHAIN_BUILT_UNKNOWN;
+}
+
 /* Verifies once with `depth` (-1: OpenSSL's default).  1 when it ran. */
 static int run_once(X509 *const *certs, size_t n, X509_STORE *store, time_t at, const struct chain_policy *pol,
 		    bool crl, int depth, struct run_state *st, struct chain_verify *cv)
@@ -284,7 +332,7 @@ static int run_once(X509 *const *certs, size_t n, X509_STORE *store, time_t at, 
 	X509_STORE_CTX *vctx = X509_STORE_CTX_new();
 	STACK_OF(X509) *untrusted = sk_X509_new_null(), *chain;
 	X509_VERIFY_PARAM *param;
-	size_t i, used = 0;
+	size_t i;
 	int ret = 0, k;
 
 	if (vctx == NULL || untrusted == NULL)
@@ -312,20 +360,11 @@ static int run_once(X509 *const *certs, size_t n, X509_STORE *store, time_t at, 
 	ret = 1;
 	chain = X509_STORE_CTX_get0_chain(vctx);
 	cv->n_built = 0;
-	cv->built[0] = '\0';
 	st->errs->top = NULL;
-	for (k = 0; chain != NULL && k < sk_X509_num(chain); k++) {
+	for (k = 0; chain != NULL && k < sk_X509_num(chain) && cv->n_built < CHAIN_BUILT_MAX; k++) {
 		X509 *x = sk_X509_value(chain, k);
-		char name[256];
-		size_t len;
 
-		x509info_name(X509_get_subject_name(x), name, sizeof(name));
-		len = strlen(name) + 1;
-		if (used + len > sizeof(cv->built))
-			break;
-		memcpy(cv->built + used, name, len);
-		used += len;
-		cv->n_built++;
+		cv->built[cv->n_built++] = built_code(certs, n, pol, st, x);
 		st->errs->top = is_standin(st, x) ? NULL : x;
 	}
 Exit:
@@ -414,8 +453,13 @@ void chain_verify_run(X509 *const *certs, size_t n, X509_NAME *const *ca_names, 
 	size_t n_standins = 0, i;
 	bool crl = pol->crl && pol->bundle != NULL;
 
-	memset(cv, 0, sizeof(*cv));
-	memset(errs, 0, sizeof(*errs));
+	/* the scalars; the arrays are written as far as they are used */
+	memset(cv, 0, offsetof(struct chain_verify, note));
+	cv->note[0] = '\0';
+	errs->n = 0;
+	errs->top = NULL;
+	cv->bundle_certs = pol->bundle_certs;
+	cv->n_bundle_certs = pol->n_bundle_certs;
 	cv->verify_depth = pol->verify_depth;
 	cv->needed_depth = -1;
 	cv->purpose = pol->purpose > 0 ? pol->purpose : X509_PURPOSE_SSL_CLIENT;
@@ -434,12 +478,8 @@ void chain_verify_run(X509 *const *certs, size_t n, X509_NAME *const *ca_names, 
 		goto Exit;
 	cv->trust = own ? CHAIN_TRUST_CA_NAMES : CHAIN_TRUST_BUNDLE;
 	fill_result(cv, errs, &st);
-	if (errs->top != NULL && !cv->ok) {
-		const X509_NAME *sub = X509_get_subject_name(errs->top), *iss = X509_get_issuer_name(errs->top);
-
-		if (X509_NAME_cmp(sub, iss) != 0)
-			x509info_name(iss, cv->stop_issuer, sizeof(cv->stop_issuer));
-	}
+	if (errs->top != NULL && !cv->ok)
+		cv->stops = X509_NAME_cmp(X509_get_subject_name(errs->top), X509_get_issuer_name(errs->top)) != 0;
 	if (cv->ok) {
 		cv->needed_depth = needed_for(cv->n_built);
 	} else if (pol->verify_depth >= 0) {
@@ -448,13 +488,13 @@ void chain_verify_run(X509 *const *certs, size_t n, X509_NAME *const *ca_names, 
 		struct chain_verify wide;
 		struct run_state st2 = { .errs = &again, .standins = standins, .n_standins = n_standins };
 
-		memset(&again, 0, sizeof(again));
-		memset(&wide, 0, sizeof(wide));
+		again.n = 0;
+		memset(&wide, 0, offsetof(struct chain_verify, note));
 		if (run_once(certs, n, store, at, pol, crl, -1, &st2, &wide) && again.n == 0) {
 			/* the depth cut the chain short: no CA is missing */
 			cv->depth_limited = true;
 			cv->needed_depth = needed_for(wide.n_built);
-			cv->stop_issuer[0] = '\0';
+			cv->stops = false;
 		}
 	}
 	if (!own)

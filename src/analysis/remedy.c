@@ -217,10 +217,10 @@ static bool value_of(const struct fill *x, const char *name, size_t nlen, char *
 		return true;
 	}
 	if (IS("stop")) {
-		if (cv == NULL || !cv->stop_issuer[0])
+		if (cv == NULL)
 			return false;
-		snprintf(out, len, "%s", cv->stop_issuer);
-		return true;
+		chain_verify_stop(cv, &f->client_chain, out, len);
+		return out[0] != '\0';
 	}
 	if (IS("cas"))
 		return cas_text(f, out, len);

@@ -175,6 +175,7 @@ static int check_client(const struct check_opts *o, const struct chain_policy *p
 {
 	STACK_OF(X509) *chain = cmd_read_pem(WHO, "--client-cert", o->client_cert, NULL);
 	struct chain_report report;
+	struct cert_chain sent = { NULL, 0, 0, 0 };
 	X509 **certs = NULL;
 	const char *who;
 	char subject[256], line[256];
@@ -188,12 +189,15 @@ static int check_client(const struct check_opts *o, const struct chain_policy *p
 		goto Exit;
 	}
 	n = (size_t)sk_X509_num(chain);
-	if (!(certs = calloc(n, sizeof(*certs)))) {
+	if (!(certs = calloc(n, sizeof(*certs))) || !(sent.certs = calloc(n, sizeof(*sent.certs)))) {
 		*input_error = 1;
 		goto Exit;
 	}
-	for (i = 0; i < n; i++)
+	for (i = 0; i < n; i++) {
 		certs[i] = sk_X509_value(chain, (int)i);
+		x509info_summarize(certs[i], &sent.certs[i]);
+	}
+	sent.n = sent.n_on_wire = n;
 	chain_check_policy(certs, n, NULL, 0, at, pol, false, &report);
 	x509info_name(X509_get_subject_name(certs[0]), subject, sizeof(subject));
 	if (n == 1)
@@ -203,8 +207,10 @@ static int check_client(const struct check_opts *o, const struct chain_policy *p
 		       n == 2 ? "" : "s");
 	if (report.verify.ok) {
 		printf("  verified: ");
-		for (i = 0; i < report.verify.n_built; i++)
-			printf("%s%s", i ? " <- " : "", chain_verify_subject(&report.verify, (unsigned)i));
+		for (i = 0; i < report.verify.n_built; i++) {
+			chain_verify_subject(&report.verify, &sent, (unsigned)i, subject, sizeof(subject));
+			printf("%s%s", i ? " <- " : "", subject);
+		}
 		printf("\n");
 	} else {
 		refused = 1;
@@ -212,8 +218,9 @@ static int check_client(const struct check_opts *o, const struct chain_policy *p
 		printf("  refused: %s would log \"%s\"\n", who, line);
 		chain_verify_log_line(&report.verify, SK_HAPROXY, line, sizeof(line), &who);
 		printf("  %s: %s\n", who, line);
-		if (report.verify.stop_issuer[0])
-			printf("  the chain stops short of %s\n", report.verify.stop_issuer);
+		chain_verify_stop(&report.verify, &sent, subject, sizeof(subject));
+		if (subject[0])
+			printf("  the chain stops short of %s\n", subject);
 		if (report.verify.depth_limited)
 			printf("  the verify depth alone refuses it: it needs %d (nginx's ssl_verify_depth)\n",
 			       report.verify.needed_depth);
@@ -228,6 +235,7 @@ static int check_client(const struct check_opts *o, const struct chain_policy *p
 	if (report.n > 0)
 		refused = 1;
 Exit:
+	free(sent.certs);
 	free(certs);
 	sk_X509_pop_free(chain, X509_free);
 	return refused;

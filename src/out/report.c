@@ -240,7 +240,7 @@ static void json_chain_check(struct json *j, const struct conn_facts *f, const s
 {
 	const struct chain_verify *cv = v->check;
 	const char *who;
-	char line[160];
+	char line[160], name[256];
 	unsigned i, bit;
 
 	if (cv == NULL || cv->trust == CHAIN_TRUST_NONE) {
@@ -270,10 +270,13 @@ static void json_chain_check(struct json *j, const struct conn_facts *f, const s
 	}
 	json_string(j, "log_server", who);
 	json_array(j, "chain");
-	for (i = 0; i < cv->n_built; i++)
-		json_string(j, NULL, chain_verify_subject(cv, i));
+	for (i = 0; i < cv->n_built; i++) {
+		chain_verify_subject(cv, &f->client_chain, i, name, sizeof(name));
+		json_string(j, NULL, name);
+	}
 	json_end(j);
-	json_string(j, "stops_at", cv->stop_issuer[0] ? cv->stop_issuer : NULL);
+	chain_verify_stop(cv, &f->client_chain, name, sizeof(name));
+	json_string(j, "stops_at", name[0] ? name : NULL);
 	if (cv->verify_depth >= 0)
 		json_int(j, "verify_depth", cv->verify_depth);
 	else
