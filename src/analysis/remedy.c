@@ -33,6 +33,7 @@ enum when {
 	W_NO_BUNDLE = 1u << 5,      /* no verification against --ca-bundle ran */
 	W_MIDDLEBOX = 1u << 6,      /* fault: middlebox */
 	W_NOT_MIDDLEBOX = 1u << 7,
+	W_FALLBACK = 1u << 8,       /* only when no other row gave a line */
 };
 
 #define ANY_REASON R_COUNT
@@ -142,6 +143,11 @@ static const struct row rows[] = {
 	  "server: its CRL file must hold a current CRL from every CA of the chain: add the missing CRL" },
 	{ V_SERVER_REJECTED_CHAIN, R_UNKNOWN, ANY_KIND, W_NO_BUNDLE | W_NOT_CRL_MISSING, 0,
 	  "run mtlsdiag again with --ca-bundle set to the server's client CA file (nginx: ssl_client_certificate) and --verify-depth to its verify depth, to see the error the server logs (nginx logs it at error_log level info)" },
+
+	{ V_SERVER_REJECTED_CHAIN, ANY_REASON, SK_NGINX, W_FALLBACK, 14,
+	  "nginx: compare its ssl_client_certificate, ssl_verify_depth and ssl_crl with what this verification was given; nginx names the error in its error_log at level info" },
+	{ V_SERVER_REJECTED_CHAIN, ANY_REASON, ANY_KIND, W_FALLBACK, 14,
+	  "server: compare its client CA bundle, verify depth and CRLs with what this verification was given; its log names the error" },
 
 	/* ---- no certificate ---- */
 	{ V_CLIENT_SENT_NO_CERT, ANY_REASON, ANY_KIND, W_MIDDLEBOX, 0,
@@ -319,23 +325,33 @@ static bool applies(const struct row *r, const struct fill *x)
 	return true;
 }
 
-size_t remedy_lines(const struct conn_facts *f, const struct verdict *v, char (*lines)[REMEDY_LEN], size_t max)
+/* The rows of one pass (the fallbacks, or the others) into lines[n..]. */
+static size_t pass(const struct fill *x, bool fallback, char (*lines)[REMEDY_LEN], size_t n, size_t max)
 {
-	struct fill x = { f, v, v->check };
 	unsigned done_groups[32];
-	size_t n = 0, n_done = 0, i, k;
+	size_t n_done = 0, i, k;
 
 	for (i = 0; i < sizeof(rows) / sizeof(rows[0]) && n < max; i++) {
 		const struct row *r = &rows[i];
 		bool done = false;
 
+		if (((r->when & W_FALLBACK) != 0) != fallback)
+			continue;
 		for (k = 0; r->group && k < n_done; k++)
 			done |= done_groups[k] == r->group;
-		if (done || !applies(r, &x) || !render(&x, r->text, lines[n], REMEDY_LEN))
+		if (done || !applies(r, x) || !render(x, r->text, lines[n], REMEDY_LEN))
 			continue;
 		n++;
 		if (r->group && n_done < sizeof(done_groups) / sizeof(done_groups[0]))
 			done_groups[n_done++] = r->group;
 	}
 	return n;
+}
+
+size_t remedy_lines(const struct conn_facts *f, const struct verdict *v, char (*lines)[REMEDY_LEN], size_t max)
+{
+	struct fill x = { f, v, v->check };
+	size_t n = pass(&x, false, lines, 0, max);
+
+	return n ? n : pass(&x, true, lines, 0, max);
 }
