@@ -5,6 +5,7 @@
 #include "analysis/bundle.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <openssl/x509v3.h>
@@ -22,6 +23,70 @@ static bool same_key(X509 *a, X509 *b)
 	return ka != NULL && kb != NULL && ASN1_STRING_cmp(ka, kb) == 0;
 }
 
+/* The time-dependent problems of a certificate valid from nb to na. */
+static unsigned time_problems(bool nb_ok, time_t nb, bool na_ok, time_t na, time_t at, int warn_days)
+{
+	unsigned p = 0;
+
+	/* valid while notBefore <= at < notAfter, as OpenSSL judges */
+	if (na_ok) {
+		if (na <= at)
+			p |= BUNDLE_EXPIRED;
+		else if (warn_days >= 0 && na - at <= (time_t)warn_days * DAY_S)
+			p |= BUNDLE_EXPIRING;
+	}
+	if (nb_ok && nb > at)
+		p |= BUNDLE_NOT_YET_VALID;
+	return p;
+}
+
+struct bundle_summary *bundle_summarize(X509 *const *certs, size_t n)
+{
+	struct bundle_summary *s = calloc(1, sizeof(*s));
+	size_t i;
+
+	if (!s)
+		return NULL;
+	s->n = n;
+	s->fixed = calloc(n ? n : 1, sizeof(*s->fixed));
+	s->not_before = calloc(n ? n : 1, sizeof(*s->not_before));
+	s->not_after = calloc(n ? n : 1, sizeof(*s->not_after));
+	s->nb_ok = calloc(n ? n : 1, sizeof(*s->nb_ok));
+	s->na_ok = calloc(n ? n : 1, sizeof(*s->na_ok));
+	if (!s->fixed || !s->not_before || !s->not_after || !s->nb_ok || !s->na_ok) {
+		bundle_summary_free(s);
+		return NULL;
+	}
+	for (i = 0; i < n; i++) {
+		if (certs[i] == NULL)
+			continue;
+		s->fixed[i] = bundle_problems(certs, n, i, 0, -1) & (BUNDLE_LEAF | BUNDLE_ROTATION);
+		s->nb_ok[i] = x509info_asn1_time(X509_get0_notBefore(certs[i]), &s->not_before[i]);
+		s->na_ok[i] = x509info_asn1_time(X509_get0_notAfter(certs[i]), &s->not_after[i]);
+	}
+	x509info_err_clear();
+	return s;
+}
+
+void bundle_summary_free(struct bundle_summary *s)
+{
+	if (!s)
+		return;
+	free(s->fixed);
+	free(s->not_before);
+	free(s->not_after);
+	free(s->nb_ok);
+	free(s->na_ok);
+	free(s);
+}
+
+unsigned bundle_summary_problems(const struct bundle_summary *s, size_t i, time_t at, int warn_days)
+{
+	if (i >= s->n)
+		return 0;
+	return s->fixed[i] | time_problems(s->nb_ok[i], s->not_before[i], s->na_ok[i], s->not_after[i], at, warn_days);
+}
+
 unsigned bundle_problems(X509 *const *certs, size_t n, size_t i, time_t at, int warn_days)
 {
 	X509 *x = certs[i];
@@ -35,15 +100,12 @@ unsigned bundle_problems(X509 *const *certs, size_t n, size_t i, time_t at, int 
 	 * v3 certificate without CA:TRUE, or with keyUsage lacking keyCertSign) */
 	if (X509_check_ca(x) == 0)
 		p |= BUNDLE_LEAF;
-	/* valid while notBefore <= at < notAfter, as OpenSSL judges */
-	if (x509info_asn1_time(X509_get0_notAfter(x), &na)) {
-		if (na <= at)
-			p |= BUNDLE_EXPIRED;
-		else if (warn_days >= 0 && na - at <= (time_t)warn_days * DAY_S)
-			p |= BUNDLE_EXPIRING;
+	{
+		bool na_ok = x509info_asn1_time(X509_get0_notAfter(x), &na);
+		bool nb_ok = x509info_asn1_time(X509_get0_notBefore(x), &nb);
+
+		p |= time_problems(nb_ok, nb, na_ok, na, at, warn_days);
 	}
-	if (x509info_asn1_time(X509_get0_notBefore(x), &nb) && nb > at)
-		p |= BUNDLE_NOT_YET_VALID;
 	for (j = 0; j < n; j++) {
 		if (j == i || certs[j] == NULL)
 			continue;

@@ -39,6 +39,22 @@ const char *bundle_problem_name(unsigned bit);
 void bundle_problem_text(X509 *const *certs, size_t n, size_t i, unsigned bit, time_t at,
 			 char *out, size_t outlen) __attribute__((nonnull));
 
+/* What of a bundle does not change with the time, made once (a bundle of
+ * a hundred certificates is judged on every connection). */
+struct bundle_summary {
+	size_t n;
+	unsigned *fixed;            /* per certificate: BUNDLE_LEAF, BUNDLE_ROTATION */
+	time_t *not_before, *not_after;
+	bool *nb_ok, *na_ok;        /* the times could be read */
+};
+
+struct bundle_summary *bundle_summarize(X509 *const *certs, size_t n) __attribute__((warn_unused_result));
+void bundle_summary_free(struct bundle_summary *s);
+
+/* bundle_problems from a summary: certificate i at `at`. */
+unsigned bundle_summary_problems(const struct bundle_summary *s, size_t i, time_t at, int warn_days)
+	__attribute__((nonnull));
+
 /* Whether every CA name the server sent is the subject of a bundle
  * certificate and every bundle certificate's subject was sent (nginx names
  * each certificate of ssl_client_certificate).  n_names 0: true. */

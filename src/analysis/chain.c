@@ -44,6 +44,7 @@ struct ctx {
 	char at_str[32];          /* `at` as text, made for the first finding that names it */
 	X509_NAME *const *ca_names;
 	size_t n_ca;
+	uint64_t ca_id;           /* names ca_names in this thread's cache, 0 if unknown */
 };
 
 static void add_finding(struct ctx *c, enum rank rank, enum reason_code reason,
@@ -516,7 +517,7 @@ static enum reason_code run_verify(struct ctx *c, X509 *const *certs, size_t n, 
 	struct chain_verify *cv = &c->out->verify;
 	struct chain_verify_errors errs;
 
-	chain_verify_run(certs, n, c->ca_names, c->n_ca, at, pol, cv, &errs);
+	chain_verify_run(certs, n, c->ca_names, c->n_ca, c->ca_id, at, pol, cv, &errs);
 	if (cv->trust == CHAIN_TRUST_NONE)
 		return pol->bundle != NULL ? R_UNKNOWN : R_NONE;
 	if (cv->trust == CHAIN_TRUST_BUNDLE && cv->ok)
@@ -620,9 +621,8 @@ static const struct chain_policy *policy_or_default(const struct chain_policy *p
 
 /* Findings are kept in rank order, so the time findings (the most decisive
  * ranks) may come after the others and still take their places first. */
-void chain_check_policy(X509 *const *certs, size_t n, X509_NAME *const *ca_names, size_t n_ca,
-			time_t at, const struct chain_policy *policy, bool verify_names,
-			struct chain_report *out)
+static void check_policy(X509 *const *certs, size_t n, X509_NAME *const *ca_names, size_t n_ca, uint64_t ca_id,
+			 time_t at, const struct chain_policy *policy, bool verify_names, struct chain_report *out)
 {
 	struct chain_policy tmp;
 	const struct chain_policy *pol = policy_or_default(policy, &tmp);
@@ -636,6 +636,7 @@ void chain_check_policy(X509 *const *certs, size_t n, X509_NAME *const *ca_names
 		return;
 	out->checked = true;
 	ctx_init(&c, out, ca_names, n_ca, at);
+	c.ca_id = ca_id;
 	np = static_checks(&c, certs, n, path);
 	for (k = 0; k < np; k++) {
 		validity_of(certs[path[k]], &v);
@@ -653,6 +654,13 @@ void chain_check_policy(X509 *const *certs, size_t n, X509_NAME *const *ca_names
 			verify_finding(&c, reason);
 	}
 	x509info_err_clear();
+}
+
+void chain_check_policy(X509 *const *certs, size_t n, X509_NAME *const *ca_names, size_t n_ca,
+			time_t at, const struct chain_policy *policy, bool verify_names,
+			struct chain_report *out)
+{
+	check_policy(certs, n, ca_names, n_ca, 0, at, policy, verify_names, out);
 }
 
 void chain_check(X509 *const *certs, size_t n, X509_NAME *const *ca_names,
@@ -742,12 +750,12 @@ void chain_check_memo(struct chain_memo *m, const uint64_t *ids, uint64_t ca_id,
 	/* a bundle verification depends on the time throughout */
 	if (m == NULL || pol->bundle != NULL || n == 0 || n > CHAIN_MEMO_CERTS || certs == NULL ||
 	    certs[0] == NULL || (n_ca > 0 && ca_id == 0)) {
-		chain_check_policy(certs, n, ca_names, n_ca, at, pol, verify_names, out);
+		check_policy(certs, n, ca_names, n_ca, m ? ca_id : 0, at, pol, verify_names, out);
 		return;
 	}
 	for (i = 0; i < n; i++) {
 		if (ids[i] == 0) {
-			chain_check_policy(certs, n, ca_names, n_ca, at, pol, verify_names, out);
+			check_policy(certs, n, ca_names, n_ca, ca_id, at, pol, verify_names, out);
 			return;
 		}
 		h = (h ^ ids[i]) * 0x9e3779b97f4a7c15ULL;

@@ -24,6 +24,8 @@ struct chain_finding {
 	char text[VERDICT_EVIDENCE_LEN];  /* one evidence line */
 };
 
+struct bundle_summary;
+
 /* How the server verifies client chains, from the options: --ca-bundle
  * (nginx's ssl_client_certificate), --verify-depth (ssl_verify_depth),
  * --crl (ssl_crl), --purpose, --server-kind.  Made and owned by a front
@@ -32,6 +34,7 @@ struct chain_policy {
 	X509_STORE *bundle;          /* the CAs, and with crl the CRLs; NULL: the CA names stand in */
 	X509 *const *bundle_certs;   /* the bundle's certificates as in its file, for its own checks */
 	size_t n_bundle_certs;
+	const struct bundle_summary *bundle_summary; /* of bundle_certs (bundle.h), or NULL */
 	int verify_depth;            /* -1: not given (OpenSSL's default, 100) */
 	bool crl;                    /* check every certificate against a CRL (nginx's ssl_crl) */
 	int purpose;                 /* X509_PURPOSE_SSL_CLIENT, unless --purpose */
@@ -174,9 +177,11 @@ struct chain_verify_errors {
 /* Verifies certs (leaf first, as sent) at `at` as the policy's server
  * would: against the bundle, or (no bundle) against stand-ins for the CA
  * names, whose own signatures cannot be checked.  Fills cv (trust NONE
- * when there is nothing to verify against) and errs. */
-void chain_verify_run(X509 *const *certs, size_t n, X509_NAME *const *ca_names, size_t n_ca, time_t at,
-		      const struct chain_policy *policy, struct chain_verify *cv, struct chain_verify_errors *errs)
-	__attribute__((nonnull(6, 7, 8)));
+ * when there is nothing to verify against) and errs.  ca_id names the CA
+ * names (ca_list.id of this thread's cache, 0 when unknown): the bundle is
+ * compared with them once per list. */
+void chain_verify_run(X509 *const *certs, size_t n, X509_NAME *const *ca_names, size_t n_ca, uint64_t ca_id,
+		      time_t at, const struct chain_policy *policy, struct chain_verify *cv,
+		      struct chain_verify_errors *errs) __attribute__((nonnull(7, 8, 9)));
 
 #endif

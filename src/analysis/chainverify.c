@@ -389,18 +389,48 @@ static int needed_for(unsigned n_built)
 	return n_built >= 2 ? (int)n_built - 2 : 0;
 }
 
+/* Whether the bundle is what the CA names list, remembered per thread for
+ * the last list (ca_id) and policy: a server names the same CAs on every
+ * connection, and a bundle of a hundred takes ten thousand comparisons. */
+struct names_memo {
+	const struct chain_policy *pol;
+	uint64_t ca_id;
+	bool agree;
+};
+
+static _Thread_local struct names_memo names_memo;
+
+static bool names_agree(const struct chain_policy *pol, X509_NAME *const *names, size_t n_names, uint64_t ca_id)
+{
+	bool agree;
+
+	if (ca_id != 0 && names_memo.pol == pol && names_memo.ca_id == ca_id)
+		return names_memo.agree;
+	agree = bundle_matches_names(pol->bundle_certs, pol->n_bundle_certs, names, n_names);
+	if (ca_id != 0)
+		names_memo = (struct names_memo){ pol, ca_id, agree };
+	return agree;
+}
+
 /* The bundle against the CA names the server sent, and the bundle's own
  * mistakes at `at`, into cv->note. */
-static void bundle_note(X509 *const *certs, size_t n, X509_NAME *const *names, size_t n_names, time_t at,
+static void bundle_note(X509_NAME *const *names, size_t n_names, uint64_t ca_id, time_t at,
 			const struct chain_policy *pol, struct chain_verify *cv)
 {
 	static const unsigned order[] = { BUNDLE_LEAF, BUNDLE_EXPIRED, BUNDLE_NOT_YET_VALID, BUNDLE_ROTATION };
 	X509 *const *bc = pol->bundle_certs;
+	struct bundle_summary *own = NULL;
+	const struct bundle_summary *sum = pol->bundle_summary;
 	char name[256], line[512];
 	size_t i, j, k;
 
-	cv->bundle_problems = bundle_problems_all(bc, pol->n_bundle_certs, at, -1);
-	if (bc != NULL && n_names > 0 && !bundle_matches_names(bc, pol->n_bundle_certs, names, n_names)) {
+	if (bc == NULL || pol->n_bundle_certs == 0)
+		return;
+	if (sum == NULL && !(sum = own = bundle_summarize(bc, pol->n_bundle_certs)))
+		return;
+	for (j = 0; j < sum->n; j++)
+		cv->bundle_problems |= bundle_summary_problems(sum, j, at, -1);
+	if (n_names > 0 && !names_agree(pol, names, n_names, ca_id)) {
 		cv->names_disagree = true;
 		for (i = 0; i < n_names; i++) {
 			for (j = 0; j < pol->n_bundle_certs; j++)
@@ -412,7 +442,7 @@ static void bundle_note(X509 *const *certs, size_t n, X509_NAME *const *names, s
 					 "the server named CA %s, which --ca-bundle does not hold: the bundle given is not the one this server verifies with",
 					 name);
 				x509info_copy_utf8(line, strlen(line), cv->note, sizeof(cv->note));
-				return;
+				goto Exit;
 			}
 		}
 		for (j = 0; j < pol->n_bundle_certs; j++) {
@@ -425,27 +455,27 @@ static void bundle_note(X509 *const *certs, size_t n, X509_NAME *const *names, s
 					 "--ca-bundle holds %s, which the server did not name: the bundle given is not the one this server verifies with",
 					 name);
 				x509info_copy_utf8(line, strlen(line), cv->note, sizeof(cv->note));
-				return;
+				goto Exit;
 			}
 		}
 	}
-	(void)certs;
-	(void)n;
 	for (k = 0; k < sizeof(order) / sizeof(order[0]); k++) {
 		if (!(cv->bundle_problems & order[k]))
 			continue;
-		for (j = 0; j < pol->n_bundle_certs; j++) {
-			if (bundle_problems(bc, pol->n_bundle_certs, j, at, -1) & order[k]) {
+		for (j = 0; j < sum->n; j++) {
+			if (bundle_summary_problems(sum, j, at, -1) & order[k]) {
 				bundle_problem_text(bc, pol->n_bundle_certs, j, order[k], at, line, sizeof(line));
 				x509info_copy_utf8(line, strlen(line), cv->note, sizeof(cv->note));
-				return;
+				goto Exit;
 			}
 		}
 	}
+Exit:
+	bundle_summary_free(own);
 }
 
-void chain_verify_run(X509 *const *certs, size_t n, X509_NAME *const *ca_names, size_t n_ca, time_t at,
-		      const struct chain_policy *pol, struct chain_verify *cv, struct chain_verify_errors *errs)
+void chain_verify_run(X509 *const *certs, size_t n, X509_NAME *const *ca_names, size_t n_ca, uint64_t ca_id,
+		      time_t at, const struct chain_policy *pol, struct chain_verify *cv, struct chain_verify_errors *errs)
 {
 	X509_STORE *store = pol->bundle, *own = NULL;
 	X509 *standins[MAX_STANDINS];
@@ -498,7 +528,7 @@ void chain_verify_run(X509 *const *certs, size_t n, X509_NAME *const *ca_names, 
 		}
 	}
 	if (!own)
-		bundle_note(certs, n, ca_names, n_ca, at, pol, cv);
+		bundle_note(ca_names, n_ca, ca_id, at, pol, cv);
 Exit:
 	/* the store holds its own references to the stand-ins */
 	for (i = 0; i < n_standins; i++)

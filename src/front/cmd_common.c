@@ -157,6 +157,7 @@ struct owned_policy {
 	struct chain_policy p;      /* first: the pointer handed out */
 	STACK_OF(X509) *certs;
 	X509 **list;
+	struct bundle_summary *summary;
 };
 
 void cmd_policy_free(struct chain_policy *p)
@@ -168,6 +169,7 @@ void cmd_policy_free(struct chain_policy *p)
 	X509_STORE_free(o->p.bundle);
 	sk_X509_pop_free(o->certs, X509_free);
 	free(o->list);
+	bundle_summary_free(o->summary);
 	free(o);
 }
 
@@ -249,6 +251,11 @@ struct chain_policy *cmd_load_policy(const char *who, const struct cmd_chain_opt
 			ERR_clear_error();
 	op->p.bundle_certs = op->list;
 	op->p.n_bundle_certs = (size_t)sk_X509_num(op->certs);
+	if (!(op->summary = bundle_summarize(op->list, op->p.n_bundle_certs))) {
+		fprintf(stderr, "%s: out of memory\n", who);
+		goto Fail;
+	}
+	op->p.bundle_summary = op->summary;
 	if (warn_at)
 		warn_bundle(who, o->bundle_path, op->list, op->p.n_bundle_certs, *warn_at);
 Done:
