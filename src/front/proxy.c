@@ -705,9 +705,11 @@ int proxy_run(const struct proxy_config *cfg)
 		goto Exit;
 	for (i = 0; i < px.n_ls; i++) {
 		describe_listener(&px.ls[i], desc, sizeof(desc));
-		emit_fmt(cfg->log, "mtlsdiag proxy: listening on %s", desc);
+		/* what the stand-in learnt comes first: "listening" is the line
+		 * that says the start is over */
 		if (px.ls[i].icpt)
 			emit_fmt(cfg->log, "mtlsdiag proxy: %s", intercept_describe(px.ls[i].icpt));
+		emit_fmt(cfg->log, "mtlsdiag proxy: listening on %s", desc);
 	}
 	emit_fmt(cfg->log, "mtlsdiag proxy: %u worker%s, at most %zu connections open (%s)%s%s%s", px.n_workers,
 		 px.n_workers == 1 ? "" : "s", px.max_conns_per_worker * px.n_workers, px.conns_limit_from,
