@@ -416,15 +416,18 @@ pid_t px_start_nginx_verify(uint16_t port, const char *verify)
 
 pid_t px_start_nginx_answer(uint16_t port, const char *verify, const char *location)
 {
-	const char *conf = px_tmp("nginx.conf");
-	FILE *f = fopen(conf, "w");
-	const char *argv[] = { "nginx", "-p", px_tmp(""), "-c", conf, "-e", px_tmp("nginx-error.log"), NULL };
-	struct e2e_io io = { .out = px_tmp("nginx.out"), .err = px_tmp("nginx.out") };
-	pid_t pid;
+	const struct px_nginx n = { .verify = verify, .location = location };
+
+	return px_start_nginx_conf(port, &n);
+}
+
+void px_write_nginx_conf(uint16_t port, const struct px_nginx *n)
+{
+	FILE *f = fopen(px_tmp("nginx.conf"), "w");
 
 	cr_assert_not_null(f);
 	fprintf(f,
-		"daemon off;\nmaster_process off;\nworker_processes 1;\npid %s;\nerror_log %s info;\n"
+		"daemon off;\n%sworker_processes 1;\npid %s;\nerror_log %s info;\n"
 		"events { worker_connections 32; }\n"
 		"http {\n"
 		"  client_body_temp_path %s; proxy_temp_path %s; fastcgi_temp_path %s;\n"
@@ -435,15 +438,28 @@ pid_t px_start_nginx_answer(uint16_t port, const char *verify, const char *locat
 		"    server_name localhost;\n"
 		"    ssl_certificate %s; ssl_certificate_key %s;\n"
 		"    ssl_protocols TLSv1.2 TLSv1.3;\n"
-		"    ssl_verify_client %s; ssl_client_certificate %s; ssl_verify_depth 2;\n"
+		"    ssl_verify_client %s; ssl_client_certificate %s; ssl_verify_depth %d;\n"
+		"    %s\n"
 		"    location / { %s }\n"
 		"  }\n"
 		"}\n",
-		px_tmp("nginx.pid"), px_tmp("nginx-error.log"), px_tmp("t-body"), px_tmp("t-proxy"), px_tmp("t-fcgi"),
-		px_tmp("t-uwsgi"), px_tmp("t-scgi"), port, px_pki("server.pem"), px_pki("server.key"), verify,
-		px_pki("client-root.pem"), location);
-	fclose(f);
-	pid = e2e_spawn((char *const *)argv, &io, 60);
+		n->master ? "" : "master_process off;\n", px_tmp("nginx.pid"), px_tmp("nginx-error.log"),
+		px_tmp("t-body"), px_tmp("t-proxy"), px_tmp("t-fcgi"), px_tmp("t-uwsgi"), px_tmp("t-scgi"), port,
+		px_pki("server.pem"), px_pki("server.key"), n->verify ? n->verify : "on",
+		n->bundle ? n->bundle : px_pki("client-root.pem"), n->depth ? n->depth : 2, n->extra ? n->extra : "",
+		n->location ? n->location : "return 200 \"ok nginx\\n\";");
+	cr_assert_eq(fclose(f), 0);
+}
+
+pid_t px_start_nginx_conf(uint16_t port, const struct px_nginx *n)
+{
+	const char *argv[] = { "nginx", "-p", px_tmp(""), "-c", px_tmp("nginx.conf"), "-e", px_tmp("nginx-error.log"),
+			       NULL };
+	struct e2e_io io = { .out = px_tmp("nginx.out"), .err = px_tmp("nginx.out") };
+	pid_t pid;
+
+	px_write_nginx_conf(port, n);
+	pid = e2e_spawn((char *const *)argv, &io, 90);
 	cr_assert(pid > 0);
 	px_wait_port(port, pid, "nginx", px_tmp("nginx.out"));
 	return pid;

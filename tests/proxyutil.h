@@ -95,6 +95,22 @@ pid_t px_start_nginx_verify(uint16_t port, const char *verify);
  * others answer `return 200 "ok nginx\n";`). */
 pid_t px_start_nginx_answer(uint16_t port, const char *verify, const char *location);
 
+/* What the nginx configuration written by px_write_nginx_conf varies in;
+ * NULL and 0 members take the lab's nginx-on values. */
+struct px_nginx {
+	bool master;                 /* a master process (one that takes `nginx -s reload`) */
+	const char *verify;          /* ssl_verify_client ("on") */
+	const char *bundle;          /* ssl_client_certificate (the lab's client root) */
+	int depth;                   /* ssl_verify_depth (0: 2) */
+	const char *extra;           /* more server directives ("") */
+	const char *location;        /* the body of location / (return 200 "ok nginx\n";) */
+};
+
+/* The scratch directory's nginx.conf for 127.0.0.1:port. */
+void px_write_nginx_conf(uint16_t port, const struct px_nginx *n);
+/* Writes it and starts nginx; returns once the port accepts. */
+pid_t px_start_nginx_conf(uint16_t port, const struct px_nginx *n);
+
 /* mitmdump as an explicit proxy on 127.0.0.1:port, accepting the lab
  * server's certificate (ssl_insecure); its CA (made on the first start,
  * with a scratch HOME) is confdir/mitmproxy-ca-cert.pem. */

@@ -47,51 +47,32 @@ static const char *pki_or_path(const char *file)
 	return file[0] == '/' ? file : px_pki(file);
 }
 
+/* The lab's nginx with the bundle, depth and CRL of sc (crl: its room for
+ * the ssl_crl line); a master process, so that `nginx -s reload` starts
+ * new workers with a new configuration. */
+static struct px_nginx nginx_for(const struct server_conf *sc, char crl[600])
+{
+	crl[0] = '\0';
+	if (sc->crl)
+		test_fmtn(crl, 600, "ssl_crl %s;", pki_or_path(sc->crl));
+	return (struct px_nginx){ .master = true, .bundle = pki_or_path(sc->bundle), .depth = sc->depth,
+				  .extra = crl };
+}
+
 static void write_nginx_conf(const struct lab *lab, const struct server_conf *sc)
 {
-	FILE *f = fopen(px_tmp("nginx.conf"), "w");
-	char crl[600] = "";
+	char crl[600];
+	const struct px_nginx n = nginx_for(sc, crl);
 
-	cr_assert_not_null(f);
-	if (sc->crl)
-		test_fmt(crl, "ssl_crl %s;", pki_or_path(sc->crl));
-	/* a master process: `nginx -s reload` starts new workers with the new
-	 * configuration (a single process does not take a reload) */
-	fprintf(f,
-		"daemon off;\nworker_processes 1;\npid %s;\nerror_log %s info;\n"
-		"events { worker_connections 32; }\n"
-		"http {\n"
-		"  client_body_temp_path %s; proxy_temp_path %s; fastcgi_temp_path %s;\n"
-		"  uwsgi_temp_path %s; scgi_temp_path %s;\n"
-		"  access_log off;\n"
-		"  server {\n"
-		"    listen 127.0.0.1:%u ssl;\n"
-		"    server_name localhost;\n"
-		"    ssl_certificate %s; ssl_certificate_key %s;\n"
-		"    ssl_protocols TLSv1.2 TLSv1.3;\n"
-		"    ssl_verify_client on;\n"
-		"    ssl_client_certificate %s;\n"
-		"    ssl_verify_depth %d;\n"
-		"    %s\n"
-		"    location / { return 200 \"ok nginx\\n\"; }\n"
-		"  }\n"
-		"}\n",
-		px_tmp("nginx.pid"), px_tmp("nginx-error.log"), px_tmp("t-body"), px_tmp("t-proxy"), px_tmp("t-fcgi"),
-		px_tmp("t-uwsgi"), px_tmp("t-scgi"), lab->nginx_port, px_pki("server.pem"), px_pki("server.key"),
-		pki_or_path(sc->bundle), sc->depth, crl);
-	fclose(f);
+	px_write_nginx_conf(lab->nginx_port, &n);
 }
 
 static void start_nginx(struct lab *lab, const struct server_conf *sc)
 {
-	const char *argv[] = { "nginx", "-p", px_tmp(""), "-c", px_tmp("nginx.conf"), "-e", px_tmp("nginx-error.log"),
-			       NULL };
-	struct e2e_io io = { .out = px_tmp("nginx.out"), .err = px_tmp("nginx.out") };
+	char crl[600];
+	const struct px_nginx n = nginx_for(sc, crl);
 
-	write_nginx_conf(lab, sc);
-	lab->nginx = e2e_spawn((char *const *)argv, &io, 90);
-	cr_assert(lab->nginx > 0);
-	px_wait_port(lab->nginx_port, lab->nginx, "nginx", px_tmp("nginx.out"));
+	lab->nginx = px_start_nginx_conf(lab->nginx_port, &n);
 }
 
 /* The remedy applied: the configuration rewritten, `nginx -s reload`, and
