@@ -733,7 +733,13 @@ static void expect_whole_chain(const char *name, const struct conn_facts *f, con
 		cr_assert_str_eq(f->client_chain.certs[i].subject, long_chain_subjects[i], "%s: certificate %zu",
 				 name, i);
 	cr_assert_not_null(out);
-	report_json(out, f, v);
+	{
+		struct json scratch;
+
+		json_init(&scratch);
+		cr_assert_eq(report_json(&scratch, out, f, v, NULL), 0);
+		json_free(&scratch);
+	}
 	cr_assert_eq(fclose(out), 0);
 	from = strstr(json, "\"client_chain\":[");
 	to = from ? strstr(from, "\"server_chain\":") : NULL;

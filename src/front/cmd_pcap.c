@@ -53,6 +53,7 @@ struct pcap_run {
 	struct inspect_catalogue *cat;  /* cfg.inspection, owned */
 	struct cmd_output out;
 	bool streaming;         /* the input is a pipe or a FIFO: records are flushed one by one */
+	struct json json;       /* the builder every record of the run is made in */
 	const char *source;     /* the file being read, as named on the command line ("-": standard input) */
 	struct report_tally tally;
 	bool quiet;
@@ -69,15 +70,17 @@ static void emit(void *ctx, void *flow, const struct conn_facts *f, const struct
 {
 	struct pcap_run *run = ctx;
 
-	report_tally_add(&run->tally, v);
-	if (run->out.text && !run->quiet) {
-		char line[2048];
+	bool text = run->out.text && !run->quiet;
+	char line[2048];
 
+	report_tally_add(&run->tally, v);
+	/* the human line is made once: printed, and the record's summary */
+	if (text || run->out.json)
 		report_line(line, sizeof(line), f, v);
+	if (text)
 		fprintf(run->out.text, "%s\n", line);
-	}
 	if (run->out.json)
-		report_json(run->out.json, f, v);
+		(void)report_json(&run->json, run->out.json, f, v, line);   /* a loss is counted by the output */
 	/* a capture being written as it is read: each verdict as it comes */
 	if (run->streaming) {
 		if (run->out.text)
@@ -349,6 +352,7 @@ static int run_pcap(const struct pcap_opts *o)
 		ret = 2;
 Exit:
 	legpair_free(run.pairs);
+	json_free(&run.json);
 	if (!cmd_close_outputs(WHO, &run.out))
 		ret = 2;
 	obs_pool_free(run.cfg.pool);

@@ -339,7 +339,7 @@ static void print_json(const struct run *run, const struct probe_options *o, con
 		return;
 	json_init(&j);
 	json_object(&j, NULL);
-	report_json_members(&j, obs_conn_facts(r->obs), r->verdict);
+	report_json_members(&j, obs_conn_facts(r->obs), r->verdict, NULL);
 	json_string(&j, "mode", "probe");
 	json_target(&j, o);
 	json_probe(&j, o, r);

@@ -194,7 +194,7 @@ static void json_upstream_leg(struct json *j, const struct icpt_conn *c, const s
 	json_alert(j, "alert_received", up->alert_received);
 	if (up->obs && uv) {
 		json_object(j, "connection");
-		report_json_members(j, obs_conn_facts(up->obs), uv);
+		report_json_members(j, obs_conn_facts(up->obs), uv, NULL);
 		json_end(j);
 	} else {
 		json_null(j, "connection");
@@ -218,7 +218,7 @@ void icpt_record(struct icpt_conn *c, const struct verdict *cv, const struct ver
 	report_endpoint(up, sizeof(up), c->wl->l->up_host, c->wl->l->up_port);
 	json_init(&j);
 	json_object(&j, NULL);
-	report_json_members(&j, obs_conn_facts(cl->obs), cv);
+	report_json_members(&j, obs_conn_facts(cl->obs), cv, NULL);
 	json_string(&j, "mode", "intercept");
 	json_string(&j, "upstream", up);
 	json_string(&j, "closed_by", closer_name(c->closed_by));

@@ -555,8 +555,9 @@ void pconn_teardown(struct pconn *c)
 				 (unsigned long long)c->side[SIDE_CLIENT].bytes,
 				 (unsigned long long)c->side[SIDE_SERVER].bytes);
 		emit_line(px->cfg->log, line);
+		line[used < sizeof(line) ? used : sizeof(line) - 1] = '\0';   /* the record's summary: without the relay's part */
 		if (px->cfg->json)
-			emit_json(px->cfg->json, c, f, v, ms);
+			emit_json(px->cfg->json, c, f, v, line, ms);
 		obs_conn_free(c->obs);
 		c->obs = NULL;
 	}

@@ -238,8 +238,9 @@ void __attribute__((format(printf, 2, 3))) emit_fmt(FILE *out, const char *fmt, 
 const char *closer_name(enum closer c);
 const char *end_name(enum end_kind e);
 uint64_t ms_between(const struct timeval *a, const struct timeval *b);
+/* summary: the connection's human line (report_line), NULL to make it */
 void emit_json(FILE *out, const struct pconn *c, const struct conn_facts *f,
-	       const struct verdict *v, uint64_t duration_ms);
+	       const struct verdict *v, const char *summary, uint64_t duration_ms);
 void emit_failure(const struct pconn *c, const char *type, const char *what, const char *why);
 /* A line about an open connection: "TIME CLIENT -> UPSTREAM what". */
 void emit_note(const struct pconn *c, const char *what) __attribute__((nonnull));

@@ -96,7 +96,7 @@ static void write_record(FILE *out, struct json *j)
  * upstream, closed_by, close, duration_ms, relayed bytes each way, and
  * whether the rest was spliced once the verdict settled). */
 void emit_json(FILE *out, const struct pconn *c, const struct conn_facts *f,
-	       const struct verdict *v, uint64_t duration_ms)
+	       const struct verdict *v, const char *summary, uint64_t duration_ms)
 {
 	struct json j;
 	char up[300];
@@ -104,7 +104,7 @@ void emit_json(FILE *out, const struct pconn *c, const struct conn_facts *f,
 	report_endpoint(up, sizeof(up), c->up_host, c->up_port);
 	json_init(&j);
 	json_object(&j, NULL);
-	report_json_members(&j, f, v);
+	report_json_members(&j, f, v, summary);
 	json_string(&j, "mode", mode_name(c->wl->l->cfg->mode));
 	json_string(&j, "upstream", up);
 	json_string(&j, "closed_by", closer_name(c->closed_by));

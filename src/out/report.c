@@ -313,7 +313,8 @@ static void json_server_kind(struct json *j, const struct verdict *v)
 	json_end(j);
 }
 
-void report_json_members(struct json *j, const struct conn_facts *f, const struct verdict *v)
+void report_json_members(struct json *j, const struct conn_facts *f, const struct verdict *v,
+			 const char *summary)
 {
 	char remedies[REMEDY_MAX][REMEDY_LEN];
 	size_t n_remedies;
@@ -361,7 +362,11 @@ void report_json_members(struct json *j, const struct conn_facts *f, const struc
 	for (i = 0; i < v->n_evidence; i++)
 		json_string(j, NULL, v->evidence[i]);
 	json_end(j);
-	report_line(line, sizeof(line), f, v);
+	/* the summary is the human line, cut to line's size as it always was */
+	if (summary)
+		snprintf(line, sizeof(line), "%s", summary);
+	else
+		report_line(line, sizeof(line), f, v);
 	json_string(j, "summary", line);
 	/* additions to the contract */
 	json_string(j, "preamble", f->preamble ? preamble_kind_name(f->preamble) : NULL);
@@ -388,18 +393,14 @@ void report_json_members(struct json *j, const struct conn_facts *f, const struc
 		json_string(j, "source", f->source);
 }
 
-int report_json(FILE *out, const struct conn_facts *f, const struct verdict *v)
+int report_json(struct json *scratch, FILE *out, const struct conn_facts *f, const struct verdict *v,
+		const char *summary)
 {
-	struct json j;
-	int rc;
-
-	json_init(&j);
-	json_object(&j, NULL);
-	report_json_members(&j, f, v);
-	json_end(&j);
-	rc = json_write_line(&j, out);
-	json_free(&j);
-	return rc;
+	json_reset(scratch);
+	json_object(scratch, NULL);
+	report_json_members(scratch, f, v, summary);
+	json_end(scratch);
+	return json_write_line(scratch, out);
 }
 
 void report_tally_add(struct report_tally *t, const struct verdict *v)

@@ -20,10 +20,15 @@ void report_line(char *buf, size_t len, const struct conn_facts *f, const struct
 #define REPORT_SCHEMA 1
 
 /* The members of a "type": "connection" record, into an open object (a
- * front end adds its own members after them). */
-void report_json_members(struct json *j, const struct conn_facts *f, const struct verdict *v);
-/* The whole record as one line: 0, or -1 with errno (json_write_line). */
-int report_json(FILE *out, const struct conn_facts *f, const struct verdict *v);
+ * front end adds its own members after them).  `summary` is the record's
+ * human line when the caller has already made it (report_line), else NULL. */
+void report_json_members(struct json *j, const struct conn_facts *f, const struct verdict *v,
+			 const char *summary);
+/* The whole record as one line, built in `scratch` (emptied first: one
+ * builder serves every record of a run): 0, or -1 with errno
+ * (json_write_line). */
+int report_json(struct json *scratch, FILE *out, const struct conn_facts *f, const struct verdict *v,
+		const char *summary);
 
 /* Per-verdict tallies for the closing summary. */
 struct report_tally {
