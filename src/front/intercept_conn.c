@@ -384,48 +384,31 @@ static void write_cb(struct bufferevent *bev, void *arg)
 	maybe_done(c);
 }
 
-/* The peer closed (close_notify or FIN): the other leg is closed in turn
- * once what this one sent is delivered. */
-static void leg_eof(struct icpt_leg *leg)
+/* The peer closed (close_notify or FIN), or reset the connection (reset):
+ * after a close the other leg is closed in turn once what this one sent is
+ * delivered. */
+static void leg_ended(struct icpt_leg *leg, bool reset)
 {
 	struct icpt_conn *c = leg->c;
 
 	leg->eof = true;
-	bufferevent_disable(leg->bev, EV_READ);
-	leg_tap_close(leg, peer_side(leg), CLOSE_FIN);
+	if (reset)
+		leg->dead = true;
+	bufferevent_disable(leg->bev, reset ? EV_READ | EV_WRITE : EV_READ);
+	leg_tap_close(leg, peer_side(leg), reset ? CLOSE_RST : CLOSE_FIN);
 	if (leg->id == ICPT_UPSTREAM_LEG && c->phase != IP_RELAY) {
-		upstream_failed(c, "the server closed the connection before the client's request");
+		upstream_failed(c, reset ? "the server reset the connection before the client's request"
+					 : "the server closed the connection before the client's request");
 		maybe_done(c);
 		return;
 	}
-	note_end(c, leg->id == ICPT_CLIENT_LEG ? CLOSER_CLIENT : CLOSER_SERVER, END_FIN);
+	note_end(c, leg->id == ICPT_CLIENT_LEG ? CLOSER_CLIENT : CLOSER_SERVER, reset ? END_RST : END_FIN);
 	if (c->phase == IP_RELAY)
 		leg_shut_when_drained(other(leg));
 	else if (leg->id == ICPT_CLIENT_LEG && c->phase == IP_CONNECTING)
 		upstream_failed(c, "the client left before the server was reached");
-	if (leg->id == ICPT_CLIENT_LEG && c->phase != IP_RELAY)
+	if (!reset && leg->id == ICPT_CLIENT_LEG && c->phase != IP_RELAY)
 		leg_shut_when_drained(leg);
-	arm(c, LINGER_S);
-	maybe_done(c);
-}
-
-static void leg_dead(struct icpt_leg *leg)
-{
-	struct icpt_conn *c = leg->c;
-
-	leg->dead = leg->eof = true;
-	bufferevent_disable(leg->bev, EV_READ | EV_WRITE);
-	leg_tap_close(leg, peer_side(leg), CLOSE_RST);
-	if (leg->id == ICPT_UPSTREAM_LEG && c->phase != IP_RELAY) {
-		upstream_failed(c, "the server reset the connection before the client's request");
-		maybe_done(c);
-		return;
-	}
-	note_end(c, leg->id == ICPT_CLIENT_LEG ? CLOSER_CLIENT : CLOSER_SERVER, END_RST);
-	if (c->phase == IP_RELAY)
-		leg_shut_when_drained(other(leg));
-	else if (leg->id == ICPT_CLIENT_LEG && c->phase == IP_CONNECTING)
-		upstream_failed(c, "the client left before the server was reached");
 	arm(c, LINGER_S);
 	maybe_done(c);
 }
@@ -705,10 +688,7 @@ static void event_cb(struct bufferevent *bev, short what, void *arg)
 			upstream_handshake_failed(c);
 		return;
 	}
-	if (what & BEV_EVENT_EOF)
-		leg_eof(leg);
-	else
-		leg_dead(leg);
+	leg_ended(leg, !(what & BEV_EVENT_EOF));
 }
 
 static void timer_cb(evutil_socket_t fd, short what, void *arg)

@@ -104,8 +104,10 @@ static size_t budget_account(struct pconn *c)
 	struct proxy *px = c->w->px;
 	size_t now = c->obs ? obs_conn_buffered(c->obs) : 0, was = c->hs_counted;
 
+	if (now == was)   /* the common case while relaying: no shared write */
+		return atomic_load(&px->hs_total);
 	c->hs_counted = now;
-	if (now >= was)
+	if (now > was)
 		return atomic_fetch_add(&px->hs_total, now - was) + (now - was);
 	proxy_note_freed(px, was - now);
 	return atomic_fetch_sub(&px->hs_total, was - now) - (was - now);
