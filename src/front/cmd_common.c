@@ -419,6 +419,22 @@ int cmd_close_outputs(const char *who, struct cmd_output *out)
 	return closed;
 }
 
+int cmd_choice(const char *who, const char *opt, const char *arg, const char *const *words, const char *hint)
+{
+	size_t i, n;
+
+	for (n = 0; words[n]; n++)
+		if (strcmp(arg, words[n]) == 0)
+			return (int)n;
+	fprintf(stderr, "%s: %s '%s': use ", who, opt, arg);
+	for (i = 0; i < n; i++)
+		fprintf(stderr, "%s%s", i == 0 ? "" : i + 1 == n ? " or " : ", ", words[i]);
+	if (hint)
+		fprintf(stderr, " (%s)", hint);
+	fputc('\n', stderr);
+	return -1;
+}
+
 enum cmd_parsed cmd_getopt(const char *who, int argc, char **argv, const char *optstring,
 			   const struct option *opts, void (*usage)(FILE *out),
 			   int (*option)(void *o, int opt, const char *arg), void *o)

@@ -40,26 +40,15 @@ int icpt_option(struct icpt_opts *o, int opt, const char *arg)
 	case O_ICPT_FORWARD_IDENTITY: o->forward_identity = true; return 1;
 	case O_ICPT_NO_FAITHFUL: o->no_faithful = true; return 1;
 	case O_ICPT_UPSTREAM_TLS:
-		if (strcmp(arg, "1.2") == 0 || strcmp(arg, "1.3") == 0 || strcmp(arg, "auto") == 0) {
-			o->upstream_tls = arg;
-			return 1;
-		}
-		fprintf(stderr, WHO ": --upstream-tls '%s': use 1.2, 1.3 or auto\n", arg);
-		return 0;
+		o->upstream_tls = arg;
+		return cmd_choice(WHO, "--upstream-tls", arg, (const char *const[]){ "1.2", "1.3", "auto", NULL }, NULL) >= 0;
 	case O_ICPT_VERIFY:
-		if (strcmp(arg, "require") == 0 || strcmp(arg, "optional") == 0) {
-			o->verify = arg;
-			return 1;
-		}
-		fprintf(stderr, WHO ": --verify '%s': use require or optional\n", arg);
-		return 0;
+		o->verify = arg;
+		return cmd_choice(WHO, "--verify", arg, (const char *const[]){ "require", "optional", NULL }, NULL) >= 0;
 	case O_ICPT_REFUSE:
-		if (strcmp(arg, "http") == 0 || strcmp(arg, "alert") == 0) {
-			o->refuse = arg;
-			return 1;
-		}
-		fprintf(stderr, WHO ": --refuse '%s': use http (an HTTP 400 page, as nginx) or alert (as OpenSSL)\n", arg);
-		return 0;
+		o->refuse = arg;
+		return cmd_choice(WHO, "--refuse", arg, (const char *const[]){ "http", "alert", NULL },
+				  "http: an HTTP 400 page, as nginx; alert: as OpenSSL") >= 0;
 	case O_ICPT_VERIFY_DEPTH:
 		errno = 0;
 		v = strtol(arg, &end, 10);

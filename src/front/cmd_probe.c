@@ -514,13 +514,13 @@ static int probe_option(void *opts, int opt, const char *arg)
 /* --tls into the versions to try.  0 after printing why. */
 static int read_tls(struct probe_cmd_opts *o)
 {
-	if (strcmp(o->tls, "1.2") == 0 || strcmp(o->tls, "both") == 0)
+	int which = cmd_choice(WHO, "--tls", o->tls, (const char *const[]){ "1.2", "1.3", "both", NULL }, NULL);
+
+	if (which == 0 || which == 2)
 		o->versions[o->n_versions++] = TLS1_2_VERSION;
-	if (strcmp(o->tls, "1.3") == 0 || strcmp(o->tls, "both") == 0)
+	if (which == 1 || which == 2)
 		o->versions[o->n_versions++] = TLS1_3_VERSION;
-	if (o->n_versions == 0)
-		fprintf(stderr, WHO ": --tls '%s': use 1.2, 1.3 or both\n", o->tls);
-	return o->n_versions != 0;
+	return which >= 0;
 }
 
 /* HOST:PORT (args) and the options that go together.  0 after printing why. */

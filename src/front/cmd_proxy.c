@@ -185,16 +185,6 @@ static int parse_size(const char *opt, const char *s, size_t min, size_t max, si
 }
 
 /* One of two words: 1 (the first) or 2 (the second), 0 after saying so. */
-static int parse_choice(const char *opt, const char *s, const char *first, const char *second)
-{
-	if (strcmp(s, first) == 0)
-		return 1;
-	if (strcmp(s, second) == 0)
-		return 2;
-	fprintf(stderr, "mtlsdiag proxy: %s: '%s' is neither %s nor %s\n", opt, s, first, second);
-	return 0;
-}
-
 /* The listeners as the options describe them. */
 struct listen_set {
 	struct proxy_listen_config l[MAX_LISTENERS];
@@ -381,16 +371,17 @@ static int proxy_option(void *opts, int opt, const char *arg)
 	case O_MAX_HANDSHAKE_TOTAL:
 		return parse_size("--max-handshake-total", arg, 65536, (size_t)64 << 30, &c->max_handshake_total);
 	case O_OVER_BUDGET: {
-		int which = parse_choice("--over-budget", arg, "splice", "close");
+		int which = cmd_choice(WHO, "--over-budget", arg, (const char *const[]){ "splice", "close", NULL }, NULL);
 
-		c->over_budget_close = which == 2;
-		return which != 0;
+		c->over_budget_close = which == 1;
+		return which >= 0;
 	}
 	case O_ON_OUTPUT_ERROR: {
-		int which = parse_choice("--on-output-error", arg, "continue", "stop");
+		int which = cmd_choice(WHO, "--on-output-error", arg, (const char *const[]){ "continue", "stop", NULL },
+				       NULL);
 
-		c->stop_on_output_error = which == 2;
-		return which != 0;
+		c->stop_on_output_error = which == 1;
+		return which >= 0;
 	}
 	case O_KEYLOG: return cmd_add_file(WHO, "--keylog", o->keylogs, &o->n_keylogs, MAX_KEYLOGS, arg);
 	case O_INSPECTION_CAS:

@@ -67,6 +67,12 @@ int cmd_open_outputs(const char *who, const char *json_path, bool append, mode_t
  * 2.  Idempotent. */
 int cmd_close_outputs(const char *who, struct cmd_output *out) __attribute__((nonnull));
 
+/* An option that takes one of a few words (words: NULL-terminated): the
+ * word's index, or -1 after printing "who: OPT 'arg': use a, b or c"
+ * (and the hint in brackets when given). */
+int cmd_choice(const char *who, const char *opt, const char *arg, const char *const *words, const char *hint)
+	__attribute__((nonnull(1, 2, 3, 4)));
+
 /* One command's option loop: getopt_long over argv, --help printed with
  * `usage`, each other option handed to `option` (which returns 0 after
  * saying why it is unusable).  CMD_RUN leaves optind at the first operand. */
