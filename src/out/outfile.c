@@ -79,6 +79,23 @@ static void put_lines(struct outfile *o, const char *p, size_t n)
 		o->good += (off_t)n;
 }
 
+/* n more bytes of a line not yet ended; false when memory runs out. */
+static bool tail_append(struct outfile *o, const char *p, size_t n)
+{
+	if (o->tail_len + n > o->tail_cap) {
+		size_t cap = (o->tail_len + n) * 2;
+		char *t = realloc(o->tail, cap);
+
+		if (!t)
+			return false;
+		o->tail = t;
+		o->tail_cap = cap;
+	}
+	memcpy(o->tail + o->tail_len, p, n);
+	o->tail_len += n;
+	return true;
+}
+
 static ssize_t cookie_write(void *cookie, const char *buf, size_t size)
 {
 	struct outfile *o = cookie;
@@ -87,42 +104,18 @@ static ssize_t cookie_write(void *cookie, const char *buf, size_t size)
 
 	if (whole && o->tail_len) {
 		/* a line begun in an earlier batch ends in this one */
-		if (o->tail_len + whole > o->tail_cap) {
-			size_t cap = o->tail_len + whole;
-			char *t = realloc(o->tail, cap);
-
-			if (!t) {
-				o->lost += count_lines(buf, whole);
-				o->tail_len = 0;
-				goto Rest;
-			}
-			o->tail = t;
-			o->tail_cap = cap;
-		}
-		memcpy(o->tail + o->tail_len, buf, whole);
-		put_lines(o, o->tail, o->tail_len + whole);
+		if (tail_append(o, buf, whole))
+			put_lines(o, o->tail, o->tail_len);
+		else
+			o->lost += count_lines(buf, whole);
 		o->tail_len = 0;
 	} else if (whole) {
 		put_lines(o, buf, whole);
 	}
-Rest:
 	/* the start of a line: kept until its end comes */
-	if (size > whole) {
-		size_t rest = size - whole;
-
-		if (o->tail_len + rest > o->tail_cap) {
-			size_t cap = (o->tail_len + rest) * 2;
-			char *t = realloc(o->tail, cap);
-
-			if (!t) {
-				errno = ENOMEM;
-				return -1;
-			}
-			o->tail = t;
-			o->tail_cap = cap;
-		}
-		memcpy(o->tail + o->tail_len, buf + whole, rest);
-		o->tail_len += rest;
+	if (size > whole && !tail_append(o, buf + whole, size - whole)) {
+		errno = ENOMEM;
+		return -1;
 	}
 	/* stdio is always told all went well: the loss is counted here, and
 	 * the stream stays usable for the records that follow */
