@@ -356,8 +356,7 @@ static void print_json_error(const struct run *run, const struct probe_options *
 		return;
 	json_init(&j);
 	json_object(&j, NULL);
-	json_string(&j, "type", "probe_error");
-	json_uint(&j, "schema", REPORT_SCHEMA);
+	report_json_kind(&j, "probe_error");
 	json_string(&j, "mode", "probe");
 	json_target(&j, o);
 	json_string(&j, "tls_requested", tls_name(o->tls_version));
@@ -417,8 +416,7 @@ static void compare(const struct run *run, int version, const struct probe_resul
 
 		json_init(&j);
 		json_object(&j, NULL);
-		json_string(&j, "type", "compare");
-		json_uint(&j, "schema", REPORT_SCHEMA);
+		report_json_kind(&j, "compare");
 		json_string(&j, "tls_requested", tls_name(version));
 		json_string(&j, "target", x);
 		json_string(&j, "via", run->via);

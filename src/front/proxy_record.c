@@ -162,8 +162,7 @@ void emit_failure(const struct pconn *c, const char *type, const char *what, con
 	report_time(ts, sizeof(ts), &c->start, 6);
 	json_init(&j);
 	json_object(&j, NULL);
-	json_string(&j, "type", type);
-	json_uint(&j, "schema", REPORT_SCHEMA);
+	report_json_kind(&j, type);
 	json_string(&j, "ts", ts);
 	json_string(&j, "mode", mode_name(c->wl->l->cfg->mode));
 	json_object(&j, "client");
@@ -195,8 +194,7 @@ void emit_refused(const struct proxy *px, const struct sourcecap_report *r)
 	report_time(last, sizeof(last), &r->last, 6);
 	json_init(&j);
 	json_object(&j, NULL);
-	json_string(&j, "type", "refused");
-	json_uint(&j, "schema", REPORT_SCHEMA);
+	report_json_kind(&j, "refused");
 	json_string(&j, "ts", first);
 	json_object(&j, "client");
 	json_string(&j, "ip", r->ip);

@@ -313,6 +313,12 @@ static void json_server_kind(struct json *j, const struct verdict *v)
 	json_end(j);
 }
 
+void report_json_kind(struct json *j, const char *type)
+{
+	json_string(j, "type", type);
+	json_uint(j, "schema", REPORT_SCHEMA);
+}
+
 void report_json_members(struct json *j, const struct conn_facts *f, const struct verdict *v,
 			 const char *summary)
 {
@@ -321,8 +327,7 @@ void report_json_members(struct json *j, const struct conn_facts *f, const struc
 	char ts[40], line[1024];
 	size_t i;
 
-	json_string(j, "type", "connection");
-	json_uint(j, "schema", REPORT_SCHEMA);
+	report_json_kind(j, "connection");
 	report_time(ts, sizeof(ts), &f->first_ts, 6);
 	json_string(j, "ts", ts);
 	json_endpoint(j, "client", &f->client);
@@ -428,8 +433,7 @@ void report_summary_text(FILE *out, const struct report_tally *t)
 
 void report_summary_members(struct json *j, const struct report_tally *t)
 {
-	json_string(j, "type", "summary");
-	json_uint(j, "schema", REPORT_SCHEMA);
+	report_json_kind(j, "summary");
 	json_uint(j, "connections", t->connections);
 	json_object(j, "verdicts");
 	for (int i = 0; i < V_COUNT; i++)

@@ -19,6 +19,9 @@ void report_line(char *buf, size_t len, const struct conn_facts *f, const struct
  * are added, never renamed, within one version. */
 #define REPORT_SCHEMA 1
 
+/* The two members every record begins with: its "type" and "schema". */
+void report_json_kind(struct json *j, const char *type);
+
 /* The members of a "type": "connection" record, into an open object (a
  * front end adds its own members after them).  `summary` is the record's
  * human line when the caller has already made it (report_line), else NULL. */
