@@ -17,6 +17,7 @@
 #include <openssl/x509v3.h>
 
 #include "wire/x509info.h"
+#include "wire/fnv.h"
 
 /* Sent certificates looked at when walking up from the leaf; a Certificate
  * message holds a handful, and this bounds the work on hostile input.  A
@@ -211,10 +212,10 @@ static bool signed_by(X509 *x, X509 *issuer)
 		size_t sl = (size_t)ASN1_STRING_length(sig), kl = (size_t)ASN1_STRING_length(pubkey);
 
 		if (sb && kb && sl > 0 && kl > 0 && sl <= SIG_MEMO_SIG && kl <= SIG_MEMO_SIG) {
-			unsigned idx = 2166136261u;
+			uint32_t idx = FNV32_BASIS;
 
-			for (size_t i = 0; i < 16 && i < sl; i++)
-				idx = (idx ^ sb[sl - 1 - i]) * 16777619u;
+			for (size_t i = 0; i < 16 && i < sl; i++)   /* the signature's last bytes */
+				idx = fnv32_step(idx, sb[sl - 1 - i]);
 			slot = &sig_memo[idx % SIG_MEMO_SLOTS];
 			if (slot->state != SIG_UNKNOWN && slot->sig_len == sl && slot->key_len == kl &&
 			    memcmp(slot->sig, sb, sl) == 0 && memcmp(slot->key, kb, kl) == 0)

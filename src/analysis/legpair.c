@@ -9,6 +9,7 @@
 #include "config.h"
 
 #include "analysis/legpair.h"
+#include "wire/fnv.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -65,7 +66,7 @@ struct legpair *legpair_new(size_t max_held, unsigned hold_s, legpair_emit_fn em
 
 static unsigned name_hash(const char *s, size_t len, unsigned port)
 {
-	unsigned h = 2166136261u ^ port;
+	uint32_t h = FNV32_BASIS ^ port;
 	size_t i;
 
 	for (i = 0; i < len; i++) {
@@ -73,7 +74,7 @@ static unsigned name_hash(const char *s, size_t len, unsigned port)
 
 		if (c >= 'A' && c <= 'Z')
 			c = (unsigned char)(c - 'A' + 'a');
-		h = (h ^ c) * 16777619u;
+		h = fnv32_step(h, c);
 	}
 	return h % LP_BUCKETS;
 }

@@ -2,6 +2,7 @@
 #include "config.h"
 
 #include "front/sourcecap.h"
+#include "wire/fnv.h"
 
 #include <pthread.h>
 #include <stdio.h>
@@ -57,11 +58,7 @@ void sourcecap_free(struct sourcecap *sc)
 /* FNV-1a over the address as written. */
 static size_t bucket_of(const char *ip)
 {
-	uint32_t h = 2166136261u;
-
-	for (; *ip; ip++)
-		h = (h ^ (uint8_t)*ip) * 16777619u;
-	return h & (BUCKETS - 1);
+	return fnv32(ip, strlen(ip)) & (BUCKETS - 1);
 }
 
 /* The address's entry, made if `make`; NULL otherwise (or out of memory). */

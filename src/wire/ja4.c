@@ -3,6 +3,7 @@
 #include "config.h"
 
 #include "wire/ja4.h"
+#include "wire/fnv.h"
 
 #include <openssl/evp.h>
 #include <pthread.h>
@@ -128,11 +129,7 @@ static _Thread_local struct ja4_memo ja4_memo[JA4_MEMO_SLOTS];
 
 static struct ja4_memo *ja4_memo_slot(const char *text, size_t len)
 {
-	uint64_t h = 0xcbf29ce484222325ULL;
-
-	for (size_t i = 0; i < len; i++)
-		h = (h ^ (unsigned char)text[i]) * 0x100000001b3ULL;
-	return &ja4_memo[h % JA4_MEMO_SLOTS];
+	return &ja4_memo[fnv64(text, len) % JA4_MEMO_SLOTS];
 }
 
 static bool ja4_hash12_uncached(const char *text, size_t len, char out[JA4_HASH_DIGITS + 1]);

@@ -4,6 +4,7 @@
 #include "config.h"
 
 #include "wire/x509info.h"
+#include "wire/fnv.h"
 
 #include <limits.h>
 #include <stdarg.h>
@@ -83,14 +84,9 @@ static _Thread_local struct name_memo name_memo[NAME_MEMO_SLOTS];
 
 static struct name_memo *memo_slot(const X509_NAME *n, bool label, const unsigned char **der, size_t *len)
 {
-	uint64_t h = 0xcbf29ce484222325ULL;
-	size_t i;
-
 	if (X509_NAME_get0_der(n, der, len) != 1 || *len == 0 || *len > NAME_MEMO_DER)
 		return NULL;
-	for (i = 0; i < *len; i++)
-		h = (h ^ (*der)[i]) * 0x100000001b3ULL;
-	return &name_memo[(h ^ label) % NAME_MEMO_SLOTS];
+	return &name_memo[(fnv64(*der, *len) ^ label) % NAME_MEMO_SLOTS];
 }
 
 static bool memo_find(struct name_memo *m, bool label, const unsigned char *der, size_t len,
@@ -239,11 +235,7 @@ int x509info_asn1_time(const ASN1_TIME *t, time_t *out)
 	text = ASN1_STRING_get0_data(t);
 	len = ASN1_STRING_length(t);
 	if (text && len > 0 && len <= (int)sizeof(m->text)) {
-		uint64_t h = 0xcbf29ce484222325ULL;
-
-		for (int i = 0; i < len; i++)
-			h = (h ^ text[i]) * 0x100000001b3ULL;
-		m = &time_memo[h % TIME_MEMO_SLOTS];
+		m = &time_memo[fnv64(text, (size_t)len) % TIME_MEMO_SLOTS];
 		if (m->type == ASN1_STRING_type(t) && m->len == len && memcmp(m->text, text, (size_t)len) == 0) {
 			*out = m->when;
 			return 1;
