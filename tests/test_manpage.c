@@ -16,6 +16,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "e2e.h"
 #include "testutil.h"
 
 #define MANPAGE "doc/mtlsdiag.1"
@@ -75,20 +76,6 @@ static void text_add(struct text *t, const char *s)
 	t->len += n;
 }
 
-static char *load_text(const char *path)
-{
-	size_t len;
-	uint8_t *data = test_try_load(path, &len);
-	char *s;
-
-	if (!data)
-		return NULL;
-	s = realloc(data, len + 1);
-	cr_assert_not_null(s);
-	s[len] = '\0';
-	return s;
-}
-
 /* Runs CMD through the shell with standard output and standard error
  * captured apart; returns the exit status (-1 when it did not exit). */
 static int run(const char *cmd, char **out, char **err)
@@ -108,8 +95,8 @@ static int run(const char *cmd, char **out, char **err)
 	close(fe);
 	test_fmt(full, "( %s ) >'%s' 2>'%s' </dev/null", cmd, outp, errp);
 	st = system(full);
-	*out = load_text(outp);
-	*err = load_text(errp);
+	*out = e2e_slurp(outp);
+	*err = e2e_slurp(errp);
 	unlink(outp);
 	unlink(errp);
 	cr_assert(*out && *err, "cannot read the output of: %s", cmd);
@@ -363,7 +350,7 @@ static void man_options(const char *sec, size_t len, struct names *opts)
 
 static char *load_manpage(void)
 {
-	char *man = load_text(test_path(MANPAGE));
+	char *man = e2e_slurp(test_path(MANPAGE));
 
 	cr_assert_not_null(man, "cannot read %s", test_path(MANPAGE));
 	return man;

@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "out/outfile.h"
+#include "e2e.h"
 #include "testutil.h"
 
 static char dir[] = "/tmp/mtlsdiag-outfile-XXXXXX";
@@ -51,22 +52,14 @@ static void teardown(void)
 
 TestSuite(outfile, .init = setup, .fini = teardown);
 
+/* The file's text; its length, when asked. */
 static char *slurp(const char *path, size_t *len)
 {
-	FILE *f = fopen(path, "rb");
-	char *buf;
-	long n;
+	char *buf = e2e_slurp(path);
 
-	cr_assert_not_null(f, "%s", path);
-	fseek(f, 0, SEEK_END);
-	n = ftell(f);
-	rewind(f);
-	buf = malloc((size_t)n + 1);
-	cr_assert_eq(fread(buf, 1, (size_t)n, f), (size_t)n);
-	buf[n] = '\0';
-	fclose(f);
+	cr_assert_not_null(buf, "%s", path);
 	if (len)
-		*len = (size_t)n;
+		*len = strlen(buf);
 	return buf;
 }
 
