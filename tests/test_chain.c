@@ -30,7 +30,7 @@ static time_t utc(int y, int mo, int d, int h, int mi, int s)
 	return timegm(&tm);
 }
 
-/* The connection time of the examples in VERDICTS.md. */
+/* The connection time of the examples in doc/verdicts.md. */
 static time_t at_2026(void) { return utc(2026, 11, 23, 12, 14, 2); }
 
 /* Reads every certificate of a PEM file of the lab PKI, in order. */

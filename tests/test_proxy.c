@@ -1120,7 +1120,7 @@ Test(proxy, upstream_reset_mid_handshake_is_passed_on_and_logged, .init = px_set
 	cr_expect_str_eq(px_json_field(rec, "closed_by"), "server", "%s", rec);
 	cr_expect_str_eq(px_json_field(rec, "close"), "rst", "%s", rec);
 	/* a ClientHello and no ServerHello: the connection ended before any
-	 * verdict about certificates (VERDICTS.md: incomplete) */
+	 * verdict about certificates (doc/verdicts.md: incomplete) */
 	cr_expect_str_eq(px_json_field(rec, "verdict"), "incomplete", "%s", rec);
 	cr_expect_str_eq(px_json_field(rec, "reason"), "null", "%s", rec);
 	cr_expect_str_eq(px_json_field(rec, "fault"), "unknown", "%s", rec);

@@ -168,8 +168,8 @@ static struct flood_rss flood(pid_t proxy, pid_t sink, uint16_t px_port, size_t 
 /* The defaults (--max-handshake-bytes 64K, --max-handshake-total 64M,
  * --over-budget splice): each connection is relayed on unobserved once its
  * observer would hold more, and says so in its record; the memory goes
- * back after the burst.  MTLSDIAG_FLOOD_CLIENTS=2000 gives README's
- * figures. */
+ * back after the burst.  MTLSDIAG_FLOOD_CLIENTS=2000 gives the figures
+ * in doc/proxy.md. */
 Test(proxy_limits, an_unfinished_quarter_megabyte_hello_is_relayed_unobserved, .init = px_setup,
      .fini = px_teardown)
 {

@@ -1,4 +1,4 @@
-/* codes: the verdict vocabulary (../VERDICTS.md), shared from decoder to
+/* codes: the verdict vocabulary (doc/verdicts.md), shared from decoder to
  * report.  The strings are a stable contract: add, never rename. */
 #ifndef MTLSDIAG_CODES_H
 #define MTLSDIAG_CODES_H

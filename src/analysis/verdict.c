@@ -1,5 +1,5 @@
 /* verdict: the rules from a connection's facts to its verdict, fault,
- * basis and evidence (../VERDICTS.md).  Pure: no I/O, no decoding. */
+ * basis and evidence (doc/verdicts.md).  Pure: no I/O, no decoding. */
 #include "config.h"
 
 #include "analysis/verdict.h"

@@ -1,5 +1,5 @@
 /* report: prints verdicts: the one-line human form and JSON Lines
- * (../VERDICTS.md).  A reporter never parses and never decides. */
+ * (doc/verdicts.md).  A reporter never parses and never decides. */
 #ifndef MTLSDIAG_REPORT_H
 #define MTLSDIAG_REPORT_H
 
