@@ -132,6 +132,9 @@ static void usage(FILE *out)
 		"  --max-handshake-total N  the same for all connections together (64M)\n"
 		"  --over-budget splice|close  a connection past either: relayed on unobserved\n"
 		"                         (splice, the default) or closed; its record says so\n"
+		"  --metrics ADDR:PORT    serve Prometheus metrics at http://ADDR:PORT/metrics\n"
+		"                         (connections by verdict and fault, handshake times,\n"
+		"                         bytes relayed, open connections; doc/operations.md)\n"
 		"  --user USER            run as USER once the listeners are bound\n"
 		"  -h, --help             this help\n"
 		"\n"
@@ -272,7 +275,7 @@ enum {
 	O_IDLE_TIMEOUT, O_USER, O_KEYLOG, O_INSPECTION_CAS, O_EXPECT_CA, O_EXPECT_SPKI, O_KEEP_QUERY, O_UMASK,
 	O_MAX_HANDSHAKE_BYTES, O_MAX_HANDSHAKE_TOTAL, O_OVER_BUDGET, O_HANDSHAKE_TIMEOUT, O_MAX_CONNS_PER_SOURCE,
 	O_ON_OUTPUT_ERROR,
-	O_VERIFY_DEPTH, O_CRL, O_PURPOSE, O_SERVER_KIND,
+	O_VERIFY_DEPTH, O_CRL, O_PURPOSE, O_SERVER_KIND, O_METRICS,
 };
 
 /* The options as given. */
@@ -355,6 +358,7 @@ static int proxy_option(void *opts, int opt, const char *arg)
 	case O_PURPOSE: return cmd_parse_purpose(WHO, arg, &o->chain.purpose);
 	case O_SERVER_KIND: return cmd_parse_server_kind(WHO, arg, &o->chain.server_kind);
 	case O_USER: c->user = arg; return 1;
+	case O_METRICS: c->metrics_listen = arg; return 1;
 	case O_AT:
 		c->at_set = true;
 		return cmd_parse_time(WHO, arg, &c->at);
@@ -429,6 +433,7 @@ static enum cmd_parsed parse_proxy(int argc, char **argv, struct proxy_opts *o)
 		{ "over-budget", required_argument, NULL, O_OVER_BUDGET },
 		{ "on-output-error", required_argument, NULL, O_ON_OUTPUT_ERROR },
 		{ "user", required_argument, NULL, O_USER },
+		{ "metrics", required_argument, NULL, O_METRICS },
 		{ "keylog", required_argument, NULL, O_KEYLOG },
 		{ "inspection-cas", required_argument, NULL, O_INSPECTION_CAS },
 		{ "expect-server-ca", required_argument, NULL, O_EXPECT_CA },

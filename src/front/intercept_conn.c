@@ -35,6 +35,7 @@
 #include "analysis/verdict.h"
 #include "front/intercept_int.h"
 #include "front/netaddr.h"
+#include "out/metrics.h"
 #include "wire/keylog.h"
 #include "wire/x509info.h"
 
@@ -488,6 +489,7 @@ static void client_handshake_done(struct icpt_conn *c)
 	bool verified;
 
 	cl->tls_done = true;
+	now_of(c, &c->hs_end);
 	cl->peer_cert = SSL_get0_peer_certificate(cl->ssl) != NULL;
 	if (cl->peer_cert && !cl->verify.ran)   /* a chain OpenSSL did not get to check */
 		cl->verify.err = (int)SSL_get_verify_result(cl->ssl);
@@ -826,6 +828,13 @@ static void icpt_teardown(struct icpt_conn *c)
 	if (cv)
 		correct_client_verdict(c, obs_conn_verdict_for_update(c->leg[ICPT_CLIENT_LEG].obs));
 	icpt_record(c, cv, uv, ms_between(&c->start, &now));
+	if (w->px->metrics) {
+		if (cv)
+			metrics_connection(w->px->metrics, obs_conn_facts(c->leg[ICPT_CLIENT_LEG].obs), cv);
+		if (c->leg[ICPT_CLIENT_LEG].tls_done)
+			metrics_handshake(w->px->metrics, &c->start, &c->hs_end);
+		metrics_relayed(w->px->metrics, c->leg[ICPT_CLIENT_LEG].bytes, c->leg[ICPT_UPSTREAM_LEG].bytes);
+	}
 	if (icpt_upstream_failed(c, uv) && c->wl->up_session) {
 		/* a session the server refused is not to be resumed: the next
 		 * connection shows it the certificate exchange again */

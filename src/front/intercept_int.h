@@ -126,6 +126,7 @@ struct icpt_conn {
 	bool identity_added;             /* --forward-identity: the headers went out */
 	char identity_note[160];         /* why they did not, when they did not */
 	struct timeval start, last_activity;
+	struct timeval hs_end;           /* the client leg's handshake completed then (tls_done) */
 	enum closer closed_by;
 	enum end_kind end;
 	bool torn_down;

@@ -30,9 +30,11 @@
 
 #include "analysis/chain.h"
 #include "front/intercept.h"
+#include "front/metrics_http.h"
 #include "front/netaddr.h"
 #include "front/proxy_int.h"
 #include "front/sourcecap.h"
+#include "out/metrics.h"
 #include "out/outfile.h"
 #include "out/pcapout.h"
 #include "out/report.h"
@@ -112,6 +114,8 @@ static void set_accepting(struct worker *w)
 void worker_conn_opened(struct worker *w)
 {
 	w->n_conns++;
+	if (w->px->metrics)
+		metrics_open(w->px->metrics, 1);
 	if (w->n_conns >= w->px->max_conns_per_worker && !w->full) {
 		w->full = true;
 		set_accepting(w);
@@ -123,6 +127,8 @@ void worker_conn_opened(struct worker *w)
 void worker_conn_closed(struct worker *w)
 {
 	w->n_conns--;
+	if (w->px->metrics)
+		metrics_open(w->px->metrics, -1);
 	if (w->full && w->n_conns < w->px->max_conns_per_worker) {
 		w->full = false;
 		set_accepting(w);
@@ -694,6 +700,18 @@ int proxy_run(const struct proxy_config *cfg)
 			goto Exit;
 		}
 	}
+	if (cfg->metrics_listen) {
+		/* on worker 0's loop, bound before --user drops the right to */
+		if (!(px.metrics = metrics_new())) {
+			fprintf(stderr, "mtlsdiag proxy: out of memory\n");
+			goto Exit;
+		}
+		px.metrics_http = metrics_http_start(px.workers[0].base, cfg->metrics_listen, px.metrics, err, sizeof(err));
+		if (!px.metrics_http) {
+			fprintf(stderr, "mtlsdiag proxy: --metrics %s: %s\n", cfg->metrics_listen, err);
+			goto Exit;
+		}
+	}
 	for (i = 0; i < 3; i++) {
 		sigs[i] = evsignal_new(px.workers[0].base, signos[i], signal_cb, &px);
 		if (!sigs[i] || evsignal_add(sigs[i], NULL) != 0) {
@@ -711,6 +729,8 @@ int proxy_run(const struct proxy_config *cfg)
 			emit_fmt(cfg->log, "mtlsdiag proxy: %s", intercept_describe(px.ls[i].icpt));
 		emit_fmt(cfg->log, "mtlsdiag proxy: listening on %s", desc);
 	}
+	if (cfg->metrics_listen)
+		emit_fmt(cfg->log, "mtlsdiag proxy: metrics on http://%s/metrics", cfg->metrics_listen);
 	emit_fmt(cfg->log, "mtlsdiag proxy: %u worker%s, at most %zu connections open (%s)%s%s%s", px.n_workers,
 		 px.n_workers == 1 ? "" : "s", px.max_conns_per_worker * px.n_workers, px.conns_limit_from,
 		 cfg->pcap_out ? "; writing " : "", cfg->pcap_out ? cfg->pcap_out : "",
@@ -750,8 +770,11 @@ Exit:
 	for (i = 0; i < 3; i++)
 		if (sigs[i])
 			event_free(sigs[i]);
+	metrics_http_free(px.metrics_http);   /* before worker 0's loop goes */
+	px.metrics_http = NULL;
 	for (i = 0; px.workers && i < px.n_workers; i++)
 		worker_free(&px.workers[i]);
+	metrics_free(px.metrics);
 	free(px.workers);
 	for (i = 0; i < px.n_ls; i++)
 		intercept_free(px.ls[i].icpt);

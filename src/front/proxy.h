@@ -85,6 +85,7 @@ struct proxy_config {
 	const struct inspect_catalogue *inspection; /* middlebox attribution, as for `mtlsdiag pcap` */
 	const struct server_expect *expect;
 	const struct intercept_config *intercept; /* the listeners with intercept set: keys and options */
+	const char *metrics_listen;  /* --metrics ADDR:PORT: Prometheus metrics served there, or NULL */
 };
 
 /* Splits "HOST:PORT" or "[V6]:PORT".  1 on success (port 1-65535, host not

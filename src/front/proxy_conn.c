@@ -30,6 +30,7 @@
 #include "front/netaddr.h"
 #include "front/proxy_int.h"
 #include "front/sourcecap.h"
+#include "out/metrics.h"
 #include "out/pcapout.h"
 #include "out/report.h"
 #include "wire/cursor.h"
@@ -199,6 +200,11 @@ static void tap_bytes(struct pconn *c, enum side from, const uint8_t *p, size_t 
 	if (wanted) {
 		obs_conn_feed(c->obs, from, p, n, now);
 		budget_check(c);
+		if (c->w->px->metrics && !c->hs_ended && c->obs && obs_conn_handshake_over(c->obs) &&
+		    obs_conn_facts(c->obs)->is_tls) {
+			c->hs_ended = true;
+			c->hs_end = *now;
+		}
 	}
 	if (!c->pcap)
 		return;
@@ -560,9 +566,16 @@ void pconn_teardown(struct pconn *c)
 		line[used < sizeof(line) ? used : sizeof(line) - 1] = '\0';   /* the record's summary: without the relay's part */
 		if (px->cfg->json)
 			emit_json(px->cfg->json, c, f, v, line, ms);
+		if (px->metrics) {
+			metrics_connection(px->metrics, f, v);
+			if (c->hs_ended)
+				metrics_handshake(px->metrics, &c->start, &c->hs_end);
+		}
 		obs_conn_free(c->obs);
 		c->obs = NULL;
 	}
+	if (px->metrics)
+		metrics_relayed(px->metrics, c->side[SIDE_CLIENT].bytes, c->side[SIDE_SERVER].bytes);
 	(void)budget_account(c);
 	proxy_note_freed(px, CONN_FOOTPRINT);
 	if (c->pcap) {

@@ -38,6 +38,8 @@ struct pcapout;
 struct pcapout_conn;
 struct sourcecap;
 struct sourcecap_report;
+struct metrics;
+struct metrics_http;
 struct intercept;
 struct icpt_conn;
 struct ssl_session_st;
@@ -90,6 +92,8 @@ struct pconn {
 	char target[300];            /* connect mode: the CONNECT target as asked */
 	uint16_t own_port;           /* transparent: local port of the upstream socket */
 	struct timeval start, last_activity;
+	struct timeval hs_end;       /* --metrics: when its TLS handshake was over (hs_ended) */
+	bool hs_ended;
 	size_t hs_counted;           /* its share of the handshake total (proxy.hs_total) */
 	bool early_logged;
 	bool spliced;
@@ -143,6 +147,8 @@ struct proxy {
 	 * recognise one of them redirected back to us (a REDIRECT rule that
 	 * also matches the proxy's own traffic) */
 	atomic_ushort *own_ports;
+	struct metrics *metrics;     /* --metrics: the counters, or NULL */
+	struct metrics_http *metrics_http; /* serving them, on worker 0's loop */
 };
 
 struct worker {

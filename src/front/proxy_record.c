@@ -12,6 +12,7 @@
 #include "front/proxy_int.h"
 #include "front/sourcecap.h"
 #include "out/json.h"
+#include "out/metrics.h"
 #include "out/report.h"
 
 void emit_line(FILE *out, const char *line)
@@ -149,6 +150,8 @@ void emit_failure(const struct pconn *c, const char *type, const char *what, con
 	char ts[40], client[80], up[300];
 	struct json j;
 
+	if (px->metrics)
+		metrics_failure(px->metrics);
 	line_head(c, ts, client, up);
 	if (c->target[0] && strcmp(type, "connect_refused") == 0)
 		emit_fmt(px->cfg->log, "%s %s CONNECT %s %s: %s", ts, client, c->target, what, why);

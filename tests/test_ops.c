@@ -1,0 +1,292 @@
+/* Day-to-day operation of a long-running mtlsdiag: --metrics scraped over
+ * HTTP after real connections (nginx with ssl_verify_client on, curl with
+ * and without certificates, through the proxy in passthrough and in
+ * --intercept): each counter must equal what the JSON records say, and
+ * the histogram must add up. */
+#include "config.h"
+
+#include <criterion/criterion.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "proxyutil.h"
+#include "testutil.h"
+
+TestSuite(ops, .init = px_setup, .fini = px_teardown);
+
+/* GET http://127.0.0.1:port/PATH into a file of the scratch directory;
+ * the HTTP code. */
+static int http_get(uint16_t port, const char *path, const char *file)
+{
+	char cmd[1200], code[8] = "";
+	FILE *p;
+
+	snprintf(cmd, sizeof(cmd), "curl -s --max-time 5 -o '%s' -w '%%{http_code}' 'http://127.0.0.1:%u%s'",
+		 px_tmp(file), port, path);
+	p = popen(cmd, "r");
+	cr_assert_not_null(p);
+	if (!fgets(code, sizeof(code), p))
+		code[0] = '\0';
+	pclose(p);
+	return atoi(code);
+}
+
+/* The value of one sample ("mtlsdiag_open_connections",
+ * "mtlsdiag_connections_total{verdict=\"x\"}") in an exposition; fails
+ * the test when it is absent. */
+static double sample(const char *text, const char *series)
+{
+	char key[300];
+	const char *p;
+
+	snprintf(key, sizeof(key), "\n%s ", series);
+	p = strstr(text, key);
+	cr_assert_not_null(p, "no sample %s in:\n%s", series, text);
+	return strtod(p + strlen(key), NULL);
+}
+
+/* Every line is a comment (HELP, TYPE) or NAME[{LABELS}] VALUE, each
+ * sample's metric announced by a TYPE line before it. */
+static void check_exposition(const char *text)
+{
+	char *copy = strdup(text), *save = NULL, *line, typed[100][100];
+	size_t n_typed = 0, i;
+
+	cr_assert_not_null(copy);
+	for (line = strtok_r(copy, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
+		char name[100];
+		bool found = false;
+
+		if (strncmp(line, "# HELP mtlsdiag_", 16) == 0)
+			continue;
+		if (sscanf(line, "# TYPE %99s", name) == 1) {
+			cr_assert(n_typed < 100);
+			snprintf(typed[n_typed++], sizeof(typed[0]), "%s", name);
+			continue;
+		}
+		cr_assert(strncmp(line, "mtlsdiag_", 9) == 0, "not a sample: %s", line);
+		cr_assert(sscanf(line, "%99[a-z_]", name) == 1);
+		for (i = 0; i < n_typed && !found; i++) {
+			size_t len = strlen(typed[i]);
+
+			found = strncmp(name, typed[i], len) == 0 &&
+				(name[len] == '\0' || strcmp(name + len, "_bucket") == 0 || strcmp(name + len, "_sum") == 0 ||
+				 strcmp(name + len, "_count") == 0);
+		}
+		cr_assert(found, "no TYPE line before %s", line);
+		cr_assert(strchr(line, ' '), "no value: %s", line);
+	}
+	free(copy);
+}
+
+/* The histogram's buckets rise, +Inf is its count. */
+static void check_histogram(const char *text, double count)
+{
+	static const char *const bounds[] = { "0.001", "0.0025", "0.005", "0.01", "0.025", "0.05", "0.1", "0.25",
+					      "0.5", "1", "2.5", "5", "10", "+Inf" };
+	char series[120];
+	double last = 0;
+	size_t i;
+
+	for (i = 0; i < sizeof(bounds) / sizeof(bounds[0]); i++) {
+		double v;
+
+		snprintf(series, sizeof(series), "mtlsdiag_handshake_duration_seconds_bucket{le=\"%s\"}", bounds[i]);
+		v = sample(text, series);
+		cr_expect_geq(v, last, "%s falls", series);
+		last = v;
+	}
+	cr_expect_eq(last, count, "+Inf bucket %g, count %g", last, count);
+}
+
+/* The verdicts, faults and bytes of the JSON records of `json`, n of them. */
+struct tally {
+	char verdicts[16][40];
+	unsigned by_verdict[16];
+	size_t n_verdicts;
+	unsigned client, server, none, unknown;
+	unsigned long long from_client, from_server;
+};
+
+static void tally_records(const char *json, size_t n, struct tally *t)
+{
+	size_t r, i;
+
+	memset(t, 0, sizeof(*t));
+	for (r = 0; r < n; r++) {
+		const char *rec = px_nth_line(json, r);
+		char v[40], fault[20];
+
+		snprintf(v, sizeof(v), "%s", e2e_member(rec, "verdict"));
+		snprintf(fault, sizeof(fault), "%s", e2e_member(rec, "fault"));
+		for (i = 0; i < t->n_verdicts && strcmp(t->verdicts[i], v) != 0; i++)
+			;
+		if (i == t->n_verdicts)
+			snprintf(t->verdicts[t->n_verdicts++], sizeof(t->verdicts[0]), "%s", v);
+		t->by_verdict[i]++;
+		t->client += strcmp(fault, "client") == 0;
+		t->server += strcmp(fault, "server") == 0;
+		t->none += strcmp(fault, "none") == 0;
+		t->unknown += strcmp(fault, "unknown") == 0;
+		/* "relayed":{"client":N,"server":M} */
+		{
+			const char *p = strstr(rec, "\"relayed\":{\"client\":");
+			unsigned long long c = 0, s = 0;
+
+			cr_assert_not_null(p, "%s", rec);
+			cr_assert_eq(sscanf(p, "\"relayed\":{\"client\":%llu,\"server\":%llu", &c, &s), 2, "%s", rec);
+			t->from_client += c;
+			t->from_server += s;
+		}
+	}
+}
+
+/* The metrics agree with the records: per verdict, per fault, bytes;
+ * every connection closed; a handshake timed for each of `handshakes`. */
+static void check_against(const char *text, const struct tally *t, size_t n, double handshakes)
+{
+	char series[160];
+	double total = 0;
+	size_t i;
+
+	for (i = 0; i < t->n_verdicts; i++) {
+		snprintf(series, sizeof(series), "mtlsdiag_connections_total{verdict=\"%s\"}", t->verdicts[i]);
+		cr_expect_eq(sample(text, series), t->by_verdict[i], "%s", series);
+	}
+	/* and no connection counted anywhere else */
+	for (const char *p = strstr(text, "\nmtlsdiag_connections_total{"); p;
+	     p = strstr(p + 1, "\nmtlsdiag_connections_total{"))
+		total += strtod(strchr(p, ' ') + 1, NULL);
+	cr_expect_eq(total, (double)n, "the verdicts add up to %g, not %zu", total, n);
+	cr_expect_eq(sample(text, "mtlsdiag_connections_by_fault_total{fault=\"client\"}"), t->client);
+	cr_expect_eq(sample(text, "mtlsdiag_connections_by_fault_total{fault=\"server\"}"), t->server);
+	cr_expect_eq(sample(text, "mtlsdiag_connections_by_fault_total{fault=\"none\"}"), t->none);
+	cr_expect_eq(sample(text, "mtlsdiag_connections_by_fault_total{fault=\"unknown\"}"), t->unknown);
+	cr_expect_eq(sample(text, "mtlsdiag_relayed_bytes_total{direction=\"client_to_server\"}"),
+		     (double)t->from_client);
+	cr_expect_eq(sample(text, "mtlsdiag_relayed_bytes_total{direction=\"server_to_client\"}"),
+		     (double)t->from_server);
+	cr_expect_eq(sample(text, "mtlsdiag_open_connections"), 0);
+	cr_expect_eq(sample(text, "mtlsdiag_handshake_duration_seconds_count"), handshakes);
+	check_histogram(text, handshakes);
+	/* on loopback each handshake takes well under the 5 s curl allows */
+	cr_expect_gt(sample(text, "mtlsdiag_handshake_duration_seconds_sum"), 0);
+	cr_expect_lt(sample(text, "mtlsdiag_handshake_duration_seconds_sum"), 5 * handshakes);
+}
+
+/* The client certificate cases brought, and the TLS version of each. */
+static const struct { const char *cert_case, *tls; } visits[] = {
+	{ "good", "1.2" }, { "good", "1.3" }, { NULL, "1.2" }, { "expired", "1.2" }, { "good", "1.2" },
+};
+#define N_VISITS (sizeof(visits) / sizeof(visits[0]))
+
+Test(ops, metrics_count_each_verdict_passthrough)
+{
+	uint16_t nginx_port = e2e_free_port(), port = e2e_free_port(), mport = e2e_free_port();
+	char listen[40], upstream[40], metrics[40];
+	const char *json = px_tmp("proxy.json");
+	pid_t nginx, proxy;
+	struct tally t;
+	char *text;
+	size_t i;
+
+	nginx = px_start_nginx(nginx_port);
+	snprintf(listen, sizeof(listen), "127.0.0.1:%u", port);
+	snprintf(upstream, sizeof(upstream), "127.0.0.1:%u", nginx_port);
+	snprintf(metrics, sizeof(metrics), "127.0.0.1:%u", mport);
+	proxy = px_start(px_tmp("proxy.log"), "--listen", listen, "--upstream", upstream, "--json", json, "--metrics",
+			 metrics, NULL);
+	cr_assert(px_find_line(px_tmp("proxy.log"), "metrics on http://"), "%s", e2e_tail(px_tmp("proxy.log"), 600));
+	/* before any connection: every verdict at 0 */
+	cr_assert_eq(http_get(mport, "/metrics", "m0"), 200);
+	text = e2e_slurp(px_tmp("m0"));
+	check_exposition(text);
+	cr_expect_eq(sample(text, "mtlsdiag_connections_total{verdict=\"client_cert_accepted\"}"), 0);
+	cr_expect_eq(sample(text, "mtlsdiag_handshake_duration_seconds_count"), 0);
+	free(text);
+	for (i = 0; i < N_VISITS; i++)
+		(void)px_run_curl(port, visits[i].tls, visits[i].cert_case, NULL);
+	cr_assert(e2e_wait_lines(json, N_VISITS, 10000), "%s", e2e_tail(px_tmp("proxy.log"), 600));
+	cr_assert_eq(http_get(mport, "/metrics", "m1"), 200);
+	text = e2e_slurp(px_tmp("m1"));
+	check_exposition(text);
+	tally_records(json, N_VISITS, &t);
+	cr_expect_geq(t.n_verdicts, 2, "the visits gave one verdict only");
+	check_against(text, &t, N_VISITS, N_VISITS);
+	cr_expect_eq(sample(text, "mtlsdiag_connections_total{verdict=\"client_cert_accepted\"}"), 3);
+	/* no key log given: no lookup counted */
+	cr_expect_eq(sample(text, "mtlsdiag_keylog_lookups_total{result=\"hit\"}"), 0);
+	cr_expect_eq(sample(text, "mtlsdiag_keylog_lookups_total{result=\"miss\"}"), 0);
+	free(text);
+	/* anything but /metrics is not found; HEAD answers without a body */
+	cr_expect_eq(http_get(mport, "/", "m2"), 404);
+	px_stop_child(proxy);
+	px_stop_child(nginx);
+}
+
+/* A lab key the proxy accepts: a copy readable by its owner only. */
+static const char *private_key(const char *lab_key)
+{
+	char name[64], cmd[1200];
+
+	snprintf(name, sizeof(name), "p-%s", lab_key);
+	snprintf(cmd, sizeof(cmd), "cp '%s' '%s' && chmod 600 '%s'", px_pki(lab_key), px_tmp(name), px_tmp(name));
+	cr_assert_eq(system(cmd), 0);
+	return px_tmp(name);
+}
+
+Test(ops, metrics_count_each_verdict_intercept)
+{
+	uint16_t nginx_port = e2e_free_port(), port = e2e_free_port(), mport = e2e_free_port();
+	char listen[40], upstream[40], metrics[40], bundle[512], scert[512], ucert[512], uca[512];
+	const char *json = px_tmp("proxy.json");
+	const char *skey = private_key("server.key"), *ukey = private_key("good.key");
+	pid_t nginx, proxy;
+	struct tally t;
+	char *text;
+	size_t i;
+
+	nginx = px_start_nginx(nginx_port);
+	snprintf(listen, sizeof(listen), "127.0.0.1:%u", port);
+	snprintf(upstream, sizeof(upstream), "127.0.0.1:%u", nginx_port);
+	snprintf(metrics, sizeof(metrics), "127.0.0.1:%u", mport);
+	snprintf(bundle, sizeof(bundle), "%s", px_pki("client-root.pem"));
+	snprintf(scert, sizeof(scert), "%s", px_pki("server.pem"));
+	snprintf(ucert, sizeof(ucert), "%s", px_pki("good-chain.pem"));
+	snprintf(uca, sizeof(uca), "%s", px_pki("server-root.pem"));
+	proxy = px_start(px_tmp("proxy.log"), "--listen", listen, "--upstream", upstream, "--intercept", "--ca-bundle",
+			 bundle, "--server-cert", scert, "--server-key", skey, "--upstream-cert", ucert, "--upstream-key",
+			 ukey, "--upstream-ca", uca, "--json", json, "--metrics", metrics, NULL);
+	for (i = 0; i < N_VISITS; i++)
+		(void)px_run_curl(port, visits[i].tls, visits[i].cert_case, NULL);
+	cr_assert(e2e_wait_lines(json, N_VISITS, 10000), "%s", e2e_tail(px_tmp("proxy.log"), 600));
+	cr_assert_eq(http_get(mport, "/metrics", "m1"), 200);
+	text = e2e_slurp(px_tmp("m1"));
+	check_exposition(text);
+	tally_records(json, N_VISITS, &t);
+	/* the stand-in sees every certificate: good, none, expired */
+	cr_expect_eq(t.n_verdicts, 3);
+	/* every client leg's handshake completes: the refusal is nginx's 400 */
+	check_against(text, &t, N_VISITS, N_VISITS);
+	cr_expect_eq(sample(text, "mtlsdiag_connections_total{verdict=\"client_cert_accepted\"}"), 3);
+	cr_expect_eq(sample(text, "mtlsdiag_connections_total{verdict=\"client_sent_no_cert\"}"), 1);
+	cr_expect_eq(sample(text, "mtlsdiag_connections_total{verdict=\"server_rejected_chain\"}"), 1);
+	free(text);
+	px_stop_child(proxy);
+	px_stop_child(nginx);
+}
+
+Test(ops, metrics_address_refused)
+{
+	char *argv[] = { getenv("MTLSDIAG_BIN"), "proxy", "--listen", "127.0.0.1:1", "--upstream", "127.0.0.1:2",
+			 "--metrics", "nowhere", NULL };
+	const char *err = px_tmp("err");
+	struct e2e_io io = { NULL, NULL, err };
+
+	cr_assert_not_null(argv[0], "MTLSDIAG_BIN is not set");
+	cr_assert_eq(e2e_run(argv, &io, 10000), 2);
+	cr_expect(px_find_line(err, "--metrics nowhere: expected ADDR:PORT"), "%s", e2e_tail(err, 400));
+}
