@@ -187,3 +187,105 @@ Test(json, a_long_record_grows_its_buffer)
 	cr_assert_eq(strlen(json_text(&j)), 2 + 100 * (sizeof(big) - 1 + 2) + 99);
 	json_free(&j);
 }
+
+Test(json, a_remembered_value_is_written_again_as_it_was_built)
+{
+	struct json j;
+	size_t mark;
+	char longkey[JSON_MEMO_KEY + 2];
+
+	json_init(&j);
+	cr_assert_not(json_recall(&j, "k1"), "nothing kept yet");
+	json_array(&j, NULL);
+	json_string(&j, NULL, "first");
+	/* built after a comma: the comma is not part of what is kept */
+	mark = json_mark(&j);
+	json_object(&j, NULL);
+	json_string(&j, "s", "a\"b");
+	json_uint(&j, "n", 7);
+	json_end(&j);
+	json_remember(&j, "k1", mark);
+	cr_assert(json_recall(&j, "k1"));
+	cr_assert_not(json_recall(&j, "k2"));
+	json_end(&j);
+	cr_assert_str_eq(json_text(&j), "[\"first\",{\"s\":\"a\\\"b\",\"n\":7},{\"s\":\"a\\\"b\",\"n\":7}]");
+
+	/* kept across records: the first element of the next one, no comma */
+	json_reset(&j);
+	json_array(&j, NULL);
+	cr_assert(json_recall(&j, "k1"));
+	json_null(&j, NULL);
+	json_end(&j);
+	cr_assert_str_eq(json_text(&j), "[{\"s\":\"a\\\"b\",\"n\":7},null]");
+
+	/* a key longer than JSON_MEMO_KEY is never kept */
+	memset(longkey, 'x', sizeof(longkey) - 1);
+	longkey[sizeof(longkey) - 1] = '\0';
+	json_reset(&j);
+	json_array(&j, NULL);
+	mark = json_mark(&j);
+	json_bool(&j, NULL, true);
+	json_remember(&j, longkey, mark);
+	cr_assert_not(json_recall(&j, longkey));
+	json_end(&j);
+	cr_assert_str_eq(json_text(&j), "[true]");
+
+	/* many more keys than slots: each recalled one is still its own */
+	json_reset(&j);
+	json_array(&j, NULL);
+	for (unsigned i = 0; i < 4 * JSON_MEMO_SLOTS; i++) {
+		char key[16];
+
+		snprintf(key, sizeof(key), "%u", i);
+		mark = json_mark(&j);
+		json_uint(&j, NULL, i);
+		json_remember(&j, key, mark);
+	}
+	json_end(&j);
+	for (unsigned i = 0, found = 0; i < 4 * JSON_MEMO_SLOTS; i++) {
+		char key[16], want[16];
+
+		snprintf(key, sizeof(key), "%u", i);
+		snprintf(want, sizeof(want), "[%u]", i);
+		json_reset(&j);
+		json_array(&j, NULL);
+		if (json_recall(&j, key)) {
+			found++;
+			json_end(&j);
+			cr_assert_str_eq(json_text(&j), want);
+		}
+		if (i + 1 == 4 * JSON_MEMO_SLOTS)
+			cr_assert(found > 0 && found <= JSON_MEMO_SLOTS, "%u kept", found);
+	}
+	json_free(&j);
+}
+
+Test(json, numbers_and_escapes_are_written_by_hand_as_printf_would)
+{
+	struct json j;
+	char want[64];
+	static const long long ints[] = { 0, 1, -1, 9, 10, -10, 1234567890123LL, -9223372036854775807LL - 1,
+					   9223372036854775807LL };
+
+	for (size_t i = 0; i < sizeof(ints) / sizeof(ints[0]); i++) {
+		json_init(&j);
+		json_int(&j, NULL, ints[i]);
+		snprintf(want, sizeof(want), "%lld", ints[i]);
+		cr_assert_str_eq(json_text(&j), want);
+		json_free(&j);
+	}
+	/* every control byte, and runs longer than a word on either side */
+	for (unsigned c = 1; c < 0x20; c++) {
+		char in[40], out[64];
+
+		snprintf(in, sizeof(in), "abcdefghij%cklmnopqrstu", (char)c);
+		if (c == '\n' || c == '\r' || c == '\t')
+			snprintf(out, sizeof(out), "\"abcdefghij\\%cklmnopqrstu\"", c == '\n' ? 'n' : c == '\r' ? 'r' : 't');
+		else
+			snprintf(out, sizeof(out), "\"abcdefghij\\u%04xklmnopqrstu\"", c);
+		expect(in, out);
+	}
+	expect("0123456789abcdef\"", "\"0123456789abcdef\\\"\"");
+	expect("01234567\\89abcdef", "\"01234567\\\\89abcdef\"");
+	expect("01234567~\x7f", "\"01234567~\\u007f\"");
+}

@@ -276,7 +276,15 @@ static bool render(const struct fill *x, const char *text, char *out, size_t len
 
 	while (*p && o + 1 < len) {
 		if (*p != '{' || !(end = strchr(p, '}'))) {
-			out[o++] = *p++;
+			/* the text up to the next placeholder, at once */
+			const char *brace = strchrnul(p + 1, '{');
+			size_t run = (size_t)(brace - p);
+
+			if (run > len - 1 - o)
+				run = len - 1 - o;
+			memcpy(out + o, p, run);
+			o += run;
+			p += run;
 			continue;
 		}
 		if (!value_of(x, p + 1, (size_t)(end - p - 1), value, sizeof(value)))

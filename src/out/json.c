@@ -1,10 +1,23 @@
 #include "config.h"
 
 #include <errno.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "out/json.h"
+#include "wire/fnv.h"
+
+/* A value kept for reuse: its text as written, under its key. */
+struct json_memo_slot {
+	char key[JSON_MEMO_KEY + 1];
+	char *text;
+	size_t len;
+};
+
+struct json_memo {
+	struct json_memo_slot slot[JSON_MEMO_SLOTS];
+};
 
 void json_init(struct json *j)
 {
@@ -15,20 +28,26 @@ void json_reset(struct json *j)
 {
 	char *buf = j->buf;
 	size_t cap = j->cap;
+	struct json_memo *memo = j->memo;
 
 	json_init(j);
 	j->buf = buf;
 	j->cap = cap;
+	j->memo = memo;
 }
 
 void json_free(struct json *j)
 {
+	if (j->memo)
+		for (size_t i = 0; i < JSON_MEMO_SLOTS; i++)
+			free(j->memo->slot[i].text);
+	free(j->memo);
 	free(j->buf);
 	json_init(j);
 }
 
-/* Room for n more bytes and the terminating NUL. */
-static bool reserve(struct json *j, size_t n)
+/* Room for n more bytes and the terminating NUL, growing the buffer. */
+static bool grow(struct json *j, size_t n)
 {
 	size_t want = j->len + n + 1, cap = j->cap ? j->cap : 1024;
 	char *p;
@@ -49,7 +68,14 @@ static bool reserve(struct json *j, size_t n)
 	return true;
 }
 
-static void put(struct json *j, const char *p, size_t n)
+/* The common case, inline: the room is there.  (After a failure the
+ * bytes still go where there is room; the record is refused anyway.) */
+static inline bool reserve(struct json *j, size_t n)
+{
+	return j->len + n < j->cap || grow(j, n);
+}
+
+static inline void put(struct json *j, const char *p, size_t n)
 {
 	if (!reserve(j, n))
 		return;
@@ -58,9 +84,56 @@ static void put(struct json *j, const char *p, size_t n)
 	j->buf[j->len] = '\0';
 }
 
-static void putch(struct json *j, char c)
+static inline void putch(struct json *j, char c)
 {
-	put(j, &c, 1);
+	if (!reserve(j, 1))
+		return;
+	j->buf[j->len++] = c;
+	j->buf[j->len] = '\0';
+}
+
+/* Bytes that go into a JSON string as they are: printable ASCII but the
+ * quote and the backslash.  (UTF-8 sequences are checked on their own.) */
+static const unsigned char plain[256] = {
+	[0x20 ... 0x21] = 1, [0x23 ... 0x5b] = 1, [0x5d ... 0x7e] = 1,   /* not '"' (0x22), '\\' (0x5c) */
+};
+
+#define ONES 0x0101010101010101ULL
+#define HIGHS 0x8080808080808080ULL
+/* a byte of w is zero (exact as to whether there is one) */
+#define HAS_ZERO(w) (((w) - ONES) & ~(w) & HIGHS)
+
+/* The first byte from p on that is not plain, or end: eight bytes at a
+ * time while they are all plain. */
+static const unsigned char *skip_plain(const unsigned char *p, const unsigned char *end)
+{
+	while (end - p >= 8) {
+		uint64_t w;
+
+		memcpy(&w, p, 8);
+		/* a byte below 0x20, at or above 0x7f, a quote or a backslash */
+		if (((w - ONES * 0x20) & ~w & HIGHS) | (w & HIGHS) | HAS_ZERO(w ^ (ONES * 0x7f)) |
+		    HAS_ZERO(w ^ (ONES * '"')) | HAS_ZERO(w ^ (ONES * '\\')))
+			break;
+		p += 8;
+	}
+	while (p < end && plain[*p])
+		p++;
+	return p;
+}
+
+static size_t decimal(char out[20], unsigned long long v)
+{
+	char rev[20];
+	size_t n = 0, i;
+
+	do {
+		rev[n++] = (char)('0' + v % 10);
+		v /= 10;
+	} while (v);
+	for (i = 0; i < n; i++)
+		out[i] = rev[n - 1 - i];
+	return n;
 }
 
 /* Length of the valid UTF-8 sequence at p (2..4), or 0: no overlong forms,
@@ -89,20 +162,19 @@ static size_t utf8_len(const unsigned char *p)
 /* The one escaper: a quoted JSON string. */
 static void quoted(struct json *j, const char *s)
 {
-	const unsigned char *p = (const unsigned char *)s;
+	const unsigned char *p = (const unsigned char *)s, *end = p + strlen(s);
 
 	putch(j, '"');
-	while (*p) {
+	for (;;) {
 		const unsigned char *run = p;
-		char esc[8];
+		char esc[6] = { '\\', 'u', '0', '0' };
 		size_t u;
 
 		/* printable ASCII needs no escape: copied a run at a time */
-		while (*p >= 0x20 && *p < 0x7f && *p != '"' && *p != '\\')
-			p++;
+		p = skip_plain(p, end);
 		if (p > run)
 			put(j, (const char *)run, (size_t)(p - run));
-		if (!*p)
+		if (p == end)
 			break;
 		u = *p >= 0x80 ? utf8_len(p) : 0;
 		if (u) {
@@ -117,7 +189,8 @@ static void quoted(struct json *j, const char *s)
 		case '\r': put(j, "\\r", 2); break;
 		case '\t': put(j, "\\t", 2); break;
 		default:   /* a control byte, DEL, or a byte that is not UTF-8 */
-			snprintf(esc, sizeof(esc), "\\u%04x", *p);
+			esc[4] = "0123456789abcdef"[*p >> 4];
+			esc[5] = "0123456789abcdef"[*p & 15];
 			put(j, esc, 6);
 		}
 		p++;
@@ -128,15 +201,31 @@ static void quoted(struct json *j, const char *s)
 /* The comma and the member's name before a value. */
 static void lead(struct json *j, const char *key)
 {
+	size_t n;
+
 	if (j->depth > 0) {
 		if (j->has_member[j->depth - 1])
 			putch(j, ',');
 		j->has_member[j->depth - 1] = true;
 	}
-	if (key) {
-		quoted(j, key);
-		putch(j, ':');
+	if (!key)
+		return;
+	/* the names are the program's own, and plain: written in one piece */
+	n = strlen(key);
+	if (skip_plain((const unsigned char *)key, (const unsigned char *)key + n) == (const unsigned char *)key + n &&
+	    reserve(j, n + 3)) {
+		char *o = j->buf + j->len;
+
+		o[0] = '"';
+		memcpy(o + 1, key, n);
+		o[n + 1] = '"';
+		o[n + 2] = ':';
+		o[n + 3] = '\0';
+		j->len += n + 3;
+		return;
 	}
+	quoted(j, key);
+	putch(j, ':');
 }
 
 static void open_container(struct json *j, const char *key, char c)
@@ -182,20 +271,23 @@ void json_string(struct json *j, const char *key, const char *s)
 
 void json_uint(struct json *j, const char *key, unsigned long long v)
 {
-	char num[24];
-	int n = snprintf(num, sizeof(num), "%llu", v);
+	char num[20];
 
 	lead(j, key);
-	put(j, num, (size_t)n);
+	put(j, num, decimal(num, v));
 }
 
 void json_int(struct json *j, const char *key, long long v)
 {
-	char num[24];
-	int n = snprintf(num, sizeof(num), "%lld", v);
+	char num[21];
 
 	lead(j, key);
-	put(j, num, (size_t)n);
+	if (v < 0) {
+		num[0] = '-';
+		put(j, num, 1 + decimal(num + 1, 0ULL - (unsigned long long)v));
+	} else {
+		put(j, num, decimal(num, (unsigned long long)v));
+	}
 }
 
 void json_bool(struct json *j, const char *key, bool v)
@@ -211,6 +303,54 @@ void json_null(struct json *j, const char *key)
 {
 	lead(j, key);
 	put(j, "null", 4);
+}
+
+bool json_recall(struct json *j, const char *key)
+{
+	const struct json_memo_slot *s;
+	size_t n = strlen(key);
+
+	if (!j->memo || n > JSON_MEMO_KEY)
+		return false;
+	s = &j->memo->slot[fnv32(key, n) % JSON_MEMO_SLOTS];
+	if (!s->text || strcmp(s->key, key) != 0)
+		return false;
+	lead(j, NULL);
+	put(j, s->text, s->len);
+	return true;
+}
+
+size_t json_mark(const struct json *j)
+{
+	return j->len;
+}
+
+void json_remember(struct json *j, const char *key, size_t mark)
+{
+	struct json_memo_slot *s;
+	size_t n = strlen(key), len;
+	const char *text;
+	char *copy;
+
+	if (j->failed || mark >= j->len || n > JSON_MEMO_KEY)
+		return;
+	text = j->buf + mark;
+	len = j->len - mark;
+	/* the value without the comma that separated it from the one before */
+	if (text[0] == ',') {
+		text++;
+		len--;
+	}
+	if (!j->memo && !(j->memo = calloc(1, sizeof(*j->memo))))
+		return;
+	if (!(copy = malloc(len)))
+		return;
+	memcpy(copy, text, len);
+	s = &j->memo->slot[fnv32(key, n) % JSON_MEMO_SLOTS];
+	free(s->text);
+	memcpy(s->key, key, n + 1);
+	s->text = copy;
+	s->len = len;
 }
 
 const char *json_text(const struct json *j)

@@ -25,9 +25,12 @@
 /* objects and arrays open at once, the record included */
 #define JSON_MAX_DEPTH 16
 
+struct json_memo;
+
 struct json {
 	char *buf;
 	size_t len, cap;
+	struct json_memo *memo;           /* values kept for reuse (json_recall), or NULL */
 	bool failed;                      /* out of memory, or nesting past JSON_MAX_DEPTH */
 	unsigned depth;
 	bool has_member[JSON_MAX_DEPTH];  /* the open container has a member: the next needs a comma */
@@ -50,6 +53,22 @@ void json_uint(struct json *j, const char *key, unsigned long long v) __attribut
 void json_int(struct json *j, const char *key, long long v) __attribute__((nonnull(1)));
 void json_bool(struct json *j, const char *key, bool v) __attribute__((nonnull(1)));
 void json_null(struct json *j, const char *key) __attribute__((nonnull(1)));
+
+/* Values formatted once and copied in again: a value (an object, an
+ * array) that is the same wherever a key is the same (a certificate's
+ * object under its fingerprint) is built once between json_mark and
+ * json_remember, and json_recall writes it again as an element of the
+ * open array.  The builder keeps at most JSON_MEMO_SLOTS of them (a new
+ * one takes its slot from an older one), across json_reset, until
+ * json_free.  Keys are at most JSON_MEMO_KEY bytes; longer ones are never
+ * kept. */
+#define JSON_MEMO_SLOTS 128
+#define JSON_MEMO_KEY 64
+/* true when the value kept under key was written (as an array's element) */
+bool json_recall(struct json *j, const char *key) __attribute__((nonnull));
+/* where the next value begins: give it to json_remember after building it */
+size_t json_mark(const struct json *j) __attribute__((nonnull));
+void json_remember(struct json *j, const char *key, size_t mark) __attribute__((nonnull));
 
 /* The record so far, NUL-terminated (an empty string after a failure). */
 const char *json_text(const struct json *j) __attribute__((nonnull));

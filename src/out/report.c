@@ -16,26 +16,106 @@
 #include "wire/preamble.h"
 #include "wire/tls_msgs.h"
 
+/* Text appended to a buffer of fixed size and cut where it ends, as
+ * snprintf cuts: `want` counts what would have been written, so a caller
+ * can tell a cut line (want >= size) as it could from snprintf. */
+struct cut {
+	char *buf;
+	size_t size, want;
+};
+
+static void cut_init(struct cut *c, char *buf, size_t size)
+{
+	c->buf = buf;
+	c->size = size;
+	c->want = 0;
+	if (size)
+		buf[0] = '\0';
+}
+
+static void cut_put(struct cut *c, const char *s, size_t n)
+{
+	if (c->want + 1 < c->size) {
+		size_t room = c->size - 1 - c->want, k = n < room ? n : room;
+
+		memcpy(c->buf + c->want, s, k);
+		c->buf[c->want + k] = '\0';
+	}
+	c->want += n;
+}
+
+static void cut_str(struct cut *c, const char *s)
+{
+	cut_put(c, s, strlen(s));
+}
+
+static void cut_uint(struct cut *c, unsigned v, unsigned digits)
+{
+	char num[10];
+	size_t n = 0;
+
+	do {
+		num[sizeof(num) - ++n] = (char)('0' + v % 10);
+		v /= 10;
+	} while ((v || n < digits) && n < sizeof(num));
+	cut_put(c, num + sizeof(num) - n, n);
+}
+
+/* s into buf of len, cut as snprintf("%s") cuts. */
+static void copy_cut(char *buf, size_t len, const char *s)
+{
+	struct cut c;
+
+	cut_init(&c, buf, len);
+	cut_str(&c, s);
+}
+
 void report_time(char *buf, size_t len, const struct timeval *tv, int digits)
 {
-	struct tm tm;
-	time_t t = tv->tv_sec;
-	char base[24];
+	/* the date and time to the second, made once per second (records
+	 * come in bursts within the same second): one per thread */
+	static __thread time_t last = -1;
+	static __thread char base[24];
+	int usec = (int)(tv->tv_usec % 1000000);
+	struct cut c;
 
-	gmtime_r(&t, &tm);
-	strftime(base, sizeof(base), "%Y-%m-%dT%H:%M:%S", &tm);
-	if (digits == 6)
-		snprintf(buf, len, "%s.%06dZ", base, (int)(tv->tv_usec % 1000000));
-	else
-		snprintf(buf, len, "%s.%03dZ", base, (int)(tv->tv_usec % 1000000) / 1000);
+	if (tv->tv_sec != last || last == -1) {
+		struct tm tm;
+		time_t t = tv->tv_sec;
+
+		gmtime_r(&t, &tm);
+		strftime(base, sizeof(base), "%Y-%m-%dT%H:%M:%S", &tm);
+		last = tv->tv_sec;
+	}
+	cut_init(&c, buf, len);
+	cut_str(&c, base);
+	if (usec < 0) {
+		/* not a time a capture holds: as printf writes it */
+		snprintf(buf, len, digits == 6 ? "%s.%06dZ" : "%s.%03dZ", base, digits == 6 ? usec : usec / 1000);
+		return;
+	}
+	cut_put(&c, ".", 1);
+	cut_uint(&c, (unsigned)(digits == 6 ? usec : usec / 1000), digits == 6 ? 6 : 3);
+	cut_put(&c, "Z", 1);
+}
+
+static void endpoint_cut(struct cut *c, const char *host, uint16_t port)
+{
+	bool v6 = strchr(host, ':') != NULL;
+
+	if (v6)
+		cut_put(c, "[", 1);
+	cut_str(c, host);
+	cut_put(c, v6 ? "]:" : ":", v6 ? 2 : 1);
+	cut_uint(c, port, 1);
 }
 
 void report_endpoint(char *buf, size_t len, const char *host, uint16_t port)
 {
-	if (strchr(host, ':'))
-		snprintf(buf, len, "[%s]:%u", host, port);
-	else
-		snprintf(buf, len, "%s:%u", host, port);
+	struct cut c;
+
+	cut_init(&c, buf, len);
+	endpoint_cut(&c, host, port);
 }
 
 /* The one fact that best explains the verdict, for the human line (the
@@ -51,7 +131,7 @@ static void headline(char *buf, size_t len, const struct conn_facts *f, const st
 
 	if (full->middlebox_named && full->middlebox_line < full->n_evidence) {
 		/* who terminated TLS is the finding */
-		snprintf(buf, len, "%s", full->evidence[full->middlebox_line]);
+		copy_cut(buf, len, full->evidence[full->middlebox_line]);
 		return;
 	}
 	if (full->keylog_evidence >= 0 && (size_t)full->keylog_evidence < view.n_evidence)
@@ -64,15 +144,21 @@ static void headline(char *buf, size_t len, const struct conn_facts *f, const st
 			/* TLS 1.3 without keys: the empty Certificate is the finding */
 			for (i = 0; i < v->n_evidence; i++)
 				if (strstr(v->evidence[i], "empty Certificate")) {
-					snprintf(buf, len, "%s", v->evidence[i]);
+					copy_cut(buf, len, v->evidence[i]);
 					return;
 				}
 		} else {
-			size_t used = (size_t)snprintf(buf, len, "server asked for CAs [");
-			for (i = 0; i < f->cr.n_ca_names && used < len; i++)
-				used += (size_t)snprintf(buf + used, len - used, "%s%s", i ? "; " : "", f->cr.ca_names[i]);
-			if (used < len)
-				snprintf(buf + used, len - used, "]");
+			struct cut c;
+
+			cut_init(&c, buf, len);
+			cut_str(&c, "server asked for CAs [");
+			for (i = 0; i < f->cr.n_ca_names && c.want < len; i++) {
+				if (i)
+					cut_put(&c, "; ", 2);
+				cut_str(&c, f->cr.ca_names[i]);
+			}
+			if (c.want < len)
+				cut_put(&c, "]", 1);
 			return;
 		}
 		break;
@@ -83,7 +169,7 @@ static void headline(char *buf, size_t len, const struct conn_facts *f, const st
 		for (i = v->n_evidence; i-- > 0;) {
 			if (strstr(v->evidence[i], "alert") || strstr(v->evidence[i], "certificate ") ||
 			    strstr(v->evidence[i], "chain") || strstr(v->evidence[i], "issuer")) {
-				snprintf(buf, len, "%s", v->evidence[i]);
+				copy_cut(buf, len, v->evidence[i]);
 				return;
 			}
 		}
@@ -91,14 +177,19 @@ static void headline(char *buf, size_t len, const struct conn_facts *f, const st
 	case V_CERT_NOT_REQUESTED:
 	case V_RESUMED:
 		if (v->n_evidence) {
-			snprintf(buf, len, "%s", v->evidence[0]);
+			copy_cut(buf, len, v->evidence[0]);
 			return;
 		}
 		break;
 	case V_CLIENT_CERT_ACCEPTED:
 		if (f->client_chain.n) {
-			snprintf(buf, len, "client cert %s issued by %s", f->client_chain.certs[0].subject,
-				 f->client_chain.certs[0].issuer);
+			struct cut c;
+
+			cut_init(&c, buf, len);
+			cut_str(&c, "client cert ");
+			cut_str(&c, f->client_chain.certs[0].subject);
+			cut_str(&c, " issued by ");
+			cut_str(&c, f->client_chain.certs[0].issuer);
 			return;
 		}
 		break;
@@ -106,7 +197,7 @@ static void headline(char *buf, size_t len, const struct conn_facts *f, const st
 		break;
 	}
 	if (v->n_evidence)
-		snprintf(buf, len, "%s", v->evidence[v->n_evidence - 1]);
+		copy_cut(buf, len, v->evidence[v->n_evidence - 1]);
 }
 
 void report_line(char *buf, size_t len, const struct conn_facts *f, const struct verdict *v)
@@ -114,8 +205,9 @@ void report_line(char *buf, size_t len, const struct conn_facts *f, const struct
 	char ts[40], client[80], server[300], head[2 * VERDICT_EVIDENCE_LEN + 128], status[96] = "";
 	char remedy[1][REMEDY_LEN];
 	const char *reason = reason_code_name(v->reason);
-	size_t used;
+	struct cut c;
 
+	/* each part cut to its own buffer first, as it always was */
 	report_time(ts, sizeof(ts), &f->first_ts, 3);
 	report_endpoint(client, sizeof(client), f->client.ip, f->client.port);
 	report_endpoint(server, sizeof(server), f->ch.sni[0] ? f->ch.sni : f->server.ip, f->server.port);
@@ -125,12 +217,35 @@ void report_line(char *buf, size_t len, const struct conn_facts *f, const struct
 	    !strstr(head, "HTTP "))
 		snprintf(status, sizeof(status), "HTTP %d%s%s%s", f->http_status, f->http_reason[0] ? " " : "",
 			 f->http_reason, head[0] ? "; " : "");
-	used = (size_t)snprintf(buf, len, "%s %s -> %s %s %s%s%s (fault: %s; %s)%s%s%s", ts, client, server,
-				verdict_tls_label(f), verdict_code_text(v->code), reason ? ": " : "", reason ? reason : "",
-				fault_name(v->fault), basis_name(v->basis), status[0] || head[0] ? " " : "", status, head);
+	/* "TS CLIENT -> SERVER TLS VERDICT[: REASON] (fault: F; B) [STATUS][HEAD]" */
+	cut_init(&c, buf, len);
+	cut_str(&c, ts);
+	cut_put(&c, " ", 1);
+	cut_str(&c, client);
+	cut_put(&c, " -> ", 4);
+	cut_str(&c, server);
+	cut_put(&c, " ", 1);
+	cut_str(&c, verdict_tls_label(f));
+	cut_put(&c, " ", 1);
+	cut_str(&c, verdict_code_text(v->code));
+	if (reason) {
+		cut_put(&c, ": ", 2);
+		cut_str(&c, reason);
+	}
+	cut_put(&c, " (fault: ", 9);
+	cut_str(&c, fault_name(v->fault));
+	cut_put(&c, "; ", 2);
+	cut_str(&c, basis_name(v->basis));
+	cut_put(&c, ")", 1);
+	if (status[0] || head[0])
+		cut_put(&c, " ", 1);
+	cut_str(&c, status);
+	cut_str(&c, head);
 	/* what to change, the first of the remedies */
-	if (used < len && !v->evidence_omitted && remedy_lines(f, v, remedy, 1) == 1)
-		snprintf(buf + used, len - used, "; remedy: %s", remedy[0]);
+	if (c.want < len && !v->evidence_omitted && remedy_lines(f, v, remedy, 1) == 1) {
+		cut_put(&c, "; remedy: ", 10);
+		cut_str(&c, remedy[0]);
+	}
 }
 
 /* ---- JSON ---- */
@@ -169,13 +284,18 @@ static void json_cert(struct json *j, const struct cert_info *c)
 {
 	char eku[sizeof(c->eku)];
 	char *tok, *save = NULL;
+	size_t mark = json_mark(j);
 
+	/* a certificate's object depends on its bytes alone: made once per
+	 * fingerprint, then copied (lab and real traffic repeat chains) */
+	if (c->sha256[0] && json_recall(j, c->sha256))
+		return;
 	json_object(j, NULL);
 	if (c->parse_failed) {
 		json_bool(j, "parse_error", true);
 		json_string(j, "sha256", c->sha256);
 		json_end(j);
-		return;
+		goto Remember;
 	}
 	json_string(j, "subject", c->subject);
 	json_string(j, "issuer", c->issuer);
@@ -190,6 +310,9 @@ static void json_cert(struct json *j, const struct cert_info *c)
 		json_string(j, NULL, tok);
 	json_end(j);
 	json_end(j);
+Remember:
+	if (c->sha256[0])
+		json_remember(j, c->sha256, mark);
 }
 
 static void json_chain(struct json *j, const char *key, const struct cert_chain *ch)
@@ -369,7 +492,7 @@ void report_json_members(struct json *j, const struct conn_facts *f, const struc
 	json_end(j);
 	/* the summary is the human line, cut to line's size as it always was */
 	if (summary)
-		snprintf(line, sizeof(line), "%s", summary);
+		copy_cut(line, sizeof(line), summary);
 	else
 		report_line(line, sizeof(line), f, v);
 	json_string(j, "summary", line);
