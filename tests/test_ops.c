@@ -290,3 +290,142 @@ Test(ops, metrics_address_refused)
 	cr_assert_eq(e2e_run(argv, &io, 10000), 2);
 	cr_expect(px_find_line(err, "--metrics nowhere: expected ADDR:PORT"), "%s", e2e_tail(err, 400));
 }
+
+/* ---- --json-format ecs ---- */
+
+/* Runs a shell command; its whole output into out. */
+static int sh(const char *cmd, char *out, size_t outlen)
+{
+	FILE *p = popen(cmd, "r");
+	size_t n = 0;
+	int status;
+
+	cr_assert_not_null(p);
+	if (out) {
+		n = fread(out, 1, outlen - 1, p);
+		out[n] = '\0';
+	}
+	while (fgetc(p) != EOF)
+		;
+	status = pclose(p);
+	return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+/* `mtlsdiag pcap` on a lab capture into `json`, with more options. */
+static void pcap_json(const char *capture, const char *json, const char *more)
+{
+	char cmd[2000];
+
+	snprintf(cmd, sizeof(cmd), "'%s' pcap --json '%s' %s '%s' >/dev/null 2>&1", getenv("MTLSDIAG_BIN"), json, more,
+		 test_path(capture));
+	cr_assert_eq(sh(cmd, NULL, 0), 0, "%s", cmd);
+}
+
+/* jq's answer for `filter` over `file` (one line per record). */
+static void jq(const char *file, const char *filter, char *out, size_t outlen)
+{
+	char cmd[2000];
+
+	snprintf(cmd, sizeof(cmd), "jq -r '%s' '%s'", filter, file);
+	cr_assert_eq(sh(cmd, out, outlen), 0, "jq failed: %s", cmd);
+}
+
+/* What ECS names, for the lab's nginx with a good and an expired client
+ * certificate (TLS 1.2: every certificate in the clear). */
+static const struct {
+	const char *capture, *ecs;
+} ecs_cases[] = {
+	{ "tests/data/lab/captures/nginx-on_good_tls12.pcap",
+	  "1.2\ttls\ttrue\tgood-client\tLab Issuing CA\tlocalhost\tlocalhost\tclient_cert_accepted\tsuccess\tevent\n" },
+	{ "tests/data/lab/captures/nginx-on_expired_tls12.pcap",
+	  "1.2\ttls\tfalse\texpired-client\tLab Issuing CA\tlocalhost\tlocalhost\tserver_rejected_chain\tfailure\talert\n" },
+};
+
+#define ECS_FIELDS "[.tls.version, .tls.version_protocol, .tls.established, .tls.client.x509.subject.common_name[0], " \
+	".tls.client.x509.issuer.common_name[0], .tls.server.x509.subject.common_name[0], .tls.client.server_name, " \
+	".event.action, .event.outcome, .event.kind] | @tsv"
+
+Test(ops, ecs_records_carry_the_ecs_fields)
+{
+	const char *ecs = px_tmp("ecs.json"), *plain = px_tmp("plain.json");
+	size_t i;
+
+	cr_assert(px_have("jq"), "jq is not installed (scripts/deps test)");
+	for (i = 0; i < sizeof(ecs_cases) / sizeof(ecs_cases[0]); i++) {
+		char got[4096], want[4096];
+
+		pcap_json(ecs_cases[i].capture, ecs, "--json-format ecs");
+		pcap_json(ecs_cases[i].capture, plain, "");
+		/* every line is JSON: the connection, then the summary */
+		jq(ecs, ".event.dataset", got, sizeof(got));
+		cr_expect_str_eq(got, "mtlsdiag.connection\nmtlsdiag.summary\n");
+		jq(ecs, "select(.event.dataset == \"mtlsdiag.connection\") | " ECS_FIELDS, got, sizeof(got));
+		cr_expect_str_eq(got, ecs_cases[i].ecs, "%s", ecs_cases[i].capture);
+		/* source and destination are the record's client and server */
+		jq(ecs, "select(.source) | [.source.ip, .source.port, .destination.ip, .destination.port, "
+			".source.bytes, .destination.bytes, .\"@timestamp\", .ecs.version] | @tsv",
+		   got, sizeof(got));
+		jq(plain, "select(.type == \"connection\") | [.client.ip, .client.port, .server.ip, .server.port, "
+			  ".bytes.client, .bytes.server, .ts, \"" "8.11.0" "\"] | @tsv",
+		   want, sizeof(want));
+		cr_expect_str_eq(got, want);
+		/* the leaf's fingerprint and dates */
+		jq(ecs, "select(.tls) | [.tls.client.hash.sha256, .tls.client.x509.not_after, .tls.server.hash.sha256] | @tsv",
+		   got, sizeof(got));
+		jq(plain, "select(.type == \"connection\") | [.client_chain[0].sha256, .client_chain[0].not_after, "
+			  ".server_chain[0].sha256] | @tsv",
+		   want, sizeof(want));
+		cr_expect_str_eq(got, want);
+		/* everything else: the default record, whole, under mtlsdiag */
+		jq(ecs, "select(.mtlsdiag.type == \"connection\") | .mtlsdiag | tojson", got, sizeof(got));
+		jq(plain, "select(.type == \"connection\") | tojson", want, sizeof(want));
+		cr_expect_str_eq(got, want);
+		jq(ecs, "select(.mtlsdiag.type == \"summary\") | .mtlsdiag | tojson", got, sizeof(got));
+		jq(plain, "select(.type == \"summary\") | tojson", want, sizeof(want));
+		cr_expect_str_eq(got, want);
+	}
+}
+
+Test(ops, ecs_format_refuses_other_words)
+{
+	char cmd[1200], out[600];
+
+	snprintf(cmd, sizeof(cmd), "'%s' pcap --json-format xml --json - '%s' 2>&1", getenv("MTLSDIAG_BIN"),
+		 test_path("tests/data/lab/captures/nginx-on_good_tls12.pcap"));
+	cr_expect_eq(sh(cmd, out, sizeof(out)), 2);
+	cr_expect_str_eq(out, "mtlsdiag pcap: --json-format 'xml': use default or ecs (ecs: Elastic Common Schema names, "
+			      "doc/ecs.md)\n");
+}
+
+/* The proxy's records in ECS: its own members (mode, relayed) are under
+ * mtlsdiag with the rest. */
+Test(ops, ecs_from_the_proxy)
+{
+	uint16_t nginx_port = e2e_free_port(), port = e2e_free_port();
+	char listen[40], upstream[40], got[4096];
+	const char *json = px_tmp("proxy.json");
+	pid_t nginx, proxy;
+
+	cr_assert(px_have("jq"), "jq is not installed (scripts/deps test)");
+	nginx = px_start_nginx(nginx_port);
+	snprintf(listen, sizeof(listen), "127.0.0.1:%u", port);
+	snprintf(upstream, sizeof(upstream), "127.0.0.1:%u", nginx_port);
+	proxy = px_start(px_tmp("proxy.log"), "--listen", listen, "--upstream", upstream, "--json", json, "--json-format",
+			 "ecs", NULL);
+	(void)px_run_curl(port, "1.2", "good", NULL);
+	(void)px_run_curl(port, "1.2", NULL, NULL);
+	cr_assert(e2e_wait_lines(json, 2, 10000), "%s", e2e_tail(px_tmp("proxy.log"), 600));
+	jq(json, "[.tls.established, .tls.client.x509.subject.common_name[0] // \"-\", .event.action, .mtlsdiag.mode, "
+		 ".mtlsdiag.relayed.client == .source.bytes, .destination.port] | @tsv",
+	   got, sizeof(got));
+	snprintf(listen, sizeof(listen), "%u", nginx_port);
+	{
+		char want[400];
+
+		snprintf(want, sizeof(want), "true\tgood-client\tclient_cert_accepted\tstatic\ttrue\t%u\n"
+					     "false\t-\tclient_sent_no_cert\tstatic\ttrue\t%u\n", nginx_port, nginx_port);
+		cr_expect_str_eq(got, want);
+	}
+	px_stop_child(proxy);
+	px_stop_child(nginx);
+}

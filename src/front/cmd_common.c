@@ -435,6 +435,15 @@ int cmd_choice(const char *who, const char *opt, const char *arg, const char *co
 	return -1;
 }
 
+int cmd_parse_json_format(const char *who, const char *arg, bool *ecs)
+{
+	int which = cmd_choice(who, "--json-format", arg, (const char *const[]){ "default", "ecs", NULL },
+			       "ecs: Elastic Common Schema names, doc/ecs.md");
+
+	*ecs = which == 1;
+	return which >= 0;
+}
+
 enum cmd_parsed cmd_getopt(const char *who, int argc, char **argv, const char *optstring,
 			   const struct option *opts, void (*usage)(FILE *out),
 			   int (*option)(void *o, int opt, const char *arg), void *o)

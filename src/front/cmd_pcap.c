@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/time.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -24,6 +25,7 @@
 #include "wire/keylog.h"
 #include "analysis/legpair.h"
 #include "analysis/observer.h"
+#include "out/ecs.h"
 #include "out/report.h"
 #include "wire/x509info.h"
 
@@ -41,6 +43,7 @@ struct pcap_opts {
 	size_t n_cas;
 	struct server_expect *expect;   /* allocated at the first --expect-server-*, or NULL */
 	bool at_set, quiet, keep_query;
+	bool ecs;                       /* --json-format ecs */
 	time_t at;
 	struct capture_opts capture;    /* --filter */
 	char *const *files;
@@ -57,6 +60,7 @@ struct pcap_run {
 	const char *source;     /* the file being read, as named on the command line ("-": standard input) */
 	struct report_tally tally;
 	bool quiet;
+	bool ecs;               /* --json-format ecs */
 	struct legpair *pairs;  /* holds possible gateway legs until paired */
 };
 
@@ -79,8 +83,14 @@ static void emit(void *ctx, void *flow, const struct conn_facts *f, const struct
 		report_line(line, sizeof(line), f, v);
 	if (text)
 		fprintf(run->out.text, "%s\n", line);
-	if (run->out.json)
-		(void)report_json(&run->json, run->out.json, f, v, line);   /* a loss is counted by the output */
+	if (run->out.json && run->ecs) {
+		json_reset(&run->json);
+		ecs_connection_begin(&run->json, f, v, line);
+		ecs_end(&run->json);
+		(void)json_write_line(&run->json, run->out.json);   /* a loss is counted by the output */
+	} else if (run->out.json) {
+		(void)report_json(&run->json, run->out.json, f, v, line);
+	}
 	/* a capture being written as it is read: each verdict as it comes */
 	if (run->streaming) {
 		if (run->out.text)
@@ -123,6 +133,8 @@ static void usage(FILE *out)
 		"options:\n"
 		"  --json FILE       also write JSON Lines to FILE (- for standard output; the\n"
 		"                    human lines then go to standard error); created 0600\n"
+		"  --json-format F   default, or ecs: the records with Elastic Common Schema\n"
+		"                    names (tls.*, source.*, ...; the rest under mtlsdiag.*)\n"
 		"  --umask MASK      create output files with 0666 less MASK (022) instead\n"
 		"  --at TIME         judge certificate validity at TIME (2026-11-23T12:00:00Z,\n"
 		"                    2026-11-23, or @EPOCH) instead of the capture's timestamps\n"
@@ -167,6 +179,7 @@ static int pcap_option(void *opts, int opt, const char *arg)
 
 	switch (opt) {
 	case 'j': o->json_path = arg; return 1;
+	case 'J': return cmd_parse_json_format(WHO, arg, &o->ecs);
 	case 'U': return cmd_parse_umask(WHO, arg, &o->file_mode);
 	case 'b': o->chain.bundle_path = arg; return 1;
 	case 'C': o->chain.crl_path = arg; return 1;
@@ -211,6 +224,7 @@ static enum cmd_parsed parse_pcap(int argc, char **argv, struct pcap_opts *o)
 {
 	static const struct option opts[] = {
 		{ "json", required_argument, NULL, 'j' },
+		{ "json-format", required_argument, NULL, 'J' },
 		{ "umask", required_argument, NULL, 'U' },
 		{ "at", required_argument, NULL, 'a' },
 		{ "ca-bundle", required_argument, NULL, 'b' },
@@ -312,18 +326,28 @@ static void print_summary(struct pcap_run *run, bool any_truncated)
 	if (!run->out.json)
 		return;
 	json_init(&j);
-	json_object(&j, NULL);
+	if (run->ecs) {
+		struct timeval now;
+
+		gettimeofday(&now, NULL);
+		ecs_record_begin(&j, "summary", &now);
+	} else {
+		json_object(&j, NULL);
+	}
 	report_summary_members(&j, &run->tally);
 	if (any_truncated)
 		json_bool(&j, "file_truncated", true);
-	json_end(&j);
+	if (run->ecs)
+		ecs_end(&j);
+	else
+		json_end(&j);
 	(void)json_write_line(&j, run->out.json);
 	json_free(&j);
 }
 
 static int run_pcap(const struct pcap_opts *o)
 {
-	struct pcap_run run = { .quiet = o->quiet };
+	struct pcap_run run = { .quiet = o->quiet, .ecs = o->ecs };
 	bool any_truncated = false;
 	size_t i;
 	int ret = 2;

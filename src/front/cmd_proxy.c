@@ -88,6 +88,8 @@ static void usage(FILE *out)
 		"                         [::1]:8443, 0.0.0.0:8443)\n"
 		"  --json FILE            also write JSON Lines to FILE, appending (- for standard\n"
 		"                         output)\n"
+		"  --json-format F        default, or ecs: the records with Elastic Common Schema\n"
+		"                         names (tls.*, source.*, ...; the rest under mtlsdiag.*)\n"
 		"  --log FILE             human lines to FILE, appending (default: standard error)\n"
 		"  --on-output-error continue|stop  when --json or --log loses a record (a full\n"
 		"                         disk): go on, saying so (continue, the default), or\n"
@@ -275,7 +277,7 @@ enum {
 	O_IDLE_TIMEOUT, O_USER, O_KEYLOG, O_INSPECTION_CAS, O_EXPECT_CA, O_EXPECT_SPKI, O_KEEP_QUERY, O_UMASK,
 	O_MAX_HANDSHAKE_BYTES, O_MAX_HANDSHAKE_TOTAL, O_OVER_BUDGET, O_HANDSHAKE_TIMEOUT, O_MAX_CONNS_PER_SOURCE,
 	O_ON_OUTPUT_ERROR,
-	O_VERIFY_DEPTH, O_CRL, O_PURPOSE, O_SERVER_KIND, O_METRICS,
+	O_VERIFY_DEPTH, O_CRL, O_PURPOSE, O_SERVER_KIND, O_METRICS, O_JSON_FORMAT,
 };
 
 /* The options as given. */
@@ -347,6 +349,7 @@ static int proxy_option(void *opts, int opt, const char *arg)
 
 	switch (opt) {
 	case O_JSON: c->json_path = arg; return 1;
+	case O_JSON_FORMAT: return cmd_parse_json_format(WHO, arg, &c->json_ecs);
 	case O_UMASK: return cmd_parse_umask(WHO, arg, &c->file_mode);
 	case O_LOG: c->log_path = arg; return 1;
 	case O_PCAP_OUT: c->pcap_out = arg; return 1;
@@ -411,6 +414,7 @@ static enum cmd_parsed parse_proxy(int argc, char **argv, struct proxy_opts *o)
 		{ "allow", required_argument, NULL, O_ALLOW },
 		{ "transparent", no_argument, NULL, O_TRANSPARENT },
 		{ "json", required_argument, NULL, O_JSON },
+		{ "json-format", required_argument, NULL, O_JSON_FORMAT },
 		{ "umask", required_argument, NULL, O_UMASK },
 		{ "log", required_argument, NULL, O_LOG },
 		{ "pcap-out", required_argument, NULL, O_PCAP_OUT },

@@ -73,6 +73,10 @@ int cmd_close_outputs(const char *who, struct cmd_output *out) __attribute__((no
 int cmd_choice(const char *who, const char *opt, const char *arg, const char *const *words, const char *hint)
 	__attribute__((nonnull(1, 2, 3, 4)));
 
+/* --json-format default|ecs: *ecs set for "ecs" (out/ecs.h).  0 after
+ * printing why the word is neither. */
+int cmd_parse_json_format(const char *who, const char *arg, bool *ecs) __attribute__((nonnull));
+
 /* One command's option loop: getopt_long over argv, --help printed with
  * `usage`, each other option handed to `option` (which returns 0 after
  * saying why it is unusable).  CMD_RUN leaves optind at the first operand. */

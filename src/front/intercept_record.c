@@ -217,8 +217,7 @@ void icpt_record(struct icpt_conn *c, const struct verdict *cv, const struct ver
 		return;
 	report_endpoint(up, sizeof(up), c->wl->l->up_host, c->wl->l->up_port);
 	json_init(&j);
-	json_object(&j, NULL);
-	report_json_members(&j, obs_conn_facts(cl->obs), cv, NULL);
+	record_begin(px, &j, "connection", &c->start, obs_conn_facts(cl->obs), cv, NULL);
 	json_string(&j, "mode", "intercept");
 	json_string(&j, "upstream", up);
 	json_string(&j, "closed_by", closer_name(c->closed_by));
@@ -231,7 +230,7 @@ void icpt_record(struct icpt_conn *c, const struct verdict *cv, const struct ver
 	json_bool(&j, "spliced", false);
 	json_client_leg(&j, c);
 	json_upstream_leg(&j, c, uv);
-	json_end(&j);
+	record_end(px, &j);
 	flockfile(px->cfg->json);
 	(void)json_write_line(&j, px->cfg->json);
 	fflush(px->cfg->json);

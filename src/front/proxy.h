@@ -72,6 +72,7 @@ struct proxy_config {
 	FILE *json;                  /* JSON Lines (json_file's stream), or NULL */
 	struct outfile *json_file;   /* reopened on SIGHUP */
 	const char *json_path;       /* --json as given */
+	bool json_ecs;               /* --json-format ecs: Elastic Common Schema names (out/ecs.h) */
 	const char *pcap_out;        /* write the relayed connections here, or NULL */
 	mode_t file_mode;            /* of the files it creates (--json, --log, --pcap-out) */
 	bool pcap_full;              /* whole connections, not only up to the verdict */

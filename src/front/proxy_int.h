@@ -247,6 +247,14 @@ uint64_t ms_between(const struct timeval *a, const struct timeval *b);
 /* summary: the connection's human line (report_line), NULL to make it */
 void emit_json(FILE *out, const struct pconn *c, const struct conn_facts *f,
 	       const struct verdict *v, const char *summary, uint64_t duration_ms);
+/* A record begun in j, as --json-format says: type "connection" with the
+ * connection's members (f and v given), or another type (f NULL) with
+ * only its "type" and "schema" (ts: its time); record_end closes it. */
+struct json;
+void record_begin(const struct proxy *px, struct json *j, const char *type, const struct timeval *ts,
+		  const struct conn_facts *f, const struct verdict *v, const char *summary)
+	__attribute__((nonnull(1, 2, 3, 4)));
+void record_end(const struct proxy *px, struct json *j) __attribute__((nonnull));
 void emit_failure(const struct pconn *c, const char *type, const char *what, const char *why);
 /* A line about an open connection: "TIME CLIENT -> UPSTREAM what". */
 void emit_note(const struct pconn *c, const char *what) __attribute__((nonnull));

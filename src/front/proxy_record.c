@@ -11,6 +11,7 @@
 
 #include "front/proxy_int.h"
 #include "front/sourcecap.h"
+#include "out/ecs.h"
 #include "out/json.h"
 #include "out/metrics.h"
 #include "out/report.h"
@@ -93,6 +94,32 @@ static void write_record(FILE *out, struct json *j)
 	funlockfile(out);
 }
 
+void record_begin(const struct proxy *px, struct json *j, const char *type, const struct timeval *ts,
+		  const struct conn_facts *f, const struct verdict *v, const char *summary)
+{
+	if (f && v && px->cfg->json_ecs) {
+		ecs_connection_begin(j, f, v, summary);
+		return;
+	}
+	if (px->cfg->json_ecs) {
+		ecs_record_begin(j, type, ts);
+	} else {
+		json_object(j, NULL);
+	}
+	if (f && v)
+		report_json_members(j, f, v, summary);
+	else
+		report_json_kind(j, type);
+}
+
+void record_end(const struct proxy *px, struct json *j)
+{
+	if (px->cfg->json_ecs)
+		ecs_end(j);
+	else
+		json_end(j);
+}
+
 /* The final record: report.c's members, then the relay's own (mode,
  * upstream, closed_by, close, duration_ms, relayed bytes each way, and
  * whether the rest was spliced once the verdict settled). */
@@ -104,8 +131,7 @@ void emit_json(FILE *out, const struct pconn *c, const struct conn_facts *f,
 
 	report_endpoint(up, sizeof(up), c->up_host, c->up_port);
 	json_init(&j);
-	json_object(&j, NULL);
-	report_json_members(&j, f, v, summary);
+	record_begin(c->w->px, &j, "connection", &c->start, f, v, summary);
 	json_string(&j, "mode", mode_name(c->wl->l->cfg->mode));
 	json_string(&j, "upstream", up);
 	json_string(&j, "closed_by", closer_name(c->closed_by));
@@ -117,7 +143,7 @@ void emit_json(FILE *out, const struct pconn *c, const struct conn_facts *f,
 	json_end(&j);
 	json_bool(&j, "spliced", c->spliced);
 	json_bool(&j, "observed", !c->unobserved);
-	json_end(&j);
+	record_end(c->w->px, &j);
 	write_record(out, &j);
 	json_free(&j);
 }
@@ -164,8 +190,7 @@ void emit_failure(const struct pconn *c, const char *type, const char *what, con
 		return;
 	report_time(ts, sizeof(ts), &c->start, 6);
 	json_init(&j);
-	json_object(&j, NULL);
-	report_json_kind(&j, type);
+	record_begin(px, &j, type, &c->start, NULL, NULL, NULL);
 	json_string(&j, "ts", ts);
 	json_string(&j, "mode", mode_name(c->wl->l->cfg->mode));
 	json_object(&j, "client");
@@ -177,7 +202,7 @@ void emit_failure(const struct pconn *c, const char *type, const char *what, con
 	if (c->up_host[0])
 		json_string(&j, "upstream", up);
 	json_string(&j, "error", why);
-	json_end(&j);
+	record_end(px, &j);
 	write_record(px->cfg->json, &j);
 	json_free(&j);
 }
@@ -196,8 +221,7 @@ void emit_refused(const struct proxy *px, const struct sourcecap_report *r)
 	report_time(first, sizeof(first), &r->first, 6);
 	report_time(last, sizeof(last), &r->last, 6);
 	json_init(&j);
-	json_object(&j, NULL);
-	report_json_kind(&j, "refused");
+	record_begin(px, &j, "refused", &r->first, NULL, NULL, NULL);
 	json_string(&j, "ts", first);
 	json_object(&j, "client");
 	json_string(&j, "ip", r->ip);
@@ -207,7 +231,7 @@ void emit_refused(const struct proxy *px, const struct sourcecap_report *r)
 	json_uint(&j, "open", r->open);
 	json_uint(&j, "refused", r->refused);
 	json_string(&j, "last_ts", last);
-	json_end(&j);
+	record_end(px, &j);
 	write_record(px->cfg->json, &j);
 	json_free(&j);
 }
