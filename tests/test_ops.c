@@ -429,3 +429,221 @@ Test(ops, ecs_from_the_proxy)
 	px_stop_child(proxy);
 	px_stop_child(nginx);
 }
+
+/* ---- --syslog, --quiet, --verbose ---- */
+
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <poll.h>
+
+/* A unix datagram socket bound at path: the test's system log. */
+static int bind_log_socket(const char *path)
+{
+	struct sockaddr_un sun = { .sun_family = AF_UNIX };
+	int fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+
+	cr_assert(fd >= 0);
+	cr_assert(strlen(path) < sizeof(sun.sun_path), "scratch path too long for a socket: %s", path);
+	strcpy(sun.sun_path, path);
+	cr_assert_eq(bind(fd, (struct sockaddr *)&sun, sizeof(sun)), 0, "bind %s", path);
+	return fd;
+}
+
+/* The next datagram (waiting up to timeout_ms), NUL-terminated; 0 when
+ * none came. */
+static int next_datagram(int fd, char *buf, size_t len, int timeout_ms)
+{
+	struct pollfd p = { .fd = fd, .events = POLLIN };
+	ssize_t n;
+
+	if (poll(&p, 1, timeout_ms) != 1)
+		return 0;
+	n = recv(fd, buf, len - 1, 0);
+	cr_assert(n > 0);
+	buf[n] = '\0';
+	return 1;
+}
+
+/* A datagram in glibc's /dev/log form: "<PRI>Mmm dd hh:mm:ss
+ * mtlsdiag[PID]: MSG"; its priority and message. */
+static void parse_datagram(const char *d, int *pri, const char **msg)
+{
+	char month[4];
+	int day, h, m, s, n = 0;
+	long pid;
+
+	cr_assert_eq(sscanf(d, "<%d>%3s %2d %2d:%2d:%2d mtlsdiag[%ld]: %n", pri, month, &day, &h, &m, &s, &pid, &n), 7,
+		     "not a syslog datagram: %s", d);
+	cr_assert(n > 0, "%s", d);
+	cr_expect(strstr("JanFebMarAprMayJunJulAugSepOctNovDec", month), "%s", d);
+	cr_expect(d[strlen(d) - 1] != '\n', "a datagram carries no newline");
+	*msg = d + n;
+}
+
+Test(ops, syslog_from_the_proxy)
+{
+	uint16_t nginx_port = e2e_free_port(), port = e2e_free_port();
+	char listen[40], upstream[40], sock_opt[400], d[8192];
+	const char *log = px_tmp("proxy.log"), *json = px_tmp("proxy.json"), *msg;
+	int fd = bind_log_socket(px_tmp("log.sock")), pri;
+	pid_t nginx, proxy;
+	size_t lines = 0, i;
+	char *text;
+
+	nginx = px_start_nginx(nginx_port);
+	snprintf(listen, sizeof(listen), "127.0.0.1:%u", port);
+	snprintf(upstream, sizeof(upstream), "127.0.0.1:%u", nginx_port);
+	snprintf(sock_opt, sizeof(sock_opt), "--syslog=%s", px_tmp("log.sock"));
+	proxy = px_start(log, "--listen", listen, "--upstream", upstream, "--json", json, sock_opt, NULL);
+	(void)px_run_curl(port, "1.2", "good", NULL);
+	(void)px_run_curl(port, "1.2", NULL, NULL);
+	cr_assert(e2e_wait_lines(json, 2, 10000), "%s", e2e_tail(log, 600));
+	cr_expect_eq(e2e_stop(proxy, 10000), 0);
+	/* every connection line of the log, in order, came as a datagram:
+	 * the same text, info for the accepted, warning for the refused */
+	text = e2e_slurp(log);
+	for (i = 0;; i++) {
+		char line[8192];
+
+		snprintf(line, sizeof(line), "%s", px_nth_line(log, i));
+		if (!*line)
+			break;
+		line[strcspn(line, "\n")] = '\0';
+		if (!strstr(line, " -> "))
+			continue;
+		cr_assert(next_datagram(fd, d, sizeof(d), 2000), "no datagram for: %s", line);
+		parse_datagram(d, &pri, &msg);
+		cr_expect_str_eq(msg, line);
+		cr_expect_eq(pri, strstr(line, "fault: none") ? 3 * 8 + 6 : 3 * 8 + 4, "%s", d);
+		lines++;
+	}
+	cr_expect_geq(lines, 2, "%s", text);
+	cr_expect_eq(next_datagram(fd, d, sizeof(d), 100), 0, "a datagram more: %s", d);
+	free(text);
+	close(fd);
+	px_stop_child(nginx);
+}
+
+/* `mtlsdiag pcap ARGS` on one lab capture; its standard output into out,
+ * the exit status returned. */
+static int pcap_run(const char *args, const char *capture, char *out, size_t outlen)
+{
+	char cmd[2000];
+
+	snprintf(cmd, sizeof(cmd), "'%s' pcap %s '%s' 2>&1", getenv("MTLSDIAG_BIN"), args, test_path(capture));
+	return sh(cmd, out, outlen);
+}
+
+#define EXPIRED "tests/data/lab/captures/nginx-on_expired_tls12.pcap"
+
+Test(ops, syslog_from_pcap)
+{
+	char args[600], out[8192], d[8192];
+	const char *msg;
+	int fd = bind_log_socket(px_tmp("log.sock")), pri;
+
+	snprintf(args, sizeof(args), "--syslog=%s", px_tmp("log.sock"));
+	cr_assert_eq(pcap_run(args, EXPIRED, out, sizeof(out)), 0, "%s", out);
+	cr_assert(next_datagram(fd, d, sizeof(d), 2000));
+	parse_datagram(d, &pri, &msg);
+	*strchr(out, '\n') = '\0';
+	cr_expect_str_eq(msg, out);
+	cr_expect_eq(pri, 3 * 8 + 4, "the client must act: a warning");
+	cr_expect_eq(next_datagram(fd, d, sizeof(d), 100), 0, "one connection, one datagram: %s", d);
+	close(fd);
+	/* no system log there: one line, exit 2 */
+	cr_expect_eq(pcap_run("--syslog=/nonexistent/log", EXPIRED, out, sizeof(out)), 2);
+	cr_expect_str_eq(out, "mtlsdiag pcap: --syslog /nonexistent/log: cannot reach the system log: No such file or "
+			      "directory\n");
+}
+
+/* -v: under the line, the record's evidence and remedies, in order; -q:
+ * the summary only. */
+Test(ops, pcap_verbose_and_quiet)
+{
+	char plain[8192], verbose[16384], quiet[1024], want[16384], ev[8192], rem[4096];
+	const char *json = px_tmp("plain.json");
+	char *nl;
+
+	cr_assert_eq(pcap_run("", EXPIRED, plain, sizeof(plain)), 0);
+	cr_assert_eq(pcap_run("-v", EXPIRED, verbose, sizeof(verbose)), 0);
+	cr_assert_eq(pcap_run("-q", EXPIRED, quiet, sizeof(quiet)), 0);
+	pcap_json(EXPIRED, json, "");
+	jq(json, "select(.type == \"connection\") | .evidence[] | \"  - \" + .", ev, sizeof(ev));
+	jq(json, "select(.type == \"connection\") | .remedies[] | \"  remedy: \" + .", rem, sizeof(rem));
+	cr_assert(strlen(ev) > 0 && strlen(rem) > 0, "the expired certificate has evidence and a remedy");
+	/* plain: the line, then the summary */
+	nl = strchr(plain, '\n');
+	cr_assert_not_null(nl);
+	snprintf(want, sizeof(want), "%.*s%s%s%s", (int)(nl - plain + 1), plain, ev, rem, nl + 1);
+	cr_expect_str_eq(verbose, want);
+	cr_expect_str_eq(quiet, nl + 1);
+	cr_expect_str_eq(quiet, "1 connection: 1 server_rejected_chain\n");
+}
+
+/* The proxy with -q writes no line per connection (its records still);
+ * with -v each final line has the evidence under it. */
+Test(ops, proxy_quiet_and_verbose)
+{
+	uint16_t nginx_port = e2e_free_port(), port = e2e_free_port(), vport = e2e_free_port();
+	char listen[40], vlisten[40], upstream[40], ev[8192];
+	const char *qlog = px_tmp("quiet.log"), *vlog = px_tmp("verbose.log");
+	const char *qjson = px_tmp("quiet.json"), *vjson = px_tmp("verbose.json");
+	pid_t nginx, quiet, verbose;
+	char *text, *at;
+
+	nginx = px_start_nginx(nginx_port);
+	snprintf(listen, sizeof(listen), "127.0.0.1:%u", port);
+	snprintf(vlisten, sizeof(vlisten), "127.0.0.1:%u", vport);
+	snprintf(upstream, sizeof(upstream), "127.0.0.1:%u", nginx_port);
+	quiet = px_start(qlog, "--listen", listen, "--upstream", upstream, "--json", qjson, "-q", NULL);
+	verbose = px_start(vlog, "--listen", vlisten, "--upstream", upstream, "--json", vjson, "--verbose", NULL);
+	(void)px_run_curl(port, "1.2", "expired", NULL);
+	(void)px_run_curl(vport, "1.2", "expired", NULL);
+	cr_assert(e2e_wait_lines(qjson, 1, 10000), "%s", e2e_tail(qlog, 600));
+	cr_assert(e2e_wait_lines(vjson, 1, 10000), "%s", e2e_tail(vlog, 600));
+	cr_expect_eq(e2e_stop(quiet, 10000), 0);
+	cr_expect_eq(e2e_stop(verbose, 10000), 0);
+	cr_expect_eq(px_count_lines(qlog, " -> "), 0, "%s", e2e_tail(qlog, 600));
+	cr_expect_eq(px_count_lines(qlog, "listening on"), 1);
+	cr_expect_eq(px_count_lines(qlog, "stopped"), 1);
+	/* the final line ("[closed by ...]"), then its evidence, as the record has it */
+	jq(vjson, ".evidence[] | \"  - \" + .", ev, sizeof(ev));
+	text = e2e_slurp(vlog);
+	at = strstr(text, "B]\n");
+	cr_assert_not_null(at, "no final line: %s", text);
+	cr_expect(strncmp(at + 3, ev, strlen(ev)) == 0, "under the final line:\n%s\nnot:\n%s", at + 3, ev);
+	cr_expect(strstr(at, "\n  remedy: "), "%s", text);
+	free(text);
+	px_stop_child(nginx);
+}
+
+/* The probe: -q prints nothing and exits as without it; -v adds the
+ * evidence lines. */
+Test(ops, probe_quiet_and_verbose)
+{
+	uint16_t nginx_port = e2e_free_port();
+	char cmd[2000], plain[16384], quiet[1024], verbose[32768];
+	int st_plain, st_quiet, st_verbose;
+	pid_t nginx = px_start_nginx(nginx_port);
+
+	snprintf(cmd, sizeof(cmd), "'%s' probe --tls 1.2 127.0.0.1:%u 2>/dev/null", getenv("MTLSDIAG_BIN"), nginx_port);
+	st_plain = sh(cmd, plain, sizeof(plain));
+	snprintf(cmd, sizeof(cmd), "'%s' probe -q --tls 1.2 127.0.0.1:%u 2>/dev/null", getenv("MTLSDIAG_BIN"),
+		 nginx_port);
+	st_quiet = sh(cmd, quiet, sizeof(quiet));
+	snprintf(cmd, sizeof(cmd), "'%s' probe -v --tls 1.2 127.0.0.1:%u 2>/dev/null", getenv("MTLSDIAG_BIN"),
+		 nginx_port);
+	st_verbose = sh(cmd, verbose, sizeof(verbose));
+	px_stop_child(nginx);
+	/* nginx asks, the probe brings no certificate: refused */
+	cr_expect_eq(st_plain, 1, "%s", plain);
+	cr_expect_eq(st_quiet, st_plain);
+	cr_expect_eq(st_verbose, st_plain);
+	cr_expect_str_eq(quiet, "");
+	cr_expect(strstr(plain, "client did not send cert"), "%s", plain);
+	cr_expect(!strstr(plain, "\n  - "), "%s", plain);
+	cr_expect(strstr(verbose, "\n  - the server asked for a client certificate"), "%s", verbose);
+	/* the rest as without -v */
+	cr_expect(strstr(verbose, "  probe direct TLS 1.2"), "%s", verbose);
+}

@@ -22,6 +22,7 @@
 #include "analysis/expect.h"
 #include "analysis/inspect.h"
 #include "out/outfile.h"
+#include "out/syslogout.h"
 #include "wire/keylog.h"
 
 static int parse_time(const char *s, time_t *out)
@@ -433,6 +434,28 @@ int cmd_choice(const char *who, const char *opt, const char *arg, const char *co
 		fprintf(stderr, " (%s)", hint);
 	fputc('\n', stderr);
 	return -1;
+}
+
+struct syslog_out *cmd_open_syslog(const char *who, const char *path)
+{
+	char err[300];
+	struct syslog_out *s = syslog_out_open(path, "mtlsdiag", err, sizeof(err));
+
+	if (!s)
+		fprintf(stderr, "%s: --syslog %s: %s\n", who, path, err);
+	return s;
+}
+
+void cmd_close_syslog(const char *who, const char *path, struct syslog_out *s)
+{
+	uint64_t lost;
+
+	if (!s)
+		return;
+	if ((lost = syslog_out_lost(s)) > 0)
+		fprintf(stderr, "%s: warning: --syslog %s: %llu line%s lost (the socket was full or gone)\n", who, path,
+			(unsigned long long)lost, lost == 1 ? "" : "s");
+	syslog_out_close(s);
 }
 
 int cmd_parse_json_format(const char *who, const char *arg, bool *ecs)

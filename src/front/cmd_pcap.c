@@ -25,7 +25,9 @@
 #include "wire/keylog.h"
 #include "analysis/legpair.h"
 #include "analysis/observer.h"
+#include "out/detail.h"
 #include "out/ecs.h"
+#include "out/syslogout.h"
 #include "out/report.h"
 #include "wire/x509info.h"
 
@@ -44,6 +46,8 @@ struct pcap_opts {
 	struct server_expect *expect;   /* allocated at the first --expect-server-*, or NULL */
 	bool at_set, quiet, keep_query;
 	bool ecs;                       /* --json-format ecs */
+	bool verbose;                   /* -v */
+	const char *syslog_path;        /* --syslog[=SOCKET], or NULL */
 	time_t at;
 	struct capture_opts capture;    /* --filter */
 	char *const *files;
@@ -61,6 +65,8 @@ struct pcap_run {
 	struct report_tally tally;
 	bool quiet;
 	bool ecs;               /* --json-format ecs */
+	bool verbose;           /* -v: the evidence and remedies under each line */
+	struct syslog_out *syslog;
 	struct legpair *pairs;  /* holds possible gateway legs until paired */
 };
 
@@ -79,10 +85,19 @@ static void emit(void *ctx, void *flow, const struct conn_facts *f, const struct
 
 	report_tally_add(&run->tally, v);
 	/* the human line is made once: printed, and the record's summary */
-	if (text || run->out.json)
+	if (text || run->out.json || run->syslog)
 		report_line(line, sizeof(line), f, v);
-	if (text)
+	if (text && run->verbose) {
+		char detail[DETAIL_MAX];
+
+		snprintf(detail, sizeof(detail), "%s", line);
+		detail_append(detail, sizeof(detail), f, v);
+		fprintf(run->out.text, "%s\n", detail);
+	} else if (text) {
 		fprintf(run->out.text, "%s\n", line);
+	}
+	if (run->syslog)
+		(void)syslog_out_line(run->syslog, syslog_severity_of(v), line);   /* a loss is counted */
 	if (run->out.json && run->ecs) {
 		json_reset(&run->json);
 		ecs_connection_begin(&run->json, f, v, line);
@@ -161,6 +176,9 @@ static void usage(FILE *out)
 		"                    SubjectPublicKeyInfo, hex); repeatable\n"
 		"  -f, --filter EXPR only packets matching this BPF expression ('port 443')\n"
 		"  -q, --quiet       print only the closing summary\n"
+		"  -v, --verbose     under each line, the evidence and the remedies\n"
+		"  --syslog[=SOCKET] also send each connection's line to the system log\n"
+		"                    (facility daemon; SOCKET: /dev/log)\n"
 		"  -h, --help        this help\n"
 		"\n"
 		"A capture with both legs of a TLS-terminating gateway (taken on the gateway,\n"
@@ -188,6 +206,8 @@ static int pcap_option(void *opts, int opt, const char *arg)
 	case 'S': return cmd_parse_server_kind(WHO, arg, &o->chain.server_kind);
 	case 'f': o->capture.filter = arg; return 1;
 	case 'q': o->quiet = true; return 1;
+	case 'v': o->verbose = true; return 1;
+	case 'L': o->syslog_path = arg ? arg : SYSLOG_DEFAULT_SOCKET; return 1;
 	case 'Q': o->keep_query = true; return 1;
 	case 'a':
 		if (!cmd_parse_time(WHO, arg, &o->at))
@@ -238,6 +258,8 @@ static enum cmd_parsed parse_pcap(int argc, char **argv, struct pcap_opts *o)
 		{ "expect-server-spki", required_argument, NULL, 'p' },
 		{ "filter", required_argument, NULL, 'f' },
 		{ "quiet", no_argument, NULL, 'q' },
+		{ "verbose", no_argument, NULL, 'v' },
+		{ "syslog", optional_argument, NULL, 'L' },
 		{ "keep-query", no_argument, NULL, 'Q' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
@@ -247,7 +269,7 @@ static enum cmd_parsed parse_pcap(int argc, char **argv, struct pcap_opts *o)
 	memset(o, 0, sizeof(*o));
 	cmd_chain_opts_init(&o->chain);
 	o->file_mode = CMD_FILE_MODE;
-	parsed = cmd_getopt(WHO, argc, argv, "+:f:qh", opts, usage, pcap_option, o);
+	parsed = cmd_getopt(WHO, argc, argv, "+:f:qvh", opts, usage, pcap_option, o);
 	if (parsed != CMD_RUN)
 		return parsed;
 	if (optind >= argc) {
@@ -347,15 +369,17 @@ static void print_summary(struct pcap_run *run, bool any_truncated)
 
 static int run_pcap(const struct pcap_opts *o)
 {
-	struct pcap_run run = { .quiet = o->quiet, .ecs = o->ecs };
+	struct pcap_run run = { .quiet = o->quiet, .ecs = o->ecs, .verbose = o->verbose };
 	bool any_truncated = false;
 	size_t i;
 	int ret = 2;
 
 	if (!load_inputs(&run, o) || !cmd_open_outputs(WHO, o->json_path, false, o->file_mode, &run.out))
 		goto Exit;
+	if (o->syslog_path && !(run.syslog = cmd_open_syslog(WHO, o->syslog_path)))
+		goto Exit;
 	/* -q without --json prints only the counts: nothing reads the evidence */
-	run.cfg.no_evidence = run.quiet && !run.out.json;
+	run.cfg.no_evidence = run.quiet && !run.out.json && !run.syslog;
 	run.cfg.keep_query = o->keep_query;
 	run.cfg.certs = cert_cache_new(4096);
 	run.cfg.chains = chain_memo_new();
@@ -377,6 +401,7 @@ static int run_pcap(const struct pcap_opts *o)
 Exit:
 	legpair_free(run.pairs);
 	json_free(&run.json);
+	cmd_close_syslog(WHO, o->syslog_path, run.syslog);
 	if (!cmd_close_outputs(WHO, &run.out))
 		ret = 2;
 	obs_pool_free(run.cfg.pool);

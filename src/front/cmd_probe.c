@@ -23,6 +23,8 @@
 #include "analysis/inspect.h"
 #include "front/probe.h"
 #include "front/proxy.h"
+#include "out/detail.h"
+#include "out/syslogout.h"
 #include "out/report.h"
 #include "wire/x509info.h"
 
@@ -63,6 +65,10 @@ static void usage(FILE *out)
 		"                          catalogue (repeatable)\n"
 		"  --timeout S             give up a probe after S seconds (default 10)\n"
 		"  --at TIME               judge certificate validity at TIME instead of now\n"
+		"  -q, --quiet             no human lines: the exit status (and --json) only\n"
+		"  -v, --verbose           under each verdict line, the evidence and the remedies\n"
+		"  --syslog[=SOCKET]       also send each verdict line to the system log\n"
+		"                          (facility daemon; SOCKET: /dev/log)\n"
 		"  -h, --help              this help\n"
 		"\n"
 		"Exit status: 0 every handshake completed and the server accepted what was\n"
@@ -142,6 +148,8 @@ struct run {
 	uint16_t port;
 	const char *via;         /* "host:port" or NULL */
 	size_t n_rules;
+	bool verbose;            /* -v: the evidence and remedies under the verdict line */
+	struct syslog_out *syslog;
 };
 
 static void list_text(char *buf, size_t len, const char (*items)[256], size_t n)
@@ -172,9 +180,19 @@ static void print_text(const struct run *run, const struct probe_options *o, con
 	size_t i, used;
 	FILE *out = run->out.text;
 
+	if (r->verdict && run->syslog) {
+		report_line(line, sizeof(line), obs_conn_facts(r->obs), r->verdict);
+		(void)syslog_out_line(run->syslog, syslog_severity_of(r->verdict), line);   /* a loss is counted */
+	}
 	if (!out)
 		return;
-	if (r->verdict) {
+	if (r->verdict && run->verbose) {
+		char detail[DETAIL_MAX];
+
+		report_line(detail, sizeof(detail), obs_conn_facts(r->obs), r->verdict);
+		detail_append(detail, sizeof(detail), obs_conn_facts(r->obs), r->verdict);
+		fprintf(out, "%s\n", detail);
+	} else if (r->verdict) {
 		report_line(line, sizeof(line), obs_conn_facts(r->obs), r->verdict);
 		fprintf(out, "%s\n", line);
 	}
@@ -466,6 +484,8 @@ struct probe_cmd_opts {
 	size_t n_cas;
 	unsigned timeout_s;
 	bool at_set;
+	bool quiet, verbose;             /* -q, -v */
+	const char *syslog_path;        /* --syslog[=SOCKET], or NULL */
 	time_t at;
 };
 
@@ -476,7 +496,10 @@ static int probe_option(void *opts, int opt, const char *arg)
 	struct probe_cmd_opts *o = opts;
 
 	switch (opt) {
-	case 'v': o->via = arg; return 1;
+	case 'Y': o->via = arg; return 1;
+	case 'q': o->quiet = true; return 1;
+	case 'v': o->verbose = true; return 1;
+	case 'L': o->syslog_path = arg ? arg : SYSLOG_DEFAULT_SOCKET; return 1;
 	case 'c': o->compare = true; return 1;
 	case 't': o->tls = arg; return 1;
 	case 'C': o->cert_path = arg; return 1;
@@ -564,7 +587,10 @@ static int check_probe(struct probe_cmd_opts *o, int n_args, char **args)
 static enum cmd_parsed parse_probe(int argc, char **argv, struct probe_cmd_opts *o)
 {
 	static const struct option opts[] = {
-		{ "via", required_argument, NULL, 'v' },
+		{ "via", required_argument, NULL, 'Y' },
+		{ "quiet", no_argument, NULL, 'q' },
+		{ "verbose", no_argument, NULL, 'v' },
+		{ "syslog", optional_argument, NULL, 'L' },
 		{ "compare", no_argument, NULL, 'c' },
 		{ "tls", required_argument, NULL, 't' },
 		{ "cert", required_argument, NULL, 'C' },
@@ -588,7 +614,7 @@ static enum cmd_parsed parse_probe(int argc, char **argv, struct probe_cmd_opts 
 	o->file_mode = CMD_FILE_MODE;
 	o->tls = "both";
 	o->timeout_s = 10;
-	parsed = cmd_getopt(WHO, argc, argv, ":h", opts, usage, probe_option, o);
+	parsed = cmd_getopt(WHO, argc, argv, ":hqv", opts, usage, probe_option, o);
 	if (parsed != CMD_RUN)
 		return parsed;
 	return check_probe(o, argc - optind, argv + optind) ? CMD_RUN : CMD_USAGE_ERROR;
@@ -641,7 +667,7 @@ static int run_probe(const struct probe_cmd_opts *o)
 	struct cmd_creds creds = { 0 };
 	struct observer_config ocfg = { .at = o->at, .at_set = o->at_set };
 	struct inspect_catalogue *cat = NULL;
-	struct run run = { .host = o->host, .port = o->port, .via = o->via };
+	struct run run = { .host = o->host, .port = o->port, .via = o->via, .verbose = o->verbose };
 	size_t i;
 	int status = 2;
 
@@ -656,6 +682,10 @@ static int run_probe(const struct probe_cmd_opts *o)
 	run.n_rules = inspect_count(cat);
 	if (!cmd_open_outputs(WHO, o->json_path, false, o->file_mode, &run.out))
 		goto Exit;
+	if (o->quiet)
+		run.out.text = NULL;   /* the JSON records and the exit status only */
+	if (o->syslog_path && !(run.syslog = cmd_open_syslog(WHO, o->syslog_path)))
+		goto Exit;
 	if (!(ocfg.certs = cert_cache_new(64))) {
 		fprintf(stderr, WHO ": out of memory\n");
 		goto Exit;
@@ -663,8 +693,10 @@ static int run_probe(const struct probe_cmd_opts *o)
 	status = 0;
 	for (i = 0; i < o->n_versions && status != 2; i++)
 		probe_version(&run, o, &creds, &ocfg, o->versions[i], &status);
-	fflush(run.out.text);
+	if (run.out.text)
+		fflush(run.out.text);
 Exit:
+	cmd_close_syslog(WHO, o->syslog_path, run.syslog);
 	if (!cmd_close_outputs(WHO, &run.out))
 		status = 2;
 	cmd_pass_clear(&pass);

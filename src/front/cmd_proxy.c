@@ -24,6 +24,7 @@
 #include "front/intercept.h"
 #include "front/proxy.h"
 #include "out/outfile.h"
+#include "out/syslogout.h"
 
 #define MAX_LISTENERS 32
 #define MAX_ALLOW 256
@@ -91,6 +92,12 @@ static void usage(FILE *out)
 		"  --json-format F        default, or ecs: the records with Elastic Common Schema\n"
 		"                         names (tls.*, source.*, ...; the rest under mtlsdiag.*)\n"
 		"  --log FILE             human lines to FILE, appending (default: standard error)\n"
+		"  -q, --quiet            no line per connection in the log (start, stop and\n"
+		"                         warnings still)\n"
+		"  -v, --verbose          under each connection's final line, the evidence and\n"
+		"                         the remedies\n"
+		"  --syslog[=SOCKET]      also send each connection's line to the system log\n"
+		"                         (facility daemon; SOCKET: /dev/log)\n"
 		"  --on-output-error continue|stop  when --json or --log loses a record (a full\n"
 		"                         disk): go on, saying so (continue, the default), or\n"
 		"                         stop as on SIGTERM (stop)\n"
@@ -277,7 +284,7 @@ enum {
 	O_IDLE_TIMEOUT, O_USER, O_KEYLOG, O_INSPECTION_CAS, O_EXPECT_CA, O_EXPECT_SPKI, O_KEEP_QUERY, O_UMASK,
 	O_MAX_HANDSHAKE_BYTES, O_MAX_HANDSHAKE_TOTAL, O_OVER_BUDGET, O_HANDSHAKE_TIMEOUT, O_MAX_CONNS_PER_SOURCE,
 	O_ON_OUTPUT_ERROR,
-	O_VERIFY_DEPTH, O_CRL, O_PURPOSE, O_SERVER_KIND, O_METRICS, O_JSON_FORMAT,
+	O_VERIFY_DEPTH, O_CRL, O_PURPOSE, O_SERVER_KIND, O_METRICS, O_JSON_FORMAT, O_SYSLOG,
 };
 
 /* The options as given. */
@@ -293,6 +300,7 @@ struct proxy_opts {
 	size_t n_cas;
 	struct server_expect expect;
 	struct icpt_opts icpt;
+	const char *syslog_path;        /* --syslog[=SOCKET], or NULL */
 	struct intercept_config icpt_cfg; /* what the intercept options name, loaded */
 };
 
@@ -362,6 +370,11 @@ static int proxy_option(void *opts, int opt, const char *arg)
 	case O_SERVER_KIND: return cmd_parse_server_kind(WHO, arg, &o->chain.server_kind);
 	case O_USER: c->user = arg; return 1;
 	case O_METRICS: c->metrics_listen = arg; return 1;
+	case 'q': c->quiet = true; return 1;
+	case 'v': c->verbose = true; return 1;
+	case O_SYSLOG:
+		o->syslog_path = arg ? arg : SYSLOG_DEFAULT_SOCKET;
+		return 1;
 	case O_AT:
 		c->at_set = true;
 		return cmd_parse_time(WHO, arg, &c->at);
@@ -438,6 +451,9 @@ static enum cmd_parsed parse_proxy(int argc, char **argv, struct proxy_opts *o)
 		{ "on-output-error", required_argument, NULL, O_ON_OUTPUT_ERROR },
 		{ "user", required_argument, NULL, O_USER },
 		{ "metrics", required_argument, NULL, O_METRICS },
+		{ "quiet", no_argument, NULL, 'q' },
+		{ "verbose", no_argument, NULL, 'v' },
+		{ "syslog", optional_argument, NULL, O_SYSLOG },
 		{ "keylog", required_argument, NULL, O_KEYLOG },
 		{ "inspection-cas", required_argument, NULL, O_INSPECTION_CAS },
 		{ "expect-server-ca", required_argument, NULL, O_EXPECT_CA },
@@ -465,7 +481,7 @@ static enum cmd_parsed parse_proxy(int argc, char **argv, struct proxy_opts *o)
 	memset(o, 0, sizeof(*o));
 	cmd_chain_opts_init(&o->chain);
 	o->relay.file_mode = CMD_FILE_MODE;
-	parsed = cmd_getopt(WHO, argc, argv, "+:h", opts, usage, proxy_option, o);
+	parsed = cmd_getopt(WHO, argc, argv, "+:hqv", opts, usage, proxy_option, o);
 	if (parsed != CMD_RUN)
 		return parsed;
 	if (optind < argc) {
@@ -520,6 +536,8 @@ static int build_config(struct proxy_opts *o, struct proxy_config *cfg, struct i
 	}
 	if (!cmd_open_outputs(WHO, cfg->json_path, true, cfg->file_mode, out))
 		return 0;
+	if (o->syslog_path && !(cfg->syslog = cmd_open_syslog(WHO, o->syslog_path)))
+		return 0;
 	cfg->json = out->json;
 	cfg->json_file = out->json_file;
 	return 1;
@@ -538,6 +556,7 @@ static int run_proxy(struct proxy_opts *o)
 		ret = 2;
 	if (outfile_close(cfg.log_file) != 0)
 		ret = 2;
+	cmd_close_syslog(WHO, o->syslog_path, cfg.syslog);
 	cmd_policy_free((struct chain_policy *)cfg.chain_policy);
 	intercept_config_clear(&o->icpt_cfg);
 	keylog_free(cfg.keylog);

@@ -73,6 +73,13 @@ int cmd_close_outputs(const char *who, struct cmd_output *out) __attribute__((no
 int cmd_choice(const char *who, const char *opt, const char *arg, const char *const *words, const char *hint)
 	__attribute__((nonnull(1, 2, 3, 4)));
 
+/* --syslog[=SOCKET]: the system log's socket, connected.  NULL after
+ * printing "who: --syslog SOCKET: why". */
+struct syslog_out;
+struct syslog_out *cmd_open_syslog(const char *who, const char *path) __attribute__((nonnull));
+/* Closes it (NULL: nothing), saying how many lines it lost, if any. */
+void cmd_close_syslog(const char *who, const char *path, struct syslog_out *s);
+
 /* --json-format default|ecs: *ecs set for "ecs" (out/ecs.h).  0 after
  * printing why the word is neither. */
 int cmd_parse_json_format(const char *who, const char *arg, bool *ecs) __attribute__((nonnull));

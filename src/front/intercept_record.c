@@ -212,7 +212,7 @@ void icpt_record(struct icpt_conn *c, const struct verdict *cv, const struct ver
 	if (!cl->obs || !cv)
 		return;
 	human_line(c, cv, uv, ms, line, sizeof(line));
-	emit_line(px->cfg->log, line);
+	emit_verdict(px, line, obs_conn_facts(cl->obs), cv, true);
 	if (!px->cfg->json)
 		return;
 	report_endpoint(up, sizeof(up), c->wl->l->up_host, c->wl->l->up_port);

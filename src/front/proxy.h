@@ -26,6 +26,7 @@
 struct x509_store_st;
 struct chain_policy;
 struct outfile;
+struct syslog_out;
 
 enum proxy_mode { PROXY_STATIC, PROXY_CONNECT, PROXY_TRANSPARENT };
 
@@ -87,6 +88,9 @@ struct proxy_config {
 	const struct server_expect *expect;
 	const struct intercept_config *intercept; /* the listeners with intercept set: keys and options */
 	const char *metrics_listen;  /* --metrics ADDR:PORT: Prometheus metrics served there, or NULL */
+	bool quiet;                  /* -q: no line per connection in --log */
+	bool verbose;                /* -v: a connection's evidence and remedies under its final line */
+	struct syslog_out *syslog;   /* --syslog: the connections' lines there too, or NULL */
 };
 
 /* Splits "HOST:PORT" or "[V6]:PORT".  1 on success (port 1-65535, host not

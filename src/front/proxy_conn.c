@@ -262,7 +262,7 @@ void pconn_check_early(struct pconn *c)
 		return;
 	c->early_logged = true;
 	report_line(line, sizeof(line), obs_conn_facts(c->obs), v);
-	emit_line(c->w->px->cfg->log, line);
+	emit_verdict(c->w->px, line, obs_conn_facts(c->obs), v, false);
 }
 
 void pconn_maybe_done(struct pconn *c)
@@ -562,7 +562,7 @@ void pconn_teardown(struct pconn *c)
 				 closer_name(c->closed_by), end_name(c->end), (unsigned long long)ms,
 				 (unsigned long long)c->side[SIDE_CLIENT].bytes,
 				 (unsigned long long)c->side[SIDE_SERVER].bytes);
-		emit_line(px->cfg->log, line);
+		emit_verdict(px, line, f, v, true);
 		line[used < sizeof(line) ? used : sizeof(line) - 1] = '\0';   /* the record's summary: without the relay's part */
 		if (px->cfg->json)
 			emit_json(px->cfg->json, c, f, v, line, ms);

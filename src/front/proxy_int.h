@@ -240,6 +240,10 @@ void relay_close_side(struct pconn_side *side) __attribute__((nonnull));
 /* ---- proxy_record.c: the lines and records written ---- */
 
 void emit_line(FILE *out, const char *line);
+/* A connection's verdict line: to --log (unless -q; with -v and `final`,
+ * its evidence and remedies below it) and to --syslog. */
+void emit_verdict(const struct proxy *px, const char *line, const struct conn_facts *f, const struct verdict *v,
+		  bool final) __attribute__((nonnull));
 void __attribute__((format(printf, 2, 3))) emit_fmt(FILE *out, const char *fmt, ...);
 const char *closer_name(enum closer c);
 const char *end_name(enum end_kind e);

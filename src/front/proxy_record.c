@@ -15,6 +15,8 @@
 #include "out/json.h"
 #include "out/metrics.h"
 #include "out/report.h"
+#include "out/detail.h"
+#include "out/syslogout.h"
 
 void emit_line(FILE *out, const char *line)
 {
@@ -23,6 +25,41 @@ void emit_line(FILE *out, const char *line)
 	putc('\n', out);
 	fflush(out);
 	funlockfile(out);
+}
+
+void emit_verdict(const struct proxy *px, const char *line, const struct conn_facts *f, const struct verdict *v,
+		  bool final)
+{
+	const struct proxy_config *cfg = px->cfg;
+	char text[DETAIL_MAX];
+
+	if (cfg->syslog)
+		(void)syslog_out_line(cfg->syslog, syslog_severity_of(v), line);   /* a loss is counted */
+	if (cfg->quiet)
+		return;
+	if (!final || !cfg->verbose) {
+		emit_line(cfg->log, line);
+		return;
+	}
+	snprintf(text, sizeof(text), "%s", line);
+	detail_append(text, sizeof(text), f, v);
+	emit_line(cfg->log, text);
+}
+
+/* A connection's line that is not a verdict (a note, a failure): to
+ * --log unless -q, and to --syslog as a warning. */
+static void __attribute__((format(printf, 2, 3))) emit_conn_fmt(const struct proxy *px, const char *fmt, ...)
+{
+	char line[1024];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(line, sizeof(line), fmt, ap);
+	va_end(ap);
+	if (px->cfg->syslog)
+		(void)syslog_out_line(px->cfg->syslog, SYSLOG_WARNING, line);
+	if (!px->cfg->quiet)
+		emit_line(px->cfg->log, line);
 }
 
 void __attribute__((format(printf, 2, 3)))
@@ -165,7 +202,7 @@ void emit_note(const struct pconn *c, const char *what)
 	char ts[40], client[80], up[300];
 
 	line_head(c, ts, client, up);
-	emit_fmt(c->w->px->cfg->log, "%s %s -> %s %s", ts, client, up, what);
+	emit_conn_fmt(c->w->px, "%s %s -> %s %s", ts, client, up, what);
 }
 
 /* A connection that never reached its server: one human line, one JSON
@@ -180,12 +217,12 @@ void emit_failure(const struct pconn *c, const char *type, const char *what, con
 		metrics_failure(px->metrics);
 	line_head(c, ts, client, up);
 	if (c->target[0] && strcmp(type, "connect_refused") == 0)
-		emit_fmt(px->cfg->log, "%s %s CONNECT %s %s: %s", ts, client, c->target, what, why);
+		emit_conn_fmt(px, "%s %s CONNECT %s %s: %s", ts, client, c->target, what, why);
 	else if (c->target[0])
-		emit_fmt(px->cfg->log, "%s %s -> %s (CONNECT %s) %s: %s (client connection closed)",
+		emit_conn_fmt(px, "%s %s -> %s (CONNECT %s) %s: %s (client connection closed)",
 			 ts, client, up, c->target, what, why);
 	else
-		emit_fmt(px->cfg->log, "%s %s -> %s %s: %s (client connection closed)", ts, client, up, what, why);
+		emit_conn_fmt(px, "%s %s -> %s %s: %s (client connection closed)", ts, client, up, what, why);
 	if (!px->cfg->json)
 		return;
 	report_time(ts, sizeof(ts), &c->start, 6);
