@@ -513,3 +513,65 @@ Test(cli, json_write_failure_is_said_and_status_2)
 	cr_assert(strstr(r.err, "client did not send cert"), "%s", r.err);
 	cr_assert(strstr(r.err, "\nmtlsdiag pcap: --json -: 2 records lost (No space left on device)\n"), "%s", r.err);
 }
+
+/* ---- buffering: whole lines, in batches unless a reader waits ---- */
+
+/* The same one-connection capture n times over. */
+static void captures(char *out, size_t len, unsigned n)
+{
+	size_t used = 0;
+
+	out[0] = '\0';
+	for (unsigned i = 0; i < n && used < len; i++)
+		used += (size_t)snprintf(out + used, len - used, " tests/data/lab/captures/apache_none_tls12.pcap");
+}
+
+Test(cli, lines_leave_in_batches_unless_line_buffered)
+{
+	static char batched[1 << 16], args[8192], files[4096];
+	const char *sp;
+	unsigned writes[2];
+
+	if (system("strace -o /dev/null true >/dev/null 2>&1") != 0)
+		cr_skip_test("strace cannot trace here (scripts/deps test installs it)");
+	captures(files, sizeof(files), 40);
+	for (int lb = 0; lb < 2; lb++) {
+		/* the writes to standard output, counted by strace, then the output */
+		test_fmt(args, "--version >/dev/null; { T=$(mktemp); strace -f -qq -e trace=write -o $T \"$MTLSDIAG_BIN\" "
+			       "pcap%s%s >$T.out && grep -c 'write(1,' $T; cat $T.out; rm -f $T $T.out; }",
+			 lb ? " --line-buffered" : "", files);
+		run(&r, args);
+		cr_assert_eq(r.status, 0, "%s", r.err);
+		writes[lb] = (unsigned)strtoul(r.out, NULL, 10);
+		sp = strchr(r.out, '\n');
+		cr_assert_not_null(sp);
+		cr_assert_eq(lines(sp + 1), 41, "40 lines and the summary: %s", sp + 1);
+		cr_assert(strstr(sp + 1, "40 connections: 40 client_sent_no_cert\n"), "%s", sp + 1);
+		if (!lb)
+			snprintf(batched, sizeof(batched), "%s", sp + 1);
+		else
+			cr_assert_str_eq(sp + 1, batched, "the same lines either way");
+	}
+	cr_assert_eq(writes[0], 1, "41 lines (10 KB) to a file leave in one write, not %u", writes[0]);
+	cr_assert_geq(writes[1], 41, "--line-buffered: each line as it is made, not %u writes", writes[1]);
+}
+
+Test(cli, lines_lost_to_a_full_disk_are_counted_and_said)
+{
+	static char args[8192], files[4096];
+
+	captures(files, sizeof(files), 3);
+	test_fmt(args, "--version >/dev/null; { \"$MTLSDIAG_BIN\" pcap%s >/dev/full; }", files);
+	run(&r, args);
+	cr_assert_eq(r.status, 2, "%s", r.err);
+	cr_assert_str_eq(r.err, "mtlsdiag pcap: standard output: No space left on device: records are being lost "
+				"(each written whole or not at all)\n"
+				"mtlsdiag pcap: standard output: 4 records lost (No space left on device)\n");
+	/* both outputs full: each says so, the lines first */
+	test_fmt(args, "--version >/dev/null; { \"$MTLSDIAG_BIN\" pcap --json /dev/full --line-buffered%s >/dev/full; }",
+		 files);
+	run(&r, args);
+	cr_assert_eq(r.status, 2, "%s", r.err);
+	cr_assert(strstr(r.err, "mtlsdiag pcap: standard output: 4 records lost (No space left on device)\n"
+				"mtlsdiag pcap: --json /dev/full: 4 records lost (No space left on device)\n"), "%s", r.err);
+}

@@ -407,14 +407,38 @@ int cmd_open_outputs(const char *who, const char *json_path, bool append, mode_t
 	return 1;
 }
 
+int cmd_open_text(const char *who, struct cmd_output *out, bool line_buffered)
+{
+	bool on_stderr = out->text == stderr;
+	char label[128];
+
+	snprintf(label, sizeof(label), "%s: %s", who, on_stderr ? "standard error" : "standard output");
+	if (!(out->text_file = outfile_fd(on_stderr ? STDERR_FILENO : STDOUT_FILENO, label))) {
+		fprintf(stderr, "%s: out of memory\n", who);
+		return 0;
+	}
+	out->text = outfile_stream(out->text_file);
+	if (line_buffered || outfile_is_tty(out->text_file))
+		outfile_set_line_buffered(out->text_file);
+	if (out->json_file && (line_buffered || outfile_is_tty(out->json_file)))
+		outfile_set_line_buffered(out->json_file);
+	return 1;
+}
+
 int cmd_close_outputs(const char *who, struct cmd_output *out)
 {
-	int closed;
+	int closed = 1;
 
 	(void)who;
+	/* the lines first: what the JSON output says of its losses follows them */
+	if (out->text_file) {
+		closed = outfile_close(out->text_file) == 0;
+		out->text_file = NULL;
+		out->text = NULL;
+	}
 	if (!out->json_file)
-		return 1;
-	closed = outfile_close(out->json_file) == 0;
+		return closed;
+	closed &= outfile_close(out->json_file) == 0;
 	out->json_file = NULL;
 	out->json = NULL;
 	return closed;

@@ -44,7 +44,7 @@ struct pcap_opts {
 	const char *cas[MAX_CATALOGUES];
 	size_t n_cas;
 	struct server_expect *expect;   /* allocated at the first --expect-server-*, or NULL */
-	bool at_set, quiet, keep_query;
+	bool at_set, quiet, keep_query, line_buffered;
 	bool ecs;                       /* --json-format ecs */
 	bool verbose;                   /* -v */
 	const char *syslog_path;        /* --syslog[=SOCKET], or NULL */
@@ -94,7 +94,10 @@ static void emit(void *ctx, void *flow, const struct conn_facts *f, const struct
 		detail_append(detail, sizeof(detail), f, v);
 		fprintf(run->out.text, "%s\n", detail);
 	} else if (text) {
-		fprintf(run->out.text, "%s\n", line);
+		flockfile(run->out.text);
+		fputs_unlocked(line, run->out.text);
+		putc_unlocked('\n', run->out.text);
+		funlockfile(run->out.text);
 	}
 	if (run->syslog)
 		(void)syslog_out_line(run->syslog, syslog_severity_of(v), line);   /* a loss is counted */
@@ -176,6 +179,9 @@ static void usage(FILE *out)
 		"                    SubjectPublicKeyInfo, hex); repeatable\n"
 		"  -f, --filter EXPR only packets matching this BPF expression ('port 443')\n"
 		"  -q, --quiet       print only the closing summary\n"
+		"  -l, --line-buffered  write each line as soon as it is made (for a reader on\n"
+		"                    a pipe); by default only a terminal, or a capture read\n"
+		"                    from a pipe, gets that: other output leaves 64 KiB at a time\n"
 		"  -v, --verbose     under each line, the evidence and the remedies\n"
 		"  --syslog[=SOCKET] also send each connection's line to the system log\n"
 		"                    (facility daemon; SOCKET: /dev/log)\n"
@@ -206,6 +212,7 @@ static int pcap_option(void *opts, int opt, const char *arg)
 	case 'S': return cmd_parse_server_kind(WHO, arg, &o->chain.server_kind);
 	case 'f': o->capture.filter = arg; return 1;
 	case 'q': o->quiet = true; return 1;
+	case 'l': o->line_buffered = true; return 1;
 	case 'v': o->verbose = true; return 1;
 	case 'L': o->syslog_path = arg ? arg : SYSLOG_DEFAULT_SOCKET; return 1;
 	case 'Q': o->keep_query = true; return 1;
@@ -258,6 +265,7 @@ static enum cmd_parsed parse_pcap(int argc, char **argv, struct pcap_opts *o)
 		{ "expect-server-spki", required_argument, NULL, 'p' },
 		{ "filter", required_argument, NULL, 'f' },
 		{ "quiet", no_argument, NULL, 'q' },
+		{ "line-buffered", no_argument, NULL, 'l' },
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "syslog", optional_argument, NULL, 'L' },
 		{ "keep-query", no_argument, NULL, 'Q' },
@@ -269,7 +277,7 @@ static enum cmd_parsed parse_pcap(int argc, char **argv, struct pcap_opts *o)
 	memset(o, 0, sizeof(*o));
 	cmd_chain_opts_init(&o->chain);
 	o->file_mode = CMD_FILE_MODE;
-	parsed = cmd_getopt(WHO, argc, argv, "+:f:qvh", opts, usage, pcap_option, o);
+	parsed = cmd_getopt(WHO, argc, argv, "+:f:qlvh", opts, usage, pcap_option, o);
 	if (parsed != CMD_RUN)
 		return parsed;
 	if (optind >= argc) {
@@ -320,10 +328,16 @@ static int read_capture(struct pcap_run *run, const struct pcap_opts *o, const c
 	obs_sink_init(&os, &sink);
 	run->streaming = input_streams(path);
 	run->source = path;
-	if (capture_read_file(path, &o->capture, &sink, &stats, err, sizeof(err)) != 0) {
+	ok = capture_read_file(path, &o->capture, &sink, &stats, err, sizeof(err)) == 0;
+	/* the lines so far before what is said of the file (both may be on
+	 * standard error) */
+	if (run->out.text)
+		fflush(run->out.text);
+	if (!ok) {
 		fprintf(stderr, "%s\n", err[0] ? err : WHO ": cannot read capture");
 		return 0;
 	}
+	ok = 1;
 	if (stats.file_truncated) {
 		fprintf(stderr, WHO ": %s: warning: the file is truncated (cut inside a packet record); analysed the %llu packets before the cut\n",
 			path, (unsigned long long)stats.packets);
@@ -374,7 +388,8 @@ static int run_pcap(const struct pcap_opts *o)
 	size_t i;
 	int ret = 2;
 
-	if (!load_inputs(&run, o) || !cmd_open_outputs(WHO, o->json_path, false, o->file_mode, &run.out))
+	if (!load_inputs(&run, o) || !cmd_open_outputs(WHO, o->json_path, false, o->file_mode, &run.out) ||
+	    !cmd_open_text(WHO, &run.out, o->line_buffered))
 		goto Exit;
 	if (o->syslog_path && !(run.syslog = cmd_open_syslog(WHO, o->syslog_path)))
 		goto Exit;

@@ -42,6 +42,7 @@ struct cmd_output {
 	FILE *text;             /* human lines (the proxy has --log instead) */
 	FILE *json;             /* JSON Lines (json_file's stream), or NULL */
 	struct outfile *json_file;
+	struct outfile *text_file; /* text's, after cmd_open_text */
 	const char *json_path;  /* as given ("-" included), or NULL */
 };
 
@@ -62,7 +63,14 @@ int cmd_parse_umask(const char *who, const char *arg, mode_t *mode) __attribute_
 int cmd_open_outputs(const char *who, const char *json_path, bool append, mode_t mode, struct cmd_output *out)
 	__attribute__((nonnull(1, 5), warn_unused_result));
 
-/* Closes the JSON output.  1 when every record reached it; 0 when records
+/* The human lines through an outfile as well (after cmd_open_outputs):
+ * whole lines, in 64 KiB batches, a loss counted and said.  Each output
+ * that is a terminal, or both with line_buffered (--line-buffered), gets
+ * each line as it ends.  0 after printing one line. */
+int cmd_open_text(const char *who, struct cmd_output *out, bool line_buffered) __attribute__((nonnull));
+
+/* Closes the human lines' output (when cmd_open_text took it) and then
+ * the JSON output.  1 when every record reached it; 0 when records
  * were lost (outfile_close has said how many), and the command then exits
  * 2.  Idempotent. */
 int cmd_close_outputs(const char *who, struct cmd_output *out) __attribute__((nonnull));

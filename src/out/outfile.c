@@ -28,6 +28,8 @@ struct outfile {
 	uint64_t lost;
 	int error;
 	bool said;               /* the loss has been reported on standard error */
+	bool line_buffered;      /* each line leaves as it ends */
+	char *buffer;            /* stdio's, STREAM_BUFFER bytes (stdio would take 8 KiB) */
 };
 
 static size_t count_lines(const char *p, size_t n)
@@ -142,10 +144,12 @@ static struct outfile *wrap(struct outfile *o)
 	struct stat st;
 
 	o->good = fstat(o->fd, &st) == 0 && S_ISREG(st.st_mode) ? lseek(o->fd, 0, SEEK_END) : -1;
+	if (!(o->buffer = malloc(STREAM_BUFFER)))
+		return NULL;
 	o->stream = fopencookie(o, "w", io);
 	if (!o->stream)
 		return NULL;
-	setvbuf(o->stream, NULL, _IOFBF, STREAM_BUFFER);
+	setvbuf(o->stream, o->buffer, _IOFBF, STREAM_BUFFER);
 	return o;
 }
 
@@ -154,6 +158,7 @@ static void free_outfile(struct outfile *o)
 	if (!o)
 		return;
 	free(o->tail);
+	free(o->buffer);
 	free(o->path);
 	free(o->label);
 	free(o);
@@ -206,6 +211,23 @@ struct outfile *outfile_fd(int fd, const char *label)
 		return NULL;
 	}
 	return o;
+}
+
+void outfile_set_line_buffered(struct outfile *o)
+{
+	/* stdio hands over what it holds at each newline: whole lines */
+	setvbuf(o->stream, o->buffer, _IOLBF, STREAM_BUFFER);
+	o->line_buffered = true;
+}
+
+bool outfile_line_buffered(const struct outfile *o)
+{
+	return o->line_buffered;
+}
+
+bool outfile_is_tty(const struct outfile *o)
+{
+	return o->fd >= 0 && isatty(o->fd);
 }
 
 FILE *outfile_stream(const struct outfile *o)

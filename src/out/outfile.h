@@ -33,6 +33,16 @@ struct outfile *outfile_open(const char *path, bool append, mode_t mode, const c
  * it is never closed or reopened. */
 struct outfile *outfile_fd(int fd, const char *label) __attribute__((nonnull(2), warn_unused_result));
 
+/* Records leave in batches of up to 64 KiB (and at close); once this is
+ * called, each line leaves as it ends instead (a terminal, a reader
+ * waiting on a pipe: --line-buffered).  Before the first write.  Whether
+ * it is so: outfile_line_buffered. */
+void outfile_set_line_buffered(struct outfile *o) __attribute__((nonnull));
+bool outfile_line_buffered(const struct outfile *o) __attribute__((nonnull));
+
+/* Whether the output is a terminal. */
+bool outfile_is_tty(const struct outfile *o) __attribute__((nonnull));
+
 /* The stream to write to. */
 FILE *outfile_stream(const struct outfile *o) __attribute__((nonnull));
 
