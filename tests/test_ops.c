@@ -17,6 +17,8 @@
 
 TestSuite(ops, .init = px_setup, .fini = px_teardown);
 
+static int sh(const char *cmd, char *out, size_t outlen);
+
 /* GET http://127.0.0.1:port/PATH into a file of the scratch directory;
  * the HTTP code. */
 static int http_get(uint16_t port, const char *path, const char *file)
@@ -216,6 +218,16 @@ Test(ops, metrics_count_each_verdict_passthrough)
 	tally_records(json, N_VISITS, &t);
 	cr_expect_geq(t.n_verdicts, 2, "the visits gave one verdict only");
 	check_against(text, &t, N_VISITS, N_VISITS);
+	/* Prometheus's own linter, where it is installed (Debian: prometheus) */
+	if (px_have("promtool")) {
+		char cmd[700], out[4096];
+
+		snprintf(cmd, sizeof(cmd), "promtool check metrics < '%s' 2>&1", px_tmp("m1"));
+		cr_expect_eq(sh(cmd, out, sizeof(out)), 0, "%s", out);
+		cr_expect_str_eq(out, "");
+	} else {
+		cr_log_info("promtool is not installed: the exposition is checked by this suite's own reader only");
+	}
 	cr_expect_eq(sample(text, "mtlsdiag_connections_total{verdict=\"client_cert_accepted\"}"), 3);
 	/* no key log given: no lookup counted */
 	cr_expect_eq(sample(text, "mtlsdiag_keylog_lookups_total{result=\"hit\"}"), 0);
