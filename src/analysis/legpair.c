@@ -332,6 +332,12 @@ void legpair_offer(struct legpair *lp, void *conn, const struct conn_facts *f, s
 	lp->n_held++;
 }
 
+void legpair_tick(struct legpair *lp, const struct timeval *now)
+{
+	if (lp->head)
+		expire(lp, now);
+}
+
 void legpair_flush(struct legpair *lp)
 {
 	while (lp->head)

@@ -11,6 +11,7 @@
 #define MTLSDIAG_LEGPAIR_H
 
 #include <stddef.h>
+#include <sys/time.h>
 
 #include "wire/facts.h"
 #include "analysis/verdict.h"
@@ -29,6 +30,10 @@ struct legpair *legpair_new(size_t max_held, unsigned hold_s, legpair_emit_fn em
  * `conn`, and `v` may be changed (a paired leg). */
 void legpair_offer(struct legpair *lp, void *conn, const struct conn_facts *f,
 		   struct verdict *v) __attribute__((nonnull));
+
+/* Time (a live capture's clock) has reached `now` without an offer: emits
+ * the connections held longer than hold_s. */
+void legpair_tick(struct legpair *lp, const struct timeval *now) __attribute__((nonnull));
 
 /* End of the input: emits every held connection. */
 void legpair_flush(struct legpair *lp) __attribute__((nonnull));

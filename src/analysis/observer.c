@@ -1281,10 +1281,23 @@ static void *sink_open(void *ctx, const struct endpoint *initiator, const struct
 	return obs_conn_new(((struct obs_sink *)ctx)->cfg, initiator, responder, ts, saw_syn);
 }
 
+/* A capture read as it is made (keylog_wait): the client writes its
+ * secrets as its packets go, so records held for one are retried after the
+ * key log is read again (one fstat when it has not grown), as the proxy
+ * does on each read. */
+static void sink_keys(struct obs_conn *c)
+{
+	if (c->cfg.keylog && obs_conn_awaiting_keys(c)) {
+		(void)keylog_refresh(c->cfg.keylog);
+		obs_conn_retry_keys(c);
+	}
+}
+
 static void sink_data(void *ctx, void *flow, enum side from, const uint8_t *p, size_t n,
 		      const struct timeval *ts)
 {
 	(void)ctx;
+	sink_keys(flow);
 	obs_conn_feed(flow, from, p, n, ts);
 }
 
@@ -1298,6 +1311,7 @@ static void sink_close(void *ctx, void *flow, enum side from, enum close_kind ho
 		       const struct timeval *ts)
 {
 	(void)ctx;
+	sink_keys(flow);
 	obs_conn_close(flow, from, how, ts);
 }
 
@@ -1311,6 +1325,7 @@ static void sink_finish(void *ctx, void *flow, bool truncated, const struct time
 {
 	struct obs_sink *os = ctx;
 
+	sink_keys(flow);
 	os->finished(os->ctx, flow, truncated, ts);
 }
 

@@ -24,6 +24,7 @@ struct evp_pkey_st;
 struct stack_st_X509;
 
 int cmd_pcap(int argc, char **argv);
+int cmd_capture(int argc, char **argv);
 int cmd_proxy(int argc, char **argv);
 int cmd_probe(int argc, char **argv);
 int cmd_check_bundle(int argc, char **argv);

@@ -17,6 +17,7 @@ static void usage(FILE *out)
 		"\n"
 		"commands:\n"
 		"  pcap FILE...      analyse capture files (pcap or pcapng; - for standard input)\n"
+		"  capture -i IFACE  capture live on an interface and analyse as packets arrive\n"
 		"  proxy             relay connections to a server and analyse them inline\n"
 		"  probe HOST:PORT   connect to a server (directly or through a proxy) and report\n"
 		"                    its client-certificate request, chain and interception\n"
@@ -46,6 +47,8 @@ int main(int argc, char **argv)
 	signal(SIGXFSZ, SIG_IGN);
 	if (strcmp(argv[1], "pcap") == 0)
 		return cmd_pcap(argc - 1, argv + 1);
+	if (strcmp(argv[1], "capture") == 0)
+		return cmd_capture(argc - 1, argv + 1);
 	if (strcmp(argv[1], "proxy") == 0)
 		return cmd_proxy(argc - 1, argv + 1);
 	if (strcmp(argv[1], "probe") == 0)

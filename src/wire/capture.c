@@ -11,6 +11,7 @@
 
 #include <errno.h>
 #include <pcap/pcap.h>
+#include <poll.h>
 #include <pthread.h>
 #include <sched.h>
 #include <stdarg.h>
@@ -18,6 +19,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
 
 #include "wire/cursor.h"
 #include "wire/flow.h"
@@ -479,16 +482,125 @@ static void close_stream(FILE *f)
 		fclose(f);
 }
 
+/* ---- a stream written as it is read ---- */
+
+/* libpcap blocks in fread until the next record arrives: a connection
+ * that went quiet, or a gateway leg held for its partner, would wait for
+ * the next packet however long it takes.  So such a stream is read
+ * through a stdio cookie whose read waits in poll(2) for at most a second
+ * at a time and, between waits, moves the capture's clock: the last
+ * packet's time plus the real time since it was read.  It runs between
+ * records (inside libpcap's fread), when the flow table is at rest. */
+#define TICK_MS 1000
+
+struct stream_clock {
+	FILE *in;                  /* the stream given (closed with ours, except stdin) */
+	int fd;
+	struct capture *cap;       /* once made */
+	const struct capture_opts *opts;
+	bool seen;                 /* a packet was read */
+	struct timeval last_ts;    /* its capture time */
+	struct timespec last_at;   /* when it was read (monotonic) */
+	struct timespec ticked;    /* the last tick */
+};
+
+static long long ms_between(const struct timespec *a, const struct timespec *b)
+{
+	return (long long)(b->tv_sec - a->tv_sec) * 1000 + (b->tv_nsec - a->tv_nsec) / 1000000;
+}
+
+static void clock_tick(struct stream_clock *sc, const struct timespec *mono)
+{
+	struct timeval now, since;
+	long long ms;
+
+	sc->ticked = *mono;
+	if (!sc->cap || !sc->seen)
+		return;
+	ms = ms_between(&sc->last_at, mono);
+	since.tv_sec = (time_t)(ms / 1000);
+	since.tv_usec = (suseconds_t)(ms % 1000) * 1000;
+	timeradd(&sc->last_ts, &since, &now);
+	capture_tick(sc->cap, &now);
+	if (sc->opts && sc->opts->tick)
+		sc->opts->tick(sc->opts->tick_ctx, &now);
+}
+
+static ssize_t clock_read(void *cookie, char *buf, size_t size)
+{
+	struct stream_clock *sc = cookie;
+
+	for (;;) {
+		struct pollfd pfd = { .fd = sc->fd, .events = POLLIN };
+		struct timespec mono;
+		long long since;
+		int r;
+
+		clock_gettime(CLOCK_MONOTONIC, &mono);
+		since = ms_between(&sc->ticked, &mono);
+		if (since >= TICK_MS) {
+			clock_tick(sc, &mono);
+			since = 0;
+		}
+		r = poll(&pfd, 1, (int)(TICK_MS - since));
+		if (r > 0) {
+			ssize_t n = read(sc->fd, buf, size);
+
+			if (n >= 0 || errno != EINTR)
+				return n;
+		} else if (r < 0 && errno != EINTR) {
+			return -1;
+		}
+	}
+}
+
+static int clock_close(void *cookie)
+{
+	struct stream_clock *sc = cookie;
+	int rc = sc->in == stdin ? 0 : fclose(sc->in);
+
+	free(sc);
+	return rc;
+}
+
+/* The stream in, as a stream whose reads keep the clock; NULL (and in
+ * left as it was) when that cannot be had. */
+static FILE *clocked_stream(FILE *in, const struct capture_opts *opts, struct stream_clock **out)
+{
+	static const cookie_io_functions_t io = { .read = clock_read, .close = clock_close };
+	struct stream_clock *sc = calloc(1, sizeof(*sc));
+	FILE *f;
+
+	if (!sc)
+		return NULL;
+	sc->in = in;
+	sc->fd = fileno(in);
+	sc->opts = opts;
+	clock_gettime(CLOCK_MONOTONIC, &sc->ticked);
+	if (sc->fd < 0 || !(f = fopencookie(sc, "rb", io))) {
+		free(sc);
+		return NULL;
+	}
+	*out = sc;
+	return f;
+}
+
 /* What pcap_dispatch's callback needs. */
 struct reader {
 	struct capture *cap;
 	int linktype;
+	struct stream_clock *clock;     /* a stream written as it is read, or NULL */
 };
 
 static void on_record(u_char *user, const struct pcap_pkthdr *h, const u_char *bytes)
 {
 	const struct reader *rd = (const struct reader *)user;
 
+	if (rd->clock) {
+		rd->clock->seen = true;
+		rd->clock->last_ts = h->ts;
+		clock_gettime(CLOCK_MONOTONIC, &rd->clock->last_at);
+	}
 	capture_packet(rd->cap, rd->linktype, &h->ts, bytes, h->caplen, h->len);
 }
 
@@ -839,12 +951,20 @@ int capture_read_stream(FILE *f, const char *name, const struct capture_opts *op
 	struct bpf_program prog;
 	struct capture *cap = NULL;
 	struct handoff *ho = NULL;
-	struct reader rd;
+	struct reader rd = { .clock = NULL };
 	struct stat st;
 	pcap_t *p = NULL;
 	bool streams;
 	int ch, rc, dlt, ret = -1;
 
+	streams = fstat(fileno(f), &st) != 0 || !S_ISREG(st.st_mode);
+	if (streams) {
+		/* nothing was read from f yet: from here on ours reads it */
+		FILE *clocked = clocked_stream(f, opts, &rd.clock);
+
+		if (clocked)
+			f = clocked;
+	}
 	/* An empty input gets its own word: libpcap's would be "truncated". */
 	ch = getc(f);
 	if (ch == EOF) {
@@ -860,7 +980,6 @@ int capture_read_stream(FILE *f, const char *name, const struct capture_opts *op
 		close_stream(f);
 		goto Exit;
 	}
-	streams = fstat(fileno(f), &st) != 0 || !S_ISREG(st.st_mode);
 	/* One thread at a time reads the stream (the reader thread, once it
 	 * runs): stdio need not lock it on each of libpcap's two freads a
 	 * record. */
@@ -903,6 +1022,8 @@ int capture_read_stream(FILE *f, const char *name, const struct capture_opts *op
 		set_err(err, errlen, "mtlsdiag: %s: out of memory", name);
 		goto Exit;
 	}
+	if (rd.clock)
+		rd.clock->cap = cap;
 	/* The reader thread hands packets over a chunk at a time: right for a
 	 * file, wrong for a pipe or a FIFO being written as it is read (a
 	 * connection's verdict would wait for the chunk to fill). */

@@ -70,6 +70,13 @@ struct capture_opts {
 	size_t reasm_limit;        /* out-of-order bytes held per direction; 0: default (256 KiB) */
 	size_t max_flows;          /* open flows at most; the least recently active is finished
 				    * as if idle to make room; 0: default (131072) */
+	/* A stream written as it is read (a pipe, a FIFO: tcpdump -w - -U):
+	 * while it waits for input, the capture's clock moves with the real
+	 * one (from the last packet's time), so idle connections are finished;
+	 * then, at most once a second, tick(tick_ctx, now) lets the consumer
+	 * act on the time too.  tick may be NULL. */
+	void (*tick)(void *ctx, const struct timeval *now);
+	void *tick_ctx;
 };
 
 /* Reads one capture file, pcap or pcapng ("-" reads standard input).

@@ -1,0 +1,298 @@
+/* watch: the analysis options, the observer sink and the printing of each
+ * decided connection, shared by `mtlsdiag pcap` and `mtlsdiag capture`. */
+#include "config.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/time.h>
+
+#include "analysis/chain.h"
+#include "analysis/expect.h"
+#include "analysis/inspect.h"
+#include "analysis/legpair.h"
+#include "front/watch.h"
+#include "out/detail.h"
+#include "out/ecs.h"
+#include "out/syslogout.h"
+#include "wire/keylog.h"
+#include "wire/x509info.h"
+
+/* Legs are held at most this long (capture time) after they ended, and at
+ * most this many at once.  Live, a verdict waits at most a few seconds:
+ * a gateway's two legs end within a second of each other. */
+#define PAIR_HOLD_S 10
+#define PAIR_HOLD_LIVE_S 1
+#define PAIR_MAX_HELD 512
+
+void watch_opts_init(struct watch_opts *o)
+{
+	memset(o, 0, sizeof(*o));
+	cmd_chain_opts_init(&o->chain);
+	o->file_mode = CMD_FILE_MODE;
+}
+
+void watch_opts_free(struct watch_opts *o)
+{
+	free(o->keylogs);
+	free(o->expect);
+	o->keylogs = NULL;
+	o->expect = NULL;
+}
+
+int watch_option(const char *who, struct watch_opts *o, int opt, const char *arg)
+{
+	switch (opt) {
+	case W_JSON: o->json_path = arg; return 1;
+	case W_JSON_FORMAT: return cmd_parse_json_format(who, arg, &o->ecs);
+	case W_UMASK: return cmd_parse_umask(who, arg, &o->file_mode);
+	case W_CA_BUNDLE: o->chain.bundle_path = arg; return 1;
+	case W_CRL: o->chain.crl_path = arg; return 1;
+	case W_VERIFY_DEPTH: return cmd_parse_verify_depth(who, arg, &o->chain.verify_depth);
+	case W_PURPOSE: return cmd_parse_purpose(who, arg, &o->chain.purpose);
+	case W_SERVER_KIND: return cmd_parse_server_kind(who, arg, &o->chain.server_kind);
+	case 'f': o->capture.filter = arg; return 1;
+	case 'q': o->quiet = true; return 1;
+	case 'l': o->line_buffered = true; return 1;
+	case 'v': o->verbose = true; return 1;
+	case W_SYSLOG: o->syslog_path = arg ? arg : SYSLOG_DEFAULT_SOCKET; return 1;
+	case W_KEEP_QUERY: o->keep_query = true; return 1;
+	case W_AT:
+		if (!cmd_parse_time(who, arg, &o->at))
+			return 0;
+		o->at_set = true;
+		return 1;
+	case W_KEYLOG: {
+		const char **grown = realloc(o->keylogs, (o->n_keylogs + 1) * sizeof(*o->keylogs));
+
+		if (!grown) {
+			fprintf(stderr, "%s: out of memory\n", who);
+			return 0;
+		}
+		o->keylogs = grown;
+		o->keylogs[o->n_keylogs++] = arg;
+		return 1;
+	}
+	case W_INSPECTION_CAS:
+		return cmd_add_file(who, "--inspection-cas", o->cas, &o->n_cas, WATCH_MAX_CATALOGUES, arg);
+	case W_EXPECT_CA:
+	case W_EXPECT_SPKI:
+		if (!o->expect && !(o->expect = calloc(1, sizeof(*o->expect)))) {
+			fprintf(stderr, "%s: out of memory\n", who);
+			return 0;
+		}
+		return cmd_add_expect(who, o->expect, opt == W_EXPECT_CA, arg);
+	default:
+		return -1;
+	}
+}
+
+void watch_usage_options(FILE *out)
+{
+	fputs("  --json FILE       also write JSON Lines to FILE (- for standard output; the\n"
+	      "                    human lines then go to standard error); created 0600\n"
+	      "  --json-format F   default, or ecs: the records with Elastic Common Schema\n"
+	      "                    names (tls.*, source.*, ...; the rest under mtlsdiag.*)\n"
+	      "  --umask MASK      create output files with 0666 less MASK (022) instead\n"
+	      "  --at TIME         judge certificate validity at TIME (2026-11-23T12:00:00Z,\n"
+	      "                    2026-11-23, or @EPOCH) instead of the capture's timestamps\n"
+	      "  --ca-bundle FILE  the server's client-CA bundle (PEM, nginx's\n"
+	      "                    ssl_client_certificate): verify client chains with OpenSSL\n"
+	      "                    as the server does, and say the error as nginx logs it\n"
+	      "  --verify-depth N  the server's verify depth (nginx's ssl_verify_depth)\n"
+	      "  --crl FILE        the server's CRLs (PEM, nginx's ssl_crl): every certificate\n"
+	      "                    of the chain is checked, as nginx does\n"
+	      "  --purpose NAME    the purpose verified (default sslclient, as a TLS server)\n"
+	      "  --server-kind KIND  nginx, apache, haproxy, envoy: the server's software, for\n"
+	      "                    its log line and the remedies (default: told from the\n"
+	      "                    connection)\n"
+	      "  --keylog FILE     an NSS key log (what SSLKEYLOGFILE makes curl, browsers and\n"
+	      "                    Python write): decrypt TLS 1.3 handshakes and the HTTP\n"
+	      "                    answer; repeatable\n"
+	      "  --keep-query      keep the query string of a decrypted request line (by\n"
+	      "                    default it is written as '?\xe2\x80\xa6': it may hold tokens)\n"
+	      "  --inspection-cas FILE  more inspection-CA rules, added to the bundled\n"
+	      "                    catalogue (conf/inspection-cas.conf); repeatable\n"
+	      "  --expect-server-ca FILE  the CA (PEM) the real server's chain comes from: a\n"
+	      "                    server chain from another CA was made by a middlebox\n"
+	      "  --expect-server-spki SHA256  the real server's key (SHA-256 of its\n"
+	      "                    SubjectPublicKeyInfo, hex); repeatable\n", out);
+}
+
+/* Print and free one decided connection (through the leg pairing). */
+static void emit(void *ctx, void *flow, const struct conn_facts *f, const struct verdict *v)
+{
+	struct watch *w = ctx;
+	bool text = w->out.text && !w->quiet;
+	char line[2048];
+
+	report_tally_add(&w->tally, v);
+	/* the human line is made once: printed, and the record's summary */
+	if (text || w->out.json || w->syslog)
+		report_line(line, sizeof(line), f, v);
+	if (text && w->verbose) {
+		char detail[DETAIL_MAX];
+
+		snprintf(detail, sizeof(detail), "%s", line);
+		detail_append(detail, sizeof(detail), f, v);
+		fprintf(w->out.text, "%s\n", detail);
+	} else if (text) {
+		flockfile(w->out.text);
+		fputs_unlocked(line, w->out.text);
+		putc_unlocked('\n', w->out.text);
+		funlockfile(w->out.text);
+	}
+	if (w->syslog)
+		(void)syslog_out_line(w->syslog, syslog_severity_of(v), line);   /* a loss is counted */
+	if (w->out.json && w->ecs) {
+		json_reset(&w->json);
+		ecs_connection_begin(&w->json, f, v, line);
+		ecs_end(&w->json);
+		(void)json_write_line(&w->json, w->out.json);   /* a loss is counted by the output */
+	} else if (w->out.json) {
+		(void)report_json(&w->json, w->out.json, f, v, line);
+	}
+	/* a capture being written as it is read: each verdict as it comes */
+	if (w->streaming) {
+		if (w->out.text)
+			fflush(w->out.text);
+		if (w->out.json)
+			fflush(w->out.json);
+	}
+	obs_conn_free(flow);
+}
+
+/* The one teardown of a capture flow: decide, then pair or print. */
+static void finished(void *ctx, struct obs_conn *flow, bool truncated, const struct timeval *ts)
+{
+	struct watch *w = ctx;
+
+	obs_conn_set_source(flow, w->source);
+	(void)obs_conn_finish(flow, truncated, ts);
+	legpair_offer(w->pairs, flow, obs_conn_facts(flow), obs_conn_verdict_for_update(flow));
+}
+
+/* The observer's inputs: how the server verifies (--ca-bundle, ...), the
+ * inspection catalogue, --keylog and the expectations.  0 after printing
+ * why. */
+static int load_inputs(struct watch *w, const struct watch_opts *o, bool live)
+{
+	struct observer_config *cfg = &w->cfg;
+	time_t now = o->at_set ? o->at : time(NULL);
+
+	cfg->at = o->at;
+	cfg->at_set = o->at_set;
+	cfg->expect = o->expect;
+	if (!(w->policy = cmd_load_policy(w->who, &o->chain, &now)))
+		return 0;
+	cfg->chain_policy = w->policy;
+	cfg->ca_bundle = w->policy->bundle;
+	if (!(w->cat = cmd_load_inspection(w->who, o->cas, o->n_cas)))
+		return 0;
+	cfg->inspection = w->cat;
+	if (!cmd_load_keylogs(w->who, o->keylogs, o->n_keylogs, live, &cfg->keylog))
+		return 0;
+	/* live, the client writes its secrets as its packets go by: records
+	 * wait (within the observer's bound) for the next read of the log */
+	cfg->keylog_wait = live && cfg->keylog;
+	if (cfg->keylog && !live && keylog_entries(cfg->keylog) == 0)
+		fprintf(stderr, "%s: warning: the key log has no usable secrets\n", w->who);
+	return 1;
+}
+
+int watch_start(struct watch *w, const char *who, const struct watch_opts *o, bool live)
+{
+	memset(w, 0, sizeof(*w));
+	w->who = who;
+	w->quiet = o->quiet;
+	w->ecs = o->ecs;
+	w->streaming = live;
+	w->verbose = o->verbose;
+	if (!load_inputs(w, o, live) || !cmd_open_outputs(who, o->json_path, false, o->file_mode, &w->out) ||
+	    !cmd_open_text(who, &w->out, o->line_buffered))
+		return 0;
+	if (o->syslog_path && !(w->syslog = cmd_open_syslog(who, o->syslog_path)))
+		return 0;
+	w->syslog_path = o->syslog_path;
+	/* -q without --json prints only the counts: nothing reads the evidence */
+	w->cfg.no_evidence = w->quiet && !w->out.json && !w->syslog;
+	w->cfg.keep_query = o->keep_query;
+	w->cfg.certs = cert_cache_new(4096);
+	w->cfg.chains = chain_memo_new();
+	w->cfg.pool = obs_pool_new();
+	w->pairs = legpair_new(PAIR_MAX_HELD, live ? PAIR_HOLD_LIVE_S : PAIR_HOLD_S, emit, w);
+	if (!w->cfg.certs || !w->cfg.chains || !w->cfg.pool || !w->pairs) {
+		fprintf(stderr, "%s: out of memory\n", who);
+		return 0;
+	}
+	return 1;
+}
+
+void watch_sink(struct watch *w, struct flow_sink *sink)
+{
+	w->os.cfg = &w->cfg;
+	w->os.finished = finished;
+	w->os.ctx = w;
+	obs_sink_init(&w->os, sink);
+}
+
+void watch_tick(void *ctx, const struct timeval *now)
+{
+	struct watch *w = ctx;
+
+	legpair_tick(w->pairs, now);
+	if (w->cfg.keylog)
+		(void)keylog_refresh(w->cfg.keylog);
+}
+
+void watch_summary(struct watch *w, void (*more)(struct json *j, void *ctx), void *ctx)
+{
+	struct json j;
+
+	legpair_flush(w->pairs);
+	if (w->out.text)
+		report_summary_text(w->out.text, &w->tally);
+	if (!w->out.json)
+		return;
+	json_init(&j);
+	if (w->ecs) {
+		struct timeval now;
+
+		gettimeofday(&now, NULL);
+		ecs_record_begin(&j, "summary", &now);
+	} else {
+		json_object(&j, NULL);
+	}
+	report_summary_members(&j, &w->tally);
+	if (more)
+		more(&j, ctx);
+	if (w->ecs)
+		ecs_end(&j);
+	else
+		json_end(&j);
+	(void)json_write_line(&j, w->out.json);
+	json_free(&j);
+}
+
+int watch_end(struct watch *w)
+{
+	int ok = 1;
+
+	legpair_free(w->pairs);
+	w->pairs = NULL;
+	json_free(&w->json);
+	cmd_close_syslog(w->who, w->syslog_path, w->syslog);
+	w->syslog = NULL;
+	if (!cmd_close_outputs(w->who, &w->out))
+		ok = 0;
+	obs_pool_free(w->cfg.pool);
+	chain_memo_free(w->cfg.chains);
+	cert_cache_free(w->cfg.certs);
+	cmd_policy_free(w->policy);
+	keylog_free(w->cfg.keylog);
+	inspect_free(w->cat);
+	memset(&w->cfg, 0, sizeof(w->cfg));
+	w->policy = NULL;
+	w->cat = NULL;
+	return ok;
+}
