@@ -16,6 +16,7 @@
 #include <openssl/x509.h>
 #include <openssl/x509v3.h>
 
+#include "analysis/bundle.h"
 #include "analysis/chain.h"
 #include "testutil.h"
 #include "wire/x509info.h"
@@ -1025,6 +1026,8 @@ static void same_report(const char *what, const struct chain_report *a, const st
 	}
 	cr_assert(a->verify.trust == b->verify.trust && a->verify.ok == b->verify.ok &&
 		  a->verify.error == b->verify.error && a->verify.first_error == b->verify.first_error &&
+		  a->verify.error_depth == b->verify.error_depth && a->verify.first_depth == b->verify.first_depth &&
+		  a->verify.bundle_problems == b->verify.bundle_problems &&
 		  a->verify.n_built == b->verify.n_built && a->verify.needed_depth == b->verify.needed_depth &&
 		  memcmp(a->verify.built, b->verify.built, a->verify.n_built * sizeof(a->verify.built[0])) == 0 &&
 		  a->verify.stops == b->verify.stops,
@@ -1113,6 +1116,83 @@ Test(chain, remembered_checks_give_the_same_report)
 		free_certs(certs[f], n[f]);
 	X509_NAME_free(other);
 	lab_close(&lab);
+	chain_memo_free(memo);
+	cert_cache_free(cache);
+}
+
+/* A verification against a bundle is remembered between the moments a
+ * certificate of the chain or of the bundle changes validity: the same
+ * report as chain_check_policy at each such edge, in either direction of
+ * time.  The bundle holds the intermediate, so a leaf sent alone verifies
+ * and its chain's validity changes when the CAs', not its own, do. */
+Test(chain, a_bundle_verification_is_remembered_between_validity_edges)
+{
+	static const char *const files[] = { "good.pem", "good-chain.pem", "expired.pem", "foreign.pem" };
+	enum { N_FILES = sizeof(files) / sizeof(files[0]) };
+	struct cert_cache *cache = cert_cache_new(64);
+	struct chain_memo *memo = chain_memo_new();
+	X509 *root = load_one("client-root.pem"), *inter = load_one("client-inter.pem");
+	X509 *const bundle_certs[2] = { root, inter };
+	struct bundle_summary *summary = bundle_summarize(bundle_certs, 2);
+	X509_STORE *store = X509_STORE_new();
+	X509_NAME *const names[1] = { X509_get_subject_name(root) };
+	struct chain_policy pol;
+	X509 *certs[MAX_CHAIN];
+	uint64_t ids[MAX_CHAIN];
+	time_t times[12];
+	size_t nt = 0, f, i, t, round;
+
+	cr_assert(cache && memo && summary && store);
+	cr_assert(X509_STORE_add_cert(store, root) && X509_STORE_add_cert(store, inter));
+	chain_policy_init(&pol);
+	pol.bundle = store;
+	pol.bundle_certs = bundle_certs;
+	pol.n_bundle_certs = 2;
+	pol.bundle_summary = summary;
+	times[nt++] = at_2026();
+	for (i = 0; i < 2; i++) {
+		time_t nb, na;
+
+		cr_assert(x509info_asn1_time(X509_get0_notBefore(bundle_certs[i]), &nb));
+		cr_assert(x509info_asn1_time(X509_get0_notAfter(bundle_certs[i]), &na));
+		times[nt++] = nb - 1;
+		times[nt++] = nb;
+		times[nt++] = na - 1;
+		times[nt++] = na;
+		times[nt++] = at_2026();
+	}
+	for (f = 0; f < N_FILES; f++) {
+		size_t n = load_pem(files[f], certs, MAX_CHAIN);
+
+		for (i = 0; i < n; i++) {
+			size_t len;
+			uint8_t *der = der_of(certs[i], &len);
+			const struct cached_cert *cc = cert_cache_get(cache, der, len);
+
+			cr_assert(cc && cc->id);
+			ids[i] = cc->id;
+			OPENSSL_free(der);
+		}
+		for (round = 0; round < 2; round++) {
+			for (t = 0; t < nt; t++) {
+				/* forwards, then backwards */
+				time_t at = times[round == 0 ? t : nt - 1 - t];
+				struct chain_report plain, remembered;
+				char what[128];
+
+				snprintf(what, sizeof(what), "%s, time %zu, round %zu", files[f], t, round);
+				chain_check_policy(certs, n, names, 1, at, &pol, true, &plain);
+				chain_check_memo(memo, ids, 7, certs, n, names, 1, at, &pol, true, &remembered);
+				same_report(what, &plain, &remembered);
+				cr_assert_str_eq(plain.verify.note, remembered.verify.note, "%s", what);
+			}
+		}
+		free_certs(certs, n);
+	}
+	X509_free(root);
+	X509_free(inter);
+	X509_STORE_free(store);
+	bundle_summary_free(summary);
 	chain_memo_free(memo);
 	cert_cache_free(cache);
 }

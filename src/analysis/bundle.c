@@ -40,6 +40,13 @@ static unsigned time_problems(bool nb_ok, time_t nb, bool na_ok, time_t na, time
 	return p;
 }
 
+static int cmp_time(const void *a, const void *b)
+{
+	time_t x = *(const time_t *)a, y = *(const time_t *)b;
+
+	return x < y ? -1 : x > y;
+}
+
 struct bundle_summary *bundle_summarize(X509 *const *certs, size_t n)
 {
 	struct bundle_summary *s = calloc(1, sizeof(*s));
@@ -57,15 +64,41 @@ struct bundle_summary *bundle_summarize(X509 *const *certs, size_t n)
 		bundle_summary_free(s);
 		return NULL;
 	}
+	s->edges = calloc(n ? 2 * n : 1, sizeof(*s->edges));
+	if (!s->edges) {
+		bundle_summary_free(s);
+		return NULL;
+	}
 	for (i = 0; i < n; i++) {
 		if (certs[i] == NULL)
 			continue;
 		s->fixed[i] = bundle_problems(certs, n, i, 0, -1) & (BUNDLE_LEAF | BUNDLE_ROTATION);
 		s->nb_ok[i] = x509info_asn1_time(X509_get0_notBefore(certs[i]), &s->not_before[i]);
 		s->na_ok[i] = x509info_asn1_time(X509_get0_notAfter(certs[i]), &s->not_after[i]);
+		if (s->nb_ok[i])
+			s->edges[s->n_edges++] = s->not_before[i];
+		if (s->na_ok[i])
+			s->edges[s->n_edges++] = s->not_after[i];
 	}
+	qsort(s->edges, s->n_edges, sizeof(*s->edges), cmp_time);
 	x509info_err_clear();
 	return s;
+}
+
+size_t bundle_summary_epoch(const struct bundle_summary *s, time_t at)
+{
+	size_t lo = 0, hi = s->n_edges;
+
+	/* the first edge after `at` */
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+
+		if (s->edges[mid] <= at)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo;
 }
 
 void bundle_summary_free(struct bundle_summary *s)
@@ -77,6 +110,7 @@ void bundle_summary_free(struct bundle_summary *s)
 	free(s->not_after);
 	free(s->nb_ok);
 	free(s->na_ok);
+	free(s->edges);
 	free(s);
 }
 

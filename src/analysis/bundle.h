@@ -46,6 +46,8 @@ struct bundle_summary {
 	unsigned *fixed;            /* per certificate: BUNDLE_LEAF, BUNDLE_ROTATION */
 	time_t *not_before, *not_after;
 	bool *nb_ok, *na_ok;        /* the times could be read */
+	time_t *edges;              /* every readable notBefore and notAfter, sorted */
+	size_t n_edges;
 };
 
 struct bundle_summary *bundle_summarize(X509 *const *certs, size_t n) __attribute__((warn_unused_result));
@@ -54,6 +56,12 @@ void bundle_summary_free(struct bundle_summary *s);
 /* bundle_problems from a summary: certificate i at `at`. */
 unsigned bundle_summary_problems(const struct bundle_summary *s, size_t i, time_t at, int warn_days)
 	__attribute__((nonnull));
+
+/* Which stretch of time `at` is in, between two moments a certificate of
+ * the bundle becomes valid or expires (the count of those at or before
+ * it): within one stretch a verification against the bundle comes out
+ * the same. */
+size_t bundle_summary_epoch(const struct bundle_summary *s, time_t at) __attribute__((nonnull));
 
 /* Whether every CA name the server sent is the subject of a bundle
  * certificate and every bundle certificate's subject was sent (nginx names

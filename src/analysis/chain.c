@@ -6,6 +6,8 @@
 
 #include "analysis/chain.h"
 
+#include "analysis/bundle.h"
+
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -681,6 +683,7 @@ void chain_check(X509 *const *certs, size_t n, X509_NAME *const *ca_names,
 
 struct memo_entry {
 	bool used;
+	struct chain_policy pol;                  /* what of it a verification takes (same_policy) */
 	size_t n, n_ca;
 	uint64_t ids[CHAIN_MEMO_CERTS], ca_id;
 	size_t path[CHAIN_MEMO_CERTS], np;
@@ -692,6 +695,7 @@ struct memo_entry {
 	 * sent certificates it was made with */
 	bool verified;
 	uint32_t verified_mask;
+	size_t verified_epoch;                    /* the bundle's (bundle_summary_epoch) */
 	enum reason_code verified_reason;
 	struct chain_verify verify;
 };
@@ -710,11 +714,26 @@ void chain_memo_free(struct chain_memo *m)
 	free(m);
 }
 
-static bool memo_key_eq(const struct memo_entry *e, const uint64_t *ids, size_t n, uint64_t ca_id,
-			size_t n_ca)
+/* The policy as a verification sees it (the observer may pass a copy). */
+static bool same_policy(const struct chain_policy *a, const struct chain_policy *b)
 {
-	return e->used && e->n == n && e->ca_id == ca_id && e->n_ca == n_ca &&
+	return a->bundle == b->bundle && a->bundle_certs == b->bundle_certs && a->verify_depth == b->verify_depth &&
+	       a->crl == b->crl && a->purpose == b->purpose;
+}
+
+static bool memo_key_eq(const struct memo_entry *e, const struct chain_policy *pol, const uint64_t *ids, size_t n,
+			uint64_t ca_id, size_t n_ca)
+{
+	return e->used && same_policy(&e->pol, pol) && e->n == n && e->ca_id == ca_id && e->n_ca == n_ca &&
 	       memcmp(e->ids, ids, n * sizeof(*ids)) == 0;
+}
+
+/* A bundle verification can be remembered when what it takes from the
+ * time is known: the validity of the chain's and the bundle's
+ * certificates, not a CRL's updates. */
+static bool memo_can_verify(const struct chain_policy *pol)
+{
+	return pol->bundle == NULL || (pol->bundle_summary != NULL && !pol->crl);
 }
 
 /* Which sent certificates are expired or not yet valid at `at`: all a
@@ -743,13 +762,12 @@ void chain_check_memo(struct chain_memo *m, const uint64_t *ids, uint64_t ca_id,
 	struct memo_entry *e;
 	struct ctx c;
 	uint64_t h = ca_id * 0x9e3779b97f4a7c15ULL;
-	size_t path[CHAIN_SCAN_MAX], i, k;
+	size_t path[CHAIN_SCAN_MAX], i, k, epoch;
 	uint32_t mask;
 
 	if (ca_names == NULL)
 		n_ca = 0;
-	/* a bundle verification depends on the time throughout */
-	if (m == NULL || pol->bundle != NULL || n == 0 || n > CHAIN_MEMO_CERTS || certs == NULL ||
+	if (m == NULL || !memo_can_verify(pol) || n == 0 || n > CHAIN_MEMO_CERTS || certs == NULL ||
 	    certs[0] == NULL || (n_ca > 0 && ca_id == 0)) {
 		check_policy(certs, n, ca_names, n_ca, m ? ca_id : 0, at, pol, verify_names, out);
 		return;
@@ -762,7 +780,7 @@ void chain_check_memo(struct chain_memo *m, const uint64_t *ids, uint64_t ca_id,
 		h = (h ^ ids[i]) * 0x9e3779b97f4a7c15ULL;
 	}
 	e = &m->slots[(h >> 32) % MEMO_SLOTS];
-	if (!memo_key_eq(e, ids, n, ca_id, n_ca)) {
+	if (!memo_key_eq(e, pol, ids, n, ca_id, n_ca)) {
 		memset(e, 0, sizeof(*e));
 		e->report.checked = true;
 		ctx_init(&c, &e->report, ca_names, n_ca, at);
@@ -776,6 +794,7 @@ void chain_check_memo(struct chain_memo *m, const uint64_t *ids, uint64_t ca_id,
 				validity_of(certs[i], &e->sent[i]);
 		memcpy(e->ranks, c.ranks, sizeof(e->ranks));
 		memcpy(e->ids, ids, n * sizeof(*ids));
+		e->pol = *pol;
 		e->n = n;
 		e->ca_id = ca_id;
 		e->n_ca = n_ca;
@@ -784,20 +803,31 @@ void chain_check_memo(struct chain_memo *m, const uint64_t *ids, uint64_t ca_id,
 	}
 	*out = e->report;
 	ctx_init(&c, out, ca_names, n_ca, at);
+	c.ca_id = ca_id;
 	memcpy(c.ranks, e->ranks, sizeof(c.ranks));
 	for (k = 0; k < e->np; k++)
 		check_time(&c, certs[e->path[k]], e->path[k], n, &e->valid[k]);
-	if (!verify_names || c.n_ca == 0)
+	if (pol->bundle == NULL && (!verify_names || c.n_ca == 0))
 		return;
 	mask = validity_mask(e, at);
-	if (!e->verified || e->verified_mask != mask) {
+	epoch = pol->bundle != NULL ? bundle_summary_epoch(pol->bundle_summary, at) : 0;
+	if (!e->verified || e->verified_mask != mask || e->verified_epoch != epoch) {
 		e->verified_reason = run_verify(&c, certs, n, at, pol);
 		e->verify = out->verify;
 		e->verified_mask = mask;
+		e->verified_epoch = epoch;
 		e->verified = true;
 	} else {
 		out->verify = e->verify;
+		out->bundle_verified = e->verify.trust == CHAIN_TRUST_BUNDLE && e->verify.ok;
 	}
-	if (out->n == 0)
+	/* as check_policy: a bundle's verification is a finding whatever
+	 * the wire's checks found, and settles what it passed */
+	if (pol->bundle != NULL) {
 		verify_finding(&c, e->verified_reason);
+		if (out->bundle_verified)
+			drop_settled(&c);
+	} else if (out->n == 0) {
+		verify_finding(&c, e->verified_reason);
+	}
 }

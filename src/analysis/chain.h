@@ -152,8 +152,11 @@ void chain_memo_free(struct chain_memo *m);
 
 /* chain_check, with the same report, through the memo: ids[i] names
  * certs[i] (cached_cert.id of the memo's cache; 0 for unknown) and ca_id
- * the CA names (ca_list.id, 0 when there are none).  Without a memo, with
- * a bundle, or for a longer chain, it is chain_check. */
+ * the CA names (ca_list.id, 0 when there are none).  A verification
+ * against a bundle is remembered while no certificate of the chain or of
+ * the bundle changes validity (the policy's bundle_summary says when).
+ * Without a memo, with a bundle but no summary or with CRLs (whose own
+ * times count), or for a longer chain, it is chain_check. */
 void chain_check_memo(struct chain_memo *m, const uint64_t *ids, uint64_t ca_id,
 		      X509 *const *certs, size_t n, X509_NAME *const *ca_names, size_t n_ca,
 		      time_t at, const struct chain_policy *policy, bool verify_names,

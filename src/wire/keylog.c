@@ -119,9 +119,14 @@ static struct entry *find(const struct keylog *kl, const uint8_t random[32])
 	}
 }
 
+/* The first table is small: a proxy's or probe's key log holds the one
+ * connection it is made for (an entry is 750 bytes, and 256 of them were
+ * 190 KB to clear and wipe per connection); a file's grows by doubling. */
+#define FIRST_CAP 4
+
 static int grow(struct keylog *kl)
 {
-	size_t cap = kl->cap ? kl->cap * 2 : 256, i;
+	size_t cap = kl->cap ? kl->cap * 2 : FIRST_CAP, i;
 	struct entry *slots = calloc(cap, sizeof(*slots));
 
 	if (!slots)
