@@ -1575,3 +1575,109 @@ Test(proxy, bad_addresses_and_busy_ports_exit_2, .init = px_setup, .fini = px_te
 	cr_expect_eq(e2e_count_lines(out), 1);
 	close(lfd);
 }
+
+/* ---- records leave in batches, and the stop loses none ---- */
+
+#define BATCH_CONNS 40
+
+/* Every line of path is whole: it starts with one of the two heads and
+ * ends with its newline (and a JSON record with its closing brace); the
+ * lines that contain needle are counted. */
+static size_t whole_lines(const char *path, const char *head1, const char *head2, const char *needle)
+{
+	char *text = e2e_slurp(path), *line, *nl;
+	size_t n = 0;
+
+	cr_assert_not_null(text, "%s", path);
+	cr_assert(text[0] == '\0' || text[strlen(text) - 1] == '\n', "%s ends inside a line: %s", path, text);
+	for (line = text; *line; line = nl + 1) {
+		nl = strchr(line, '\n');
+		*nl = '\0';
+		cr_assert(strncmp(line, head1, strlen(head1)) == 0 || strncmp(line, head2, strlen(head2)) == 0,
+			  "%s: a torn or foreign line: %s", path, line);
+		if (line[0] == '{')
+			cr_assert_eq(nl[-1], '}', "%s: a torn record: %s", path, line);
+		n += strstr(line, needle) != NULL;
+	}
+	free(text);
+	return n;
+}
+
+/* BATCH_CONNS connections through the proxy at px_port, each echoed once;
+ * half end before `sig`, half during the drain it starts.  The proxy's
+ * exit status. */
+static int connections_then_signal(pid_t proxy, uint16_t px_port, int sig, const char *log)
+{
+	int fds[BATCH_CONNS];
+	char buf[16];
+
+	for (int i = 0; i < BATCH_CONNS; i++) {
+		fds[i] = px_connect_to(AF_INET, px_port);
+		cr_assert(fds[i] >= 0);
+		cr_assert_eq(write(fds[i], "hello\n", 6), 6);
+	}
+	for (int i = 0; i < BATCH_CONNS; i++)
+		cr_assert_eq(read(fds[i], buf, sizeof(buf)), 6, "connection %d was not relayed", i);
+	for (int i = 0; i < BATCH_CONNS / 2; i++)
+		close(fds[i]);
+	usleep(100000);
+	kill(proxy, sig);
+	cr_assert(e2e_wait_contains(log, "listeners closed", 5000), "%s", e2e_tail(log, 600));
+	for (int i = BATCH_CONNS / 2; i < BATCH_CONNS; i++)
+		close(fds[i]);
+	return e2e_wait(proxy, 12000);
+}
+
+Test(proxy, records_are_all_there_and_whole_after_sigterm, .init = px_setup, .fini = px_teardown)
+{
+	uint16_t px_port = e2e_free_port(), up_port;
+	int lfd = px_listen_any(AF_INET, &up_port);
+	char listen_at[64], upstream[64];
+	pid_t server, proxy;
+
+	test_fmt(listen_at, "127.0.0.1:%u", px_port);
+	test_fmt(upstream, "127.0.0.1:%u", up_port);
+	server = px_start_poll_server(lfd, 2 * BATCH_CONNS, true);
+	proxy = px_start(px_tmp("proxy.log"), "--listen", listen_at, "--upstream", upstream, "--json",
+			 px_tmp("proxy.json"), (char *)NULL);
+	cr_assert_eq(connections_then_signal(proxy, px_port, SIGTERM, px_tmp("proxy.log")), 0);
+	px_stop_child(server);
+	cr_expect_eq(whole_lines(px_tmp("proxy.json"), "{\"type\":\"connection\",", "{\"type\":\"connection\",",
+				 "\"type\":\"connection\""),
+		     BATCH_CONNS);
+	cr_expect_eq(whole_lines(px_tmp("proxy.log"), "20", "mtlsdiag proxy: ", "[closed by "), BATCH_CONNS);
+	cr_expect_eq(whole_lines(px_tmp("proxy.log"), "20", "mtlsdiag proxy: ", "mtlsdiag proxy: stopped"), 1);
+}
+
+/* The same with the log on standard error (a file here: in batches too),
+ * stopped by SIGINT. */
+Test(proxy, records_are_all_there_and_whole_after_sigint_on_standard_error, .init = px_setup,
+     .fini = px_teardown)
+{
+	uint16_t px_port = e2e_free_port(), up_port;
+	int lfd = px_listen_any(AF_INET, &up_port);
+	char listen_at[64], upstream[64];
+	const char *bin = getenv("MTLSDIAG_BIN");
+	struct e2e_io io = { .in = "/dev/null", .out = "/dev/null", .err = px_tmp("err") };
+	pid_t server, proxy;
+
+	cr_assert_not_null(bin);
+	test_fmt(listen_at, "127.0.0.1:%u", px_port);
+	test_fmt(upstream, "127.0.0.1:%u", up_port);
+	server = px_start_poll_server(lfd, 2 * BATCH_CONNS, true);
+	{
+		char *argv[] = { (char *)bin, "proxy", "--listen", listen_at, "--upstream", upstream, "--json",
+				 (char *)px_tmp("proxy.json"), NULL };
+
+		proxy = e2e_spawn(argv, &io, 60);
+	}
+	cr_assert(proxy > 0);
+	cr_assert(e2e_wait_contains(px_tmp("err"), "listening on", 5000), "%s", e2e_tail(px_tmp("err"), 600));
+	cr_assert_eq(connections_then_signal(proxy, px_port, SIGINT, px_tmp("err")), 0);
+	px_stop_child(server);
+	cr_expect_eq(whole_lines(px_tmp("proxy.json"), "{\"type\":\"connection\",", "{\"type\":\"connection\",",
+				 "\"type\":\"connection\""),
+		     BATCH_CONNS);
+	cr_expect_eq(whole_lines(px_tmp("err"), "20", "mtlsdiag proxy: ", "[closed by "), BATCH_CONNS);
+	cr_expect_eq(whole_lines(px_tmp("err"), "20", "mtlsdiag proxy: ", "SIGINT: listeners closed"), 1);
+}

@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #include <time.h>
 
 #include <openssl/x509_vfy.h>
@@ -94,6 +95,9 @@ static void usage(FILE *out)
 		"  --log FILE             human lines to FILE, appending (default: standard error)\n"
 		"  -q, --quiet            no line per connection in the log (start, stop and\n"
 		"                         warnings still)\n"
+		"  -l, --line-buffered    write each line and record as it is made (a log on a\n"
+		"                         terminal is); otherwise they leave in batches, at\n"
+		"                         most 50 ms after they are made, and at the stop\n"
 		"  -v, --verbose          under each connection's final line, the evidence and\n"
 		"                         the remedies\n"
 		"  --syslog[=SOCKET]      also send each connection's line to the system log\n"
@@ -371,6 +375,7 @@ static int proxy_option(void *opts, int opt, const char *arg)
 	case O_USER: c->user = arg; return 1;
 	case O_METRICS: c->metrics_listen = arg; return 1;
 	case 'q': c->quiet = true; return 1;
+	case 'l': c->line_buffered = true; return 1;
 	case 'v': c->verbose = true; return 1;
 	case O_SYSLOG:
 		o->syslog_path = arg ? arg : SYSLOG_DEFAULT_SOCKET;
@@ -452,6 +457,7 @@ static enum cmd_parsed parse_proxy(int argc, char **argv, struct proxy_opts *o)
 		{ "user", required_argument, NULL, O_USER },
 		{ "metrics", required_argument, NULL, O_METRICS },
 		{ "quiet", no_argument, NULL, 'q' },
+		{ "line-buffered", no_argument, NULL, 'l' },
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "syslog", optional_argument, NULL, O_SYSLOG },
 		{ "keylog", required_argument, NULL, O_KEYLOG },
@@ -481,7 +487,7 @@ static enum cmd_parsed parse_proxy(int argc, char **argv, struct proxy_opts *o)
 	memset(o, 0, sizeof(*o));
 	cmd_chain_opts_init(&o->chain);
 	o->relay.file_mode = CMD_FILE_MODE;
-	parsed = cmd_getopt(WHO, argc, argv, "+:hqv", opts, usage, proxy_option, o);
+	parsed = cmd_getopt(WHO, argc, argv, "+:hqlv", opts, usage, proxy_option, o);
 	if (parsed != CMD_RUN)
 		return parsed;
 	if (optind < argc) {
@@ -529,13 +535,21 @@ static int build_config(struct proxy_opts *o, struct proxy_config *cfg, struct i
 	cfg->inspection = *cat;
 	if (!cmd_load_keylogs(WHO, o->keylogs, o->n_keylogs, true, &cfg->keylog))
 		return 0;
-	if (cfg->log_path) {
-		if (!(cfg->log_file = cmd_open_file(WHO, "--log", cfg->log_path, true, cfg->file_mode)))
-			return 0;
-		cfg->log = outfile_stream(cfg->log_file);
-	}
+	/* the log, standard error included, is an outfile: whole lines, in
+	 * batches unless a terminal or --line-buffered wants each at once */
+	if (cfg->log_path)
+		cfg->log_file = cmd_open_file(WHO, "--log", cfg->log_path, true, cfg->file_mode);
+	else if (!(cfg->log_file = outfile_fd(STDERR_FILENO, WHO ": standard error")))
+		fprintf(stderr, WHO ": out of memory\n");
+	if (!cfg->log_file)
+		return 0;
+	cfg->log = outfile_stream(cfg->log_file);
+	if (cfg->line_buffered || outfile_is_tty(cfg->log_file))
+		outfile_set_line_buffered(cfg->log_file);
 	if (!cmd_open_outputs(WHO, cfg->json_path, true, cfg->file_mode, out))
 		return 0;
+	if (out->json_file && (cfg->line_buffered || outfile_is_tty(out->json_file)))
+		outfile_set_line_buffered(out->json_file);
 	if (o->syslog_path && !(cfg->syslog = cmd_open_syslog(WHO, o->syslog_path)))
 		return 0;
 	cfg->json = out->json;

@@ -231,9 +231,6 @@ void icpt_record(struct icpt_conn *c, const struct verdict *cv, const struct ver
 	json_client_leg(&j, c);
 	json_upstream_leg(&j, c, uv);
 	record_end(px, &j);
-	flockfile(px->cfg->json);
-	(void)json_write_line(&j, px->cfg->json);
-	fflush(px->cfg->json);
-	funlockfile(px->cfg->json);
+	write_record(px, &j);
 	json_free(&j);
 }

@@ -349,7 +349,7 @@ static bool output_lost(struct proxy *px, struct outfile *o, const char *opt, co
 		return false;
 	fprintf(stderr, "mtlsdiag proxy: %s %s: %llu record%s lost (%s); stopping (--on-output-error stop)\n", opt, path,
 		(unsigned long long)lost, lost == 1 ? "" : "s", err ? strerror(err) : "write failed");
-	if (px->cfg->log != stderr)
+	if (px->cfg->log_path)
 		emit_fmt(px->cfg->log, "mtlsdiag proxy: %s %s: %llu record%s lost (%s); stopping (--on-output-error stop)",
 			 opt, path, (unsigned long long)lost, lost == 1 ? "" : "s", err ? strerror(err) : "write failed");
 	proxy_stop(px, "--on-output-error stop");
@@ -367,8 +367,42 @@ static void tick_cb(evutil_socket_t fd, short what, void *arg)
 		give_back_memory(px);
 	report_refusals(px, false);
 	if (px->cfg->stop_on_output_error && !px->stop_why &&
-	    !output_lost(px, px->cfg->json_file, "--json", px->cfg->json_path))
+	    !output_lost(px, px->cfg->json_file, "--json", px->cfg->json_path) && px->cfg->log_path)
 		(void)output_lost(px, px->cfg->log_file, "--log", px->cfg->log_path);
+}
+
+/* ---- the outputs' batches ---- */
+
+/* A record waits in its output's buffer at most this long. */
+#define FLUSH_MS 50
+
+static void flush_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct proxy *px = arg;
+
+	(void)fd;
+	(void)what;
+	atomic_store(&px->flush->pending, false);
+	/* the lines first: a reader that saw a record finds its line */
+	fflush(px->cfg->log);
+	if (px->cfg->json)
+		fflush(px->cfg->json);
+}
+
+void proxy_record_written(const struct proxy *px, FILE *out)
+{
+	static const struct timeval delay = { 0, FLUSH_MS * 1000 };
+	struct proxy_flush *fl = px->flush;
+
+	if (!fl || !fl->ev) {
+		fflush(out);
+		return;
+	}
+	/* one timer for every worker's records: the first record arms it */
+	if (!atomic_exchange(&fl->pending, true) && evtimer_add(fl->ev, &delay) != 0) {
+		atomic_store(&fl->pending, false);
+		fflush(out);
+	}
 }
 
 static void *worker_main(void *arg)
@@ -596,6 +630,7 @@ static void describe_listener(const struct plistener *l, char *buf, size_t len)
 int proxy_run(const struct proxy_config *cfg)
 {
 	struct proxy px = { .cfg = cfg };
+	struct proxy_flush flush = { .ev = NULL };
 	struct event *sigs[3] = { NULL, NULL, NULL };
 	static const int signos[3] = { SIGINT, SIGTERM, SIGHUP };
 	sigset_t block, old;
@@ -606,6 +641,7 @@ int proxy_run(const struct proxy_config *cfg)
 
 	px.n_workers = cfg->workers ? cfg->workers : 1;
 	atomic_init(&px.listening, px.n_workers);
+	atomic_init(&flush.pending, false);
 	px.connect_timeout_s = cfg->connect_timeout_s ? cfg->connect_timeout_s : DEFAULT_CONNECT_TIMEOUT_S;
 	px.idle_timeout_s = cfg->idle_timeout_s ? cfg->idle_timeout_s : DEFAULT_IDLE_TIMEOUT_S;
 	px.drain_timeout_s = cfg->drain_timeout_s ? cfg->drain_timeout_s : DEFAULT_DRAIN_TIMEOUT_S;
@@ -699,6 +735,9 @@ int proxy_run(const struct proxy_config *cfg)
 			fprintf(stderr, "mtlsdiag proxy: out of memory\n");
 			goto Exit;
 		}
+		/* without the timer each record is flushed as it is written */
+		flush.ev = evtimer_new(w0->base, flush_cb, &px);
+		px.flush = &flush;
 	}
 	if (cfg->metrics_listen) {
 		/* on worker 0's loop, bound before --user drops the right to */
@@ -770,6 +809,11 @@ Exit:
 	for (i = 0; i < 3; i++)
 		if (sigs[i])
 			event_free(sigs[i]);
+	if (flush.ev) {
+		/* what the workers wrote since is flushed when the outputs close */
+		event_free(flush.ev);
+		flush.ev = NULL;
+	}
 	metrics_http_free(px.metrics_http);   /* before worker 0's loop goes */
 	px.metrics_http = NULL;
 	for (i = 0; px.workers && i < px.n_workers; i++)

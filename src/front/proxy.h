@@ -68,7 +68,7 @@ struct proxy_config {
 	bool stop_on_output_error;   /* --on-output-error stop: --json or --log lost a
 				      * record: say so and stop as on SIGTERM */
 	FILE *log;                   /* human lines (required) */
-	struct outfile *log_file;    /* log's file, reopened on SIGHUP; NULL: standard error */
+	struct outfile *log_file;    /* log's file (standard error's without --log), reopened on SIGHUP */
 	const char *log_path;        /* --log as given */
 	FILE *json;                  /* JSON Lines (json_file's stream), or NULL */
 	struct outfile *json_file;   /* reopened on SIGHUP */
@@ -89,6 +89,7 @@ struct proxy_config {
 	const struct intercept_config *intercept; /* the listeners with intercept set: keys and options */
 	const char *metrics_listen;  /* --metrics ADDR:PORT: Prometheus metrics served there, or NULL */
 	bool quiet;                  /* -q: no line per connection in --log */
+	bool line_buffered;          /* -l: each record written as it is made (else in batches) */
 	bool verbose;                /* -v: a connection's evidence and remedies under its final line */
 	struct syslog_out *syslog;   /* --syslog: the connections' lines there too, or NULL */
 };

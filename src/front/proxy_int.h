@@ -123,8 +123,16 @@ struct wlistener {
 	struct ssl_session_st *up_session; /* intercept: the real server's last session, resumed */
 };
 
+/* Records leave the log and --json in batches: worker 0's timer writes
+ * them out shortly after the first one waits (proxy_record_written). */
+struct proxy_flush {
+	atomic_bool pending;         /* the timer is armed */
+	struct event *ev;            /* on worker 0's loop; NULL: each record is flushed */
+};
+
 struct proxy {
 	const struct proxy_config *cfg;
+	struct proxy_flush *flush;
 	size_t buffer_limit;
 	unsigned connect_timeout_s, idle_timeout_s, drain_timeout_s, handshake_timeout_s;
 	size_t max_conns_per_worker;
@@ -240,6 +248,13 @@ void relay_close_side(struct pconn_side *side) __attribute__((nonnull));
 /* ---- proxy_record.c: the lines and records written ---- */
 
 void emit_line(FILE *out, const char *line);
+/* A connection's line or record was written to out: it leaves with the
+ * next batch (at once with --line-buffered, or without the timer). */
+void proxy_record_written(const struct proxy *px, FILE *out) __attribute__((nonnull));
+struct json;
+/* A finished record to --json (one fwrite: records never mix), out with
+ * the next batch. */
+void write_record(const struct proxy *px, struct json *j) __attribute__((nonnull));
 /* A connection's verdict line: to --log (unless -q; with -v and `final`,
  * its evidence and remedies below it) and to --syslog. */
 void emit_verdict(const struct proxy *px, const char *line, const struct conn_facts *f, const struct verdict *v,

@@ -27,6 +27,18 @@ void emit_line(FILE *out, const char *line)
 	funlockfile(out);
 }
 
+/* A connection's line: whole, and out with the next batch. */
+static void emit_record_line(const struct proxy *px, const char *line)
+{
+	FILE *out = px->cfg->log;
+
+	flockfile(out);
+	fputs_unlocked(line, out);
+	putc_unlocked('\n', out);
+	funlockfile(out);
+	proxy_record_written(px, out);
+}
+
 void emit_verdict(const struct proxy *px, const char *line, const struct conn_facts *f, const struct verdict *v,
 		  bool final)
 {
@@ -38,12 +50,12 @@ void emit_verdict(const struct proxy *px, const char *line, const struct conn_fa
 	if (cfg->quiet)
 		return;
 	if (!final || !cfg->verbose) {
-		emit_line(cfg->log, line);
+		emit_record_line(px, line);
 		return;
 	}
 	snprintf(text, sizeof(text), "%s", line);
 	detail_append(text, sizeof(text), f, v);
-	emit_line(cfg->log, text);
+	emit_record_line(px, text);
 }
 
 /* A connection's line that is not a verdict (a note, a failure): to
@@ -59,7 +71,7 @@ static void __attribute__((format(printf, 2, 3))) emit_conn_fmt(const struct pro
 	if (px->cfg->syslog)
 		(void)syslog_out_line(px->cfg->syslog, SYSLOG_WARNING, line);
 	if (!px->cfg->quiet)
-		emit_line(px->cfg->log, line);
+		emit_record_line(px, line);
 }
 
 void __attribute__((format(printf, 2, 3)))
@@ -121,14 +133,12 @@ uint64_t ms_between(const struct timeval *a, const struct timeval *b)
 	return (uint64_t)d.tv_sec * 1000 + (uint64_t)d.tv_usec / 1000;
 }
 
-/* One record to the JSON output, whole, and flushed: a connection's record
- * is written as the connection ends. */
-static void write_record(FILE *out, struct json *j)
+/* One record to the JSON output, whole, out with the next batch: a
+ * connection's record is written as the connection ends. */
+void write_record(const struct proxy *px, struct json *j)
 {
-	flockfile(out);
-	(void)json_write_line(j, out);   /* a loss is counted by the output (outfile) */
-	fflush(out);
-	funlockfile(out);
+	(void)json_write_line(j, px->cfg->json);   /* one fwrite; a loss is counted by the output (outfile) */
+	proxy_record_written(px, px->cfg->json);
 }
 
 void record_begin(const struct proxy *px, struct json *j, const char *type, const struct timeval *ts,
@@ -181,7 +191,8 @@ void emit_json(FILE *out, const struct pconn *c, const struct conn_facts *f,
 	json_bool(&j, "spliced", c->spliced);
 	json_bool(&j, "observed", !c->unobserved);
 	record_end(c->w->px, &j);
-	write_record(out, &j);
+	(void)out;   /* the proxy's --json: px->cfg->json */
+	write_record(c->w->px, &j);
 	json_free(&j);
 }
 
@@ -240,7 +251,7 @@ void emit_failure(const struct pconn *c, const char *type, const char *what, con
 		json_string(&j, "upstream", up);
 	json_string(&j, "error", why);
 	record_end(px, &j);
-	write_record(px->cfg->json, &j);
+	write_record(px, &j);
 	json_free(&j);
 }
 
@@ -269,6 +280,6 @@ void emit_refused(const struct proxy *px, const struct sourcecap_report *r)
 	json_uint(&j, "refused", r->refused);
 	json_string(&j, "last_ts", last);
 	record_end(px, &j);
-	write_record(px->cfg->json, &j);
+	write_record(px, &j);
 	json_free(&j);
 }
