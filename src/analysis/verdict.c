@@ -178,6 +178,16 @@ static void suite_sizes(uint16_t cipher, struct flight13 *fl)
 	fl->alert = 2 + 1 + fl->tag;
 }
 
+void verdict_tls13_sizes(uint16_t cipher, size_t *finished, size_t *alert, size_t *empty_cert)
+{
+	struct flight13 fl;
+
+	suite_sizes(cipher, &fl);
+	*finished = fl.fin;
+	*alert = fl.alert;
+	*empty_cert = fl.empty;
+}
+
 static void classify_client_flight(const struct conn_facts *f, struct flight13 *fl)
 {
 	const struct direction_facts *d = &f->dir[SIDE_CLIENT];

@@ -108,6 +108,12 @@ enum leg_role verdict_leg_role(const struct conn_facts *f, const struct verdict 
 bool verdict_pair_legs(const struct conn_facts *cf, struct verdict *cv,
 		       const struct conn_facts *sf, struct verdict *sv) __attribute__((nonnull));
 
+/* TLS 1.3 record lengths under a cipher suite: the Finished message's
+ * record, an alert's and an empty Certificate's (inner type and tag
+ * included), what the rules without keys tell records by. */
+void verdict_tls13_sizes(uint16_t cipher, size_t *finished, size_t *alert, size_t *empty_cert)
+	__attribute__((nonnull));
+
 /* "TLS1.3", "TLS1.2", "SSL3" ... or "TLS?" when unknown. */
 const char *verdict_tls_label(const struct conn_facts *f);
 

@@ -19,6 +19,7 @@
 #include "analysis/bundle.h"
 #include "analysis/chain.h"
 #include "front/cmds.h"
+#include "out/ticket.h"
 #include "analysis/expect.h"
 #include "analysis/inspect.h"
 #include "out/outfile.h"
@@ -362,6 +363,48 @@ int cmd_add_expect(const char *who, struct server_expect *e, bool is_ca, const c
 		return 1;
 	fprintf(stderr, "%s: --expect-server-%s %s\n", who, is_ca ? "ca" : "spki", err);
 	return 0;
+}
+
+int cmd_evidence_option(const char *who, struct ticket_opts *o, int opt, const char *arg)
+{
+	char *end;
+	unsigned long n;
+
+	switch (opt) {
+	case O_EV_DIR: o->dir = arg; return 1;
+	case O_EV_ALL: o->all = true; return 1;
+	case O_EV_KEEP_DATA: o->keep_data = true; return 1;
+	case O_EV_KEYS: o->keys = true; return 1;
+	case O_EV_REDACT: o->redact = true; return 1;
+	case O_EV_FORCE: o->force = true; return 1;
+	case O_EV_MAX:
+		errno = 0;
+		n = strtoul(arg, &end, 10);
+		if (errno || !*arg || *end || arg[0] == '-' || n == 0 || n > 1000000) {
+			fprintf(stderr, "%s: --evidence-max: '%s' is not a count from 1 to 1000000\n", who, arg);
+			return 0;
+		}
+		o->max_per_verdict = (unsigned)n;
+		return 1;
+	}
+	return -1;
+}
+
+int cmd_evidence_check(const char *who, const struct ticket_opts *o, bool have_keylog)
+{
+	const char *needs = o->all ? "--evidence-all" : o->max_per_verdict ? "--evidence-max" :
+			    o->keep_data ? "--evidence-keep-data" : o->keys ? "--evidence-keys" :
+			    o->redact ? "--redact-hosts" : o->force ? "--force" : NULL;
+
+	if (!o->dir && needs) {
+		fprintf(stderr, "%s: %s needs --evidence DIR\n", who, needs);
+		return 0;
+	}
+	if (o->keys && !have_keylog) {
+		fprintf(stderr, "%s: --evidence-keys needs a key log (--keylog FILE)\n", who);
+		return 0;
+	}
+	return 1;
 }
 
 int cmd_parse_umask(const char *who, const char *arg, mode_t *mode)

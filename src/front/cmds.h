@@ -163,6 +163,41 @@ int cmd_load_keylogs(const char *who, const char *const *files, size_t n, bool f
  * 0 after printing one line prefixed with `who`. */
 int cmd_add_expect(const char *who, struct server_expect *e, bool is_ca, const char *arg);
 
+/* ---- the evidence folder's options (pcap, proxy, probe) ---- */
+
+/* Option ids for getopt_long, above every command's own. */
+enum { O_EV_DIR = 600, O_EV_ALL, O_EV_MAX, O_EV_KEEP_DATA, O_EV_KEYS, O_EV_REDACT, O_EV_FORCE };
+
+#define CMD_EVIDENCE_LONGOPTS \
+	{ "evidence", required_argument, NULL, O_EV_DIR }, \
+	{ "evidence-all", no_argument, NULL, O_EV_ALL }, \
+	{ "evidence-max", required_argument, NULL, O_EV_MAX }, \
+	{ "evidence-keep-data", no_argument, NULL, O_EV_KEEP_DATA }, \
+	{ "evidence-keys", no_argument, NULL, O_EV_KEYS }, \
+	{ "redact-hosts", no_argument, NULL, O_EV_REDACT }, \
+	{ "force", no_argument, NULL, O_EV_FORCE }
+
+#define CMD_EVIDENCE_USAGE \
+	"  --evidence DIR    write an evidence folder for a support ticket: for each\n" \
+	"                    connection that did not end well report.md,\n" \
+	"                    connection.json, handshake.pcap (application data as\n" \
+	"                    zeros) and certs/, and index.md and index.html\n" \
+	"  --evidence-all    a folder for every connection, not only failures\n" \
+	"  --evidence-max N  at most N folders per verdict\n" \
+	"  --evidence-keep-data  keep application data in handshake.pcap\n" \
+	"  --evidence-keys   also keys.log: the connection's key-log lines only\n" \
+	"  --redact-hosts    replace addresses and host names in the evidence (the\n" \
+	"                    capture and certificates included) by placeholders\n" \
+	"  --force           write into an --evidence DIR that is not empty\n"
+
+struct ticket_opts;
+
+/* One evidence option into o: 1 taken, 0 after printing why it is
+ * unusable, -1 when opt is not one of them. */
+int cmd_evidence_option(const char *who, struct ticket_opts *o, int opt, const char *arg) __attribute__((nonnull(1, 2)));
+/* The options that need --evidence DIR: 0 after printing why. */
+int cmd_evidence_check(const char *who, const struct ticket_opts *o, bool have_keylog) __attribute__((nonnull));
+
 /* ---- cmd_intercept.c: the options of proxy --intercept ---- */
 
 /* Option ids for getopt_long, above the proxy's own. */

@@ -721,6 +721,19 @@ const struct cached_cert *cert_cache_get(struct cert_cache *cache,
 	return &e->cc;
 }
 
+const uint8_t *cert_cache_der(const struct cert_cache *cache, const char *sha256, size_t *len)
+{
+	for (size_t i = 0; i < cache->n_used; i++) {
+		const struct cache_entry *e = &cache->entries[i];
+
+		if (e->used && strcmp(e->cc.info.sha256, sha256) == 0) {
+			*len = e->len;
+			return e->der;
+		}
+	}
+	return NULL;
+}
+
 /* ---- CertificateRequest CA lists ------------------------------------ */
 
 void ca_list_release(struct ca_list *list)

@@ -78,6 +78,14 @@ void cert_cache_free(struct cert_cache *cache);
 const struct cached_cert *cert_cache_get(struct cert_cache *cache,
 					 const uint8_t *der, size_t len);
 
+/* The DER bytes the cache holds for the certificate whose SHA-256 is
+ * `sha256` (lowercase hex, as cert_info.sha256), or NULL when it holds them
+ * no more (evicted).  A linear search: for the few certificates of a
+ * connection written out as evidence, not for every connection.  Valid
+ * until the next cert_cache_get. */
+const uint8_t *cert_cache_der(const struct cert_cache *cache, const char *sha256, size_t *len)
+	__attribute__((nonnull));
+
 /* The CA names of a CertificateRequest, parsed and formatted once per
  * distinct list (a server sends the same list on every connection) and
  * shared, reference counted, by the connections that saw it. */
