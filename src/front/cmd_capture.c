@@ -189,6 +189,8 @@ static enum cmd_parsed parse_capture(int argc, char **argv, struct capture_cmd_o
 	}
 	o->live.filter = o->w.capture.filter;
 	o->live.file_mode = o->w.file_mode;
+	o->w.evidence.argc = argc;
+	o->w.evidence.argv = argv;
 	return CMD_RUN;
 }
 

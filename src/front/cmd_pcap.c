@@ -95,6 +95,8 @@ static enum cmd_parsed parse_pcap(int argc, char **argv, struct pcap_opts *o)
 	}
 	o->files = argv + optind;
 	o->n_files = (size_t)(argc - optind);
+	o->w.evidence.argc = argc;
+	o->w.evidence.argv = argv;
 	return CMD_RUN;
 }
 

@@ -83,7 +83,7 @@ int watch_option(const char *who, struct watch_opts *o, int opt, const char *arg
 		}
 		return cmd_add_expect(who, o->expect, opt == W_EXPECT_CA, arg);
 	default:
-		return -1;
+		return cmd_evidence_option(who, &o->evidence, opt, arg);
 	}
 }
 
@@ -116,8 +116,16 @@ void watch_usage_options(FILE *out)
 	      "  --expect-server-ca FILE  the CA (PEM) the real server's chain comes from: a\n"
 	      "                    server chain from another CA was made by a middlebox\n"
 	      "  --expect-server-spki SHA256  the real server's key (SHA-256 of its\n"
-	      "                    SubjectPublicKeyInfo, hex); repeatable\n", out);
+	      "                    SubjectPublicKeyInfo, hex); repeatable\n"
+	      CMD_EVIDENCE_USAGE, out);
 }
+
+/* With --evidence a flow is its connection and the tap that keeps its
+ * bytes for handshake.pcap. */
+struct tapped {
+	struct obs_conn *conn;
+	struct ticket_tap *tap;
+};
 
 /* Print and free one decided connection (through the leg pairing). */
 static void emit(void *ctx, void *flow, const struct conn_facts *f, const struct verdict *v)
@@ -127,9 +135,18 @@ static void emit(void *ctx, void *flow, const struct conn_facts *f, const struct
 	char line[2048];
 
 	report_tally_add(&w->tally, v);
-	/* the human line is made once: printed, and the record's summary */
-	if (text || w->out.json || w->syslog)
+	/* the human line is made once: printed, the record's summary, the evidence's */
+	if (text || w->out.json || w->syslog || w->ticket)
 		report_line(line, sizeof(line), f, v);
+	if (w->ticket) {
+		struct tapped *t = flow;
+
+		ticket_add(w->ticket, &(struct ticket_conn){ .f = f, .v = v, .line = line, .tap = t->tap,
+							     .certs = w->cfg.certs, .keylog = w->cfg.keylog });
+		ticket_tap_free(t->tap);
+		flow = t->conn;
+		free(t);
+	}
 	if (text && w->verbose) {
 		char detail[DETAIL_MAX];
 
@@ -166,10 +183,88 @@ static void emit(void *ctx, void *flow, const struct conn_facts *f, const struct
 static void finished(void *ctx, struct obs_conn *flow, bool truncated, const struct timeval *ts)
 {
 	struct watch *w = ctx;
+	void *held = flow;
 
 	obs_conn_set_source(flow, w->source);
 	(void)obs_conn_finish(flow, truncated, ts);
-	legpair_offer(w->pairs, flow, obs_conn_facts(flow), obs_conn_verdict_for_update(flow));
+	if (w->ticket) {
+		struct tapped *t = malloc(sizeof(*t));
+
+		if (!t) {
+			/* no memory to keep the tap: the connection goes without evidence */
+			fprintf(stderr, "%s: out of memory\n", w->who);
+			ticket_tap_free(w->finishing);
+			w->finishing = NULL;
+			report_tally_add(&w->tally, obs_conn_verdict_for_update(flow));
+			obs_conn_free(flow);
+			return;
+		}
+		*t = (struct tapped){ .conn = flow, .tap = w->finishing };
+		w->finishing = NULL;
+		held = t;
+	}
+	legpair_offer(w->pairs, held, obs_conn_facts(flow), obs_conn_verdict_for_update(flow));
+}
+
+/* ---- the evidence tap: the observer's sink, each flow's bytes kept ---- */
+
+static void *tap_open(void *ctx, const struct endpoint *initiator, const struct endpoint *responder,
+		      const struct timeval *ts, bool saw_syn)
+{
+	struct watch *w = ctx;
+	struct tapped *t = calloc(1, sizeof(*t));
+
+	if (!t || !(t->conn = w->inner.open(w->inner.ctx, initiator, responder, ts, saw_syn))) {
+		free(t);
+		return NULL;
+	}
+	t->tap = ticket_tap_new();   /* NULL: the connection's folder goes without its capture */
+	return t;
+}
+
+static void tap_data(void *ctx, void *flow, enum side from, const uint8_t *p, size_t n, const struct timeval *ts)
+{
+	struct watch *w = ctx;
+	struct tapped *t = flow;
+
+	ticket_tap_data(t->tap, from, p, n, ts);
+	w->inner.data(w->inner.ctx, t->conn, from, p, n, ts);
+}
+
+static void tap_gap(void *ctx, void *flow, enum side from, size_t n, const struct timeval *ts)
+{
+	struct watch *w = ctx;
+	struct tapped *t = flow;
+
+	ticket_tap_gap(t->tap, from, n, ts);
+	w->inner.gap(w->inner.ctx, t->conn, from, n, ts);
+}
+
+static void tap_close(void *ctx, void *flow, enum side from, enum close_kind how, const struct timeval *ts)
+{
+	struct watch *w = ctx;
+	struct tapped *t = flow;
+
+	ticket_tap_close(t->tap, from, how, ts);
+	w->inner.close(w->inner.ctx, t->conn, from, how, ts);
+}
+
+static bool tap_wants(void *ctx, void *flow)
+{
+	struct watch *w = ctx;
+
+	return w->inner.wants_bytes(w->inner.ctx, ((struct tapped *)flow)->conn);
+}
+
+static void tap_finish(void *ctx, void *flow, bool truncated, const struct timeval *ts)
+{
+	struct watch *w = ctx;
+	struct tapped *t = flow;
+
+	/* finished() takes the tap over with the connection */
+	w->finishing = t->tap;
+	w->inner.finish(w->inner.ctx, t->conn, truncated, ts);
+	free(t);
 }
 
 /* The observer's inputs: how the server verifies (--ca-bundle, ...), the
@@ -214,8 +309,18 @@ int watch_start(struct watch *w, const char *who, const struct watch_opts *o, bo
 	if (o->syslog_path && !(w->syslog = cmd_open_syslog(who, o->syslog_path)))
 		return 0;
 	w->syslog_path = o->syslog_path;
+	if (!cmd_evidence_check(who, &o->evidence, o->n_keylogs > 0))
+		return 0;
+	if (o->evidence.dir) {
+		struct ticket_opts to = o->evidence;
+
+		to.who = who;
+		to.file_mode = o->file_mode;
+		if (!(w->ticket = ticket_open(&to)))
+			return 0;
+	}
 	/* -q without --json prints only the counts: nothing reads the evidence */
-	w->cfg.no_evidence = w->quiet && !w->out.json && !w->syslog;
+	w->cfg.no_evidence = w->quiet && !w->out.json && !w->syslog && !w->ticket;
 	w->cfg.keep_query = o->keep_query;
 	w->cfg.certs = cert_cache_new(4096);
 	w->cfg.chains = chain_memo_new();
@@ -234,6 +339,14 @@ void watch_sink(struct watch *w, struct flow_sink *sink)
 	w->os.finished = finished;
 	w->os.ctx = w;
 	obs_sink_init(&w->os, sink);
+	if (w->ticket) {
+		/* the evidence tap goes between the capture and the observer */
+		w->inner = *sink;
+		*sink = (struct flow_sink){
+			.ctx = w, .open = tap_open, .data = tap_data, .gap = tap_gap,
+			.close = tap_close, .wants_bytes = tap_wants, .finish = tap_finish,
+		};
+	}
 }
 
 void watch_tick(void *ctx, const struct timeval *now)
@@ -280,6 +393,9 @@ int watch_end(struct watch *w)
 
 	legpair_free(w->pairs);
 	w->pairs = NULL;
+	/* a failed write was said when it happened: the analysis stands */
+	(void)ticket_close(w->ticket);
+	w->ticket = NULL;
 	json_free(&w->json);
 	cmd_close_syslog(w->who, w->syslog_path, w->syslog);
 	w->syslog = NULL;

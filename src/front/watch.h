@@ -21,6 +21,7 @@
 #include "front/cmds.h"
 #include "out/json.h"
 #include "out/report.h"
+#include "out/ticket.h"
 #include "wire/capture.h"
 
 #define WATCH_MAX_CATALOGUES 16
@@ -42,6 +43,9 @@ struct watch_opts {
 	const char *syslog_path;        /* --syslog[=SOCKET], or NULL */
 	time_t at;
 	struct capture_opts capture;    /* --filter */
+	/* --evidence DIR and its options; the command sets argc and argv
+	 * (its command line, for the folder's index) */
+	struct ticket_opts evidence;
 };
 
 /* Ids of the long-only options (the short ones are their letters). */
@@ -73,7 +77,8 @@ enum {
 	{ "line-buffered", no_argument, NULL, 'l' }, \
 	{ "verbose", no_argument, NULL, 'v' }, \
 	{ "syslog", optional_argument, NULL, W_SYSLOG }, \
-	{ "keep-query", no_argument, NULL, W_KEEP_QUERY }
+	{ "keep-query", no_argument, NULL, W_KEEP_QUERY }, \
+	CMD_EVIDENCE_LONGOPTS
 
 void watch_opts_init(struct watch_opts *o) __attribute__((nonnull));
 void watch_opts_free(struct watch_opts *o) __attribute__((nonnull));
@@ -82,7 +87,8 @@ void watch_opts_free(struct watch_opts *o) __attribute__((nonnull));
  * unusable, -1 not one of them. */
 int watch_option(const char *who, struct watch_opts *o, int opt, const char *arg) __attribute__((nonnull(1, 2)));
 
-/* Their lines of a command's --help, from --json to --expect-server-spki. */
+/* Their lines of a command's --help, from --json to --expect-server-spki,
+ * then the evidence folder's. */
 void watch_usage_options(FILE *out) __attribute__((nonnull));
 
 /* One run: the observer's inputs, the outputs, the tally. */
@@ -103,6 +109,9 @@ struct watch {
 	struct syslog_out *syslog;      /* --syslog, or NULL */
 	struct legpair *pairs;  /* holds possible gateway legs until paired */
 	struct obs_sink os;
+	struct ticket *ticket;  /* --evidence DIR, or NULL */
+	struct flow_sink inner; /* the observer's sink, under the evidence tap */
+	struct ticket_tap *finishing;   /* the tap of the flow being finished */
 };
 
 /* Reads the inputs the options name and opens the outputs.  live: the
