@@ -233,8 +233,25 @@ Test(ops, metrics_count_each_verdict_passthrough)
 	cr_expect_eq(sample(text, "mtlsdiag_keylog_lookups_total{result=\"hit\"}"), 0);
 	cr_expect_eq(sample(text, "mtlsdiag_keylog_lookups_total{result=\"miss\"}"), 0);
 	free(text);
-	/* anything but /metrics is not found; HEAD answers without a body */
+	/* anything but /metrics is not found; HEAD answers without a body,
+	 * a POST is not allowed */
 	cr_expect_eq(http_get(mport, "/", "m2"), 404);
+	{
+		char cmd[300], out[2048];
+
+		snprintf(cmd, sizeof(cmd), "curl -s --max-time 5 -I 'http://127.0.0.1:%u/metrics'", mport);
+		cr_expect_eq(sh(cmd, out, sizeof(out)), 0);
+		cr_expect(strncmp(out, "HTTP/1.1 200", 12) == 0, "%s", out);
+		cr_expect(strstr(out, "Content-Type: text/plain; version=0.0.4"), "%s", out);
+		snprintf(cmd, sizeof(cmd), "curl -s --max-time 5 -o /dev/null -w '%%{http_code} %%{size_download}' "
+					   "--head 'http://127.0.0.1:%u/metrics'", mport);
+		cr_expect_eq(sh(cmd, out, sizeof(out)), 0);
+		cr_expect_str_eq(out, "200 0");
+		snprintf(cmd, sizeof(cmd), "curl -s --max-time 5 -o /dev/null -w '%%{http_code}' -X POST "
+					   "'http://127.0.0.1:%u/metrics'", mport);
+		cr_expect_eq(sh(cmd, out, sizeof(out)), 0);
+		cr_expect_str_eq(out, "405");
+	}
 	px_stop_child(proxy);
 	px_stop_child(nginx);
 }
