@@ -487,6 +487,16 @@ int cmd_close_outputs(const char *who, struct cmd_output *out)
 	return closed;
 }
 
+int cmd_parse_color(const char *who, const char *arg, enum term_color *out)
+{
+	int i = cmd_choice(who, "--color", arg, (const char *const[]){ "auto", "always", "never", NULL }, NULL);
+
+	if (i < 0)
+		return 0;
+	*out = i == 0 ? TERM_COLOR_AUTO : i == 1 ? TERM_COLOR_ALWAYS : TERM_COLOR_NEVER;
+	return 1;
+}
+
 int cmd_choice(const char *who, const char *opt, const char *arg, const char *const *words, const char *hint)
 {
 	size_t i, n;

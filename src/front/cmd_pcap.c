@@ -54,6 +54,9 @@ static void usage(FILE *out)
 		"                    (facility daemon; SOCKET: /dev/log)\n"
 		"  -h, --help        this help\n"
 		"\n"
+		"A run that takes more than a second shows its progress on standard error when\n"
+		"that is a terminal (percent, MB/s, connections).\n"
+		"\n"
 		"A capture with both legs of a TLS-terminating gateway (taken on the gateway,\n"
 		"or two taps merged with mergecap) pairs them: a client leg never asked for a\n"
 		"certificate and a server leg that answered the server's request empty, for the\n"
@@ -102,7 +105,8 @@ static enum cmd_parsed parse_pcap(int argc, char **argv, struct pcap_opts *o)
 
 /* One capture file through the observer.  0 when it could not be read;
  * *truncated when it was cut inside a packet record. */
-static int read_capture(struct watch *w, const struct pcap_opts *o, const char *path, bool *truncated)
+static int read_capture(struct watch *w, const struct pcap_opts *o, const char *path, uint64_t before,
+			bool *truncated)
 {
 	struct capture_opts copts = o->w.capture;
 	struct flow_sink sink;
@@ -116,6 +120,7 @@ static int read_capture(struct watch *w, const struct pcap_opts *o, const char *
 	/* read as it is written: the clock lets held legs go */
 	copts.tick = watch_tick;
 	copts.tick_ctx = w;
+	copts.progress = term_progress_file(w->progress, before);
 	ok = capture_read_file(path, &copts, &sink, &stats, err, sizeof(err)) == 0;
 	/* the lines so far before what is said of the file (both may be on
 	 * standard error) */
@@ -146,9 +151,35 @@ static void truncated_member(struct json *j, void *ctx)
 	json_bool(j, "file_truncated", true);
 }
 
+/* A regular file's size; 0 for anything else (standard input, a pipe). */
+static uint64_t file_size(const char *path)
+{
+	struct stat st;
+
+	if (strcmp(path, "-") == 0 || stat(path, &st) != 0 || !S_ISREG(st.st_mode))
+		return 0;
+	return (uint64_t)st.st_size;
+}
+
+/* The bytes of every file to read, for the progress line's percent; 0
+ * (unknown) when one of them is not a regular file. */
+static uint64_t files_size(const struct pcap_opts *o)
+{
+	uint64_t total = 0, n;
+	size_t i;
+
+	for (i = 0; i < o->n_files; i++) {
+		if (!(n = file_size(o->files[i])))
+			return 0;
+		total += n;
+	}
+	return total;
+}
+
 static int run_pcap(const struct pcap_opts *o)
 {
 	struct watch w;
+	uint64_t before = 0;
 	bool any_truncated = false, live = false;
 	size_t i;
 	int ret = 2;
@@ -157,10 +188,12 @@ static int run_pcap(const struct pcap_opts *o)
 		live = live || input_streams(o->files[i]);
 	if (!watch_start(&w, WHO, &o->w, live))
 		goto Exit;
+	w.progress = term_progress_start(WHO, files_size(o));
 	ret = 0;
 	for (i = 0; i < o->n_files; i++) {
-		if (!read_capture(&w, o, o->files[i], &any_truncated))
+		if (!read_capture(&w, o, o->files[i], before, &any_truncated))
 			ret = 2;
+		before += file_size(o->files[i]);
 	}
 	watch_summary(&w, any_truncated ? truncated_member : NULL, NULL);
 	if (any_truncated)

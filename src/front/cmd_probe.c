@@ -69,6 +69,8 @@ static void usage(FILE *out)
 		"  -v, --verbose           under each verdict line, the evidence and the remedies\n"
 		"  --syslog[=SOCKET]       also send each verdict line to the system log\n"
 		"                          (facility daemon; SOCKET: /dev/log)\n"
+		"  --color WHEN            colour the verdict lines: auto (when they go to a\n"
+		"                          terminal and NO_COLOR is not set), always or never\n"
 		"  -h, --help              this help\n"
 		"\n"
 		"Exit status: 0 every handshake completed and the server accepted what was\n"
@@ -150,6 +152,7 @@ struct run {
 	size_t n_rules;
 	bool verbose;            /* -v: the evidence and remedies under the verdict line */
 	struct syslog_out *syslog;
+	bool color;              /* the verdict lines are coloured */
 };
 
 static void list_text(char *buf, size_t len, const char (*items)[256], size_t n)
@@ -194,7 +197,7 @@ static void print_text(const struct run *run, const struct probe_options *o, con
 		fprintf(out, "%s\n", detail);
 	} else if (r->verdict) {
 		report_line(line, sizeof(line), obs_conn_facts(r->obs), r->verdict);
-		fprintf(out, "%s\n", line);
+		term_line(out, line, run->color ? term_verdict_sgr(r->verdict->code, r->verdict->fault) : NULL);
 	}
 	if (!r->handshake_ok) {
 		fprintf(out, "  probe %s TLS %s: handshake failed: %s\n", leg_name(o, leg, sizeof(leg)),
@@ -487,6 +490,7 @@ struct probe_cmd_opts {
 	bool quiet, verbose;             /* -q, -v */
 	const char *syslog_path;        /* --syslog[=SOCKET], or NULL */
 	time_t at;
+	enum term_color color;          /* --color */
 };
 
 /* One option into o.  0 after printing why it is unusable (or the usage,
@@ -516,6 +520,7 @@ static int probe_option(void *opts, int opt, const char *arg)
 		o->sni = arg;
 		return 1;
 	case 'j': o->json_path = arg; return 1;
+	case 'O': return cmd_parse_color(WHO, arg, &o->color);
 	case 'U': return cmd_parse_umask(WHO, arg, &o->file_mode);
 	case 'i': return cmd_add_file(WHO, "--inspection-cas", o->cas, &o->n_cas, MAX_CATALOGUES, arg);
 	case 'T':
@@ -605,6 +610,7 @@ static enum cmd_parsed parse_probe(int argc, char **argv, struct probe_cmd_opts 
 		{ "inspection-cas", required_argument, NULL, 'i' },
 		{ "timeout", required_argument, NULL, 'T' },
 		{ "at", required_argument, NULL, 'a' },
+		{ "color", required_argument, NULL, 'O' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -686,6 +692,7 @@ static int run_probe(const struct probe_cmd_opts *o)
 		run.out.text = NULL;   /* the JSON records and the exit status only */
 	if (o->syslog_path && !(run.syslog = cmd_open_syslog(WHO, o->syslog_path)))
 		goto Exit;
+	run.color = run.out.text && term_colors(o->color, isatty(fileno(run.out.text)) == 1);
 	if (!(ocfg.certs = cert_cache_new(64))) {
 		fprintf(stderr, WHO ": out of memory\n");
 		goto Exit;

@@ -149,11 +149,14 @@ static void usage(FILE *out)
 		"                         (connections by verdict and fault, handshake times,\n"
 		"                         bytes relayed, open connections; doc/operations.md)\n"
 		"  --user USER            run as USER once the listeners are bound\n"
+		"  --color WHEN           colour the verdict lines: auto (when the log is a\n"
+		"                         terminal and NO_COLOR is not set), always or never\n"
 		"  -h, --help             this help\n"
 		"\n"
 		"SIGTERM or SIGINT closes the listeners at once (a client connecting then is\n"
 		"refused); the proxy exits once the open connections end, closing those still\n"
-		"open after 10 s.  SIGHUP reopens the --log and --json files.\n"
+		"open after 10 s, and says how many connections it saw, by verdict.  SIGHUP\n"
+		"reopens the --log and --json files.\n"
 		"Exit status: 0 after a normal stop, 2 usage error, bad address or port in use,\n"
 		"a record lost by --json or --log, or (--intercept) a key or CA bundle refused\n"
 		"at start.\n");
@@ -288,7 +291,7 @@ enum {
 	O_IDLE_TIMEOUT, O_USER, O_KEYLOG, O_INSPECTION_CAS, O_EXPECT_CA, O_EXPECT_SPKI, O_KEEP_QUERY, O_UMASK,
 	O_MAX_HANDSHAKE_BYTES, O_MAX_HANDSHAKE_TOTAL, O_OVER_BUDGET, O_HANDSHAKE_TIMEOUT, O_MAX_CONNS_PER_SOURCE,
 	O_ON_OUTPUT_ERROR,
-	O_VERIFY_DEPTH, O_CRL, O_PURPOSE, O_SERVER_KIND, O_METRICS, O_JSON_FORMAT, O_SYSLOG,
+	O_VERIFY_DEPTH, O_CRL, O_PURPOSE, O_SERVER_KIND, O_METRICS, O_JSON_FORMAT, O_SYSLOG, O_COLOR,
 };
 
 /* The options as given. */
@@ -367,6 +370,7 @@ static int proxy_option(void *opts, int opt, const char *arg)
 	case O_PCAP_OUT: c->pcap_out = arg; return 1;
 	case O_PCAP_FULL: c->pcap_full = true; return 1;
 	case O_KEEP_QUERY: c->keep_query = true; return 1;
+	case O_COLOR: return cmd_parse_color(WHO, arg, &c->color);
 	case O_CA_BUNDLE: o->chain.bundle_path = arg; return 1;
 	case O_CRL: o->chain.crl_path = arg; return 1;
 	case O_VERIFY_DEPTH: return cmd_parse_verify_depth(WHO, arg, &o->chain.verify_depth);
@@ -438,6 +442,7 @@ static enum cmd_parsed parse_proxy(int argc, char **argv, struct proxy_opts *o)
 		{ "pcap-out", required_argument, NULL, O_PCAP_OUT },
 		{ "pcap-full", no_argument, NULL, O_PCAP_FULL },
 		{ "keep-query", no_argument, NULL, O_KEEP_QUERY },
+		{ "color", required_argument, NULL, O_COLOR },
 		{ "ca-bundle", required_argument, NULL, O_CA_BUNDLE },
 		{ "verify-depth", required_argument, NULL, O_VERIFY_DEPTH },
 		{ "crl", required_argument, NULL, O_CRL },

@@ -12,6 +12,7 @@
 #include <openssl/x509.h>
 
 #include "analysis/codes.h"
+#include "front/term.h"
 
 struct x509_store_st;
 struct chain_policy;
@@ -92,6 +93,8 @@ void cmd_close_syslog(const char *who, const char *path, struct syslog_out *s);
 /* --json-format default|ecs: *ecs set for "ecs" (out/ecs.h).  0 after
  * printing why the word is neither. */
 int cmd_parse_json_format(const char *who, const char *arg, bool *ecs) __attribute__((nonnull));
+/* --color's argument ("auto", "always", "never"): 1, or 0 after saying why. */
+int cmd_parse_color(const char *who, const char *arg, enum term_color *out) __attribute__((nonnull));
 
 /* One command's option loop: getopt_long over argv, --help printed with
  * `usage`, each other option handed to `option` (which returns 0 after

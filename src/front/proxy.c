@@ -34,6 +34,7 @@
 #include "front/netaddr.h"
 #include "front/proxy_int.h"
 #include "front/sourcecap.h"
+#include "front/term.h"
 #include "out/metrics.h"
 #include "out/outfile.h"
 #include "out/pcapout.h"
@@ -322,6 +323,35 @@ static void signal_cb(evutil_socket_t sig, short what, void *arg)
 
 /* The per-source refusals whose report waited for its turn (all of them
  * at the stop). */
+/* What the proxy saw, said when it stops: the connections by verdict, as a
+ * table when the log is a terminal, else one line. */
+static void stop_summary(const struct proxy *px)
+{
+	FILE *log = px->cfg->log;
+	struct report_tally t;
+	char *text = NULL;
+	size_t len = 0;
+	FILE *mem;
+
+	metrics_tally(px->metrics, &t);
+	if (px->log_tty) {
+		flockfile(log);
+		fputs("mtlsdiag proxy: ", log);
+		term_summary(log, &t, true, px->color);
+		fflush(log);
+		funlockfile(log);
+		return;
+	}
+	if (!(mem = open_memstream(&text, &len)))
+		return;
+	term_summary(mem, &t, false, false);
+	if (fclose(mem) == 0 && len > 0) {
+		text[len - 1] = '\0';   /* its newline: emit_fmt adds one */
+		emit_fmt(log, "mtlsdiag proxy: %s", text);
+	}
+	free(text);
+}
+
 static void report_refusals(struct proxy *px, bool all)
 {
 	struct sourcecap_report due[32];
@@ -640,6 +670,8 @@ int proxy_run(const struct proxy_config *cfg)
 	char desc[600], err[300];
 
 	px.n_workers = cfg->workers ? cfg->workers : 1;
+	px.log_tty = cfg->log_file ? outfile_is_tty(cfg->log_file) : isatty(fileno(cfg->log)) == 1;
+	px.color = term_colors(cfg->color, px.log_tty);
 	atomic_init(&px.listening, px.n_workers);
 	atomic_init(&flush.pending, false);
 	px.connect_timeout_s = cfg->connect_timeout_s ? cfg->connect_timeout_s : DEFAULT_CONNECT_TIMEOUT_S;
@@ -739,12 +771,13 @@ int proxy_run(const struct proxy_config *cfg)
 		flush.ev = evtimer_new(w0->base, flush_cb, &px);
 		px.flush = &flush;
 	}
+	/* the counters: for --metrics, and for the summary at the stop */
+	if (!(px.metrics = metrics_new())) {
+		fprintf(stderr, "mtlsdiag proxy: out of memory\n");
+		goto Exit;
+	}
 	if (cfg->metrics_listen) {
 		/* on worker 0's loop, bound before --user drops the right to */
-		if (!(px.metrics = metrics_new())) {
-			fprintf(stderr, "mtlsdiag proxy: out of memory\n");
-			goto Exit;
-		}
 		px.metrics_http = metrics_http_start(px.workers[0].base, cfg->metrics_listen, px.metrics, err, sizeof(err));
 		if (!px.metrics_http) {
 			fprintf(stderr, "mtlsdiag proxy: --metrics %s: %s\n", cfg->metrics_listen, err);
@@ -805,6 +838,7 @@ int proxy_run(const struct proxy_config *cfg)
 			 (unsigned long long)atomic_load(&px.refused));
 	else
 		emit_fmt(cfg->log, "mtlsdiag proxy: stopped");
+	stop_summary(&px);
 Exit:
 	for (i = 0; i < 3; i++)
 		if (sigs[i])

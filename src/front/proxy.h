@@ -23,6 +23,8 @@
 #include <stdio.h>
 #include <time.h>
 
+#include "front/term.h"
+
 struct x509_store_st;
 struct chain_policy;
 struct outfile;
@@ -65,6 +67,7 @@ struct proxy_config {
 	size_t max_handshake_total;  /* the same for all connections together; 0: 64 MiB */
 	bool over_budget_close;      /* past either: close the connection, instead of
 				      * relaying it on unobserved */
+	enum term_color color;       /* --color: the verdict lines coloured on a terminal */
 	bool stop_on_output_error;   /* --on-output-error stop: --json or --log lost a
 				      * record: say so and stop as on SIGTERM */
 	FILE *log;                   /* human lines (required) */

@@ -155,7 +155,9 @@ struct proxy {
 	 * recognise one of them redirected back to us (a REDIRECT rule that
 	 * also matches the proxy's own traffic) */
 	atomic_ushort *own_ports;
-	struct metrics *metrics;     /* --metrics: the counters, or NULL */
+	bool log_tty;                /* the log is a terminal */
+	bool color;                  /* the verdict lines are coloured (--color, a terminal) */
+	struct metrics *metrics;     /* the counters (--metrics, and the summary at the stop) */
 	struct metrics_http *metrics_http; /* serving them, on worker 0's loop */
 };
 

@@ -17,6 +17,7 @@
 #include "out/report.h"
 #include "out/detail.h"
 #include "out/syslogout.h"
+#include "front/term.h"
 
 void emit_line(FILE *out, const char *line)
 {
@@ -27,14 +28,20 @@ void emit_line(FILE *out, const char *line)
 	funlockfile(out);
 }
 
-/* A connection's line: whole, and out with the next batch. */
-static void emit_record_line(const struct proxy *px, const char *line)
+/* A connection's line: whole, in its verdict's colour (v, or NULL: a
+ * line that is not a verdict) when the proxy colours, and out with the
+ * next batch. */
+static void emit_record_line(const struct proxy *px, const char *line, const struct verdict *v)
 {
 	FILE *out = px->cfg->log;
 
 	flockfile(out);
-	fputs_unlocked(line, out);
-	putc_unlocked('\n', out);
+	if (px->color && v) {
+		term_line(out, line, term_verdict_sgr(v->code, v->fault));
+	} else {
+		fputs_unlocked(line, out);
+		putc_unlocked('\n', out);
+	}
 	funlockfile(out);
 	proxy_record_written(px, out);
 }
@@ -50,12 +57,12 @@ void emit_verdict(const struct proxy *px, const char *line, const struct conn_fa
 	if (cfg->quiet)
 		return;
 	if (!final || !cfg->verbose) {
-		emit_record_line(px, line);
+		emit_record_line(px, line, v);
 		return;
 	}
 	snprintf(text, sizeof(text), "%s", line);
 	detail_append(text, sizeof(text), f, v);
-	emit_record_line(px, text);
+	emit_record_line(px, text, v);
 }
 
 /* A connection's line that is not a verdict (a note, a failure): to
@@ -71,7 +78,7 @@ static void __attribute__((format(printf, 2, 3))) emit_conn_fmt(const struct pro
 	if (px->cfg->syslog)
 		(void)syslog_out_line(px->cfg->syslog, SYSLOG_WARNING, line);
 	if (!px->cfg->quiet)
-		emit_record_line(px, line);
+		emit_record_line(px, line, NULL);
 }
 
 void __attribute__((format(printf, 2, 3)))

@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/time.h>
+#include <unistd.h>
 
 #include "analysis/chain.h"
 #include "analysis/expect.h"
@@ -57,6 +58,7 @@ int watch_option(const char *who, struct watch_opts *o, int opt, const char *arg
 	case 'v': o->verbose = true; return 1;
 	case W_SYSLOG: o->syslog_path = arg ? arg : SYSLOG_DEFAULT_SOCKET; return 1;
 	case W_KEEP_QUERY: o->keep_query = true; return 1;
+	case W_COLOR: return cmd_parse_color(who, arg, &o->color);
 	case W_AT:
 		if (!cmd_parse_time(who, arg, &o->at))
 			return 0;
@@ -117,7 +119,10 @@ void watch_usage_options(FILE *out)
 	      "                    server chain from another CA was made by a middlebox\n"
 	      "  --expect-server-spki SHA256  the real server's key (SHA-256 of its\n"
 	      "                    SubjectPublicKeyInfo, hex); repeatable\n"
-	      CMD_EVIDENCE_USAGE, out);
+	      CMD_EVIDENCE_USAGE
+	      "  --color WHEN      colour the human lines by verdict: auto (when they go to a\n"
+	      "                    terminal and NO_COLOR is not set), always or never; on a\n"
+	      "                    terminal the summary is also a table\n", out);
 }
 
 /* With --evidence a flow is its connection and the tap that keeps its
@@ -147,17 +152,27 @@ static void emit(void *ctx, void *flow, const struct conn_facts *f, const struct
 		flow = t->conn;
 		free(t);
 	}
-	if (text && w->verbose) {
+	if (text) {
 		char detail[DETAIL_MAX];
+		const char *shown = line;
 
-		snprintf(detail, sizeof(detail), "%s", line);
-		detail_append(detail, sizeof(detail), f, v);
-		fprintf(w->out.text, "%s\n", detail);
-	} else if (text) {
-		flockfile(w->out.text);
-		fputs_unlocked(line, w->out.text);
-		putc_unlocked('\n', w->out.text);
-		funlockfile(w->out.text);
+		if (w->verbose) {
+			snprintf(detail, sizeof(detail), "%s", line);
+			detail_append(detail, sizeof(detail), f, v);
+			shown = detail;
+		}
+		term_progress_hold(w->progress);
+		if (w->color) {
+			term_line(w->out.text, shown, term_verdict_sgr(v->code, v->fault));
+		} else {
+			flockfile(w->out.text);
+			fputs_unlocked(shown, w->out.text);
+			putc_unlocked('\n', w->out.text);
+			funlockfile(w->out.text);
+		}
+		if (w->progress)
+			fflush(w->out.text);
+		term_progress_release(w->progress);
 	}
 	if (w->syslog)
 		(void)syslog_out_line(w->syslog, syslog_severity_of(v), line);   /* a loss is counted */
@@ -203,6 +218,7 @@ static void finished(void *ctx, struct obs_conn *flow, bool truncated, const str
 		w->finishing = NULL;
 		held = t;
 	}
+	term_progress_connection(w->progress);
 	legpair_offer(w->pairs, held, obs_conn_facts(flow), obs_conn_verdict_for_update(flow));
 }
 
@@ -303,8 +319,12 @@ int watch_start(struct watch *w, const char *who, const struct watch_opts *o, bo
 	w->ecs = o->ecs;
 	w->streaming = live;
 	w->verbose = o->verbose;
-	if (!load_inputs(w, o, live) || !cmd_open_outputs(who, o->json_path, false, o->file_mode, &w->out) ||
-	    !cmd_open_text(who, &w->out, o->line_buffered))
+	if (!load_inputs(w, o, live) || !cmd_open_outputs(who, o->json_path, false, o->file_mode, &w->out))
+		return 0;
+	/* standard output or error, before it is wrapped in an outfile */
+	w->text_tty = isatty(fileno(w->out.text)) == 1;
+	w->color = term_colors(o->color, w->text_tty);
+	if (!cmd_open_text(who, &w->out, o->line_buffered))
 		return 0;
 	if (o->syslog_path && !(w->syslog = cmd_open_syslog(who, o->syslog_path)))
 		return 0;
@@ -363,8 +383,10 @@ void watch_summary(struct watch *w, void (*more)(struct json *j, void *ctx), voi
 	struct json j;
 
 	legpair_flush(w->pairs);
+	term_progress_stop(w->progress);   /* erased before the summary */
+	w->progress = NULL;
 	if (w->out.text)
-		report_summary_text(w->out.text, &w->tally);
+		term_summary(w->out.text, &w->tally, w->text_tty, w->color);
 	if (!w->out.json)
 		return;
 	json_init(&j);
@@ -391,6 +413,8 @@ int watch_end(struct watch *w)
 {
 	int ok = 1;
 
+	term_progress_stop(w->progress);
+	w->progress = NULL;
 	legpair_free(w->pairs);
 	w->pairs = NULL;
 	/* a failed write was said when it happened: the analysis stands */

@@ -19,6 +19,7 @@
 
 #include "analysis/observer.h"
 #include "front/cmds.h"
+#include "front/term.h"
 #include "out/json.h"
 #include "out/report.h"
 #include "out/ticket.h"
@@ -41,6 +42,7 @@ struct watch_opts {
 	bool ecs;                       /* --json-format ecs */
 	bool verbose;                   /* -v */
 	const char *syslog_path;        /* --syslog[=SOCKET], or NULL */
+	enum term_color color;          /* --color */
 	time_t at;
 	struct capture_opts capture;    /* --filter */
 	/* --evidence DIR and its options; the command sets argc and argv
@@ -52,6 +54,7 @@ struct watch_opts {
 enum {
 	W_JSON = 256, W_UMASK, W_AT, W_CA_BUNDLE, W_VERIFY_DEPTH, W_CRL, W_PURPOSE, W_SERVER_KIND,
 	W_KEYLOG, W_INSPECTION_CAS, W_EXPECT_CA, W_EXPECT_SPKI, W_KEEP_QUERY, W_JSON_FORMAT, W_SYSLOG,
+	W_COLOR,
 	W_NEXT_ID       /* a command's own long-only options start here */
 };
 
@@ -78,7 +81,8 @@ enum {
 	{ "verbose", no_argument, NULL, 'v' }, \
 	{ "syslog", optional_argument, NULL, W_SYSLOG }, \
 	{ "keep-query", no_argument, NULL, W_KEEP_QUERY }, \
-	CMD_EVIDENCE_LONGOPTS
+	CMD_EVIDENCE_LONGOPTS, \
+	{ "color", required_argument, NULL, W_COLOR }
 
 void watch_opts_init(struct watch_opts *o) __attribute__((nonnull));
 void watch_opts_free(struct watch_opts *o) __attribute__((nonnull));
@@ -88,7 +92,7 @@ void watch_opts_free(struct watch_opts *o) __attribute__((nonnull));
 int watch_option(const char *who, struct watch_opts *o, int opt, const char *arg) __attribute__((nonnull(1, 2)));
 
 /* Their lines of a command's --help, from --json to --expect-server-spki,
- * then the evidence folder's. */
+ * then the evidence folder's and --color's. */
 void watch_usage_options(FILE *out) __attribute__((nonnull));
 
 /* One run: the observer's inputs, the outputs, the tally. */
@@ -112,6 +116,10 @@ struct watch {
 	struct ticket *ticket;  /* --evidence DIR, or NULL */
 	struct flow_sink inner; /* the observer's sink, under the evidence tap */
 	struct ticket_tap *finishing;   /* the tap of the flow being finished */
+	bool color;             /* the human lines are coloured by verdict */
+	bool text_tty;          /* they go to a terminal: the summary is a table */
+	struct term_progress *progress;   /* pcap's progress line on standard error, or NULL
+					   * (the front end starts it; the summary stops it) */
 };
 
 /* Reads the inputs the options name and opens the outputs.  live: the

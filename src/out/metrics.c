@@ -5,6 +5,7 @@
 
 #include <stdatomic.h>
 #include <stdlib.h>
+#include <string.h>
 #include <time.h>
 
 #include "analysis/codes.h"
@@ -59,6 +60,15 @@ static const char *keylog_result_name(enum keylog_result r)
 	default: break;
 	}
 	return "unusable";
+}
+
+void metrics_tally(const struct metrics *m, struct report_tally *t)
+{
+	memset(t, 0, sizeof(*t));
+	for (int i = 0; i < V_COUNT; i++) {
+		t->by_verdict[i] = atomic_load(&m->by_verdict[i]);
+		t->connections += t->by_verdict[i];
+	}
 }
 
 void metrics_connection(struct metrics *m, const struct conn_facts *f, const struct verdict *v)

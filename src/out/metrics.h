@@ -14,6 +14,7 @@
 #include <sys/time.h>
 
 #include "analysis/verdict.h"
+#include "out/report.h"
 #include "wire/facts.h"
 
 struct metrics;
@@ -39,6 +40,10 @@ void metrics_open(struct metrics *m, int delta) __attribute__((nonnull));
 /* A live capture's drop counts so far (pcap_stats: by the kernel, by the
  * interface); their metrics appear once this is called. */
 void metrics_capture_drops(struct metrics *m, uint64_t kernel, uint64_t interface) __attribute__((nonnull));
+
+/* The connections counted so far by verdict, as a closing summary's
+ * tally (the proxy's, when it stops). */
+void metrics_tally(const struct metrics *m, struct report_tally *t) __attribute__((nonnull));
 
 /* Every metric in the text exposition format, HELP and TYPE lines
  * included.  0, or -1 when the stream failed. */

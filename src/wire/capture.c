@@ -585,22 +585,40 @@ static FILE *clocked_stream(FILE *in, const struct capture_opts *opts, struct st
 	return f;
 }
 
+/* How far into its input the reading thread is, said every so many
+ * records (capture_opts.progress). */
+struct progress_note {
+	uint64_t *where;    /* NULL: nobody asked */
+	FILE *f;
+	unsigned records;
+};
+
+static inline void progress_record(struct progress_note *pn)
+{
+	off_t at;
+
+	if (pn->where && (++pn->records & 1023) == 0 && (at = ftello(pn->f)) >= 0)
+		__atomic_store_n(pn->where, (uint64_t)at, __ATOMIC_RELAXED);
+}
+
 /* What pcap_dispatch's callback needs. */
 struct reader {
 	struct capture *cap;
 	int linktype;
 	struct stream_clock *clock;     /* a stream written as it is read, or NULL */
+	struct progress_note progress;
 };
 
 static void on_record(u_char *user, const struct pcap_pkthdr *h, const u_char *bytes)
 {
-	const struct reader *rd = (const struct reader *)user;
+	struct reader *rd = (struct reader *)user;
 
 	if (rd->clock) {
 		rd->clock->seen = true;
 		rd->clock->last_ts = h->ts;
 		clock_gettime(CLOCK_MONOTONIC, &rd->clock->last_at);
 	}
+	progress_record(&rd->progress);
 	capture_packet(rd->cap, rd->linktype, &h->ts, bytes, h->caplen, h->len);
 }
 
@@ -643,6 +661,7 @@ struct handoff {
 	bool done;                    /* the reader has handed over everything */
 	int rc;                       /* pcap_dispatch's last return */
 	int linktype;
+	struct progress_note progress;
 	struct capture_stats decoded; /* the reader's counts: packets and headers */
 	struct chunk chunks[CHUNKS];
 };
@@ -706,6 +725,7 @@ static void on_record_decode(u_char *user, const struct pcap_pkthdr *h, const u_
 	struct record_head head;
 	struct chunk *c;
 
+	progress_record(&ho->progress);
 	if (decode_packet(&ho->decoded, ho->linktype, bytes, h->caplen, h->len, &head.seg) != DEC_OK)
 		return;
 	head.ts = h->ts;
@@ -785,7 +805,7 @@ static bool two_cpus(void)
 
 /* Starts the reader thread; NULL when it cannot be had or would not help
  * (then this thread reads). */
-static struct handoff *handoff_start(pcap_t *p, int linktype)
+static struct handoff *handoff_start(pcap_t *p, int linktype, const struct progress_note *progress)
 {
 	struct handoff *ho;
 	size_t i;
@@ -794,6 +814,7 @@ static struct handoff *handoff_start(pcap_t *p, int linktype)
 		return NULL;
 	ho->p = p;
 	ho->linktype = linktype;
+	ho->progress = *progress;
 	pthread_mutex_init(&ho->lock, NULL);
 	pthread_cond_init(&ho->filled, NULL);
 	pthread_cond_init(&ho->emptied, NULL);
@@ -952,6 +973,7 @@ int capture_read_stream(FILE *f, const char *name, const struct capture_opts *op
 	struct capture *cap = NULL;
 	struct handoff *ho = NULL;
 	struct reader rd = { .clock = NULL };
+	struct progress_note progress = { 0 };
 	struct stat st;
 	pcap_t *p = NULL;
 	bool streams;
@@ -1027,7 +1049,9 @@ int capture_read_stream(FILE *f, const char *name, const struct capture_opts *op
 	/* The reader thread hands packets over a chunk at a time: right for a
 	 * file, wrong for a pipe or a FIFO being written as it is read (a
 	 * connection's verdict would wait for the chunk to fill). */
-	if (!streams && (ho = handoff_start(p, dlt)) != NULL) {
+	progress.where = opts ? opts->progress : NULL;
+	progress.f = f;
+	if (!streams && (ho = handoff_start(p, dlt, &progress)) != NULL) {
 		rc = handoff_consume(ho, cap);
 	} else {
 		/* One pcap_dispatch reads a savefile to its end, handing each
@@ -1035,6 +1059,7 @@ int capture_read_stream(FILE *f, const char *name, const struct capture_opts *op
 		 * means the end. */
 		rd.cap = cap;
 		rd.linktype = dlt;
+		rd.progress = progress;
 		while ((rc = pcap_dispatch(p, -1, on_record, (u_char *)&rd)) > 0)
 			;
 	}

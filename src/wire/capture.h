@@ -77,6 +77,9 @@ struct capture_opts {
 	 * act on the time too.  tick may be NULL. */
 	void (*tick)(void *ctx, const struct timeval *now);
 	void *tick_ctx;
+	uint64_t *progress;        /* if not NULL: how many bytes of the file have been read,
+				    * stored now and then (every 1024 records, an atomic
+				    * store) by the thread reading it, for a progress line */
 };
 
 /* Reads one capture file, pcap or pcapng ("-" reads standard input).
