@@ -526,3 +526,100 @@ Test(intercept, no_faithful_asks_for_the_bundles_cas)
 {
 	asked_cas(false, "\"acceptable_cas\":[\"CN=Lab Client Root CA, O=mtlsdiag Lab\",\"CN=Elsewhere Root CA, O=Elsewhere Inc\"]");
 }
+
+/* --post-handshake-auth: a TLS 1.3 client is asked for its certificate
+ * once its first request is in, not in the handshake; what it sends then
+ * is verified and decided on as in the handshake, and the record shows the
+ * request made after the handshake.  A client that does not offer
+ * post-handshake authentication cannot be asked (s_client without
+ * -enable_pha); a TLS 1.2 client is asked in the handshake. */
+static void s_client_get(uint16_t port, bool pha, char *status, size_t len)
+{
+	char cmd[3000];
+
+	snprintf(cmd, sizeof(cmd),
+		 "printf 'GET / HTTP/1.1\\r\\nHost: localhost\\r\\nConnection: close\\r\\n\\r\\n' | "
+		 "timeout 10 openssl s_client -quiet %s -connect 127.0.0.1:%u -servername localhost -tls1_3 "
+		 "-CAfile '%s' -cert '%s' -key '%s' -cert_chain '%s' 2>/dev/null",
+		 pha ? "-enable_pha" : "", port, lab("server-root.pem"), lab("good.pem"), lab("good.key"),
+		 lab("good-chain.pem"));
+	(void)run(cmd, status, len);
+}
+
+Test(intercept, post_handshake_auth_asks_after_the_first_request)
+{
+	struct stand_in s;
+	const char *server_key = private_key("server.key"), *good_key = private_key("good.key");
+	const char *const extra[] = { SERVER_KEYS(server_key), IDENTITY(good_key), "--post-handshake-auth", NULL };
+	char code[16], body[256], status[256];
+	const char *rec;
+
+	start_stand_in(&s, NULL, extra);
+	/* curl offers post-handshake authentication in TLS 1.3 */
+	icurl(s.port, "localhost", lab("server-root.pem"), "1.3", "good-chain.pem", "good.key", px_tmp("body"),
+	      code, sizeof(code));
+	cr_expect_str_eq(code, "200", "%s", e2e_tail(s.log, 600));
+	first_line(px_tmp("body"), body, sizeof(body));
+	cr_expect_str_eq(body, "ok nginx\n", "the request went on once the certificate was in");
+	rec = record(&s, 0);
+	cr_expect_str_eq(e2e_member(rec, "post_handshake_auth"), "answered", "%s", rec);
+	cr_expect_str_eq(e2e_member(rec, "verdict"), "client_cert_accepted", "%s", rec);
+	cr_expect_str_eq(e2e_member(rec, "basis"), "decrypted", "%s", rec);
+	cr_expect(strstr(rec, "asked for a client certificate after the handshake"), "%s", rec);
+	cr_expect(strstr(rec, "\"client_chain\":[{\"subject\":\"CN=good-client, O=mtlsdiag Lab\""), "%s", rec);
+	/* asked after the handshake, refused as in it */
+	icurl(s.port, "localhost", lab("server-root.pem"), "1.3", "expired-chain.pem", "expired.key",
+	      px_tmp("body"), code, sizeof(code));
+	cr_expect_str_eq(code, "400");
+	rec = record(&s, 1);
+	cr_expect_str_eq(e2e_member(rec, "post_handshake_auth"), "answered", "%s", rec);
+	cr_expect_str_eq(e2e_member(rec, "verdict"), "server_rejected_chain", "%s", rec);
+	cr_expect_str_eq(e2e_member(rec, "code"), "10", "%s", rec);
+	icurl(s.port, "localhost", lab("server-root.pem"), "1.3", NULL, NULL, px_tmp("body"), code, sizeof(code));
+	cr_expect_str_eq(code, "400");
+	rec = record(&s, 2);
+	cr_expect_str_eq(e2e_member(rec, "verdict"), "client_sent_no_cert", "%s", rec);
+	cr_expect_str_eq(e2e_member(rec, "refusal"), "no client certificate was sent when asked after the handshake",
+			 "%s", rec);
+	/* s_client offers it only when told */
+	s_client_get(s.port, true, status, sizeof(status));
+	cr_expect(strstr(status, "HTTP/1.1 200"), "s_client -enable_pha: %s", status);
+	rec = record(&s, 3);
+	cr_expect_str_eq(e2e_member(rec, "post_handshake_auth"), "answered", "%s", rec);
+	cr_expect_str_eq(e2e_member(rec, "verdict"), "client_cert_accepted", "%s", rec);
+	s_client_get(s.port, false, status, sizeof(status));
+	cr_expect(strstr(status, "HTTP/1.1 400"), "s_client without -enable_pha: %s", status);
+	rec = record(&s, 4);
+	cr_expect_str_eq(e2e_member(rec, "post_handshake_auth"), "not_offered", "%s", rec);
+	cr_expect(strstr(e2e_member(rec, "refusal"), "did not offer post-handshake authentication"), "%s", rec);
+	/* TLS 1.2 has no such request: asked in the handshake */
+	icurl(s.port, "localhost", lab("server-root.pem"), "1.2", "good-chain.pem", "good.key", px_tmp("body"),
+	      code, sizeof(code));
+	cr_expect_str_eq(code, "200");
+	rec = record(&s, 5);
+	cr_expect_str_eq(e2e_member(rec, "post_handshake_auth"), "in_handshake", "%s", rec);
+	cr_expect_not(strstr(rec, "after the handshake"), "%s", rec);
+	stop_stand_in(&s);
+}
+
+/* --post-handshake-auth --refuse alert: the alert OpenSSL sends after the
+ * handshake, when the client answers without a certificate. */
+Test(intercept, post_handshake_auth_refused_with_alert)
+{
+	struct stand_in s;
+	const char *server_key = private_key("server.key"), *good_key = private_key("good.key");
+	const char *const extra[] = { SERVER_KEYS(server_key), IDENTITY(good_key), "--post-handshake-auth",
+				      "--refuse", "alert", NULL };
+	char code[16];
+	const char *rec;
+
+	start_stand_in(&s, NULL, extra);
+	cr_expect_neq(icurl(s.port, "localhost", lab("server-root.pem"), "1.3", NULL, NULL, px_tmp("body"), code,
+			    sizeof(code)), 0, "curl must fail");
+	rec = record(&s, 0);
+	cr_expect_str_eq(e2e_member(rec, "outcome"), "refused_alert", "%s", rec);
+	cr_expect_str_eq(e2e_member(rec, "alert_sent"), "certificate_required", "%s", rec);
+	cr_expect_str_eq(e2e_member(rec, "verdict"), "client_sent_no_cert", "%s", rec);
+	cr_expect(strstr(rec, "asked for a client certificate after the handshake"), "%s", rec);
+	stop_stand_in(&s);
+}

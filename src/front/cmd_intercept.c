@@ -39,6 +39,7 @@ int icpt_option(struct icpt_opts *o, int opt, const char *arg)
 	case O_ICPT_KEY_PASS: o->key_pass = arg; return cmd_pass_valid(WHO, "--key-pass", arg);
 	case O_ICPT_FORWARD_IDENTITY: o->forward_identity = true; return 1;
 	case O_ICPT_NO_FAITHFUL: o->no_faithful = true; return 1;
+	case O_ICPT_POST_HANDSHAKE_AUTH: o->post_handshake_auth = true; return 1;
 	case O_ICPT_UPSTREAM_TLS:
 		o->upstream_tls = arg;
 		return cmd_choice(WHO, "--upstream-tls", arg, (const char *const[]){ "1.2", "1.3", "auto", NULL }, NULL) >= 0;
@@ -74,7 +75,8 @@ int icpt_check(const struct icpt_opts *o, bool intercepting, const char *ca_bund
 			    : o->upstream_tls ? "--upstream-tls"
 			    : o->verify ? "--verify" : o->refuse ? "--refuse"
 			    : o->verify_depth_set ? "--verify-depth" : o->forward_identity ? "--forward-identity"
-			    : o->no_faithful ? "--no-faithful" : NULL;
+			    : o->no_faithful ? "--no-faithful"
+			    : o->post_handshake_auth ? "--post-handshake-auth" : NULL;
 
 	if (!intercepting) {
 		if (stray)
@@ -191,6 +193,7 @@ int icpt_load(const struct icpt_opts *o, const char *ca_bundle, struct intercept
 	c->verify_depth = o->verify_depth_set ? o->verify_depth : -1;
 	c->forward_identity = o->forward_identity;
 	c->faithful = !o->no_faithful;
+	c->post_handshake_auth = o->post_handshake_auth;
 	c->upstream_tls = !o->upstream_tls || strcmp(o->upstream_tls, "auto") == 0 ? 0
 			  : strcmp(o->upstream_tls, "1.2") == 0 ? TLS1_2_VERSION : TLS1_3_VERSION;
 	if (o->server_cert &&

@@ -72,6 +72,9 @@ static void usage(FILE *out)
 		"  --refuse HOW           http (default: complete the handshake, log the verify\n"
 		"                         error, answer 400 as nginx does) or alert (the alert\n"
 		"                         OpenSSL sends)\n"
+		"  --post-handshake-auth  TLS 1.3: ask for the certificate after the handshake,\n"
+		"                         when the first request has arrived (a client that\n"
+		"                         offers it; TLS 1.2 clients are asked in the handshake)\n"
 		"  --upstream-cert FILE   a client identity the real server trusts, and its key;\n"
 		"  --upstream-key FILE    without them no certificate is sent upstream\n"
 		"  --upstream-ca FILE     the CAs the real server's chain must come from\n"
@@ -484,6 +487,7 @@ static enum cmd_parsed parse_proxy(int argc, char **argv, struct proxy_opts *o)
 		{ "forward-identity", no_argument, NULL, O_ICPT_FORWARD_IDENTITY },
 		{ "no-faithful", no_argument, NULL, O_ICPT_NO_FAITHFUL },
 		{ "upstream-tls", required_argument, NULL, O_ICPT_UPSTREAM_TLS },
+		{ "post-handshake-auth", no_argument, NULL, O_ICPT_POST_HANDSHAKE_AUTH },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};

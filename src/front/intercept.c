@@ -46,7 +46,15 @@ static void info_cb(const SSL *ssl, int where, int ret)
 {
 	struct icpt_leg *leg;
 
-	if (!(where & SSL_CB_ALERT) || !(leg = icpt_leg_of(ssl)) || (ret & 0xff) == SSL3_AD_CLOSE_NOTIFY)
+	if (!(leg = icpt_leg_of(ssl)))
+		return;
+	/* after the handshake, the client's Finished: the end of its answer
+	 * to a certificate request sent then (RFC 8446 4.6.2; OpenSSL says
+	 * no HANDSHAKE_DONE for it) */
+	if ((where & SSL_CB_LOOP) && leg->id == ICPT_CLIENT_LEG && leg->tls_done &&
+	    SSL_get_state(ssl) == TLS_ST_SR_FINISHED)
+		icpt_pha_answered(leg);
+	if (!(where & SSL_CB_ALERT) || (ret & 0xff) == SSL3_AD_CLOSE_NOTIFY)
 		return;
 	if ((where & SSL_CB_WRITE) && leg->alert_sent < 0)
 		leg->alert_sent = ret & 0xff;
@@ -245,6 +253,10 @@ static SSL_CTX *server_ctx(struct intercept *ic, char *err, size_t errlen)
 	}
 	if (cfg->verify == ICPT_VERIFY_REQUIRE && cfg->refuse == ICPT_REFUSE_ALERT)
 		mode |= SSL_VERIFY_FAIL_IF_NO_PEER_CERT;
+	/* TLS 1.3 asks after the handshake, when told (intercept_conn.c);
+	 * OpenSSL asks a TLS 1.2 client in the handshake all the same */
+	if (cfg->post_handshake_auth)
+		mode |= SSL_VERIFY_POST_HANDSHAKE;
 	SSL_CTX_set_verify(ctx, mode, verify_cb);
 	if (cfg->verify_depth >= 0)
 		SSL_CTX_set_verify_depth(ctx, cfg->verify_depth);

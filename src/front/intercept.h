@@ -61,6 +61,7 @@ struct intercept_config {
 					  * 1.2 when the server has it, whose resumption is the cheapest) */
 	bool forward_identity;           /* X-SSL-Client-* headers on the first request */
 	bool faithful;                   /* learn the server's request by a probe at start */
+	bool post_handshake_auth;        /* TLS 1.3: ask once the first request is in */
 };
 
 struct intercept;

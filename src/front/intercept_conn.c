@@ -12,6 +12,12 @@
  * (backpressure), a close on one leg passed on as close_notify on the
  * other.  A server that cannot be reached is answered 502 (IP_ANSWERED).
  *
+ * With --post-handshake-auth a TLS 1.3 client is not asked for its
+ * certificate in the handshake: once its first request's head is in
+ * (IP_PHA_WAIT) the stand-in sends a CertificateRequest
+ * (SSL_verify_client_post_handshake, RFC 8446 4.6.2), holds the request
+ * until the answer (IP_PHA_ASKED), and then decides as above.
+ *
  * Both sockets' BIOs carry a callback that hands every byte read or
  * written to that leg's observer, the raw TLS a capture would see, and
  * OpenSSL hands the secrets to the leg's key log (intercept.c). */
@@ -65,6 +71,12 @@ static enum side peer_side(const struct icpt_leg *leg)
 static void now_of(const struct icpt_conn *c, struct timeval *tv)
 {
 	event_base_gettimeofday_cached(c->w->base, tv);
+}
+
+/* The client is not yet forwarded nor refused. */
+static bool undecided(const struct icpt_conn *c)
+{
+	return c->phase == IP_HANDSHAKE || c->phase == IP_PHA_WAIT || c->phase == IP_PHA_ASKED;
 }
 
 static void note_end(struct icpt_conn *c, enum closer who, enum end_kind how)
@@ -143,6 +155,7 @@ static void leg_free(struct icpt_leg *leg);
 static void upstream_connect(struct icpt_conn *c);
 static void drop_upstream(struct icpt_conn *c);
 static void begin_relay(struct icpt_conn *c);
+static void pha_ask(struct icpt_conn *c);
 static void write_cb(struct bufferevent *bev, void *arg);
 static void event_cb(struct bufferevent *bev, short what, void *arg);
 
@@ -274,7 +287,7 @@ static void upstream_failed(struct icpt_conn *c, const char *why)
 		bufferevent_disable(up->bev, EV_READ | EV_WRITE);
 		leg_tap_close(up, own_side(up), CLOSE_FIN);
 	}
-	if (c->phase == IP_HANDSHAKE)
+	if (undecided(c))
 		return;
 	c->outcome = IO_UPSTREAM_FAILED;
 	note_end(c, CLOSER_PROXY, END_UPSTREAM_ERROR);
@@ -351,6 +364,10 @@ static void read_cb(struct bufferevent *bev, void *arg)
 	(void)bev;
 	now_of(c, &c->last_activity);
 	switch (c->phase) {
+	case IP_PHA_WAIT:
+		if (icpt_http_head_len(in, HEAD_MAX) != 0)
+			pha_ask(c);
+		break;
 	case IP_REFUSING:
 		/* nginx reads the request before it answers */
 		head = icpt_http_head_len(in, HEAD_MAX);
@@ -404,6 +421,12 @@ static void leg_ended(struct icpt_leg *leg, bool reset)
 		return;
 	}
 	note_end(c, leg->id == ICPT_CLIENT_LEG ? CLOSER_CLIENT : CLOSER_SERVER, reset ? END_RST : END_FIN);
+	if (leg->id == ICPT_CLIENT_LEG && undecided(c)) {
+		/* gone before its certificate was asked or answered */
+		if (c->pha == PHA_WAITING)
+			c->pha = PHA_NO_REQUEST;
+		drop_upstream(c);
+	}
 	if (c->phase == IP_RELAY)
 		leg_shut_when_drained(other(leg));
 	else if (leg->id == ICPT_CLIENT_LEG && c->phase == IP_CONNECTING)
@@ -482,27 +505,44 @@ static void drop_upstream(struct icpt_conn *c)
 	up->alert_sent = up->alert_received = -1;
 }
 
-static void client_handshake_done(struct icpt_conn *c)
+/* Why a client without a certificate is refused. */
+static void no_cert_refusal(struct icpt_conn *c)
+{
+	switch (c->pha) {
+	case PHA_NOT_OFFERED:
+		snprintf(c->refusal, sizeof(c->refusal),
+			 "no client certificate could be asked for after the handshake: the client did not offer post-handshake authentication (TLS 1.3 post_handshake_auth)");
+		break;
+	case PHA_UNANSWERED:
+		snprintf(c->refusal, sizeof(c->refusal),
+			 "the client did not answer the certificate request sent after the handshake within %u s",
+			 c->w->px->connect_timeout_s);
+		break;
+	default:
+		snprintf(c->refusal, sizeof(c->refusal), "%s",
+			 c->pha == PHA_ANSWERED ? "no client certificate was sent when asked after the handshake"
+						: "no client certificate was sent");
+		break;
+	}
+}
+
+/* The client's certificate is in (or is not coming): refused, or on to
+ * the real server. */
+static void decide(struct icpt_conn *c)
 {
 	struct icpt_leg *cl = &c->leg[ICPT_CLIENT_LEG], *up = &c->leg[ICPT_UPSTREAM_LEG];
 	const struct intercept_config *cfg = c->wl->l->icpt->cfg;
 	bool verified;
 
-	cl->tls_done = true;
-	now_of(c, &c->hs_end);
 	cl->peer_cert = SSL_get0_peer_certificate(cl->ssl) != NULL;
 	if (cl->peer_cert && !cl->verify.ran)   /* a chain OpenSSL did not get to check */
 		cl->verify.err = (int)SSL_get_verify_result(cl->ssl);
 	verified = cl->peer_cert && cl->verify.err == X509_V_OK;
 	if (cfg->verify == ICPT_VERIFY_REQUIRE && !verified) {
-		char why[400];
-
-		if (!cl->peer_cert) {
-			snprintf(c->refusal, sizeof(c->refusal), "no client certificate was sent");
-		} else {
-			icpt_verify_text(&cl->verify, why, sizeof(why));
-			snprintf(c->refusal, sizeof(c->refusal), "%s", why);
-		}
+		if (!cl->peer_cert)
+			no_cert_refusal(c);
+		else
+			icpt_verify_text(&cl->verify, c->refusal, sizeof(c->refusal));
 		c->outcome = IO_REFUSED_HTTP;
 		c->phase = IP_REFUSING;
 		drop_upstream(c);
@@ -520,6 +560,58 @@ static void client_handshake_done(struct icpt_conn *c)
 		upstream_failed(c, up->error);
 	else if (up->tls_done)
 		begin_relay(c);
+}
+
+/* --post-handshake-auth: the first request is in (or none came in time):
+ * the CertificateRequest goes out now.  A client that did not offer
+ * post_handshake_auth cannot be asked: decided without a certificate. */
+static void pha_ask(struct icpt_conn *c)
+{
+	struct icpt_leg *cl = &c->leg[ICPT_CLIENT_LEG];
+
+	if (SSL_verify_client_post_handshake(cl->ssl) != 1) {
+		ERR_clear_error();
+		c->pha = PHA_NOT_OFFERED;
+		decide(c);
+		return;
+	}
+	c->pha = PHA_ASKED;
+	c->phase = IP_PHA_ASKED;
+	arm(c, c->w->px->connect_timeout_s);
+	/* writes the request; the answer is read as the leg's data is */
+	(void)SSL_do_handshake(cl->ssl);
+	ERR_clear_error();
+}
+
+void icpt_pha_answered(struct icpt_leg *cl)
+{
+	struct icpt_conn *c = cl->c;
+	struct timeval now = { 0, 0 };
+
+	if (c->phase != IP_PHA_ASKED || c->pha != PHA_ASKED)
+		return;
+	c->pha = PHA_ANSWERED;
+	evtimer_add(c->timer, &now);
+}
+
+static void client_handshake_done(struct icpt_conn *c)
+{
+	struct icpt_leg *cl = &c->leg[ICPT_CLIENT_LEG];
+	const struct intercept_config *cfg = c->wl->l->icpt->cfg;
+
+	cl->tls_done = true;
+	now_of(c, &c->hs_end);
+	if (cfg->post_handshake_auth) {
+		c->pha = SSL_version(cl->ssl) == TLS1_3_VERSION ? PHA_WAITING : PHA_IN_HANDSHAKE;
+		if (c->pha == PHA_WAITING) {
+			c->phase = IP_PHA_WAIT;
+			arm(c, c->w->px->connect_timeout_s);
+			if (icpt_http_head_len(bufferevent_get_input(cl->bev), HEAD_MAX) != 0)
+				pha_ask(c);
+			return;
+		}
+	}
+	decide(c);
 }
 
 /* The client's handshake failed: refused with an alert (--refuse alert),
@@ -683,7 +775,9 @@ static void event_cb(struct bufferevent *bev, short what, void *arg)
 			upstream_handshake_done(c);
 		return;
 	}
-	if (!leg->tls_done) {
+	/* a certificate exchange after the handshake failing is the
+	 * handshake's failure: refused with an alert, or the client's own */
+	if (!leg->tls_done || (leg->id == ICPT_CLIENT_LEG && c->phase == IP_PHA_ASKED && (what & BEV_EVENT_ERROR))) {
 		if (leg->id == ICPT_CLIENT_LEG)
 			client_handshake_failed(c);
 		else
@@ -715,6 +809,14 @@ static void timer_cb(evutil_socket_t fd, short what, void *arg)
 		return;
 	case IP_REFUSING:   /* no request came: the answer goes all the same */
 		refuse_now(c);
+		return;
+	case IP_PHA_WAIT:   /* no request came: asked all the same */
+		pha_ask(c);
+		return;
+	case IP_PHA_ASKED:  /* answered (icpt_pha_answered), or not in time */
+		if (c->pha != PHA_ANSWERED)
+			c->pha = PHA_UNANSWERED;
+		decide(c);
 		return;
 	case IP_CONNECTING:
 		snprintf(why, sizeof(why), "%s: timed out after %u s",

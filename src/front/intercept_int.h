@@ -95,6 +95,9 @@ struct icpt_leg {
 
 enum icpt_phase {
 	IP_HANDSHAKE,                    /* the client's handshake */
+	IP_PHA_WAIT,                     /* --post-handshake-auth: done, the certificate is asked once
+					  * the first request is in */
+	IP_PHA_ASKED,                    /* asked after the handshake: the client's answer awaited */
 	IP_REFUSING,                     /* refused: waiting for the request to answer 400 */
 	IP_CONNECTING,                   /* the real server: TCP, then TLS */
 	IP_RELAY,
@@ -110,6 +113,18 @@ enum icpt_outcome {
 	IO_UPSTREAM_FAILED,              /* the real server could not be reached: 502 */
 };
 
+/* --post-handshake-auth: how the client's certificate was asked for. */
+enum icpt_pha {
+	PHA_OFF,                         /* not configured */
+	PHA_IN_HANDSHAKE,                /* TLS 1.2: in the handshake, as without the option */
+	PHA_WAITING,                     /* TLS 1.3: not yet (no request) */
+	PHA_ASKED,                       /* CertificateRequest sent after the handshake */
+	PHA_ANSWERED,                    /* the client answered it (with a certificate or none) */
+	PHA_NOT_OFFERED,                 /* the client did not offer post_handshake_auth: never asked */
+	PHA_UNANSWERED,                  /* asked, and no answer in time */
+	PHA_NO_REQUEST,                  /* the client left before its first request */
+};
+
 struct icpt_conn {
 	struct worker *w;
 	struct wlistener *wl;
@@ -123,6 +138,7 @@ struct icpt_conn {
 	bool forged;
 	char refusal[512];               /* why the client was refused, in words */
 	bool up_started;                 /* the connection to the real server was begun */
+	enum icpt_pha pha;
 	bool identity_added;             /* --forward-identity: the headers went out */
 	char identity_note[160];         /* why they did not, when they did not */
 	struct timeval start, last_activity;
@@ -157,6 +173,10 @@ void icpt_learn(struct intercept *ic);
 /* The client's hello is read (its name, its ALPN): the connection to the
  * real server begins, in parallel with the rest of the client's handshake. */
 void icpt_client_hello(struct icpt_leg *cl);
+/* The client finished answering a certificate request sent after the
+ * handshake (OpenSSL's info callback): the decision is taken on the next
+ * turn of the loop, outside OpenSSL. */
+void icpt_pha_answered(struct icpt_leg *cl);
 
 /* ---- intercept_forge.c ---- */
 struct icpt_forge *icpt_forge_new(X509 *ca, EVP_PKEY *ca_key, char *err, size_t errlen);

@@ -31,6 +31,21 @@ static const char *outcome_name(enum icpt_outcome o)
 	return "none";
 }
 
+static const char *pha_name(enum icpt_pha p)
+{
+	switch (p) {
+	case PHA_IN_HANDSHAKE: return "in_handshake";
+	case PHA_WAITING: return "not_asked";
+	case PHA_ASKED: return "asked";
+	case PHA_ANSWERED: return "answered";
+	case PHA_NOT_OFFERED: return "not_offered";
+	case PHA_UNANSWERED: return "unanswered";
+	case PHA_NO_REQUEST: return "no_request";
+	default: break;
+	}
+	return "none";
+}
+
 /* Whether the upstream leg failed: it could not be reached, or its
  * handshake or the certificate exchange went wrong. */
 bool icpt_upstream_failed(const struct icpt_conn *c, const struct verdict *uv)
@@ -168,6 +183,8 @@ static void json_client_leg(struct json *j, const struct icpt_conn *c)
 	json_opt(j, "refusal", c->outcome == IO_REFUSED_HTTP || c->outcome == IO_REFUSED_ALERT ? c->refusal : NULL);
 	json_alert(j, "alert_sent", cl->alert_sent);
 	json_opt(j, "error", cl->error);
+	if (cfg->post_handshake_auth)
+		json_string(j, "post_handshake_auth", pha_name(c->pha));
 	if (cfg->forward_identity) {
 		json_bool(j, "identity_forwarded", c->identity_added);
 		json_opt(j, "identity_note", c->identity_note);
