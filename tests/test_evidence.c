@@ -563,3 +563,95 @@ Test(evidence, full_disk_goes_on)
 	cr_assert(strstr(text, "14 connections:") && strstr(text, "exit 0\n"), "%s", text);
 	free(text);
 }
+
+/* Runs headless Chromium on a page: a screenshot, the DOM as rendered
+ * (into dom), and its log (into log).  The exit status. */
+static int chromium(const char *page, const char *png, const char *dom, const char *log, const char *size)
+{
+	char url[600], shot[600], profile[300], win[64];
+
+	snprintf(url, sizeof(url), "file://%s", page);
+	snprintf(shot, sizeof(shot), "--screenshot=%s", png);
+	snprintf(profile, sizeof(profile), "--user-data-dir=%s/chromium", scratch);
+	snprintf(win, sizeof(win), "--window-size=%s", size);
+	char *argv[] = { "chromium", "--headless", "--no-sandbox", "--disable-gpu", "--enable-logging=stderr",
+			 "--hide-scrollbars", profile, shot, win, "--dump-dom", url, NULL };
+
+	return e2e_run(argv, &(struct e2e_io){ .out = dom, .err = log }, 60000);
+}
+
+/* index.html in headless Chromium: it renders (a screenshot is taken),
+ * the console stays silent, nothing is fetched from elsewhere, and each
+ * connection has its sequence diagram, the missing certificate drawn. */
+Test(evidence, index_html_in_chromium)
+{
+	char dir[256], page[300], png[300], dom[300], log[300], bad[300], names[64][64];
+	const char *opts[] = { "--evidence", dir, "-q", NULL };
+	char *html, *text, *p;
+	size_t n, sections = 0, svgs = 0, missing = 0, no_cert = 0;
+	uint8_t *shot;
+	size_t shot_len;
+	FILE *f;
+
+	snprintf(dir, sizeof(dir), "%s/ev", scratch);
+	snprintf(page, sizeof(page), "%s/index.html", dir);
+	snprintf(png, sizeof(png), "%s/index.png", scratch);
+	snprintf(dom, sizeof(dom), "%s/dom.html", scratch);
+	snprintf(log, sizeof(log), "%s/chromium.log", scratch);
+	cr_assert_eq(run_pcap("html", opts), 0);
+	n = folders(dir, names, 64);
+	cr_assert_gt(n, 3);
+	for (size_t i = 0; i < n; i++)
+		no_cert += strstr(names[i], "client_sent_no_cert") != NULL;
+	cr_assert_gt(no_cert, 0);
+	/* one file: nothing from elsewhere, no script */
+	cr_assert_not_null(html = e2e_slurp(page));
+	static const char *const external[] = { "<script", "<link", "src=", "http://", "https://", "@import", "url(" };
+	for (size_t i = 0; i < sizeof(external) / sizeof(external[0]); i++)
+		cr_assert_null(strstr(html, external[i]), "index.html holds %s", external[i]);
+	free(html);
+
+	/* the console check can fail: a page that logs an error is caught */
+	snprintf(bad, sizeof(bad), "%s/bad.html", scratch);
+	cr_assert_not_null(f = fopen(bad, "w"));
+	fputs("<!DOCTYPE html><p>x</p><script>console.error('broken')</script>\n", f);
+	fclose(f);
+	cr_assert_eq(chromium(bad, png, dom, log, "400,300"), 0);
+	cr_assert_not_null(text = e2e_slurp(log));
+	cr_assert(strstr(text, ":CONSOLE") && strstr(text, "broken"), "chromium's log shows no console: %s", text);
+	free(text);
+
+	/* the page, as wide as a desktop's and as a phone's */
+	cr_assert_eq(chromium(page, png, dom, log, "1000,2400"), 0, "%s", e2e_tail(log, 400));
+	cr_assert_not_null(shot = test_try_load(png, &shot_len), "no screenshot");
+	cr_assert_gt(shot_len, 10000);
+	cr_assert_eq(memcmp(shot, "\x89PNG\r\n\x1a\n", 8), 0);
+	/* IHDR: the width asked for */
+	cr_assert_eq((shot[16] << 24 | shot[17] << 16 | shot[18] << 8 | shot[19]), 1000);
+	free(shot);
+	cr_assert_not_null(text = e2e_slurp(log));
+	cr_assert_null(strstr(text, ":CONSOLE"), "console messages: %s", strstr(text, ":CONSOLE"));
+	free(text);
+	/* the DOM as rendered: a section per connection, an SVG diagram in
+	 * each, and the missing certificate boxed in red where it is missing */
+	cr_assert_not_null(html = e2e_slurp(dom));
+	for (p = strstr(html, "<section class=\"conn\""); p; p = strstr(p + 1, "<section class=\"conn\"")) {
+		char *end = strstr(p, "</section>");
+
+		cr_assert_not_null(end);
+		sections++;
+		*end = '\0';
+		svgs += strstr(p, "<svg class=\"seq\"") != NULL && strstr(p, "<line") != NULL;
+		missing += strstr(p, "client_sent_no_cert") && strstr(p, "class=\"miss\"") &&
+			   strstr(p, "no client certificate");
+		*end = '<';
+	}
+	cr_assert_eq(sections, n, "%zu sections for %zu folders", sections, n);
+	cr_assert_eq(svgs, n, "%zu diagrams for %zu connections", svgs, n);
+	cr_assert_eq(missing, no_cert, "the missing certificate is drawn in %zu of %zu", missing, no_cert);
+	free(html);
+	cr_assert_eq(chromium(page, png, dom, log, "390,844"), 0);
+	cr_assert_not_null(text = e2e_slurp(log));
+	cr_assert_null(strstr(text, ":CONSOLE"), "console messages on a phone's width: %s", text);
+	free(text);
+}
