@@ -544,27 +544,6 @@ int cmd_parse_json_format(const char *who, const char *arg, bool *ecs)
 	return which >= 0;
 }
 
-enum cmd_parsed cmd_getopt(const char *who, int argc, char **argv, const char *optstring,
-			   const struct option *opts, void (*usage)(FILE *out),
-			   int (*option)(void *o, int opt, const char *arg), void *o)
-{
-	int opt;
-
-	while ((opt = getopt_long(argc, argv, optstring, opts, NULL)) != -1) {
-		if (opt == 'h') {
-			usage(stdout);
-			return CMD_HELP;
-		}
-		if (opt == '?' || opt == ':') {
-			cmd_bad_option(who, opt, argv);
-			return CMD_USAGE_ERROR;
-		}
-		if (!option(o, opt, optarg))
-			return CMD_USAGE_ERROR;
-	}
-	return CMD_RUN;
-}
-
 void cmd_bad_option(const char *who, int opt, char *const *argv)
 {
 	const char *arg = optind > 0 ? argv[optind - 1] : "?";

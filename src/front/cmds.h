@@ -30,6 +30,9 @@ int cmd_proxy(int argc, char **argv);
 int cmd_probe(int argc, char **argv);
 int cmd_check_bundle(int argc, char **argv);
 
+/* The i-th command's name ("pcap"), NULL past the last (main.c). */
+const char *cmd_name(size_t i);
+
 /* What a command's option parsing decided.  Each command parses its
  * options into a struct of its own, then runs from that struct alone. */
 enum cmd_parsed {
@@ -96,9 +99,13 @@ int cmd_parse_json_format(const char *who, const char *arg, bool *ecs) __attribu
 /* --color's argument ("auto", "always", "never"): 1, or 0 after saying why. */
 int cmd_parse_color(const char *who, const char *arg, enum term_color *out) __attribute__((nonnull));
 
-/* One command's option loop: getopt_long over argv, --help printed with
- * `usage`, each other option handed to `option` (which returns 0 after
- * saying why it is unusable).  CMD_RUN leaves optind at the first operand. */
+/* One command's option loop (cmd_config.c): getopt_long over argv,
+ * --help printed with `usage`, each other option handed to `option`
+ * (which returns 0 after saying why it is unusable).  With -c FILE, the
+ * [argv[0]] section's keys (long option names) are handed to `option`
+ * first, except those the command line gives; --print-config prints the
+ * options in force and returns CMD_HELP.  CMD_RUN leaves optind at the
+ * first operand. */
 struct option;
 enum cmd_parsed cmd_getopt(const char *who, int argc, char **argv, const char *optstring,
 			   const struct option *opts, void (*usage)(FILE *out),
