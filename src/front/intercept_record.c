@@ -224,7 +224,7 @@ void icpt_record(struct icpt_conn *c, const struct verdict *cv, const struct ver
 	const struct proxy *px = c->w->px;
 	const struct icpt_leg *cl = &c->leg[ICPT_CLIENT_LEG];
 	char line[4096], up[300];
-	struct json j;
+	struct json *j = &c->w->record;   /* this worker's: certificates made once */
 
 	if (!cl->obs || !cv)
 		return;
@@ -233,21 +233,20 @@ void icpt_record(struct icpt_conn *c, const struct verdict *cv, const struct ver
 	if (!px->cfg->json)
 		return;
 	report_endpoint(up, sizeof(up), c->wl->l->up_host, c->wl->l->up_port);
-	json_init(&j);
-	record_begin(px, &j, "connection", &c->start, obs_conn_facts(cl->obs), cv, NULL);
-	json_string(&j, "mode", "intercept");
-	json_string(&j, "upstream", up);
-	json_string(&j, "closed_by", closer_name(c->closed_by));
-	json_string(&j, "close", end_name(c->end));
-	json_uint(&j, "duration_ms", ms);
-	json_object(&j, "relayed");
-	json_uint(&j, "client", cl->bytes);
-	json_uint(&j, "server", c->leg[ICPT_UPSTREAM_LEG].bytes);
-	json_end(&j);
-	json_bool(&j, "spliced", false);
-	json_client_leg(&j, c);
-	json_upstream_leg(&j, c, uv);
-	record_end(px, &j);
-	write_record(px, &j);
-	json_free(&j);
+	json_reset(j);
+	record_begin(px, j, "connection", &c->start, obs_conn_facts(cl->obs), cv, NULL);
+	json_string(j, "mode", "intercept");
+	json_string(j, "upstream", up);
+	json_string(j, "closed_by", closer_name(c->closed_by));
+	json_string(j, "close", end_name(c->end));
+	json_uint(j, "duration_ms", ms);
+	json_object(j, "relayed");
+	json_uint(j, "client", cl->bytes);
+	json_uint(j, "server", c->leg[ICPT_UPSTREAM_LEG].bytes);
+	json_end(j);
+	json_bool(j, "spliced", false);
+	json_client_leg(j, c);
+	json_upstream_leg(j, c, uv);
+	record_end(px, j);
+	write_record(px, j);
 }

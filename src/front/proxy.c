@@ -539,6 +539,7 @@ static void worker_free(struct worker *w)
 		event_free(w->retry_ev);
 	if (w->tick_ev)
 		event_free(w->tick_ev);
+	json_free(&w->record);
 	if (w->dns)
 		evdns_base_free(w->dns, 0);
 	if (w->pipe[0] >= 0) {

@@ -24,6 +24,7 @@
 #include <event2/util.h>
 
 #include "analysis/observer.h"
+#include "out/json.h"
 #include "front/proxy.h"
 #include "wire/facts.h"
 
@@ -178,6 +179,8 @@ struct worker {
 	bool draining;
 	bool full;                   /* accepts paused at the connection limit */
 	bool backing_off;            /* accepts paused after accept() failed */
+	struct json record;          /* the builder of this worker's connection records: its
+				      * memory and its certificate objects kept between them */
 	int pipe[2];                 /* for splice(2), empty between callbacks; -1: no splicing */
 	size_t pipe_size;
 };

@@ -180,27 +180,26 @@ void record_end(const struct proxy *px, struct json *j)
 void emit_json(FILE *out, const struct pconn *c, const struct conn_facts *f,
 	       const struct verdict *v, const char *summary, uint64_t duration_ms)
 {
-	struct json j;
+	struct json *j = &c->w->record;   /* this worker's: certificates made once */
 	char up[300];
 
 	report_endpoint(up, sizeof(up), c->up_host, c->up_port);
-	json_init(&j);
-	record_begin(c->w->px, &j, "connection", &c->start, f, v, summary);
-	json_string(&j, "mode", mode_name(c->wl->l->cfg->mode));
-	json_string(&j, "upstream", up);
-	json_string(&j, "closed_by", closer_name(c->closed_by));
-	json_string(&j, "close", end_name(c->end));
-	json_uint(&j, "duration_ms", duration_ms);
-	json_object(&j, "relayed");
-	json_uint(&j, "client", c->side[SIDE_CLIENT].bytes);
-	json_uint(&j, "server", c->side[SIDE_SERVER].bytes);
-	json_end(&j);
-	json_bool(&j, "spliced", c->spliced);
-	json_bool(&j, "observed", !c->unobserved);
-	record_end(c->w->px, &j);
+	json_reset(j);
+	record_begin(c->w->px, j, "connection", &c->start, f, v, summary);
+	json_string(j, "mode", mode_name(c->wl->l->cfg->mode));
+	json_string(j, "upstream", up);
+	json_string(j, "closed_by", closer_name(c->closed_by));
+	json_string(j, "close", end_name(c->end));
+	json_uint(j, "duration_ms", duration_ms);
+	json_object(j, "relayed");
+	json_uint(j, "client", c->side[SIDE_CLIENT].bytes);
+	json_uint(j, "server", c->side[SIDE_SERVER].bytes);
+	json_end(j);
+	json_bool(j, "spliced", c->spliced);
+	json_bool(j, "observed", !c->unobserved);
+	record_end(c->w->px, j);
 	(void)out;   /* the proxy's --json: px->cfg->json */
-	write_record(c->w->px, &j);
-	json_free(&j);
+	write_record(c->w->px, j);
 }
 
 /* What a connection's own lines start with: its time, client and
