@@ -221,8 +221,18 @@ static void client_cases(const char *tls)
 			cr_expect_str_eq(e2e_member(rec, "outcome"), "forwarded");
 			cr_expect(strstr(rec, "\"upstream_leg\":{\"opened\":true,\"failed\":false"), "%s", rec);
 		} else {
+			char *page = e2e_slurp(px_tmp("body"));
+
 			cr_expect_str_eq(e2e_member(rec, "outcome"), "refused_http", "%s", rec);
 			cr_expect(strstr(rec, "\"upstream_leg\":{\"opened\":false"), "%s", rec);
+			/* nginx's page, and the problem in words */
+			cr_expect(strstr(page, k->cert ? "<title>400 The SSL certificate error</title>"
+						       : "<title>400 No required SSL certificate was sent</title>"),
+				  "%s: %s", k->name, page);
+			cr_expect(strstr(page, k->cert ? "<p>The client certificate was refused: verify error "
+						       : "<p>The client certificate was refused: no client certificate was sent.</p>"),
+				  "%s: %s", k->name, page);
+			free(page);
 		}
 		if (!k->cert || k->http == 200) {
 			cr_expect_str_eq(e2e_member(rec, "verify_error"), "null", "%s", rec);
@@ -542,7 +552,7 @@ static void s_client_get(uint16_t port, bool pha, char *status, size_t len)
 		 "timeout 10 openssl s_client -quiet %s -connect 127.0.0.1:%u -servername localhost -tls1_3 "
 		 "-CAfile '%s' -cert '%s' -key '%s' -cert_chain '%s' 2>/dev/null",
 		 pha ? "-enable_pha" : "", port, lab("server-root.pem"), lab("good.pem"), lab("good.key"),
-		 lab("good-chain.pem"));
+		 lab("client-inter.pem"));
 	(void)run(cmd, status, len);
 }
 
@@ -621,5 +631,65 @@ Test(intercept, post_handshake_auth_refused_with_alert)
 	cr_expect_str_eq(e2e_member(rec, "alert_sent"), "certificate_required", "%s", rec);
 	cr_expect_str_eq(e2e_member(rec, "verdict"), "client_sent_no_cert", "%s", rec);
 	cr_expect(strstr(rec, "asked for a client certificate after the handshake"), "%s", rec);
+	stop_stand_in(&s);
+}
+
+/* No resumption: a client that tries to resume (s_client -reconnect, five
+ * times after the first) gets a full handshake each time, and each
+ * connection shows its certificate. */
+Test(intercept, no_resumption_every_connection_shows_its_certificate)
+{
+	struct stand_in s;
+	const char *server_key = private_key("server.key"), *good_key = private_key("good.key");
+	const char *const extra[] = { SERVER_KEYS(server_key), IDENTITY(good_key), NULL };
+	static const char *const versions[] = { "1_2", "1_3" };
+	char cmd[3000], count[64];
+	size_t v, i;
+
+	start_stand_in(&s, NULL, extra);
+	for (v = 0; v < 2; v++) {
+		snprintf(cmd, sizeof(cmd),
+			 "timeout 20 openssl s_client -reconnect -connect 127.0.0.1:%u -servername localhost -tls%s "
+			 "-CAfile '%s' -cert '%s' -key '%s' -cert_chain '%s' </dev/null 2>/dev/null | "
+			 "grep -c '^New,'",
+			 s.port, versions[v], lab("server-root.pem"), lab("good.pem"), lab("good.key"),
+			 lab("client-inter.pem"));
+		(void)run(cmd, count, sizeof(count));
+		/* "Reused," for a resumed one */
+		cr_expect_str_eq(count, "6", "TLS %s: six new sessions", versions[v]);
+	}
+	for (i = 0; i < 12; i++) {
+		const char *rec = record(&s, i);
+
+		/* no request follows: what the stand-in decided is the evidence */
+		cr_expect_neq(strcmp(e2e_member(rec, "verdict"), "resumed"), 0, "connection %zu", i);
+		cr_expect_str_eq(e2e_member(rec, "client_cert_sent"), "true", "connection %zu: %s", i, rec);
+		cr_expect_str_eq(e2e_member(rec, "verify_result"), "ok", "connection %zu: %s", i, rec);
+	}
+	stop_stand_in(&s);
+}
+
+/* Bytes that are not TLS: one record saying so, and the stand-in goes on
+ * serving. */
+Test(intercept, a_client_that_does_not_speak_tls)
+{
+	struct stand_in s;
+	const char *server_key = private_key("server.key"), *good_key = private_key("good.key");
+	const char *const extra[] = { SERVER_KEYS(server_key), IDENTITY(good_key), NULL };
+	char cmd[600], code[16];
+	const char *rec;
+
+	start_stand_in(&s, NULL, extra);
+	snprintf(cmd, sizeof(cmd),
+		 "timeout 5 bash -c 'exec 3<>/dev/tcp/127.0.0.1/%u; printf \"GET / HTTP/1.1\\r\\n\\r\\n\" >&3; cat <&3' "
+		 ">/dev/null 2>&1", s.port);
+	(void)run(cmd, NULL, 0);
+	rec = record(&s, 0);
+	cr_expect_str_eq(e2e_member(rec, "verdict"), "not_tls", "%s", rec);
+	cr_expect_str_eq(e2e_member(rec, "outcome"), "handshake_failed", "%s", rec);
+	cr_expect_neq(strcmp(e2e_member(rec, "error"), "null"), 0, "the reason, in one line: %s", rec);
+	icurl(s.port, "localhost", lab("server-root.pem"), "1.3", "good-chain.pem", "good.key", px_tmp("body"),
+	      code, sizeof(code));
+	cr_expect_str_eq(code, "200");
 	stop_stand_in(&s);
 }
