@@ -676,3 +676,117 @@ Test(ops, probe_quiet_and_verbose)
 	/* the rest as without -v */
 	cr_expect(strstr(verbose, "  probe direct TLS 1.2"), "%s", verbose);
 }
+
+/* ---- capture --metrics ---- */
+
+#include <signal.h>
+
+/* mtlsdiag capture ARGS... (NULL-terminated), its standard error in
+ * cap.err; the pid once it listens, or 0 (the test skipped) when this
+ * process may not capture. */
+static pid_t start_capture(const char *const *args)
+{
+	char *argv[32];
+	struct e2e_io io = { NULL, px_tmp("cap.out"), px_tmp("cap.err") };
+	size_t n = 0;
+	pid_t pid;
+
+	argv[n++] = getenv("MTLSDIAG_BIN");
+	argv[n++] = "capture";
+	while (*args && n < 31)
+		argv[n++] = (char *)*args++;
+	argv[n] = NULL;
+	cr_assert_not_null(argv[0], "MTLSDIAG_BIN is not set");
+	pid = e2e_spawn(argv, &io, 40);
+	cr_assert(pid > 0);
+	if (!e2e_wait_contains(px_tmp("cap.err"), "listening on", 10000)) {
+		(void)e2e_stop(pid, 3000);
+		if (px_find_line(px_tmp("cap.err"), "CAP_NET_RAW"))
+			cr_skip_test("cannot capture on lo here: %s", e2e_tail(px_tmp("cap.err"), 300));
+		else
+			cr_assert_fail("capture did not start: %s", e2e_tail(px_tmp("cap.err"), 400));
+		return 0;
+	}
+	return pid;
+}
+
+Test(ops, metrics_count_each_verdict_live_capture)
+{
+	uint16_t nginx_port = e2e_free_port(), mport = e2e_free_port();
+	char filter[40], metrics[40];
+	const char *json = px_tmp("cap.json");
+	pid_t nginx, cap;
+	struct tally t;
+	char *text;
+	size_t i;
+	double received = 0;
+
+	snprintf(filter, sizeof(filter), "tcp port %u", nginx_port);
+	snprintf(metrics, sizeof(metrics), "127.0.0.1:%u", mport);
+	nginx = px_start_nginx(nginx_port);
+	{
+		const char *args[] = { "-i", "lo", "--json", json, "--metrics", metrics, "--idle-timeout", "2", filter, NULL };
+
+		if (!(cap = start_capture(args))) {
+			px_stop_child(nginx);
+			return;
+		}
+	}
+	for (i = 0; i < N_VISITS; i++)
+		(void)px_run_curl(nginx_port, visits[i].tls, visits[i].cert_case, NULL);
+	cr_assert(e2e_wait_lines(json, N_VISITS, 15000), "%s", e2e_tail(px_tmp("cap.err"), 600));
+	/* the kernel's counts are read every second */
+	for (i = 0; i < 30 && received == 0; i++) {
+		cr_assert_eq(http_get(mport, "/metrics", "m1"), 200);
+		text = e2e_slurp(px_tmp("m1"));
+		received = sample(text, "mtlsdiag_capture_received_packets_total");
+		if (received == 0) {
+			free(text);
+			usleep(100000);
+		}
+	}
+	cr_assert_gt(received, 10 * N_VISITS, "%s", text);
+	check_exposition(text);
+	/* no record in memory here: the JSON lines have no relayed member */
+	{
+		size_t r, j;
+		char series[160];
+
+		memset(&t, 0, sizeof(t));
+		for (r = 0; r < N_VISITS; r++) {
+			const char *v = e2e_member(px_nth_line(json, r), "verdict");
+
+			for (j = 0; j < t.n_verdicts && strcmp(t.verdicts[j], v) != 0; j++)
+				;
+			if (j == t.n_verdicts)
+				snprintf(t.verdicts[t.n_verdicts++], sizeof(t.verdicts[0]), "%s", v);
+			t.by_verdict[j]++;
+		}
+		cr_expect_geq(t.n_verdicts, 2);
+		for (j = 0; j < t.n_verdicts; j++) {
+			snprintf(series, sizeof(series), "mtlsdiag_connections_total{verdict=\"%s\"}", t.verdicts[j]);
+			cr_expect_eq(sample(text, series), t.by_verdict[j], "%s", series);
+		}
+	}
+	{
+		double dropped = sample(text, "mtlsdiag_capture_dropped_packets_total{by=\"kernel\"}");
+		double if_dropped = sample(text, "mtlsdiag_capture_dropped_packets_total{by=\"interface\"}");
+		char line[4096];
+
+		/* a busy machine may drop packets, and a connection short of
+		 * some is judged on what came: the good ones are accepted when
+		 * none was lost */
+		if (dropped == 0 && if_dropped == 0)
+			cr_expect_eq(sample(text, "mtlsdiag_connections_total{verdict=\"client_cert_accepted\"}"), 3);
+		cr_expect(!strstr(text, "mtlsdiag_relayed_bytes_total"), "a capture relays nothing");
+		free(text);
+		cr_assert_eq(kill(cap, SIGINT), 0);
+		cr_expect_eq(e2e_wait(cap, 10000), 0, "%s", e2e_tail(px_tmp("cap.err"), 400));
+		/* the counts only grow: the summary's, read at the stop, are no smaller */
+		cr_assert(e2e_line(json, N_VISITS, line, sizeof(line)));
+		cr_expect_geq(strtod(e2e_member(line, "capture_received"), NULL), received, "%s", line);
+		cr_expect_geq(strtod(e2e_member(line, "capture_dropped"), NULL), dropped, "%s", line);
+		cr_expect_geq(strtod(e2e_member(line, "capture_if_dropped"), NULL), if_dropped, "%s", line);
+	}
+	px_stop_child(nginx);
+}

@@ -13,7 +13,9 @@
 
 #include "front/cmds.h"
 #include "front/livecap.h"
+#include "front/metrics_http.h"
 #include "front/watch.h"
+#include "out/metrics.h"
 #include "wire/capture.h"
 
 #define WHO "mtlsdiag capture"
@@ -23,7 +25,7 @@
 #define IDLE_TIMEOUT_DEFAULT_S 60
 
 enum {
-	O_SNAPLEN = W_NEXT_ID, O_BUFFER_SIZE, O_IDLE_TIMEOUT, O_PROMISC,
+	O_SNAPLEN = W_NEXT_ID, O_BUFFER_SIZE, O_IDLE_TIMEOUT, O_PROMISC, O_METRICS,
 };
 
 /* The options as given. */
@@ -31,6 +33,7 @@ struct capture_cmd_opts {
 	struct watch_opts w;            /* the analysis and its outputs (watch.h) */
 	struct livecap_config live;
 	char *filter;                   /* the operands joined, or NULL (allocated) */
+	const char *metrics_listen;     /* --metrics ADDR:PORT, or NULL */
 };
 
 static void usage(FILE *out)
@@ -57,7 +60,10 @@ static void usage(FILE *out)
 		"  --promisc         put the interface in promiscuous mode (to see a mirror\n"
 		"                    port's traffic)\n"
 		"  --idle-timeout SECONDS  a connection with no packet for this long gets its\n"
-		"                    record then (default 60)\n");
+		"                    record then (default 60)\n"
+		"  --metrics ADDR:PORT  serve Prometheus metrics at http://ADDR:PORT/metrics\n"
+		"                    (connections by verdict and fault, the kernel's packet\n"
+		"                    and drop counts; doc/operations.md)\n");
 	watch_usage_options(out);
 	fprintf(out,
 		"  -f, --filter EXPR the BPF expression, instead of the operands\n"
@@ -110,6 +116,7 @@ static int capture_option(void *opts, int opt, const char *arg)
 	case 'i': o->live.iface = arg; return 1;
 	case 'w': o->live.write_path = arg; return 1;
 	case O_PROMISC: o->live.promisc = true; return 1;
+	case O_METRICS: o->metrics_listen = arg; return 1;
 	case O_SNAPLEN:
 		if (!parse_count("--snaplen", arg, 64, LIVECAP_SNAPLEN_MAX, false, &v))
 			return 0;
@@ -160,6 +167,7 @@ static enum cmd_parsed parse_capture(int argc, char **argv, struct capture_cmd_o
 		{ "buffer-size", required_argument, NULL, O_BUFFER_SIZE },
 		{ "idle-timeout", required_argument, NULL, O_IDLE_TIMEOUT },
 		{ "promisc", no_argument, NULL, O_PROMISC },
+		{ "metrics", required_argument, NULL, O_METRICS },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -205,8 +213,51 @@ static void capture_members(struct json *j, void *ctx)
 	json_uint(j, "capture_if_dropped", n->if_dropped);
 }
 
+/* What the run's one-second tick reaches: the analysis, and the metrics
+ * with the kernel's counts. */
+struct capture_tick {
+	struct watch *w;
+	struct livecap *lc;
+	struct metrics *metrics;        /* or NULL */
+};
+
+static void tick(void *ctx, const struct timeval *now)
+{
+	struct capture_tick *t = ctx;
+	struct livecap_counters n;
+
+	watch_tick(t->w, now);
+	if (!t->metrics)
+		return;
+	livecap_counters(t->lc, &n);
+	metrics_capture_counts(t->metrics, n.received, n.dropped, n.if_dropped);
+}
+
+/* --metrics: the counters, served on the capture's loop.  0 after one
+ * line. */
+static int start_metrics(const struct capture_cmd_opts *o, struct livecap *lc, struct metrics **m,
+			 struct metrics_http **http)
+{
+	char err[300];
+
+	if (!o->metrics_listen)
+		return 1;
+	if (!(*m = metrics_new(METRICS_CAPTURE))) {
+		fprintf(stderr, WHO ": out of memory\n");
+		return 0;
+	}
+	if (!(*http = metrics_http_start(livecap_base(lc), o->metrics_listen, *m, err, sizeof(err)))) {
+		fprintf(stderr, WHO ": --metrics %s: %s\n", o->metrics_listen, err);
+		return 0;
+	}
+	return 1;
+}
+
 static int run_capture(const struct capture_cmd_opts *o)
 {
+	struct metrics *metrics = NULL;
+	struct metrics_http *http = NULL;
+	struct capture_tick t;
 	struct livecap_counters n;
 	struct livecap *lc = NULL;
 	struct capture *cap = NULL;
@@ -217,8 +268,10 @@ static int run_capture(const struct capture_cmd_opts *o)
 
 	if (!watch_start(&w, WHO, &o->w, true))
 		goto Exit;
-	if (!(lc = livecap_open(WHO, &o->live)))
+	if (!(lc = livecap_open(WHO, &o->live)) || !start_metrics(o, lc, &metrics, &http))
 		goto Exit;
+	w.metrics = metrics;
+	t = (struct capture_tick){ .w = &w, .lc = lc, .metrics = metrics };
 	w.source = o->live.iface;
 	watch_sink(&w, &sink);
 	if (!(cap = capture_new(&o->w.capture, &sink, &stats))) {
@@ -228,7 +281,9 @@ static int run_capture(const struct capture_cmd_opts *o)
 	fprintf(stderr, WHO ": listening on %s, link type %s, snapshot length %d bytes%s%s\n", o->live.iface,
 		livecap_linktype_name(lc), o->live.snaplen, o->live.write_path ? ", writing " : "",
 		o->live.write_path ? o->live.write_path : "");
-	ret = livecap_run(lc, cap, watch_tick, &w) ? 0 : 2;
+	if (o->metrics_listen)
+		fprintf(stderr, WHO ": metrics on http://%s/metrics\n", o->metrics_listen);
+	ret = livecap_run(lc, cap, tick, &t) ? 0 : 2;
 	/* the connections still open end with the run */
 	capture_end(cap);
 	livecap_counters(lc, &n);
@@ -243,10 +298,12 @@ static int run_capture(const struct capture_cmd_opts *o)
 			n.dropped + n.if_dropped);
 Exit:
 	capture_free(cap);
+	metrics_http_free(http);   /* before the loop it is served on */
 	if (!livecap_close(lc))
 		ret = 2;
 	if (!watch_end(&w))
 		ret = 2;
+	metrics_free(metrics);
 	return ret;
 }
 

@@ -773,7 +773,7 @@ int proxy_run(const struct proxy_config *cfg)
 		px.flush = &flush;
 	}
 	/* the counters: for --metrics, and for the summary at the stop */
-	if (!(px.metrics = metrics_new())) {
+	if (!(px.metrics = metrics_new(METRICS_PROXY))) {
 		fprintf(stderr, "mtlsdiag proxy: out of memory\n");
 		goto Exit;
 	}

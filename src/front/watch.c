@@ -15,6 +15,7 @@
 #include "front/watch.h"
 #include "out/detail.h"
 #include "out/ecs.h"
+#include "out/metrics.h"
 #include "out/syslogout.h"
 #include "wire/keylog.h"
 #include "wire/x509info.h"
@@ -140,6 +141,8 @@ static void emit(void *ctx, void *flow, const struct conn_facts *f, const struct
 	char line[2048];
 
 	report_tally_add(&w->tally, v);
+	if (w->metrics)
+		metrics_connection(w->metrics, f, v);
 	/* the human line is made once: printed, the record's summary, the evidence's */
 	if (text || w->out.json || w->syslog || w->ticket)
 		report_line(line, sizeof(line), f, v);

@@ -111,6 +111,7 @@ struct watch {
 	bool verbose;           /* -v: the evidence and remedies under each line */
 	const char *syslog_path;
 	struct syslog_out *syslog;      /* --syslog, or NULL */
+	struct metrics *metrics;        /* capture --metrics: each connection counted, or NULL */
 	struct legpair *pairs;  /* holds possible gateway legs until paired */
 	struct obs_sink os;
 	struct ticket *ticket;  /* --evidence DIR, or NULL */

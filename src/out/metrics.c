@@ -33,17 +33,19 @@ struct metrics {
 	atomic_ullong failures;
 	atomic_llong open;
 	atomic_ullong keylog[KR_COUNT];
-	atomic_bool capturing;
-	atomic_ullong drops_kernel, drops_interface;
+	enum metrics_front front;
+	atomic_ullong received, drops_kernel, drops_interface;
 	time_t started;
 };
 
-struct metrics *metrics_new(void)
+struct metrics *metrics_new(enum metrics_front front)
 {
 	struct metrics *m = calloc(1, sizeof(*m));
 
-	if (m)
+	if (m) {
 		m->started = time(NULL);
+		m->front = front;
+	}
 	return m;
 }
 
@@ -124,11 +126,11 @@ void metrics_open(struct metrics *m, int delta)
 	atomic_fetch_add(&m->open, delta);
 }
 
-void metrics_capture_drops(struct metrics *m, uint64_t kernel, uint64_t interface)
+void metrics_capture_counts(struct metrics *m, uint64_t received, uint64_t kernel_dropped, uint64_t if_dropped)
 {
-	atomic_store(&m->drops_kernel, kernel);
-	atomic_store(&m->drops_interface, interface);
-	atomic_store(&m->capturing, true);
+	atomic_store(&m->received, received);
+	atomic_store(&m->drops_kernel, kernel_dropped);
+	atomic_store(&m->drops_interface, if_dropped);
 }
 
 static void head(FILE *out, const char *name, const char *type, const char *help)
@@ -152,19 +154,13 @@ static void seconds(FILE *out, uint64_t us)
 	fprintf(out, ".%s", frac);
 }
 
-int metrics_render(const struct metrics *m, FILE *out)
+/* What only the proxy has: handshake times, bytes relayed, connections
+ * open and those that never reached their server. */
+static void render_proxy(const struct metrics *m, FILE *out)
 {
 	unsigned long long cumulative = 0, count;
 	size_t i;
 
-	head(out, "connections_total", "counter", "Connections ended, by verdict.");
-	for (i = 0; i < V_COUNT; i++)
-		fprintf(out, "mtlsdiag_connections_total{verdict=\"%s\"} %llu\n", verdict_code_name((enum verdict_code)i),
-			atomic_load(&m->by_verdict[i]));
-	head(out, "connections_by_fault_total", "counter", "Connections ended, by who must act (the verdict's fault).");
-	for (i = 0; i < F_KINDS; i++)
-		fprintf(out, "mtlsdiag_connections_by_fault_total{fault=\"%s\"} %llu\n", fault_name((enum fault)i),
-			atomic_load(&m->by_fault[i]));
 	head(out, "handshake_duration_seconds", "histogram",
 	     "Time from a connection's start to the end of its TLS handshake, for handshakes that ended.");
 	/* the count is read first: a handshake added meanwhile makes the
@@ -192,18 +188,40 @@ int metrics_render(const struct metrics *m, FILE *out)
 	fprintf(out, "mtlsdiag_upstream_failures_total %llu\n", atomic_load(&m->failures));
 	head(out, "open_connections", "gauge", "Connections open now.");
 	fprintf(out, "mtlsdiag_open_connections %lld\n", atomic_load(&m->open));
+}
+
+/* What only a live capture has: the kernel's packet counts. */
+static void render_capture(const struct metrics *m, FILE *out)
+{
+	head(out, "capture_received_packets_total", "counter", "Packets the live capture's filter passed (the kernel's count).");
+	fprintf(out, "mtlsdiag_capture_received_packets_total %llu\n", atomic_load(&m->received));
+	head(out, "capture_dropped_packets_total", "counter",
+	     "Packets the live capture lost: dropped by the kernel (its buffer was full) or by the interface.");
+	fprintf(out, "mtlsdiag_capture_dropped_packets_total{by=\"kernel\"} %llu\n", atomic_load(&m->drops_kernel));
+	fprintf(out, "mtlsdiag_capture_dropped_packets_total{by=\"interface\"} %llu\n", atomic_load(&m->drops_interface));
+}
+
+int metrics_render(const struct metrics *m, FILE *out)
+{
+	size_t i;
+
+	head(out, "connections_total", "counter", "Connections ended, by verdict.");
+	for (i = 0; i < V_COUNT; i++)
+		fprintf(out, "mtlsdiag_connections_total{verdict=\"%s\"} %llu\n", verdict_code_name((enum verdict_code)i),
+			atomic_load(&m->by_verdict[i]));
+	head(out, "connections_by_fault_total", "counter", "Connections ended, by who must act (the verdict's fault).");
+	for (i = 0; i < F_KINDS; i++)
+		fprintf(out, "mtlsdiag_connections_by_fault_total{fault=\"%s\"} %llu\n", fault_name((enum fault)i),
+			atomic_load(&m->by_fault[i]));
 	head(out, "keylog_lookups_total", "counter",
 	     "Connections with protected records and a key log: its secrets found (hit), absent (miss), or unusable.");
 	for (i = 0; i < KR_COUNT; i++)
 		fprintf(out, "mtlsdiag_keylog_lookups_total{result=\"%s\"} %llu\n", keylog_result_name((enum keylog_result)i),
 			atomic_load(&m->keylog[i]));
-	if (atomic_load(&m->capturing)) {
-		head(out, "capture_dropped_packets_total", "counter",
-		     "Packets the live capture lost: dropped by the kernel (its buffer was full) or by the interface.");
-		fprintf(out, "mtlsdiag_capture_dropped_packets_total{by=\"kernel\"} %llu\n", atomic_load(&m->drops_kernel));
-		fprintf(out, "mtlsdiag_capture_dropped_packets_total{by=\"interface\"} %llu\n",
-			atomic_load(&m->drops_interface));
-	}
+	if (m->front == METRICS_PROXY)
+		render_proxy(m, out);
+	else
+		render_capture(m, out);
 	head(out, "start_time_seconds", "gauge", "When the process started, in seconds since the epoch.");
 	fprintf(out, "mtlsdiag_start_time_seconds %lld\n", (long long)m->started);
 	fflush(out);

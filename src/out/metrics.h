@@ -19,7 +19,12 @@
 
 struct metrics;
 
-struct metrics *metrics_new(void) __attribute__((warn_unused_result));
+/* Which front end the metrics are of: what is rendered follows (a live
+ * capture relays nothing, and sees no handshake's end by itself; the
+ * proxy drops no packets). */
+enum metrics_front { METRICS_PROXY, METRICS_CAPTURE };
+
+struct metrics *metrics_new(enum metrics_front front) __attribute__((warn_unused_result));
 void metrics_free(struct metrics *m);
 
 /* A connection ended with verdict v: counted by verdict and by fault, and
@@ -37,9 +42,10 @@ void metrics_relayed(struct metrics *m, uint64_t from_client, uint64_t from_serv
 void metrics_failure(struct metrics *m) __attribute__((nonnull));
 /* Connections open: +1 at accept, -1 at teardown. */
 void metrics_open(struct metrics *m, int delta) __attribute__((nonnull));
-/* A live capture's drop counts so far (pcap_stats: by the kernel, by the
- * interface); their metrics appear once this is called. */
-void metrics_capture_drops(struct metrics *m, uint64_t kernel, uint64_t interface) __attribute__((nonnull));
+/* A live capture's counts so far (pcap_stats): packets that passed the
+ * filter, and those dropped by the kernel and by the interface. */
+void metrics_capture_counts(struct metrics *m, uint64_t received, uint64_t kernel_dropped, uint64_t if_dropped)
+	__attribute__((nonnull));
 
 /* The connections counted so far by verdict, as a closing summary's
  * tally (the proxy's, when it stops). */
