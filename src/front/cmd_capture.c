@@ -278,11 +278,12 @@ static int run_capture(const struct capture_cmd_opts *o)
 		fprintf(stderr, WHO ": out of memory\n");
 		goto Exit;
 	}
+	/* before "listening", the line that ends the start */
+	if (o->metrics_listen)
+		fprintf(stderr, WHO ": metrics on http://%s/metrics\n", o->metrics_listen);
 	fprintf(stderr, WHO ": listening on %s, link type %s, snapshot length %d bytes%s%s\n", o->live.iface,
 		livecap_linktype_name(lc), o->live.snaplen, o->live.write_path ? ", writing " : "",
 		o->live.write_path ? o->live.write_path : "");
-	if (o->metrics_listen)
-		fprintf(stderr, WHO ": metrics on http://%s/metrics\n", o->metrics_listen);
 	ret = livecap_run(lc, cap, tick, &t) ? 0 : 2;
 	/* the connections still open end with the run */
 	capture_end(cap);

@@ -794,6 +794,9 @@ int proxy_run(const struct proxy_config *cfg)
 	}
 	if (cfg->user && !drop_privileges(cfg->user))
 		goto Exit;
+	/* before "listening", the line that ends the start */
+	if (cfg->metrics_listen)
+		emit_fmt(cfg->log, "mtlsdiag proxy: metrics on http://%s/metrics", cfg->metrics_listen);
 	for (i = 0; i < px.n_ls; i++) {
 		describe_listener(&px.ls[i], desc, sizeof(desc));
 		/* what the stand-in learnt comes first: "listening" is the line
@@ -802,8 +805,6 @@ int proxy_run(const struct proxy_config *cfg)
 			emit_fmt(cfg->log, "mtlsdiag proxy: %s", intercept_describe(px.ls[i].icpt));
 		emit_fmt(cfg->log, "mtlsdiag proxy: listening on %s", desc);
 	}
-	if (cfg->metrics_listen)
-		emit_fmt(cfg->log, "mtlsdiag proxy: metrics on http://%s/metrics", cfg->metrics_listen);
 	emit_fmt(cfg->log, "mtlsdiag proxy: %u worker%s, at most %zu connections open (%s)%s%s%s", px.n_workers,
 		 px.n_workers == 1 ? "" : "s", px.max_conns_per_worker * px.n_workers, px.conns_limit_from,
 		 cfg->pcap_out ? "; writing " : "", cfg->pcap_out ? cfg->pcap_out : "",
