@@ -360,6 +360,42 @@ Test(live, a_tcpdump_pipe_prints_each_verdict_as_it_is_known)
 	lab_truth_free(&truth);
 }
 
+/* An old capture piped in (zcat file | mtlsdiag pcap -) is not live: a
+ * gateway's two legs are held for each other as long as in the file (10 s,
+ * not the 1 s of a live capture), and the lines are the file's.  The legs
+ * of tests/data/mitm/mitm_nocert_tls12 are merged with the server leg 2 s
+ * later, which only the longer hold pairs. */
+Test(live, an_old_capture_piped_in_pairs_legs_as_the_file_does)
+{
+	char cmd[2048], server_leg[1024], client_leg[1024];
+	const char *shifted = px_tmp("server-2s.pcap"), *merged = px_tmp("legs-2s.pcap");
+	char *editcap[] = { "editcap", "-t", "2", server_leg, (char *)shifted, NULL };
+	char *mergecap[] = { "mergecap", "-w", (char *)merged, client_leg, (char *)shifted, NULL };
+	char *file_argv[] = { (char *)bin(), "pcap", (char *)merged, NULL };
+	char *pipe_argv[] = { "sh", "-c", cmd, NULL };
+	struct e2e_io quiet = { NULL, NULL, NULL };
+	struct e2e_io file_io = { NULL, px_tmp("file.out"), NULL }, pipe_io = { NULL, px_tmp("pipe.out"), NULL };
+	char *a, *b;
+
+	if (!px_have("editcap") || !px_have("mergecap"))
+		cr_skip_test("editcap and mergecap (wireshark-common, with tshark in scripts/deps) are not installed");
+	/* test_path's buffer is its own: each path copied */
+	snprintf(server_leg, sizeof(server_leg), "%s", test_path("tests/data/mitm/mitm_nocert_tls12.server.pcap"));
+	snprintf(client_leg, sizeof(client_leg), "%s", test_path("tests/data/mitm/mitm_nocert_tls12.client.pcap"));
+	cr_assert_eq(e2e_run(editcap, &quiet, 20000), 0);
+	cr_assert_eq(e2e_run(mergecap, &quiet, 20000), 0);
+	snprintf(cmd, sizeof(cmd), "cat '%s' | '%s' pcap -", merged, bin());
+	cr_assert_eq(e2e_run(file_argv, &file_io, 20000), 0);
+	cr_assert_eq(e2e_run(pipe_argv, &pipe_io, 20000), 0);
+	a = e2e_slurp(px_tmp("file.out"));
+	b = e2e_slurp(px_tmp("pipe.out"));
+	cr_assert(a && b);
+	cr_assert_eq(px_count_lines(px_tmp("file.out"), "paired with"), 2, "%s", a);
+	cr_assert_str_eq(b, a);
+	free(a);
+	free(b);
+}
+
 /* ---- what stops it before it starts ---- */
 
 /* `prefix... mtlsdiag capture args...` exits 2 with one line on stderr

@@ -332,6 +332,11 @@ void legpair_offer(struct legpair *lp, void *conn, const struct conn_facts *f, s
 	lp->n_held++;
 }
 
+void legpair_set_hold(struct legpair *lp, unsigned hold_s)
+{
+	lp->hold_s = hold_s;
+}
+
 void legpair_tick(struct legpair *lp, const struct timeval *now)
 {
 	if (lp->head)

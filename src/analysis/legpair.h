@@ -31,6 +31,10 @@ struct legpair *legpair_new(size_t max_held, unsigned hold_s, legpair_emit_fn em
 void legpair_offer(struct legpair *lp, void *conn, const struct conn_facts *f,
 		   struct verdict *v) __attribute__((nonnull));
 
+/* From now on a leg is held at most hold_s seconds (a capture found to be
+ * live holds its legs for less). */
+void legpair_set_hold(struct legpair *lp, unsigned hold_s) __attribute__((nonnull));
+
 /* Time (a live capture's clock) has reached `now` without an offer: emits
  * the connections held longer than hold_s. */
 void legpair_tick(struct legpair *lp, const struct timeval *now) __attribute__((nonnull));

@@ -21,11 +21,15 @@
 #include "wire/x509info.h"
 
 /* Legs are held at most this long (capture time) after they ended, and at
- * most this many at once.  Live, a verdict waits at most a few seconds:
- * a gateway's two legs end within a second of each other. */
+ * most this many at once.  Live, a verdict waits about a second: a
+ * gateway's two legs end within a second of each other.  A stream
+ * (tcpdump -w - | mtlsdiag pcap -) is live when its connections end
+ * within LIVE_SKEW_S of the real time; an old capture piped in (zcat) is
+ * not, and gets the verdicts it gets as a file. */
 #define PAIR_HOLD_S 10
 #define PAIR_HOLD_LIVE_S 1
 #define PAIR_MAX_HELD 512
+#define LIVE_SKEW_S 120
 
 void watch_opts_init(struct watch_opts *o)
 {
@@ -203,6 +207,14 @@ static void finished(void *ctx, struct obs_conn *flow, bool truncated, const str
 	struct watch *w = ctx;
 	void *held = flow;
 
+	if (w->streaming && !w->hold_decided) {
+		struct timeval now;
+
+		gettimeofday(&now, NULL);
+		w->hold_decided = true;
+		if (ts->tv_sec > now.tv_sec - LIVE_SKEW_S && ts->tv_sec < now.tv_sec + LIVE_SKEW_S)
+			legpair_set_hold(w->pairs, PAIR_HOLD_LIVE_S);
+	}
 	obs_conn_set_source(flow, w->source);
 	(void)obs_conn_finish(flow, truncated, ts);
 	if (w->ticket) {
@@ -348,7 +360,7 @@ int watch_start(struct watch *w, const char *who, const struct watch_opts *o, bo
 	w->cfg.certs = cert_cache_new(4096);
 	w->cfg.chains = chain_memo_new();
 	w->cfg.pool = obs_pool_new();
-	w->pairs = legpair_new(PAIR_MAX_HELD, live ? PAIR_HOLD_LIVE_S : PAIR_HOLD_S, emit, w);
+	w->pairs = legpair_new(PAIR_MAX_HELD, PAIR_HOLD_S, emit, w);
 	if (!w->cfg.certs || !w->cfg.chains || !w->cfg.pool || !w->pairs) {
 		fprintf(stderr, "%s: out of memory\n", who);
 		return 0;

@@ -103,6 +103,7 @@ struct watch {
 	struct inspect_catalogue *cat;  /* cfg.inspection, owned */
 	struct cmd_output out;
 	bool streaming;         /* the input is being written as it is read: records flushed one by one */
+	bool hold_decided;      /* streaming: whether the capture is live was told (by its first connection) */
 	struct json json;       /* the builder every record of the run is made in */
 	const char *source;     /* the input, as named on the command line ("-": standard input) */
 	struct report_tally tally;
@@ -124,10 +125,11 @@ struct watch {
 };
 
 /* Reads the inputs the options name and opens the outputs.  live: the
- * packets are being captured now, or written as they are read (the key
- * logs are followed as they grow, gateway legs are held 1 s instead of
- * 10 s for their partner, every record is flushed).  0 after printing one
- * line; w can be ended either way. */
+ * packets are being captured now, or may be written as they are read (the
+ * key logs are followed as they grow, every record is flushed, and when
+ * the first connection ended within two minutes of the real time, gateway
+ * legs are held 1 s instead of 10 s for their partner).  0 after printing
+ * one line; w can be ended either way. */
 int watch_start(struct watch *w, const char *who, const struct watch_opts *o, bool live)
 	__attribute__((nonnull, warn_unused_result));
 
