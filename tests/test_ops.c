@@ -790,3 +790,51 @@ Test(ops, metrics_count_each_verdict_live_capture)
 	}
 	px_stop_child(nginx);
 }
+
+/* The key log's lookups: curl writes its secrets where the proxy reads
+ * them (a hit), or elsewhere (a miss); the counters say what the records
+ * say. */
+Test(ops, metrics_count_key_log_hits_and_misses)
+{
+	uint16_t nginx_port = e2e_free_port(), port = e2e_free_port(), mport = e2e_free_port();
+	char listen[40], upstream[40], metrics[40], cmd[2000];
+	const char *json = px_tmp("proxy.json"), *keys = px_tmp("keys.log"), *other = px_tmp("other.log");
+	const char *const keylogs[] = { keys, other, keys };
+	pid_t nginx, proxy;
+	char *text;
+	size_t i, hits = 0, misses = 0;
+	FILE *f = fopen(keys, "w");
+
+	cr_assert_not_null(f);
+	fclose(f);
+	nginx = px_start_nginx(nginx_port);
+	snprintf(listen, sizeof(listen), "127.0.0.1:%u", port);
+	snprintf(upstream, sizeof(upstream), "127.0.0.1:%u", nginx_port);
+	snprintf(metrics, sizeof(metrics), "127.0.0.1:%u", mport);
+	proxy = px_start(px_tmp("proxy.log"), "--listen", listen, "--upstream", upstream, "--json", json, "--metrics",
+			 metrics, "--keylog", keys, NULL);
+	for (i = 0; i < 3; i++) {
+		snprintf(cmd, sizeof(cmd),
+			 "SSLKEYLOGFILE='%s' curl -s -o /dev/null --max-time 5 --cacert '%s' --resolve localhost:%u:127.0.0.1 "
+			 "--tlsv1.3 --cert '%s' --key '%s' 'https://localhost:%u/'",
+			 keylogs[i], px_pki("server-root.pem"), port, px_pki("good-chain.pem"), px_pki("good.key"), port);
+		(void)sh(cmd, NULL, 0);
+	}
+	cr_assert(e2e_wait_lines(json, 3, 10000), "%s", e2e_tail(px_tmp("proxy.log"), 600));
+	for (i = 0; i < 3; i++) {
+		const char *k = e2e_member(px_nth_line(json, i), "keylog");
+
+		hits += strcmp(k, "decrypted") == 0;
+		misses += strcmp(k, "no_entry") == 0 || strcmp(k, "missing_secret") == 0;
+	}
+	cr_expect_eq(hits, 2, "%s", e2e_slurp(json));
+	cr_expect_eq(misses, 1);
+	cr_assert_eq(http_get(mport, "/metrics", "m1"), 200);
+	text = e2e_slurp(px_tmp("m1"));
+	cr_expect_eq(sample(text, "mtlsdiag_keylog_lookups_total{result=\"hit\"}"), hits);
+	cr_expect_eq(sample(text, "mtlsdiag_keylog_lookups_total{result=\"miss\"}"), misses);
+	cr_expect_eq(sample(text, "mtlsdiag_keylog_lookups_total{result=\"unusable\"}"), 0);
+	free(text);
+	px_stop_child(proxy);
+	px_stop_child(nginx);
+}
