@@ -396,6 +396,49 @@ Test(live, an_old_capture_piped_in_pairs_legs_as_the_file_does)
 	free(b);
 }
 
+/* An interface that goes away under the capture (a veth pair in a
+ * network namespace of the test's, one end deleted) ends the run: one line
+ * that says why, the summary, exit 2. */
+Test(live, an_interface_that_disappears_ends_the_run_with_the_summary)
+{
+	char ns[64], cmd[512], *err, *out;
+	pid_t pid;
+	int status;
+
+	snprintf(ns, sizeof(ns), "mtlsdiag-cap-%d", (int)getpid());
+	snprintf(cmd, sizeof(cmd),
+		 "ip netns add %s && ip -n %s link add va type veth peer name vb && ip -n %s link set va up "
+		 ">/dev/null 2>&1", ns, ns, ns);
+	if (system(cmd) != 0) {
+		snprintf(cmd, sizeof(cmd), "ip netns del %s >/dev/null 2>&1", ns);
+		(void)system(cmd);
+		cr_skip_test("cannot make a network namespace with a veth pair here (ip netns, CAP_SYS_ADMIN)");
+	}
+	{
+		char *argv[] = { "ip", "netns", "exec", ns, (char *)bin(), "capture", "-i", "va", NULL };
+		struct e2e_io io = { NULL, px_tmp("gone.out"), px_tmp("gone.err") };
+
+		pid = e2e_spawn(argv, &io, 30);
+	}
+	cr_assert(pid > 0);
+	if (e2e_wait_contains(px_tmp("gone.err"), "listening on va", 10000)) {
+		snprintf(cmd, sizeof(cmd), "ip -n %s link del va", ns);
+		(void)system(cmd);
+	}
+	status = e2e_wait(pid, 10000);
+	snprintf(cmd, sizeof(cmd), "ip netns del %s", ns);
+	(void)system(cmd);
+	err = e2e_slurp(px_tmp("gone.err"));
+	out = e2e_slurp(px_tmp("gone.out"));
+	cr_assert(err && out);
+	cr_assert_eq(status, 2, "%s", err);
+	cr_assert(strstr(err, "mtlsdiag capture: reading va stopped: "), "%s", err);
+	cr_assert(strstr(out, "0 connections"), "%s", out);
+	cr_assert(strstr(out, "dropped by the kernel"), "%s", out);
+	free(err);
+	free(out);
+}
+
 /* ---- what stops it before it starts ---- */
 
 /* `prefix... mtlsdiag capture args...` exits 2 with one line on stderr
