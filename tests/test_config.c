@@ -77,7 +77,7 @@ TestSuite(config, .init = px_setup, .fini = fini);
 
 Test(config, the_reader_takes_each_form_of_line)
 {
-	static const char text[] = "; a comment\r\n"
+	static const char text[] = "\xef\xbb\xbf; a comment after a byte order mark\r\n"
 				   "  [proxy]  \r\n"
 				   "\tlisten=127.0.0.1:1\r\n"
 				   "intercept\n"
@@ -418,7 +418,9 @@ Test(config, a_bad_line_is_named_with_its_file_and_line)
 	RUN("pcap", "-c", px_tmp(""), "x.pcap");
 	cr_expect_eq(r.status, 2);
 	cr_expect(strstr(r.err, "cannot read the configuration file: Is a directory"), "%s", r.err);
-	/* -c without a command */
+	/* -c without a command; the program's help says where -c goes */
+	RUN("--help");
+	cr_expect(strstr(r.out, "usage: mtlsdiag [-c FILE] COMMAND [OPTIONS]\n"), "%s", r.out);
 	RUN("-c", px_tmp("bad.conf"));
 	cr_expect_eq(r.status, 2);
 	cr_expect_str_eq(r.err, "mtlsdiag: -c FILE goes with a command: mtlsdiag -c FILE COMMAND [OPTIONS]\n");

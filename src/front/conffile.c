@@ -225,6 +225,9 @@ int conffile_parse(struct conf_file *cf, const char *path, const uint8_t *data, 
 		return 0;
 	}
 	cursor_init(&all, data, data ? len : 0);
+	/* a UTF-8 byte order mark, as some editors write one */
+	if (cursor_starts_with(&all, "\xef\xbb\xbf", 3, 0) && !cursor_skip(&all, 3))
+		return 0;
 	while (r == LINE_OK && cursor_len(&all) > 0) {
 		line++;
 		if (!cursor_find(&all, "\n", 1, &at))

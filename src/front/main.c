@@ -11,7 +11,7 @@
 static void usage(FILE *out)
 {
 	fprintf(out,
-		"usage: mtlsdiag COMMAND [OPTIONS]\n"
+		"usage: mtlsdiag [-c FILE] COMMAND [OPTIONS]\n"
 		"\n"
 		"Diagnoses mutual-TLS client-certificate failures, one verdict per connection.\n"
 		"\n"
@@ -24,7 +24,11 @@ static void usage(FILE *out)
 		"  check-bundle FILE check a CA bundle (and a client certificate against it)\n"
 		"                    before a server is given it\n"
 		"\n"
-		"'mtlsdiag COMMAND --help' shows a command's options.\n");
+		"'mtlsdiag COMMAND --help' shows a command's options.\n"
+		"With -c FILE, before the command or among its options, the command first\n"
+		"reads its options from FILE's [COMMAND] section; the installed file is\n"
+		"%s/mtlsdiag/mtlsdiag.conf.\n",
+		SYSCONFDIR);
 }
 
 /* The commands, in the order --help lists them; a configuration file's
