@@ -838,3 +838,23 @@ Test(ops, metrics_count_key_log_hits_and_misses)
 	px_stop_child(proxy);
 	px_stop_child(nginx);
 }
+
+/* The probe's records in ECS: the connection it made, the probe's own
+ * members under mtlsdiag. */
+Test(ops, ecs_from_the_probe)
+{
+	uint16_t nginx_port = e2e_free_port();
+	char cmd[2000], got[4096], want[400];
+	pid_t nginx = px_start_nginx(nginx_port);
+
+	cr_assert(px_have("jq"), "jq is not installed (scripts/deps test)");
+	snprintf(cmd, sizeof(cmd),
+		 "'%s' probe -q --tls 1.2 --json - --json-format ecs --cert '%s' --key '%s' 127.0.0.1:%u 2>/dev/null | "
+		 "jq -r '[.event.dataset, .tls.version, .tls.established, .tls.client.x509.subject.common_name[0], "
+		 ".destination.port, .mtlsdiag.mode, .mtlsdiag.probe.client_auth] | @tsv'",
+		 getenv("MTLSDIAG_BIN"), px_pki("good-chain.pem"), px_pki("good.key"), nginx_port);
+	cr_expect_eq(sh(cmd, got, sizeof(got)), 0, "%s", got);
+	px_stop_child(nginx);
+	snprintf(want, sizeof(want), "mtlsdiag.connection\t1.2\ttrue\tgood-client\t%u\tprobe\taccepted\n", nginx_port);
+	cr_expect_str_eq(got, want);
+}

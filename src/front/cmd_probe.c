@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/time.h>
 #include <unistd.h>
 
 #include <openssl/err.h>
@@ -24,6 +25,7 @@
 #include "front/probe.h"
 #include "front/proxy.h"
 #include "out/detail.h"
+#include "out/ecs.h"
 #include "out/syslogout.h"
 #include "out/report.h"
 #include "wire/x509info.h"
@@ -60,6 +62,9 @@ static void usage(FILE *out)
 		"  --http                  that default, said explicitly (--no-http's opposite)\n"
 		"  --json FILE             also write JSON Lines to FILE (- for standard output;\n"
 		"                          the human lines then go to standard error); created 0600\n"
+		"  --json-format F         default, or ecs: the records with Elastic Common Schema\n"
+		"                          names (tls.*, destination.*, ...; the rest under\n"
+		"                          mtlsdiag.*)\n"
 		"  --umask MASK            create output files with 0666 less MASK (022) instead\n"
 		"  --inspection-cas FILE   more inspection-CA rules, added to the bundled\n"
 		"                          catalogue (repeatable)\n"
@@ -151,6 +156,7 @@ struct run {
 	const char *via;         /* "host:port" or NULL */
 	size_t n_rules;
 	bool verbose;            /* -v: the evidence and remedies under the verdict line */
+	bool ecs;                /* --json-format ecs */
 	struct syslog_out *syslog;
 	bool color;              /* the verdict lines are coloured */
 };
@@ -359,12 +365,12 @@ static void print_json(const struct run *run, const struct probe_options *o, con
 	if (!run->out.json || !r->verdict)
 		return;
 	json_init(&j);
-	json_object(&j, NULL);
-	report_json_members(&j, obs_conn_facts(r->obs), r->verdict, NULL);
+	ecs_record_open(&j, run->ecs, "connection", &obs_conn_facts(r->obs)->first_ts, obs_conn_facts(r->obs), r->verdict,
+			NULL);
 	json_string(&j, "mode", "probe");
 	json_target(&j, o);
 	json_probe(&j, o, r);
-	json_end(&j);
+	ecs_record_close(&j, run->ecs);
 	write_record(run, &j);
 }
 
@@ -372,18 +378,19 @@ static void print_json(const struct run *run, const struct probe_options *o, con
 static void print_json_error(const struct run *run, const struct probe_options *o, const struct probe_result *r)
 {
 	struct json j;
+	struct timeval now;
 
 	if (!run->out.json)
 		return;
+	gettimeofday(&now, NULL);
 	json_init(&j);
-	json_object(&j, NULL);
-	report_json_kind(&j, "probe_error");
+	ecs_record_open(&j, run->ecs, "probe_error", &now, NULL, NULL, NULL);
 	json_string(&j, "mode", "probe");
 	json_target(&j, o);
 	json_string(&j, "tls_requested", tls_name(o->tls_version));
 	json_string(&j, "proxy_status", r->proxy_status[0] ? r->proxy_status : NULL);
 	json_string(&j, "error", r->error);
-	json_end(&j);
+	ecs_record_close(&j, run->ecs);
 	write_record(run, &j);
 }
 
@@ -434,10 +441,11 @@ static void compare(const struct run *run, int version, const struct probe_resul
 	}
 	if (run->out.json) {
 		struct json j;
+		struct timeval now;
 
+		gettimeofday(&now, NULL);
 		json_init(&j);
-		json_object(&j, NULL);
-		report_json_kind(&j, "compare");
+		ecs_record_open(&j, run->ecs, "compare", &now, NULL, NULL, NULL);
 		json_string(&j, "tls_requested", tls_name(version));
 		json_string(&j, "target", x);
 		json_string(&j, "via", run->via);
@@ -446,7 +454,7 @@ static void compare(const struct run *run, int version, const struct probe_resul
 		for (i = 0; i < d.n; i++)
 			json_string(&j, NULL, d.lines[i]);
 		json_end(&j);
-		json_end(&j);
+		ecs_record_close(&j, run->ecs);
 		write_record(run, &j);
 	}
 	if (d.n)
@@ -488,6 +496,7 @@ struct probe_cmd_opts {
 	unsigned timeout_s;
 	bool at_set;
 	bool quiet, verbose;             /* -q, -v */
+	bool ecs;                       /* --json-format ecs */
 	const char *syslog_path;        /* --syslog[=SOCKET], or NULL */
 	time_t at;
 	enum term_color color;          /* --color */
@@ -502,6 +511,7 @@ static int probe_option(void *opts, int opt, const char *arg)
 	switch (opt) {
 	case 'Y': o->via = arg; return 1;
 	case 'q': o->quiet = true; return 1;
+	case 'F': return cmd_parse_json_format(WHO, arg, &o->ecs);
 	case 'v': o->verbose = true; return 1;
 	case 'L': o->syslog_path = arg ? arg : SYSLOG_DEFAULT_SOCKET; return 1;
 	case 'c': o->compare = true; return 1;
@@ -594,6 +604,7 @@ static enum cmd_parsed parse_probe(int argc, char **argv, struct probe_cmd_opts 
 	static const struct option opts[] = {
 		{ "via", required_argument, NULL, 'Y' },
 		{ "quiet", no_argument, NULL, 'q' },
+		{ "json-format", required_argument, NULL, 'F' },
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "syslog", optional_argument, NULL, 'L' },
 		{ "compare", no_argument, NULL, 'c' },
@@ -673,7 +684,7 @@ static int run_probe(const struct probe_cmd_opts *o)
 	struct cmd_creds creds = { 0 };
 	struct observer_config ocfg = { .at = o->at, .at_set = o->at_set };
 	struct inspect_catalogue *cat = NULL;
-	struct run run = { .host = o->host, .port = o->port, .via = o->via, .verbose = o->verbose };
+	struct run run = { .host = o->host, .port = o->port, .via = o->via, .verbose = o->verbose, .ecs = o->ecs };
 	size_t i;
 	int status = 2;
 

@@ -151,27 +151,12 @@ void write_record(const struct proxy *px, struct json *j)
 void record_begin(const struct proxy *px, struct json *j, const char *type, const struct timeval *ts,
 		  const struct conn_facts *f, const struct verdict *v, const char *summary)
 {
-	if (f && v && px->cfg->json_ecs) {
-		ecs_connection_begin(j, f, v, summary);
-		return;
-	}
-	if (px->cfg->json_ecs) {
-		ecs_record_begin(j, type, ts);
-	} else {
-		json_object(j, NULL);
-	}
-	if (f && v)
-		report_json_members(j, f, v, summary);
-	else
-		report_json_kind(j, type);
+	ecs_record_open(j, px->cfg->json_ecs, type, ts, f, v, summary);
 }
 
 void record_end(const struct proxy *px, struct json *j)
 {
-	if (px->cfg->json_ecs)
-		ecs_end(j);
-	else
-		json_end(j);
+	ecs_record_close(j, px->cfg->json_ecs);
 }
 
 /* The final record: report.c's members, then the relay's own (mode,

@@ -40,6 +40,31 @@ void ecs_end(struct json *j)
 	json_end(j);   /* the record */
 }
 
+void ecs_record_open(struct json *j, bool ecs, const char *type, const struct timeval *ts,
+		     const struct conn_facts *f, const struct verdict *v, const char *summary)
+{
+	if (f && v && ecs) {
+		ecs_connection_begin(j, f, v, summary);
+		return;
+	}
+	if (ecs)
+		ecs_record_begin(j, type, ts);
+	else
+		json_object(j, NULL);
+	if (f && v)
+		report_json_members(j, f, v, summary);
+	else
+		report_json_kind(j, type);
+}
+
+void ecs_record_close(struct json *j, bool ecs)
+{
+	if (ecs)
+		ecs_end(j);
+	else
+		json_end(j);
+}
+
 /* event.outcome: the server took the connection (no one must act), it
  * did not, or it cannot be told. */
 static const char *outcome(const struct verdict *v)

@@ -8,6 +8,7 @@
 #ifndef MTLSDIAG_OUT_ECS_H
 #define MTLSDIAG_OUT_ECS_H
 
+#include <stdbool.h>
 #include <sys/time.h>
 
 #include "analysis/verdict.h"
@@ -31,5 +32,15 @@ void ecs_record_begin(struct json *j, const char *type, const struct timeval *ts
 
 /* Closes "mtlsdiag" and the record. */
 void ecs_end(struct json *j) __attribute__((nonnull));
+
+/* A record in the form --json-format asks for (ecs, or the default):
+ * with f and v a connection record, its members written (summary as
+ * report_json_members takes it); else a record of `type` with only its
+ * "type" and "schema" (ts: its time, for ECS).  The front end adds its own
+ * members, then closes it with ecs_record_close. */
+void ecs_record_open(struct json *j, bool ecs, const char *type, const struct timeval *ts,
+		     const struct conn_facts *f, const struct verdict *v, const char *summary)
+	__attribute__((nonnull(1, 3, 4)));
+void ecs_record_close(struct json *j, bool ecs) __attribute__((nonnull));
 
 #endif
