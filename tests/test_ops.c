@@ -370,12 +370,12 @@ static const struct {
 	const char *capture, *ecs;
 } ecs_cases[] = {
 	{ "tests/data/lab/captures/nginx-on_good_tls12.pcap",
-	  "1.2\ttls\ttrue\tgood-client\tLab Issuing CA\tlocalhost\tlocalhost\tclient_cert_accepted\tsuccess\tevent\n" },
+	  "1.2\ttls\tTLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384\ttrue\tgood-client\tLab Issuing CA\tlocalhost\tlocalhost\tclient_cert_accepted\tsuccess\tevent\n" },
 	{ "tests/data/lab/captures/nginx-on_expired_tls12.pcap",
-	  "1.2\ttls\tfalse\texpired-client\tLab Issuing CA\tlocalhost\tlocalhost\tserver_rejected_chain\tfailure\talert\n" },
+	  "1.2\ttls\tTLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384\tfalse\texpired-client\tLab Issuing CA\tlocalhost\tlocalhost\tserver_rejected_chain\tfailure\talert\n" },
 };
 
-#define ECS_FIELDS "[.tls.version, .tls.version_protocol, .tls.established, .tls.client.x509.subject.common_name[0], " \
+#define ECS_FIELDS "[.tls.version, .tls.version_protocol, .tls.cipher, .tls.established, .tls.client.x509.subject.common_name[0], " \
 	".tls.client.x509.issuer.common_name[0], .tls.server.x509.subject.common_name[0], .tls.client.server_name, " \
 	".event.action, .event.outcome, .event.kind] | @tsv"
 

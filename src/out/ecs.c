@@ -9,6 +9,7 @@
 #include "out/ecs.h"
 #include "out/report.h"
 #include "wire/tls_msgs.h"
+#include "wire/tlscrypt.h"
 
 static void common_head(struct json *j, const struct timeval *ts, const char *kind, const char *type)
 {
@@ -192,11 +193,15 @@ static void endpoint(struct json *j, const char *key, const struct endpoint *e, 
 
 static void tls_fields(struct json *j, const struct conn_facts *f, const struct verdict *v)
 {
+	const struct tlscrypt_suite *suite;
+
 	json_object(j, "tls");
 	if (f->sh.seen && !f->sh.hello_retry) {
 		json_string(j, "version", tls_version_name(f->sh.selected_version));
 		json_string(j, "version_protocol", f->sh.selected_version <= TLS_V_SSL3 ? "ssl" : "tls");
 	}
+	if (f->sh.seen && !f->sh.hello_retry && (suite = tlscrypt_suite(f->sh.cipher)))
+		json_string(j, "cipher", suite->name);   /* the IANA name, as ECS has it */
 	json_bool(j, "established", established(v));
 	json_bool(j, "resumed", v->code == V_RESUMED);
 	if (f->sh.alpn[0])
