@@ -201,6 +201,7 @@ static void quoted(struct json *j, const char *s)
 /* The comma and the member's name before a value. */
 static void lead(struct json *j, const char *key)
 {
+	const unsigned char *p;
 	size_t n;
 
 	if (j->depth > 0) {
@@ -210,10 +211,12 @@ static void lead(struct json *j, const char *key)
 	}
 	if (!key)
 		return;
-	/* the names are the program's own, and plain: written in one piece */
-	n = strlen(key);
-	if (skip_plain((const unsigned char *)key, (const unsigned char *)key + n) == (const unsigned char *)key + n &&
-	    reserve(j, n + 3)) {
+	/* the names are the program's own, short and plain: measured and
+	 * checked in one pass, written in one piece */
+	for (p = (const unsigned char *)key; plain[*p]; p++)
+		;
+	n = (size_t)(p - (const unsigned char *)key);
+	if (*p == '\0' && reserve(j, n + 3)) {
 		char *o = j->buf + j->len;
 
 		o[0] = '"';
