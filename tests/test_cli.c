@@ -3,6 +3,8 @@
 #include "config.h"
 
 #include <criterion/criterion.h>
+#include <fcntl.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -574,4 +576,95 @@ Test(cli, lines_lost_to_a_full_disk_are_counted_and_said)
 	cr_assert_eq(r.status, 2, "%s", r.err);
 	cr_assert(strstr(r.err, "mtlsdiag pcap: standard output: 4 records lost (No space left on device)\n"
 				"mtlsdiag pcap: --json /dev/full: 4 records lost (No space left on device)\n"), "%s", r.err);
+}
+
+/* A whole file, NUL-terminated ("" when it cannot be read). */
+static char *slurp(const char *path)
+{
+	char *text = NULL;
+	size_t len = 0;
+	FILE *in = fopen(path, "rb"), *out = open_memstream(&text, &len);
+	char buf[4096];
+	size_t n;
+
+	cr_assert_not_null(out);
+	while (in && (n = fread(buf, 1, sizeof(buf), in)) > 0)
+		fwrite(buf, 1, n, out);
+	if (in)
+		fclose(in);
+	fclose(out);
+	return text;
+}
+
+/* SIGTERM or SIGINT while a capture is read from a pipe that has gone
+ * quiet: reading stops, and what was read is decided and written whole,
+ * lines, records and summary, with one line on standard error; exit 2. */
+Test(cli, a_signal_stops_reading_and_what_was_read_is_written_whole)
+{
+	static const int sigs[] = { SIGTERM, SIGINT };
+	const char *bin = getenv("MTLSDIAG_BIN");
+
+	cr_assert(bin && *bin);
+	for (size_t k = 0; k < sizeof(sigs) / sizeof(sigs[0]); k++) {
+		char dir[] = "/tmp/mtlsdiag-cli-sig-XXXXXX", fifo[64], json[64], outp[64], errp[64];
+		char *capture = NULL, *out = NULL, *jtext = NULL, *err = NULL;
+		size_t caplen = 0;
+		pid_t pid;
+		int fd, st;
+
+		cr_assert_not_null(mkdtemp(dir));
+		test_fmt(fifo, "%s/in", dir);
+		test_fmt(json, "%s/j", dir);
+		test_fmt(outp, "%s/out", dir);
+		test_fmt(errp, "%s/err", dir);
+		cr_assert_eq(mkfifo(fifo, 0600), 0);
+		{
+			struct stat sb;
+			const char *cap = test_path("tests/data/lab/captures/apache_none_tls12.pcap");
+
+			cr_assert_eq(stat(cap, &sb), 0);
+			capture = slurp(cap);
+			caplen = (size_t)sb.st_size;
+		}
+		pid = fork();
+		cr_assert(pid >= 0);
+		if (pid == 0) {
+			int o = open(outp, O_WRONLY | O_CREAT | O_TRUNC, 0600), e = open(errp, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+
+			dup2(o, 1);
+			dup2(e, 2);
+			alarm(20);
+			execl(bin, bin, "pcap", "--json", json, fifo, (char *)NULL);
+			_exit(127);
+		}
+		fd = open(fifo, O_WRONLY);
+		cr_assert(fd >= 0);
+		cr_assert_eq(write(fd, capture, caplen), (ssize_t)caplen);
+		/* the connection has been read, the pipe stays open and quiet */
+		usleep(300000);
+		kill(pid, sigs[k]);
+		cr_assert_eq(waitpid(pid, &st, 0), pid);
+		close(fd);
+		cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 2, "status %d", st);
+		out = slurp(outp);
+		jtext = slurp(json);
+		err = slurp(errp);
+		cr_assert_eq(lines(out), 2, "the line and the summary: %s", out);
+		cr_assert(strstr(out, "client did not send cert") && strstr(out, "\n1 connection: 1 client_sent_no_cert\n"),
+			  "%s", out);
+		cr_assert_eq(lines(jtext), 2, "the record and the summary: %s", jtext);
+		cr_assert(strncmp(jtext, "{\"type\":\"connection\"", 20) == 0 && strstr(jtext, "}\n{\"type\":\"summary\""),
+			  "%s", jtext);
+		cr_assert(strstr(err, sigs[k] == SIGINT ? "mtlsdiag pcap: SIGINT: stopped reading" :
+							   "mtlsdiag pcap: SIGTERM: stopped reading"), "%s", err);
+		free(capture);
+		free(out);
+		free(jtext);
+		free(err);
+		unlink(fifo);
+		unlink(json);
+		unlink(outp);
+		unlink(errp);
+		rmdir(dir);
+	}
 }

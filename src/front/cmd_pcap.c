@@ -4,6 +4,7 @@
 #include "config.h"
 
 #include <getopt.h>
+#include <signal.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -103,6 +104,28 @@ static enum cmd_parsed parse_pcap(int argc, char **argv, struct pcap_opts *o)
 	return CMD_RUN;
 }
 
+/* SIGINT or SIGTERM: reading stops where it is, and what was read is
+ * reported and written out as at the end of the input (the lines held for
+ * a file among them); a second signal ends the process at once. */
+static volatile sig_atomic_t interrupted;
+
+static void on_interrupt(int sig)
+{
+	interrupted = sig;
+}
+
+static void catch_interrupts(void)
+{
+	struct sigaction sa;
+
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = on_interrupt;
+	sa.sa_flags = SA_RESTART | SA_RESETHAND;
+	sigemptyset(&sa.sa_mask);
+	(void)sigaction(SIGINT, &sa, NULL);
+	(void)sigaction(SIGTERM, &sa, NULL);
+}
+
 /* One capture file through the observer.  0 when it could not be read;
  * *truncated when it was cut inside a packet record. */
 static int read_capture(struct watch *w, const struct pcap_opts *o, const char *path, uint64_t before,
@@ -121,6 +144,7 @@ static int read_capture(struct watch *w, const struct pcap_opts *o, const char *
 	copts.tick = watch_tick;
 	copts.tick_ctx = w;
 	copts.progress = term_progress_file(w->progress, before);
+	copts.interrupt = &interrupted;
 	ok = capture_read_file(path, &copts, &sink, &stats, err, sizeof(err)) == 0;
 	/* the lines so far before what is said of the file (both may be on
 	 * standard error) */
@@ -134,6 +158,8 @@ static int read_capture(struct watch *w, const struct pcap_opts *o, const char *
 		fprintf(stderr, WHO ": %s: warning: the file is truncated (cut inside a packet record); analysed the %llu packets before the cut\n",
 			path, (unsigned long long)stats.packets);
 		*truncated = true;
+	} else if (stats.interrupted) {
+		ok = 0;   /* said once, after the last file */
 	} else if (stats.stopped) {
 		/* not a cut: the reader met something it cannot go past */
 		fprintf(stderr, "%s; analysed the %llu packets before it\n", err, (unsigned long long)stats.packets);
@@ -189,11 +215,17 @@ static int run_pcap(const struct pcap_opts *o)
 	if (!watch_start(&w, WHO, &o->w, live))
 		goto Exit;
 	w.progress = term_progress_start(WHO, files_size(o));
+	catch_interrupts();
 	ret = 0;
-	for (i = 0; i < o->n_files; i++) {
+	for (i = 0; i < o->n_files && !interrupted; i++) {
 		if (!read_capture(&w, o, o->files[i], before, &any_truncated))
 			ret = 2;
 		before += file_size(o->files[i]);
+	}
+	if (interrupted) {
+		fprintf(stderr, WHO ": %s: stopped reading; the lines and the summary cover what was read before it\n",
+			interrupted == SIGINT ? "SIGINT" : "SIGTERM");
+		ret = 2;
 	}
 	watch_summary(&w, any_truncated ? truncated_member : NULL, NULL);
 	if (any_truncated)

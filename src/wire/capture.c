@@ -536,6 +536,9 @@ static ssize_t clock_read(void *cookie, char *buf, size_t size)
 		long long since;
 		int r;
 
+		/* interrupted while waiting for input: the input ends here */
+		if (sc->opts && sc->opts->interrupt && *sc->opts->interrupt)
+			return 0;
 		clock_gettime(CLOCK_MONOTONIC, &mono);
 		since = ms_between(&sc->ticked, &mono);
 		if (since >= TICK_MS) {
@@ -591,19 +594,26 @@ struct progress_note {
 	uint64_t *where;    /* NULL: nobody asked */
 	FILE *f;
 	unsigned records;
+	const volatile sig_atomic_t *interrupt;   /* capture_opts.interrupt */
 };
 
-static inline void progress_record(struct progress_note *pn)
+/* One more record read; false when reading is to stop there (the
+ * interrupt is set). */
+static inline bool progress_record(struct progress_note *pn)
 {
 	off_t at;
 
+	if (pn->interrupt && *pn->interrupt)
+		return false;
 	if (pn->where && (++pn->records & 1023) == 0 && (at = ftello(pn->f)) >= 0)
 		__atomic_store_n(pn->where, (uint64_t)at, __ATOMIC_RELAXED);
+	return true;
 }
 
 /* What pcap_dispatch's callback needs. */
 struct reader {
 	struct capture *cap;
+	pcap_t *p;
 	int linktype;
 	struct stream_clock *clock;     /* a stream written as it is read, or NULL */
 	struct progress_note progress;
@@ -618,7 +628,10 @@ static void on_record(u_char *user, const struct pcap_pkthdr *h, const u_char *b
 		rd->clock->last_ts = h->ts;
 		clock_gettime(CLOCK_MONOTONIC, &rd->clock->last_at);
 	}
-	progress_record(&rd->progress);
+	if (!progress_record(&rd->progress)) {
+		pcap_breakloop(rd->p);
+		return;
+	}
 	capture_packet(rd->cap, rd->linktype, &h->ts, bytes, h->caplen, h->len);
 }
 
@@ -725,7 +738,10 @@ static void on_record_decode(u_char *user, const struct pcap_pkthdr *h, const u_
 	struct record_head head;
 	struct chunk *c;
 
-	progress_record(&ho->progress);
+	if (!progress_record(&ho->progress)) {
+		pcap_breakloop(ho->p);
+		return;
+	}
 	if (decode_packet(&ho->decoded, ho->linktype, bytes, h->caplen, h->len, &head.seg) != DEC_OK)
 		return;
 	head.ts = h->ts;
@@ -1050,6 +1066,7 @@ int capture_read_stream(FILE *f, const char *name, const struct capture_opts *op
 	 * file, wrong for a pipe or a FIFO being written as it is read (a
 	 * connection's verdict would wait for the chunk to fill). */
 	progress.where = opts ? opts->progress : NULL;
+	progress.interrupt = opts ? opts->interrupt : NULL;
 	progress.f = f;
 	if (!streams && (ho = handoff_start(p, dlt, &progress)) != NULL) {
 		rc = handoff_consume(ho, cap);
@@ -1058,12 +1075,18 @@ int capture_read_stream(FILE *f, const char *name, const struct capture_opts *op
 		 * record to the callback straight from libpcap's buffer; 0 then
 		 * means the end. */
 		rd.cap = cap;
+		rd.p = p;
 		rd.linktype = dlt;
 		rd.progress = progress;
 		while ((rc = pcap_dispatch(p, -1, on_record, (u_char *)&rd)) > 0)
 			;
 	}
-	if (rc == PCAP_ERROR && stats->packets == 0 && mixed_interfaces(pcap_geterr(p))) {
+	if (progress.interrupt && *progress.interrupt) {
+		/* however the reading ended: at a record, or inside one when a
+		 * pipe's input ended with the interrupt */
+		stats->stopped = stats->interrupted = true;
+		set_err(err, errlen, "mtlsdiag: %s: reading interrupted", name);
+	} else if (rc == PCAP_ERROR && stats->packets == 0 && mixed_interfaces(pcap_geterr(p))) {
 		/* nothing was read yet: the whole file goes through our reader */
 		if (read_mixed(f, name, opts, cap, stats, err, errlen) != 0)
 			goto Exit;

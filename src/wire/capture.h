@@ -9,6 +9,7 @@
 #ifndef MTLSDIAG_CAPTURE_H
 #define MTLSDIAG_CAPTURE_H
 
+#include <signal.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -35,6 +36,7 @@ struct capture_stats {
 	bool file_truncated;     /* ... because the file ends inside a packet record */
 	int linktype;            /* DLT_ of the last file read */
 	uint64_t evicted;        /* flows finished early (as idle) to stay under max_flows */
+	bool interrupted;        /* reading stopped at capture_opts.interrupt */
 };
 
 /* The consumer of reassembled streams (the observer, or a test). */
@@ -80,6 +82,10 @@ struct capture_opts {
 	uint64_t *progress;        /* if not NULL: how many bytes of the file have been read,
 				    * stored now and then (every 1024 records, an atomic
 				    * store) by the thread reading it, for a progress line */
+	/* if not NULL: once it is non-zero (a signal handler sets it), reading
+	 * stops before the next record, as at the end of the input (the open
+	 * flows are finished, truncated), with stats->interrupted set */
+	const volatile sig_atomic_t *interrupt;
 };
 
 /* Reads one capture file, pcap or pcapng ("-" reads standard input).
