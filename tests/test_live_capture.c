@@ -13,6 +13,7 @@
 
 #include <criterion/criterion.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -267,6 +268,58 @@ Test(live, with_the_key_log_as_curl_writes_it_verdicts_are_exact)
 	cr_assert_eq(px_count_lines(px_tmp("cap.out"), "127.0.0.1:"), 0, "%s", e2e_tail(px_tmp("cap.out"), 400));
 	cr_assert(px_find_line(px_tmp("cap.out"), "dropped by the kernel"));
 	lab_truth_free(&truth);
+}
+
+/* A client that keeps its connection open (HTTP/1.1 keep-alive to nginx)
+ * gets its line the moment the verdict is settled, not when it leaves;
+ * its record comes at its end, and the line is not said twice. */
+Test(live, a_kept_open_connection_gets_its_line_when_the_verdict_settles)
+{
+	uint16_t port;
+	char filter[64], connect_to[64], line[4096];
+	const char *json = px_tmp("cap.json"), *fifo = px_tmp("client.in");
+	const char *request = "GET / HTTP/1.1\r\nHost: localhost\r\n\r\n";
+	pid_t nginx, cap, client;
+	int fd;
+
+	if (!can_capture())
+		return;
+	nginx = start_nginx(&port, filter, sizeof(filter));
+	{
+		char *args[] = { "-i", "lo", "--json", (char *)json, filter };
+
+		cap = start_capture(args, 5);
+	}
+	snprintf(connect_to, sizeof(connect_to), "127.0.0.1:%u", port);
+	cr_assert_eq(mkfifo(fifo, 0600), 0, "mkfifo: %s", strerror(errno));
+	{
+		char *argv[] = { "openssl", "s_client", "-connect", connect_to, "-servername", "localhost", "-tls1_2",
+				 "-cert", (char *)px_pki("good.pem"), "-cert_chain", (char *)px_pki("good-chain.pem"),
+				 "-key", (char *)px_pki("good.key"), "-quiet", "-no_ign_eof", NULL };
+		struct e2e_io io = { fifo, px_tmp("client.out"), px_tmp("client.err") };
+
+		client = e2e_spawn(argv, &io, 40);
+	}
+	cr_assert(client > 0);
+	fd = open(fifo, O_WRONLY);
+	cr_assert(fd >= 0, "open %s: %s", fifo, strerror(errno));
+	cr_assert_eq(write(fd, request, strlen(request)), (ssize_t)strlen(request));
+	cr_assert(e2e_wait_contains(px_tmp("client.out"), "ok nginx", 5000), "nginx did not answer: %s",
+		  e2e_tail(px_tmp("client.err"), 300));
+	cr_assert(e2e_wait_lines(px_tmp("cap.out"), 1, 5000), "no line while the connection is open: %s",
+		  e2e_tail(px_tmp("cap.err"), 300));
+	cr_assert(px_find_line(px_tmp("cap.out"), "client cert accepted"), "%s", e2e_tail(px_tmp("cap.out"), 300));
+	cr_assert_eq(e2e_count_lines(json), 0, "the record comes at the connection's end: %s", e2e_tail(json, 300));
+
+	close(fd);
+	cr_assert_eq(e2e_wait(client, 10000), 0, "%s", e2e_tail(px_tmp("client.err"), 300));
+	cr_assert(e2e_wait_lines(json, 1, 5000), "no record once the connection ended");
+	cr_assert(e2e_line(json, 0, line, sizeof(line)));
+	cr_assert_str_eq(e2e_member(line, "verdict"), "client_cert_accepted", "%s", line);
+	cr_assert_eq(kill(cap, SIGINT), 0);
+	cr_assert_eq(e2e_wait(cap, 10000), 0);
+	px_stop_child(nginx);
+	cr_assert_eq(px_count_lines(px_tmp("cap.out"), "client cert accepted"), 1, "%s", e2e_tail(px_tmp("cap.out"), 600));
 }
 
 /* A connection that goes quiet without ending gets its record at

@@ -78,6 +78,8 @@ struct obs_conn {
 	bool http_done[2];
 	bool finished;
 	bool early_decided;         /* obs_conn_early_verdict has decided */
+	bool settled_asked;         /* the sink's settled callback had the verdict */
+	bool settled_told;          /* ... and the front end said it */
 	bool over_budget;           /* a message needed more than cfg.max_buffered */
 	size_t over_budget_need;    /* the bytes it would have held */
 	bool abandoned;             /* the front end stopped the observing */
@@ -1293,12 +1295,29 @@ static void sink_keys(struct obs_conn *c)
 	}
 }
 
+/* With a settled callback: the verdict the moment no later event can
+ * change it, once. */
+static void sink_settled(const struct obs_sink *os, struct obs_conn *c)
+{
+	const struct verdict *v;
+
+	if (!os->settled || c->settled_asked || !(v = obs_conn_early_verdict(c)))
+		return;
+	c->settled_asked = true;
+	c->settled_told = os->settled(os->ctx, c, v);
+}
+
+bool obs_conn_settled_told(const struct obs_conn *c)
+{
+	return c->settled_told;
+}
+
 static void sink_data(void *ctx, void *flow, enum side from, const uint8_t *p, size_t n,
 		      const struct timeval *ts)
 {
-	(void)ctx;
 	sink_keys(flow);
 	obs_conn_feed(flow, from, p, n, ts);
+	sink_settled(ctx, flow);
 }
 
 static void sink_gap(void *ctx, void *flow, enum side from, size_t n, const struct timeval *ts)
@@ -1310,9 +1329,21 @@ static void sink_gap(void *ctx, void *flow, enum side from, size_t n, const stru
 static void sink_close(void *ctx, void *flow, enum side from, enum close_kind how,
 		       const struct timeval *ts)
 {
-	(void)ctx;
 	sink_keys(flow);
 	obs_conn_close(flow, from, how, ts);
+	sink_settled(ctx, flow);
+}
+
+static void sink_quiet(void *ctx, void *flow, const struct timeval *now)
+{
+	const struct obs_sink *os = ctx;
+
+	if (!os->settled)
+		return;
+	/* a session that stays open and quiet after the server's answer has
+	 * gone on, as the proxy's timer says */
+	obs_conn_quiet_until(flow, now);
+	sink_settled(os, flow);
 }
 
 static bool sink_wants(void *ctx, void *flow)
@@ -1334,5 +1365,6 @@ void obs_sink_init(struct obs_sink *os, struct flow_sink *sink)
 	*sink = (struct flow_sink){
 		.ctx = os, .open = sink_open, .data = sink_data, .gap = sink_gap,
 		.close = sink_close, .wants_bytes = sink_wants, .finish = sink_finish,
+		.quiet = os->settled ? sink_quiet : NULL,
 	};
 }

@@ -144,9 +144,16 @@ struct flow_sink;
 struct obs_sink {
 	const struct observer_config *cfg;
 	void (*finished)(void *ctx, struct obs_conn *c, bool truncated, const struct timeval *ts);
+	/* Optional (a live capture): once per connection, the moment its
+	 * verdict is settled (obs_conn_early_verdict) while it is still open;
+	 * true when the front end has said it (obs_conn_settled_told).
+	 * finished is still called at its end, with the same verdict. */
+	bool (*settled)(void *ctx, struct obs_conn *c, const struct verdict *v);
 	void *ctx;
 };
 void obs_sink_init(struct obs_sink *os, struct flow_sink *sink);
+/* Whether the sink's settled callback had this connection's verdict. */
+bool obs_conn_settled_told(const struct obs_conn *c) __attribute__((nonnull));
 
 /* A pool of spare connection objects; it must outlive the connections
  * made with it. */

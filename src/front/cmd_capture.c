@@ -273,6 +273,7 @@ static int run_capture(const struct capture_cmd_opts *o)
 	w.metrics = metrics;
 	t = (struct capture_tick){ .w = &w, .lc = lc, .metrics = metrics };
 	w.source = o->live.iface;
+	w.early_lines = true;
 	watch_sink(&w, &sink);
 	if (!(cap = capture_new(&o->w.capture, &sink, &stats))) {
 		fprintf(stderr, WHO ": out of memory\n");

@@ -138,6 +138,51 @@ struct tapped {
 };
 
 /* Print and free one decided connection (through the leg pairing). */
+/* A connection's human line (with -v its evidence under it), coloured
+ * by verdict on a terminal. */
+static void print_line(struct watch *w, const struct conn_facts *f, const struct verdict *v, const char *line)
+{
+	char detail[DETAIL_MAX];
+	const char *shown = line;
+
+	if (w->verbose) {
+		snprintf(detail, sizeof(detail), "%s", line);
+		detail_append(detail, sizeof(detail), f, v);
+		shown = detail;
+	}
+	term_progress_hold(w->progress);
+	if (w->color) {
+		term_line(w->out.text, shown, term_verdict_sgr(v->code, v->fault));
+	} else {
+		flockfile(w->out.text);
+		fputs_unlocked(shown, w->out.text);
+		putc_unlocked('\n', w->out.text);
+		funlockfile(w->out.text);
+	}
+	if (w->progress)
+		fflush(w->out.text);
+	term_progress_release(w->progress);
+}
+
+/* early_lines: a connection's line the moment its verdict is settled,
+ * while it is still open (a client that keeps its connection for hours);
+ * its record, the tally and the other outputs come at its end, with the
+ * same verdict.  A verdict that could be a gateway's leg waits for the
+ * pairing, as at the end. */
+static bool settled(void *ctx, struct obs_conn *c, const struct verdict *v)
+{
+	struct watch *w = ctx;
+	const struct conn_facts *f = obs_conn_facts(c);
+	char line[2048];
+
+	if (!w->out.text || w->quiet || verdict_leg_role(f, v) != LEG_NONE)
+		return false;
+	report_line(line, sizeof(line), f, v);
+	print_line(w, f, v, line);
+	fflush(w->out.text);
+	return true;
+}
+
 static void emit(void *ctx, void *flow, const struct conn_facts *f, const struct verdict *v)
 {
 	struct watch *w = ctx;
@@ -159,28 +204,9 @@ static void emit(void *ctx, void *flow, const struct conn_facts *f, const struct
 		flow = t->conn;
 		free(t);
 	}
-	if (text) {
-		char detail[DETAIL_MAX];
-		const char *shown = line;
-
-		if (w->verbose) {
-			snprintf(detail, sizeof(detail), "%s", line);
-			detail_append(detail, sizeof(detail), f, v);
-			shown = detail;
-		}
-		term_progress_hold(w->progress);
-		if (w->color) {
-			term_line(w->out.text, shown, term_verdict_sgr(v->code, v->fault));
-		} else {
-			flockfile(w->out.text);
-			fputs_unlocked(shown, w->out.text);
-			putc_unlocked('\n', w->out.text);
-			funlockfile(w->out.text);
-		}
-		if (w->progress)
-			fflush(w->out.text);
-		term_progress_release(w->progress);
-	}
+	/* a live capture may have said the line when the verdict settled */
+	if (text && !obs_conn_settled_told(flow))
+		print_line(w, f, v, line);
 	if (w->syslog)
 		(void)syslog_out_line(w->syslog, syslog_severity_of(v), line);   /* a loss is counted */
 	if (w->out.json && w->ecs) {
@@ -280,6 +306,13 @@ static void tap_close(void *ctx, void *flow, enum side from, enum close_kind how
 	w->inner.close(w->inner.ctx, t->conn, from, how, ts);
 }
 
+static void tap_quiet(void *ctx, void *flow, const struct timeval *now)
+{
+	struct watch *w = ctx;
+
+	w->inner.quiet(w->inner.ctx, ((struct tapped *)flow)->conn, now);
+}
+
 static bool tap_wants(void *ctx, void *flow)
 {
 	struct watch *w = ctx;
@@ -372,6 +405,7 @@ void watch_sink(struct watch *w, struct flow_sink *sink)
 {
 	w->os.cfg = &w->cfg;
 	w->os.finished = finished;
+	w->os.settled = w->early_lines ? settled : NULL;
 	w->os.ctx = w;
 	obs_sink_init(&w->os, sink);
 	if (w->ticket) {
@@ -380,6 +414,7 @@ void watch_sink(struct watch *w, struct flow_sink *sink)
 		*sink = (struct flow_sink){
 			.ctx = w, .open = tap_open, .data = tap_data, .gap = tap_gap,
 			.close = tap_close, .wants_bytes = tap_wants, .finish = tap_finish,
+			.quiet = w->inner.quiet ? tap_quiet : NULL,
 		};
 	}
 }

@@ -103,6 +103,7 @@ struct watch {
 	struct inspect_catalogue *cat;  /* cfg.inspection, owned */
 	struct cmd_output out;
 	bool streaming;         /* the input is being written as it is read: records flushed one by one */
+	bool early_lines;       /* each line when its verdict settles (set before watch_sink) */
 	bool hold_decided;      /* streaming: whether the capture is live was told (by its first connection) */
 	struct json json;       /* the builder every record of the run is made in */
 	const char *source;     /* the input, as named on the command line ("-": standard input) */

@@ -60,6 +60,10 @@ struct flow_sink {
 	/* False once the consumer needs no more payload for this flow (the
 	 * capture layer then skips it without copying). May be NULL. */
 	bool (*wants_bytes)(void *ctx, void *flow);
+	/* Optional (live capture, capture_tick): the flow, still open, has had
+	 * no packet for a second or more up to `now`.  Not called for a flow
+	 * whose consumer wants no more bytes. */
+	void (*quiet)(void *ctx, void *flow, const struct timeval *now);
 	/* The one teardown, called exactly once per opened flow: after both
 	 * sides closed or a reset, after the idle timeout, or at the end of
 	 * the input (truncated: the connection had not ended). */

@@ -138,6 +138,10 @@ static inline bool older_than(time_t now, time_t then, time_t limit)
 	return now > then && (uint64_t)now - (uint64_t)then > (uint64_t)limit;
 }
 
+/* A live flow with no packet for this long is told to the consumer as
+ * quiet at each tick (flow_sink.quiet). */
+#define QUIET_S 1
+
 /* ---- serial arithmetic ---- */
 
 static inline int32_t seq_diff(uint32_t a, uint32_t b)
@@ -894,7 +898,20 @@ struct flow_table *flow_table_new(const struct capture_opts *opts, const struct 
 
 void flow_table_tick(struct flow_table *t, const struct timeval *now)
 {
+	struct flow *f, *next;
+
 	clock_advance(t, now);
+	if (!t->sink->quiet)
+		return;
+	/* least recently active first: the quiet ones are at the head */
+	for (f = t->lru_head; f && t->now - f->touched >= QUIET_S; f = next) {
+		next = f->next;
+		if (f->flags & F_SKIP)
+			continue;
+		t->sink->quiet(t->sink->ctx, f->user, now);
+		if (t->sink->wants_bytes && !t->sink->wants_bytes(t->sink->ctx, f->user))
+			enter_skip(t, f, now);
+	}
 }
 
 static int by_id(const void *x, const void *y)

@@ -50,7 +50,8 @@ void flow_table_segment(struct flow_table *t, const struct tcp_segment *seg,
 			const struct timeval *ts) __attribute__((nonnull));
 
 /* Capture time has reached `now` without a packet (live capture): finish
- * connections idle for longer than the timeout. */
+ * connections idle for longer than the timeout, and tell the consumer of
+ * those quiet for a second (flow_sink.quiet). */
 void flow_table_tick(struct flow_table *t, const struct timeval *now) __attribute__((nonnull));
 
 /* End of input: every connection still open is finished (truncated unless
