@@ -76,6 +76,7 @@ static void usage(FILE *out)
 		"                          (facility daemon; SOCKET: /dev/log)\n"
 		"  --color WHEN            colour the verdict lines: auto (when they go to a\n"
 		"                          terminal and NO_COLOR is not set), always or never\n"
+		CMD_EVIDENCE_USAGE
 		"  -h, --help              this help\n"
 		"\n"
 		"Exit status: 0 every handshake completed and the server accepted what was\n"
@@ -159,6 +160,7 @@ struct run {
 	bool ecs;                /* --json-format ecs */
 	struct syslog_out *syslog;
 	bool color;              /* the verdict lines are coloured */
+	struct ticket *ticket;   /* --evidence DIR, or NULL */
 };
 
 static void list_text(char *buf, size_t len, const char (*items)[256], size_t n)
@@ -357,21 +359,48 @@ static void write_record(const struct run *run, struct json *j)
 	json_free(j);
 }
 
-/* The connection record (report.c's members) with the probe's own. */
+/* The connection record (report.c's members, or ECS's with --json-format
+ * ecs) with the probe's own, into j. */
+static void probe_record(struct json *j, const struct run *run, const struct probe_options *o,
+			 const struct probe_result *r)
+{
+	json_init(j);
+	ecs_record_open(j, run->ecs, "connection", &obs_conn_facts(r->obs)->first_ts, obs_conn_facts(r->obs), r->verdict,
+			NULL);
+	json_string(j, "mode", "probe");
+	json_target(j, o);
+	json_probe(j, o, r);
+	ecs_record_close(j, run->ecs);
+}
+
 static void print_json(const struct run *run, const struct probe_options *o, const struct probe_result *r)
 {
 	struct json j;
 
 	if (!run->out.json || !r->verdict)
 		return;
-	json_init(&j);
-	ecs_record_open(&j, run->ecs, "connection", &obs_conn_facts(r->obs)->first_ts, obs_conn_facts(r->obs), r->verdict,
-			NULL);
-	json_string(&j, "mode", "probe");
-	json_target(&j, o);
-	json_probe(&j, o, r);
-	ecs_record_close(&j, run->ecs);
+	probe_record(&j, run, o, r);
 	write_record(run, &j);
+}
+
+/* --evidence: the probe's connection in the folder, its record as --json
+ * writes it, its keys the session's own. */
+static void add_evidence(const struct run *run, const struct probe_options *o, const struct probe_result *r,
+			 const struct observer_config *ocfg)
+{
+	const struct conn_facts *f;
+	struct json j;
+	char line[2048];
+
+	if (!run->ticket || !r->verdict)
+		return;
+	f = obs_conn_facts(r->obs);
+	report_line(line, sizeof(line), f, r->verdict);
+	probe_record(&j, run, o, r);
+	ticket_add(run->ticket, &(struct ticket_conn){ .f = f, .v = r->verdict, .line = line, .tap = r->tap,
+						       .certs = ocfg->certs, .keylog = r->keylog,
+						       .record = j.failed ? NULL : json_text(&j) });
+	json_free(&j);
 }
 
 /* A probe that could not run: {"type":"probe_error", ...}. */
@@ -500,6 +529,7 @@ struct probe_cmd_opts {
 	const char *syslog_path;        /* --syslog[=SOCKET], or NULL */
 	time_t at;
 	enum term_color color;          /* --color */
+	struct ticket_opts evidence;    /* --evidence DIR and its options */
 };
 
 /* One option into o.  0 after printing why it is unusable (or the usage,
@@ -541,9 +571,14 @@ static int probe_option(void *opts, int opt, const char *arg)
 	case 'a':
 		o->at_set = true;
 		return cmd_parse_time(WHO, arg, &o->at);
-	default:
+	default: {
+		int taken = cmd_evidence_option(WHO, &o->evidence, opt, arg);
+
+		if (taken >= 0)
+			return taken;
 		usage(stderr);
 		return 0;
+	}
 	}
 }
 
@@ -623,6 +658,7 @@ static enum cmd_parsed parse_probe(int argc, char **argv, struct probe_cmd_opts 
 		{ "at", required_argument, NULL, 'a' },
 		{ "color", required_argument, NULL, 'O' },
 		{ "help", no_argument, NULL, 'h' },
+		CMD_EVIDENCE_LONGOPTS,
 		{ NULL, 0, NULL, 0 },
 	};
 	enum cmd_parsed parsed;
@@ -634,6 +670,13 @@ static enum cmd_parsed parse_probe(int argc, char **argv, struct probe_cmd_opts 
 	parsed = cmd_getopt(WHO, argc, argv, ":hqv", opts, usage, probe_option, o);
 	if (parsed != CMD_RUN)
 		return parsed;
+	/* the probe is the client: it holds its sessions' keys itself */
+	if (!cmd_evidence_check(WHO, &o->evidence, true))
+		return CMD_USAGE_ERROR;
+	o->evidence.who = WHO;
+	o->evidence.file_mode = o->file_mode;
+	o->evidence.argc = argc;
+	o->evidence.argv = argv;
 	return check_probe(o, argc - optind, argv + optind) ? CMD_RUN : CMD_USAGE_ERROR;
 }
 
@@ -645,7 +688,7 @@ static void probe_version(const struct run *run, const struct probe_cmd_opts *po
 	const struct probe_options o = {
 		.host = po->host, .port = po->port, .tls_version = version, .timeout_ms = po->timeout_s * 1000,
 		.no_http = po->no_http, .sni = po->sni, .cert = creds->cert, .key = creds->key, .chain = creds->chain,
-		.cat = run->cat, .ocfg = ocfg,
+		.cat = run->cat, .ocfg = ocfg, .keep_bytes = run->ticket != NULL,
 	};
 	struct probe_result res[2];
 	int legs = po->compare ? 2 : 1, l;
@@ -664,6 +707,7 @@ static void probe_version(const struct run *run, const struct probe_cmd_opts *po
 		} else {
 			print_text(run, &lo, &res[l]);
 			print_json(run, &lo, &res[l]);
+			add_evidence(run, &lo, &res[l], ocfg);
 		}
 		*status = worse_status(*status, probe_status(&res[l]));
 		if (*status == 2) {
@@ -708,12 +752,16 @@ static int run_probe(const struct probe_cmd_opts *o)
 		fprintf(stderr, WHO ": out of memory\n");
 		goto Exit;
 	}
+	if (o->evidence.dir && !(run.ticket = ticket_open(&o->evidence)))
+		goto Exit;
 	status = 0;
 	for (i = 0; i < o->n_versions && status != 2; i++)
 		probe_version(&run, o, &creds, &ocfg, o->versions[i], &status);
 	if (run.out.text)
 		fflush(run.out.text);
 Exit:
+	/* a failed write was said when it happened: the probe's answer stands */
+	(void)ticket_close(run.ticket);
 	cmd_close_syslog(WHO, o->syslog_path, run.syslog);
 	if (!cmd_close_outputs(WHO, &run.out))
 		status = 2;

@@ -113,6 +113,7 @@ static void usage(FILE *out)
 		"  --pcap-out FILE        write the relayed connections to FILE as a capture, each\n"
 		"                         up to its verdict (for Wireshark, `mtlsdiag pcap`, a ticket)\n"
 		"  --pcap-full            with --pcap-out: whole connections\n"
+		CMD_EVIDENCE_USAGE
 		"  --ca-bundle FILE       the server's client-CA bundle (PEM, nginx's\n"
 		"                         ssl_client_certificate): verify client chains as the\n"
 		"                         server does; the error as nginx logs it\n"
@@ -425,6 +426,8 @@ static int proxy_option(void *opts, int opt, const char *arg)
 	default:
 		if ((r = icpt_option(&o->icpt, opt, arg)) >= 0)
 			return r;
+		if ((r = cmd_evidence_option(WHO, &c->evidence, opt, arg)) >= 0)
+			return r;
 		return listener_option(&o->ls, opt, arg);
 	}
 }
@@ -489,6 +492,7 @@ static enum cmd_parsed parse_proxy(int argc, char **argv, struct proxy_opts *o)
 		{ "upstream-tls", required_argument, NULL, O_ICPT_UPSTREAM_TLS },
 		{ "post-handshake-auth", no_argument, NULL, O_ICPT_POST_HANDSHAKE_AUTH },
 		{ "help", no_argument, NULL, 'h' },
+		CMD_EVIDENCE_LONGOPTS,
 		{ NULL, 0, NULL, 0 },
 	};
 	enum cmd_parsed parsed;
@@ -511,6 +515,12 @@ static enum cmd_parsed parse_proxy(int argc, char **argv, struct proxy_opts *o)
 		fprintf(stderr, WHO ": --pcap-full goes with --pcap-out FILE\n");
 		return CMD_USAGE_ERROR;
 	}
+	if (!cmd_evidence_check(WHO, &o->relay.evidence, o->n_keylogs > 0))
+		return CMD_USAGE_ERROR;
+	o->relay.evidence.who = WHO;
+	o->relay.evidence.file_mode = o->relay.file_mode;
+	o->relay.evidence.argc = argc;
+	o->relay.evidence.argv = argv;
 	return CMD_RUN;
 }
 

@@ -83,6 +83,7 @@ static void feed(struct probe *p, enum side from, const void *data, size_t n)
 	if (!p->r->obs || n == 0)
 		return;
 	gettimeofday(&tv, NULL);
+	ticket_tap_data(p->r->tap, from, data, n, &tv);
 	obs_conn_feed(p->r->obs, from, data, n, &tv);
 }
 
@@ -948,14 +949,19 @@ static void attempt(struct probe *p)
 		snprintf(out->error, sizeof(out->error), "out of memory");
 		goto Exit;
 	}
+	if (opt->keep_bytes)
+		out->tap = ticket_tap_new();   /* NULL: its folder goes without handshake.pcap */
 	if (opt->via_host && !proxy_connect(p))
 		goto Exit;
 	tls(p);
 Exit:
 	gettimeofday(&tv, NULL);
 	if (out->obs) {
-		if (out->server_closed)
+		if (out->server_closed) {
+			ticket_tap_close(out->tap, SIDE_SERVER, CLOSE_FIN, &tv);
 			obs_conn_close(out->obs, SIDE_SERVER, CLOSE_FIN, &tv);
+		}
+		ticket_tap_close(out->tap, SIDE_CLIENT, CLOSE_FIN, &tv);
 		obs_conn_close(out->obs, SIDE_CLIENT, CLOSE_FIN, &tv);
 		out->verdict = obs_conn_finish(out->obs, false, &tv);
 	}
@@ -1014,6 +1020,8 @@ void probe_result_clear(struct probe_result *r)
 	if (r->obs)
 		obs_conn_free(r->obs);
 	keylog_free(r->keylog);
+	ticket_tap_free(r->tap);
+	r->tap = NULL;
 	r->obs = NULL;
 	r->verdict = NULL;
 	r->keylog = NULL;

@@ -24,6 +24,7 @@
 #include "wire/facts.h"
 #include "analysis/inspect.h"
 #include "analysis/observer.h"
+#include "out/ticket.h"
 
 #define PROBE_MAX_SIGALGS 48
 
@@ -44,6 +45,7 @@ struct probe_options {
 	STACK_OF(X509) *chain;
 	const struct inspect_catalogue *cat;  /* may be NULL */
 	const struct observer_config *ocfg;
+	bool keep_bytes;                 /* --evidence: the session's bytes kept in out->tap */
 };
 
 enum probe_client_auth {
@@ -105,6 +107,7 @@ struct probe_result {
 	struct obs_conn *obs;
 	const struct verdict *verdict;
 	struct keylog *keylog;           /* the session's secrets, as OpenSSL logged them */
+	struct ticket_tap *tap;          /* its bytes for the evidence folder (keep_bytes), or NULL */
 };
 
 /* Runs one probe; always fills *out (out->ran says whether it got as far

@@ -729,6 +729,8 @@ int proxy_run(const struct proxy_config *cfg)
 		fprintf(stderr, "mtlsdiag proxy: --pcap-out: %s\n", err);
 		goto Exit;
 	}
+	if (cfg->evidence.dir && !(px.ticket = ticket_open(&cfg->evidence)))
+		goto Exit;
 	for (i = 0; i < px.n_ls; i++) {
 		struct plistener *l = &px.ls[i];
 
@@ -870,6 +872,9 @@ Exit:
 	}
 	pcapout_close_file(px.pcap);
 	pthread_mutex_destroy(&px.pcap_lock);
+	/* after the workers: every connection has been added; a failed write
+	 * was said when it happened */
+	(void)ticket_close(px.ticket);
 	sourcecap_free(px.sources);
 	free(px.own_ports);
 	free(px.ls);

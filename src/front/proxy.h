@@ -24,6 +24,7 @@
 #include <time.h>
 
 #include "front/term.h"
+#include "out/ticket.h"
 
 struct x509_store_st;
 struct chain_policy;
@@ -80,6 +81,7 @@ struct proxy_config {
 	const char *pcap_out;        /* write the relayed connections here, or NULL */
 	mode_t file_mode;            /* of the files it creates (--json, --log, --pcap-out) */
 	bool pcap_full;              /* whole connections, not only up to the verdict */
+	struct ticket_opts evidence; /* --evidence DIR (passthrough listeners), dir NULL when not asked */
 	bool keep_query;             /* a decrypted request line keeps its query string */
 	const char *user;            /* drop privileges to this user after binding */
 	bool at_set;                 /* observer options, as for `mtlsdiag pcap` */

@@ -31,6 +31,7 @@
 #include "front/proxy_int.h"
 #include "front/sourcecap.h"
 #include "out/metrics.h"
+#include "out/json.h"
 #include "out/pcapout.h"
 #include "out/report.h"
 #include "wire/cursor.h"
@@ -198,6 +199,7 @@ static void tap_bytes(struct pconn *c, enum side from, const uint8_t *p, size_t 
 	if (wanted && c->w->ocfg.keylog && obs_conn_awaiting_keys(c->obs))
 		keylog_refresh(c->w->ocfg.keylog);
 	if (wanted) {
+		ticket_tap_data(c->tap, from, p, n, now);
 		obs_conn_feed(c->obs, from, p, n, now);
 		budget_check(c);
 		if (c->w->px->metrics && !c->hs_ended && c->obs && obs_conn_handshake_over(c->obs) &&
@@ -241,6 +243,7 @@ void tap_close(struct pconn *c, enum side s, enum close_kind how)
 		return;
 	pconn_now(c, &now);
 	c->side[s].tap_closed = true;
+	ticket_tap_close(c->tap, s, how, &now);
 	obs_conn_close(c->obs, s, how, &now);
 	if (c->pcap)
 		pcap_locked(c->w->px, pcap_end, c, s, how, NULL, 0, &now);
@@ -353,6 +356,8 @@ static void start_observer(struct pconn *c, const struct endpoint *server, const
 	c->obs = obs_conn_new(&c->w->ocfg, &c->client, server, &c->start, true);
 	if (!c->obs)
 		return;
+	if (px->ticket)
+		c->tap = ticket_tap_new();   /* NULL: its folder goes without handshake.pcap */
 	if (px->pcap) {
 		pthread_mutex_lock(&px->pcap_lock);
 		c->pcap = pcapout_conn_new(px->pcap, &c->client, server, &c->start);
@@ -566,6 +571,16 @@ void pconn_teardown(struct pconn *c)
 		line[used < sizeof(line) ? used : sizeof(line) - 1] = '\0';   /* the record's summary: without the relay's part */
 		if (px->cfg->json)
 			emit_json(px->cfg->json, c, f, v, line, ms);
+		if (px->ticket) {
+			struct json *rec = &w->record;
+
+			/* its connection.json: the record as --json writes it */
+			json_reset(rec);
+			conn_record(rec, c, f, v, line, ms);
+			ticket_add(px->ticket, &(struct ticket_conn){ .f = f, .v = v, .line = line, .tap = c->tap,
+								      .certs = w->ocfg.certs, .keylog = w->ocfg.keylog,
+								      .record = rec->failed ? NULL : json_text(rec) });
+		}
 		if (px->metrics) {
 			metrics_connection(px->metrics, f, v);
 			if (c->hs_ended)
@@ -574,6 +589,8 @@ void pconn_teardown(struct pconn *c)
 		obs_conn_free(c->obs);
 		c->obs = NULL;
 	}
+	ticket_tap_free(c->tap);
+	c->tap = NULL;
 	if (px->metrics)
 		metrics_relayed(px->metrics, c->side[SIDE_CLIENT].bytes, c->side[SIDE_SERVER].bytes);
 	(void)budget_account(c);

@@ -84,6 +84,7 @@ struct pconn {
 	enum phase phase;
 	struct obs_conn *obs;        /* created once the upstream is connected */
 	struct pcapout_conn *pcap;   /* likewise, with --pcap-out */
+	struct ticket_tap *tap;      /* its bytes for the evidence folder, with --evidence */
 	struct evbuffer *request;    /* connect mode, no --via: the CONNECT request */
 	struct event *timer;         /* request, connect, then handshake and idle timeouts */
 	struct dns_lookup *lookup;   /* the upstream's name being resolved, or NULL */
@@ -150,6 +151,7 @@ struct proxy {
 	struct worker *workers;
 	unsigned n_workers;
 	struct pcapout *pcap;        /* shared by the workers, under pcap_lock */
+	struct ticket *ticket;       /* --evidence DIR (its own lock), or NULL */
 	pthread_mutex_t pcap_lock;
 	atomic_bool pcap_failed;
 	/* transparent mode: local ports of our own upstream connections, to
@@ -269,6 +271,11 @@ const char *closer_name(enum closer c);
 const char *end_name(enum end_kind e);
 uint64_t ms_between(const struct timeval *a, const struct timeval *b);
 /* summary: the connection's human line (report_line), NULL to make it */
+/* A connection's final record, as --json writes it, into j (emptied by
+ * the caller): the connection record and the proxy's members. */
+struct json;
+void conn_record(struct json *j, const struct pconn *c, const struct conn_facts *f, const struct verdict *v,
+		 const char *summary, uint64_t duration_ms);
 void emit_json(FILE *out, const struct pconn *c, const struct conn_facts *f,
 	       const struct verdict *v, const char *summary, uint64_t duration_ms);
 /* A record begun in j, as --json-format says: type "connection" with the

@@ -162,14 +162,12 @@ void record_end(const struct proxy *px, struct json *j)
 /* The final record: report.c's members, then the relay's own (mode,
  * upstream, closed_by, close, duration_ms, relayed bytes each way, and
  * whether the rest was spliced once the verdict settled). */
-void emit_json(FILE *out, const struct pconn *c, const struct conn_facts *f,
-	       const struct verdict *v, const char *summary, uint64_t duration_ms)
+void conn_record(struct json *j, const struct pconn *c, const struct conn_facts *f, const struct verdict *v,
+		 const char *summary, uint64_t duration_ms)
 {
-	struct json *j = &c->w->record;   /* this worker's: certificates made once */
 	char up[300];
 
 	report_endpoint(up, sizeof(up), c->up_host, c->up_port);
-	json_reset(j);
 	record_begin(c->w->px, j, "connection", &c->start, f, v, summary);
 	json_string(j, "mode", mode_name(c->wl->l->cfg->mode));
 	json_string(j, "upstream", up);
@@ -183,6 +181,15 @@ void emit_json(FILE *out, const struct pconn *c, const struct conn_facts *f,
 	json_bool(j, "spliced", c->spliced);
 	json_bool(j, "observed", !c->unobserved);
 	record_end(c->w->px, j);
+}
+
+void emit_json(FILE *out, const struct pconn *c, const struct conn_facts *f,
+	       const struct verdict *v, const char *summary, uint64_t duration_ms)
+{
+	struct json *j = &c->w->record;   /* this worker's: certificates made once */
+
+	json_reset(j);
+	conn_record(j, c, f, v, summary, duration_ms);
 	(void)out;   /* the proxy's --json: px->cfg->json */
 	write_record(c->w->px, j);
 }

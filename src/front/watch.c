@@ -197,9 +197,18 @@ static void emit(void *ctx, void *flow, const struct conn_facts *f, const struct
 		report_line(line, sizeof(line), f, v);
 	if (w->ticket) {
 		struct tapped *t = flow;
+		struct json rec;
 
+		/* connection.json is the record as --json writes it: ECS's when asked */
+		json_init(&rec);
+		if (w->ecs) {
+			ecs_connection_begin(&rec, f, v, line);
+			ecs_end(&rec);
+		}
 		ticket_add(w->ticket, &(struct ticket_conn){ .f = f, .v = v, .line = line, .tap = t->tap,
-							     .certs = w->cfg.certs, .keylog = w->cfg.keylog });
+							     .certs = w->cfg.certs, .keylog = w->cfg.keylog,
+							     .record = w->ecs && !rec.failed ? json_text(&rec) : NULL });
+		json_free(&rec);
 		ticket_tap_free(t->tap);
 		flow = t->conn;
 		free(t);

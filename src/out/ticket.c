@@ -187,17 +187,19 @@ static void write_json(struct ticket *t, const char *folder, const struct ticket
 	size_t len;
 
 	json_init(&j);
-	json_object(&j, NULL);
-	report_json_members(&j, c->f, c->v, c->line);
-	json_end(&j);
-	len = strlen(json_text(&j));
+	if (!c->record) {
+		json_object(&j, NULL);
+		report_json_members(&j, c->f, c->v, c->line);
+		json_end(&j);
+	}
+	len = strlen(c->record ? c->record : json_text(&j));
 	snprintf(rel, sizeof(rel), "%s/connection.json", folder);
 	if (j.failed || !(text = malloc(len + 2))) {
 		tk_fail(t, rel, ENOMEM);
 		json_free(&j);
 		return;
 	}
-	memcpy(text, json_text(&j), len);
+	memcpy(text, c->record ? c->record : json_text(&j), len);
 	text[len++] = '\n';
 	(void)tk_write_text(t, rel, text, len);
 	free(text);

@@ -71,6 +71,9 @@ struct ticket_conn {
 	struct ticket_tap *tap;       /* its bytes, or NULL */
 	struct cert_cache *certs;     /* the cache its certificates were parsed into (their DER) */
 	struct keylog *keylog;        /* for keys.log, or NULL */
+	/* The record as the front end's --json writes it (with its own
+	 * members), or NULL: the connection record (report_json_members). */
+	const char *record;
 };
 
 /* Counts the connection and, when it is one to keep (it did not end well,
