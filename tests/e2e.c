@@ -6,6 +6,7 @@
 #include "testutil.h"
 
 #include <arpa/inet.h>
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <netinet/in.h>
@@ -285,4 +286,21 @@ const char *e2e_member(const char *json, const char *key)
 	if (!e2e_json_member(json, key, v, 4096))
 		snprintf(v, 4096, "(absent)");
 	return v;
+}
+
+size_t e2e_numbered(const char *dir, char names[][64], size_t max)
+{
+	struct dirent **list;
+	int n = scandir(dir, &list, NULL, alphasort);
+	size_t k = 0;
+
+	if (n < 0)
+		return 0;
+	for (int i = 0; i < n; i++) {
+		if (list[i]->d_name[0] >= '0' && list[i]->d_name[0] <= '9' && k < max)
+			snprintf(names[k++], 64, "%.63s", list[i]->d_name);
+		free(list[i]);
+	}
+	free(list);
+	return k;
 }

@@ -70,4 +70,8 @@ bool e2e_json_member(const char *json, const char *key, char *out, size_t outlen
  * (so several can stand in one assertion). */
 const char *e2e_member(const char *json, const char *key) __attribute__((nonnull));
 
+/* The entries of a folder whose names begin with a digit (an evidence
+ * folder's NNNN-verdict), sorted, into names (at most max): how many. */
+size_t e2e_numbered(const char *dir, char names[][64], size_t max) __attribute__((nonnull));
+
 #endif

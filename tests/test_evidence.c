@@ -114,23 +114,6 @@ static int run_pcap(const char *name, const char *const *opts)
 	return st;
 }
 
-/* The connection folders of an evidence folder, sorted (NNNN-verdict). */
-static size_t folders(const char *dir, char names[][64], size_t max)
-{
-	struct dirent **list;
-	int n = scandir(dir, &list, NULL, alphasort);
-	size_t k = 0;
-
-	cr_assert(n >= 0, "cannot list %s", dir);
-	for (int i = 0; i < n; i++) {
-		if (list[i]->d_name[0] >= '0' && list[i]->d_name[0] <= '9' && k < max)
-			snprintf(names[k++], 64, "%.63s", list[i]->d_name);
-		free(list[i]);
-	}
-	free(list);
-	return k;
-}
-
 static char *slurp(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 static char *slurp(const char *fmt, ...)
 {
@@ -239,7 +222,7 @@ Test(evidence, folder_per_connection_reanalyses_the_same)
 	snprintf(dir, sizeof(dir), "%s/ev", scratch);
 	snprintf(json, sizeof(json), "%s/all.json", scratch);
 	cr_assert_eq(run_pcap("all", opts), 0, "%s", e2e_tail(json, 500));
-	n = folders(dir, names, 64);
+	n = e2e_numbered(dir, names, 64);
 	cr_assert_eq(n, N_CAPTURES, "%zu folders for %zu connections", n, N_CAPTURES);
 	cr_assert(exists("%s/index.md", dir));
 	cr_assert(exists("%s/index.html", dir));
@@ -312,7 +295,7 @@ Test(evidence, no_keys_secrets_or_bodies)
 	for (char *p = rec; (p = strstr(p, "\"fault\":\"")); p += 9)
 		failures += strncmp(p + 9, "none\"", 5) != 0;
 	free(rec);
-	n = folders(dir, names, 64);
+	n = e2e_numbered(dir, names, 64);
 	cr_assert_eq(n, failures, "%zu folders, %zu connections did not end well", n, failures);
 	cr_assert_gt(n, 3);
 	/* the secrets: each hex secret of the key log */
@@ -366,7 +349,7 @@ Test(evidence, keys_log_is_the_connections_only)
 	cr_assert_eq(run_pcap("keys", opts), 0);
 	cr_assert_eq(run_pcap("kept", kopts), 0);
 	cr_assert_not_null(kl = e2e_slurp(keylog));
-	n = folders(dir, names, 64);
+	n = e2e_numbered(dir, names, 64);
 	cr_assert_eq(n, N_CAPTURES);
 	for (size_t i = 0; i < n; i++) {
 		char *keys = slurp("%.255s/%.63s/keys.log", dir, names[i]), *report, *save = NULL, random[65] = "";
@@ -460,7 +443,7 @@ Test(evidence, redact_hosts_everywhere)
 	cr_assert(rec && strstr(rec, "127.0.0.1") && strstr(rec, "localhost"));
 	free(rec);
 	cr_assert_str_empty(scan(dir, nd, sizeof(nd) / sizeof(nd[0])), "%s", g_found);
-	n = folders(dir, names, 64);
+	n = e2e_numbered(dir, names, 64);
 	cr_assert_eq(n, N_CAPTURES);
 	for (size_t i = 0; i < n; i++) {
 		char line[1 << 16], pcap[512], *record;
@@ -511,14 +494,14 @@ Test(evidence, refusals_and_bounds)
 	cr_assert_eq(run_pcap("zero", zero), 2);
 	cr_assert_eq(run_pcap("forced", forced), 0);
 	cr_assert(exists("%s/index.md", dir) && exists("%s", file));
-	cr_assert_gt(folders(dir, names, 64), 3);
+	cr_assert_gt(e2e_numbered(dir, names, 64), 3);
 	/* --evidence-max 1: one folder per verdict, the rest counted */
 	char bdir[256];
 
 	snprintf(bdir, sizeof(bdir), "%s/bounded", scratch);
 	bounded[4] = bdir;
 	cr_assert_eq(run_pcap("bounded", bounded), 0);
-	size_t n = folders(bdir, names, 64);
+	size_t n = e2e_numbered(bdir, names, 64);
 
 	for (size_t i = 0; i < n; i++)
 		for (size_t j = 0; j < i; j++)
@@ -599,7 +582,7 @@ Test(evidence, index_html_in_chromium)
 	snprintf(dom, sizeof(dom), "%s/dom.html", scratch);
 	snprintf(log, sizeof(log), "%s/chromium.log", scratch);
 	cr_assert_eq(run_pcap("html", opts), 0);
-	n = folders(dir, names, 64);
+	n = e2e_numbered(dir, names, 64);
 	cr_assert_gt(n, 3);
 	for (size_t i = 0; i < n; i++)
 		no_cert += strstr(names[i], "client_sent_no_cert") != NULL;

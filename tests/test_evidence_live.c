@@ -19,23 +19,6 @@
 #include "proxyutil.h"
 #include "testutil.h"
 
-/* The connection folders, sorted (NNNN-verdict). */
-static size_t folders(const char *dir, char names[][64], size_t max)
-{
-	struct dirent **list;
-	int n = scandir(dir, &list, NULL, alphasort);
-	size_t k = 0;
-
-	cr_assert(n >= 0, "cannot list %s", dir);
-	for (int i = 0; i < n; i++) {
-		if (list[i]->d_name[0] >= '0' && list[i]->d_name[0] <= '9' && k < max)
-			snprintf(names[k++], 64, "%.63s", list[i]->d_name);
-		free(list[i]);
-	}
-	free(list);
-	return k;
-}
-
 /* The one connection record of mtlsdiag pcap on a capture (with a key
  * log when given), into rec. */
 static void reanalyse(const char *pcap, const char *keylog, char *rec, size_t len)
@@ -105,7 +88,7 @@ Test(evidence_live, proxy_passthrough, .init = px_setup, .fini = px_teardown, .t
 	cr_assert(e2e_wait_lines(json, 3, 10000), "%s", e2e_tail(log, 400));
 	cr_assert_eq(e2e_stop(proxy, 15000), 0, "%s", e2e_tail(log, 400));
 	px_stop_child(nginx);
-	n = folders(dir, names, 16);
+	n = e2e_numbered(dir, names, 16);
 	cr_assert_eq(n, 2, "%zu folders: %s", n, e2e_tail(log, 600));
 	/* the records of the connections that did not end well, in order */
 	for (size_t i = 0; i < 3; i++) {
@@ -153,7 +136,7 @@ Test(evidence_live, probe_with_its_keys, .init = px_setup, .fini = px_teardown, 
 	/* exit 1: the server refused (no certificate) */
 	cr_assert_eq(e2e_run(argv, &(struct e2e_io){ 0 }, 30000), 1);
 	px_stop_child(server);
-	n = folders(dir, names, 16);
+	n = e2e_numbered(dir, names, 16);
 	cr_assert_eq(n, 2, "%zu folders", n);
 	for (size_t i = 0; i < n; i++) {
 		char line[1 << 16], pcap[512], keys[512], rec[1 << 16], want[3][64];
