@@ -693,3 +693,35 @@ Test(intercept, a_client_that_does_not_speak_tls)
 	cr_expect_str_eq(code, "200");
 	stop_stand_in(&s);
 }
+
+/* --resumption: clients may resume, as with a server that allows it; a
+ * resumed connection shows no certificate and keeps its session's
+ * verification. */
+Test(intercept, resumption_when_asked)
+{
+	struct stand_in s;
+	const char *server_key = private_key("server.key"), *good_key = private_key("good.key");
+	const char *const extra[] = { SERVER_KEYS(server_key), IDENTITY(good_key), "--resumption", NULL };
+	char cmd[3000], count[64];
+	const char *rec;
+	size_t i;
+
+	start_stand_in(&s, NULL, extra);
+	snprintf(cmd, sizeof(cmd),
+		 "timeout 20 openssl s_client -reconnect -connect 127.0.0.1:%u -servername localhost -tls1_2 "
+		 "-CAfile '%s' -cert '%s' -key '%s' -cert_chain '%s' </dev/null 2>/dev/null | grep -c '^Reused,'",
+		 s.port, lab("server-root.pem"), lab("good.pem"), lab("good.key"), lab("client-inter.pem"));
+	(void)run(cmd, count, sizeof(count));
+	cr_expect_str_eq(count, "5", "the five reconnections resume");
+	rec = record(&s, 0);
+	cr_expect_str_eq(e2e_member(rec, "resumed"), "false", "%s", rec);
+	cr_expect_str_eq(e2e_member(rec, "client_cert_sent"), "true", "%s", rec);
+	for (i = 1; i < 6; i++) {
+		rec = record(&s, i);
+		cr_expect_str_eq(e2e_member(rec, "verdict"), "resumed", "connection %zu: %s", i, rec);
+		cr_expect(strstr(rec, "\"client_leg\":{") && strstr(strstr(rec, "\"client_leg\":{"), "\"resumed\":true"),
+			  "connection %zu: %s", i, rec);
+		cr_expect_str_eq(e2e_member(rec, "verify_result"), "ok", "the session's verification: %s", rec);
+	}
+	stop_stand_in(&s);
+}

@@ -40,6 +40,7 @@ int icpt_option(struct icpt_opts *o, int opt, const char *arg)
 	case O_ICPT_FORWARD_IDENTITY: o->forward_identity = true; return 1;
 	case O_ICPT_NO_FAITHFUL: o->no_faithful = true; return 1;
 	case O_ICPT_POST_HANDSHAKE_AUTH: o->post_handshake_auth = true; return 1;
+	case O_ICPT_RESUMPTION: o->resumption = true; return 1;
 	case O_ICPT_UPSTREAM_TLS:
 		o->upstream_tls = arg;
 		return cmd_choice(WHO, "--upstream-tls", arg, (const char *const[]){ "1.2", "1.3", "auto", NULL }, NULL) >= 0;
@@ -76,7 +77,8 @@ int icpt_check(const struct icpt_opts *o, bool intercepting, const char *ca_bund
 			    : o->verify ? "--verify" : o->refuse ? "--refuse"
 			    : o->verify_depth_set ? "--verify-depth" : o->forward_identity ? "--forward-identity"
 			    : o->no_faithful ? "--no-faithful"
-			    : o->post_handshake_auth ? "--post-handshake-auth" : NULL;
+			    : o->post_handshake_auth ? "--post-handshake-auth"
+			    : o->resumption ? "--resumption" : NULL;
 
 	if (!intercepting) {
 		if (stray)
@@ -194,6 +196,7 @@ int icpt_load(const struct icpt_opts *o, const char *ca_bundle, struct intercept
 	c->forward_identity = o->forward_identity;
 	c->faithful = !o->no_faithful;
 	c->post_handshake_auth = o->post_handshake_auth;
+	c->resumption = o->resumption;
 	c->upstream_tls = !o->upstream_tls || strcmp(o->upstream_tls, "auto") == 0 ? 0
 			  : strcmp(o->upstream_tls, "1.2") == 0 ? TLS1_2_VERSION : TLS1_3_VERSION;
 	if (o->server_cert &&

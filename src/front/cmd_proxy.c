@@ -75,6 +75,9 @@ static void usage(FILE *out)
 		"  --post-handshake-auth  TLS 1.3: ask for the certificate after the handshake,\n"
 		"                         when the first request has arrived (a client that\n"
 		"                         offers it; TLS 1.2 clients are asked in the handshake)\n"
+		"  --resumption           let clients resume sessions (tickets, a session cache),\n"
+		"                         as a server that allows it; by default none is: every\n"
+		"                         connection shows its certificate\n"
 		"  --upstream-cert FILE   a client identity the real server trusts, and its key;\n"
 		"  --upstream-key FILE    without them no certificate is sent upstream\n"
 		"  --upstream-ca FILE     the CAs the real server's chain must come from\n"
@@ -491,6 +494,7 @@ static enum cmd_parsed parse_proxy(int argc, char **argv, struct proxy_opts *o)
 		{ "no-faithful", no_argument, NULL, O_ICPT_NO_FAITHFUL },
 		{ "upstream-tls", required_argument, NULL, O_ICPT_UPSTREAM_TLS },
 		{ "post-handshake-auth", no_argument, NULL, O_ICPT_POST_HANDSHAKE_AUTH },
+		{ "resumption", no_argument, NULL, O_ICPT_RESUMPTION },
 		{ "help", no_argument, NULL, 'h' },
 		CMD_EVIDENCE_LONGOPTS,
 		{ NULL, 0, NULL, 0 },

@@ -215,7 +215,7 @@ enum {
 	O_ICPT_INTERCEPT = 512, O_ICPT_SERVER_CERT, O_ICPT_SERVER_KEY, O_ICPT_FORGE_CA, O_ICPT_FORGE_CA_KEY,
 	O_ICPT_UPSTREAM_CERT, O_ICPT_UPSTREAM_KEY, O_ICPT_UPSTREAM_CA, O_ICPT_KEY_PASS, O_ICPT_VERIFY,
 	O_ICPT_VERIFY_DEPTH, O_ICPT_REFUSE, O_ICPT_FORWARD_IDENTITY, O_ICPT_NO_FAITHFUL, O_ICPT_UPSTREAM_TLS,
-	O_ICPT_POST_HANDSHAKE_AUTH,
+	O_ICPT_POST_HANDSHAKE_AUTH, O_ICPT_RESUMPTION,
 };
 
 /* The intercept options as given. */
@@ -224,7 +224,7 @@ struct icpt_opts {
 	const char *upstream_cert, *upstream_key, *upstream_ca, *key_pass;
 	const char *verify, *refuse, *upstream_tls;
 	int verify_depth;
-	bool verify_depth_set, forward_identity, no_faithful, post_handshake_auth;
+	bool verify_depth_set, forward_identity, no_faithful, post_handshake_auth, resumption;
 };
 
 struct intercept_config;

@@ -4,8 +4,8 @@
  * Towards clients it is the server: the server's certificate (or one the
  * forge CA issues for the name asked), the client CAs named in the
  * CertificateRequest, verification against --ca-bundle at the configured
- * depth, no resumption (no tickets, no session cache: every connection
- * shows its certificate).  Its verify callback notes the first error, the
+ * depth, no resumption unless --resumption (no tickets, no session cache:
+ * every connection shows its certificate).  Its verify callback notes the first error, the
  * one `openssl verify` reports, and lets the handshake complete when the
  * refusal is to be an HTTP page; with --refuse alert it lets OpenSSL fail
  * the handshake with the alert it chooses.
@@ -232,10 +232,18 @@ static SSL_CTX *server_ctx(struct intercept *ic, char *err, size_t errlen)
 
 	if (!ctx)
 		goto Fail;
-	/* no resumption: every connection shows its certificate */
-	SSL_CTX_set_options(ctx, SSL_OP_NO_TICKET);
-	SSL_CTX_set_num_tickets(ctx, 0);
-	SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_OFF);
+	if (cfg->resumption) {
+		/* as a server that allows it: a resumed session keeps the
+		 * certificate and verify result of its first connection */
+		if (SSL_CTX_set_session_id_context(ctx, (const unsigned char *)"mtlsdiag intercept", 18) != 1)
+			goto Fail;
+		SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_SERVER);
+	} else {
+		/* no resumption: every connection shows its certificate */
+		SSL_CTX_set_options(ctx, SSL_OP_NO_TICKET);
+		SSL_CTX_set_num_tickets(ctx, 0);
+		SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_OFF);
+	}
 	if (cfg->server_cert && !use_identity(ctx, cfg->server_cert, cfg->server_key, cfg->server_chain))
 		goto Fail;
 	SSL_CTX_set_tlsext_servername_callback(ctx, servername);

@@ -62,6 +62,7 @@ struct intercept_config {
 	bool forward_identity;           /* X-SSL-Client-* headers on the first request */
 	bool faithful;                   /* learn the server's request by a probe at start */
 	bool post_handshake_auth;        /* TLS 1.3: ask once the first request is in */
+	bool resumption;                 /* clients may resume (default: every connection is full) */
 };
 
 struct intercept;

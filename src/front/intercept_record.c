@@ -185,6 +185,8 @@ static void json_client_leg(struct json *j, const struct icpt_conn *c)
 	json_opt(j, "error", cl->error);
 	if (cfg->post_handshake_auth)
 		json_string(j, "post_handshake_auth", pha_name(c->pha));
+	if (cfg->resumption)
+		json_bool(j, "resumed", cl->ssl && cl->tls_done && SSL_session_reused(cl->ssl));
 	if (cfg->forward_identity) {
 		json_bool(j, "identity_forwarded", c->identity_added);
 		json_opt(j, "identity_note", c->identity_note);
