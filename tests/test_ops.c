@@ -84,6 +84,21 @@ static void check_exposition(const char *text)
 	free(copy);
 }
 
+/* Prometheus's own linter on a scraped file, where it is installed
+ * (Debian: prometheus). */
+static void promtool_check(const char *file)
+{
+	char cmd[700], out[4096];
+
+	if (!px_have("promtool")) {
+		cr_log_info("promtool is not installed: the exposition is checked by this suite's own reader only");
+		return;
+	}
+	snprintf(cmd, sizeof(cmd), "promtool check metrics < '%s' 2>&1", px_tmp(file));
+	cr_expect_eq(sh(cmd, out, sizeof(out)), 0, "%s", out);
+	cr_expect_str_eq(out, "");
+}
+
 /* The histogram's buckets rise, +Inf is its count. */
 static void check_histogram(const char *text, double count)
 {
@@ -223,16 +238,7 @@ Test(ops, metrics_count_each_verdict_passthrough)
 	tally_records(json, N_VISITS, &t);
 	cr_expect_geq(t.n_verdicts, 2, "the visits gave one verdict only");
 	check_against(text, &t, N_VISITS, N_VISITS);
-	/* Prometheus's own linter, where it is installed (Debian: prometheus) */
-	if (px_have("promtool")) {
-		char cmd[700], out[4096];
-
-		snprintf(cmd, sizeof(cmd), "promtool check metrics < '%s' 2>&1", px_tmp("m1"));
-		cr_expect_eq(sh(cmd, out, sizeof(out)), 0, "%s", out);
-		cr_expect_str_eq(out, "");
-	} else {
-		cr_log_info("promtool is not installed: the exposition is checked by this suite's own reader only");
-	}
+	promtool_check("m1");
 	cr_expect_eq(sample(text, "mtlsdiag_connections_total{verdict=\"client_cert_accepted\"}"), 3);
 	/* no key log given: no lookup counted */
 	cr_expect_eq(sample(text, "mtlsdiag_keylog_lookups_total{result=\"hit\"}"), 0);
@@ -300,6 +306,7 @@ Test(ops, metrics_count_each_verdict_intercept)
 	cr_assert_eq(http_get(mport, "/metrics", "m1"), 200);
 	text = e2e_slurp(px_tmp("m1"));
 	check_exposition(text);
+	promtool_check("m1");
 	tally_records(json, N_VISITS, &t);
 	/* the stand-in sees every certificate: good, none, expired */
 	cr_expect_eq(t.n_verdicts, 3);
@@ -752,6 +759,7 @@ Test(ops, metrics_count_each_verdict_live_capture)
 	}
 	cr_assert_gt(received, 10 * N_VISITS, "%s", text);
 	check_exposition(text);
+	promtool_check("m1");
 	/* no record in memory here: the JSON lines have no relayed member */
 	{
 		size_t r, j;
