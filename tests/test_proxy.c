@@ -1628,36 +1628,19 @@ static int connections_then_signal(pid_t proxy, uint16_t px_port, int sig, const
 	return e2e_wait(proxy, 12000);
 }
 
-Test(proxy, records_are_all_there_and_whole_after_sigterm, .init = px_setup, .fini = px_teardown)
+/* A proxy with --json, its log in a file (--log) or on standard error
+ * (a file here: in batches too), stopped by sig in the middle of
+ * BATCH_CONNS connections: every connection's line and record is there,
+ * whole, and the stop is said. */
+static void stop_keeps_every_record(bool log_on_stderr, int sig)
 {
 	uint16_t px_port = e2e_free_port(), up_port;
 	int lfd = px_listen_any(AF_INET, &up_port);
-	char listen_at[64], upstream[64];
-	pid_t server, proxy;
-
-	test_fmt(listen_at, "127.0.0.1:%u", px_port);
-	test_fmt(upstream, "127.0.0.1:%u", up_port);
-	server = px_start_poll_server(lfd, 2 * BATCH_CONNS, true);
-	proxy = px_start(px_tmp("proxy.log"), "--listen", listen_at, "--upstream", upstream, "--json",
-			 px_tmp("proxy.json"), (char *)NULL);
-	cr_assert_eq(connections_then_signal(proxy, px_port, SIGTERM, px_tmp("proxy.log")), 0);
-	px_stop_child(server);
-	cr_expect_eq(whole_lines(px_tmp("proxy.json"), "{\"type\":\"connection\",", "{\"type\":\"connection\",",
-				 "\"type\":\"connection\""),
-		     BATCH_CONNS);
-	cr_expect_eq(whole_lines(px_tmp("proxy.log"), "20", "mtlsdiag proxy: ", "[closed by "), BATCH_CONNS);
-	cr_expect_eq(whole_lines(px_tmp("proxy.log"), "20", "mtlsdiag proxy: ", "mtlsdiag proxy: stopped"), 1);
-}
-
-/* The same with the log on standard error (a file here: in batches too),
- * stopped by SIGINT. */
-Test(proxy, records_are_all_there_and_whole_after_sigint_on_standard_error, .init = px_setup,
-     .fini = px_teardown)
-{
-	uint16_t px_port = e2e_free_port(), up_port;
-	int lfd = px_listen_any(AF_INET, &up_port);
-	char listen_at[64], upstream[64];
 	const char *bin = getenv("MTLSDIAG_BIN");
+	const char *log = log_on_stderr ? px_tmp("err") : px_tmp("proxy.log");
+	char listen_at[64], upstream[64];
+	char *argv[] = { (char *)bin, "proxy", "--listen", listen_at, "--upstream", upstream, "--json",
+			 (char *)px_tmp("proxy.json"), NULL };
 	struct e2e_io io = { .in = "/dev/null", .out = "/dev/null", .err = px_tmp("err") };
 	pid_t server, proxy;
 
@@ -1665,19 +1648,32 @@ Test(proxy, records_are_all_there_and_whole_after_sigint_on_standard_error, .ini
 	test_fmt(listen_at, "127.0.0.1:%u", px_port);
 	test_fmt(upstream, "127.0.0.1:%u", up_port);
 	server = px_start_poll_server(lfd, 2 * BATCH_CONNS, true);
-	{
-		char *argv[] = { (char *)bin, "proxy", "--listen", listen_at, "--upstream", upstream, "--json",
-				 (char *)px_tmp("proxy.json"), NULL };
-
+	if (log_on_stderr) {
 		proxy = e2e_spawn(argv, &io, 60);
+		cr_assert(proxy > 0);
+		cr_assert(e2e_wait_contains(log, "listening on", 5000), "%s", e2e_tail(log, 600));
+	} else {
+		proxy = px_start(log, "--listen", listen_at, "--upstream", upstream, "--json", px_tmp("proxy.json"),
+				 (char *)NULL);
 	}
-	cr_assert(proxy > 0);
-	cr_assert(e2e_wait_contains(px_tmp("err"), "listening on", 5000), "%s", e2e_tail(px_tmp("err"), 600));
-	cr_assert_eq(connections_then_signal(proxy, px_port, SIGINT, px_tmp("err")), 0);
+	cr_assert_eq(connections_then_signal(proxy, px_port, sig, log), 0);
 	px_stop_child(server);
 	cr_expect_eq(whole_lines(px_tmp("proxy.json"), "{\"type\":\"connection\",", "{\"type\":\"connection\",",
 				 "\"type\":\"connection\""),
 		     BATCH_CONNS);
-	cr_expect_eq(whole_lines(px_tmp("err"), "20", "mtlsdiag proxy: ", "[closed by "), BATCH_CONNS);
-	cr_expect_eq(whole_lines(px_tmp("err"), "20", "mtlsdiag proxy: ", "SIGINT: listeners closed"), 1);
+	cr_expect_eq(whole_lines(log, "20", "mtlsdiag proxy: ", "[closed by "), BATCH_CONNS);
+	cr_expect_eq(whole_lines(log, "20", "mtlsdiag proxy: ", sig == SIGINT ? "SIGINT: listeners closed" :
+									       "SIGTERM: listeners closed"), 1);
+	cr_expect_eq(whole_lines(log, "20", "mtlsdiag proxy: ", "mtlsdiag proxy: stopped"), 1);
+}
+
+Test(proxy, records_are_all_there_and_whole_after_sigterm, .init = px_setup, .fini = px_teardown)
+{
+	stop_keeps_every_record(false, SIGTERM);
+}
+
+Test(proxy, records_are_all_there_and_whole_after_sigint_on_standard_error, .init = px_setup,
+     .fini = px_teardown)
+{
+	stop_keeps_every_record(true, SIGINT);
 }
