@@ -977,6 +977,56 @@ Test(capture_packets, tick_expires_idle_flows)
 	rec_free(&r);
 }
 
+/* flow_sink.quiet (live capture): at a tick, each open flow without a
+ * packet for a second or more, until its consumer wants no more bytes. */
+static size_t quiet_calls;
+static bool quiet_stop;   /* the consumer stops wanting bytes at its next quiet call */
+
+static void rec_quiet(void *ctx, void *flow, const struct timeval *now)
+{
+	struct recorder *r = ctx;
+	struct rec_flow *f = flow;
+
+	(void)now;
+	cr_assert_eq(f->finished, 0, "quiet after finish");
+	quiet_calls++;
+	if (quiet_stop)
+		r->wants_calls = 1;
+}
+
+Test(capture_packets, tick_tells_the_quiet_flows)
+{
+	struct capture_opts opts = { .idle_timeout_s = 60 };
+	struct recorder r = { 0 };
+	struct flow_sink sink = rec_sink(&r);
+	struct capture_stats st = { 0 };
+	struct capture *cap;
+	struct timeval last, later;
+
+	sink.quiet = rec_quiet;
+	cap = capture_new(&opts, &sink, &st);
+	cr_assert_not_null(cap);
+	feed(cap, "one.pcap", 10, &last);
+	cr_assert_eq(r.flows[0].finished, 0);
+	capture_tick(cap, &last);
+	cr_assert_eq(quiet_calls, 0, "a packet this second: not quiet");
+	later = last;
+	later.tv_sec += 1;
+	capture_tick(cap, &later);
+	cr_assert_eq(quiet_calls, 1);
+	later.tv_sec += 1;
+	quiet_stop = true;
+	capture_tick(cap, &later);
+	cr_assert_eq(quiet_calls, 2);
+	later.tv_sec += 1;
+	capture_tick(cap, &later);
+	cr_assert_eq(quiet_calls, 2, "a flow whose consumer wants no more bytes is not told again");
+	capture_end(cap);
+	capture_free(cap);
+	check_contract(&r);
+	rec_free(&r);
+}
+
 Test(capture_packets, stragglers_after_finish_open_nothing)
 {
 	/* Replaying a finished connection, all but its SYN (so the SYN-ACK,
