@@ -28,15 +28,69 @@ long long e2e_now_ms(void)
 	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
+/* 1 when nothing listens on or holds TCP port `port` on any address (the
+ * IPv6 wildcard covers IPv4 too where the system has IPv6). */
+static int port_unbound(uint16_t port)
+{
+	struct sockaddr_in6 s6 = { .sin6_family = AF_INET6, .sin6_addr = IN6ADDR_ANY_INIT, .sin6_port = htons(port) };
+	struct sockaddr_in s4 = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_ANY), .sin_port = htons(port) };
+	int fd = socket(AF_INET6, SOCK_STREAM, 0);
+	int ok = 1;
+
+	if (fd >= 0) {
+		ok = bind(fd, (struct sockaddr *)&s6, sizeof(s6)) == 0;
+		close(fd);
+	}
+	if (!ok || (fd = socket(AF_INET, SOCK_STREAM, 0)) < 0)
+		return 0;
+	ok = bind(fd, (struct sockaddr *)&s4, sizeof(s4)) == 0;
+	close(fd);
+	return ok;
+}
+
+/* The lowest port of the kernel's ephemeral range, where client sockets
+ * take their source ports (32768 when it cannot be read). */
+static unsigned ephemeral_low(void)
+{
+	FILE *f = fopen("/proc/sys/net/ipv4/ip_local_port_range", "r");
+	unsigned lo = 32768, hi = 0;
+
+	if (f) {
+		if (fscanf(f, "%u %u", &lo, &hi) != 2)
+			lo = 32768;
+		fclose(f);
+	}
+	return lo;
+}
+
+/* A port drawn at random between 20000 and the ephemeral range: a port the
+ * kernel hands out for port 0 is also the source port of the next client
+ * connection on a busy machine, and a server started on it a moment later
+ * can find it taken. */
 uint16_t e2e_free_port(void)
 {
+	static unsigned seed;
+	static pid_t seeded_by;
+	unsigned lo = 20000, hi = ephemeral_low();
 	struct sockaddr_in sin = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
 	socklen_t len = sizeof(sin);
-	int fd = socket(AF_INET, SOCK_STREAM, 0);
 	uint16_t port = 0;
+	int fd;
 
+	if (seeded_by != getpid()) {   /* each test's process draws its own */
+		seeded_by = getpid();
+		seed = (unsigned)seeded_by * 2654435761u ^ (unsigned)e2e_now_ms();
+	}
+	for (int tries = 0; hi > lo + 1000 && tries < 200; tries++) {
+		port = (uint16_t)(lo + rand_r(&seed) % (hi - lo));
+		if (port_unbound(port))
+			return port;
+	}
+	/* no room below the ephemeral range: let the kernel choose */
+	fd = socket(AF_INET, SOCK_STREAM, 0);
 	if (fd < 0)
 		return 0;
+	port = 0;
 	if (bind(fd, (struct sockaddr *)&sin, sizeof(sin)) == 0 &&
 	    getsockname(fd, (struct sockaddr *)&sin, &len) == 0)
 		port = ntohs(sin.sin_port);

@@ -19,7 +19,7 @@ struct e2e_io {
 /* Monotonic milliseconds. */
 long long e2e_now_ms(void);
 
-/* A loopback TCP port nothing listened on a moment ago. */
+/* A TCP port nothing listened on a moment ago, below the ephemeral range. */
 uint16_t e2e_free_port(void);
 
 /* Starts argv[0] (looked up in PATH) with the given streams; the child is
