@@ -638,3 +638,45 @@ Test(evidence, index_html_in_chromium)
 	cr_assert_null(strstr(text, ":CONSOLE"), "console messages on a phone's width: %s", text);
 	free(text);
 }
+
+/* A capture with a CONNECT preamble (a gateway's both legs) and one that
+ * began mid-connection: the folders re-analyse to the same verdicts; the
+ * CONNECT request line stays in the capture, its header lines do not. */
+Test(evidence, preamble_and_midstream)
+{
+	static const char *const inputs[] = { "tests/data/mitm/mitm_nocert_tls12.both.pcap",
+					      "tests/data/capture/midstream_server.pcap" };
+
+	for (size_t k = 0; k < 2; k++) {
+		char dir[256], json[256], names[64][64], verdict[64], reason[64], fault[64], basis[64];
+		char *argv[] = { (char *)bin(), "pcap", "--evidence-all", "--evidence", dir, "--json", json, "-q",
+				 strdup(test_path(inputs[k])), NULL };
+		size_t n;
+
+		snprintf(dir, sizeof(dir), "%s/ev%zu", scratch, k);
+		snprintf(json, sizeof(json), "%s/in%zu.json", scratch, k);
+		cr_assert_eq(e2e_run(argv, &(struct e2e_io){ 0 }, 30000), 0);
+		free(argv[8]);
+		n = e2e_numbered(dir, names, 64);
+		cr_assert_gt(n, 0);
+		for (size_t i = 0; i < n; i++) {
+			char line[1 << 16], pcap[512];
+
+			cr_assert(e2e_line(json, i, line, sizeof(line)));
+			snprintf(pcap, sizeof(pcap), "%.255s/%.63s/handshake.pcap", dir, names[i]);
+			reanalyse(pcap, NULL, verdict, reason, fault, basis);
+			cr_assert_str_eq(verdict, e2e_member(line, "verdict"), "%s %s re-analysed: %s", inputs[k], names[i],
+					 verdict);
+			if (k == 0 && strstr(line, "\"preamble\":\"HTTP CONNECT\"")) {
+				size_t len;
+				uint8_t *bytes = test_try_load(pcap, &len);
+
+				cr_assert_not_null(bytes);
+				cr_assert_not_null(memmem(bytes, len, "CONNECT localhost:18401 HTTP/1.1\r\n", 34));
+				cr_assert_null(memmem(bytes, len, "User-Agent", 10), "a CONNECT header in %s", pcap);
+				cr_assert_null(memmem(bytes, len, "Proxy-Connection", 16), "a CONNECT header in %s", pcap);
+				free(bytes);
+			}
+		}
+	}
+}

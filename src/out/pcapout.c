@@ -239,8 +239,9 @@ static void emit(struct pcapout_conn *c, enum side from, uint8_t flags, uint32_t
 		failed(po);
 }
 
-struct pcapout_conn *pcapout_conn_new(struct pcapout *po, const struct endpoint *client,
-				      const struct endpoint *server, const struct timeval *ts)
+/* The connection's addresses, ports and sequence numbers; nothing written. */
+static struct pcapout_conn *conn_make(struct pcapout *po, const struct endpoint *client,
+				      const struct endpoint *server)
 {
 	struct pcapout_conn *c;
 	int la, lb;
@@ -271,7 +272,16 @@ struct pcapout_conn *pcapout_conn_new(struct pcapout *po, const struct endpoint 
 	c->next_seq[SIDE_SERVER] = (mix * 0x85ebca6bu) ^ 0x5bd1e995u;
 	c->ip_id[SIDE_CLIENT] = (uint16_t)mix;
 	c->ip_id[SIDE_SERVER] = (uint16_t)(mix >> 16);
+	return c;
+}
 
+struct pcapout_conn *pcapout_conn_new(struct pcapout *po, const struct endpoint *client,
+				      const struct endpoint *server, const struct timeval *ts)
+{
+	struct pcapout_conn *c = conn_make(po, client, server);
+
+	if (!c)
+		return NULL;
 	emit(c, SIDE_CLIENT, TH_SYN, c->next_seq[SIDE_CLIENT], 0, NULL, 0, ts);
 	c->next_seq[SIDE_CLIENT]++;
 	emit(c, SIDE_SERVER, TH_SYN | TH_ACK, c->next_seq[SIDE_SERVER],
@@ -280,6 +290,12 @@ struct pcapout_conn *pcapout_conn_new(struct pcapout *po, const struct endpoint 
 	emit(c, SIDE_CLIENT, TH_ACK, c->next_seq[SIDE_CLIENT], c->next_seq[SIDE_SERVER],
 	     NULL, 0, ts);
 	return c;
+}
+
+struct pcapout_conn *pcapout_conn_midstream(struct pcapout *po, const struct endpoint *client,
+					    const struct endpoint *server)
+{
+	return conn_make(po, client, server);
 }
 
 void pcapout_data(struct pcapout_conn *c, enum side from, const uint8_t *p, size_t n,

@@ -39,6 +39,13 @@ struct pcapout_conn *pcapout_conn_new(struct pcapout *po, const struct endpoint 
 				      const struct endpoint *server, const struct timeval *ts)
 	__attribute__((nonnull(1, 2, 3), warn_unused_result));
 
+/* The same for a connection whose start was not seen (a capture that
+ * began after it): no three-way handshake is written, so a reader takes
+ * its first segment for the middle of a stream, as the original showed. */
+struct pcapout_conn *pcapout_conn_midstream(struct pcapout *po, const struct endpoint *client,
+					    const struct endpoint *server)
+	__attribute__((nonnull(1, 2, 3), warn_unused_result));
+
 /* n bytes sent by one side, in order.  Ignored after that side closed. */
 void pcapout_data(struct pcapout_conn *c, enum side from, const uint8_t *p, size_t n,
 		  const struct timeval *ts);

@@ -88,6 +88,7 @@ struct tk_streams {
 	uint8_t *buf[2];
 	size_t len[2];
 	struct rec_index ri[2];
+	size_t start[2];                /* where the records begin (after a preamble) */
 	enum side role[2];              /* the TLS role of each tap side */
 	bool *zeroed[2];                /* per record: its body was replaced by zeros */
 	size_t n_zeroed;                /* records whose body was */

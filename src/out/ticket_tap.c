@@ -196,8 +196,16 @@ int tk_streams_prepare(struct tk_streams *st, const struct ticket_tap *tap, cons
 			return 0;
 		if (tap->len[s])
 			memcpy(st->buf[s], tap->buf[s], tap->len[s]);
-		if (!rec_index_build(&st->ri[s], st->buf[s], st->len[s], tls13, SIZE_MAX))
+		/* after a preamble (STARTTLS, CONNECT) the records start later;
+		 * the preamble is kept, an HTTP head without its header lines */
+		st->start[s] = f->preamble != PREAMBLE_NONE ? rec_find_start(st->buf[s], st->len[s]) : 0;
+		if (f->preamble == PREAMBLE_HTTP_CONNECT && !keep_data)
+			rec_blank_http_headers(st->buf[s], st->start[s]);
+		if (!rec_index_build(&st->ri[s], st->buf[s] + st->start[s], st->len[s] - st->start[s], tls13, SIZE_MAX))
 			return 0;
+		for (size_t i = 0; i < st->ri[s].n; i++)
+			st->ri[s].recs[i].offset += st->start[s];
+		st->ri[s].framed_until += st->start[s];
 		if (!(st->zeroed[s] = calloc(st->ri[s].n + 1, sizeof(bool))))
 			return 0;
 	}
@@ -406,7 +414,9 @@ int tk_pcap_write(const char *path, mode_t mode, const struct ticket_tap *tap, c
 	}
 	if (!(po = pcapout_open(path, mode, err, errlen)))
 		return -1;
-	if (!(c = pcapout_conn_new(po, &ep[SIDE_CLIENT], &ep[SIDE_SERVER], &f->first_ts))) {
+	c = f->saw_syn ? pcapout_conn_new(po, &ep[SIDE_CLIENT], &ep[SIDE_SERVER], &f->first_ts) :
+			 pcapout_conn_midstream(po, &ep[SIDE_CLIENT], &ep[SIDE_SERVER]);
+	if (!c) {
 		pcapout_close_file(po);
 		snprintf(err, errlen, "%s: the addresses cannot be written as a capture", path);
 		errno = EINVAL;

@@ -114,6 +114,48 @@ int rec_index_build(struct rec_index *ri, const uint8_t *stream, size_t len, boo
 	return 1;
 }
 
+size_t rec_find_start(const uint8_t *stream, size_t len)
+{
+	for (size_t at = 0; at + 5 <= len; at++) {
+		struct cursor c;
+		uint8_t type, next;
+		uint16_t version, rlen, nversion;
+
+		cursor_init(&c, stream + at, len - at);
+		if (!cursor_get_u8(&c, &type) || !cursor_get_u16(&c, &version) || !cursor_get_u16(&c, &rlen))
+			break;
+		if (type != TLS_CT_HANDSHAKE || !header_ok(type, version, rlen) || rlen == 0)
+			continue;
+		/* the record runs past the stream's end, or ends on another header */
+		if (!cursor_skip(&c, rlen) || cursor_len(&c) == 0)
+			return at;
+		if (cursor_get_u8(&c, &next) && cursor_get_u16(&c, &nversion) && header_ok(next, nversion, 0))
+			return at;
+	}
+	return len;
+}
+
+void rec_blank_http_headers(uint8_t *p, size_t n)
+{
+	struct cursor c, line;
+	size_t at;
+	bool first = true;
+
+	cursor_init(&c, p, n);
+	while (cursor_find(&c, "\r\n", 2, &at)) {
+		if (!cursor_get_bytes(&c, &line, at) || !cursor_skip(&c, 2) || at == 0)
+			return;   /* the blank line: the head ends */
+		if (!first) {
+			/* the line's bytes, from the cursor's view of them */
+			uint8_t *w = p + (n - cursor_len(&c) - 2 - at);
+
+			for (size_t i = 0; i < at; i++)
+				w[i] = i == 0 ? 'X' : i == 1 ? ':' : i == 2 ? ' ' : 'x';
+		}
+		first = false;
+	}
+}
+
 void rec_index_free(struct rec_index *ri)
 {
 	if (!ri)

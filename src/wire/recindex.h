@@ -46,6 +46,19 @@ int rec_index_build(struct rec_index *ri, const uint8_t *stream, size_t len, boo
 	__attribute__((nonnull(1), warn_unused_result));
 void rec_index_free(struct rec_index *ri);
 
+/* Where TLS begins in a stream that starts with something else (a
+ * STARTTLS exchange, an HTTP CONNECT, an SSLRequest): the first offset
+ * holding a handshake record header (type 22, version 3.x) whose record
+ * runs to the stream's end or is followed by another plausible header.
+ * len when there is none. */
+size_t rec_find_start(const uint8_t *stream, size_t len) __attribute__((nonnull));
+
+/* The header lines of an HTTP message head at the start of p[0..n) (the
+ * lines after the first, up to the blank line) overwritten in place by
+ * "X: xxx..." of the same length: the request or status line stays, no
+ * header's name or value does.  Bytes past the head are untouched. */
+void rec_blank_http_headers(uint8_t *p, size_t n) __attribute__((nonnull));
+
 /* "ClientHello", "Certificate", ... for a TLS_HS_* type; "handshake(N)"
  * unknown ones are written to buf. */
 const char *rec_hs_name(uint8_t type, char *buf, size_t len) __attribute__((nonnull));
