@@ -56,7 +56,7 @@ static void usage(FILE *out)
 		"                    created 0600\n"
 		"  --snaplen BYTES   bytes kept of each packet (default 262144)\n"
 		"  --buffer-size BYTES  the kernel's capture buffer (K and M suffixes; default\n"
-		"                    libpcap's, 2M): raise it when packets are dropped\n"
+		"                    16M): raise it when packets are dropped\n"
 		"  --promisc         put the interface in promiscuous mode (to see a mirror\n"
 		"                    port's traffic)\n"
 		"  --idle-timeout SECONDS  a connection with no packet for this long gets its\n"
@@ -177,6 +177,7 @@ static enum cmd_parsed parse_capture(int argc, char **argv, struct capture_cmd_o
 	watch_opts_init(&o->w);
 	o->w.capture.idle_timeout_s = IDLE_TIMEOUT_DEFAULT_S;
 	o->live.snaplen = LIVECAP_SNAPLEN_DEFAULT;
+	o->live.buffer_size = LIVECAP_BUFFER_DEFAULT;
 	parsed = cmd_getopt(WHO, argc, argv, "+:i:w:f:qlvh", opts, usage, capture_option, o);
 	if (parsed != CMD_RUN)
 		return parsed;

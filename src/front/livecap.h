@@ -30,6 +30,12 @@ struct livecap_config {
 };
 
 #define LIVECAP_SNAPLEN_DEFAULT 262144
+/* Packets are read the moment they arrive (immediate mode), and libpcap
+ * then gives each packet in the buffer a slot as large as the interface's
+ * largest packet (64 KiB on lo, about 1.5 KiB on Ethernet): libpcap's
+ * 2 MiB default holds 32 packets on lo, enough for a handful of
+ * connections at once. */
+#define LIVECAP_BUFFER_DEFAULT (16 << 20)
 #define LIVECAP_SNAPLEN_MAX 262144
 
 /* The counts since the start.  received, dropped and if_dropped are the
