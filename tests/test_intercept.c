@@ -732,3 +732,39 @@ Test(intercept, resumption_when_asked)
 	cr_expect_eq(resumed, 5, "five resumed records");
 	stop_stand_in(&s);
 }
+
+/* --forward-identity: identity headers of the client's own are dropped
+ * whatever its lines end with (nginx ends a line at a bare LF), and a head
+ * too long to check is refused, not sent as it is. */
+Test(intercept, forward_identity_is_not_spoofed)
+{
+	struct stand_in s;
+	const char *server_key = private_key("server.key"), *good_key = private_key("good.key");
+	const char *const extra[] = { SERVER_KEYS(server_key), IDENTITY(good_key), "--forward-identity",
+				      "--verify", "optional", NULL };
+	char cmd[3000], body[600];
+	const char *rec;
+
+	start_stand_in(&s, "return 200 \"[$http_x_ssl_client_verify] [$http_x_ssl_client_s_dn] [$http_x_ssl_client_cert]\\n\";",
+		       extra);
+	snprintf(cmd, sizeof(cmd),
+		 "printf 'GET / HTTP/1.1\\r\\nHost: localhost\\nX-SSL-Client-S-DN: CN=admin\\r\\n"
+		 "X-Other: 1\\rX-SSL-Client-Cert: forged\\r\\nConnection: keep-alive\\n\\n' | "
+		 "timeout 10 openssl s_client -quiet -connect 127.0.0.1:%u -servername localhost -CAfile '%s' 2>/dev/null | "
+		 "grep '^\\['", s.port, lab("server-root.pem"));
+	(void)run(cmd, body, sizeof(body));
+	cr_expect_str_eq(body, "[NONE] [] []", "no certificate, and none claimed: %s", e2e_tail(s.log, 600));
+	rec = record(&s, 0);
+	cr_expect_str_eq(e2e_member(rec, "identity_forwarded"), "true", "%s", rec);
+	/* a head over 64 KiB */
+	snprintf(cmd, sizeof(cmd),
+		 "{ printf 'GET / HTTP/1.1\\r\\nHost: localhost\\r\\n'; head -c 70000 /dev/zero | tr '\\\\0' a; "
+		 "printf '\\r\\n\\r\\n'; } | timeout 10 openssl s_client -quiet -connect 127.0.0.1:%u -servername localhost "
+		 "-CAfile '%s' 2>/dev/null | head -n1", s.port, lab("server-root.pem"));
+	(void)run(cmd, body, sizeof(body));
+	cr_expect(strstr(body, "HTTP/1.1 400"), "%s", body);
+	rec = record(&s, 1);
+	cr_expect_str_eq(e2e_member(rec, "outcome"), "refused_http", "%s", strstr(rec, "\"client_leg\""));
+	cr_expect(strstr(e2e_member(rec, "refusal"), "longer than 65536 bytes"), "%s", strstr(rec, "\"client_leg\""));
+	stop_stand_in(&s);
+}

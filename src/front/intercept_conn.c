@@ -297,27 +297,45 @@ static void upstream_failed(struct icpt_conn *c, const char *why)
 
 /* ---- the relay ---- */
 
+/* --forward-identity cannot rewrite the first request: sent as it is,
+ * identity headers of the client's own would reach a server that trusts
+ * them, so the proxy answers 400 itself (nginx's page for a head too
+ * large), and the connection to the server goes unused. */
+static void identity_refused(struct icpt_conn *c, const char *why)
+{
+	char detail[300];
+
+	snprintf(c->identity_note, sizeof(c->identity_note), "%s: refused", why);
+	snprintf(c->refusal, sizeof(c->refusal), "--forward-identity: %s", why);
+	snprintf(detail, sizeof(detail), "The request was refused: %s, so its headers could not be checked.", why);
+	c->outcome = IO_REFUSED_HTTP;
+	drop_upstream(c);   /* nothing of it reached the server */
+	answer(c, 400, "Bad Request", "400 Request Header Or Cookie Too Large", detail);
+}
+
 /* The first request with the client's identity in its headers
- * (--forward-identity); 0 while its head is incomplete. */
+ * (--forward-identity): 1 done, 0 while its head is incomplete, -1
+ * refused (identity_refused). */
 static int forward_identity(struct icpt_conn *c, struct evbuffer *in, struct evbuffer *out)
 {
 	struct icpt_leg *cl = &c->leg[ICPT_CLIENT_LEG];
 	struct evbuffer *head;
 	long n = icpt_http_head_len(in, HEAD_MAX);
 	const uint8_t *p;
+	char why[80];
 
 	if (n == 0)
 		return 0;
 	c->identity_added = false;
 	if (n < 0) {
-		snprintf(c->identity_note, sizeof(c->identity_note),
-			 "the first request's head is longer than %d bytes: sent unchanged", HEAD_MAX);
-		return 1;
+		snprintf(why, sizeof(why), "the first request's head is longer than %d bytes", HEAD_MAX);
+		identity_refused(c, why);
+		return -1;
 	}
 	if (!(head = evbuffer_new()) || !(p = evbuffer_pullup(in, n))) {
-		snprintf(c->identity_note, sizeof(c->identity_note), "out of memory: sent unchanged");
 		evbuffer_free(head);
-		return 1;
+		identity_refused(c, "out of memory");
+		return -1;
 	}
 	if (icpt_http_add_identity(head, p, (size_t)n, cl->ssl, &cl->verify, c->identity_note,
 				   sizeof(c->identity_note))) {
@@ -344,7 +362,7 @@ static void relay(struct icpt_leg *from)
 	}
 	out = bufferevent_get_output(to->bev);
 	if (from->id == ICPT_CLIENT_LEG && c->wl->l->icpt->cfg->forward_identity && !c->identity_note[0] &&
-	    !c->identity_added && !forward_identity(c, in, out))
+	    !c->identity_added && forward_identity(c, in, out) <= 0)
 		return;
 	from->bytes += evbuffer_get_length(in);
 	evbuffer_add_buffer(out, in);

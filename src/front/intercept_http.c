@@ -18,13 +18,43 @@
 #include "front/intercept_int.h"
 #include "wire/cursor.h"
 
+/* A line ends at LF, with or without CR before it, as nginx reads a
+ * request (RFC 9112 2.2): the head ends at the first empty line. */
 long icpt_http_head_len(struct evbuffer *buf, size_t max)
 {
-	struct evbuffer_ptr at = evbuffer_search(buf, "\r\n\r\n", 4, NULL);
+	struct evbuffer_ptr crlf = evbuffer_search(buf, "\n\r\n", 3, NULL);
+	struct evbuffer_ptr lf = evbuffer_search(buf, "\n\n", 2, NULL);
+	ev_ssize_t end = -1;
 
-	if (at.pos >= 0)
-		return at.pos + 4 <= (ev_ssize_t)max ? (long)at.pos + 4 : -1;
+	if (crlf.pos >= 0)
+		end = crlf.pos + 3;
+	if (lf.pos >= 0 && (end < 0 || lf.pos + 2 < end))
+		end = lf.pos + 2;
+	if (end >= 0)
+		return end <= (ev_ssize_t)max ? (long)end : -1;
 	return evbuffer_get_length(buf) >= max ? -1 : 0;
+}
+
+/* The next line of all, without its LF and a CR before it; 0 when no
+ * LF is left. */
+static int next_line(struct cursor *all, struct cursor *line)
+{
+	size_t at;
+
+	if (!cursor_find(all, "\n", 1, &at) || !cursor_get_bytes(all, line, at) || !cursor_skip(all, 1))
+		return 0;
+	if (cursor_len(line) > 0 && cursor_data(line)[cursor_len(line) - 1] == '\r')
+		cursor_init(line, cursor_data(line), cursor_len(line) - 1);
+	return 1;
+}
+
+/* A CR left inside a line: nginx refuses such a header line, and a
+ * reader that took the CR for a line's end would see two. */
+static bool has_cr(const struct cursor *line)
+{
+	size_t at;
+
+	return cursor_find(line, "\r", 1, &at);
 }
 
 /* Text from the certificate or OpenSSL into HTML. */
@@ -122,13 +152,14 @@ int icpt_http_add_identity(struct evbuffer *out, const uint8_t *head, size_t len
 	int ok = 0;
 
 	cursor_init(&all, head, len);
-	if (!cursor_find(&all, "\r\n", 2, &at) || !cursor_get_bytes(&all, &line, at) || !cursor_skip(&all, 2)) {
+	if (!next_line(&all, &line)) {
 		snprintf(note, notelen, "the first request has no request line");
 		goto Exit;
 	}
 	/* "METHOD TARGET HTTP/1.x" */
 	version = line;
-	if (at < 9 || !cursor_find(&line, " ", 1, &sp) || !cursor_skip(&version, at - 9) ||
+	at = cursor_len(&line);
+	if (at < 9 || has_cr(&line) || !cursor_find(&line, " ", 1, &sp) || !cursor_skip(&version, at - 9) ||
 	    !(cursor_starts_with(&version, " HTTP/1.1", 9, 0) || cursor_starts_with(&version, " HTTP/1.0", 9, 0))) {
 		snprintf(note, notelen, "the first request is not HTTP/1.x: sent unchanged");
 		goto Exit;
@@ -153,10 +184,10 @@ int icpt_http_add_identity(struct evbuffer *out, const uint8_t *head, size_t len
 	}
 	/* the headers hold for this request only: the connection ends with it */
 	evbuffer_add_printf(out, "Connection: close\r\n");
-	while (cursor_find(&all, "\r\n", 2, &at) && at > 0) {
-		if (!cursor_get_bytes(&all, &line, at) || !cursor_skip(&all, 2))
-			break;
-		if (own_header(&line))
+	/* every line the client's up to the empty one, each ended CRLF; its
+	 * own identity headers, and lines nginx would refuse, left out */
+	while (next_line(&all, &line) && cursor_len(&line) > 0) {
+		if (own_header(&line) || has_cr(&line))
 			continue;
 		evbuffer_add(out, cursor_data(&line), cursor_len(&line));
 		evbuffer_add(out, "\r\n", 2);
