@@ -156,3 +156,48 @@ Test(evidence_live, probe_with_its_keys, .init = px_setup, .fini = px_teardown, 
 		cr_assert_str_eq(px_json_field(rec, "basis"), want[2], "%s", names[i]);
 	}
 }
+
+/* An intercepting listener in front of s_server: the client's leg of each
+ * refused connection gets a folder, with the keys of that leg (the proxy
+ * is its server); its capture re-analyses to the same verdict. */
+Test(evidence_live, proxy_intercept_client_leg, .init = px_setup, .fini = px_teardown, .timeout = 60)
+{
+	uint16_t up_port = e2e_free_port(), px_port = e2e_free_port();
+	char listen_at[64], upstream[64], names[16][64], key[512];
+	const char *dir = px_tmp("ev"), *json = px_tmp("proxy.json"), *log = px_tmp("proxy.log");
+	pid_t server, proxy;
+	size_t n;
+
+	/* a copy of the server's key the proxy accepts: readable by its owner only */
+	snprintf(key, sizeof(key), "cp '%s' '%s' && chmod 600 '%s'", px_pki("server.key"), px_tmp("server.key"),
+		 px_tmp("server.key"));
+	cr_assert_eq(system(key), 0);
+	server = px_start_s_server(up_port);
+	snprintf(listen_at, sizeof(listen_at), "127.0.0.1:%u", px_port);
+	snprintf(upstream, sizeof(upstream), "127.0.0.1:%u", up_port);
+	proxy = px_start(log, "--listen", listen_at, "--upstream", upstream, "--intercept", "--ca-bundle",
+			 px_pki("client-root.pem"), "--server-cert", px_pki("server.pem"), "--server-key",
+			 px_tmp("server.key"), "--json", json, "--evidence", dir, "--evidence-keys", "--line-buffered", NULL);
+	cr_assert(e2e_wait_contains(log, "listening on", 15000), "%s", e2e_tail(log, 400));
+	cr_assert_neq(px_run_curl(px_port, "1.3", NULL, NULL).exit_code, -1);
+	cr_assert_neq(px_run_curl(px_port, "1.2", "expired", NULL).exit_code, -1);
+	cr_assert(e2e_wait_lines(json, 2, 10000), "%s", e2e_tail(log, 400));
+	cr_assert_eq(e2e_stop(proxy, 15000), 0, "%s", e2e_tail(log, 400));
+	px_stop_child(server);
+	n = e2e_numbered(dir, names, 16);
+	cr_assert_eq(n, 2, "%zu folders: %s", n, e2e_tail(log, 600));
+	for (size_t i = 0; i < n; i++) {
+		char line[1 << 16], pcap[512], keys[512], rec[1 << 16], verdict[64];
+		struct stat st;
+
+		cr_assert(e2e_line(json, i, line, sizeof(line)), "no record %zu", i);
+		cr_assert_str_eq(px_json_field(line, "mode"), "intercept");
+		check_folder(dir, names[i], line);
+		snprintf(pcap, sizeof(pcap), "%s/%s/handshake.pcap", dir, names[i]);
+		snprintf(keys, sizeof(keys), "%s/%s/keys.log", dir, names[i]);
+		cr_assert(stat(keys, &st) == 0 && st.st_size > 0, "%s: no keys.log", names[i]);
+		snprintf(verdict, sizeof(verdict), "%s", px_json_field(line, "verdict"));
+		reanalyse(pcap, keys, rec, sizeof(rec));
+		cr_assert_str_eq(px_json_field(rec, "verdict"), verdict, "%s re-analysed", names[i]);
+	}
+}

@@ -519,7 +519,8 @@ static enum cmd_parsed parse_proxy(int argc, char **argv, struct proxy_opts *o)
 		fprintf(stderr, WHO ": --pcap-full goes with --pcap-out FILE\n");
 		return CMD_USAGE_ERROR;
 	}
-	if (!cmd_evidence_check(WHO, &o->relay.evidence, o->n_keylogs > 0))
+	/* an intercepting listener holds its client sessions' keys itself */
+	if (!cmd_evidence_check(WHO, &o->relay.evidence, o->n_keylogs > 0 || o->ls.intercepting))
 		return CMD_USAGE_ERROR;
 	o->relay.evidence.who = WHO;
 	o->relay.evidence.file_mode = o->relay.file_mode;

@@ -101,10 +101,13 @@ static long bio_tap(BIO *b, int oper, const char *argp, size_t len, int argi, lo
 	if (!leg || !leg->obs || ret <= 0 || !processed || *processed == 0 || !obs_conn_wants_bytes(leg->obs))
 		return ret;
 	now_of(leg->c, &tv);
-	if (oper == (BIO_CB_READ | BIO_CB_RETURN))
+	if (oper == (BIO_CB_READ | BIO_CB_RETURN)) {
+		ticket_tap_data(leg->tap, peer_side(leg), (const uint8_t *)argp, *processed, &tv);
 		obs_conn_feed(leg->obs, peer_side(leg), (const uint8_t *)argp, *processed, &tv);
-	else if (oper == (BIO_CB_WRITE | BIO_CB_RETURN))
+	} else if (oper == (BIO_CB_WRITE | BIO_CB_RETURN)) {
+		ticket_tap_data(leg->tap, own_side(leg), (const uint8_t *)argp, *processed, &tv);
 		obs_conn_feed(leg->obs, own_side(leg), (const uint8_t *)argp, *processed, &tv);
+	}
 	return ret;
 }
 
@@ -116,6 +119,7 @@ static void leg_tap_close(struct icpt_leg *leg, enum side s, enum close_kind how
 		return;
 	leg->tap_closed[s] = true;
 	now_of(leg->c, &tv);
+	ticket_tap_close(leg->tap, s, how, &tv);
 	obs_conn_close(leg->obs, s, how, &tv);
 }
 
@@ -135,6 +139,9 @@ static int leg_observe(struct icpt_leg *leg)
 		leg->obs = obs_conn_new(&cfg, &leg->peer, &leg->local, &tv, true);
 	else
 		leg->obs = obs_conn_new(&cfg, &leg->local, &leg->peer, &tv, true);
+	/* --evidence: the client's leg is the connection the record is about */
+	if (leg->obs && leg->id == ICPT_CLIENT_LEG && leg->c->w->px->ticket)
+		leg->tap = ticket_tap_new();   /* NULL: its folder goes without handshake.pcap */
 	return leg->obs != NULL;
 }
 
@@ -917,6 +924,7 @@ static void leg_free(struct icpt_leg *leg)
 		SSL_free(leg->ssl);
 	if (leg->obs)
 		obs_conn_free(leg->obs);
+	ticket_tap_free(leg->tap);
 	keylog_free(leg->keys);
 	memset(leg, 0, sizeof(*leg));
 }

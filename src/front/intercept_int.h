@@ -77,6 +77,7 @@ struct icpt_leg {
 	struct bufferevent *connecting;  /* upstream: the plain socket while it connects */
 	SSL *ssl;                        /* the bufferevent's, freed with it */
 	struct obs_conn *obs;
+	struct ticket_tap *tap;          /* the client leg's bytes for --evidence, or NULL */
 	struct keylog *keys;             /* the session's secrets, as OpenSSL derives them */
 	struct endpoint local, peer;
 	bool tls_done;                   /* handshake completed */

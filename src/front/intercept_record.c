@@ -232,7 +232,7 @@ void icpt_record(struct icpt_conn *c, const struct verdict *cv, const struct ver
 		return;
 	human_line(c, cv, uv, ms, line, sizeof(line));
 	emit_verdict(px, line, obs_conn_facts(cl->obs), cv, true);
-	if (!px->cfg->json)
+	if (!px->cfg->json && !px->ticket)
 		return;
 	report_endpoint(up, sizeof(up), c->wl->l->up_host, c->wl->l->up_port);
 	json_reset(j);
@@ -250,5 +250,12 @@ void icpt_record(struct icpt_conn *c, const struct verdict *cv, const struct ver
 	json_client_leg(j, c);
 	json_upstream_leg(j, c, uv);
 	record_end(px, j);
-	write_record(px, j);
+	/* the client's leg in the evidence folder, with its own keys (the
+	 * proxy is that session's server) */
+	if (px->ticket)
+		ticket_add(px->ticket, &(struct ticket_conn){ .f = obs_conn_facts(cl->obs), .v = cv, .line = line,
+							      .tap = cl->tap, .certs = c->w->ocfg.certs,
+							      .keylog = cl->keys, .record = j->failed ? NULL : json_text(j) });
+	if (px->cfg->json)
+		write_record(px, j);
 }
