@@ -168,3 +168,43 @@ Test(term, the_proxy_says_what_it_saw_when_it_stops, .timeout = 60)
 	cr_assert_str_eq(px_nth_line(log, n - 1),
 			 "mtlsdiag proxy: 3 connections: 1 client_sent_no_cert, 1 server_rejected_chain, 1 client_cert_accepted\n");
 }
+
+/* The proxy colours its verdict lines when told to, even into a file
+ * (--color=always), and by default not there; the probe's lines are
+ * coloured on a terminal. */
+Test(term, the_proxy_and_the_probe_colour, .timeout = 60)
+{
+	uint16_t srv_port = e2e_free_port(), px_port = e2e_free_port(), px2_port = e2e_free_port();
+	pid_t srv = px_start_s_server(srv_port), px;
+	char listen[64], upstream[64], cmd[256];
+	const char *log = px_tmp("proxy.log"), *plain = px_tmp("plain.log");
+	char *text;
+
+	test_fmt(upstream, "127.0.0.1:%u", srv_port);
+	px_wait_port(srv_port, srv, "openssl s_server", px_tmp("s_server.log"));
+	test_fmt(listen, "127.0.0.1:%u", px_port);
+	px = px_start(log, "--listen", listen, "--upstream", upstream, "--color=always", NULL);
+	px_run_curl(px_port, "1.2", NULL, NULL);
+	cr_assert(e2e_wait_contains(log, "closed by", 5000));
+	px_stop_child(px);
+	text = e2e_slurp(log);
+	cr_assert(text && strstr(text, "\n" RED "20"), "%s", text);
+	cr_expect(strstr(text, "client did not send cert (fault: client; observed)"), "%s", text);
+	free(text);
+	test_fmt(listen, "127.0.0.1:%u", px2_port);
+	px = px_start(plain, "--listen", listen, "--upstream", upstream, NULL);
+	px_run_curl(px2_port, "1.2", NULL, NULL);
+	cr_assert(e2e_wait_contains(plain, "closed by", 5000));
+	px_stop_child(px);
+	text = e2e_slurp(plain);
+	cr_assert(text && !strstr(text, "\033["), "%s", text);
+	free(text);
+	/* the probe on a terminal */
+	test_fmt(cmd, "$M probe localhost:%u --tls 1.2", srv_port);
+	run(true, "", cmd);
+	HAS(RED);
+	HAS("TLS1.2 client did not send cert");
+	run(false, "", cmd);
+	LACKS("\033[");
+	px_stop_child(srv);
+}
