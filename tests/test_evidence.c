@@ -219,6 +219,7 @@ Test(evidence, folder_per_connection_reanalyses_the_same)
 	const char *opts[] = { "--evidence-all", "--evidence", dir, "--json", json, "-q", NULL };
 	size_t n;
 
+	cr_assert_eq(system("command -v tshark >/dev/null"), 0, "tshark is not installed (scripts/deps test)");
 	snprintf(dir, sizeof(dir), "%s/ev", scratch);
 	snprintf(json, sizeof(json), "%s/all.json", scratch);
 	cr_assert_eq(run_pcap("all", opts), 0, "%s", e2e_tail(json, 500));
@@ -576,6 +577,7 @@ Test(evidence, index_html_in_chromium)
 	size_t shot_len;
 	FILE *f;
 
+	cr_assert_eq(system("command -v chromium >/dev/null"), 0, "chromium is not installed (scripts/deps test)");
 	snprintf(dir, sizeof(dir), "%s/ev", scratch);
 	snprintf(page, sizeof(page), "%s/index.html", dir);
 	snprintf(png, sizeof(png), "%s/index.png", scratch);
