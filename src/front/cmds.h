@@ -193,7 +193,7 @@ enum { O_EV_DIR = 600, O_EV_ALL, O_EV_MAX, O_EV_KEEP_DATA, O_EV_KEYS, O_EV_REDAC
 	"                    connection.json, handshake.pcap (application data as\n" \
 	"                    zeros) and certs/, and index.md and index.html\n" \
 	"  --evidence-all    a folder for every connection, not only failures\n" \
-	"  --evidence-max N  at most N folders per verdict\n" \
+	"  --evidence-max N  at most N folders per verdict (default 100)\n" \
 	"  --evidence-keep-data  keep application data in handshake.pcap\n" \
 	"  --evidence-keys   also keys.log: the connection's key-log lines only\n" \
 	"  --redact-hosts    replace addresses and host names in the evidence (the\n" \

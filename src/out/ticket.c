@@ -104,6 +104,8 @@ struct ticket *ticket_open(const struct ticket_opts *o)
 	}
 	t->o = *o;
 	t->o.dir = t->dir;
+	if (!t->o.max_per_verdict)
+		t->o.max_per_verdict = TICKET_DEFAULT_MAX;
 	pthread_mutex_init(&t->lock, NULL);
 	return t;
 }

@@ -40,12 +40,16 @@ struct ticket_opts {
 	bool keep_data;               /* --evidence-keep-data: application data as captured, not zeros */
 	bool keys;                    /* --evidence-keys: keys.log per connection */
 	bool redact;                  /* --redact-hosts */
-	unsigned max_per_verdict;     /* --evidence-max N (0: no bound) */
+	unsigned max_per_verdict;     /* --evidence-max N (0: not given, TICKET_DEFAULT_MAX) */
 	mode_t file_mode;             /* files; folders get the matching search bits */
 	const char *who;              /* "mtlsdiag pcap", in messages */
 	int argc;                     /* the command line, for the index */
 	char *const *argv;
 };
+
+/* Folders per verdict unless --evidence-max says otherwise: a capture of
+ * a busy server's failures stays a folder a person can read. */
+#define TICKET_DEFAULT_MAX 100
 
 struct ticket;
 
