@@ -768,3 +768,47 @@ Test(intercept, forward_identity_is_not_spoofed)
 	cr_expect(strstr(e2e_member(rec, "refusal"), "longer than 65536 bytes"), "%s", strstr(rec, "\"client_leg\""));
 	stop_stand_in(&s);
 }
+
+/* --verify-depth: nginx's ssl_verify_depth.  The good chain (leaf, issuing
+ * CA, then the root in --ca-bundle) needs 1: with 0 it is refused with the
+ * error `openssl verify -verify_depth 0` gives, with 1 it is accepted. */
+Test(intercept, verify_depth_0_refuses_as_openssl_verify)
+{
+	struct stand_in s;
+	const char *server_key = private_key("server.key"), *good_key = private_key("good.key");
+	const char *const extra[] = { SERVER_KEYS(server_key), IDENTITY(good_key), "--verify-depth", "0", NULL };
+	char cmd[2000], want[400], got[400], code[16];
+	const char *rec;
+	int n, depth;
+	char text[300];
+
+	start_stand_in(&s, NULL, extra);
+	icurl(s.port, "localhost", lab("server-root.pem"), "1.3", "good-chain.pem", "good.key", px_tmp("body"),
+	      code, sizeof(code));
+	cr_expect_str_eq(code, "400");
+	rec = record(&s, 0);
+	cr_expect_str_eq(e2e_member(rec, "outcome"), "refused_http", "%s", rec);
+	snprintf(cmd, sizeof(cmd),
+		 "openssl verify -verify_depth 0 -CAfile '%s' -untrusted '%s' '%s' 2>&1 | grep '^error [0-9]'",
+		 lab("client-root.pem"), lab("good-chain.pem"), lab("good-chain.pem"));
+	(void)run(cmd, got, sizeof(got));
+	cr_assert_eq(sscanf(got, "error %d at %d depth lookup: %299[^\n]", &n, &depth, text), 3, "%s", got);
+	snprintf(want, sizeof(want), "%d %s", n, text);
+	snprintf(got, sizeof(got), "%s %s", e2e_member(rec, "code"), e2e_member(rec, "text"));
+	cr_expect_str_eq(got, want, "the stand-in's error is openssl verify's");
+	stop_stand_in(&s);
+}
+
+Test(intercept, verify_depth_1_accepts)
+{
+	struct stand_in s;
+	const char *server_key = private_key("server.key"), *good_key = private_key("good.key");
+	const char *const extra[] = { SERVER_KEYS(server_key), IDENTITY(good_key), "--verify-depth", "1", NULL };
+	char code[16];
+
+	start_stand_in(&s, NULL, extra);
+	icurl(s.port, "localhost", lab("server-root.pem"), "1.3", "good-chain.pem", "good.key", px_tmp("body"),
+	      code, sizeof(code));
+	cr_expect_str_eq(code, "200", "%s", e2e_tail(s.log, 800));
+	stop_stand_in(&s);
+}

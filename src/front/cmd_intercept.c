@@ -25,9 +25,6 @@
 
 int icpt_option(struct icpt_opts *o, int opt, const char *arg)
 {
-	char *end;
-	long v;
-
 	switch (opt) {
 	case O_ICPT_SERVER_CERT: o->server_cert = arg; return 1;
 	case O_ICPT_SERVER_KEY: o->server_key = arg; return 1;
@@ -51,16 +48,6 @@ int icpt_option(struct icpt_opts *o, int opt, const char *arg)
 		o->refuse = arg;
 		return cmd_choice(WHO, "--refuse", arg, (const char *const[]){ "http", "alert", NULL },
 				  "http: an HTTP 400 page, as nginx; alert: as OpenSSL") >= 0;
-	case O_ICPT_VERIFY_DEPTH:
-		errno = 0;
-		v = strtol(arg, &end, 10);
-		if (errno || *end || end == arg || v < 0 || v > 100) {
-			fprintf(stderr, WHO ": --verify-depth: '%s' is not a number from 0 to 100\n", arg);
-			return 0;
-		}
-		o->verify_depth = (int)v;
-		o->verify_depth_set = true;
-		return 1;
 	default:
 		return -1;
 	}
@@ -75,7 +62,7 @@ int icpt_check(const struct icpt_opts *o, bool intercepting, const char *ca_bund
 			    : o->upstream_ca ? "--upstream-ca" : o->key_pass ? "--key-pass"
 			    : o->upstream_tls ? "--upstream-tls"
 			    : o->verify ? "--verify" : o->refuse ? "--refuse"
-			    : o->verify_depth_set ? "--verify-depth" : o->forward_identity ? "--forward-identity"
+			    : o->forward_identity ? "--forward-identity"
 			    : o->no_faithful ? "--no-faithful"
 			    : o->post_handshake_auth ? "--post-handshake-auth"
 			    : o->resumption ? "--resumption" : NULL;
@@ -184,7 +171,7 @@ static int load_pair(const char *cert_opt, const char *cert_path, const char *ke
 	return ok;
 }
 
-int icpt_load(const struct icpt_opts *o, const char *ca_bundle, struct intercept_config *c)
+int icpt_load(const struct icpt_opts *o, const char *ca_bundle, int verify_depth, struct intercept_config *c)
 {
 	struct cmd_pass pass = { .who = WHO, .opt = "--key-pass", .spec = o->key_pass, .no_prompt = true };
 	int ok = 0;
@@ -192,7 +179,7 @@ int icpt_load(const struct icpt_opts *o, const char *ca_bundle, struct intercept
 	memset(c, 0, sizeof(*c));
 	c->verify = o->verify && strcmp(o->verify, "optional") == 0 ? ICPT_VERIFY_OPTIONAL : ICPT_VERIFY_REQUIRE;
 	c->refuse = o->refuse && strcmp(o->refuse, "alert") == 0 ? ICPT_REFUSE_ALERT : ICPT_REFUSE_HTTP;
-	c->verify_depth = o->verify_depth_set ? o->verify_depth : -1;
+	c->verify_depth = verify_depth;
 	c->forward_identity = o->forward_identity;
 	c->faithful = !o->no_faithful;
 	c->post_handshake_auth = o->post_handshake_auth;

@@ -488,7 +488,6 @@ static enum cmd_parsed parse_proxy(int argc, char **argv, struct proxy_opts *o)
 		{ "upstream-ca", required_argument, NULL, O_ICPT_UPSTREAM_CA },
 		{ "key-pass", required_argument, NULL, O_ICPT_KEY_PASS },
 		{ "verify", required_argument, NULL, O_ICPT_VERIFY },
-		{ "verify-depth", required_argument, NULL, O_ICPT_VERIFY_DEPTH },
 		{ "refuse", required_argument, NULL, O_ICPT_REFUSE },
 		{ "forward-identity", no_argument, NULL, O_ICPT_FORWARD_IDENTITY },
 		{ "no-faithful", no_argument, NULL, O_ICPT_NO_FAITHFUL },
@@ -544,7 +543,7 @@ static int build_config(struct proxy_opts *o, struct proxy_config *cfg, struct i
 	cfg->n_listeners = o->ls.n;
 	cfg->log = stderr;
 	/* the interception's refusal of a bundle comes before the bundle's warnings */
-	if (o->ls.intercepting && !icpt_load(&o->icpt, o->chain.bundle_path, &o->icpt_cfg))
+	if (o->ls.intercepting && !icpt_load(&o->icpt, o->chain.bundle_path, o->chain.verify_depth, &o->icpt_cfg))
 		return 0;
 	if (!(policy = cmd_load_policy(WHO, &o->chain, &now)))
 		return 0;

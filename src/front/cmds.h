@@ -214,7 +214,7 @@ int cmd_evidence_check(const char *who, const struct ticket_opts *o, bool have_k
 enum {
 	O_ICPT_INTERCEPT = 512, O_ICPT_SERVER_CERT, O_ICPT_SERVER_KEY, O_ICPT_FORGE_CA, O_ICPT_FORGE_CA_KEY,
 	O_ICPT_UPSTREAM_CERT, O_ICPT_UPSTREAM_KEY, O_ICPT_UPSTREAM_CA, O_ICPT_KEY_PASS, O_ICPT_VERIFY,
-	O_ICPT_VERIFY_DEPTH, O_ICPT_REFUSE, O_ICPT_FORWARD_IDENTITY, O_ICPT_NO_FAITHFUL, O_ICPT_UPSTREAM_TLS,
+	O_ICPT_REFUSE, O_ICPT_FORWARD_IDENTITY, O_ICPT_NO_FAITHFUL, O_ICPT_UPSTREAM_TLS,
 	O_ICPT_POST_HANDSHAKE_AUTH, O_ICPT_RESUMPTION,
 };
 
@@ -223,8 +223,7 @@ struct icpt_opts {
 	const char *server_cert, *server_key, *forge_ca, *forge_ca_key;
 	const char *upstream_cert, *upstream_key, *upstream_ca, *key_pass;
 	const char *verify, *refuse, *upstream_tls;
-	int verify_depth;
-	bool verify_depth_set, forward_identity, no_faithful, post_handshake_auth, resumption;
+	bool forward_identity, no_faithful, post_handshake_auth, resumption;
 };
 
 struct intercept_config;
@@ -236,8 +235,9 @@ int icpt_option(struct icpt_opts *o, int opt, const char *arg) __attribute__((no
  * --intercept; ca_bundle: --ca-bundle as given).  0 after one line. */
 int icpt_check(const struct icpt_opts *o, bool intercepting, const char *ca_bundle) __attribute__((nonnull(1)));
 /* Reads what the options name into c (intercept_config_clear frees it,
- * whatever the outcome).  0 after one line. */
-int icpt_load(const struct icpt_opts *o, const char *ca_bundle, struct intercept_config *c)
+ * whatever the outcome); verify_depth is --verify-depth (the server's, as
+ * the chain checks take it; -1 not given).  0 after one line. */
+int icpt_load(const struct icpt_opts *o, const char *ca_bundle, int verify_depth, struct intercept_config *c)
 	__attribute__((nonnull, warn_unused_result));
 
 /* ---- cmd_creds.c: credentials named on the command line ---- */
