@@ -4,6 +4,7 @@
 
 #include "wire/tlscrypt.h"
 
+#include <pthread.h>
 #include <string.h>
 
 #include <openssl/core_names.h>
@@ -106,6 +107,24 @@ static size_t hash_len(const char *hash)
 
 /* ---- key schedules ---- */
 
+/* The KDFs, fetched once for the process: a fetch looks the name up in
+ * OpenSSL's provider tables under a lock, which cost more than the
+ * derivation itself, several times per connection. */
+static EVP_KDF *kdf_hkdf, *kdf_prf;
+static pthread_once_t kdf_once = PTHREAD_ONCE_INIT;
+
+static void kdf_fetch(void)
+{
+	kdf_hkdf = EVP_KDF_fetch(NULL, "HKDF", NULL);
+	kdf_prf = EVP_KDF_fetch(NULL, "TLS1-PRF", NULL);
+}
+
+static EVP_KDF *kdf_of(bool hkdf)
+{
+	(void)pthread_once(&kdf_once, kdf_fetch);
+	return hkdf ? kdf_hkdf : kdf_prf;
+}
+
 int tlscrypt_hkdf_expand_label(const char *hash, const uint8_t *secret, size_t secret_len,
 			       const char *label, const uint8_t *context, size_t context_len,
 			       uint8_t *out, size_t out_len)
@@ -114,7 +133,7 @@ int tlscrypt_hkdf_expand_label(const char *hash, const uint8_t *secret, size_t s
 	 *          opaque context<0..255>; } HkdfLabel;    (RFC 8446 7.1) */
 	uint8_t info[2 + 1 + 255 + 1 + 255];
 	size_t label_len = strlen(label), n = 0;
-	EVP_KDF *kdf = NULL;
+	EVP_KDF *kdf = kdf_of(true);
 	EVP_KDF_CTX *kctx = NULL;
 	OSSL_PARAM params[5];
 	int mode = EVP_KDF_HKDF_MODE_EXPAND_ONLY, ret = 0;
@@ -133,7 +152,6 @@ int tlscrypt_hkdf_expand_label(const char *hash, const uint8_t *secret, size_t s
 		memcpy(&info[n], context, context_len);
 	n += context_len;
 
-	kdf = EVP_KDF_fetch(NULL, "HKDF", NULL);
 	if (!kdf || !(kctx = EVP_KDF_CTX_new(kdf)))
 		goto Exit;
 	params[0] = OSSL_PARAM_construct_int(OSSL_KDF_PARAM_MODE, &mode);
@@ -144,7 +162,6 @@ int tlscrypt_hkdf_expand_label(const char *hash, const uint8_t *secret, size_t s
 	ret = EVP_KDF_derive(kctx, out, out_len, params) == 1;
 Exit:
 	EVP_KDF_CTX_free(kctx);
-	EVP_KDF_free(kdf);
 	return ret;
 }
 
@@ -178,7 +195,7 @@ int tlscrypt12_keys(const struct tlscrypt_suite *s, uint16_t version, const uint
 	uint8_t block[2 * (TLSCRYPT_MAX_MAC + TLSCRYPT_MAX_KEY + TLSCRYPT_MAX_IV)];
 	size_t mac = s->mac_len, key = s->key_len, iv = s->fixed_iv_len, need = 2 * (mac + key + iv), n = 0;
 	const char *md = version >= TLS_V_1_2 ? s->hash : "MD5-SHA1";
-	EVP_KDF *kdf = NULL;
+	EVP_KDF *kdf = kdf_of(false);
 	EVP_KDF_CTX *kctx = NULL;
 	OSSL_PARAM params[6];
 	int ret = 0;
@@ -187,7 +204,6 @@ int tlscrypt12_keys(const struct tlscrypt_suite *s, uint16_t version, const uint
 		return 0;
 	memset(client, 0, sizeof(*client));
 	memset(server, 0, sizeof(*server));
-	kdf = EVP_KDF_fetch(NULL, "TLS1-PRF", NULL);
 	if (!kdf || !(kctx = EVP_KDF_CTX_new(kdf)))
 		goto Exit;
 	params[0] = OSSL_PARAM_construct_utf8_string(OSSL_KDF_PARAM_DIGEST, (char *)md, 0);
@@ -209,7 +225,6 @@ int tlscrypt12_keys(const struct tlscrypt_suite *s, uint16_t version, const uint
 Exit:
 	OPENSSL_cleanse(block, sizeof(block));
 	EVP_KDF_CTX_free(kctx);
-	EVP_KDF_free(kdf);
 	return ret;
 }
 
