@@ -192,9 +192,14 @@ static void emit(void *ctx, void *flow, const struct conn_facts *f, const struct
 	report_tally_add(&w->tally, v);
 	if (w->metrics)
 		metrics_connection(w->metrics, f, v);
-	/* the human line is made once: printed, the record's summary, the evidence's */
-	if (text || w->out.json || w->syslog || w->ticket)
+	/* the human line is made once: printed, the record's summary, the
+	 * evidence's; the remedies once for the line and the record */
+	if (w->out.json && !w->ecs) {
+		report_remedies(&w->remedies, f, v);
+		report_line_remedied(line, sizeof(line), f, v, &w->remedies);
+	} else if (text || w->syslog || w->ticket || w->out.json) {
 		report_line(line, sizeof(line), f, v);
+	}
 	if (w->ticket) {
 		struct tapped *t = flow;
 		struct json rec;
@@ -224,7 +229,7 @@ static void emit(void *ctx, void *flow, const struct conn_facts *f, const struct
 		ecs_end(&w->json);
 		(void)json_write_line(&w->json, w->out.json);   /* a loss is counted by the output */
 	} else if (w->out.json) {
-		(void)report_json(&w->json, w->out.json, f, v, line);
+		(void)report_json_remedied(&w->json, w->out.json, f, v, line, &w->remedies);
 	}
 	/* a capture being written as it is read: each verdict as it comes */
 	if (w->streaming) {

@@ -106,6 +106,7 @@ struct watch {
 	bool early_lines;       /* each line when its verdict settles (set before watch_sink) */
 	bool hold_decided;      /* streaming: whether the capture is live was told (by its first connection) */
 	struct json json;       /* the builder every record of the run is made in */
+	struct report_remedies remedies;   /* the connection's, for its line and its record */
 	const char *source;     /* the input, as named on the command line ("-": standard input) */
 	struct report_tally tally;
 	bool quiet;

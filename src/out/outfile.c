@@ -105,12 +105,18 @@ static ssize_t cookie_write(void *cookie, const char *buf, size_t size)
 	size_t whole = last ? (size_t)(last - buf) + 1 : 0;
 
 	if (whole && o->tail_len) {
-		/* a line begun in an earlier batch ends in this one */
-		if (tail_append(o, buf, whole))
+		/* a line begun in an earlier batch ends in this one: that line
+		 * goes out with its start, the lines after it straight from
+		 * stdio's buffer (not copied behind the start: 64 KiB a batch) */
+		size_t first = (size_t)((const char *)memchr(buf, '\n', whole) - buf) + 1;
+
+		if (tail_append(o, buf, first))
 			put_lines(o, o->tail, o->tail_len);
 		else
-			o->lost += count_lines(buf, whole);
+			o->lost++;
 		o->tail_len = 0;
+		if (whole > first)
+			put_lines(o, buf + first, whole - first);
 	} else if (whole) {
 		put_lines(o, buf, whole);
 	}

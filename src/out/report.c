@@ -200,10 +200,18 @@ static void headline(char *buf, size_t len, const struct conn_facts *f, const st
 		copy_cut(buf, len, v->evidence[v->n_evidence - 1]);
 }
 
-void report_line(char *buf, size_t len, const struct conn_facts *f, const struct verdict *v)
+void report_remedies(struct report_remedies *r, const struct conn_facts *f, const struct verdict *v)
+{
+	r->n = remedy_lines(f, v, r->lines, REMEDY_MAX);
+}
+
+/* The line, its remedy from r or (r NULL) worked out here. */
+static void line_of(char *buf, size_t len, const struct conn_facts *f, const struct verdict *v,
+		    const struct report_remedies *r)
 {
 	char ts[40], client[80], server[300], head[2 * VERDICT_EVIDENCE_LEN + 128], status[96] = "";
 	char remedy[1][REMEDY_LEN];
+	const char *first = NULL;
 	const char *reason = reason_code_name(v->reason);
 	struct cut c;
 
@@ -242,10 +250,27 @@ void report_line(char *buf, size_t len, const struct conn_facts *f, const struct
 	cut_str(&c, status);
 	cut_str(&c, head);
 	/* what to change, the first of the remedies */
-	if (c.want < len && !v->evidence_omitted && remedy_lines(f, v, remedy, 1) == 1) {
-		cut_put(&c, "; remedy: ", 10);
-		cut_str(&c, remedy[0]);
+	if (c.want < len && !v->evidence_omitted) {
+		if (r)
+			first = r->n ? r->lines[0] : NULL;
+		else if (remedy_lines(f, v, remedy, 1) == 1)
+			first = remedy[0];
 	}
+	if (first) {
+		cut_put(&c, "; remedy: ", 10);
+		cut_str(&c, first);
+	}
+}
+
+void report_line(char *buf, size_t len, const struct conn_facts *f, const struct verdict *v)
+{
+	line_of(buf, len, f, v, NULL);
+}
+
+void report_line_remedied(char *buf, size_t len, const struct conn_facts *f, const struct verdict *v,
+			  const struct report_remedies *r)
+{
+	line_of(buf, len, f, v, r);
 }
 
 /* ---- JSON ---- */
@@ -442,11 +467,11 @@ void report_json_kind(struct json *j, const char *type)
 	json_uint(j, "schema", REPORT_SCHEMA);
 }
 
-void report_json_members(struct json *j, const struct conn_facts *f, const struct verdict *v,
-			 const char *summary)
+/* The members, the remedies from r or (r NULL) worked out here. */
+static void members_of(struct json *j, const struct conn_facts *f, const struct verdict *v, const char *summary,
+		       const struct report_remedies *r)
 {
-	char remedies[REMEDY_MAX][REMEDY_LEN];
-	size_t n_remedies;
+	struct report_remedies own;
 	char ts[40], line[1024];
 	size_t i;
 
@@ -512,23 +537,38 @@ void report_json_members(struct json *j, const struct conn_facts *f, const struc
 	json_partner(j, &v->partner);
 	json_chain_check(j, f, v);
 	json_server_kind(j, v);
-	n_remedies = remedy_lines(f, v, remedies, REMEDY_MAX);
+	if (!r) {
+		report_remedies(&own, f, v);
+		r = &own;
+	}
 	json_array(j, "remedies");
-	for (i = 0; i < n_remedies; i++)
-		json_string(j, NULL, remedies[i]);
+	for (i = 0; i < r->n; i++)
+		json_string(j, NULL, r->lines[i]);
 	json_end(j);
 	if (f->source)
 		json_string(j, "source", f->source);
 }
 
-int report_json(struct json *scratch, FILE *out, const struct conn_facts *f, const struct verdict *v,
-		const char *summary)
+void report_json_members(struct json *j, const struct conn_facts *f, const struct verdict *v,
+			 const char *summary)
+{
+	members_of(j, f, v, summary, NULL);
+}
+
+int report_json_remedied(struct json *scratch, FILE *out, const struct conn_facts *f, const struct verdict *v,
+			 const char *summary, const struct report_remedies *r)
 {
 	json_reset(scratch);
 	json_object(scratch, NULL);
-	report_json_members(scratch, f, v, summary);
+	members_of(scratch, f, v, summary, r);
 	json_end(scratch);
 	return json_write_line(scratch, out);
+}
+
+int report_json(struct json *scratch, FILE *out, const struct conn_facts *f, const struct verdict *v,
+		const char *summary)
+{
+	return report_json_remedied(scratch, out, f, v, summary, NULL);
 }
 
 void report_tally_add(struct report_tally *t, const struct verdict *v)

@@ -7,6 +7,7 @@
 #include <stdio.h>
 
 #include "analysis/codes.h"
+#include "analysis/remedy.h"
 #include "wire/facts.h"
 #include "analysis/verdict.h"
 #include "out/json.h"
@@ -14,6 +15,19 @@
 /* The human line without its newline:
  * "2026-11-23T12:14:02.120Z 10.0.1.45:53122 -> api.internal:443 TLS1.3 client did not send cert (fault: client; observed) ..." */
 void report_line(char *buf, size_t len, const struct conn_facts *f, const struct verdict *v);
+
+/* A connection's remedies (remedy_lines), worked out once for its line
+ * and its record. */
+struct report_remedies {
+	size_t n;
+	char lines[REMEDY_MAX][REMEDY_LEN];
+};
+
+void report_remedies(struct report_remedies *r, const struct conn_facts *f, const struct verdict *v)
+	__attribute__((nonnull));
+/* report_line with the remedies already worked out. */
+void report_line_remedied(char *buf, size_t len, const struct conn_facts *f, const struct verdict *v,
+			  const struct report_remedies *r) __attribute__((nonnull));
 
 /* The record format's version, in every JSON record ("schema"): members
  * are added, never renamed, within one version. */
@@ -32,6 +46,9 @@ void report_json_members(struct json *j, const struct conn_facts *f, const struc
  * (json_write_line). */
 int report_json(struct json *scratch, FILE *out, const struct conn_facts *f, const struct verdict *v,
 		const char *summary);
+/* report_json with the remedies already worked out (report_remedies). */
+int report_json_remedied(struct json *scratch, FILE *out, const struct conn_facts *f, const struct verdict *v,
+			 const char *summary, const struct report_remedies *r);
 
 /* Per-verdict tallies for the closing summary. */
 struct report_tally {
