@@ -3,10 +3,13 @@
 #include "config.h"
 
 #include <criterion/criterion.h>
+#include <stdarg.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "analysis/chain.h"
 #include "analysis/codes.h"
+#include "analysis/evidence.h"
 #include "analysis/verdict.h"
 
 static uint32_t seq;
@@ -446,4 +449,46 @@ Test(verdict12, a_chain_the_checks_refuse_and_an_error_page_is_refused)
 	verdict_decide(&f, &chain, SK_UNKNOWN, &v);
 	cr_assert_eq(v.code, V_SERVER_REJECTED_CHAIN, "%s", verdict_code_name(v.code));
 	cr_assert_eq(v.reason, R_EXPIRED);
+}
+
+/* Evidence lines are formatted without vsnprintf when their conversions
+ * are %s, %d, %u, %zu, %llu and %%: the same bytes as vsnprintf, cut at
+ * the same place, and anything else still through vsnprintf. */
+/* what vsnprintf makes of a line */
+static __attribute__((format(printf, 2, 3))) void reference(char *out, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(out, VERDICT_EVIDENCE_LEN, fmt, ap);
+	va_end(ap);
+}
+
+Test(evidence, lines_as_snprintf_writes_them)
+{
+	static struct verdict v;
+	char want[VERDICT_EVIDENCE_LEN], long_s[400];
+	size_t i = 0;
+
+	memset(long_s, 'x', sizeof(long_s) - 1);
+	long_s[sizeof(long_s) - 1] = '\0';
+	memset(&v, 0, sizeof(v));
+#define SAME(...)                                                                       \
+	do {                                                                            \
+		verdict_line(&v, __VA_ARGS__);                                          \
+		reference(want, __VA_ARGS__);                                           \
+		cr_assert_str_eq(v.evidence[i], want);                                  \
+		i++;                                                                    \
+	} while (0)
+	SAME("a constant line");
+	SAME("%s and %s", "one", "");
+	SAME("%d %d %d %u", 0, -7, -2147483647 - 1, 4294967295u);
+	SAME("%zu of %llu: 100%%", (size_t)12, 18446744073709551615ULL);
+	SAME("cut: %s", long_s);
+	SAME("%s", long_s + 200);
+	SAME("width %5d and %.3s go through vsnprintf", 42, "abcdef");
+	SAME("%ld, %x", 9L, 255u);
+#undef SAME
+	cr_assert_eq(v.n_evidence, i);
+	cr_assert_eq(strlen(v.evidence[4]), VERDICT_EVIDENCE_LEN - 1);
 }

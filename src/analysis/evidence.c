@@ -4,8 +4,110 @@
 #include "analysis/evidence.h"
 
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
+
+/* A line being written, cut where vsnprintf would cut it. */
+struct line_out {
+	char *buf;
+	size_t len, cap;   /* cap: the room, the NUL's included */
+};
+
+static void line_put(struct line_out *o, const char *p, size_t n)
+{
+	if (n > o->cap - 1 - o->len)
+		n = o->cap - 1 - o->len;
+	memcpy(o->buf + o->len, p, n);
+	o->len += n;
+}
+
+static void line_unsigned(struct line_out *o, unsigned long long u, bool negative)
+{
+	char digits[24];
+	size_t i = sizeof(digits);
+
+	do {
+		digits[--i] = (char)('0' + u % 10);
+		u /= 10;
+	} while (u);
+	if (negative)
+		digits[--i] = '-';
+	line_put(o, digits + i, sizeof(digits) - i);
+}
+
+/* Whether every conversion in fmt is one line_format writes itself: %s,
+ * %d, %u, %zu, %llu, %% (no flag, width or precision). */
+static bool plain_conversions(const char *fmt)
+{
+	for (const char *p = strchr(fmt, '%'); p; p = strchr(p, '%')) {
+		p++;
+		if (*p == 'z' || (p[0] == 'l' && p[1] == 'l'))
+			p += *p == 'z' ? 1 : 2;
+		if (*p != 's' && *p != 'd' && *p != 'u' && *p != '%')
+			return false;
+		if (*p != 'u' && p[-1] != '%')
+			return false;   /* %zs, %lld, ... */
+		p++;
+	}
+	return true;
+}
+
+/* The conversions plain_conversions allows, as vsnprintf writes them
+ * (a null string as "(null)", as glibc does): a tenth of its cost. */
+static void line_format(struct line_out *o, const char *fmt, va_list ap)
+{
+	const char *p = fmt, *pct;
+
+	while ((pct = strchr(p, '%')) != NULL) {
+		line_put(o, p, (size_t)(pct - p));
+		p = pct + 1;
+		switch (*p) {
+		case '%':
+			line_put(o, "%", 1);
+			break;
+		case 's': {
+			const char *s = va_arg(ap, const char *);
+
+			if (!s)
+				s = "(null)";
+			line_put(o, s, strlen(s));
+			break;
+		}
+		case 'd': {
+			int d = va_arg(ap, int);
+
+			line_unsigned(o, d < 0 ? 0ULL - (unsigned long long)d : (unsigned long long)d, d < 0);
+			break;
+		}
+		case 'u':
+			line_unsigned(o, va_arg(ap, unsigned), false);
+			break;
+		case 'z':
+			p++;
+			line_unsigned(o, va_arg(ap, size_t), false);
+			break;
+		case 'l':
+			p += 2;
+			line_unsigned(o, va_arg(ap, unsigned long long), false);
+			break;
+		}
+		p++;
+	}
+	line_put(o, p, strlen(p));
+	o->buf[o->len] = '\0';
+}
+
+/* An evidence line, formatted here or (other conversions) by vsnprintf. */
+static void line_vformat(char line[VERDICT_EVIDENCE_LEN], const char *fmt, va_list ap)
+{
+	struct line_out o = { line, 0, VERDICT_EVIDENCE_LEN };
+
+	if (plain_conversions(fmt))
+		line_format(&o, fmt, ap);
+	else
+		vsnprintf(line, VERDICT_EVIDENCE_LEN, fmt, ap);
+}
 
 void verdict_line(struct verdict *v, const char *fmt, ...)
 {
@@ -13,18 +115,8 @@ void verdict_line(struct verdict *v, const char *fmt, ...)
 
 	if (v->evidence_omitted || v->n_evidence >= FACTS_MAX_EVIDENCE)
 		return;
-	if (!strchr(fmt, '%')) {
-		/* a constant line: copied, not formatted */
-		size_t n = strlen(fmt);
-
-		if (n >= VERDICT_EVIDENCE_LEN)
-			n = VERDICT_EVIDENCE_LEN - 1;
-		memcpy(v->evidence[v->n_evidence], fmt, n);
-		v->evidence[v->n_evidence++][n] = '\0';
-		return;
-	}
 	va_start(ap, fmt);
-	vsnprintf(v->evidence[v->n_evidence++], VERDICT_EVIDENCE_LEN, fmt, ap);
+	line_vformat(v->evidence[v->n_evidence++], fmt, ap);
 	va_end(ap);
 }
 
@@ -38,7 +130,7 @@ size_t verdict_line_kept(struct verdict *v, const char *fmt, ...)
 	if ((int)i == v->keylog_evidence)
 		v->keylog_evidence = -1;
 	va_start(ap, fmt);
-	vsnprintf(v->evidence[i], VERDICT_EVIDENCE_LEN, fmt, ap);
+	line_vformat(v->evidence[i], fmt, ap);
 	va_end(ap);
 	return i;
 }
