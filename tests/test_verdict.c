@@ -492,3 +492,24 @@ Test(evidence, lines_as_snprintf_writes_them)
 	cr_assert_eq(v.n_evidence, i);
 	cr_assert_eq(strlen(v.evidence[4]), VERDICT_EVIDENCE_LEN - 1);
 }
+
+/* evidence_snprintf returns what snprintf returns, the cut line's whole
+ * length included, and writes the same bytes into a small buffer. */
+Test(evidence, snprintf_return_and_cut)
+{
+	char got[8], want[8];
+	int n;
+
+	n = evidence_snprintf(got, sizeof(got), "%s alert %s (%d)%s", "fatal", "bad_certificate", 42, "");
+	cr_assert_eq(n, (int)strlen("fatal alert bad_certificate (42)"));
+	cr_assert_str_eq(got, "fatal a");
+	n = evidence_snprintf(got, sizeof(got), "%u us", 999u);
+	cr_assert_eq(n, 6);
+	cr_assert_str_eq(got, "999 us");
+	cr_assert_eq(evidence_snprintf(got, 1, "%zu", (size_t)123), 3);
+	cr_assert_str_eq(got, "");
+	/* other conversions: vsnprintf's own */
+	n = evidence_snprintf(got, sizeof(got), "%05.1f", 2.5);
+	cr_assert_eq(n, snprintf(want, sizeof(want), "%05.1f", 2.5));
+	cr_assert_str_eq(got, "002.5");
+}

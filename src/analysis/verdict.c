@@ -66,12 +66,12 @@ static const char *alert_label(const struct alert *a, char *buf, size_t len)
 	const char *name = tls_alert_name(a->description);
 
 	if (a->encrypted && !a->decrypted)
-		snprintf(buf, len, "an encrypted alert");
+		evidence_snprintf(buf, len, "an encrypted alert");
 	else if (name)
-		snprintf(buf, len, "%s alert %s (%d)%s", a->level == 2 ? "fatal" : "warning", name, a->description,
-			 a->decrypted ? ", decrypted" : "");
+		evidence_snprintf(buf, len, "%s alert %s (%d)%s", a->level == 2 ? "fatal" : "warning", name, a->description,
+			          a->decrypted ? ", decrypted" : "");
 	else
-		snprintf(buf, len, "alert %d%s", a->description, a->decrypted ? ", decrypted" : "");
+		evidence_snprintf(buf, len, "alert %d%s", a->description, a->decrypted ? ", decrypted" : "");
 	return buf;
 }
 
