@@ -289,3 +289,37 @@ Test(json, numbers_and_escapes_are_written_by_hand_as_printf_would)
 	expect("01234567\\89abcdef", "\"01234567\\\\89abcdef\"");
 	expect("01234567~\x7f", "\"01234567~\\u007f\"");
 }
+
+/* Member names are copied eight bytes a round while checked: every length
+ * around the rounds and the room taken for a name, and a name that needs
+ * an escape at each place, come out as the escaper writes them. */
+Test(json, member_names_of_every_length_and_with_escapes)
+{
+	struct json j, ref;
+	char name[100];
+
+	for (size_t n = 0; n < sizeof(name) - 1; n++) {
+		for (size_t bad = 0; bad <= n; bad++) {
+			memset(name, 'k', n);
+			name[n] = '\0';
+			if (bad < n)
+				name[bad] = bad % 2 ? '"' : '\n';
+			json_init(&j);
+			json_object(&j, NULL);
+			json_uint(&j, "first", 1);
+			json_bool(&j, name, true);
+			json_end(&j);
+			/* the name as a string value, through the escaper */
+			json_init(&ref);
+			json_string(&ref, NULL, name);
+			{
+				char want[300];
+
+				snprintf(want, sizeof(want), "{\"first\":1,%s:true}", json_text(&ref));
+				cr_assert_str_eq(json_text(&j), want, "name of %zu bytes, escape at %zu", n, bad);
+			}
+			json_free(&ref);
+			json_free(&j);
+		}
+	}
+}
