@@ -304,9 +304,7 @@ static bool applies(const struct row *r, const struct fill *x)
 {
 	const struct verdict *v = x->v;
 	const struct chain_verify *cv = x->cv;
-	bool bundle = cv != NULL && cv->trust == CHAIN_TRUST_BUNDLE;
-	bool crl_missing = cv != NULL && !cv->ok &&
-			   (cv->first_error == X509_V_ERR_UNABLE_TO_GET_CRL || cv->error == X509_V_ERR_UNABLE_TO_GET_CRL);
+	bool bundle, crl_missing;
 
 	if (r->verdict != v->code)
 		return false;
@@ -314,6 +312,9 @@ static bool applies(const struct row *r, const struct fill *x)
 		return false;
 	if (r->kind != ANY_KIND && r->kind != v->server_kind)
 		return false;
+	bundle = cv != NULL && cv->trust == CHAIN_TRUST_BUNDLE;
+	crl_missing = cv != NULL && !cv->ok &&
+		      (cv->first_error == X509_V_ERR_UNABLE_TO_GET_CRL || cv->error == X509_V_ERR_UNABLE_TO_GET_CRL);
 	if ((r->when & W_IN_BUNDLE) && !(bundle && cv->cause_in_bundle))
 		return false;
 	if ((r->when & W_NOT_IN_BUNDLE) && bundle && cv->cause_in_bundle)
@@ -343,7 +344,8 @@ static size_t pass(const struct fill *x, bool fallback, char (*lines)[REMEDY_LEN
 		const struct row *r = &rows[i];
 		bool done = false;
 
-		if (((r->when & W_FALLBACK) != 0) != fallback)
+		/* most rows are another verdict's: passed over first */
+		if (r->verdict != x->v->code || ((r->when & W_FALLBACK) != 0) != fallback)
 			continue;
 		for (k = 0; r->group && k < n_done; k++)
 			done |= done_groups[k] == r->group;
