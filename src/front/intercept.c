@@ -222,6 +222,18 @@ static int use_identity(SSL_CTX *ctx, X509 *cert, EVP_PKEY *key, STACK_OF(X509) 
 	return 1;
 }
 
+/* A context that could not be set up: freed, and why in err (OpenSSL's
+ * reason, or out of memory when it gave none). */
+static SSL_CTX *ctx_failed(SSL_CTX *ctx, const char *towards, char *err, size_t errlen)
+{
+	unsigned long e = ERR_peek_last_error();
+
+	snprintf(err, errlen, "cannot set up TLS towards %s: %s", towards, e ? ERR_reason_error_string(e) : "out of memory");
+	ERR_clear_error();
+	SSL_CTX_free(ctx);
+	return NULL;
+}
+
 static SSL_CTX *server_ctx(struct intercept *ic, char *err, size_t errlen)
 {
 	const struct intercept_config *cfg = ic->cfg;
@@ -274,11 +286,7 @@ static SSL_CTX *server_ctx(struct intercept *ic, char *err, size_t errlen)
 	SSL_CTX_set_alpn_select_cb(ctx, alpn_select, NULL);
 	return ctx;
 Fail:
-	snprintf(err, errlen, "cannot set up TLS towards the clients: %s",
-		 ERR_peek_last_error() ? ERR_reason_error_string(ERR_peek_last_error()) : "out of memory");
-	ERR_clear_error();
-	SSL_CTX_free(ctx);
-	return NULL;
+	return ctx_failed(ctx, "the clients", err, errlen);
 }
 
 static SSL_CTX *client_ctx(struct intercept *ic, char *err, size_t errlen)
@@ -308,11 +316,7 @@ static SSL_CTX *client_ctx(struct intercept *ic, char *err, size_t errlen)
 	SSL_CTX_set_keylog_callback(ctx, keylog_line);
 	return ctx;
 Fail:
-	snprintf(err, errlen, "cannot set up TLS towards the server: %s",
-		 ERR_peek_last_error() ? ERR_reason_error_string(ERR_peek_last_error()) : "out of memory");
-	ERR_clear_error();
-	SSL_CTX_free(ctx);
-	return NULL;
+	return ctx_failed(ctx, "the server", err, errlen);
 }
 
 struct intercept *intercept_new(const struct intercept_config *cfg, const char *host, uint16_t port, char *err,
