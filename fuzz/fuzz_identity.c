@@ -4,7 +4,9 @@
  * client's bytes.  A rewritten head must end the head (a blank line), carry
  * one X-SSL-Client-Verify and one Connection line, the proxy's, and no
  * X-SSL-Client- header of the client's, whatever its line ends (nginx
- * ends a line at LF): every line of it ends CRLF, with no other CR. */
+ * ends a line at LF): every line of it ends CRLF, with no other CR.  And
+ * the Connection: close line --upstream-keepalive leaves out: within the
+ * head, a whole line (from a line's start to its LF), a Connection one. */
 #include "config.h"
 
 #include <stdint.h>
@@ -76,6 +78,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			abort();
 	} else if (strnlen(note, sizeof(note)) == 0 || strnlen(note, sizeof(note)) == sizeof(note)) {
 		abort();   /* why it was not rewritten, in words */
+	}
+	if (head > 0) {
+		size_t at, n;
+
+		if (icpt_http_close_line(data, (size_t)head, &at, &n) &&
+		    (n == 0 || at + n > (size_t)head || (at > 0 && data[at - 1] != '\n') || data[at + n - 1] != '\n' ||
+		     n < 11 || strncasecmp((const char *)data + at, "connection:", 11) != 0))
+			abort();
 	}
 	evbuffer_free(in);
 	evbuffer_free(out);

@@ -142,16 +142,14 @@ struct stand_in {
 	const char *log, *json;
 };
 
-/* nginx (ssl_verify_client on) and the stand-in in front of it, with the
+/* The stand-in in front of the server on s->nginx_port, with the
  * server's key; `extra` more proxy options (NULL-terminated, at most 8). */
-static void start_stand_in(struct stand_in *s, const char *location, const char *const *extra)
+static void start_proxy(struct stand_in *s, const char *const *extra)
 {
 	char listen[40], upstream[40];
 	const char *args[40];
 	size_t n = 0, i;
 
-	s->nginx_port = e2e_free_port();
-	s->nginx = location ? px_start_nginx_answer(s->nginx_port, "on", location) : px_start_nginx(s->nginx_port);
 	s->port = e2e_free_port();
 	s->log = px_tmp("proxy.log");
 	s->json = px_tmp("proxy.json");
@@ -170,6 +168,14 @@ static void start_stand_in(struct stand_in *s, const char *location, const char 
 		args[n++] = extra[i];
 	args[n] = NULL;
 	s->proxy = px_start_argv(NULL, s->log, args);
+}
+
+/* nginx (ssl_verify_client on) and the stand-in in front of it. */
+static void start_stand_in(struct stand_in *s, const char *location, const char *const *extra)
+{
+	s->nginx_port = e2e_free_port();
+	s->nginx = location ? px_start_nginx_answer(s->nginx_port, "on", location) : px_start_nginx(s->nginx_port);
+	start_proxy(s, extra);
 }
 
 static void stop_stand_in(struct stand_in *s)
@@ -810,5 +816,210 @@ Test(intercept, verify_depth_1_accepts)
 	icurl(s.port, "localhost", lab("server-root.pem"), "1.3", "good-chain.pem", "good.key", px_tmp("body"),
 	      code, sizeof(code));
 	cr_expect_str_eq(code, "200", "%s", e2e_tail(s.log, 800));
+	stop_stand_in(&s);
+}
+
+/* ---- --upstream-keepalive: the connection to the server kept between clients ---- */
+
+/* nginx says which of its connections a request came on, and how many
+ * requests that connection has carried. */
+#define CONN_ANSWER "return 200 \"conn $connection req $connection_requests\\n\";"
+
+/* One good client's GET through the stand-in (asking the server to close
+ * after it when close): nginx's "conn N req M". */
+static void kept_get_as(const struct stand_in *s, const char *tls, bool close, char *body, size_t len)
+{
+	char cmd[2000], code[16];
+
+	snprintf(cmd, sizeof(cmd),
+		 "curl -s -o '%s' -w '%%{http_code}' --max-time 5 --cacert '%s' --cert '%s' --key '%s' --tlsv%s "
+		 "--tls-max %s %s --resolve localhost:%u:127.0.0.1 https://localhost:%u/",
+		 px_tmp("body"), lab("server-root.pem"), lab("good-chain.pem"), lab("good.key"), tls, tls,
+		 close ? "-H 'Connection: close'" : "", s->port, s->port);
+	(void)run(cmd, code, sizeof(code));
+	cr_expect_str_eq(code, "200");
+	first_line(px_tmp("body"), body, len);
+}
+
+static void kept_get(const struct stand_in *s, const char *tls, char *body, size_t len)
+{
+	kept_get_as(s, tls, false, body, len);
+}
+
+Test(intercept, keepalive_reuses_the_connection_to_the_server)
+{
+	struct stand_in s;
+	const char *server_key = private_key("server.key"), *good_key = private_key("good.key");
+	const char *const extra[] = { SERVER_KEYS(server_key), IDENTITY(good_key), NULL };
+	char body[4][80], want[80];
+	unsigned conn;
+	const char *rec;
+	int i;
+
+	start_stand_in(&s, CONN_ANSWER, extra);
+	/* TLS 1.3, 1.2, a client that asks the server to close after its
+	 * request (the proxy leaves that line out and closes the client's leg
+	 * itself), and one more */
+	for (i = 0; i < 4; i++)
+		kept_get_as(&s, i == 1 ? "1.2" : "1.3", i == 2, body[i], sizeof(body[i]));
+	/* four clients, one connection to nginx, four requests on it */
+	cr_assert_eq(sscanf(body[0], "conn %u req 1", &conn), 1, "%s", body[0]);
+	for (i = 1; i < 4; i++) {
+		snprintf(want, sizeof(want), "conn %u req %d\n", conn, i + 1);
+		cr_expect_str_eq(body[i], want);
+	}
+	rec = record(&s, 0);
+	cr_expect(strstr(rec, "\"upstream_leg\":{\"opened\":true,\"failed\":false"), "%s", rec);
+	cr_expect(strstr(rec, "\"reused\":false,\"earlier_clients\":null,\"resent\":false}"), "%s", rec);
+	for (i = 1; i < 4; i++) {
+		char member[120];
+
+		rec = record(&s, (size_t)i);
+		snprintf(member, sizeof(member), "\"connection\":null,\"reused\":true,\"earlier_clients\":%d,\"resent\":false}", i);
+		cr_expect(strstr(rec, member), "%s", rec);
+		/* the client's own handshake is seen whole all the same */
+		cr_expect_str_eq(e2e_member(rec, "verdict"), "client_cert_accepted", "%s", rec);
+		cr_expect_str_eq(e2e_member(rec, "basis"), "decrypted", "%s", rec);
+	}
+	/* the client that asked for the close had it, from the proxy */
+	cr_expect_str_eq(e2e_member(record(&s, 2), "closed_by"), "proxy", "%s", record(&s, 2));
+	/* the human line says so */
+	cr_expect(e2e_wait_contains(s.log, "[upstream leg: a kept connection, its client 3, no handshake of its own]",
+				    2000), "%s", e2e_tail(s.log, 800));
+	stop_stand_in(&s);
+}
+
+Test(intercept, keepalive_0_opens_one_connection_per_client)
+{
+	struct stand_in s;
+	const char *server_key = private_key("server.key"), *good_key = private_key("good.key");
+	const char *const extra[] = { SERVER_KEYS(server_key), IDENTITY(good_key), "--upstream-keepalive", "0", NULL };
+	char body[80];
+	unsigned c0, c1;
+
+	start_stand_in(&s, CONN_ANSWER, extra);
+	kept_get(&s, "1.3", body, sizeof(body));
+	cr_assert_eq(sscanf(body, "conn %u req 1", &c0), 1, "%s", body);
+	kept_get(&s, "1.3", body, sizeof(body));
+	cr_assert_eq(sscanf(body, "conn %u req 1", &c1), 1, "%s", body);
+	cr_expect_neq(c0, c1);
+	cr_expect(strstr(record(&s, 1), "\"reused\":false"), "%s", record(&s, 1));
+	stop_stand_in(&s);
+}
+
+/* A connection is kept only where HTTP says another request may follow:
+ * not after an HTTP/1.0 exchange, and not once the server closed it. */
+Test(intercept, keepalive_only_between_persistent_exchanges)
+{
+	struct stand_in s;
+	const char *server_key = private_key("server.key"), *good_key = private_key("good.key");
+	const char *const extra[] = { SERVER_KEYS(server_key), IDENTITY(good_key), NULL };
+	const struct px_nginx conf = { .verify = "on", .extra = "keepalive_timeout 1s;", .location = CONN_ANSWER };
+	char cmd[2000], body[80];
+	unsigned c0, c1, c2;
+
+	s.nginx_port = e2e_free_port();
+	s.nginx = px_start_nginx_conf(s.nginx_port, &conf);
+	start_proxy(&s, extra);
+	snprintf(cmd, sizeof(cmd),
+		 "curl -s --http1.0 -o '%s' --max-time 5 --cacert '%s' --cert '%s' --key '%s' "
+		 "--resolve localhost:%u:127.0.0.1 https://localhost:%u/",
+		 px_tmp("body"), lab("server-root.pem"), lab("good-chain.pem"), lab("good.key"), s.port, s.port);
+	cr_assert_eq(run(cmd, NULL, 0), 0);
+	first_line(px_tmp("body"), body, sizeof(body));
+	cr_assert_eq(sscanf(body, "conn %u req 1", &c0), 1, "%s", body);
+	kept_get(&s, "1.3", body, sizeof(body));
+	cr_assert_eq(sscanf(body, "conn %u req 1", &c1), 1, "HTTP/1.0's connection was kept: %s", body);
+	cr_expect_neq(c0, c1);
+	/* nginx closes an idle connection after 1 s: the kept one is let go */
+	usleep(1600 * 1000);
+	kept_get(&s, "1.3", body, sizeof(body));
+	cr_assert_eq(sscanf(body, "conn %u req 1", &c2), 1, "a connection nginx closed was used: %s", body);
+	cr_expect_neq(c1, c2);
+	cr_expect(strstr(record(&s, 2), "\"reused\":false,\"earlier_clients\":null,\"resent\":false"), "%s",
+		  record(&s, 2));
+	stop_stand_in(&s);
+}
+
+/* A server that answers the first request of each connection and closes
+ * at the second without answering: the race every reuse of a connection
+ * has, made certain. */
+static const char close_second[] =
+	"import socket, ssl, sys\n"
+	"ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)\n"
+	"ctx.load_cert_chain(sys.argv[2], sys.argv[3])\n"
+	"ls = socket.socket()\n"
+	"ls.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)\n"
+	"ls.bind(('127.0.0.1', int(sys.argv[1])))\n"
+	"ls.listen(16)\n"
+	"served = 0\n"
+	"while True:\n"
+	"    c, _ = ls.accept()\n"
+	"    t = None\n"
+	"    try:\n"
+	"        t = ctx.wrap_socket(c, server_side=True)\n"
+	"        buf, n = b'', 0\n"
+	"        while True:\n"
+	"            while b'\\r\\n\\r\\n' not in buf:\n"
+	"                d = t.recv(4096)\n"
+	"                if not d:\n"
+	"                    raise EOFError\n"
+	"                buf += d\n"
+	"            head, buf = buf.split(b'\\r\\n\\r\\n', 1)\n"
+	"            n += 1\n"
+	"            if n == 2:\n"
+	"                break\n"
+	"            served += 1\n"
+	"            body = b'answer %d\\n' % served\n"
+	"            t.sendall(b'HTTP/1.1 200 OK\\r\\nContent-Length: %d\\r\\n\\r\\n' % len(body) + body)\n"
+	"    except Exception:\n"
+	"        pass\n"
+	"    (t or c).close()\n";
+
+Test(intercept, keepalive_resends_an_idempotent_request_on_a_closed_connection)
+{
+	struct stand_in s;
+	const char *server_key = private_key("server.key");
+	const char *const extra[] = { SERVER_KEYS(server_key), "--upstream-ca", lab("server-root.pem"),
+				      "--verify", "optional", "--no-faithful", NULL };
+	struct e2e_io io = { .out = px_tmp("py.log"), .err = px_tmp("py.log") };
+	char portbuf[8], body[80], cmd[2000], code[16];
+	const char *argv[] = { "python3", px_tmp("close_second.py"), portbuf, lab("server.pem"), lab("server.key"),
+			       NULL };
+	FILE *f = fopen(px_tmp("close_second.py"), "w");
+	const char *rec;
+
+	cr_assert_not_null(f);
+	fputs(close_second, f);
+	cr_assert_eq(fclose(f), 0);
+	s.nginx_port = e2e_free_port();
+	snprintf(portbuf, sizeof(portbuf), "%u", s.nginx_port);
+	s.nginx = e2e_spawn((char *const *)argv, &io, 60);
+	cr_assert(s.nginx > 0);
+	px_wait_port(s.nginx_port, s.nginx, "python3", px_tmp("py.log"));
+	start_proxy(&s, extra);
+	kept_get(&s, "1.3", body, sizeof(body));
+	cr_expect_str_eq(body, "answer 1\n");
+	/* the kept connection is closed at this request: sent again on a new one */
+	kept_get(&s, "1.3", body, sizeof(body));
+	cr_expect_str_eq(body, "answer 2\n");
+	rec = record(&s, 1);
+	cr_expect(strstr(rec, "\"upstream_leg\":{\"opened\":true,\"failed\":false") &&
+		  strstr(rec, "\"reused\":false,\"earlier_clients\":null,\"resent\":true}"),
+		  "%s", rec);
+	cr_expect(e2e_wait_contains(s.log, "[the kept connection to the server was closed before it answered: the request went again on a new one]",
+				    2000), "%s", e2e_tail(s.log, 800));
+	/* a POST is not sent twice: the client is told the server went away
+	 * (it closed, or reset as it left the body unread) */
+	snprintf(cmd, sizeof(cmd),
+		 "curl -s -o /dev/null -w '%%{http_code}' -d x=1 --max-time 5 --cacert '%s' --cert '%s' --key '%s' "
+		 "--resolve localhost:%u:127.0.0.1 https://localhost:%u/",
+		 lab("server-root.pem"), lab("good-chain.pem"), lab("good.key"), s.port, s.port);
+	(void)run(cmd, code, sizeof(code));
+	cr_expect_str_eq(code, "502");
+	rec = record(&s, 2);
+	cr_expect_str_eq(e2e_member(rec, "outcome"), "upstream_failed", "%s", rec);
+	cr_expect(strstr(rec, "a kept connection before answering; the request was not sent again"),
+		  "%s", rec);
 	stop_stand_in(&s);
 }

@@ -89,17 +89,27 @@ void cmd_chain_opts_init(struct cmd_chain_opts *o)
 	o->verify_depth = -1;
 }
 
-int cmd_parse_verify_depth(const char *who, const char *arg, int *out)
+int cmd_parse_uint(const char *who, const char *opt, const char *arg, unsigned min, unsigned max, unsigned *out)
 {
 	char *end;
-	long v;
+	unsigned long v;
 
 	errno = 0;
-	v = strtol(arg, &end, 10);
-	if (errno || end == arg || *end || v < 0 || v > 100) {
-		fprintf(stderr, "%s: --verify-depth: '%s' is not a number from 0 to 100\n", who, arg);
+	v = strtoul(arg, &end, 10);
+	if (errno || *end || end == arg || arg[0] == '-' || v < min || v > max) {
+		fprintf(stderr, "%s: %s: '%s' is not a number from %u to %u\n", who, opt, arg, min, max);
 		return 0;
 	}
+	*out = (unsigned)v;
+	return 1;
+}
+
+int cmd_parse_verify_depth(const char *who, const char *arg, int *out)
+{
+	unsigned v;
+
+	if (!cmd_parse_uint(who, "--verify-depth", arg, 0, 100, &v))
+		return 0;
 	*out = (int)v;
 	return 1;
 }

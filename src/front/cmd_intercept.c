@@ -38,6 +38,12 @@ int icpt_option(struct icpt_opts *o, int opt, const char *arg)
 	case O_ICPT_NO_FAITHFUL: o->no_faithful = true; return 1;
 	case O_ICPT_POST_HANDSHAKE_AUTH: o->post_handshake_auth = true; return 1;
 	case O_ICPT_RESUMPTION: o->resumption = true; return 1;
+	case O_ICPT_UPSTREAM_KEEPALIVE:
+		o->keepalive_given = arg;
+		return cmd_parse_uint(WHO, "--upstream-keepalive", arg, 0, 4096, &o->keepalive);
+	case O_ICPT_UPSTREAM_KEEPALIVE_TIMEOUT:
+		o->keepalive_timeout_given = arg;
+		return cmd_parse_uint(WHO, "--upstream-keepalive-timeout", arg, 1, 3600, &o->keepalive_timeout_s);
 	case O_ICPT_UPSTREAM_TLS:
 		o->upstream_tls = arg;
 		return cmd_choice(WHO, "--upstream-tls", arg, (const char *const[]){ "1.2", "1.3", "auto", NULL }, NULL) >= 0;
@@ -65,7 +71,9 @@ int icpt_check(const struct icpt_opts *o, bool intercepting, const char *ca_bund
 			    : o->forward_identity ? "--forward-identity"
 			    : o->no_faithful ? "--no-faithful"
 			    : o->post_handshake_auth ? "--post-handshake-auth"
-			    : o->resumption ? "--resumption" : NULL;
+			    : o->resumption ? "--resumption"
+			    : o->keepalive_given ? "--upstream-keepalive"
+			    : o->keepalive_timeout_given ? "--upstream-keepalive-timeout" : NULL;
 
 	if (!intercepting) {
 		if (stray)
@@ -184,6 +192,9 @@ int icpt_load(const struct icpt_opts *o, const char *ca_bundle, int verify_depth
 	c->faithful = !o->no_faithful;
 	c->post_handshake_auth = o->post_handshake_auth;
 	c->resumption = o->resumption;
+	c->upstream_keepalive = o->keepalive_given ? o->keepalive : ICPT_KEEPALIVE_DEFAULT;
+	c->upstream_keepalive_timeout_s = o->keepalive_timeout_given ? o->keepalive_timeout_s
+								     : ICPT_KEEPALIVE_TIMEOUT_DEFAULT_S;
 	c->upstream_tls = !o->upstream_tls || strcmp(o->upstream_tls, "auto") == 0 ? 0
 			  : strcmp(o->upstream_tls, "1.2") == 0 ? TLS1_2_VERSION : TLS1_3_VERSION;
 	if (o->server_cert &&

@@ -85,6 +85,12 @@ static void usage(FILE *out)
 		"  --upstream-tls V       the proxy's own TLS version towards the server: 1.2,\n"
 		"                         1.3, or auto (default: 1.2 when the server has it; its\n"
 		"                         sessions are resumed, and a 1.2 resumption is cheapest)\n"
+		"  --upstream-keepalive N idle connections to the server kept per worker for the\n"
+		"                         next clients (default 16; 0: one per client); a request\n"
+		"                         that finds its kept connection closed is sent again on\n"
+		"                         a new one when it is idempotent\n"
+		"  --upstream-keepalive-timeout S\n"
+		"                         how long an idle one is kept (default 4 s)\n"
 		"  --key-pass SPEC        passphrase of the keys: env:VAR, file:PATH or pass:TEXT\n"
 		"  --forward-identity     add X-SSL-Client-Verify, X-SSL-Client-S-DN and\n"
 		"                         X-SSL-Client-Cert to the first HTTP/1.1 request\n"
@@ -167,21 +173,6 @@ static void usage(FILE *out)
 		"Exit status: 0 after a normal stop, 2 usage error, bad address or port in use,\n"
 		"a record lost by --json or --log, or (--intercept) a key or CA bundle refused\n"
 		"at start.\n");
-}
-
-static int parse_uint(const char *opt, const char *s, unsigned min, unsigned max, unsigned *out)
-{
-	char *end;
-	unsigned long v;
-
-	errno = 0;
-	v = strtoul(s, &end, 10);
-	if (errno || *end || end == s || s[0] == '-' || v < min || v > max) {
-		fprintf(stderr, "mtlsdiag proxy: %s: '%s' is not a number from %u to %u\n", opt, s, min, max);
-		return 0;
-	}
-	*out = (unsigned)v;
-	return 1;
 }
 
 /* A byte count: a number, or one followed by K, M or G (KiB, MiB, GiB). */
@@ -394,14 +385,14 @@ static int proxy_option(void *opts, int opt, const char *arg)
 	case O_AT:
 		c->at_set = true;
 		return cmd_parse_time(WHO, arg, &c->at);
-	case O_WORKERS: return parse_uint("--workers", arg, 1, 256, &c->workers);
-	case O_MAX_CONNS: return parse_uint("--max-conns", arg, 1, 1000000, &c->max_conns);
+	case O_WORKERS: return cmd_parse_uint(WHO, "--workers", arg, 1, 256, &c->workers);
+	case O_MAX_CONNS: return cmd_parse_uint(WHO, "--max-conns", arg, 1, 1000000, &c->max_conns);
 	case O_MAX_CONNS_PER_SOURCE:
-		return parse_uint("--max-conns-per-source", arg, 0, 1000000, &c->max_conns_per_source);
-	case O_CONNECT_TIMEOUT: return parse_uint("--connect-timeout", arg, 1, 3600, &c->connect_timeout_s);
-	case O_IDLE_TIMEOUT: return parse_uint("--idle-timeout", arg, 1, 7 * 86400, &c->idle_timeout_s);
+		return cmd_parse_uint(WHO, "--max-conns-per-source", arg, 0, 1000000, &c->max_conns_per_source);
+	case O_CONNECT_TIMEOUT: return cmd_parse_uint(WHO, "--connect-timeout", arg, 1, 3600, &c->connect_timeout_s);
+	case O_IDLE_TIMEOUT: return cmd_parse_uint(WHO, "--idle-timeout", arg, 1, 7 * 86400, &c->idle_timeout_s);
 	case O_HANDSHAKE_TIMEOUT:
-		return parse_uint("--handshake-timeout", arg, 1, 3600, &c->handshake_timeout_s);
+		return cmd_parse_uint(WHO, "--handshake-timeout", arg, 1, 3600, &c->handshake_timeout_s);
 	case O_MAX_HANDSHAKE_BYTES:
 		return parse_size("--max-handshake-bytes", arg, 1024, (size_t)16 << 20, &c->max_handshake_bytes);
 	case O_MAX_HANDSHAKE_TOTAL:
@@ -494,6 +485,8 @@ static enum cmd_parsed parse_proxy(int argc, char **argv, struct proxy_opts *o)
 		{ "upstream-tls", required_argument, NULL, O_ICPT_UPSTREAM_TLS },
 		{ "post-handshake-auth", no_argument, NULL, O_ICPT_POST_HANDSHAKE_AUTH },
 		{ "resumption", no_argument, NULL, O_ICPT_RESUMPTION },
+		{ "upstream-keepalive", required_argument, NULL, O_ICPT_UPSTREAM_KEEPALIVE },
+		{ "upstream-keepalive-timeout", required_argument, NULL, O_ICPT_UPSTREAM_KEEPALIVE_TIMEOUT },
 		{ "help", no_argument, NULL, 'h' },
 		CMD_EVIDENCE_LONGOPTS,
 		{ NULL, 0, NULL, 0 },

@@ -135,6 +135,10 @@ struct cmd_chain_opts {
 
 void cmd_chain_opts_init(struct cmd_chain_opts *o) __attribute__((nonnull));
 
+/* A whole number from min to max into out: 0 after printing why the
+ * argument is unusable ("WHO: OPT: 'x' is not a number from 1 to 9"). */
+int cmd_parse_uint(const char *who, const char *opt, const char *arg, unsigned min, unsigned max, unsigned *out)
+	__attribute__((nonnull));
 /* --verify-depth N, --purpose NAME and --server-kind KIND: 0 after
  * printing why the argument is unusable. */
 int cmd_parse_verify_depth(const char *who, const char *arg, int *out) __attribute__((nonnull));
@@ -215,7 +219,7 @@ enum {
 	O_ICPT_INTERCEPT = 512, O_ICPT_SERVER_CERT, O_ICPT_SERVER_KEY, O_ICPT_FORGE_CA, O_ICPT_FORGE_CA_KEY,
 	O_ICPT_UPSTREAM_CERT, O_ICPT_UPSTREAM_KEY, O_ICPT_UPSTREAM_CA, O_ICPT_KEY_PASS, O_ICPT_VERIFY,
 	O_ICPT_REFUSE, O_ICPT_FORWARD_IDENTITY, O_ICPT_NO_FAITHFUL, O_ICPT_UPSTREAM_TLS,
-	O_ICPT_POST_HANDSHAKE_AUTH, O_ICPT_RESUMPTION,
+	O_ICPT_POST_HANDSHAKE_AUTH, O_ICPT_RESUMPTION, O_ICPT_UPSTREAM_KEEPALIVE, O_ICPT_UPSTREAM_KEEPALIVE_TIMEOUT,
 };
 
 /* The intercept options as given. */
@@ -224,6 +228,8 @@ struct icpt_opts {
 	const char *upstream_cert, *upstream_key, *upstream_ca, *key_pass;
 	const char *verify, *refuse, *upstream_tls;
 	bool forward_identity, no_faithful, post_handshake_auth, resumption;
+	const char *keepalive_given, *keepalive_timeout_given;   /* as given, or NULL */
+	unsigned keepalive, keepalive_timeout_s;
 };
 
 struct intercept_config;

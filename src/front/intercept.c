@@ -75,6 +75,12 @@ SSL *icpt_ssl_new(struct intercept *ic, struct icpt_leg *leg)
 	return ssl;
 }
 
+void icpt_ssl_adopt(SSL *ssl, struct icpt_leg *leg)
+{
+	SSL_set_ex_data(ssl, ex_leg, leg);
+	SSL_set_info_callback(ssl, info_cb);
+}
+
 const char *icpt_alert_name(int description)
 {
 	static __thread char unnamed[16];

@@ -63,7 +63,15 @@ struct intercept_config {
 	bool faithful;                   /* learn the server's request by a probe at start */
 	bool post_handshake_auth;        /* TLS 1.3: ask once the first request is in */
 	bool resumption;                 /* clients may resume (default: every connection is full) */
+	unsigned upstream_keepalive;     /* idle connections to the server kept per worker; 0 none */
+	unsigned upstream_keepalive_timeout_s; /* for this long */
 };
+
+/* A handful of idle connections serve a worker's next clients; they go
+ * before most servers' own idle timeouts close them (Apache's and
+ * Node's 5 s). */
+#define ICPT_KEEPALIVE_DEFAULT 16
+#define ICPT_KEEPALIVE_TIMEOUT_DEFAULT_S 4
 
 struct intercept;
 

@@ -42,6 +42,7 @@
 #include "front/intercept_int.h"
 #include "front/netaddr.h"
 #include "out/metrics.h"
+#include "wire/http1.h"
 #include "wire/keylog.h"
 #include "wire/x509info.h"
 
@@ -158,7 +159,6 @@ static void leg_endpoints(struct icpt_leg *leg, evutil_socket_t fd)
 }
 
 static void read_cb(struct bufferevent *bev, void *arg);
-static void leg_free(struct icpt_leg *leg);
 static void upstream_connect(struct icpt_conn *c);
 static void drop_upstream(struct icpt_conn *c);
 static void begin_relay(struct icpt_conn *c);
@@ -226,7 +226,7 @@ static void leg_shut_when_drained(struct icpt_leg *leg)
 
 static bool leg_done(const struct icpt_leg *leg)
 {
-	return !leg->bev || ((leg->eof || leg->dead) && (leg->shut || leg->dead));
+	return !leg->bev || leg->parked || ((leg->eof || leg->dead) && (leg->shut || leg->dead));
 }
 
 static void maybe_done(struct icpt_conn *c)
@@ -355,6 +355,198 @@ static int forward_identity(struct icpt_conn *c, struct evbuffer *in, struct evb
 	return 1;
 }
 
+/* ---- --upstream-keepalive ---- */
+
+/* Connections to the server are kept between clients: on, and not with
+ * --forward-identity (whose headers hold for one client's first request:
+ * it asks the server to close after it). */
+static bool keepalive_on(const struct icpt_conn *c)
+{
+	const struct intercept_config *cfg = c->wl->l->icpt->cfg;
+
+	return cfg->upstream_keepalive > 0 && !cfg->forward_identity;
+}
+
+static void drop_resend(struct icpt_conn *c)
+{
+	if (c->resend)
+		evbuffer_free(c->resend);
+	c->resend = NULL;
+}
+
+/* The bytes of `in`, about to go from leg `from` to the other, through
+ * the framer of their direction; the client's also into the copy kept
+ * for a resend, the server's ending it (an answer has begun). */
+static void frame(struct icpt_conn *c, const struct icpt_leg *from, struct evbuffer *in)
+{
+	struct h1f *f = from->id == ICPT_CLIENT_LEG ? &c->requests : &c->responses;
+	size_t left = evbuffer_get_length(in);
+	struct evbuffer_ptr at;
+	struct evbuffer_iovec v;
+
+	if (!keepalive_on(c) || !left)
+		return;
+	if (from->id == ICPT_UPSTREAM_LEG) {
+		c->answered = true;
+		drop_resend(c);
+	} else if (c->resend && evbuffer_get_length(c->resend) + left > HEAD_MAX) {
+		drop_resend(c);   /* too large to keep: not sent again */
+	}
+	if (evbuffer_ptr_set(in, &at, 0, EVBUFFER_PTR_SET) != 0)
+		return;
+	while (left && evbuffer_peek(in, (ev_ssize_t)left, &at, &v, 1) > 0 && v.iov_len) {
+		size_t n = v.iov_len < left ? v.iov_len : left;
+
+		if (!f->lost)
+			h1f_feed(f, v.iov_base, n);
+		if (from->id == ICPT_CLIENT_LEG && c->resend && evbuffer_add(c->resend, v.iov_base, n) != 0) {
+			drop_resend(c);
+		}
+		left -= n;
+		if (evbuffer_ptr_set(in, &at, n, EVBUFFER_PTR_ADD) != 0)
+			break;
+	}
+}
+
+/* The client left between two exchanges, on a connection to the server
+ * that may carry another: it is kept for the next client. */
+static bool can_park(const struct icpt_conn *c)
+{
+	const struct icpt_leg *up = &c->leg[ICPT_UPSTREAM_LEG];
+
+	return keepalive_on(c) && !c->w->draining && up->bev && up->tls_done && !up->eof && !up->dead && !up->shut &&
+	       !up->error[0] && out_len(up) == 0 && evbuffer_get_length(bufferevent_get_input(up->bev)) == 0 &&
+	       c->requests.messages > 0 && c->requests.messages == c->responses.messages &&
+	       h1f_between(&c->requests) && h1f_between(&c->responses) && c->requests.persistent &&
+	       c->responses.persistent;
+}
+
+/* A kept connection for this client (decided to be forwarded), in place
+ * of a new one: 1 taken, its handshake long done. */
+static int take_kept(struct icpt_conn *c)
+{
+	struct icpt_leg *up = &c->leg[ICPT_UPSTREAM_LEG];
+
+	if (!keepalive_on(c) || c->retried ||
+	    !icpt_pool_take(c->wl, icpt_pool_key(c->leg[ICPT_CLIENT_LEG].ssl), up))
+		return 0;
+	up->c = c;
+	up->id = ICPT_UPSTREAM_LEG;
+	up->reused = true;
+	up->parked = false;
+	up->bytes = 0;
+	up->paused = false;
+	up->tap_closed[0] = up->tap_closed[1] = false;
+	up->alert_sent = up->alert_received = -1;
+	icpt_ssl_adopt(up->ssl, up);
+	bufferevent_setcb(up->bev, read_cb, write_cb, event_cb, up);
+	bufferevent_enable(up->bev, EV_READ | EV_WRITE);
+	c->up_started = true;
+	c->resend = evbuffer_new();   /* NULL: the request cannot be sent again */
+	return 1;
+}
+
+/* Whether the request kept for a resend may go again: nothing was sent
+ * yet, or it is idempotent (RFC 9110 9.2.2), the first one by its request
+ * line and every one the framer saw end. */
+static bool may_resend(const struct icpt_conn *c)
+{
+	static const char *const methods[] = { "GET ", "HEAD ", "OPTIONS ", "TRACE ", "PUT ", "DELETE " };
+	char first[9] = "";
+	size_t i;
+
+	if (!c->resend || c->retried)
+		return false;
+	if (evbuffer_get_length(c->resend) == 0)
+		return true;   /* nothing went on it yet */
+	if (!h1f_idempotent(&c->requests))
+		return false;
+	if (evbuffer_copyout(c->resend, first, sizeof(first) - 1) < 0)
+		return false;
+	for (i = 0; i < sizeof(methods) / sizeof(methods[0]); i++)
+		if (strncmp(first, methods[i], strlen(methods[i])) == 0)
+			return true;
+	return false;
+}
+
+/* The kept connection the client was given ended before any answer: the
+ * server had closed it (a race every connection reuse has).  The request
+ * goes again on a new connection when it may; else the client is
+ * answered 502. */
+static void kept_ended(struct icpt_conn *c, bool reset)
+{
+	if (may_resend(c) && !c->leg[ICPT_CLIENT_LEG].dead) {
+		c->retried = true;
+		drop_upstream(c);
+		c->phase = IP_CONNECTING;
+		arm(c, c->w->px->connect_timeout_s);
+		upstream_connect(c);
+		return;
+	}
+	upstream_failed(c, reset ? "the server reset a kept connection before answering; the request was not sent again (not idempotent, or too large to keep)"
+				 : "the server closed a kept connection before answering; the request was not sent again (not idempotent, or too large to keep)");
+	maybe_done(c);
+}
+
+/* The client's first request: a one-request client asks the server to
+ * close after it ("Connection: close", a hop-by-hop header, RFC 9110
+ * 7.6.1).  The line is left out, so that the server keeps the connection
+ * for the next client, and the proxy closes the client's leg itself once
+ * the answer is through, as the server would have.  0 while what the
+ * client sent may still become an HTTP/1.1 head (then it waits); 1 go on. */
+static int first_head(struct icpt_conn *c, struct icpt_leg *cl, struct evbuffer *in)
+{
+	size_t have = evbuffer_get_length(in), look, at, n;
+	long end = icpt_http_head_len(in, HEAD_MAX);
+	const uint8_t *p;
+	struct cursor cur;
+	struct evbuffer *before;
+	char line[8];
+
+	look = end > 0 ? (size_t)end : have < 8193 ? have : 8193;
+	if (!have || !(p = evbuffer_pullup(in, (ev_ssize_t)look)))
+		return !have ? 0 : (c->head_seen = true);
+	cursor_init(&cur, p, look);
+	switch (http1_request_line(&cur, line, sizeof(line))) {
+	case HTTP1_MORE:
+		return 0;
+	case HTTP1_NOT_HTTP:
+		c->head_seen = true;   /* not HTTP: relayed as it is, never kept */
+		return 1;
+	default:
+		break;
+	}
+	if (end == 0)
+		return 0;
+	c->head_seen = true;
+	if (end < 0 || !icpt_http_close_line(p, (size_t)end, &at, &n) || !(before = evbuffer_new()))
+		return 1;
+	if (evbuffer_remove_buffer(in, before, at) == (int)at && evbuffer_drain(in, n) == 0 &&
+	    evbuffer_prepend_buffer(in, before) == 0) {
+		cl->bytes += n;
+		c->close_after = true;
+	}
+	evbuffer_free(before);
+	return 1;
+}
+
+/* The answer to a client that asked for the close is through: its leg is
+ * closed, and the connection to the server kept if it can be. */
+static void answered_close(struct icpt_conn *c)
+{
+	struct icpt_leg *cl = &c->leg[ICPT_CLIENT_LEG], *up = &c->leg[ICPT_UPSTREAM_LEG];
+
+	if (!c->close_after || !c->requests.messages || c->responses.messages < c->requests.messages ||
+	    !h1f_between(&c->responses) || cl->shut)
+		return;
+	note_end(c, CLOSER_PROXY, END_FIN);
+	if (can_park(c))
+		up->parked = true;
+	else
+		leg_shut_when_drained(up);
+	leg_shut_when_drained(cl);
+}
+
 /* What leg `from` sent, on to the other leg. */
 static void relay(struct icpt_leg *from)
 {
@@ -368,11 +560,16 @@ static void relay(struct icpt_leg *from)
 		return;
 	}
 	out = bufferevent_get_output(to->bev);
+	if (from->id == ICPT_CLIENT_LEG && keepalive_on(c) && !c->head_seen && !first_head(c, from, in))
+		return;
 	if (from->id == ICPT_CLIENT_LEG && c->wl->l->icpt->cfg->forward_identity && !c->identity_note[0] &&
 	    !c->identity_added && forward_identity(c, in, out) <= 0)
 		return;
+	frame(c, from, in);
 	from->bytes += evbuffer_get_length(in);
 	evbuffer_add_buffer(out, in);
+	if (from->id == ICPT_UPSTREAM_LEG)
+		answered_close(c);
 	if (evbuffer_get_length(out) >= c->w->px->buffer_limit) {
 		bufferevent_disable(from->bev, EV_READ);
 		from->paused = true;
@@ -439,6 +636,10 @@ static void leg_ended(struct icpt_leg *leg, bool reset)
 		leg->dead = true;
 	bufferevent_disable(leg->bev, reset ? EV_READ | EV_WRITE : EV_READ);
 	leg_tap_close(leg, peer_side(leg), reset ? CLOSE_RST : CLOSE_FIN);
+	if (leg->id == ICPT_UPSTREAM_LEG && leg->reused && !c->answered && c->phase == IP_RELAY) {
+		kept_ended(c, reset);
+		return;
+	}
 	if (leg->id == ICPT_UPSTREAM_LEG && c->phase != IP_RELAY) {
 		upstream_failed(c, reset ? "the server reset the connection before the client's request"
 					 : "the server closed the connection before the client's request");
@@ -452,9 +653,13 @@ static void leg_ended(struct icpt_leg *leg, bool reset)
 			c->pha = PHA_NO_REQUEST;
 		drop_upstream(c);
 	}
-	if (c->phase == IP_RELAY)
+	if (c->phase == IP_RELAY && leg->id == ICPT_CLIENT_LEG && can_park(c)) {
+		other(leg)->parked = true;   /* kept at teardown */
+		if (!reset)
+			leg_shut_when_drained(leg);
+	} else if (c->phase == IP_RELAY) {
 		leg_shut_when_drained(other(leg));
-	else if (leg->id == ICPT_CLIENT_LEG && c->phase == IP_CONNECTING)
+	} else if (leg->id == ICPT_CLIENT_LEG && c->phase == IP_CONNECTING)
 		upstream_failed(c, "the client left before the server was reached");
 	if (!reset && leg->id == ICPT_CLIENT_LEG && c->phase != IP_RELAY)
 		leg_shut_when_drained(leg);
@@ -514,7 +719,10 @@ void icpt_client_hello(struct icpt_leg *cl)
 {
 	struct icpt_conn *c = cl->c;
 
-	if (!c->up_started && c->phase == IP_HANDSHAKE)
+	/* a kept connection will do, if it is still there when the client
+	 * is decided */
+	if (!c->up_started && c->phase == IP_HANDSHAKE &&
+	    !(keepalive_on(c) && icpt_pool_has(c->wl, icpt_pool_key(cl->ssl))))
 		upstream_connect(c);
 }
 
@@ -524,7 +732,7 @@ static void drop_upstream(struct icpt_conn *c)
 {
 	struct icpt_leg *up = &c->leg[ICPT_UPSTREAM_LEG];
 
-	leg_free(up);
+	icpt_leg_free(up);
 	up->c = c;
 	up->id = ICPT_UPSTREAM_LEG;
 	up->alert_sent = up->alert_received = -1;
@@ -579,7 +787,7 @@ static void decide(struct icpt_conn *c)
 	c->outcome = IO_FORWARDED;
 	c->phase = IP_CONNECTING;
 	arm(c, c->w->px->connect_timeout_s);
-	if (!c->up_started)
+	if (!c->up_started && !take_kept(c))
 		upstream_connect(c);
 	if (up->error[0])
 		upstream_failed(c, up->error);
@@ -680,6 +888,11 @@ static void begin_relay(struct icpt_conn *c)
 
 	c->phase = IP_RELAY;
 	arm(c, TICK_S);
+	/* a request sent again: the kept connection it went on was closed */
+	if (c->retried && c->resend && up->bev) {
+		evbuffer_add_buffer(bufferevent_get_output(up->bev), c->resend);
+		drop_resend(c);
+	}
 	/* what the client sent meanwhile */
 	if (cl->bev && evbuffer_get_length(bufferevent_get_input(cl->bev)))
 		relay(cl);
@@ -912,7 +1125,19 @@ static void correct_upstream_verdict(struct icpt_conn *c, struct verdict *v)
 				 text);
 }
 
-static void leg_free(struct icpt_leg *leg)
+/* The leg's observer, its evidence tap and its key log go. */
+static void leg_unobserve(struct icpt_leg *leg)
+{
+	if (leg->obs)
+		obs_conn_free(leg->obs);
+	ticket_tap_free(leg->tap);
+	keylog_free(leg->keys);
+	leg->obs = NULL;
+	leg->tap = NULL;
+	leg->keys = NULL;
+}
+
+void icpt_leg_free(struct icpt_leg *leg)
 {
 	if (leg->connecting)
 		bufferevent_free(leg->connecting);
@@ -922,11 +1147,28 @@ static void leg_free(struct icpt_leg *leg)
 		bufferevent_free(leg->bev);   /* frees the SSL and closes the socket */
 	else
 		SSL_free(leg->ssl);
-	if (leg->obs)
-		obs_conn_free(leg->obs);
-	ticket_tap_free(leg->tap);
-	keylog_free(leg->keys);
+	leg_unobserve(leg);
 	memset(leg, 0, sizeof(*leg));
+}
+
+/* A parked connection to the server (the client left between two
+ * exchanges) goes to the idle ones, unless something went wrong on it
+ * since; its observer has made its record and goes. */
+static void keep_upstream(struct icpt_conn *c, const struct verdict *uv)
+{
+	struct icpt_leg *up = &c->leg[ICPT_UPSTREAM_LEG];
+	char key[256];
+
+	if (!up->parked || !up->bev || up->eof || up->dead || up->shut || out_len(up) || c->w->draining ||
+	    icpt_upstream_failed(c, uv))
+		return;
+	snprintf(key, sizeof(key), "%s", icpt_pool_key(c->leg[ICPT_CLIENT_LEG].ssl));
+	leg_unobserve(up);
+	up->served++;
+	up->parked = false;
+	icpt_pool_put(c->wl, key, up);   /* up is cleared */
+	up->c = c;
+	up->id = ICPT_UPSTREAM_LEG;
 }
 
 static void icpt_teardown(struct icpt_conn *c)
@@ -969,8 +1211,10 @@ static void icpt_teardown(struct icpt_conn *c)
 		SSL_SESSION_free(c->wl->up_session);
 		c->wl->up_session = NULL;
 	}
+	keep_upstream(c, uv);
 	for (i = 0; i < 2; i++)
-		leg_free(&c->leg[i]);
+		icpt_leg_free(&c->leg[i]);
+	drop_resend(c);
 	if (c->timer)
 		event_free(c->timer);
 	if (c->prev)
@@ -992,6 +1236,7 @@ void icpt_close_all(struct worker *w)
 		icpt_teardown(w->iconns);
 	}
 	for (i = 0; w->wls && i < w->px->n_ls; i++) {
+		icpt_pool_close_all(&w->wls[i]);
 		SSL_SESSION_free(w->wls[i].up_session);
 		w->wls[i].up_session = NULL;
 	}
@@ -1020,6 +1265,9 @@ void icpt_accept(struct wlistener *wl, evutil_socket_t fd, const struct sockaddr
 		c->leg[i].alert_sent = c->leg[i].alert_received = -1;
 	}
 	cl = &c->leg[ICPT_CLIENT_LEG];
+	h1f_init(&c->requests, H1F_REQUESTS);
+	h1f_init(&c->responses, H1F_RESPONSES);
+	h1f_pair(&c->responses, &c->requests);
 	event_base_gettimeofday_cached(w->base, &c->start);
 	c->last_activity = c->start;
 	netaddr_endpoint(sa, &c->client);

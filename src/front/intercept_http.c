@@ -9,6 +9,7 @@
 #include "config.h"
 
 #include <string.h>
+#include <strings.h>
 
 #include <event2/buffer.h>
 #include <openssl/bio.h>
@@ -134,6 +135,55 @@ static void add_subject(struct evbuffer *out, X509 *cert)
 		if ((unsigned char)text[i] >= 0x20 && text[i] != 0x7f)
 			evbuffer_add(out, &text[i], 1);
 	BIO_free(mem);
+}
+
+/* Whether a Connection header's value (a comma list) has the token
+ * "close". */
+static bool says_close(const struct cursor *value)
+{
+	const uint8_t *p = cursor_data(value), *end = p + cursor_len(value);
+
+	while (p < end) {
+		const uint8_t *item, *stop;
+
+		while (p < end && (*p == ' ' || *p == '\t' || *p == ','))
+			p++;
+		item = p;
+		while (p < end && *p != ',')
+			p++;
+		stop = p;
+		while (stop > item && (stop[-1] == ' ' || stop[-1] == '\t'))
+			stop--;
+		if (stop - item == 5 && strncasecmp((const char *)item, "close", 5) == 0)
+			return true;
+	}
+	return false;
+}
+
+int icpt_http_close_line(const uint8_t *head, size_t len, size_t *at, size_t *n)
+{
+	struct cursor all, line, version;
+	size_t first;
+
+	cursor_init(&all, head, len);
+	if (!next_line(&all, &line) || cursor_len(&line) < 9)
+		return 0;
+	version = line;
+	if (!cursor_skip(&version, cursor_len(&line) - 9) || !cursor_starts_with(&version, " HTTP/1.1", 9, 0))
+		return 0;
+	for (;;) {
+		struct cursor value;
+
+		first = len - cursor_len(&all);
+		if (!next_line(&all, &line) || cursor_len(&line) == 0)
+			return 0;
+		value = line;
+		if (cursor_starts_with(&line, "connection:", 11, 1) && cursor_skip(&value, 11) && says_close(&value)) {
+			*at = first;
+			*n = len - cursor_len(&all) - first;
+			return 1;
+		}
+	}
 }
 
 /* Whether a header line is one the proxy writes itself: what the client

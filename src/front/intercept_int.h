@@ -6,6 +6,8 @@
  *   intercept_probe.c   faithful mode: the real server's request, learnt
  *   intercept_conn.c    one intercepted connection: two TLS legs, the
  *                       decision, the relay of the plaintext, one teardown
+ *   intercept_pool.c    idle connections to the real server, kept for the
+ *                       next clients (--upstream-keepalive)
  *   intercept_http.c    the proxy's own HTTP: the refusal and 502 pages,
  *                       the identity headers of --forward-identity
  *   intercept_record.c  the human line and JSON record of both legs */
@@ -23,6 +25,7 @@
 #include "front/intercept.h"
 #include "front/proxy_int.h"
 #include "wire/facts.h"
+#include "wire/h1frame.h"
 
 struct icpt_forge;
 struct evbuffer;
@@ -92,6 +95,11 @@ struct icpt_leg {
 	bool peer_cert;                  /* the peer presented a certificate */
 	int alert_sent, alert_received;  /* the first alert each way (its description), -1 none */
 	char error[400];                 /* why it failed, one line; "" none */
+	/* upstream, --upstream-keepalive */
+	bool reused;                     /* kept from an earlier client: no handshake of this client's */
+	unsigned served;                 /* clients it carried before this one */
+	bool parked;                     /* the client left between two exchanges: the leg goes to the
+					  * idle connections at teardown, not closed */
 };
 
 enum icpt_phase {
@@ -141,6 +149,17 @@ struct icpt_conn {
 	bool up_started;                 /* the connection to the real server was begun */
 	enum icpt_pha pha;
 	bool identity_added;             /* --forward-identity: the headers went out */
+	/* where each request and response ends (--upstream-keepalive): the
+	 * connection to the server is kept only between two exchanges */
+	struct h1f requests, responses;
+	struct evbuffer *resend;         /* a reused connection's first request, kept until the server
+					  * answers (sent again on a new connection if the kept one was
+					  * closed); NULL none or too large */
+	bool answered;                   /* the server sent something of an answer to this client */
+	bool retried;                    /* a kept connection was found closed: sent again on a new one */
+	bool head_seen;                  /* the client's first request head was looked at */
+	bool close_after;                /* it said "Connection: close": the line left out, the proxy
+					  * closes the client's leg once the answer is through */
 	char identity_note[160];         /* why they did not, when they did not */
 	struct timeval start, last_activity;
 	struct timeval hs_end;           /* the client leg's handshake completed then (tls_done) */
@@ -161,6 +180,10 @@ void icpt_ssl_forget(SSL *ssl);
  * the wording `openssl verify` uses for the number and text. */
 void icpt_verify_text(const struct icpt_verify_seen *v, char *out, size_t len);
 
+/* A leg's SSL moves to another leg (a kept connection to its next
+ * client): its callbacks find that one. */
+void icpt_ssl_adopt(SSL *ssl, struct icpt_leg *leg);
+
 /* An alert's name ("certificate_required"), or "alert N". */
 const char *icpt_alert_name(int description);
 
@@ -178,6 +201,27 @@ void icpt_client_hello(struct icpt_leg *cl);
  * handshake (OpenSSL's info callback): the decision is taken on the next
  * turn of the loop, outside OpenSSL. */
 void icpt_pha_answered(struct icpt_leg *cl);
+
+/* Frees what a leg holds (its connection closed) and clears it. */
+void icpt_leg_free(struct icpt_leg *leg);
+
+/* ---- intercept_pool.c ---- */
+/* The name a connection to the real server is kept under: the name the
+ * client asked for (SNI, which goes on upstream), "" for none. */
+const char *icpt_pool_key(SSL *client);
+/* Whether an idle connection kept under key is there. */
+bool icpt_pool_has(const struct wlistener *wl, const char *key);
+/* Moves the newest idle connection kept under key into leg (which the
+ * caller then owns: its callbacks to set, icpt_ssl_adopt); 0 none. */
+int icpt_pool_take(struct wlistener *wl, const char *key, struct icpt_leg *leg);
+/* Keeps leg's connection (established, between two exchanges, nothing
+ * buffered, its observer and key log already let go) under key for the
+ * next client; leg is cleared.  The oldest goes when more than the limit
+ * would be kept; each goes after the timeout, or when the server closes
+ * it or sends anything. */
+void icpt_pool_put(struct wlistener *wl, const char *key, struct icpt_leg *leg);
+/* Closes every idle connection of wl. */
+void icpt_pool_close_all(struct wlistener *wl);
 
 /* ---- intercept_forge.c ---- */
 struct icpt_forge *icpt_forge_new(X509 *ca, EVP_PKEY *ca_key, char *err, size_t errlen);
@@ -203,6 +247,12 @@ void icpt_http_page(struct evbuffer *out, int status, const char *phrase, const 
  * HTTP/1.x request (then out is untouched), with why in note. */
 int icpt_http_add_identity(struct evbuffer *out, const uint8_t *head, size_t len, SSL *client,
 			   const struct icpt_verify_seen *v, char *note, size_t notelen);
+
+/* In a request's head (head, len bytes, up to its empty line), the
+ * Connection header line of an HTTP/1.1 request that asks the server to
+ * close after it ("Connection: close"): its offset and length, its line
+ * end included, in *at and *n; 0 when there is none. */
+int icpt_http_close_line(const uint8_t *head, size_t len, size_t *at, size_t *n);
 
 /* ---- intercept_record.c ---- */
 /* Whether the upstream leg failed: not reached, its handshake or the

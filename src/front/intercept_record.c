@@ -124,9 +124,13 @@ static void human_line(struct icpt_conn *c, const struct verdict *cv, const stru
 			       after_endpoints(upline));
 	} else if (up->error[0]) {
 		append(line, len, " [upstream leg failed: %s]", up->error);
+	} else if (up->reused) {
+		append(line, len, " [upstream leg: a kept connection, its client %u, no handshake of its own]", up->served + 1);
 	} else if (c->outcome != IO_FORWARDED) {
 		append(line, len, " [upstream leg: not opened]");
 	}
+	if (c->retried)
+		append(line, len, " [the kept connection to the server was closed before it answered: the request went again on a new one]");
 	append(line, len, " [closed by %s: %s; %llu ms; client sent %llu B, server sent %llu B]",
 	       closer_name(c->closed_by), end_name(c->end), (unsigned long long)ms, (unsigned long long)cl->bytes,
 	       (unsigned long long)up->bytes);
@@ -201,7 +205,7 @@ static void json_upstream_leg(struct json *j, const struct icpt_conn *c, const s
 	char subject[256] = "";
 
 	json_object(j, "upstream_leg");
-	json_bool(j, "opened", up->obs != NULL);
+	json_bool(j, "opened", up->obs != NULL || up->reused);
 	json_bool(j, "failed", icpt_upstream_failed(c, uv));
 	json_opt(j, "error", up->error);
 	if (cfg->upstream_cert)
@@ -218,6 +222,12 @@ static void json_upstream_leg(struct json *j, const struct icpt_conn *c, const s
 	} else {
 		json_null(j, "connection");
 	}
+	json_bool(j, "reused", up->reused);
+	if (up->reused)
+		json_uint(j, "earlier_clients", up->served);
+	else
+		json_null(j, "earlier_clients");
+	json_bool(j, "resent", c->retried);
 	json_end(j);
 }
 

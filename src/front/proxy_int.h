@@ -58,6 +58,7 @@ enum phase { PH_REQUEST, PH_CONNECTING, PH_RELAY, PH_ANSWERED };
 
 struct worker;
 struct wlistener;
+struct icpt_idle;
 
 struct pconn_side {
 	struct bufferevent *bev;
@@ -123,6 +124,8 @@ struct wlistener {
 	const struct plistener *l;
 	struct evconnlistener *ev;
 	struct ssl_session_st *up_session; /* intercept: the real server's last session, resumed */
+	struct icpt_idle *idle;      /* intercept: idle connections to the real server, newest first */
+	unsigned n_idle;
 };
 
 /* Records leave the log and --json in batches: worker 0's timer writes
