@@ -315,6 +315,10 @@ Test(ops, metrics_count_each_verdict_intercept)
 	cr_expect_eq(sample(text, "mtlsdiag_connections_total{verdict=\"client_cert_accepted\"}"), 3);
 	cr_expect_eq(sample(text, "mtlsdiag_connections_total{verdict=\"client_sent_no_cert\"}"), 1);
 	cr_expect_eq(sample(text, "mtlsdiag_connections_total{verdict=\"server_rejected_chain\"}"), 1);
+	/* the forwarded clients after the first went on its kept connection */
+	cr_expect_eq(sample(text, "mtlsdiag_upstream_reused_total"), (double)px_count_lines(json, "\"reused\":true"));
+	cr_expect_eq(sample(text, "mtlsdiag_upstream_reused_total"), 2);
+	cr_expect_eq(sample(text, "mtlsdiag_upstream_resent_total"), 0);
 	free(text);
 	px_stop_child(proxy);
 	px_stop_child(nginx);

@@ -1204,6 +1204,7 @@ static void icpt_teardown(struct icpt_conn *c)
 		if (c->leg[ICPT_CLIENT_LEG].tls_done)
 			metrics_handshake(w->px->metrics, &c->start, &c->hs_end);
 		metrics_relayed(w->px->metrics, c->leg[ICPT_CLIENT_LEG].bytes, c->leg[ICPT_UPSTREAM_LEG].bytes);
+		metrics_upstream_kept(w->px->metrics, c->leg[ICPT_UPSTREAM_LEG].reused, c->retried);
 	}
 	if (icpt_upstream_failed(c, uv) && c->wl->up_session) {
 		/* a session the server refused is not to be resumed: the next

@@ -31,6 +31,7 @@ struct metrics {
 	atomic_ullong hs_count, hs_sum_us;
 	atomic_ullong relayed[2];                /* by the side that sent them */
 	atomic_ullong failures;
+	atomic_ullong up_reused, up_resent;
 	atomic_llong open;
 	atomic_ullong keylog[KR_COUNT];
 	enum metrics_front front;
@@ -121,6 +122,14 @@ void metrics_failure(struct metrics *m)
 	atomic_fetch_add(&m->failures, 1);
 }
 
+void metrics_upstream_kept(struct metrics *m, bool reused, bool resent)
+{
+	if (reused)
+		atomic_fetch_add(&m->up_reused, 1);
+	if (resent)
+		atomic_fetch_add(&m->up_resent, 1);
+}
+
 void metrics_open(struct metrics *m, int delta)
 {
 	atomic_fetch_add(&m->open, delta);
@@ -186,6 +195,12 @@ static void render_proxy(const struct metrics *m, FILE *out)
 	head(out, "upstream_failures_total", "counter",
 	     "Connections that never reached their server (unreachable, or a CONNECT refused).");
 	fprintf(out, "mtlsdiag_upstream_failures_total %llu\n", atomic_load(&m->failures));
+	head(out, "upstream_reused_total", "counter",
+	     "Intercepted clients forwarded on a connection to the server kept from an earlier client.");
+	fprintf(out, "mtlsdiag_upstream_reused_total %llu\n", atomic_load(&m->up_reused));
+	head(out, "upstream_resent_total", "counter",
+	     "Intercepted requests sent again on a new connection: the kept one was found closed by the server.");
+	fprintf(out, "mtlsdiag_upstream_resent_total %llu\n", atomic_load(&m->up_resent));
 	head(out, "open_connections", "gauge", "Connections open now.");
 	fprintf(out, "mtlsdiag_open_connections %lld\n", atomic_load(&m->open));
 }

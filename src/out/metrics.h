@@ -40,6 +40,10 @@ void metrics_relayed(struct metrics *m, uint64_t from_client, uint64_t from_serv
 /* A connection that never reached its server (its upstream failed, or the
  * proxy refused its CONNECT). */
 void metrics_failure(struct metrics *m) __attribute__((nonnull));
+/* An intercepted client forwarded on a connection to the server kept from
+ * an earlier client (reused), or whose request went again on a new one
+ * after its kept connection was found closed (resent). */
+void metrics_upstream_kept(struct metrics *m, bool reused, bool resent) __attribute__((nonnull));
 /* Connections open: +1 at accept, -1 at teardown. */
 void metrics_open(struct metrics *m, int delta) __attribute__((nonnull));
 /* A live capture's counts so far (pcap_stats): packets that passed the
