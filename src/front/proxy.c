@@ -51,6 +51,10 @@
 /* Freed memory stays in the allocator's free lists (and in the process's
  * RSS) until given back: after about this much, it is (malloc_trim). */
 #define TRIM_AFTER (8 * 1024 * 1024)
+/* ... and when a worker's last connection ends, once as much as this was
+ * freed: a burst's memory goes back as it ends, while clients that come
+ * one at a time do not pay a heap walk and a madvise each */
+#define TRIM_AT_REST (1024 * 1024)
 #define ACCEPT_RETRY_S 1
 #define SPLICE_PIPE_SIZE (1024 * 1024) /* asked for; the kernel may give less (fs.pipe-max-size) */
 #define FDS_RESERVED 64          /* descriptors kept for files, DNS, listeners */
@@ -141,7 +145,7 @@ void worker_conn_closed(struct worker *w)
 		evtimer_del(w->retry_ev);
 		set_accepting(w);
 	}
-	if (w->n_conns == 0 && atomic_load(&w->px->freed) > 0)
+	if (w->n_conns == 0 && atomic_load(&w->px->freed) >= TRIM_AT_REST)
 		give_back_memory(w->px);   /* the end of a burst */
 	if (w->draining && w->n_conns == 0)
 		event_base_loopexit(w->base, NULL);
