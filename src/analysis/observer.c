@@ -58,8 +58,6 @@ struct obs_conn {
 	struct conn_facts f;
 	struct observer_config cfg;
 	enum side_state st[2];      /* by tap side: SIDE_CLIENT is the initiator */
-	struct tls_dir tls[2];      /* by tap side */
-	struct preamble pre;
 	uint8_t *held[2];           /* preamble or resync bytes, by tap side */
 	size_t held_len[2];
 	size_t resync_seen[2];      /* where the next resync scan starts */
@@ -84,10 +82,26 @@ struct obs_conn {
 	size_t over_budget_need;    /* the bytes it would have held */
 	bool abandoned;             /* the front end stopped the observing */
 	char abandon_why[VERDICT_EVIDENCE_LEN];
-	/* last: not zeroed at creation, verdict_decide and chain_check fill them */
-	struct verdict verdict;
+	/* The verdict: d's, or once shrunk one allocated at the finish (NULL
+	 * until then). */
+	struct verdict *v;
+	struct obs_scratch *d;      /* NULL once shrunk (obs_conn_shrink) */
+	/* last: not zeroed at creation, chain_check fills it */
 	struct chain_report chain_storage; /* `chain` points here once there is one */
 };
+
+/* What obs_conn_shrink gives back once the verdict is said and only the
+ * finish is to come: the record layers' and the preamble's state (freed
+ * by then) and the early verdict, which the finish decides again from the
+ * facts.  About 4.5 KiB. */
+struct obs_scratch {
+	struct tls_dir tls[2];      /* by tap side */
+	struct preamble pre;
+	struct verdict verdict;     /* not zeroed at creation: decide fills it */
+};
+
+/* A shrunk connection's verdict when none could be allocated at its finish. */
+static _Thread_local struct verdict oom_verdict;
 
 /* Connection objects of several kilobytes come and go at the rate of the
  * capture's connections: a few are kept for the next ones. */
@@ -107,8 +121,12 @@ void obs_pool_free(struct obs_pool *p)
 {
 	if (!p)
 		return;
-	while (p->n)
-		free(p->spare[--p->n]);
+	while (p->n) {
+		struct obs_conn *c = p->spare[--p->n];
+
+		free(c->d);
+		free(c);
+	}
 	free(p);
 }
 
@@ -162,22 +180,31 @@ struct obs_conn *obs_conn_new(const struct observer_config *cfg,
 			      const struct timeval *ts, bool saw_syn)
 {
 	struct obs_pool *pool = cfg->pool;
-	struct obs_conn *c = pool && pool->n ? pool->spare[--pool->n] : malloc(sizeof(*c));
+	bool spare = pool && pool->n;
+	struct obs_conn *c = spare ? pool->spare[--pool->n] : malloc(sizeof(*c));
+	struct obs_scratch *d;
 
 	if (!c)
 		return NULL;
-	memset(c, 0, offsetof(struct obs_conn, verdict));
-	c->verdict.code = V_INCOMPLETE;
-	c->verdict.n_evidence = 0;
+	d = spare ? c->d : NULL;   /* a spare keeps its own */
+	if (!d && !(d = malloc(sizeof(*d)))) {
+		free(c);
+		return NULL;
+	}
+	memset(c, 0, offsetof(struct obs_conn, chain_storage));
+	c->d = d;
+	c->v = &d->verdict;
+	c->v->code = V_INCOMPLETE;
+	c->v->n_evidence = 0;
 	c->cfg = *cfg;
 	c->f.client = *initiator;
 	c->f.server = *responder;
 	c->f.first_ts = c->f.last_ts = c->f.seen_until = *ts;
 	c->f.saw_syn = saw_syn;
 	c->f.endpoint = cfg->endpoint;
-	tls_dir_init(&c->tls[0]);
-	tls_dir_init(&c->tls[1]);
-	preamble_init(&c->pre);
+	tls_dir_init(&c->d->tls[0]);
+	tls_dir_init(&c->d->tls[1]);
+	preamble_init(&c->d->pre);
 	c->st[0] = c->st[1] = saw_syn ? SS_PREAMBLE : SS_RESYNC;
 	return c;
 }
@@ -344,7 +371,7 @@ static void set_keep_protected(struct obs_conn *c)
 	for (tap = SIDE_CLIENT; tap <= SIDE_SERVER; tap++) {
 		enum side role = role_of(c, tap);
 
-		c->tls[tap].keep_protected = c->dec && decrypt_live(c->dec, role) &&
+		c->d->tls[tap].keep_protected = c->dec && decrypt_live(c->dec, role) &&
 					     (!decrypt_waiting(c->dec, role) || c->cfg.keylog_wait);
 	}
 }
@@ -360,8 +387,8 @@ static void start_decrypt(struct obs_conn *c)
 /* What the decoders hold besides side tap's handshake reassembly. */
 static size_t held_besides(const struct obs_conn *c, enum side tap)
 {
-	return c->held_len[0] + c->held_len[1] + tls_dir_buffered(&c->tls[!tap]) +
-	       (c->tls[tap].rec_protected ? c->tls[tap].rec_have : 0);
+	return c->held_len[0] + c->held_len[1] + tls_dir_buffered(&c->d->tls[!tap]) +
+	       (c->d->tls[tap].rec_protected ? c->d->tls[tap].rec_have : 0);
 }
 
 /* A message needed more than the budget: nothing more is decoded, and
@@ -387,10 +414,10 @@ static bool budget_room(struct obs_conn *c, enum side tap)
 		return true;
 	others = held_besides(c, tap);
 	if (others >= c->cfg.max_buffered) {
-		went_over_budget(c, others + c->tls[tap].hs_len + 1);
+		went_over_budget(c, others + c->d->tls[tap].hs_len + 1);
 		return false;
 	}
-	c->tls[tap].hs_max = c->cfg.max_buffered - others;
+	c->d->tls[tap].hs_max = c->cfg.max_buffered - others;
 	return true;
 }
 
@@ -451,11 +478,11 @@ static bool open_record(struct obs_conn *c, enum side tap, uint8_t type, uint16_
 		c->f.dir[role].decrypted++;
 		if (!budget_room(c, tap))
 			return true;
-		if (!tls_dir_plaintext(&c->tls[tap], inner, &plain, on_tls_event, &cb)) {
-			if (c->tls[tap].over_budget)
-				went_over_budget(c, held_besides(c, tap) + c->tls[tap].hs_refused);
+		if (!tls_dir_plaintext(&c->d->tls[tap], inner, &plain, on_tls_event, &cb)) {
+			if (c->d->tls[tap].over_budget)
+				went_over_budget(c, held_besides(c, tap) + c->d->tls[tap].hs_refused);
 			else
-				note_error(c, "TLS framing lost: %s", c->tls[tap].error);
+				note_error(c, "TLS framing lost: %s", c->d->tls[tap].error);
 		}
 		return true;
 	case DR_NO_KEY:
@@ -683,7 +710,7 @@ static void on_handshake(struct obs_conn *c, enum side tap, const struct tls_eve
 		 * ChangeCipherSpec each side may send next is the middlebox
 		 * dummy (D.4), and the second hellos follow in plaintext */
 		if (c->f.sh.selected_version == TLS_V_1_3)
-			c->tls[0].tls13 = c->tls[1].tls13 = true;
+			c->d->tls[0].tls13 = c->d->tls[1].tls13 = true;
 		if (!c->f.sh.hello_retry)
 			start_decrypt(c);
 		break;
@@ -789,7 +816,7 @@ static void on_tls_event(void *ctx, const struct tls_event *ev)
 		break;
 	case TLS_EV_ENCRYPTED:
 		/* with a key log: a record the record layer will not hand over */
-		if (c->dec && !c->tls[cb->tap].rec_protected)
+		if (c->dec && !c->d->tls[cb->tap].rec_protected)
 			d->undecrypted++;
 		if (d->n_enc < FACTS_MAX_ENC_RECORDS) {
 			struct enc_record *r = &d->enc[d->n_enc++];
@@ -825,21 +852,22 @@ static void idle_side(struct obs_conn *c, enum side tap)
 	free(c->held[tap]);
 	c->held[tap] = NULL;
 	c->held_len[tap] = 0;
-	tls_dir_free(&c->tls[tap]);
+	if (c->d)
+		tls_dir_free(&c->d->tls[tap]);
 }
 
 /* The record layer stopped on side tap. */
 static void framing_stopped(struct obs_conn *c, enum side tap)
 {
-	if (c->tls[tap].over_budget) {
-		went_over_budget(c, held_besides(c, tap) + c->tls[tap].hs_refused);
+	if (c->d->tls[tap].over_budget) {
+		went_over_budget(c, held_besides(c, tap) + c->d->tls[tap].hs_refused);
 		return;
 	}
 	c->f.dir[role_of(c, tap)].desync = true;
 	if (!c->f.is_tls)
 		c->f.not_tls = true;
 	else
-		note_error(c, "TLS framing lost: %s", c->tls[tap].error);
+		note_error(c, "TLS framing lost: %s", c->d->tls[tap].error);
 	idle_side(c, tap);
 }
 
@@ -847,7 +875,7 @@ static void feed_tls(struct obs_conn *c, enum side tap, const uint8_t *data, siz
 {
 	struct tls_cb cb = { c, tap };
 
-	if (budget_room(c, tap) && !tls_dir_feed(&c->tls[tap], data, len, on_tls_event, &cb))
+	if (budget_room(c, tap) && !tls_dir_feed(&c->d->tls[tap], data, len, on_tls_event, &cb))
 		framing_stopped(c, tap);
 }
 
@@ -919,11 +947,11 @@ static void feed_preamble(struct obs_conn *c, enum side tap, const uint8_t *data
 			goto not_tls;
 		cursor_init(&view, c->held[tap], c->held_len[tap]);
 	}
-	st = preamble_scan(&c->pre, tap, &view, &start);
+	st = preamble_scan(&c->d->pre, tap, &view, &start);
 	if (st == PREAMBLE_TLS) {
-		c->f.preamble = c->pre.kind;
-		if (c->pre.target[0])
-			snprintf(c->f.connect_target, sizeof(c->f.connect_target), "%s", c->pre.target);
+		c->f.preamble = c->d->pre.kind;
+		if (c->d->pre.target[0])
+			snprintf(c->f.connect_target, sizeof(c->f.connect_target), "%s", c->d->pre.target);
 		start_tls_in(c, tap, &view, start, data, len, taken);
 		return;
 	}
@@ -934,7 +962,7 @@ static void feed_preamble(struct obs_conn *c, enum side tap, const uint8_t *data
 	}
 not_tls:
 	c->f.not_tls = true;
-	c->f.preamble = c->pre.kind;
+	c->f.preamble = c->d->pre.kind;
 	idle_side(c, SIDE_CLIENT);
 	idle_side(c, SIDE_SERVER);
 }
@@ -1026,11 +1054,11 @@ void obs_conn_gap(struct obs_conn *c, enum side tap, size_t n, const struct time
 	c->f.dir[role_of(c, tap)].gap_bytes += n;
 	if (c->st[tap] == SS_TLS) {
 		/* record framing cannot survive a hole; rejoin at the next record */
-		tls_dir_free(&c->tls[tap]);
-		tls_dir_init(&c->tls[tap]);
-		c->tls[tap].tls13 = c->f.sh.selected_version == TLS_V_1_3;
-		c->tls[tap].encrypted = c->f.dir[role_of(c, tap)].ccs_seen && !c->tls[tap].tls13;
-		c->tls[tap].started = true;
+		tls_dir_free(&c->d->tls[tap]);
+		tls_dir_init(&c->d->tls[tap]);
+		c->d->tls[tap].tls13 = c->f.sh.selected_version == TLS_V_1_3;
+		c->d->tls[tap].encrypted = c->f.dir[role_of(c, tap)].ccs_seen && !c->d->tls[tap].tls13;
+		c->d->tls[tap].started = true;
 		if (c->dec) {
 			decrypt_stop(c->dec, role_of(c, tap));
 			set_keep_protected(c);
@@ -1091,7 +1119,9 @@ bool obs_conn_wants_bytes(const struct obs_conn *c)
 
 size_t obs_conn_buffered(const struct obs_conn *c)
 {
-	return held_besides(c, SIDE_SERVER) + c->tls[SIDE_SERVER].hs_len + c->pend_bytes;
+	if (!c->d)
+		return 0;   /* shrunk: its decoding state is gone */
+	return held_besides(c, SIDE_SERVER) + c->d->tls[SIDE_SERVER].hs_len + c->pend_bytes;
 }
 
 bool obs_conn_over_budget(const struct obs_conn *c, size_t *need)
@@ -1167,16 +1197,16 @@ static bool may_have_gone_on(const struct obs_conn *c)
 static void decide(struct obs_conn *c)
 {
 	if (c->cfg.no_evidence)
-		verdict_decide_quiet(&c->f, c->chain, kind_told(c), &c->verdict);
+		verdict_decide_quiet(&c->f, c->chain, kind_told(c), c->v);
 	else
-		verdict_decide(&c->f, c->chain, kind_told(c), &c->verdict);
-	verdict_attribute(&c->f, c->cfg.inspection, c->cfg.expect, &c->verdict);
+		verdict_decide(&c->f, c->chain, kind_told(c), c->v);
+	verdict_attribute(&c->f, c->cfg.inspection, c->cfg.expect, c->v);
 }
 
 const struct verdict *obs_conn_early_verdict(struct obs_conn *c)
 {
 	if (c->finished)
-		return &c->verdict;
+		return c->v;
 	if (c->abandoned || c->over_budget)
 		return NULL;   /* said at the end, with why */
 	if (!c->early_decided) {
@@ -1190,8 +1220,8 @@ const struct verdict *obs_conn_early_verdict(struct obs_conn *c)
 			settle_keylog(c);
 			/* asked on every read until the session settles: the test
 			 * is made without writing evidence lines */
-			verdict_decide_quiet(&c->f, c->chain, kind_told(c), &c->verdict);
-			if (!c->verdict.settled)
+			verdict_decide_quiet(&c->f, c->chain, kind_told(c), c->v);
+			if (!c->v->settled)
 				return NULL;
 			decide(c);
 			/* what follows cannot change it: stop decoding */
@@ -1199,7 +1229,7 @@ const struct verdict *obs_conn_early_verdict(struct obs_conn *c)
 		}
 		c->early_decided = true;
 	}
-	return &c->verdict;
+	return c->v;
 }
 
 static void free_decoding_state(struct obs_conn *c)
@@ -1212,8 +1242,10 @@ static void free_decoding_state(struct obs_conn *c)
 const struct verdict *obs_conn_finish(struct obs_conn *c, bool truncated, const struct timeval *ts)
 {
 	if (c->finished)
-		return &c->verdict;
+		return c->v;
 	c->finished = true;
+	if (!c->d && !(c->v = malloc(sizeof(*c->v))))
+		c->v = &oom_verdict;   /* out of memory: one thread's finishes share it */
 	if (ts && timercmp(ts, &c->f.seen_until, >))
 		c->f.seen_until = *ts;
 	if (timercmp(&c->f.last_ts, &c->f.seen_until, >))
@@ -1234,16 +1266,16 @@ const struct verdict *obs_conn_finish(struct obs_conn *c, bool truncated, const 
 	if (c->abandoned || c->over_budget) {
 		/* what was seen is kept in the facts, but no rule may judge a
 		 * handshake watched only in part, nor explain it */
-		c->verdict.n_evidence = 0;
-		c->verdict.keylog_evidence = -1;
-		c->verdict.middlebox_named = false;
+		c->v->n_evidence = 0;
+		c->v->keylog_evidence = -1;
+		c->v->middlebox_named = false;
 		if (!c->abandon_why[0])
 			snprintf(c->abandon_why, sizeof(c->abandon_why),
 				 "handshake over budget: %zu bytes to hold for this connection, more than %zu; not observed further",
 				 c->over_budget_need, c->cfg.max_buffered);
-		verdict_overrule(&c->verdict, V_INCOMPLETE, F_UNKNOWN, B_OBSERVED, c->abandon_why);
+		verdict_overrule(c->v, V_INCOMPLETE, F_UNKNOWN, B_OBSERVED, c->abandon_why);
 	}
-	return &c->verdict;
+	return c->v;
 }
 
 void obs_conn_set_source(struct obs_conn *c, const char *source)
@@ -1258,7 +1290,18 @@ const struct conn_facts *obs_conn_facts(const struct obs_conn *c)
 
 struct verdict *obs_conn_verdict_for_update(struct obs_conn *c)
 {
-	return &c->verdict;
+	return c->v;
+}
+
+void obs_conn_shrink(struct obs_conn *c)
+{
+	if (!c->d || c->finished || !c->early_decided || c->abandoned || c->over_budget || c->dec || c->pend ||
+	    c->http[0] || c->http[1] || obs_conn_wants_bytes(c))
+		return;
+	/* both sides idle: their record layers were freed then */
+	free(c->d);
+	c->d = NULL;
+	c->v = NULL;
 }
 
 void obs_conn_free(struct obs_conn *c)
@@ -1269,10 +1312,18 @@ void obs_conn_free(struct obs_conn *c)
 	ca_list_release(c->ca);
 	free(c->f.client_chain.certs);
 	free(c->f.server_chain.certs);
-	if (c->cfg.pool && c->cfg.pool->n < POOL_SPARES)
-		c->cfg.pool->spare[c->cfg.pool->n++] = c;
-	else
+	if (!c->d) {   /* shrunk: its verdict was its own */
+		if (c->v != &oom_verdict)
+			free(c->v);
 		free(c);
+		return;
+	}
+	if (c->cfg.pool && c->cfg.pool->n < POOL_SPARES) {
+		c->cfg.pool->spare[c->cfg.pool->n++] = c;
+		return;
+	}
+	free(c->d);
+	free(c);
 }
 
 /* ---- the capture front end's flow sink ---- */

@@ -118,6 +118,14 @@ void obs_conn_quiet_until(struct obs_conn *c, const struct timeval *now) __attri
  * proxy logs it the moment it is known).  NULL otherwise. */
 const struct verdict *obs_conn_early_verdict(struct obs_conn *c);
 
+/* Once its early verdict has been said and no more bytes are wanted, a
+ * connection that waits only for its finish (a proxy's idle connection)
+ * gives back what the decoding and that verdict took (the finish decides
+ * it again, from the facts, as it always does).  Nothing happens when it
+ * cannot yet.  A shrunk connection is freed at obs_conn_free, not kept in
+ * a pool. */
+void obs_conn_shrink(struct obs_conn *c) __attribute__((nonnull));
+
 /* Ends the connection: decides the verdict and frees decoding state.  Call
  * once; `truncated` when the input stopped before the connection ended; `ts`
  * the time it was watched until (a capture's end, the proxy's clock). */

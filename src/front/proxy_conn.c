@@ -266,6 +266,9 @@ void pconn_check_early(struct pconn *c)
 	c->early_logged = true;
 	report_line(line, sizeof(line), obs_conn_facts(c->obs), v);
 	emit_verdict(c->w->px, line, obs_conn_facts(c->obs), v, false);
+	/* said: until its end the connection only relays (and is spliced),
+	 * and the finish decides again from the facts */
+	obs_conn_shrink(c->obs);
 }
 
 void pconn_maybe_done(struct pconn *c)
