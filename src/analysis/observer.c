@@ -239,27 +239,44 @@ static int summarize_chain(struct obs_conn *c, const struct cert_list *list,
 {
 	struct cursor it = list->certs, der;
 	size_t i, kept = list->n_total < FACTS_MAX_CHAIN_KEPT ? list->n_total : FACTS_MAX_CHAIN_KEPT;
+	uint64_t local[CERT_CHAIN_SHARED];
+	struct cert_info *made;
 
 	out->n = 0;
 	out->n_on_wire = list->n_total;
 	out->wire_len = list->list_len;
-	out->certs = kept ? calloc(kept, sizeof(*out->certs)) : NULL;
-	if (!out->certs)
+	out->certs = NULL;
+	if (!kept)
 		return list->n_total == 0;
+	if (!ids && kept <= CERT_CHAIN_SHARED)
+		ids = local;
+	/* the cache's entries first: their ids name the chain, whose
+	 * summaries other connections may have made already */
 	for (i = 0; i < kept && tls_cert_list_next(list, &it, &der); i++) {
 		const struct cached_cert *cc = cert_cache_get(c->cfg.certs, cursor_data(&der), cursor_len(&der));
 
-		if (!cc) {
-			out->certs[out->n++].parse_failed = true;
-			continue;
-		}
-		out->certs[out->n++] = cc->info;
 		if (ids)
-			ids[i] = cc->id;
-		if (keep && cc->x509) {
+			ids[i] = cc ? cc->id : 0;
+		if (keep && cc && cc->x509) {
 			keep[i] = cc->x509;
 			X509_up_ref(keep[i]);
 		}
+	}
+	if (i == kept && ids && (out->certs = cert_cache_chain_find(c->cfg.certs, ids, kept))) {
+		out->n = kept;
+		return out->n == out->n_on_wire;
+	}
+	if (!(made = cert_cache_chain_new(c->cfg.certs, i == kept ? ids : NULL, kept)))
+		return 0;
+	out->certs = made;
+	it = list->certs;
+	for (i = 0; i < kept && tls_cert_list_next(list, &it, &der); i++) {
+		const struct cached_cert *cc = cert_cache_get(c->cfg.certs, cursor_data(&der), cursor_len(&der));
+
+		if (!cc)
+			made[out->n++].parse_failed = true;
+		else
+			made[out->n++] = cc->info;
 	}
 	return out->n == out->n_on_wire;
 }
@@ -1310,8 +1327,8 @@ void obs_conn_free(struct obs_conn *c)
 		return;
 	free_decoding_state(c);
 	ca_list_release(c->ca);
-	free(c->f.client_chain.certs);
-	free(c->f.server_chain.certs);
+	cert_chain_release(c->f.client_chain.certs);
+	cert_chain_release(c->f.server_chain.certs);
 	if (!c->d) {   /* shrunk: its verdict was its own */
 		if (c->v != &oom_verdict)
 			free(c->v);

@@ -175,6 +175,7 @@ static int check_client(const struct check_opts *o, const struct chain_policy *p
 {
 	STACK_OF(X509) *chain = cmd_read_pem(WHO, "--client-cert", o->client_cert, NULL);
 	struct chain_report report;
+	struct cert_info *infos = NULL;
 	struct cert_chain sent = { NULL, 0, 0, 0 };
 	X509 **certs = NULL;
 	const char *who;
@@ -189,14 +190,15 @@ static int check_client(const struct check_opts *o, const struct chain_policy *p
 		goto Exit;
 	}
 	n = (size_t)sk_X509_num(chain);
-	if (!(certs = calloc(n, sizeof(*certs))) || !(sent.certs = calloc(n, sizeof(*sent.certs)))) {
+	if (!(certs = calloc(n, sizeof(*certs))) || !(infos = calloc(n, sizeof(*infos)))) {
 		*input_error = 1;
 		goto Exit;
 	}
 	for (i = 0; i < n; i++) {
 		certs[i] = sk_X509_value(chain, (int)i);
-		x509info_summarize(certs[i], &sent.certs[i]);
+		x509info_summarize(certs[i], &infos[i]);
 	}
+	sent.certs = infos;
 	sent.n = sent.n_on_wire = n;
 	chain_check_policy(certs, n, NULL, 0, at, pol, false, &report);
 	x509info_name(X509_get_subject_name(certs[0]), subject, sizeof(subject));
@@ -235,7 +237,7 @@ static int check_client(const struct check_opts *o, const struct chain_policy *p
 	if (report.n > 0)
 		refused = 1;
 Exit:
-	free(sent.certs);
+	free(infos);
 	free(certs);
 	sk_X509_pop_free(chain, X509_free);
 	return refused;

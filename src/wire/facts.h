@@ -101,10 +101,11 @@ struct cert_info {
 };
 
 /* The certificates of a Certificate message, all of them: no count limits
- * a chain (the handshake size limit does).  `certs` is allocated by the
- * observer (n entries) and lives as long as the connection. */
+ * a chain (the handshake size limit does).  `certs` (n entries) is the
+ * observer's, shared with the connections that sent the same certificates
+ * (cert_cache_chain_find), and lives as long as the connection. */
 struct cert_chain {
-	struct cert_info *certs;
+	const struct cert_info *certs;
 	size_t n;                       /* summaries: n_on_wire, unless memory ran out */
 	size_t n_on_wire;               /* certificates in the message */
 	size_t wire_len;                /* certificate_list length in bytes */

@@ -506,7 +506,20 @@ struct ca_slot {
 	uint64_t hash;
 };
 
+/* Chains of summaries remembered, direct-mapped by their ids. */
+#define CHAIN_SLOTS 64
+
+/* Summaries of one chain, counted: the cache's slot holds a reference
+ * while it remembers them. */
+struct chain_block {
+	unsigned refs;
+	size_t n;
+	uint64_t ids[CERT_CHAIN_SHARED];
+	struct cert_info certs[];
+};
+
 struct cert_cache {
+	struct chain_block *chains[CHAIN_SLOTS];
 	struct cache_entry *entries;
 	size_t max, n_used, hand;
 	struct cache_entry **buckets;
@@ -611,12 +624,77 @@ static void entry_clear(struct cache_entry *e)
 	e->used = false;
 }
 
+static struct chain_block *block_of(const struct cert_info *certs)
+{
+	return (struct chain_block *)(void *)((char *)(uintptr_t)certs - offsetof(struct chain_block, certs));
+}
+
+void cert_chain_release(const struct cert_info *certs)
+{
+	struct chain_block *b;
+
+	if (certs == NULL)
+		return;
+	b = block_of(certs);
+	if (--b->refs == 0)
+		free(b);
+}
+
+static size_t chain_slot(const uint64_t *ids, size_t n)
+{
+	uint64_t h = n;
+	size_t i;
+
+	for (i = 0; i < n; i++)
+		h = mix64(h ^ ids[i]);
+	return (size_t)(h % CHAIN_SLOTS);
+}
+
+const struct cert_info *cert_cache_chain_find(struct cert_cache *cache, const uint64_t *ids, size_t n)
+{
+	struct chain_block *b;
+
+	if (n == 0 || n > CERT_CHAIN_SHARED)
+		return NULL;
+	b = cache->chains[chain_slot(ids, n)];
+	if (b == NULL || b->n != n || memcmp(b->ids, ids, n * sizeof(*ids)) != 0)
+		return NULL;
+	b->refs++;
+	return b->certs;
+}
+
+struct cert_info *cert_cache_chain_new(struct cert_cache *cache, const uint64_t *ids, size_t n)
+{
+	struct chain_block *b, **slot;
+	size_t i;
+
+	if (n > (SIZE_MAX - sizeof(*b)) / sizeof(b->certs[0]) || !(b = calloc(1, sizeof(*b) + n * sizeof(b->certs[0]))))
+		return NULL;
+	b->refs = 1;
+	b->n = n;
+	for (i = 0; ids != NULL && i < n; i++)
+		if (ids[i] == 0)
+			ids = NULL;   /* a certificate the cache could not hold: not shared */
+	if (ids != NULL && n > 0 && n <= CERT_CHAIN_SHARED) {
+		memcpy(b->ids, ids, n * sizeof(*ids));
+		slot = &cache->chains[chain_slot(ids, n)];
+		if (*slot != NULL)
+			cert_chain_release((*slot)->certs);
+		*slot = b;
+		b->refs++;
+	}
+	return b->certs;
+}
+
 void cert_cache_free(struct cert_cache *cache)
 {
 	size_t i;
 
 	if (cache == NULL)
 		return;
+	for (i = 0; i < CHAIN_SLOTS; i++)
+		if (cache->chains[i] != NULL)
+			cert_chain_release(cache->chains[i]->certs);
 	for (i = 0; i < CA_SLOTS; i++) {
 		ca_list_release(cache->ca[i].list);
 		free(cache->ca[i].der);

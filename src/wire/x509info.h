@@ -86,6 +86,24 @@ const struct cached_cert *cert_cache_get(struct cert_cache *cache,
 const uint8_t *cert_cache_der(const struct cert_cache *cache, const char *sha256, size_t *len)
 	__attribute__((nonnull));
 
+/* The summaries of a chain's certificates (a cert_chain's `certs`),
+ * shared by the connections that sent the same certificates: a server
+ * sends its chain on every connection, a client its own on every
+ * reconnection, and a summary is over a kilobyte.  ids are the
+ * certificates' cached_cert ids, all non-zero.  cert_cache_chain_find:
+ * the summaries remembered for ids, with a reference for the caller, or
+ * NULL.  cert_cache_chain_new: n zeroed summaries for the caller to fill
+ * before its next call on the cache, remembered for ids (unless ids is
+ * NULL or n is over CERT_CHAIN_SHARED); NULL out of memory.  The caller
+ * lets go with cert_chain_release (NULL is allowed), on the cache's
+ * thread. */
+#define CERT_CHAIN_SHARED 8
+const struct cert_info *cert_cache_chain_find(struct cert_cache *cache, const uint64_t *ids, size_t n)
+	__attribute__((nonnull));
+struct cert_info *cert_cache_chain_new(struct cert_cache *cache, const uint64_t *ids, size_t n)
+	__attribute__((nonnull(1)));
+void cert_chain_release(const struct cert_info *certs);
+
 /* The CA names of a CertificateRequest, parsed and formatted once per
  * distinct list (a server sends the same list on every connection) and
  * shared, reference counted, by the connections that saw it. */
