@@ -428,7 +428,7 @@ void px_write_nginx_conf(uint16_t port, const struct px_nginx *n)
 	cr_assert_not_null(f);
 	fprintf(f,
 		"daemon off;\n%sworker_processes 1;\npid %s;\nerror_log %s info;\n"
-		"events { worker_connections 32; }\n"
+		"events { worker_connections %d; }\n"
 		"http {\n"
 		"  client_body_temp_path %s; proxy_temp_path %s; fastcgi_temp_path %s;\n"
 		"  uwsgi_temp_path %s; scgi_temp_path %s;\n"
@@ -444,7 +444,7 @@ void px_write_nginx_conf(uint16_t port, const struct px_nginx *n)
 		"  }\n"
 		"}\n",
 		n->master ? "" : "master_process off;\n", px_tmp("nginx.pid"), px_tmp("nginx-error.log"),
-		px_tmp("t-body"), px_tmp("t-proxy"), px_tmp("t-fcgi"), px_tmp("t-uwsgi"), px_tmp("t-scgi"), port,
+		n->conns ? n->conns : 32, px_tmp("t-body"), px_tmp("t-proxy"), px_tmp("t-fcgi"), px_tmp("t-uwsgi"), px_tmp("t-scgi"), port,
 		px_pki("server.pem"), px_pki("server.key"), n->verify ? n->verify : "on",
 		n->bundle ? n->bundle : px_pki("client-root.pem"), n->depth ? n->depth : 2, n->extra ? n->extra : "",
 		n->location ? n->location : "return 200 \"ok nginx\\n\";");

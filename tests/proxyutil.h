@@ -104,6 +104,7 @@ struct px_nginx {
 	int depth;                   /* ssl_verify_depth (0: 2) */
 	const char *extra;           /* more server directives ("") */
 	const char *location;        /* the body of location / (return 200 "ok nginx\n";) */
+	int conns;                   /* worker_connections (0: 32) */
 };
 
 /* The scratch directory's nginx.conf for 127.0.0.1:port. */
