@@ -1,9 +1,13 @@
 /* relay: moving a connection's bytes, both ways, unchanged.
  *
  * First through the two sides' libevent bufferevents: each chunk is shown
- * to the observer (tap_buffer) and queued on the other side's output,
- * which libevent writes (nothing writes to a bufferevent's socket behind
- * its back).  A side whose peer's output passes the buffer limit is not
+ * to the observer (tap_buffer), then written straight to the other side's
+ * socket when nothing waits in that side's output (one write per burst,
+ * as the least relay does, instead of libevent arming the socket's write
+ * event, writing on its next turn and disarming it: two epoll_ctl and a
+ * loop turn saved a burst), and what the socket did not take is queued on
+ * that output, which libevent writes (nothing else writes to the socket
+ * while its output holds bytes, so they stay in order).  A side whose peer's output passes the buffer limit is not
  * read until that output drains (backpressure), and a FIN is passed on
  * once what came before it is delivered.  Once the observer wants no more
  * bytes (its verdict is settled) and nothing waits to be read, the
@@ -86,6 +90,9 @@ void relay_input(struct pconn *c, enum side s)
 		return;
 	}
 	out = bufferevent_get_output(c->side[o].bev);
+	/* an error is left to libevent's write of the rest, which reports it */
+	if (c->phase == PH_RELAY && evbuffer_get_length(out) == 0)
+		(void)evbuffer_write(in, bufferevent_getfd(c->side[o].bev));
 	evbuffer_add_buffer(out, in);
 	if (evbuffer_get_length(out) >= c->w->px->buffer_limit) {
 		bufferevent_disable(c->side[s].bev, EV_READ);
