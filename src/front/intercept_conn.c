@@ -557,6 +557,7 @@ static void relay(struct icpt_leg *from)
 	if (!to->bev || to->dead || to->shut) {
 		from->bytes += evbuffer_get_length(in);
 		evbuffer_drain(in, evbuffer_get_length(in));   /* nowhere to go */
+		from->parked = false;   /* a server that sends past its answer is not kept */
 		return;
 	}
 	out = bufferevent_get_output(to->bev);
@@ -1160,7 +1161,8 @@ static void keep_upstream(struct icpt_conn *c, const struct verdict *uv)
 	char key[256];
 
 	if (!up->parked || !up->bev || up->eof || up->dead || up->shut || out_len(up) || c->w->draining ||
-	    icpt_upstream_failed(c, uv))
+	    icpt_upstream_failed(c, uv) || c->responses.messages != c->requests.messages ||
+	    !h1f_between(&c->responses))
 		return;
 	snprintf(key, sizeof(key), "%s", icpt_pool_key(c->leg[ICPT_CLIENT_LEG].ssl));
 	leg_unobserve(up);
