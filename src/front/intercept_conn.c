@@ -386,13 +386,13 @@ static void frame(struct icpt_conn *c, const struct icpt_leg *from, struct evbuf
 
 	if (!keepalive_on(c) || !left)
 		return;
-	if (from->id == ICPT_UPSTREAM_LEG) {
-		c->answered = true;
-		drop_resend(c);
-	} else if (c->resend && evbuffer_get_length(c->resend) + left > HEAD_MAX) {
+	if (from->id == ICPT_UPSTREAM_LEG)
+		drop_resend(c);   /* an answer has begun */
+	else if (c->resend && evbuffer_get_length(c->resend) + left > HEAD_MAX)
 		drop_resend(c);   /* too large to keep: not sent again */
-	}
-	if (evbuffer_ptr_set(in, &at, 0, EVBUFFER_PTR_SET) != 0)
+	/* a stream the framer lost is not looked at again */
+	if ((f->lost && (from->id == ICPT_UPSTREAM_LEG || !c->resend)) ||
+	    evbuffer_ptr_set(in, &at, 0, EVBUFFER_PTR_SET) != 0)
 		return;
 	while (left && evbuffer_peek(in, (ev_ssize_t)left, &at, &v, 1) > 0 && v.iov_len) {
 		size_t n = v.iov_len < left ? v.iov_len : left;
@@ -447,26 +447,10 @@ static int take_kept(struct icpt_conn *c)
 }
 
 /* Whether the request kept for a resend may go again: nothing was sent
- * yet, or it is idempotent (RFC 9110 9.2.2), the first one by its request
- * line and every one the framer saw end. */
+ * yet, or every request begun is idempotent (RFC 9110 9.2.2). */
 static bool may_resend(const struct icpt_conn *c)
 {
-	static const char *const methods[] = { "GET ", "HEAD ", "OPTIONS ", "TRACE ", "PUT ", "DELETE " };
-	char first[9] = "";
-	size_t i;
-
-	if (!c->resend || c->retried)
-		return false;
-	if (evbuffer_get_length(c->resend) == 0)
-		return true;   /* nothing went on it yet */
-	if (!h1f_idempotent(&c->requests))
-		return false;
-	if (evbuffer_copyout(c->resend, first, sizeof(first) - 1) < 0)
-		return false;
-	for (i = 0; i < sizeof(methods) / sizeof(methods[0]); i++)
-		if (strncmp(first, methods[i], strlen(methods[i])) == 0)
-			return true;
-	return false;
+	return c->resend && !c->retried && (evbuffer_get_length(c->resend) == 0 || h1f_idempotent(&c->requests));
 }
 
 /* The kept connection the client was given ended before any answer: the
@@ -503,9 +487,13 @@ static int first_head(struct icpt_conn *c, struct icpt_leg *cl, struct evbuffer 
 	struct evbuffer *before;
 	char line[8];
 
+	if (!have)
+		return 0;
 	look = end > 0 ? (size_t)end : have < 8193 ? have : 8193;
-	if (!have || !(p = evbuffer_pullup(in, (ev_ssize_t)look)))
-		return !have ? 0 : (c->head_seen = true);
+	if (!(p = evbuffer_pullup(in, (ev_ssize_t)look))) {
+		c->head_seen = true;   /* out of memory: relayed as it is */
+		return 1;
+	}
 	cursor_init(&cur, p, look);
 	switch (http1_request_line(&cur, line, sizeof(line))) {
 	case HTTP1_MORE:
@@ -637,7 +625,7 @@ static void leg_ended(struct icpt_leg *leg, bool reset)
 		leg->dead = true;
 	bufferevent_disable(leg->bev, reset ? EV_READ | EV_WRITE : EV_READ);
 	leg_tap_close(leg, peer_side(leg), reset ? CLOSE_RST : CLOSE_FIN);
-	if (leg->id == ICPT_UPSTREAM_LEG && leg->reused && !c->answered && c->phase == IP_RELAY) {
+	if (leg->id == ICPT_UPSTREAM_LEG && leg->reused && !leg->bytes && c->phase == IP_RELAY) {
 		kept_ended(c, reset);
 		return;
 	}

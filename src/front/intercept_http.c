@@ -9,7 +9,6 @@
 #include "config.h"
 
 #include <string.h>
-#include <strings.h>
 
 #include <event2/buffer.h>
 #include <openssl/bio.h>
@@ -18,6 +17,7 @@
 
 #include "front/intercept_int.h"
 #include "wire/cursor.h"
+#include "wire/h1frame.h"
 
 /* A line ends at LF, with or without CR before it, as nginx reads a
  * request (RFC 9112 2.2): the head ends at the first empty line. */
@@ -137,29 +137,6 @@ static void add_subject(struct evbuffer *out, X509 *cert)
 	BIO_free(mem);
 }
 
-/* Whether a Connection header's value (a comma list) has the token
- * "close". */
-static bool says_close(const struct cursor *value)
-{
-	const uint8_t *p = cursor_data(value), *end = p + cursor_len(value);
-
-	while (p < end) {
-		const uint8_t *item, *stop;
-
-		while (p < end && (*p == ' ' || *p == '\t' || *p == ','))
-			p++;
-		item = p;
-		while (p < end && *p != ',')
-			p++;
-		stop = p;
-		while (stop > item && (stop[-1] == ' ' || stop[-1] == '\t'))
-			stop--;
-		if (stop - item == 5 && strncasecmp((const char *)item, "close", 5) == 0)
-			return true;
-	}
-	return false;
-}
-
 int icpt_http_close_line(const uint8_t *head, size_t len, size_t *at, size_t *n)
 {
 	struct cursor all, line, version;
@@ -178,7 +155,8 @@ int icpt_http_close_line(const uint8_t *head, size_t len, size_t *at, size_t *n)
 		if (!next_line(&all, &line) || cursor_len(&line) == 0)
 			return 0;
 		value = line;
-		if (cursor_starts_with(&line, "connection:", 11, 1) && cursor_skip(&value, 11) && says_close(&value)) {
+		if (cursor_starts_with(&line, "connection:", 11, 1) && cursor_skip(&value, 11) &&
+		    h1f_list_has(value, "close")) {
 			*at = first;
 			*n = len - cursor_len(&all) - first;
 			return 1;

@@ -155,7 +155,6 @@ struct icpt_conn {
 	struct evbuffer *resend;         /* a reused connection's first request, kept until the server
 					  * answers (sent again on a new connection if the kept one was
 					  * closed); NULL none or too large */
-	bool answered;                   /* the server sent something of an answer to this client */
 	bool retried;                    /* a kept connection was found closed: sent again on a new one */
 	bool head_seen;                  /* the client's first request head was looked at */
 	bool close_after;                /* it said "Connection: close": the line left out, the proxy
@@ -210,7 +209,7 @@ void icpt_leg_free(struct icpt_leg *leg);
  * client asked for (SNI, which goes on upstream), "" for none. */
 const char *icpt_pool_key(SSL *client);
 /* Whether an idle connection kept under key is there. */
-bool icpt_pool_has(const struct wlistener *wl, const char *key);
+bool icpt_pool_has(struct wlistener *wl, const char *key);
 /* Moves the newest idle connection kept under key into leg (which the
  * caller then owns: its callbacks to set, icpt_ssl_adopt); 0 none. */
 int icpt_pool_take(struct wlistener *wl, const char *key, struct icpt_leg *leg);

@@ -93,24 +93,27 @@ static void idle_expired(evutil_socket_t fd, short what, void *arg)
 	idle_close(arg);
 }
 
-bool icpt_pool_has(const struct wlistener *wl, const char *key)
+/* The link to the newest idle connection kept under key (*link NULL:
+ * none). */
+static struct icpt_idle **find(struct icpt_idle **head, const char *key)
 {
-	const struct icpt_idle *idle;
+	struct icpt_idle **p = head;
 
-	for (idle = wl->idle; idle; idle = idle->next)
-		if (strcmp(idle->key, key) == 0)
-			return true;
-	return false;
+	while (*p && strcmp((*p)->key, key) != 0)
+		p = &(*p)->next;
+	return p;
+}
+
+bool icpt_pool_has(struct wlistener *wl, const char *key)
+{
+	return *find(&wl->idle, key) != NULL;
 }
 
 int icpt_pool_take(struct wlistener *wl, const char *key, struct icpt_leg *leg)
 {
-	struct icpt_idle **p, *idle;
+	struct icpt_idle **p = find(&wl->idle, key), *idle = *p;
 
-	for (p = &wl->idle; *p; p = &(*p)->next)
-		if (strcmp((*p)->key, key) == 0)
-			break;
-	if (!(idle = *p))
+	if (!idle)
 		return 0;
 	*p = idle->next;
 	wl->n_idle--;

@@ -180,8 +180,6 @@ static void message_done(struct h1f *f)
 
 	f->messages++;
 	f->persistent = f->persistent && persistent;
-	if (f->dir == H1F_REQUESTS && !(f->method & METHOD_IDEMPOTENT))
-		f->idempotent = false;
 	f->state = ST_START;
 	f->has = 0;
 	f->remaining = 0;
@@ -230,6 +228,8 @@ static void request_line(struct h1f *f, const struct cursor *head, const struct 
 		if (cursor_len(&method) == strlen(idempotent[i]) &&
 		    cursor_starts_with(&method, idempotent[i], strlen(idempotent[i]), 0))
 			f->method |= METHOD_IDEMPOTENT;
+	if (!(f->method & METHOD_IDEMPOTENT))
+		f->idempotent = false;
 	if (f->peer && f->started - f->peer->messages >= H1F_PENDING) {
 		lose(f, "more pipelined requests than the framer can pair with their responses");
 		return;
@@ -312,6 +312,16 @@ static void transfer_encoding(struct h1f *f, struct cursor value)
 		}
 		f->has |= HAS_CHUNKED | HAS_CHUNKED_LAST;
 	}
+}
+
+bool h1f_list_has(struct cursor list, const char *token)
+{
+	struct cursor element;
+
+	while (next_element(&list, &element))
+		if (equals_nocase(&element, token))
+			return true;
+	return false;
 }
 
 static void connection(struct h1f *f, struct cursor value)

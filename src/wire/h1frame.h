@@ -12,6 +12,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "wire/cursor.h"
+
 enum h1f_dir { H1F_REQUESTS, H1F_RESPONSES };
 
 /* the longest line the framer reads (longer lines it must read: lost) */
@@ -38,7 +40,7 @@ struct h1f {
 	uint8_t state;       /* where in a message (enum in h1frame.c) */
 	uint16_t has;        /* facts of the message in hand's head (bits in h1frame.c) */
 	uint8_t method;      /* requests: the message in hand's method kind */
-	bool idempotent;     /* requests: every complete request so far used an idempotent method */
+	bool idempotent;     /* requests: every request begun so far used an idempotent method */
 	uint8_t tail[10];    /* the last bytes of the line being read (the request line's version) */
 	uint8_t line[H1F_LINE]; /* the first bytes of the line being read */
 };
@@ -51,9 +53,12 @@ void h1f_pair(struct h1f *responses, struct h1f *requests) __attribute__((nonnul
 void h1f_feed(struct h1f *f, const uint8_t *p, size_t n) __attribute__((nonnull(1)));
 /* At a message boundary: not lost, and nothing of a next message seen yet. */
 bool h1f_between(const struct h1f *f) __attribute__((nonnull));
-/* Requests framer only: whether every complete request so far used a method RFC 9110 9.2.2 calls
- * idempotent (GET HEAD OPTIONS TRACE PUT DELETE): such a request may be sent again on a new connection
- * when a reused one turns out closed. */
+/* Requests framer only: whether every request begun so far (its request line read) used a method
+ * RFC 9110 9.2.2 calls idempotent (GET HEAD OPTIONS TRACE PUT DELETE): such a request may be sent again
+ * on a new connection when a reused one turns out closed. */
 bool h1f_idempotent(const struct h1f *f) __attribute__((nonnull));
+/* Whether a field value that is a comma list (RFC 9110 5.6.1, e.g. Connection's) names token, its
+ * case aside. */
+bool h1f_list_has(struct cursor list, const char *token) __attribute__((nonnull));
 
 #endif
