@@ -679,10 +679,15 @@ void chain_check(X509 *const *certs, size_t n, X509_NAME *const *ca_names,
 
 /* ---- remembered checks ---- */
 
-#define MEMO_SLOTS 64
+/* MEMO_SETS sets of MEMO_WAYS entries: a chain goes in its set's least
+ * recently used entry, so a handful of chains that meet in one set do not
+ * evict each other at every connection. */
+#define MEMO_SETS 16
+#define MEMO_WAYS 4
 
 struct memo_entry {
 	bool used;
+	uint64_t last_use;                        /* the memo's clock at its last use */
 	struct chain_policy pol;                  /* what of it a verification takes (same_policy) */
 	size_t n, n_ca;
 	uint64_t ids[CHAIN_MEMO_CERTS], ca_id;
@@ -701,7 +706,8 @@ struct memo_entry {
 };
 
 struct chain_memo {
-	struct memo_entry slots[MEMO_SLOTS];
+	struct memo_entry slots[MEMO_SETS][MEMO_WAYS];
+	uint64_t clock;
 };
 
 struct chain_memo *chain_memo_new(void)
@@ -726,6 +732,23 @@ static bool memo_key_eq(const struct memo_entry *e, const struct chain_policy *p
 {
 	return e->used && same_policy(&e->pol, pol) && e->n == n && e->ca_id == ca_id && e->n_ca == n_ca &&
 	       memcmp(e->ids, ids, n * sizeof(*ids)) == 0;
+}
+
+/* The set's entry for the key, or the one to make it in: an unused one, or
+ * the least recently used. */
+static struct memo_entry *memo_slot(struct memo_entry *set, const struct chain_policy *pol, const uint64_t *ids,
+				    size_t n, uint64_t ca_id, size_t n_ca)
+{
+	struct memo_entry *victim = &set[0];
+	size_t w;
+
+	for (w = 0; w < MEMO_WAYS; w++) {
+		if (memo_key_eq(&set[w], pol, ids, n, ca_id, n_ca))
+			return &set[w];
+		if (victim->used && (!set[w].used || set[w].last_use < victim->last_use))
+			victim = &set[w];
+	}
+	return victim;
 }
 
 /* A bundle verification can be remembered when what it takes from the
@@ -779,7 +802,7 @@ void chain_check_memo(struct chain_memo *m, const uint64_t *ids, uint64_t ca_id,
 		}
 		h = (h ^ ids[i]) * 0x9e3779b97f4a7c15ULL;
 	}
-	e = &m->slots[(h >> 32) % MEMO_SLOTS];
+	e = memo_slot(m->slots[(h >> 32) % MEMO_SETS], pol, ids, n, ca_id, n_ca);
 	if (!memo_key_eq(e, pol, ids, n, ca_id, n_ca)) {
 		memset(e, 0, sizeof(*e));
 		e->report.checked = true;
@@ -801,6 +824,7 @@ void chain_check_memo(struct chain_memo *m, const uint64_t *ids, uint64_t ca_id,
 		e->used = true;
 		x509info_err_clear();
 	}
+	e->last_use = ++m->clock;
 	*out = e->report;
 	ctx_init(&c, out, ca_names, n_ca, at);
 	c.ca_id = ca_id;

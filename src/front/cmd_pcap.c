@@ -148,8 +148,7 @@ static int read_capture(struct watch *w, const struct pcap_opts *o, const char *
 	ok = capture_read_file(path, &copts, &sink, &stats, err, sizeof(err)) == 0;
 	/* the lines so far before what is said of the file (both may be on
 	 * standard error) */
-	if (w->out.text)
-		fflush(w->out.text);
+	watch_flush(w);
 	if (!ok) {
 		fprintf(stderr, "%s\n", err[0] ? err : WHO ": cannot read capture");
 		return 0;

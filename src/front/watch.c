@@ -13,6 +13,7 @@
 #include "analysis/inspect.h"
 #include "analysis/legpair.h"
 #include "front/watch.h"
+#include "front/writer.h"
 #include "out/detail.h"
 #include "out/ecs.h"
 #include "out/metrics.h"
@@ -183,9 +184,11 @@ static bool settled(void *ctx, struct obs_conn *c, const struct verdict *v)
 	return true;
 }
 
-static void emit(void *ctx, void *flow, const struct conn_facts *f, const struct verdict *v)
+/* One decided connection counted, printed and written: its line, its
+ * record, its syslog message, its evidence folder.  Returns the observer's
+ * connection, for the caller to free. */
+static struct obs_conn *say(struct watch *w, void *flow, const struct conn_facts *f, const struct verdict *v)
 {
-	struct watch *w = ctx;
 	bool text = w->out.text && !w->quiet;
 	char line[2048];
 
@@ -238,7 +241,38 @@ static void emit(void *ctx, void *flow, const struct conn_facts *f, const struct
 		if (w->out.json)
 			fflush(w->out.json);
 	}
-	obs_conn_free(flow);
+	return flow;
+}
+
+/* The writer thread's side (writer.h): say reads the connection and
+ * writes the outputs; the freeing stays on the deciding thread. */
+static void write_conn(void *ctx, void *conn)
+{
+	(void)say(ctx, conn, obs_conn_facts(conn), obs_conn_verdict_for_update(conn));
+}
+
+static void release_conn(void *ctx, void *conn)
+{
+	(void)ctx;
+	obs_conn_free(conn);
+}
+
+/* The leg pairing's output: each connection once its pairing is known. */
+static void emit(void *ctx, void *flow, const struct conn_facts *f, const struct verdict *v)
+{
+	struct watch *w = ctx;
+
+	if (w->writer)
+		writer_put(w->writer, flow);   /* flow is the connection: no --evidence tap */
+	else
+		obs_conn_free(say(w, flow, f, v));
+}
+
+void watch_flush(struct watch *w)
+{
+	writer_flush(w->writer);
+	if (w->out.text)
+		fflush(w->out.text);
 }
 
 /* The one teardown of a capture flow: decide, then pair or print. */
@@ -412,6 +446,11 @@ int watch_start(struct watch *w, const char *who, const struct watch_opts *o, bo
 		fprintf(stderr, "%s: out of memory\n", who);
 		return 0;
 	}
+	/* a file's lines and records are made on a second CPU while the next
+	 * connections are decided; live, each is said at once, and the
+	 * evidence folder keeps its taps on this thread */
+	if (!live && !w->ticket && (w->out.json || (w->out.text && !w->quiet) || w->syslog))
+		w->writer = writer_start(write_conn, release_conn, w);   /* NULL: said here */
 	return 1;
 }
 
@@ -447,6 +486,8 @@ void watch_summary(struct watch *w, void (*more)(struct json *j, void *ctx), voi
 	struct json j;
 
 	legpair_flush(w->pairs);
+	writer_finish(w->writer);
+	w->writer = NULL;
 	term_progress_stop(w->progress);   /* erased before the summary */
 	w->progress = NULL;
 	if (w->out.text)
@@ -477,10 +518,12 @@ int watch_end(struct watch *w)
 {
 	int ok = 1;
 
-	term_progress_stop(w->progress);
-	w->progress = NULL;
 	legpair_free(w->pairs);
 	w->pairs = NULL;
+	writer_finish(w->writer);
+	w->writer = NULL;
+	term_progress_stop(w->progress);
+	w->progress = NULL;
 	/* a failed write was said when it happened: the analysis stands */
 	(void)ticket_close(w->ticket);
 	w->ticket = NULL;

@@ -96,6 +96,8 @@ int watch_option(const char *who, struct watch_opts *o, int opt, const char *arg
 void watch_usage_options(FILE *out) __attribute__((nonnull));
 
 /* One run: the observer's inputs, the outputs, the tally. */
+struct writer;
+
 struct watch {
 	const char *who;        /* "mtlsdiag pcap", in messages */
 	struct observer_config cfg;
@@ -116,6 +118,7 @@ struct watch {
 	struct syslog_out *syslog;      /* --syslog, or NULL */
 	struct metrics *metrics;        /* capture --metrics: each connection counted, or NULL */
 	struct legpair *pairs;  /* holds possible gateway legs until paired */
+	struct writer *writer;  /* a file's: the printing on a thread of its own, or NULL */
 	struct obs_sink os;
 	struct ticket *ticket;  /* --evidence DIR, or NULL */
 	struct flow_sink inner; /* the observer's sink, under the evidence tap */
@@ -143,6 +146,10 @@ void watch_sink(struct watch *w, struct flow_sink *sink) __attribute__((nonnull)
  * the key logs are read again for what was appended.  w is the struct
  * watch: this is the tick of capture_opts and livecap_run. */
 void watch_tick(void *w, const struct timeval *now) __attribute__((nonnull));
+
+/* The connections decided so far printed and written: what is said next
+ * (of the file just read, on standard error) comes after their lines. */
+void watch_flush(struct watch *w) __attribute__((nonnull));
 
 /* The end-of-run summary: the tally as text and as a summary record;
  * `more` adds the front end's members to the record (may be NULL). */
