@@ -4,6 +4,7 @@
 
 #include <criterion/criterion.h>
 #include <fcntl.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -596,6 +597,69 @@ static char *slurp(const char *path)
 		fclose(in);
 	fclose(out);
 	return text;
+}
+
+/* ---- one CPU or two: the same bytes ---- */
+
+/* A busy capture (bench/pcapmul: every lab capture four times, 60
+ * connections open at once, interleaved packet by packet) read with two
+ * CPUs, where the packets are read, the connections decided and their
+ * lines and records written on three threads, and then with one, where a
+ * single thread does it all: the same lines and records, byte for byte, in
+ * the same order, every connection once. */
+Test(cli, a_busy_capture_says_the_same_bytes_with_one_cpu_or_two, .timeout = 120)
+{
+	const char *mul = getenv("MTLSDIAG_PCAPMUL");
+	char dir[] = "/tmp/mtlsdiag-cli-cpus-XXXXXX", args[1024], path[128];
+	char *text[2], *json[2], summary[128];
+	unsigned copies;
+	cpu_set_t all, one;
+	int cpu;
+
+	cr_assert(mul && *mul, "MTLSDIAG_PCAPMUL is not set");
+	cr_assert_eq(sched_getaffinity(0, sizeof(all), &all), 0);
+	if (CPU_COUNT(&all) < 2)
+		cr_skip_test("one CPU here: there is no second thread to compare with");
+	cr_assert_not_null(mkdtemp(dir));
+	test_fmt(args, "--version >/dev/null && N=$(ls tests/data/lab/captures/*.pcap | wc -l) && "
+		       "'%s' -n $((4 * N)) -w 60 -s 3 -o '%s/busy.pcap' tests/data/lab/captures/*.pcap 2>/dev/null && echo $N",
+		 mul, dir);
+	run(&r, args);
+	cr_assert_eq(r.status, 0, "%s", r.err);
+	copies = 4 * (unsigned)strtoul(r.out, NULL, 10);
+	cr_assert_gt(copies, 400, "%s", r.out);
+	for (int k = 0; k < 2; k++) {
+		if (k == 1) {
+			/* the child and its threads on the first CPU alone */
+			for (cpu = 0; !CPU_ISSET(cpu, &all); cpu++)
+				;
+			CPU_ZERO(&one);
+			CPU_SET(cpu, &one);
+			cr_assert_eq(sched_setaffinity(0, sizeof(one), &one), 0);
+		}
+		test_fmt(args, "--version >/dev/null && { \"$MTLSDIAG_BIN\" pcap --json '%s/%d.json' '%s/busy.pcap' >'%s/%d.txt'; }",
+			 dir, k, dir, dir, k);
+		run(&r, args);
+		cr_assert_eq(r.status, 0, "%s", r.err);
+		cr_assert_str_empty(r.err);
+		test_fmt(path, "%s/%d.txt", dir, k);
+		text[k] = slurp(path);
+		test_fmt(path, "%s/%d.json", dir, k);
+		json[k] = slurp(path);
+	}
+	cr_assert_eq(sched_setaffinity(0, sizeof(all), &all), 0);
+	test_fmt(summary, "\n%u connections: ", copies);
+	cr_assert(strstr(text[0], summary), "every connection once: %s", strrchr(text[0], '\n') ?: "");
+	cr_assert_eq(lines(text[0]), copies + 1, "a line each and the summary");
+	cr_assert_eq(lines(json[0]), copies + 1, "a record each and the summary");
+	cr_assert_str_eq(text[0], text[1], "the human lines, two CPUs then one");
+	cr_assert_str_eq(json[0], json[1], "the JSON records, two CPUs then one");
+	for (int k = 0; k < 2; k++) {
+		free(text[k]);
+		free(json[k]);
+	}
+	test_fmt(args, "rm -rf '%s'", dir);
+	cr_assert_eq(system(args), 0);
 }
 
 /* SIGTERM or SIGINT while a capture is read from a pipe that has gone
