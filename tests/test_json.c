@@ -323,3 +323,50 @@ Test(json, member_names_of_every_length_and_with_escapes)
 		}
 	}
 }
+
+/* A byte at a time, for the test alone: what the escaper must write for
+ * text that is ASCII (plain, or one of the escapes). */
+static void escape_slowly(const char *in, char *out, size_t len)
+{
+	size_t o = 0;
+
+	out[o++] = '"';
+	for (const unsigned char *p = (const unsigned char *)in; *p && o + 8 < len; p++) {
+		if (*p == '"' || *p == '\\')
+			o += (size_t)snprintf(out + o, len - o, "\\%c", *p);
+		else if (*p == '\n')
+			o += (size_t)snprintf(out + o, len - o, "\\n");
+		else if (*p < 0x20 || *p >= 0x7f)
+			o += (size_t)snprintf(out + o, len - o, "\\u%04x", *p);
+		else
+			out[o++] = (char)*p;
+	}
+	out[o++] = '"';
+	out[o] = '\0';
+}
+
+/* Values are scanned sixteen bytes at a time, the last sixteen read again
+ * from the end: every length around those blocks, with a byte to escape
+ * at every place (or none), comes out as a byte-at-a-time escaper writes
+ * it. */
+Test(json, string_values_of_every_length_with_an_escape_at_every_place)
+{
+	static const char bad[] = { '"', '\\', '\n', 0x01, 0x7f };
+	char in[80], want[600];
+
+	for (size_t n = 0; n < sizeof(in) - 1; n++) {
+		for (size_t at = 0; at <= n; at++) {
+			for (size_t b = 0; b < sizeof(bad); b++) {
+				for (size_t i = 0; i < n; i++)
+					in[i] = (char)('a' + i % 26);
+				in[n] = '\0';
+				if (at < n)
+					in[at] = bad[b];
+				escape_slowly(in, want, sizeof(want));
+				expect(in, want);
+				if (at == n)
+					break;   /* nothing to escape: once is enough */
+			}
+		}
+	}
+}

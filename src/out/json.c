@@ -102,21 +102,30 @@ static const unsigned char plain[256] = {
  * plain code elsewhere). */
 typedef uint8_t bytes16 __attribute__((vector_size(16)));
 
+/* Whether the sixteen bytes at p are all plain. */
+static inline bool plain16(const unsigned char *p)
+{
+	bytes16 v, bad;
+	uint64_t half[2];
+
+	memcpy(&v, p, 16);
+	/* a byte below 0x20, at or above 0x7f, a quote or a backslash */
+	bad = (bytes16)((v < 0x20) | (v >= 0x7f) | (v == '"') | (v == '\\'));
+	memcpy(half, &bad, 16);
+	return !(half[0] | half[1]);
+}
+
 /* The first byte from p on that is not plain, or end. */
 static const unsigned char *skip_plain(const unsigned char *p, const unsigned char *end)
 {
-	while (end - p >= 16) {
-		bytes16 v, bad;
-		uint64_t half[2];
+	const unsigned char *start = p;
 
-		memcpy(&v, p, 16);
-		/* a byte below 0x20, at or above 0x7f, a quote or a backslash */
-		bad = (bytes16)((v < 0x20) | (v >= 0x7f) | (v == '"') | (v == '\\'));
-		memcpy(half, &bad, 16);
-		if (half[0] | half[1])
-			break;
+	while (end - p >= 16 && plain16(p))
 		p += 16;
-	}
+	/* the last few bytes: the sixteen that end at end, when the text is
+	 * that long (those before p are plain already) */
+	if (end - p < 16 && end - start >= 16 && plain16(end - 16))
+		return end;
 	while (p < end && plain[*p])
 		p++;
 	return p;
