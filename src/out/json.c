@@ -115,19 +115,36 @@ static inline bool plain16(const unsigned char *p)
 	return !(half[0] | half[1]);
 }
 
-/* The first byte from p on that is not plain, or end. */
-static const unsigned char *skip_plain(const unsigned char *p, const unsigned char *end)
+/* Copies the plain bytes from p on into the builder, as put would, and
+ * returns the first byte that is not plain (or end): one pass, sixteen
+ * bytes stored and then checked (the room is taken first), the last few
+ * as the sixteen that end at end when the text is that long. */
+static const unsigned char *copy_plain(struct json *j, const unsigned char *p, const unsigned char *end)
 {
-	const unsigned char *start = p;
+	size_t n = (size_t)(end - p);
+	char *o;
 
-	while (end - p >= 16 && plain16(p))
+	if (!reserve(j, n))
+		return end;   /* the record is refused: nothing more to copy */
+	o = j->buf + j->len;
+	while (end - p >= 16) {
+		memcpy(o, p, 16);
+		if (!plain16(p))
+			break;
 		p += 16;
-	/* the last few bytes: the sixteen that end at end, when the text is
-	 * that long (those before p are plain already) */
-	if (end - p < 16 && end - start >= 16 && plain16(end - 16))
-		return end;
-	while (p < end && plain[*p])
-		p++;
+		o += 16;
+	}
+	if (end - p < 16 && n >= 16 && plain16(end - 16)) {
+		/* those before p are plain already */
+		o += end - p;
+		memcpy(o - 16, end - 16, 16);
+		p = end;
+	} else {
+		while (p < end && plain[*p])
+			*o++ = (char)*p++;
+	}
+	j->len = (size_t)(o - j->buf);
+	j->buf[j->len] = '\0';
 	return p;
 }
 
@@ -175,14 +192,11 @@ static void quoted(struct json *j, const char *s)
 
 	putch(j, '"');
 	for (;;) {
-		const unsigned char *run = p;
 		char esc[6] = { '\\', 'u', '0', '0' };
 		size_t u;
 
 		/* printable ASCII needs no escape: copied a run at a time */
-		p = skip_plain(p, end);
-		if (p > run)
-			put(j, (const char *)run, (size_t)(p - run));
+		p = copy_plain(j, p, end);
 		if (p == end)
 			break;
 		u = *p >= 0x80 ? utf8_len(p) : 0;
@@ -211,14 +225,29 @@ static void quoted(struct json *j, const char *s)
  * own, far shorter than this. */
 #define LEAD_ROOM 64
 
-/* The comma and the member's name before a value. */
-static void lead(struct json *j, const char *key)
+/* The comma and the member's name before a value; known: the name's
+ * length plus one when it is the program's own (json_known_name_). */
+static void lead(struct json *j, const char *key, size_t known)
 {
 	bool comma = false;
 
 	if (j->depth > 0) {
 		comma = j->has_member[j->depth - 1];
 		j->has_member[j->depth - 1] = true;
+	}
+	if (known && reserve(j, known + 3)) {
+		char *o = j->buf + j->len;
+
+		if (comma)
+			*o++ = ',';
+		*o++ = '"';
+		memcpy(o, key, known - 1);
+		o += known - 1;
+		o[0] = '"';
+		o[1] = ':';
+		o[2] = '\0';
+		j->len = (size_t)(o + 2 - j->buf);
+		return;
 	}
 	/* the names are plain and short: checked while they are copied, in
 	 * one pass, the comma and the quotes around them (nothing counts
@@ -261,9 +290,9 @@ Stop:
 	putch(j, ':');
 }
 
-static void open_container(struct json *j, const char *key, char c)
+static void open_container(struct json *j, const char *key, size_t known, char c)
 {
-	lead(j, key);
+	lead(j, key, known);
 	if (j->depth == JSON_MAX_DEPTH) {
 		j->failed = true;
 		return;
@@ -273,14 +302,14 @@ static void open_container(struct json *j, const char *key, char c)
 	j->has_member[j->depth++] = false;
 }
 
-void json_object(struct json *j, const char *key)
+void json_object_(struct json *j, const char *key, size_t known)
 {
-	open_container(j, key, '{');
+	open_container(j, key, known, '{');
 }
 
-void json_array(struct json *j, const char *key)
+void json_array_(struct json *j, const char *key, size_t known)
 {
-	open_container(j, key, '[');
+	open_container(j, key, known, '[');
 }
 
 void json_end(struct json *j)
@@ -293,28 +322,28 @@ void json_end(struct json *j)
 	putch(j, j->closer[j->depth]);
 }
 
-void json_string(struct json *j, const char *key, const char *s)
+void json_string_(struct json *j, const char *key, size_t known, const char *s)
 {
-	lead(j, key);
+	lead(j, key, known);
 	if (s)
 		quoted(j, s);
 	else
 		put(j, "null", 4);
 }
 
-void json_uint(struct json *j, const char *key, unsigned long long v)
+void json_uint_(struct json *j, const char *key, size_t known, unsigned long long v)
 {
 	char num[20];
 
-	lead(j, key);
+	lead(j, key, known);
 	put(j, num, decimal(num, v));
 }
 
-void json_int(struct json *j, const char *key, long long v)
+void json_int_(struct json *j, const char *key, size_t known, long long v)
 {
 	char num[21];
 
-	lead(j, key);
+	lead(j, key, known);
 	if (v < 0) {
 		num[0] = '-';
 		put(j, num, 1 + decimal(num + 1, 0ULL - (unsigned long long)v));
@@ -323,18 +352,18 @@ void json_int(struct json *j, const char *key, long long v)
 	}
 }
 
-void json_bool(struct json *j, const char *key, bool v)
+void json_bool_(struct json *j, const char *key, size_t known, bool v)
 {
-	lead(j, key);
+	lead(j, key, known);
 	if (v)
 		put(j, "true", 4);
 	else
 		put(j, "false", 5);
 }
 
-void json_null(struct json *j, const char *key)
+void json_null_(struct json *j, const char *key, size_t known)
 {
-	lead(j, key);
+	lead(j, key, known);
 	put(j, "null", 4);
 }
 
@@ -348,7 +377,7 @@ bool json_recall(struct json *j, const char *key)
 	s = &j->memo->slot[fnv32(key, n) % JSON_MEMO_SLOTS];
 	if (!s->text || strcmp(s->key, key) != 0)
 		return false;
-	lead(j, NULL);
+	lead(j, NULL, 0);
 	put(j, s->text, s->len);
 	return true;
 }

@@ -42,17 +42,65 @@ void json_init(struct json *j) __attribute__((nonnull));
 void json_reset(struct json *j) __attribute__((nonnull));
 void json_free(struct json *j) __attribute__((nonnull));
 
+/* A member's name the compiler knows (a string literal: the program's own
+ * name, plain ASCII) comes with its length plus one and is copied as it
+ * is; any other name (0 here) is checked, and escaped like a value.  With
+ * GCC the common case, every literal name, costs a copy. */
+static inline __attribute__((always_inline)) size_t json_known_name_(const char *key)
+{
+	const char *k = key ? key : "";
+
+	return key && __builtin_constant_p(__builtin_strlen(k)) ? __builtin_strlen(k) + 1 : 0;
+}
+
+void json_object_(struct json *j, const char *key, size_t known) __attribute__((nonnull(1)));
+void json_array_(struct json *j, const char *key, size_t known) __attribute__((nonnull(1)));
+void json_string_(struct json *j, const char *key, size_t known, const char *s) __attribute__((nonnull(1)));
+void json_uint_(struct json *j, const char *key, size_t known, unsigned long long v) __attribute__((nonnull(1)));
+void json_int_(struct json *j, const char *key, size_t known, long long v) __attribute__((nonnull(1)));
+void json_bool_(struct json *j, const char *key, size_t known, bool v) __attribute__((nonnull(1)));
+void json_null_(struct json *j, const char *key, size_t known) __attribute__((nonnull(1)));
+
 /* Opens an object or array; json_end closes the innermost one. */
-void json_object(struct json *j, const char *key) __attribute__((nonnull(1)));
-void json_array(struct json *j, const char *key) __attribute__((nonnull(1)));
+static inline __attribute__((always_inline, nonnull(1))) void json_object(struct json *j, const char *key)
+{
+	json_object_(j, key, json_known_name_(key));
+}
+
+static inline __attribute__((always_inline, nonnull(1))) void json_array(struct json *j, const char *key)
+{
+	json_array_(j, key, json_known_name_(key));
+}
+
 void json_end(struct json *j) __attribute__((nonnull));
 
 /* A string; NULL writes null. */
-void json_string(struct json *j, const char *key, const char *s) __attribute__((nonnull(1)));
-void json_uint(struct json *j, const char *key, unsigned long long v) __attribute__((nonnull(1)));
-void json_int(struct json *j, const char *key, long long v) __attribute__((nonnull(1)));
-void json_bool(struct json *j, const char *key, bool v) __attribute__((nonnull(1)));
-void json_null(struct json *j, const char *key) __attribute__((nonnull(1)));
+static inline __attribute__((always_inline, nonnull(1))) void json_string(struct json *j, const char *key,
+									 const char *s)
+{
+	json_string_(j, key, json_known_name_(key), s);
+}
+
+static inline __attribute__((always_inline, nonnull(1))) void json_uint(struct json *j, const char *key,
+								       unsigned long long v)
+{
+	json_uint_(j, key, json_known_name_(key), v);
+}
+
+static inline __attribute__((always_inline, nonnull(1))) void json_int(struct json *j, const char *key, long long v)
+{
+	json_int_(j, key, json_known_name_(key), v);
+}
+
+static inline __attribute__((always_inline, nonnull(1))) void json_bool(struct json *j, const char *key, bool v)
+{
+	json_bool_(j, key, json_known_name_(key), v);
+}
+
+static inline __attribute__((always_inline, nonnull(1))) void json_null(struct json *j, const char *key)
+{
+	json_null_(j, key, json_known_name_(key));
+}
 
 /* Values formatted once and copied in again: a value (an object, an
  * array) that is the same wherever a key is the same (a certificate's
