@@ -1,10 +1,10 @@
 #include "config.h"
 
 #include <pthread.h>
-#include <sched.h>
 #include <stdlib.h>
 
 #include "front/writer.h"
+#include "wire/capture.h"
 
 struct batch {
 	struct batch *next;
@@ -102,20 +102,12 @@ static void submit(struct writer *wr, bool more)
 	}
 }
 
-/* A second thread pays only with a second CPU to run it on. */
-static bool cpus_enough(void)
-{
-	cpu_set_t set;
-
-	return sched_getaffinity(0, sizeof(set), &set) == 0 && CPU_COUNT(&set) >= 2;
-}
-
 struct writer *writer_start(void (*say)(void *ctx, void *item), void (*release)(void *ctx, void *item), void *ctx)
 {
 	struct writer *wr;
 	size_t i;
 
-	if (!cpus_enough() || !(wr = calloc(1, sizeof(*wr))))
+	if (!capture_second_cpu() || !(wr = calloc(1, sizeof(*wr))))
 		return NULL;
 	wr->say = say;
 	wr->release = release;

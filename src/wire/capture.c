@@ -811,8 +811,7 @@ static void handoff_free(struct handoff *ho)
 	free(ho);
 }
 
-/* A second thread pays only with a second CPU to run it on. */
-static bool two_cpus(void)
+bool capture_second_cpu(void)
 {
 	cpu_set_t set;
 
@@ -826,7 +825,7 @@ static struct handoff *handoff_start(pcap_t *p, int linktype, const struct progr
 	struct handoff *ho;
 	size_t i;
 
-	if (!two_cpus() || !(ho = calloc(1, sizeof(*ho))))
+	if (!capture_second_cpu() || !(ho = calloc(1, sizeof(*ho))))
 		return NULL;
 	ho->p = p;
 	ho->linktype = linktype;

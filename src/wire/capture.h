@@ -92,6 +92,10 @@ struct capture_opts {
 	const volatile sig_atomic_t *interrupt;
 };
 
+/* Whether this process may run on two CPUs or more: a second thread (the
+ * reader's, pcap's writer) pays only with a second CPU to run it on. */
+bool capture_second_cpu(void);
+
 /* Reads one capture file, pcap or pcapng ("-" reads standard input).
  * Returns 0 when the file was read to its end, -1 when it could not be read
  * at all (err says why, one line naming the file).  A file cut inside a
