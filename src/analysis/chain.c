@@ -734,20 +734,22 @@ static bool memo_key_eq(const struct memo_entry *e, const struct chain_policy *p
 	       memcmp(e->ids, ids, n * sizeof(*ids)) == 0;
 }
 
-/* The set's entry for the key, or the one to make it in: an unused one, or
- * the least recently used. */
+/* The set's entry for the key (*found), or the one to make it in: an
+ * unused one, or the least recently used. */
 static struct memo_entry *memo_slot(struct memo_entry *set, const struct chain_policy *pol, const uint64_t *ids,
-				    size_t n, uint64_t ca_id, size_t n_ca)
+				    size_t n, uint64_t ca_id, size_t n_ca, bool *found)
 {
 	struct memo_entry *victim = &set[0];
 	size_t w;
 
+	*found = true;
 	for (w = 0; w < MEMO_WAYS; w++) {
 		if (memo_key_eq(&set[w], pol, ids, n, ca_id, n_ca))
 			return &set[w];
 		if (victim->used && (!set[w].used || set[w].last_use < victim->last_use))
 			victim = &set[w];
 	}
+	*found = false;
 	return victim;
 }
 
@@ -787,6 +789,7 @@ void chain_check_memo(struct chain_memo *m, const uint64_t *ids, uint64_t ca_id,
 	uint64_t h = ca_id * 0x9e3779b97f4a7c15ULL;
 	size_t path[CHAIN_SCAN_MAX], i, k, epoch;
 	uint32_t mask;
+	bool found;
 
 	if (ca_names == NULL)
 		n_ca = 0;
@@ -802,8 +805,8 @@ void chain_check_memo(struct chain_memo *m, const uint64_t *ids, uint64_t ca_id,
 		}
 		h = (h ^ ids[i]) * 0x9e3779b97f4a7c15ULL;
 	}
-	e = memo_slot(m->slots[(h >> 32) % MEMO_SETS], pol, ids, n, ca_id, n_ca);
-	if (!memo_key_eq(e, pol, ids, n, ca_id, n_ca)) {
+	e = memo_slot(m->slots[(h >> 32) % MEMO_SETS], pol, ids, n, ca_id, n_ca, &found);
+	if (!found) {
 		memset(e, 0, sizeof(*e));
 		e->report.checked = true;
 		ctx_init(&c, &e->report, ca_names, n_ca, at);
