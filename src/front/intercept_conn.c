@@ -1117,8 +1117,7 @@ static void correct_upstream_verdict(struct icpt_conn *c, struct verdict *v)
 /* The leg's observer, its evidence tap and its key log go. */
 static void leg_unobserve(struct icpt_leg *leg)
 {
-	if (leg->obs)
-		obs_conn_free(leg->obs);
+	obs_conn_free(leg->obs);
 	ticket_tap_free(leg->tap);
 	keylog_free(leg->keys);
 	leg->obs = NULL;

@@ -7,9 +7,10 @@
  * event, writing on its next turn and disarming it: two epoll_ctl and a
  * loop turn saved a burst), and what the socket did not take is queued on
  * that output, which libevent writes (nothing else writes to the socket
- * while its output holds bytes, so they stay in order).  A side whose peer's output passes the buffer limit is not
- * read until that output drains (backpressure), and a FIN is passed on
- * once what came before it is delivered.  Once the observer wants no more
+ * while its output holds bytes, so they stay in order).  A side whose
+ * peer's output passes the buffer limit is not read until that output
+ * drains (backpressure), and a FIN is passed on once what came before it
+ * is delivered.  Once the observer wants no more
  * bytes (its verdict is settled) and nothing waits to be read, the
  * connection is spliced: the bufferevents are let go, what waited in an
  * output moves to that side's spill buffer, and splice(2) moves each

@@ -73,9 +73,9 @@ static void release_batches(struct writer *wr, struct batch *b)
 	}
 }
 
-/* The batch being filled goes to the writer; with more, a spare one is
- * had (waiting for the writer when all are out). */
-static void submit(struct writer *wr, bool more)
+/* The batch being filled goes to the writer, and a spare one is had
+ * (waiting for the writer when all are out). */
+static void submit(struct writer *wr)
 {
 	struct batch *said;
 
@@ -89,17 +89,15 @@ static void submit(struct writer *wr, bool more)
 	wr->cur = NULL;
 	wr->out++;
 	pthread_cond_signal(&wr->work);
-	while (more && !wr->spare && !wr->done)
+	while (!wr->spare && !wr->done)
 		pthread_cond_wait(&wr->said, &wr->lock);
 	said = wr->done;
 	wr->done = NULL;
 	pthread_mutex_unlock(&wr->lock);
 	release_batches(wr, said);
-	if (more) {
-		wr->cur = wr->spare;
-		wr->spare = wr->cur->next;
-		wr->cur->next = NULL;
-	}
+	wr->cur = wr->spare;
+	wr->spare = wr->cur->next;
+	wr->cur->next = NULL;
 }
 
 struct writer *writer_start(void (*say)(void *ctx, void *item), void (*release)(void *ctx, void *item), void *ctx)
@@ -135,7 +133,7 @@ void writer_put(struct writer *wr, void *item)
 {
 	wr->cur->item[wr->cur->n++] = item;
 	if (wr->cur->n == WRITER_BATCH)
-		submit(wr, true);
+		submit(wr);
 }
 
 void writer_flush(struct writer *wr)
@@ -145,7 +143,7 @@ void writer_flush(struct writer *wr)
 	if (!wr)
 		return;
 	if (wr->cur->n)
-		submit(wr, true);
+		submit(wr);
 	pthread_mutex_lock(&wr->lock);
 	while (wr->out)
 		pthread_cond_wait(&wr->said, &wr->lock);
@@ -159,14 +157,12 @@ void writer_finish(struct writer *wr)
 {
 	if (!wr)
 		return;
-	if (wr->cur->n)
-		submit(wr, false);
+	writer_flush(wr);
 	pthread_mutex_lock(&wr->lock);
 	wr->closing = true;
 	pthread_cond_signal(&wr->work);
 	pthread_mutex_unlock(&wr->lock);
 	pthread_join(wr->thread, NULL);
-	release_batches(wr, wr->done);
 	pthread_cond_destroy(&wr->said);
 	pthread_cond_destroy(&wr->work);
 	pthread_mutex_destroy(&wr->lock);
