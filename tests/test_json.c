@@ -346,19 +346,20 @@ static void escape_slowly(const char *in, char *out, size_t len)
 }
 
 /* Values are scanned sixteen bytes at a time, the last sixteen read again
- * from the end: every length around those blocks, with a byte to escape
- * at every place (or none), comes out as a byte-at-a-time escaper writes
- * it. */
+ * from the end, and those of eight to fifteen bytes as two words of eight:
+ * every length around those blocks, with a byte to escape at every place
+ * (or none), among plain bytes from both ends of the plain range, comes
+ * out as a byte-at-a-time escaper writes it. */
 Test(json, string_values_of_every_length_with_an_escape_at_every_place)
 {
-	static const char bad[] = { '"', '\\', '\n', 0x01, 0x7f };
+	static const char bad[] = { '"', '\\', '\n', 0x01, 0x1f, 0x7f, (char)0x80, (char)0xff };
 	char in[80], want[600];
 
 	for (size_t n = 0; n < sizeof(in) - 1; n++) {
 		for (size_t at = 0; at <= n; at++) {
 			for (size_t b = 0; b < sizeof(bad); b++) {
 				for (size_t i = 0; i < n; i++)
-					in[i] = (char)('a' + i % 26);
+					in[i] = i % 7 == 3 ? ' ' : i % 7 == 5 ? '~' : (char)('a' + i % 26);
 				in[n] = '\0';
 				if (at < n)
 					in[at] = bad[b];

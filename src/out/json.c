@@ -75,13 +75,14 @@ static inline bool reserve(struct json *j, size_t n)
 	return j->len + n < j->cap || grow(j, n);
 }
 
+/* The text is NUL-terminated only where it is read (json_text,
+ * json_write_line): reserve always leaves the room for it. */
 static inline void put(struct json *j, const char *p, size_t n)
 {
 	if (!reserve(j, n))
 		return;
 	memcpy(j->buf + j->len, p, n);
 	j->len += n;
-	j->buf[j->len] = '\0';
 }
 
 static inline void putch(struct json *j, char c)
@@ -89,7 +90,25 @@ static inline void putch(struct json *j, char c)
 	if (!reserve(j, 1))
 		return;
 	j->buf[j->len++] = c;
-	j->buf[j->len] = '\0';
+}
+
+/* n bytes from s to o, n at most 32: fixed-size moves that overlap
+ * rather than a call or a loop (member names, short values). */
+static inline void copy_short(char *o, const char *s, size_t n)
+{
+	if (n >= 16) {
+		memcpy(o, s, 16);
+		memcpy(o + n - 16, s + n - 16, 16);
+	} else if (n >= 8) {
+		memcpy(o, s, 8);
+		memcpy(o + n - 8, s + n - 8, 8);
+	} else if (n >= 4) {
+		memcpy(o, s, 4);
+		memcpy(o + n - 4, s + n - 4, 4);
+	} else {
+		for (size_t i = 0; i < n; i++)
+			o[i] = s[i];
+	}
 }
 
 /* Bytes that go into a JSON string as they are: printable ASCII but the
@@ -115,10 +134,25 @@ static inline bool plain16(const unsigned char *p)
 	return !(half[0] | half[1]);
 }
 
+/* Whether the eight bytes in x are all plain, in a general register: a
+ * byte below 0x20, a byte above 0x7e, a zero where x meets a quote or a
+ * backslash (each test exact for "any byte", as borrows and carries only
+ * reach bytes the same test flags already). */
+static inline bool plain8(uint64_t x)
+{
+	const uint64_t ones = UINT64_C(0x0101010101010101), high = ones * 0x80;
+	uint64_t q = x ^ (ones * '"'), b = x ^ (ones * '\\');
+	uint64_t bad = ((x - ones * 0x20) & ~x) | ((x + ones) | x) |
+		       ((q - ones) & ~q) | ((b - ones) & ~b);
+
+	return !(bad & high);
+}
+
 /* Copies the plain bytes from p on into the builder, as put would, and
  * returns the first byte that is not plain (or end): one pass, sixteen
  * bytes stored and then checked (the room is taken first), the last few
- * as the sixteen that end at end when the text is that long. */
+ * as the sixteen that end at end when the text is that long; shorter
+ * text as two words of eight that overlap. */
 static const unsigned char *copy_plain(struct json *j, const unsigned char *p, const unsigned char *end)
 {
 	size_t n = (size_t)(end - p);
@@ -127,6 +161,18 @@ static const unsigned char *copy_plain(struct json *j, const unsigned char *p, c
 	if (!reserve(j, n))
 		return end;   /* the record is refused: nothing more to copy */
 	o = j->buf + j->len;
+	if (n >= 8 && n < 16) {
+		uint64_t a, b;
+
+		memcpy(&a, p, 8);
+		memcpy(&b, end - 8, 8);
+		if (plain8(a) && plain8(b)) {
+			memcpy(o, &a, 8);
+			memcpy(o + n - 8, &b, 8);
+			j->len += n;
+			return end;
+		}
+	}
 	while (end - p >= 16) {
 		memcpy(o, p, 16);
 		if (!plain16(p))
@@ -144,7 +190,6 @@ static const unsigned char *copy_plain(struct json *j, const unsigned char *p, c
 			*o++ = (char)*p++;
 	}
 	j->len = (size_t)(o - j->buf);
-	j->buf[j->len] = '\0';
 	return p;
 }
 
@@ -235,17 +280,16 @@ static void lead(struct json *j, const char *key, size_t known)
 		comma = j->has_member[j->depth - 1];
 		j->has_member[j->depth - 1] = true;
 	}
-	if (known && reserve(j, known + 3)) {
+	if (known && known <= 33 && reserve(j, known + 3)) {
 		char *o = j->buf + j->len;
 
-		if (comma)
-			*o++ = ',';
+		*o = ',';
+		o += comma;
 		*o++ = '"';
-		memcpy(o, key, known - 1);
+		copy_short(o, key, known - 1);
 		o += known - 1;
 		o[0] = '"';
 		o[1] = ':';
-		o[2] = '\0';
 		j->len = (size_t)(o + 2 - j->buf);
 		return;
 	}
@@ -277,7 +321,6 @@ Stop:
 			o += i;
 			o[0] = '"';
 			o[1] = ':';
-			o[2] = '\0';
 			j->len = (size_t)(o + 2 - j->buf);
 			return;
 		}
@@ -417,7 +460,10 @@ void json_remember(struct json *j, const char *key, size_t mark)
 
 const char *json_text(const struct json *j)
 {
-	return j->buf && !j->failed ? j->buf : "";
+	if (!j->buf || j->failed)
+		return "";
+	j->buf[j->len] = '\0';   /* the room is always there (reserve) */
+	return j->buf;
 }
 
 int json_write_line(struct json *j, FILE *out)
@@ -439,6 +485,5 @@ int json_write_line(struct json *j, FILE *out)
 	if (fwrite(j->buf, 1, j->len, out) != j->len)
 		return -1;
 	j->len--;
-	j->buf[j->len] = '\0';
 	return 0;
 }
