@@ -602,11 +602,12 @@ static char *slurp(const char *path)
 /* ---- one CPU or two: the same bytes ---- */
 
 /* A busy capture (bench/pcapmul: every lab capture four times, 60
- * connections open at once, interleaved packet by packet) read with two
- * CPUs, where the packets are read, the connections decided and their
- * lines and records written on three threads, and then with one, where a
- * single thread does it all: the same lines and records, byte for byte, in
- * the same order, every connection once. */
+ * connections open at once, interleaved packet by packet) read with every
+ * CPU there is, where the connections are decided on one thread and their
+ * lines and records written on another (and with three CPUs or more the
+ * packets read on a third), and then with one, where a single thread does
+ * it all: the same lines and records, byte for byte, in the same order,
+ * every connection once. */
 Test(cli, a_busy_capture_says_the_same_bytes_with_one_cpu_or_two, .timeout = 120)
 {
 	const char *mul = getenv("MTLSDIAG_PCAPMUL");

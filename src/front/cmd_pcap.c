@@ -145,6 +145,7 @@ static int read_capture(struct watch *w, const struct pcap_opts *o, const char *
 	copts.tick_ctx = w;
 	copts.progress = term_progress_file(w->progress, before);
 	copts.interrupt = &interrupted;
+	copts.threads_beside = w->writer ? 1 : 0;
 	ok = capture_read_file(path, &copts, &sink, &stats, err, sizeof(err)) == 0;
 	/* the lines so far before what is said of the file (both may be on
 	 * standard error) */

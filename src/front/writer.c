@@ -105,7 +105,7 @@ struct writer *writer_start(void (*say)(void *ctx, void *item), void (*release)(
 	struct writer *wr;
 	size_t i;
 
-	if (!capture_second_cpu() || !(wr = calloc(1, sizeof(*wr))))
+	if (capture_cpus() < 2 || !(wr = calloc(1, sizeof(*wr))))
 		return NULL;
 	wr->say = say;
 	wr->release = release;

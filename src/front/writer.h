@@ -1,13 +1,14 @@
 /* writer: a decided connection's printing on a thread of its own, in the
  * order the connections were decided.
  *
- * `mtlsdiag pcap` decides a file's connections on one thread (the reader
- * thread hands it the packets); making each one's human line and JSON
- * record and writing them takes as long again.  With a writer the two go
- * side by side on a second CPU: the deciding thread puts each connection
- * (writer_put) and goes on; the writer thread says them (say, in put
- * order, one at a time); each said connection comes back to the deciding
- * thread, which frees it (release) at a later put or at writer_finish.  So
+ * `mtlsdiag pcap` decides a file's connections on one thread; making each
+ * one's human line and JSON record and writing them takes about as long
+ * again.  With a writer the two go side by side on a second CPU (the
+ * reader thread, capture.c, runs only when a third is left for it): the
+ * deciding thread puts each connection (writer_put) and goes on; the
+ * writer thread says them (say, in put order, one at a time); each said
+ * connection comes back to the deciding thread, which frees it (release)
+ * at a later put or at writer_finish.  So
  * everything a connection shares with the ones still being decided (the
  * certificate cache's counts, the spare pool) is touched by the deciding
  * thread alone; say reads the connection and writes the outputs, nothing

@@ -811,21 +811,23 @@ static void handoff_free(struct handoff *ho)
 	free(ho);
 }
 
-bool capture_second_cpu(void)
+unsigned capture_cpus(void)
 {
 	cpu_set_t set;
 
-	return sched_getaffinity(0, sizeof(set), &set) == 0 && CPU_COUNT(&set) >= 2;
+	return sched_getaffinity(0, sizeof(set), &set) == 0 && CPU_COUNT(&set) > 1 ? (unsigned)CPU_COUNT(&set) : 1;
 }
 
-/* Starts the reader thread; NULL when it cannot be had or would not help
- * (then this thread reads). */
-static struct handoff *handoff_start(pcap_t *p, int linktype, const struct progress_note *progress)
+/* Starts the reader thread; NULL when it cannot be had or would not help:
+ * no CPU left for it beside this thread and the caller's others (then
+ * this thread reads). */
+static struct handoff *handoff_start(pcap_t *p, int linktype, const struct progress_note *progress,
+				     unsigned threads_beside)
 {
 	struct handoff *ho;
 	size_t i;
 
-	if (!capture_second_cpu() || !(ho = calloc(1, sizeof(*ho))))
+	if (capture_cpus() < 2 + threads_beside || !(ho = calloc(1, sizeof(*ho))))
 		return NULL;
 	ho->p = p;
 	ho->linktype = linktype;
@@ -1067,7 +1069,7 @@ int capture_read_stream(FILE *f, const char *name, const struct capture_opts *op
 	progress.where = opts ? opts->progress : NULL;
 	progress.interrupt = opts ? opts->interrupt : NULL;
 	progress.f = f;
-	if (!streams && (ho = handoff_start(p, dlt, &progress)) != NULL) {
+	if (!streams && (ho = handoff_start(p, dlt, &progress, opts ? opts->threads_beside : 0)) != NULL) {
 		rc = handoff_consume(ho, cap);
 	} else {
 		/* One pcap_dispatch reads a savefile to its end, handing each

@@ -90,11 +90,17 @@ struct capture_opts {
 	 * stops before the next record, as at the end of the input (the open
 	 * flows are finished, truncated), with stats->interrupted set */
 	const volatile sig_atomic_t *interrupt;
+	/* threads of the caller's that are busy beside the one calling
+	 * (pcap's writer): the reader thread starts only when a CPU is left
+	 * for it besides theirs */
+	unsigned threads_beside;
 };
 
-/* Whether this process may run on two CPUs or more: a second thread (the
- * reader's, pcap's writer) pays only with a second CPU to run it on. */
-bool capture_second_cpu(void);
+/* The CPUs this process may run on (at least 1).  A second thread (the
+ * reader's, pcap's writer) pays only with a CPU of its own: on two CPUs
+ * three busy threads spend more on handing work over and on moving it
+ * between the CPUs' caches than they gain. */
+unsigned capture_cpus(void);
 
 /* Reads one capture file, pcap or pcapng ("-" reads standard input).
  * Returns 0 when the file was read to its end, -1 when it could not be read
@@ -108,10 +114,11 @@ int capture_read_file(const char *path, const struct capture_opts *opts,
 
 /* As capture_read_file, from a stream already open (standard input, or a
  * fmemopen buffer for the fuzzer).  The stream is taken over: it is closed
- * before returning, except stdin, and with a second CPU it is read (and
- * the headers decoded) by a reader thread while the calling thread runs
- * the flow table and the sink, which get the same calls in the same order
- * either way.  `name` names it in messages. */
+ * before returning, except stdin, and with a CPU to spare (capture_cpus,
+ * opts->threads_beside) it is read (and the headers decoded) by a reader
+ * thread while the calling thread runs the flow table and the sink, which
+ * get the same calls in the same order either way.  `name` names it in
+ * messages. */
 int capture_read_stream(FILE *f, const char *name, const struct capture_opts *opts,
 			const struct flow_sink *sink, struct capture_stats *stats,
 			char *err, size_t errlen) __attribute__((nonnull(1, 2, 4, 5)));
