@@ -19,7 +19,7 @@
 #define MTLSDIAG_WRITER_H
 #include <stdbool.h>
 
-#define WRITER_BATCH 32
+#define WRITER_BATCH 16
 #define WRITER_BATCHES 8
 
 struct writer;
