@@ -11,6 +11,8 @@
 #include "wire/capture.h"
 #include "analysis/codes.h"
 #include "analysis/observer.h"
+#include "out/json.h"
+#include "out/report.h"
 #include "wire/preamble.h"
 #include "testutil.h"
 #include "wire/x509info.h"
@@ -33,24 +35,38 @@ static void load_sides(const char *dir, uint8_t **c, size_t *clen, uint8_t **s, 
 	*s = test_load(rel, slen);
 }
 
-static void feed_fixture(const char *name, struct fed *out)
+/* A connection from cfg, fed a fixture's chunks in order (a lab stream,
+ * "streams/NAME" in tests/data/msgs: the client's bytes, then the
+ * server's); *ts is the time of the last. */
+static struct obs_conn *fed_conn(const char *name, const struct observer_config *cfg, struct timeval *ts)
 {
 	char rel[256], side;
 	size_t clen, slen, n, at[2] = { 0, 0 };
 	uint8_t *c, *s;
 	FILE *chunks;
-	struct observer_config cfg = { 0 };
 	struct endpoint a = { "127.0.0.1", 40000 }, b = { "127.0.0.1", 5432 };
-	struct timeval ts = { 1700000000, 0 };
 	struct obs_conn *conn;
 
+	ts->tv_sec = 1700000000;
+	ts->tv_usec = 0;
+	if (strncmp(name, "streams/", 8) == 0) {
+		snprintf(rel, sizeof(rel), "tests/data/msgs/%s", name);
+		load_sides(rel, &c, &clen, &s, &slen);
+		conn = obs_conn_new(cfg, &a, &b, ts, true);
+		cr_assert_not_null(conn);
+		obs_conn_feed(conn, SIDE_CLIENT, c, clen, ts);
+		ts->tv_usec += 100;
+		obs_conn_feed(conn, SIDE_SERVER, s, slen, ts);
+		free(c);
+		free(s);
+		return conn;
+	}
 	snprintf(rel, sizeof(rel), "tests/data/preamble/%s", name);
 	load_sides(rel, &c, &clen, &s, &slen);
 	snprintf(rel, sizeof(rel), "tests/data/preamble/%s/chunks", name);
 	chunks = fopen(test_path(rel), "r");
 	cr_assert_not_null(chunks, "%s: no chunks file", name);
-	cfg.certs = cert_cache_new(16);
-	conn = obs_conn_new(&cfg, &a, &b, &ts, true);
+	conn = obs_conn_new(cfg, &a, &b, ts, true);
 	cr_assert_not_null(conn);
 	while (fscanf(chunks, " %c %zu", &side, &n) == 2) {
 		enum side from = side == 'c' ? SIDE_CLIENT : SIDE_SERVER;
@@ -58,17 +74,28 @@ static void feed_fixture(const char *name, struct fed *out)
 
 		if (at[from] + n > have)
 			n = have - at[from];   /* the fixtures are cut after the handshake starts */
-		ts.tv_usec += 100;
-		obs_conn_feed(conn, from, (from == SIDE_CLIENT ? c : s) + at[from], n, &ts);
+		ts->tv_usec += 100;
+		obs_conn_feed(conn, from, (from == SIDE_CLIENT ? c : s) + at[from], n, ts);
 		at[from] += n;
 	}
 	fclose(chunks);
+	free(c);
+	free(s);
+	return conn;
+}
+
+static void feed_fixture(const char *name, struct fed *out)
+{
+	struct observer_config cfg = { 0 };
+	struct timeval ts;
+	struct obs_conn *conn;
+
+	cfg.certs = cert_cache_new(16);
+	conn = fed_conn(name, &cfg, &ts);
 	out->verdict = *obs_conn_finish(conn, true, &ts);
 	out->facts = *obs_conn_facts(conn);
 	obs_conn_free(conn);
 	cert_cache_free(cfg.certs);
-	free(c);
-	free(s);
 }
 
 /* hellos: the fixture holds the whole ClientHello and ServerHello (some are
@@ -508,4 +535,63 @@ Test(observer, the_handshake_is_over_once_both_flights_are_in)
 	handshake_over_after_both("nginx-on_good_tls12");
 	handshake_over_after_both("nginx-on_good_tls13");
 	handshake_over_after_both("openssl_none_tls13");
+}
+
+/* ---- a connection's memory used again ---- */
+
+/* The fixture's JSON record, read through a connection from cfg. */
+static char *record_of(const char *name, const struct observer_config *cfg)
+{
+	struct timeval ts;
+	struct obs_conn *conn = fed_conn(name, cfg, &ts);
+	const struct verdict *v = obs_conn_finish(conn, true, &ts);
+	struct json j;
+	char *text;
+
+	json_init(&j);
+	json_object(&j, NULL);
+	report_json_members(&j, obs_conn_facts(conn), v, NULL);
+	json_end(&j);
+	text = strdup(json_text(&j));
+	json_free(&j);
+	obs_conn_free(conn);
+	return text;
+}
+
+/* A new connection takes a spare from the pool with an earlier one's
+ * facts still in its memory, made empty only where it counts (the counts,
+ * the texts' first bytes: facts_clear): every fixture read right after
+ * every other gives the record it gives on memory of its own. */
+Test(observer, a_connection_on_reused_memory_reads_as_on_fresh)
+{
+	static const char *const names[] = { "postgres", "imap", "xmpp", "connect", "connect-auth",
+					     "connect-407-close", "mysql-no-ssl", "smtp-plain", "ftp",
+					     "streams/nginx-on_good_tls13", "streams/nginx-on_none_tls12",
+					     "streams/haproxy_expired_tls12", "streams/openssl_none_tls13" };
+	const size_t n = sizeof(names) / sizeof(names[0]);
+	struct observer_config fresh = { 0 }, reused = { 0 };
+	char *want[sizeof(names) / sizeof(names[0])];
+
+	fresh.certs = reused.certs = cert_cache_new(64);
+	for (size_t i = 0; i < n; i++)
+		want[i] = record_of(names[i], &fresh);
+	for (size_t i = 0; i < n; i++) {
+		for (size_t k = 0; k < n; k++) {
+			char *earlier, *got;
+
+			/* a pool of one: the second connection takes the first's memory */
+			reused.pool = obs_pool_new();
+			cr_assert_not_null(reused.pool);
+			earlier = record_of(names[i], &reused);
+			got = record_of(names[k], &reused);
+			cr_assert_str_eq(earlier, want[i]);
+			cr_assert_str_eq(got, want[k], "%s read after %s", names[k], names[i]);
+			free(earlier);
+			free(got);
+			obs_pool_free(reused.pool);
+		}
+	}
+	for (size_t i = 0; i < n; i++)
+		free(want[i]);
+	cert_cache_free(fresh.certs);
 }

@@ -55,7 +55,7 @@ enum side_state {
 };
 
 struct obs_conn {
-	struct conn_facts f;
+	struct conn_facts f;            /* first: facts_clear, then the rest zero up to chain_storage */
 	struct observer_config cfg;
 	enum side_state st[2];      /* by tap side: SIDE_CLIENT is the initiator */
 	uint8_t *held[2];           /* preamble or resync bytes, by tap side */
@@ -191,7 +191,8 @@ struct obs_conn *obs_conn_new(const struct observer_config *cfg,
 		free(c);
 		return NULL;
 	}
-	memset(c, 0, offsetof(struct obs_conn, chain_storage));
+	facts_clear(&c->f);
+	memset(&c->cfg, 0, offsetof(struct obs_conn, chain_storage) - offsetof(struct obs_conn, cfg));
 	c->d = d;
 	c->v = &d->verdict;
 	c->v->code = V_INCOMPLETE;

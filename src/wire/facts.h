@@ -9,6 +9,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 #include <sys/time.h>
 
 #define FACTS_MAX_CIPHERS 256
@@ -205,9 +206,7 @@ struct conn_facts {
 	bool is_tls;
 	bool not_tls;
 	enum preamble_kind preamble;
-	char connect_target[300];       /* CONNECT host:port */
 	const char *source;             /* the capture file it came from (set by the pcap front end), or NULL */
-	struct client_hello ch;
 	unsigned n_client_hellos;
 	unsigned renegotiations;        /* below 1.3: renegotiation ClientHellos read with the key log */
 	struct server_hello sh;
@@ -228,16 +227,80 @@ struct conn_facts {
 	uint32_t seq;                   /* event counter */
 	int http_status;                /* 0 if unknown */
 	bool http2;                     /* the decrypted exchange is HTTP/2 */
+	bool endpoint;                  /* seen by the client itself (the probe), which holds the keys */
+	enum keylog_use keylog;
+	bool truncated;                 /* capture ended mid-connection */
+	/* Last, what facts_clear does not make zero whole: the ClientHello
+	 * (client_hello_clear) and the texts (their first byte). */
+	struct client_hello ch;
+	char connect_target[300];       /* CONNECT host:port */
 	char http_request[256];         /* the client's request line (decrypted), "" if unknown */
 	char http_reason[64];           /* the status line's reason phrase */
 	char http_title[128];           /* <title> of an error page (status >= 400) */
 	char http_server[64];           /* the answer's Server header (HTTP/1.x), "" if none */
-	bool endpoint;                  /* seen by the client itself (the probe), which holds the keys */
-	enum keylog_use keylog;
 	char keylog_note[160];          /* why the key log did not help, for the evidence */
 	char decode_error[160];         /* first decode error, if any */
-	bool truncated;                 /* capture ended mid-connection */
 };
+
+/* Empty facts for a new connection, as if made zero whole, but with less
+ * written: a connection's facts are 4 KiB, mostly long arrays it never
+ * fills, and making them zero took a tenth of the deciding thread's time
+ * on a busy capture (every line of a reused connection's memory fetched
+ * and written).  The arrays that count only up to their count (the
+ * ClientHello's ciphers, extensions, signature algorithms and ALPN
+ * names) are left as they were, the texts but for their first byte: what
+ * reads them stops at the count or the NUL. */
+static inline void client_hello_clear(struct client_hello *ch)
+{
+	_Static_assert(offsetof(struct client_hello, sni) < offsetof(struct client_hello, alpn) &&
+		       offsetof(struct client_hello, alpn) < offsetof(struct client_hello, n_alpn) &&
+		       offsetof(struct client_hello, n_alpn) < offsetof(struct client_hello, ciphers) &&
+		       offsetof(struct client_hello, ciphers) < offsetof(struct client_hello, n_ciphers) &&
+		       offsetof(struct client_hello, n_ciphers) < offsetof(struct client_hello, exts) &&
+		       offsetof(struct client_hello, exts) < offsetof(struct client_hello, n_exts) &&
+		       offsetof(struct client_hello, n_exts) < offsetof(struct client_hello, sigalgs) &&
+		       offsetof(struct client_hello, sigalgs) < offsetof(struct client_hello, n_sigalgs) &&
+		       offsetof(struct client_hello, n_sigalgs) < offsetof(struct client_hello, ja4) &&
+		       offsetof(struct client_hello, ja4) + sizeof(ch->ja4) + 8 > sizeof(struct client_hello),
+		       "client_hello_clear knows the order of struct client_hello's members");
+	/* the scalars before the SNI, and its first byte */
+	memset(ch, 0, offsetof(struct client_hello, sni) + 1);
+	ch->n_alpn = 0;
+	ch->n_ciphers = 0;
+	ch->n_exts = 0;
+	/* the count and flags after the signature algorithms, and the JA4's first byte */
+	memset(&ch->n_sigalgs, 0, offsetof(struct client_hello, ja4) + 1 - offsetof(struct client_hello, n_sigalgs));
+}
+
+static inline void facts_clear(struct conn_facts *f)
+{
+	_Static_assert(offsetof(struct conn_facts, connect_target) ==
+		       offsetof(struct conn_facts, ch) + sizeof(f->ch) &&
+		       offsetof(struct conn_facts, http_request) ==
+		       offsetof(struct conn_facts, connect_target) + sizeof(f->connect_target) &&
+		       offsetof(struct conn_facts, http_reason) ==
+		       offsetof(struct conn_facts, http_request) + sizeof(f->http_request) &&
+		       offsetof(struct conn_facts, http_title) ==
+		       offsetof(struct conn_facts, http_reason) + sizeof(f->http_reason) &&
+		       offsetof(struct conn_facts, http_server) ==
+		       offsetof(struct conn_facts, http_title) + sizeof(f->http_title) &&
+		       offsetof(struct conn_facts, keylog_note) ==
+		       offsetof(struct conn_facts, http_server) + sizeof(f->http_server) &&
+		       offsetof(struct conn_facts, decode_error) ==
+		       offsetof(struct conn_facts, keylog_note) + sizeof(f->keylog_note) &&
+		       offsetof(struct conn_facts, decode_error) + sizeof(f->decode_error) + 8 >
+		       sizeof(struct conn_facts),
+		       "facts_clear knows what follows the ClientHello: the texts, and nothing else");
+	memset(f, 0, offsetof(struct conn_facts, ch));
+	client_hello_clear(&f->ch);
+	f->connect_target[0] = '\0';
+	f->http_request[0] = '\0';
+	f->http_reason[0] = '\0';
+	f->http_title[0] = '\0';
+	f->http_server[0] = '\0';
+	f->keylog_note[0] = '\0';
+	f->decode_error[0] = '\0';
+}
 
 /* Microseconds from the connection's first byte to ts, saturating: the
  * time of an event (enc_record, alert), or of a close, in the conversation. */

@@ -118,7 +118,7 @@ int tls_parse_client_hello(const struct cursor *body, struct client_hello *out)
 	struct cursor c = *body, sid, ciphers, comp, exts, ext;
 	uint16_t v;
 
-	memset(out, 0, sizeof(*out));
+	client_hello_clear(out);
 	if (!cursor_get_u16(&c, &out->legacy_version) ||
 	    !cursor_copy_bytes(&c, out->random, sizeof(out->random)) ||
 	    !cursor_get_u8_prefixed(&c, &sid) || cursor_len(&sid) > 32 ||
@@ -157,7 +157,7 @@ int tls_parse_sslv2_client_hello(const struct cursor *body, struct client_hello 
 	uint8_t hi;
 	uint16_t lo;
 
-	memset(out, 0, sizeof(*out));
+	client_hello_clear(out);
 	if (!cursor_get_u16(&c, &out->legacy_version) || !cursor_get_u16(&c, &specs_len) ||
 	    !cursor_get_u16(&c, &sid_len) || !cursor_get_u16(&c, &challenge_len) ||
 	    specs_len % 3 || !cursor_get_bytes(&c, &specs, specs_len) ||
