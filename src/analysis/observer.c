@@ -74,7 +74,8 @@ struct obs_conn {
 	uint8_t *http[2];           /* by role: the first decrypted bytes, until read */
 	size_t http_len[2];
 	bool http_done[2];
-	bool finished;
+	bool finished;              /* obs_conn_end */
+	bool decided;               /* obs_conn_decide */
 	bool early_decided;         /* obs_conn_early_verdict has decided */
 	bool settled_asked;         /* the sink's settled callback had the verdict */
 	bool settled_told;          /* ... and the front end said it */
@@ -1257,10 +1258,10 @@ static void free_decoding_state(struct obs_conn *c)
 	free_keylog_state(c);
 }
 
-const struct verdict *obs_conn_finish(struct obs_conn *c, bool truncated, const struct timeval *ts)
+void obs_conn_end(struct obs_conn *c, bool truncated, const struct timeval *ts)
 {
 	if (c->finished)
-		return c->v;
+		return;
 	c->finished = true;
 	if (!c->d && !(c->v = malloc(sizeof(*c->v))))
 		c->v = &oom_verdict;   /* out of memory: one thread's finishes share it */
@@ -1280,6 +1281,13 @@ const struct verdict *obs_conn_finish(struct obs_conn *c, bool truncated, const 
 		settle_keylog(c);
 	}
 	free_decoding_state(c);
+}
+
+const struct verdict *obs_conn_decide(struct obs_conn *c)
+{
+	if (c->decided)
+		return c->v;
+	c->decided = true;
 	decide(c);
 	if (c->abandoned || c->over_budget) {
 		/* what was seen is kept in the facts, but no rule may judge a
@@ -1294,6 +1302,12 @@ const struct verdict *obs_conn_finish(struct obs_conn *c, bool truncated, const 
 		verdict_overrule(c->v, V_INCOMPLETE, F_UNKNOWN, B_OBSERVED, c->abandon_why);
 	}
 	return c->v;
+}
+
+const struct verdict *obs_conn_finish(struct obs_conn *c, bool truncated, const struct timeval *ts)
+{
+	obs_conn_end(c, truncated, ts);
+	return obs_conn_decide(c);
 }
 
 void obs_conn_set_source(struct obs_conn *c, const char *source)

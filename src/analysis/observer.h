@@ -131,6 +131,14 @@ void obs_conn_shrink(struct obs_conn *c) __attribute__((nonnull));
  * the time it was watched until (a capture's end, the proxy's clock). */
 const struct verdict *obs_conn_finish(struct obs_conn *c, bool truncated,
 				      const struct timeval *ts);
+/* obs_conn_finish in its two steps, for a front end that decides on
+ * another thread than the one that fed the connection (pcap's writer):
+ * obs_conn_end ends the feeding (a key log's last records, the decoding
+ * state freed); obs_conn_decide then decides, and reads nothing but the
+ * connection and what the configuration shares read-only (the catalogue,
+ * the policy). */
+void obs_conn_end(struct obs_conn *c, bool truncated, const struct timeval *ts);
+const struct verdict *obs_conn_decide(struct obs_conn *c) __attribute__((nonnull));
 
 const struct conn_facts *obs_conn_facts(const struct obs_conn *c);
 /* Names the capture file the connection came from (kept, not copied: it

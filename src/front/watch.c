@@ -244,11 +244,15 @@ static struct obs_conn *say(struct watch *w, void *flow, const struct conn_facts
 	return flow;
 }
 
-/* The writer thread's side (writer.h): say reads the connection and
- * writes the outputs; the freeing stays on the deciding thread. */
+/* The writer thread's side (writer.h): the ended connection decided and
+ * offered to the leg pairing, which says it (emit) now or with its
+ * partner; the freeing stays on the reading thread. */
 static void write_conn(void *ctx, void *conn)
 {
-	(void)say(ctx, conn, obs_conn_facts(conn), obs_conn_verdict_for_update(conn));
+	struct watch *w = ctx;
+
+	(void)obs_conn_decide(conn);
+	legpair_offer(w->pairs, conn, obs_conn_facts(conn), obs_conn_verdict_for_update(conn));
 }
 
 static void release_conn(void *ctx, void *conn)
@@ -257,15 +261,17 @@ static void release_conn(void *ctx, void *conn)
 	obs_conn_free(conn);
 }
 
-/* The leg pairing's output: each connection once its pairing is known. */
+/* The leg pairing's output: each connection once its pairing is known
+ * (with a writer, on its thread, or on this one while it waits). */
 static void emit(void *ctx, void *flow, const struct conn_facts *f, const struct verdict *v)
 {
 	struct watch *w = ctx;
+	struct obs_conn *c = say(w, flow, f, v);
 
 	if (w->writer)
-		writer_put(w->writer, flow);   /* flow is the connection: no --evidence tap */
+		writer_release(w->writer, c);   /* freed on the reading thread */
 	else
-		obs_conn_free(say(w, flow, f, v));
+		obs_conn_free(c);
 }
 
 void watch_flush(struct watch *w)
@@ -290,6 +296,13 @@ static void finished(void *ctx, struct obs_conn *flow, bool truncated, const str
 			legpair_set_hold(w->pairs, PAIR_HOLD_LIVE_S);
 	}
 	obs_conn_set_source(flow, w->source);
+	if (w->writer) {
+		/* decided, paired and said on the writer thread (no --evidence tap) */
+		obs_conn_end(flow, truncated, ts);
+		term_progress_connection(w->progress);
+		writer_put(w->writer, flow);
+		return;
+	}
 	(void)obs_conn_finish(flow, truncated, ts);
 	if (w->ticket) {
 		struct tapped *t = malloc(sizeof(*t));
@@ -446,8 +459,8 @@ int watch_start(struct watch *w, const char *who, const struct watch_opts *o, bo
 		fprintf(stderr, "%s: out of memory\n", who);
 		return 0;
 	}
-	/* a file's lines and records are made on a second CPU while the next
-	 * connections are decided; live, each is said at once, and the
+	/* a file's connections are decided, paired and said on a second CPU
+	 * while the next are read; live, each is said at once, and the
 	 * evidence folder keeps its taps on this thread */
 	if (!live && !w->ticket && (w->out.json || (w->out.text && !w->quiet) || w->syslog))
 		w->writer = writer_start(write_conn, release_conn, w);   /* NULL: said here */
@@ -485,6 +498,9 @@ void watch_summary(struct watch *w, void (*more)(struct json *j, void *ctx), voi
 {
 	struct json j;
 
+	/* every connection offered to the pairing; the legs it still holds
+	 * are said here, while the writer waits */
+	writer_flush(w->writer);
 	legpair_flush(w->pairs);
 	writer_finish(w->writer);
 	w->writer = NULL;
@@ -518,6 +534,7 @@ int watch_end(struct watch *w)
 {
 	int ok = 1;
 
+	writer_flush(w->writer);   /* the pairing is this thread's again */
 	legpair_free(w->pairs);
 	w->pairs = NULL;
 	writer_finish(w->writer);

@@ -12,6 +12,12 @@ struct batch {
 	void *item[WRITER_BATCH];
 };
 
+/* Items given back, to be released. */
+struct given {
+	void **item;
+	size_t n, cap;
+};
+
 struct writer {
 	void (*say)(void *ctx, void *item);
 	void (*release)(void *ctx, void *item);
@@ -22,12 +28,14 @@ struct writer {
 	pthread_cond_t said;            /* a batch was said */
 	/* under lock */
 	struct batch *todo, *todo_tail; /* put, in order */
-	struct batch *done;             /* said, to be released */
+	struct batch *done;             /* said, empty again */
 	unsigned out;                   /* batches put and not yet said */
+	struct given given;             /* items given back */
 	bool closing;
-	/* the deciding thread's own */
+	/* the putting thread's own */
 	struct batch *cur;              /* being filled */
 	struct batch *spare;            /* empty */
+	struct given releasing;         /* taken from given, being released */
 	struct batch batches[WRITER_BATCHES];
 };
 
@@ -47,6 +55,7 @@ static void *writer_main(void *arg)
 		pthread_mutex_unlock(&wr->lock);
 		for (i = 0; i < b->n; i++)
 			wr->say(wr->ctx, b->item[i]);
+		b->n = 0;
 		pthread_mutex_lock(&wr->lock);
 		b->next = wr->done;
 		wr->done = b;
@@ -57,28 +66,63 @@ static void *writer_main(void *arg)
 	return NULL;
 }
 
-/* The said batches' items released, the batches kept as spares. */
-static void release_batches(struct writer *wr, struct batch *b)
+void writer_release(struct writer *wr, void *item)
 {
-	struct batch *next;
-	unsigned i;
+	struct given *g = &wr->given;
 
-	for (; b; b = next) {
+	pthread_mutex_lock(&wr->lock);
+	if (g->n == g->cap) {
+		size_t cap = g->cap ? 2 * g->cap : 4 * WRITER_BATCH;
+		void **grown = realloc(g->item, cap * sizeof(*grown));
+
+		if (!grown) {
+			/* no memory to hand it back: it stays unreleased (its
+			 * memory is lost, its record was written) */
+			pthread_mutex_unlock(&wr->lock);
+			return;
+		}
+		g->item = grown;
+		g->cap = cap;
+	}
+	g->item[g->n++] = item;
+	pthread_mutex_unlock(&wr->lock);
+}
+
+/* Under lock: the items given back so far become the putting thread's,
+ * to release once the lock is let go. */
+static void take_given(struct writer *wr)
+{
+	struct given t = wr->releasing;
+
+	wr->releasing = wr->given;
+	t.n = 0;
+	wr->given = t;
+}
+
+static void release_taken(struct writer *wr)
+{
+	for (size_t i = 0; i < wr->releasing.n; i++)
+		wr->release(wr->ctx, wr->releasing.item[i]);
+	wr->releasing.n = 0;
+}
+
+/* Under lock: the said batches back among the spares. */
+static void take_done(struct writer *wr)
+{
+	struct batch *b, *next;
+
+	for (b = wr->done; b; b = next) {
 		next = b->next;
-		for (i = 0; i < b->n; i++)
-			wr->release(wr->ctx, b->item[i]);
-		b->n = 0;
 		b->next = wr->spare;
 		wr->spare = b;
 	}
+	wr->done = NULL;
 }
 
 /* The batch being filled goes to the writer, and a spare one is had
  * (waiting for the writer when all are out). */
 static void submit(struct writer *wr)
 {
-	struct batch *said;
-
 	pthread_mutex_lock(&wr->lock);
 	wr->cur->next = NULL;
 	if (wr->todo)
@@ -91,10 +135,10 @@ static void submit(struct writer *wr)
 	pthread_cond_signal(&wr->work);
 	while (!wr->spare && !wr->done)
 		pthread_cond_wait(&wr->said, &wr->lock);
-	said = wr->done;
-	wr->done = NULL;
+	take_done(wr);
+	take_given(wr);
 	pthread_mutex_unlock(&wr->lock);
-	release_batches(wr, said);
+	release_taken(wr);
 	wr->cur = wr->spare;
 	wr->spare = wr->cur->next;
 	wr->cur->next = NULL;
@@ -138,8 +182,6 @@ void writer_put(struct writer *wr, void *item)
 
 void writer_flush(struct writer *wr)
 {
-	struct batch *said;
-
 	if (!wr)
 		return;
 	if (wr->cur->n)
@@ -147,10 +189,10 @@ void writer_flush(struct writer *wr)
 	pthread_mutex_lock(&wr->lock);
 	while (wr->out)
 		pthread_cond_wait(&wr->said, &wr->lock);
-	said = wr->done;
-	wr->done = NULL;
+	take_done(wr);
+	take_given(wr);
 	pthread_mutex_unlock(&wr->lock);
-	release_batches(wr, said);
+	release_taken(wr);
 }
 
 void writer_finish(struct writer *wr)
@@ -163,6 +205,8 @@ void writer_finish(struct writer *wr)
 	pthread_cond_signal(&wr->work);
 	pthread_mutex_unlock(&wr->lock);
 	pthread_join(wr->thread, NULL);
+	free(wr->given.item);
+	free(wr->releasing.item);
 	pthread_cond_destroy(&wr->said);
 	pthread_cond_destroy(&wr->work);
 	pthread_mutex_destroy(&wr->lock);
