@@ -214,6 +214,60 @@ Test(outfile, records_longer_than_the_buffer_arrive_whole)
 	free(line);
 }
 
+/* A file of its own takes stdio's buffer whole, a line's start before
+ * its end; when the disk fills inside a record longer than the buffer,
+ * the file goes back to the end of the record before, that record is lost
+ * whole (its rest is dropped as it comes) and the records after it
+ * arrive whole once there is room again. */
+Test(outfile, a_record_cut_by_a_full_disk_across_buffers_is_lost_whole)
+{
+	struct rlimit lim;
+	size_t sizes[] = { 100000, 200000, 1000, 70000, 300 }, len;
+	char path[128], err[256], *text, *line = malloc(200000);
+	struct outfile *o;
+	unsigned numbers[8];
+	int error;
+
+	cr_assert_not_null(line);
+	signal(SIGXFSZ, SIG_IGN);
+	test_fmt(path, "%s/cut.json", dir);
+	o = outfile_open(path, false, 0600, "test", err, sizeof(err));
+	cr_assert_not_null(o, "%s", err);
+	cr_assert_eq(getrlimit(RLIMIT_FSIZE, &lim), 0);
+	lim.rlim_cur = 150000;   /* full inside the second record */
+	cr_assert_eq(setrlimit(RLIMIT_FSIZE, &lim), 0);
+	for (unsigned i = 0; i < 5; i++) {
+		record(line, sizes[i], i);
+		fwrite(line, 1, sizes[i], outfile_stream(o));
+		if (i == 1) {
+			/* the disk has room again */
+			lim.rlim_cur = RLIM_INFINITY;
+			cr_assert_eq(setrlimit(RLIMIT_FSIZE, &lim), 0);
+		}
+	}
+	fflush(outfile_stream(o));
+	cr_assert_eq(outfile_lost(o, &error), 1, "the record cut by the full disk, once");
+	cr_assert_eq(error, EFBIG);
+	cr_assert_eq(outfile_close(o), -1);
+	text = slurp(path, &len);
+	cr_assert_eq(len, sizes[0] + sizes[2] + sizes[3] + sizes[4]);
+	{
+		const char *p = text;
+
+		for (unsigned k = 0, want[] = { 0, 2, 3, 4 }; k < 4; k++) {
+			const char *nl = strchr(p, '\n');
+
+			cr_assert_not_null(nl);
+			cr_assert_eq((size_t)(nl - p) + 1, sizes[want[k]], "record %u whole", want[k]);
+			cr_assert_eq(sscanf(p, "{\"n\":%u,", &numbers[k]), 1);
+			cr_assert_eq(numbers[k], want[k]);
+			p = nl + 1;
+		}
+	}
+	free(text);
+	free(line);
+}
+
 struct writer {
 	struct outfile *o;
 	unsigned id;

@@ -1,6 +1,7 @@
 /* outfile: whole lines or none (see outfile.h). stdio does the buffering;
- * the cookie below is where its buffer meets the descriptor, and lets only
- * complete lines through. */
+ * the cookie below is where its buffer meets the descriptor: it lets only
+ * complete lines through, or, in a file nothing else writes to, the whole
+ * buffer, cut back to its last complete line when a write fails. */
 #include "config.h"
 
 #include "out/outfile.h"
@@ -23,6 +24,11 @@ struct outfile {
 	mode_t mode;
 	char *path, *label;
 	off_t good;              /* the file's length after its last complete line (-1: not a file) */
+	/* Blocks: stdio's buffer goes out as it is, lines cut between two
+	 * writes included (a file of its own: see blocks_fit). */
+	bool blocks;
+	off_t end;               /* blocks: the file's length (good, and the start of a line after it) */
+	bool skip;               /* blocks: the rest of a line lost at a failure is still to come */
 	char *tail;              /* the start of a line stdio has handed over, waiting for its end */
 	size_t tail_len, tail_cap;
 	uint64_t lost;
@@ -39,6 +45,16 @@ static size_t count_lines(const char *p, size_t n)
 	for (const char *e = p + n; (p = memchr(p, '\n', (size_t)(e - p))) != NULL; p++)
 		lines++;
 	return lines;
+}
+
+/* Says the loss the first time. */
+static void said_lost(struct outfile *o)
+{
+	if (!o->said) {
+		fprintf(stderr, "%s: %s: records are being lost (each written whole or not at all)\n",
+			o->label, strerror(o->error));
+		o->said = true;
+	}
 }
 
 /* n bytes of complete lines to the descriptor, or none of them. */
@@ -70,15 +86,65 @@ static void put_lines(struct outfile *o, const char *p, size_t n)
 			}
 			o->lost += count_lines(p + keep, n - keep);
 		}
-		if (!o->said) {
-			fprintf(stderr, "%s: %s: records are being lost (each written whole or not at all)\n",
-				o->label, strerror(o->error));
-			o->said = true;
-		}
+		said_lost(o);
 		return;
 	}
 	if (o->good >= 0)
 		o->good += (off_t)n;
+}
+
+/* Blocks: n bytes as they are.  When a write fails, the file is cut back
+ * to the end of its last complete line and the lines that do not end
+ * before the cut are lost: those that end in these bytes, and the one
+ * they leave unfinished, whose rest is dropped as it comes (skip). */
+static void put_block(struct outfile *o, const char *p, size_t n)
+{
+	size_t done = 0;
+
+	if (o->skip) {
+		const char *nl = memchr(p, '\n', n);
+
+		if (!nl)
+			return;
+		o->skip = false;
+		n -= (size_t)(nl + 1 - p);
+		p = nl + 1;
+	}
+	while (done < n) {
+		ssize_t w = write(o->fd, p + done, n - done);
+
+		if (w > 0) {
+			done += (size_t)w;
+			continue;
+		}
+		if (w < 0 && errno == EINTR)
+			continue;
+		o->error = w < 0 ? errno : ENOSPC;
+		{
+			const char *nl = done ? memrchr(p, '\n', done) : NULL;
+			size_t keep = nl ? (size_t)(nl - p) + 1 : 0;
+
+			if (nl)
+				o->good = o->end + (off_t)keep;
+			if (ftruncate(o->fd, o->good) == 0)
+				(void)lseek(o->fd, o->good, SEEK_SET);
+			o->end = o->good;
+			o->lost += count_lines(p + keep, n - keep);
+			if (p[n - 1] != '\n') {
+				o->lost++;   /* the line the buffer leaves unfinished */
+				o->skip = true;
+			}
+		}
+		said_lost(o);
+		return;
+	}
+	{
+		const char *nl = memrchr(p, '\n', n);
+
+		if (nl)
+			o->good = o->end + (off_t)(nl + 1 - p);
+		o->end += (off_t)n;
+	}
 }
 
 /* n more bytes of a line not yet ended; false when memory runs out. */
@@ -101,8 +167,16 @@ static bool tail_append(struct outfile *o, const char *p, size_t n)
 static ssize_t cookie_write(void *cookie, const char *buf, size_t size)
 {
 	struct outfile *o = cookie;
-	const char *last = size ? memrchr(buf, '\n', size) : NULL;
-	size_t whole = last ? (size_t)(last - buf) + 1 : 0;
+	const char *last;
+	size_t whole;
+
+	if (o->blocks && !o->line_buffered) {
+		if (size)
+			put_block(o, buf, size);
+		return (ssize_t)size;
+	}
+	last = size ? memrchr(buf, '\n', size) : NULL;
+	whole = last ? (size_t)(last - buf) + 1 : 0;
 
 	if (whole && o->tail_len) {
 		/* a line begun in an earlier batch ends in this one: that line
@@ -144,12 +218,41 @@ static int cookie_close(void *cookie)
 	return 0;
 }
 
+/* Whether the descriptor's file may take stdio's buffer whole (blocks): a
+ * regular file (a failed write can be cut back), written at its end by
+ * this output alone: not opened to append (other writers' lines would
+ * land inside one cut in two), nor standard error's file (a warning
+ * would).  Writes then keep to the file's blocks and pages, 64 KiB each,
+ * instead of ending wherever a line does; a reader of the file while it
+ * is written may see a line's start before its end, as from any program
+ * that buffers. */
+static bool blocks_fit(int fd, const struct stat *st)
+{
+	struct stat err;
+	int fl = fcntl(fd, F_GETFL);
+
+	if (!S_ISREG(st->st_mode) || fl < 0 || (fl & O_APPEND))
+		return false;
+	return fstat(STDERR_FILENO, &err) != 0 || err.st_dev != st->st_dev || err.st_ino != st->st_ino;
+}
+
+/* o->fd's length, and how it is to be written. */
+static void take_fd(struct outfile *o)
+{
+	struct stat st;
+	bool file = fstat(o->fd, &st) == 0 && S_ISREG(st.st_mode);
+
+	o->good = file ? lseek(o->fd, 0, SEEK_END) : -1;
+	o->end = o->good;
+	o->blocks = file && o->good >= 0 && blocks_fit(o->fd, &st);
+	o->skip = false;
+}
+
 static struct outfile *wrap(struct outfile *o)
 {
 	cookie_io_functions_t io = { .write = cookie_write, .close = cookie_close };
-	struct stat st;
 
-	o->good = fstat(o->fd, &st) == 0 && S_ISREG(st.st_mode) ? lseek(o->fd, 0, SEEK_END) : -1;
+	take_fd(o);
 	if (!(o->buffer = malloc(STREAM_BUFFER)))
 		return NULL;
 	o->stream = fopencookie(o, "w", io);
@@ -243,7 +346,6 @@ FILE *outfile_stream(const struct outfile *o)
 
 int outfile_reopen(struct outfile *o, char *err, size_t errlen)
 {
-	struct stat st;
 	int fd;
 
 	if (!o->own_fd)
@@ -258,7 +360,7 @@ int outfile_reopen(struct outfile *o, char *err, size_t errlen)
 	fflush_unlocked(o->stream);
 	close(o->fd);
 	o->fd = fd;
-	o->good = fstat(fd, &st) == 0 && S_ISREG(st.st_mode) ? lseek(fd, 0, SEEK_END) : -1;
+	take_fd(o);
 	funlockfile(o->stream);
 	return 0;
 }

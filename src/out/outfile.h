@@ -2,12 +2,15 @@
  * only whole, and says so.
  *
  * The stream it gives is a stdio FILE, so the reporters write to it as to
- * any other; underneath, only complete lines reach the descriptor. When a
- * write fails or falls short (a full disk, a file size limit, a closed
- * pipe), the file is cut back to its last complete line, the lines that did
- * not make it are counted as lost, one line on standard error says so the
- * first time, and writing goes on with the next record (the disk may have
- * room again). Nothing that follows a failure is glued to half a record.
+ * any other; underneath, only complete lines reach the descriptor, except
+ * in a regular file that nothing else writes to (not opened to append, not
+ * standard error's), which takes stdio's buffer whole, 64 KiB at a time.
+ * When a write fails or falls short (a full disk, a file size limit, a
+ * closed pipe), the file is cut back to its last complete line, the lines
+ * that did not make it are counted as lost, one line on standard error
+ * says so the first time, and writing goes on with the next record (the
+ * disk may have room again). Nothing that follows a failure is glued to
+ * half a record.
  *
  * A record must end with a newline and be written while the stream is
  * locked (one fwrite, or flockfile around several calls): lines from
