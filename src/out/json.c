@@ -117,22 +117,39 @@ static const unsigned char plain[256] = {
 	[0x20 ... 0x21] = 1, [0x23 ... 0x5b] = 1, [0x5d ... 0x7e] = 1,   /* not '"' (0x22), '\\' (0x5c) */
 };
 
-/* Sixteen bytes at a time (GCC's vector extension: SSE2 on x86-64,
- * plain code elsewhere). */
+/* Sixteen bytes at a time: a bit for each byte of the sixteen at p that
+ * is not plain (below 0x20, above 0x7e, a quote or a backslash).  SSE2 on
+ * x86-64 (every such CPU has it): the mask in one instruction, and the
+ * first bad byte is its lowest bit; elsewhere GCC's vector extension. */
+#if defined(__SSE2__)
+#include <emmintrin.h>
+
+static inline unsigned bad16(const unsigned char *p)
+{
+	__m128i v = _mm_loadu_si128((const __m128i *)(const void *)p);
+	/* v - 0x20 above 0x5e: outside 0x20..0x7e (unsigned, wrapping) */
+	__m128i t = _mm_sub_epi8(v, _mm_set1_epi8(0x20));
+	__m128i out = _mm_cmpeq_epi8(_mm_max_epu8(t, _mm_set1_epi8(0x5f)), t);
+	__m128i q = _mm_cmpeq_epi8(v, _mm_set1_epi8('"'));
+	__m128i b = _mm_cmpeq_epi8(v, _mm_set1_epi8('\\'));
+
+	return (unsigned)_mm_movemask_epi8(_mm_or_si128(out, _mm_or_si128(q, b)));
+}
+#else
 typedef uint8_t bytes16 __attribute__((vector_size(16)));
 
-/* Whether the sixteen bytes at p are all plain. */
-static inline bool plain16(const unsigned char *p)
+static inline unsigned bad16(const unsigned char *p)
 {
 	bytes16 v, bad;
-	uint64_t half[2];
+	unsigned m = 0;
 
 	memcpy(&v, p, 16);
-	/* a byte below 0x20, at or above 0x7f, a quote or a backslash */
 	bad = (bytes16)((v < 0x20) | (v >= 0x7f) | (v == '"') | (v == '\\'));
-	memcpy(half, &bad, 16);
-	return !(half[0] | half[1]);
+	for (unsigned i = 0; i < 16; i++)
+		m |= (unsigned)(bad[i] & 1) << i;
+	return m;
 }
+#endif
 
 /* Whether the eight bytes in x are all plain, in a general register: a
  * byte below 0x20, a byte above 0x7e, a zero where x meets a quote or a
@@ -155,7 +172,8 @@ static inline bool plain8(uint64_t x)
  * text as two words of eight that overlap. */
 static const unsigned char *copy_plain(struct json *j, const unsigned char *p, const unsigned char *end)
 {
-	size_t n = (size_t)(end - p);
+	size_t n = (size_t)(end - p), left;
+	unsigned bad;
 	char *o;
 
 	if (!reserve(j, n))
@@ -175,20 +193,32 @@ static const unsigned char *copy_plain(struct json *j, const unsigned char *p, c
 	}
 	while (end - p >= 16) {
 		memcpy(o, p, 16);
-		if (!plain16(p))
-			break;
+		if ((bad = bad16(p)) != 0) {
+			left = (size_t)__builtin_ctz(bad);
+			goto Stop;
+		}
 		p += 16;
 		o += 16;
 	}
-	if (end - p < 16 && n >= 16 && plain16(end - 16)) {
-		/* those before p are plain already */
-		o += end - p;
-		memcpy(o - 16, end - 16, 16);
-		p = end;
+	left = (size_t)(end - p);
+	if (left && n >= 16) {
+		/* the last sixteen, of which those before p are plain already */
+		bad = bad16(end - 16) >> (16 - left);
+		memcpy(o + left - 16, end - 16, 16);
+		if (bad)
+			left = (size_t)__builtin_ctz(bad);
 	} else {
-		while (p < end && plain[*p])
-			*o++ = (char)*p++;
+		size_t i = 0;
+
+		while (i < left && plain[p[i]]) {
+			o[i] = (char)p[i];
+			i++;
+		}
+		left = i;
 	}
+Stop:
+	p += left;
+	o += left;
 	j->len = (size_t)(o - j->buf);
 	return p;
 }

@@ -289,7 +289,11 @@ static const char *keylog_use_name(enum keylog_use k)
 	return NULL;
 }
 
-static void json_tristate(struct json *j, const char *key, enum tristate t)
+/* The helpers that take a member's name are inlined, so that a literal
+ * name stays one the builder knows (json_known_name_). */
+#define NAME_KEPT static inline __attribute__((always_inline))
+
+NAME_KEPT void json_tristate(struct json *j, const char *key, enum tristate t)
 {
 	if (t == TRI_UNKNOWN)
 		json_null(j, key);
@@ -297,7 +301,7 @@ static void json_tristate(struct json *j, const char *key, enum tristate t)
 		json_bool(j, key, t == TRI_YES);
 }
 
-static void json_endpoint(struct json *j, const char *key, const struct endpoint *e)
+NAME_KEPT void json_endpoint(struct json *j, const char *key, const struct endpoint *e)
 {
 	json_object(j, key);
 	json_string(j, "ip", e->ip);
@@ -340,7 +344,7 @@ Remember:
 		json_remember(j, c->sha256, mark);
 }
 
-static void json_chain(struct json *j, const char *key, const struct cert_chain *ch)
+NAME_KEPT void json_chain(struct json *j, const char *key, const struct cert_chain *ch)
 {
 	json_array(j, key);
 	for (size_t i = 0; i < ch->n; i++)
