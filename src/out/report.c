@@ -13,6 +13,7 @@
 #include "analysis/chain.h"
 #include "analysis/remedy.h"
 #include "out/json.h"
+#include "wire/ja4.h"
 #include "wire/preamble.h"
 #include "wire/tls_msgs.h"
 
@@ -476,7 +477,7 @@ static void members_of(struct json *j, const struct conn_facts *f, const struct 
 		       const struct report_remedies *r)
 {
 	struct report_remedies own;
-	char ts[40], line[1024];
+	char ts[40], line[1024], ja4[JA4_LEN];
 	size_t i;
 
 	report_json_kind(j, "connection");
@@ -494,7 +495,12 @@ static void members_of(struct json *j, const struct conn_facts *f, const struct 
 		json_end(j);
 	}
 	json_string(j, "tls_version", f->sh.seen && !f->sh.hello_retry ? tls_version_name(f->sh.selected_version) : NULL);
-	json_string(j, "ja4", f->ch.seen && f->ch.ja4[0] ? f->ch.ja4 : NULL);
+	/* the JA4 fingerprint is made here, where it is written, from the
+	 * ClientHello's fields the facts keep */
+	ja4[0] = '\0';
+	if (f->ch.seen)
+		ja4_compute(&f->ch, 't', ja4);
+	json_string(j, "ja4", ja4[0] ? ja4 : NULL);
 	json_tristate(j, "cert_requested", v->cert_requested);
 	json_array(j, "acceptable_cas");
 	for (i = 0; i < f->cr.n_ca_names; i++)

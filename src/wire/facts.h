@@ -62,7 +62,6 @@ struct client_hello {
 	bool has_psk;                  /* pre_shared_key offered (resumption attempt) */
 	bool has_session_ticket;       /* non-empty SessionTicket extension */
 	bool early_data;
-	char ja4[40];
 };
 
 struct server_hello {
@@ -259,17 +258,15 @@ static inline void client_hello_clear(struct client_hello *ch)
 		       offsetof(struct client_hello, n_ciphers) < offsetof(struct client_hello, exts) &&
 		       offsetof(struct client_hello, exts) < offsetof(struct client_hello, n_exts) &&
 		       offsetof(struct client_hello, n_exts) < offsetof(struct client_hello, sigalgs) &&
-		       offsetof(struct client_hello, sigalgs) < offsetof(struct client_hello, n_sigalgs) &&
-		       offsetof(struct client_hello, n_sigalgs) < offsetof(struct client_hello, ja4) &&
-		       offsetof(struct client_hello, ja4) + sizeof(ch->ja4) + 8 > sizeof(struct client_hello),
+		       offsetof(struct client_hello, sigalgs) < offsetof(struct client_hello, n_sigalgs),
 		       "client_hello_clear knows the order of struct client_hello's members");
 	/* the scalars before the SNI, and its first byte */
 	memset(ch, 0, offsetof(struct client_hello, sni) + 1);
 	ch->n_alpn = 0;
 	ch->n_ciphers = 0;
 	ch->n_exts = 0;
-	/* the count and flags after the signature algorithms, and the JA4's first byte */
-	memset(&ch->n_sigalgs, 0, offsetof(struct client_hello, ja4) + 1 - offsetof(struct client_hello, n_sigalgs));
+	/* the count and flags after the signature algorithms */
+	memset(&ch->n_sigalgs, 0, sizeof(*ch) - offsetof(struct client_hello, n_sigalgs));
 }
 
 static inline void facts_clear(struct conn_facts *f)

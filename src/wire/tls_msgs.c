@@ -5,7 +5,6 @@
 
 #include <string.h>
 
-#include "wire/ja4.h"
 
 /* RFC 8446 4.1.3: the ServerHello.random of a HelloRetryRequest. */
 static const uint8_t hrr_random[32] = {
@@ -146,7 +145,6 @@ int tls_parse_client_hello(const struct cursor *body, struct client_hello *out)
 		}
 	}
 	out->seen = true;
-	ja4_compute(out, 't', out->ja4);
 	return 1;
 }
 
@@ -170,7 +168,6 @@ int tls_parse_sslv2_client_hello(const struct cursor *body, struct client_hello 
 			out->ciphers[out->n_ciphers++] = lo;
 	out->sslv2 = true;
 	out->seen = true;
-	ja4_compute(out, 't', out->ja4);
 	return 1;
 }
 
