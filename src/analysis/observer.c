@@ -55,7 +55,9 @@ enum side_state {
 };
 
 struct obs_conn {
-	struct conn_facts f;            /* first: facts_clear, then the rest zero up to chain_storage */
+	/* At creation: the facts made empty (facts_clear), cfg copied, what
+	 * follows zero from st up to abandon_why, which is made empty. */
+	struct conn_facts f;
 	struct observer_config cfg;
 	enum side_state st[2];      /* by tap side: SIDE_CLIENT is the initiator */
 	uint8_t *held[2];           /* preamble or resync bytes, by tap side */
@@ -82,11 +84,11 @@ struct obs_conn {
 	bool over_budget;           /* a message needed more than cfg.max_buffered */
 	size_t over_budget_need;    /* the bytes it would have held */
 	bool abandoned;             /* the front end stopped the observing */
-	char abandon_why[VERDICT_EVIDENCE_LEN];
 	/* The verdict: d's, or once shrunk one allocated at the finish (NULL
 	 * until then). */
 	struct verdict *v;
 	struct obs_scratch *d;      /* NULL once shrunk (obs_conn_shrink) */
+	char abandon_why[VERDICT_EVIDENCE_LEN];
 	/* last: not zeroed at creation, chain_check fills it */
 	struct chain_report chain_storage; /* `chain` points here once there is one */
 };
@@ -193,12 +195,13 @@ struct obs_conn *obs_conn_new(const struct observer_config *cfg,
 		return NULL;
 	}
 	facts_clear(&c->f);
-	memset(&c->cfg, 0, offsetof(struct obs_conn, chain_storage) - offsetof(struct obs_conn, cfg));
+	c->cfg = *cfg;
+	memset(&c->st, 0, offsetof(struct obs_conn, abandon_why) - offsetof(struct obs_conn, st));
+	c->abandon_why[0] = '\0';
 	c->d = d;
 	c->v = &d->verdict;
 	c->v->code = V_INCOMPLETE;
 	c->v->n_evidence = 0;
-	c->cfg = *cfg;
 	c->f.client = *initiator;
 	c->f.server = *responder;
 	c->f.first_ts = c->f.last_ts = c->f.seen_until = *ts;
