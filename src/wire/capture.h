@@ -74,8 +74,8 @@ struct capture_opts {
 	const char *filter;        /* BPF expression, or NULL */
 	unsigned idle_timeout_s;   /* capture-time idle timeout; 0: default (300 s) */
 	size_t reasm_limit;        /* out-of-order bytes held per direction; 0: default (256 KiB) */
-	size_t max_flows;          /* open flows at most; the least recently active is finished
-				    * as if idle to make room; 0: default (131072) */
+	size_t max_flows;          /* open flows at most; the least recently active (to the
+				    * second) is finished as if idle to make room; 0: default (131072) */
 	/* A stream written as it is read (a pipe, a FIFO: tcpdump -w - -U):
 	 * while it waits for input, the capture's clock moves with the real
 	 * one (from the last packet's time), so idle connections are finished;

@@ -75,7 +75,7 @@ enum {
 
 struct flow {
 	struct flow *hnext;       /* hash chain */
-	struct flow *prev, *next; /* activity list, least recently active first */
+	struct flow *prev, *next; /* activity list, least recently active (to the second) first */
 	struct flow_key key;
 	uint32_t hash;
 	uint8_t flags;
@@ -794,7 +794,9 @@ void flow_table_segment(struct flow_table *t, const struct tcp_segment *s, const
 		if (!syn_only && tomb_find(t, &k, h))
 			return;
 		if (t->nflows >= t->max_flows) {
-			/* Full: the least recently active flow goes, as if idle. */
+			/* Full: the least recently active flow goes, as if idle
+			 * (of those last active in the same second, the one that
+			 * was active in it first). */
 			t->stats->evicted++;
 			flow_expire(t, t->lru_head);
 		}
@@ -802,9 +804,14 @@ void flow_table_segment(struct flow_table *t, const struct tcp_segment *s, const
 		if (!f)
 			return;
 	} else {
-		f->touched = t->now;
+		/* the activity list is kept to the second (the clock's unit):
+		 * a flow moves to its end at its first packet of a second, not
+		 * at every packet, which would write its neighbours' links */
+		if (f->touched != t->now) {
+			f->touched = t->now;
+			lru_touch(t, f);
+		}
 		f->last_ts = *ts;
-		lru_touch(t, f);
 	}
 
 	side = ((f->flags & F_B_INITIATOR) != 0) == src_is_a ? SIDE_SERVER : SIDE_CLIENT;
