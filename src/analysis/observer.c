@@ -21,6 +21,7 @@
 #include "wire/http2.h"
 #include "wire/keylog.h"
 #include "wire/preamble.h"
+#include "wire/slab.h"
 #include "wire/tls.h"
 #include "wire/tls_msgs.h"
 #include "wire/x509info.h"
@@ -110,28 +111,52 @@ static _Thread_local struct verdict oom_verdict;
  * capture's connections: a few are kept for the next ones. */
 #define POOL_SPARES 64
 
+/* With a pool, the connections and their scratch come from slabs (huge
+ * pages where the system allows: slab.h), and go back to them. */
 struct obs_pool {
 	size_t n;
 	struct obs_conn *spare[POOL_SPARES];
+	struct slab *conns, *scratch;
 };
 
 struct obs_pool *obs_pool_new(void)
 {
-	return calloc(1, sizeof(struct obs_pool));
+	struct obs_pool *p = calloc(1, sizeof(struct obs_pool));
+
+	if (p && (!(p->conns = slab_new(sizeof(struct obs_conn))) ||
+		  !(p->scratch = slab_new(sizeof(struct obs_scratch))))) {
+		obs_pool_free(p);
+		return NULL;
+	}
+	return p;
 }
 
 void obs_pool_free(struct obs_pool *p)
 {
 	if (!p)
 		return;
-	while (p->n) {
-		struct obs_conn *c = p->spare[--p->n];
-
-		free(c->d);
-		free(c);
-	}
+	/* the spares, and every connection given back, go with the slabs */
+	slab_free(p->scratch);
+	slab_free(p->conns);
 	free(p);
 }
+
+/* Memory of `size` bytes from the pool's slab, or malloc's without a pool. */
+static void *pool_get(struct slab *slab, size_t size)
+{
+	return slab ? slab_get(slab) : malloc(size);
+}
+
+static void pool_put(struct slab *slab, void *p)
+{
+	if (slab)
+		slab_put(slab, p);
+	else
+		free(p);
+}
+
+#define CONNS(pool) ((pool) ? (pool)->conns : NULL)
+#define SCRATCH(pool) ((pool) ? (pool)->scratch : NULL)
 
 struct tls_cb {
 	struct obs_conn *c;
@@ -184,14 +209,14 @@ struct obs_conn *obs_conn_new(const struct observer_config *cfg,
 {
 	struct obs_pool *pool = cfg->pool;
 	bool spare = pool && pool->n;
-	struct obs_conn *c = spare ? pool->spare[--pool->n] : malloc(sizeof(*c));
+	struct obs_conn *c = spare ? pool->spare[--pool->n] : pool_get(CONNS(pool), sizeof(*c));
 	struct obs_scratch *d;
 
 	if (!c)
 		return NULL;
 	d = spare ? c->d : NULL;   /* a spare keeps its own */
-	if (!d && !(d = malloc(sizeof(*d)))) {
-		free(c);
+	if (!d && !(d = pool_get(SCRATCH(pool), sizeof(*d)))) {
+		pool_put(CONNS(pool), c);
 		return NULL;
 	}
 	facts_clear(&c->f);
@@ -1334,7 +1359,7 @@ void obs_conn_shrink(struct obs_conn *c)
 	    c->http[0] || c->http[1] || obs_conn_wants_bytes(c))
 		return;
 	/* both sides idle: their record layers were freed then */
-	free(c->d);
+	pool_put(SCRATCH(c->cfg.pool), c->d);
 	c->d = NULL;
 	c->v = NULL;
 }
@@ -1350,15 +1375,15 @@ void obs_conn_free(struct obs_conn *c)
 	if (!c->d) {   /* shrunk: its verdict was its own */
 		if (c->v != &oom_verdict)
 			free(c->v);
-		free(c);
+		pool_put(CONNS(c->cfg.pool), c);
 		return;
 	}
 	if (c->cfg.pool && c->cfg.pool->n < POOL_SPARES) {
 		c->cfg.pool->spare[c->cfg.pool->n++] = c;
 		return;
 	}
-	free(c->d);
-	free(c);
+	pool_put(SCRATCH(c->cfg.pool), c->d);
+	pool_put(CONNS(c->cfg.pool), c);
 }
 
 /* ---- the capture front end's flow sink ---- */

@@ -8,6 +8,7 @@
 #include "config.h"
 
 #include "wire/flow.h"
+#include "wire/slab.h"
 
 #include <arpa/inet.h>
 #include <stdlib.h>
@@ -28,8 +29,6 @@
 /* Tombstones of finished flows kept at most (the oldest go first). */
 #define TOMB_MAX 65536
 #define TOMB_BUCKETS 16384
-/* Finished flows whose memory is kept for new ones. */
-#define SPARE_FLOWS 256
 
 /* Both endpoints in a canonical order (the smaller address/port first), so
  * both directions of a connection make the same key: a's address in w[0..1],
@@ -111,8 +110,7 @@ struct flow_table {
 	uint64_t seed;
 	uint64_t next_id;
 
-	struct flow *spare;       /* finished flows' memory, for the next ones */
-	size_t nspare;
+	struct slab *flows;       /* the flows' memory (huge pages where allowed), finished ones' kept */
 
 	struct flow **buckets;
 	size_t nbuckets;          /* a power of two */
@@ -633,15 +631,11 @@ static struct flow *flow_create(struct flow_table *t, const struct flow_key *k, 
 	/* The initiator sent the SYN; a SYN-ACK comes from the responder. */
 	bool src_initiates = !(saw_syn && (s->flags & TCP_ACK));
 	struct endpoint init, resp;
-	struct flow *f = t->spare;
+	struct flow *f = slab_get(t->flows);
 
-	if (f) {
-		t->spare = f->hnext;
-		t->nspare--;
-		memset(f, 0, sizeof(*f));
-	} else if (!(f = calloc(1, sizeof(*f)))) {
+	if (!f)
 		return NULL;
-	}
+	memset(f, 0, sizeof(*f));
 	f->key = *k;
 	f->hash = h;
 	f->id = t->next_id++;
@@ -685,13 +679,7 @@ static void flow_finish(struct flow_table *t, struct flow *f, bool truncated, bo
 	free_held(t, &f->dir[1]);
 	if (keep_tomb)
 		tomb_add(t, &f->key, f->hash);
-	if (t->nspare < SPARE_FLOWS) {
-		f->hnext = t->spare;
-		t->spare = f;
-		t->nspare++;
-	} else {
-		free(f);
-	}
+	slab_put(t->flows, f);
 }
 
 /* Quiet for longer than the timeout. */
@@ -893,7 +881,10 @@ struct flow_table *flow_table_new(const struct capture_opts *opts, const struct 
 	t->max_flows = opts && opts->max_flows ? opts->max_flows : DEFAULT_MAX_FLOWS;
 	t->nbuckets = INITIAL_BUCKETS;
 	t->buckets = calloc(t->nbuckets, sizeof(*t->buckets));
-	if (!t->buckets) {
+	t->flows = slab_new(sizeof(struct flow));
+	if (!t->buckets || !t->flows) {
+		slab_free(t->flows);
+		free(t->buckets);
 		free(t);
 		return NULL;
 	}
@@ -972,12 +963,8 @@ void flow_table_free(struct flow_table *t)
 		next = f->next;
 		free_held(t, &f->dir[0]);
 		free_held(t, &f->dir[1]);
-		free(f);
 	}
-	while ((f = t->spare) != NULL) {
-		t->spare = f->hnext;
-		free(f);
-	}
+	slab_free(t->flows);   /* every flow, live or finished */
 	free(t->tombs);
 	free(t->tbuckets);
 	free(t->buckets);
