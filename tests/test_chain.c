@@ -1022,6 +1022,7 @@ static void same_report(const char *what, const struct chain_report *a, const st
 	cr_assert_eq(a->n, b->n, "%s: %zu findings, remembered %zu", what, a->n, b->n);
 	for (i = 0; i < a->n; i++) {
 		cr_assert_eq(a->findings[i].reason, b->findings[i].reason, "%s: finding %zu", what, i);
+		cr_assert_eq(a->findings[i].from_verify, b->findings[i].from_verify, "%s: finding %zu", what, i);
 		cr_assert_str_eq(a->findings[i].text, b->findings[i].text, "%s: finding %zu", what, i);
 	}
 	cr_assert(a->verify.trust == b->verify.trust && a->verify.ok == b->verify.ok &&

@@ -80,6 +80,7 @@ static void add_finding(struct ctx *c, enum rank rank, enum reason_code reason,
 	if (len < 0)
 		line[0] = '\0';
 	out->findings[pos].reason = reason;
+	out->findings[pos].from_verify = false;
 	x509info_copy_utf8(line, strlen(line), out->findings[pos].text,
 			   sizeof(out->findings[pos].text));
 	c->ranks[pos] = rank;
@@ -777,6 +778,18 @@ static uint32_t validity_mask(const struct memo_entry *e, time_t at)
 	return mask;
 }
 
+/* A remembered report into a connection's: all of it but the finding
+ * slots past n (a connection's copy was 2.5 KB, mostly empty slots). */
+static void report_copy(struct chain_report *out, const struct chain_report *in)
+{
+	_Static_assert(offsetof(struct chain_report, n) <
+		       offsetof(struct chain_report, findings) + sizeof(in->findings) + _Alignof(size_t),
+		       "report_copy copies what comes before the findings, and from n on");
+	memcpy(out, in, offsetof(struct chain_report, findings));
+	memcpy(out->findings, in->findings, in->n * sizeof(in->findings[0]));
+	memcpy(&out->n, &in->n, sizeof(*in) - offsetof(struct chain_report, n));
+}
+
 void chain_check_memo(struct chain_memo *m, const uint64_t *ids, uint64_t ca_id,
 		      X509 *const *certs, size_t n, X509_NAME *const *ca_names, size_t n_ca,
 		      time_t at, const struct chain_policy *policy, bool verify_names,
@@ -828,7 +841,7 @@ void chain_check_memo(struct chain_memo *m, const uint64_t *ids, uint64_t ca_id,
 		x509info_err_clear();
 	}
 	e->last_use = ++m->clock;
-	*out = e->report;
+	report_copy(out, &e->report);
 	ctx_init(&c, out, ca_names, n_ca, at);
 	c.ca_id = ca_id;
 	memcpy(c.ranks, e->ranks, sizeof(c.ranks));

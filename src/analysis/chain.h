@@ -116,7 +116,7 @@ struct chain_report {
 	bool checked;          /* a leaf certificate could be parsed */
 	bool issuer_named;     /* the chain reaches a CA the server named */
 	bool bundle_verified;  /* a --ca-bundle verification ran and passed */
-	struct chain_finding findings[CHAIN_MAX_FINDINGS];
+	struct chain_finding findings[CHAIN_MAX_FINDINGS];   /* the first n (those after: undefined) */
 	size_t n;              /* 0: nothing on the wire says the chain fails */
 	struct chain_verify verify;  /* trust CHAIN_TRUST_NONE when none ran */
 };
