@@ -76,3 +76,21 @@ Test(slab, objects_larger_than_a_region_are_refused)
 	cr_assert_eq(p[(2 << 20) - 1], 0x5a);
 	slab_free(s);
 }
+
+/* A table of several regions' size comes zero, whole and aligned. */
+Test(slab, a_large_table_comes_zero_and_whole)
+{
+	size_t size = (4u << 20) + 12345;
+	unsigned char *p = huge_calloc(size);
+
+	cr_assert_not_null(p);
+	cr_assert(PLAIN || (uintptr_t)p % REGION == 0);
+	for (size_t i = 0; i < size; i += 4096)
+		cr_assert_eq(p[i], 0, "byte %zu", i);
+	cr_assert_eq(p[size - 1], 0);
+	memset(p, 0xa5, size);
+	cr_assert_eq(p[size - 1], 0xa5);
+	huge_free(p, size);
+	huge_free(NULL, 0);
+	cr_assert_null(huge_calloc(0));
+}

@@ -319,11 +319,13 @@ static void tomb_add(struct flow_table *t, const struct flow_key *k, uint32_t h)
 	struct tomb *tb;
 
 	if (!t->tbuckets) {
-		t->tbuckets = calloc(TOMB_BUCKETS, sizeof(*t->tbuckets));
-		t->tombs = calloc(TOMB_MAX, sizeof(*t->tombs));
+		/* read and written at random, a tombstone a connection: on
+		 * huge pages where allowed, as the flows are (slab.h) */
+		t->tbuckets = huge_calloc(TOMB_BUCKETS * sizeof(*t->tbuckets));
+		t->tombs = huge_calloc(TOMB_MAX * sizeof(*t->tombs));
 		if (!t->tbuckets || !t->tombs) {
-			free(t->tbuckets);
-			free(t->tombs);
+			huge_free(t->tbuckets, TOMB_BUCKETS * sizeof(*t->tbuckets));
+			huge_free(t->tombs, TOMB_MAX * sizeof(*t->tombs));
 			t->tbuckets = NULL;
 			t->tombs = NULL;
 			return; /* no tombstones: stragglers may open flows */
@@ -965,8 +967,8 @@ void flow_table_free(struct flow_table *t)
 		free_held(t, &f->dir[1]);
 	}
 	slab_free(t->flows);   /* every flow, live or finished */
-	free(t->tombs);
-	free(t->tbuckets);
+	huge_free(t->tombs, TOMB_MAX * sizeof(*t->tombs));
+	huge_free(t->tbuckets, TOMB_BUCKETS * sizeof(*t->tbuckets));
 	free(t->buckets);
 	free(t);
 }

@@ -87,25 +87,46 @@ void slab_free(struct slab *s)
 		slab_put(s, s->out + 1);
 	free(s);
 }
-#else
-/* A region aligned to its size (a huge page can back it only so): twice
- * the size mapped, the ends around the aligned middle unmapped. */
-static char *region_new(void)
-{
-	char *p = mmap(NULL, 2 * REGION, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-	char *a;
 
+void *huge_calloc(size_t size)
+{
+	return size ? calloc(1, size) : NULL;
+}
+
+void huge_free(void *p, size_t size)
+{
+	(void)size;
+	free(p);
+}
+#else
+/* Whole regions aligned to their size, as many as size takes (a huge
+ * page can back a region only so): a region more is mapped, the ends
+ * around the aligned middle unmapped.  mmap's pages are zero. */
+void *huge_calloc(size_t size)
+{
+	size_t len = (size + REGION - 1) & ~(REGION - 1);
+	char *p, *a;
+
+	if (size == 0)
+		return NULL;
+	p = mmap(NULL, len + REGION, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 	if (p == MAP_FAILED)
 		return NULL;
 	a = (char *)(((uintptr_t)p + REGION - 1) & ~(uintptr_t)(REGION - 1));
 	if (a > p)
 		munmap(p, (size_t)(a - p));
-	if (a + REGION < p + 2 * REGION)
-		munmap(a + REGION, (size_t)(p + 2 * REGION - (a + REGION)));
+	if (a + len < p + len + REGION)
+		munmap(a + len, (size_t)(p + len + REGION - (a + len)));
 #ifdef MADV_HUGEPAGE
-	(void)madvise(a, REGION, MADV_HUGEPAGE);   /* a hint: refused, the pages are ordinary */
+	(void)madvise(a, len, MADV_HUGEPAGE);   /* a hint: refused, the pages are ordinary */
 #endif
 	return a;
+}
+
+void huge_free(void *p, size_t size)
+{
+	if (p)
+		munmap(p, (size + REGION - 1) & ~(REGION - 1));
 }
 
 void *slab_get(struct slab *s)
@@ -129,7 +150,7 @@ void *slab_get(struct slab *s)
 			s->regions = grown;
 			s->cap_regions = cap;
 		}
-		if (!(r = region_new()))
+		if (!(r = huge_calloc(REGION)))
 			return NULL;
 		s->regions[s->n_regions++] = r;
 		s->next = r;
@@ -155,7 +176,7 @@ void slab_free(struct slab *s)
 	if (!s)
 		return;
 	for (size_t i = 0; i < s->n_regions; i++)
-		munmap(s->regions[i], REGION);
+		huge_free(s->regions[i], REGION);
 	free(s->regions);
 	free(s);
 }
