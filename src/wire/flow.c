@@ -319,12 +319,13 @@ static void tomb_add(struct flow_table *t, const struct flow_key *k, uint32_t h)
 	struct tomb *tb;
 
 	if (!t->tbuckets) {
-		/* read and written at random, a tombstone a connection: on
-		 * huge pages where allowed, as the flows are (slab.h) */
-		t->tbuckets = huge_calloc(TOMB_BUCKETS * sizeof(*t->tbuckets));
+		/* the ring, read and written at random (a tombstone a
+		 * connection), on huge pages where allowed, as the flows are
+		 * (slab.h); the bucket heads are too few to want a whole one */
+		t->tbuckets = calloc(TOMB_BUCKETS, sizeof(*t->tbuckets));
 		t->tombs = huge_calloc(TOMB_MAX * sizeof(*t->tombs));
 		if (!t->tbuckets || !t->tombs) {
-			huge_free(t->tbuckets, TOMB_BUCKETS * sizeof(*t->tbuckets));
+			free(t->tbuckets);
 			huge_free(t->tombs, TOMB_MAX * sizeof(*t->tombs));
 			t->tbuckets = NULL;
 			t->tombs = NULL;
@@ -968,7 +969,7 @@ void flow_table_free(struct flow_table *t)
 	}
 	slab_free(t->flows);   /* every flow, live or finished */
 	huge_free(t->tombs, TOMB_MAX * sizeof(*t->tombs));
-	huge_free(t->tbuckets, TOMB_BUCKETS * sizeof(*t->tbuckets));
+	free(t->tbuckets);
 	free(t->buckets);
 	free(t);
 }
