@@ -21,7 +21,7 @@
 #define MTLSDIAG_WRITER_H
 #include <stdbool.h>
 
-#define WRITER_BATCH 16
+#define WRITER_BATCH 8
 #define WRITER_BATCHES 8
 
 struct writer;
