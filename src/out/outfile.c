@@ -57,8 +57,9 @@ static void said_lost(struct outfile *o)
 	}
 }
 
-/* n bytes of complete lines to the descriptor, or none of them. */
-static void put_lines(struct outfile *o, const char *p, size_t n)
+/* n bytes to the descriptor, through short writes and interruptions:
+ * how many went, all of them unless a write failed (o->error says why). */
+static size_t write_all(struct outfile *o, const char *p, size_t n)
 {
 	size_t done = 0;
 
@@ -72,25 +73,36 @@ static void put_lines(struct outfile *o, const char *p, size_t n)
 		if (w < 0 && errno == EINTR)
 			continue;
 		o->error = w < 0 ? errno : ENOSPC;
-		/* the lines written whole stay; the rest of what was written
-		 * goes, so the file ends on a line and the next record starts
-		 * clean (a pipe cannot take back a part: its line is lost) */
-		{
-			const char *nl = done ? memrchr(p, '\n', done) : NULL;
-			size_t keep = nl ? (size_t)(nl - p) + 1 : 0;
+		break;
+	}
+	return done;
+}
 
-			if (o->good >= 0) {
-				o->good += (off_t)keep;
-				if (ftruncate(o->fd, o->good) == 0)
-					(void)lseek(o->fd, o->good, SEEK_SET);
-			}
-			o->lost += count_lines(p + keep, n - keep);
-		}
-		said_lost(o);
+/* n bytes of complete lines to the descriptor, or none of them. */
+static void put_lines(struct outfile *o, const char *p, size_t n)
+{
+	size_t done = write_all(o, p, n);
+
+	if (done == n) {
+		if (o->good >= 0)
+			o->good += (off_t)n;
 		return;
 	}
-	if (o->good >= 0)
-		o->good += (off_t)n;
+	/* the lines written whole stay; the rest of what was written goes,
+	 * so the file ends on a line and the next record starts clean (a
+	 * pipe cannot take back a part: its line is lost) */
+	{
+		const char *nl = done ? memrchr(p, '\n', done) : NULL;
+		size_t keep = nl ? (size_t)(nl - p) + 1 : 0;
+
+		if (o->good >= 0) {
+			o->good += (off_t)keep;
+			if (ftruncate(o->fd, o->good) == 0)
+				(void)lseek(o->fd, o->good, SEEK_SET);
+		}
+		o->lost += count_lines(p + keep, n - keep);
+	}
+	said_lost(o);
 }
 
 /* Blocks: n bytes as they are.  When a write fails, the file is cut back
@@ -99,7 +111,7 @@ static void put_lines(struct outfile *o, const char *p, size_t n)
  * they leave unfinished, whose rest is dropped as it comes (skip). */
 static void put_block(struct outfile *o, const char *p, size_t n)
 {
-	size_t done = 0;
+	size_t done;
 
 	if (o->skip) {
 		const char *nl = memchr(p, '\n', n);
@@ -110,41 +122,31 @@ static void put_block(struct outfile *o, const char *p, size_t n)
 		n -= (size_t)(nl + 1 - p);
 		p = nl + 1;
 	}
-	while (done < n) {
-		ssize_t w = write(o->fd, p + done, n - done);
-
-		if (w > 0) {
-			done += (size_t)w;
-			continue;
-		}
-		if (w < 0 && errno == EINTR)
-			continue;
-		o->error = w < 0 ? errno : ENOSPC;
-		{
-			const char *nl = done ? memrchr(p, '\n', done) : NULL;
-			size_t keep = nl ? (size_t)(nl - p) + 1 : 0;
-
-			if (nl)
-				o->good = o->end + (off_t)keep;
-			if (ftruncate(o->fd, o->good) == 0)
-				(void)lseek(o->fd, o->good, SEEK_SET);
-			o->end = o->good;
-			o->lost += count_lines(p + keep, n - keep);
-			if (p[n - 1] != '\n') {
-				o->lost++;   /* the line the buffer leaves unfinished */
-				o->skip = true;
-			}
-		}
-		said_lost(o);
-		return;
-	}
-	{
-		const char *nl = memrchr(p, '\n', n);
+	done = write_all(o, p, n);
+	if (done == n) {
+		const char *nl = n ? memrchr(p, '\n', n) : NULL;
 
 		if (nl)
 			o->good = o->end + (off_t)(nl + 1 - p);
 		o->end += (off_t)n;
+		return;
 	}
+	{
+		const char *nl = done ? memrchr(p, '\n', done) : NULL;
+		size_t keep = nl ? (size_t)(nl - p) + 1 : 0;
+
+		if (nl)
+			o->good = o->end + (off_t)keep;
+		if (ftruncate(o->fd, o->good) == 0)
+			(void)lseek(o->fd, o->good, SEEK_SET);
+		o->end = o->good;
+		o->lost += count_lines(p + keep, n - keep);
+		if (p[n - 1] != '\n') {
+			o->lost++;   /* the line the buffer leaves unfinished */
+			o->skip = true;
+		}
+	}
+	said_lost(o);
 }
 
 /* n more bytes of a line not yet ended; false when memory runs out. */
