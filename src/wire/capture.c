@@ -1124,7 +1124,6 @@ int capture_read_file(const char *path, const struct capture_opts *opts,
 	bool use_stdin = strcmp(path, "-") == 0;
 	const char *name = use_stdin ? "standard input" : path;
 	FILE *f = use_stdin ? stdin : fopen(path, "rb");
-	struct slab *space = NULL;
 	char *buf = NULL;
 	int ret;
 
@@ -1134,13 +1133,13 @@ int capture_read_file(const char *path, const struct capture_opts *opts,
 	}
 	/* Records are small: a large stdio buffer turns a read() every few
 	 * packets into one every few hundred.  Every byte of the file passes
-	 * through it twice (the kernel's copy in, libpcap's out): it is a
-	 * slab's one object, on a huge page where the system allows, so
-	 * those copies do not miss in the TLB every 4 KiB.  It must outlive
-	 * the stream, which capture_read_stream closes. */
-	if (!use_stdin && (space = slab_new(READ_BUFFER)) != NULL && (buf = slab_get(space)) != NULL)
+	 * through it twice (the kernel's copy in, libpcap's out): it is on a
+	 * huge page where the system allows, so those copies do not miss in
+	 * the TLB every 4 KiB.  It must outlive the stream, which
+	 * capture_read_stream closes. */
+	if (!use_stdin && (buf = huge_calloc(READ_BUFFER)) != NULL)
 		(void)setvbuf(f, buf, _IOFBF, READ_BUFFER);   /* refused: stdio's own buffer */
 	ret = capture_read_stream(f, name, opts, sink, stats, err, errlen);
-	slab_free(space);
+	huge_free(buf, READ_BUFFER);
 	return ret;
 }

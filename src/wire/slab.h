@@ -30,9 +30,10 @@ void slab_put(struct slab *s, void *p) __attribute__((nonnull(1)));
 /* Frees every region; the objects must not be used after.  NULL is allowed. */
 void slab_free(struct slab *s);
 
-/* A table of `size` bytes, zero, on huge pages where the system allows
- * (one touched at random, as a hash table's buckets), or NULL; given back
- * with huge_free and the same size.  Built with AddressSanitizer, calloc's. */
+/* A block of `size` bytes, zero, on huge pages where the system allows
+ * (a table touched at random, a buffer every byte of a file passes
+ * through), or NULL; given back with huge_free and the same size.  Built
+ * with AddressSanitizer, calloc's. */
 void *huge_calloc(size_t size) __attribute__((warn_unused_result));
 void huge_free(void *p, size_t size);
 
