@@ -27,7 +27,7 @@ struct outfile {
 	/* Blocks: stdio's buffer goes out as it is, lines cut between two
 	 * writes included (a file of its own: see blocks_fit). */
 	bool blocks;
-	off_t end;               /* blocks: the file's length (good, and the start of a line after it) */
+	off_t end;               /* a file's length: good, and in blocks the start of a line after it */
 	bool skip;               /* blocks: the rest of a line lost at a failure is still to come */
 	char *tail;              /* the start of a line stdio has handed over, waiting for its end */
 	size_t tail_len, tail_cap;
@@ -78,6 +78,25 @@ static size_t write_all(struct outfile *o, const char *p, size_t n)
 	return done;
 }
 
+/* A write of p's n bytes failed after `done`: the lines written whole
+ * stay, and a file goes back to the end of its last complete line, so
+ * the next record starts clean (a pipe cannot take back a part: its line
+ * is lost); the lines that end after the cut are counted lost. */
+static void cut_back(struct outfile *o, const char *p, size_t n, size_t done)
+{
+	const char *nl = done ? memrchr(p, '\n', done) : NULL;
+	size_t keep = nl ? (size_t)(nl - p) + 1 : 0;
+
+	if (o->good >= 0) {
+		if (nl)
+			o->good = o->end + (off_t)keep;
+		if (ftruncate(o->fd, o->good) == 0)
+			(void)lseek(o->fd, o->good, SEEK_SET);
+		o->end = o->good;
+	}
+	o->lost += count_lines(p + keep, n - keep);
+}
+
 /* n bytes of complete lines to the descriptor, or none of them. */
 static void put_lines(struct outfile *o, const char *p, size_t n)
 {
@@ -85,23 +104,10 @@ static void put_lines(struct outfile *o, const char *p, size_t n)
 
 	if (done == n) {
 		if (o->good >= 0)
-			o->good += (off_t)n;
+			o->good = o->end += (off_t)n;
 		return;
 	}
-	/* the lines written whole stay; the rest of what was written goes,
-	 * so the file ends on a line and the next record starts clean (a
-	 * pipe cannot take back a part: its line is lost) */
-	{
-		const char *nl = done ? memrchr(p, '\n', done) : NULL;
-		size_t keep = nl ? (size_t)(nl - p) + 1 : 0;
-
-		if (o->good >= 0) {
-			o->good += (off_t)keep;
-			if (ftruncate(o->fd, o->good) == 0)
-				(void)lseek(o->fd, o->good, SEEK_SET);
-		}
-		o->lost += count_lines(p + keep, n - keep);
-	}
+	cut_back(o, p, n, done);
 	said_lost(o);
 }
 
@@ -131,20 +137,10 @@ static void put_block(struct outfile *o, const char *p, size_t n)
 		o->end += (off_t)n;
 		return;
 	}
-	{
-		const char *nl = done ? memrchr(p, '\n', done) : NULL;
-		size_t keep = nl ? (size_t)(nl - p) + 1 : 0;
-
-		if (nl)
-			o->good = o->end + (off_t)keep;
-		if (ftruncate(o->fd, o->good) == 0)
-			(void)lseek(o->fd, o->good, SEEK_SET);
-		o->end = o->good;
-		o->lost += count_lines(p + keep, n - keep);
-		if (p[n - 1] != '\n') {
-			o->lost++;   /* the line the buffer leaves unfinished */
-			o->skip = true;
-		}
+	cut_back(o, p, n, done);
+	if (p[n - 1] != '\n') {
+		o->lost++;   /* the line the buffer leaves unfinished */
+		o->skip = true;
 	}
 	said_lost(o);
 }
