@@ -249,17 +249,22 @@ struct conn_facts {
  * ClientHello's ciphers, extensions, signature algorithms and ALPN
  * names) are left as they were, the texts but for their first byte: what
  * reads them stops at the count or the NUL. */
+
+/* Member b of T comes right after member a (but for b's alignment):
+ * nothing lies between them for the clearing to miss. */
+#define FACTS_NEXT(T, a, b) \
+	(offsetof(T, b) >= offsetof(T, a) + sizeof(((T *)0)->a) && \
+	 offsetof(T, b) < offsetof(T, a) + sizeof(((T *)0)->a) + _Alignof(__typeof__(((T *)0)->b)))
+
 static inline void client_hello_clear(struct client_hello *ch)
 {
-	_Static_assert(offsetof(struct client_hello, sni) < offsetof(struct client_hello, alpn) &&
-		       offsetof(struct client_hello, alpn) < offsetof(struct client_hello, n_alpn) &&
-		       offsetof(struct client_hello, n_alpn) < offsetof(struct client_hello, ciphers) &&
-		       offsetof(struct client_hello, ciphers) < offsetof(struct client_hello, n_ciphers) &&
-		       offsetof(struct client_hello, n_ciphers) < offsetof(struct client_hello, exts) &&
-		       offsetof(struct client_hello, exts) < offsetof(struct client_hello, n_exts) &&
-		       offsetof(struct client_hello, n_exts) < offsetof(struct client_hello, sigalgs) &&
-		       offsetof(struct client_hello, sigalgs) < offsetof(struct client_hello, n_sigalgs),
-		       "client_hello_clear knows the order of struct client_hello's members");
+	_Static_assert(FACTS_NEXT(struct client_hello, sni, alpn) && FACTS_NEXT(struct client_hello, alpn, n_alpn) &&
+		       FACTS_NEXT(struct client_hello, n_alpn, ciphers) &&
+		       FACTS_NEXT(struct client_hello, ciphers, n_ciphers) &&
+		       FACTS_NEXT(struct client_hello, n_ciphers, exts) && FACTS_NEXT(struct client_hello, exts, n_exts) &&
+		       FACTS_NEXT(struct client_hello, n_exts, sigalgs) &&
+		       FACTS_NEXT(struct client_hello, sigalgs, n_sigalgs),
+		       "between the SNI and n_sigalgs, only the arrays and their counts");
 	/* the scalars before the SNI, and its first byte */
 	memset(ch, 0, offsetof(struct client_hello, sni) + 1);
 	ch->n_alpn = 0;
@@ -271,23 +276,16 @@ static inline void client_hello_clear(struct client_hello *ch)
 
 static inline void facts_clear(struct conn_facts *f)
 {
-	_Static_assert(offsetof(struct conn_facts, connect_target) ==
-		       offsetof(struct conn_facts, ch) + sizeof(f->ch) &&
-		       offsetof(struct conn_facts, http_request) ==
-		       offsetof(struct conn_facts, connect_target) + sizeof(f->connect_target) &&
-		       offsetof(struct conn_facts, http_reason) ==
-		       offsetof(struct conn_facts, http_request) + sizeof(f->http_request) &&
-		       offsetof(struct conn_facts, http_title) ==
-		       offsetof(struct conn_facts, http_reason) + sizeof(f->http_reason) &&
-		       offsetof(struct conn_facts, http_server) ==
-		       offsetof(struct conn_facts, http_title) + sizeof(f->http_title) &&
-		       offsetof(struct conn_facts, keylog_note) ==
-		       offsetof(struct conn_facts, http_server) + sizeof(f->http_server) &&
-		       offsetof(struct conn_facts, decode_error) ==
-		       offsetof(struct conn_facts, keylog_note) + sizeof(f->keylog_note) &&
-		       offsetof(struct conn_facts, decode_error) + sizeof(f->decode_error) + 8 >
+	_Static_assert(FACTS_NEXT(struct conn_facts, ch, connect_target) &&
+		       FACTS_NEXT(struct conn_facts, connect_target, http_request) &&
+		       FACTS_NEXT(struct conn_facts, http_request, http_reason) &&
+		       FACTS_NEXT(struct conn_facts, http_reason, http_title) &&
+		       FACTS_NEXT(struct conn_facts, http_title, http_server) &&
+		       FACTS_NEXT(struct conn_facts, http_server, keylog_note) &&
+		       FACTS_NEXT(struct conn_facts, keylog_note, decode_error) &&
+		       offsetof(struct conn_facts, decode_error) + sizeof(f->decode_error) + _Alignof(struct conn_facts) >
 		       sizeof(struct conn_facts),
-		       "facts_clear knows what follows the ClientHello: the texts, and nothing else");
+		       "after the ClientHello, only the texts");
 	memset(f, 0, offsetof(struct conn_facts, ch));
 	client_hello_clear(&f->ch);
 	f->connect_target[0] = '\0';
