@@ -815,8 +815,9 @@ static void handoff_free(struct handoff *ho)
 unsigned capture_cpus(void)
 {
 	cpu_set_t set;
+	int n = sched_getaffinity(0, sizeof(set), &set) == 0 ? CPU_COUNT(&set) : 1;
 
-	return sched_getaffinity(0, sizeof(set), &set) == 0 && CPU_COUNT(&set) > 1 ? (unsigned)CPU_COUNT(&set) : 1;
+	return n > 1 ? (unsigned)n : 1;
 }
 
 /* Starts the reader thread; NULL when it cannot be had or would not help:
